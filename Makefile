@@ -1,0 +1,36 @@
+# lampi-pkg — see README.md. Every target installs what it needs.
+GO ?= go
+BIN := bin
+FUZZTIME ?= 5s
+
+.PHONY: all build demo test check fuzz bench deps clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN)/lampi-pkg ./cmd/lampi-pkg
+
+# The main job end to end on the embedded defaults.
+demo: deps build
+	@scripts/demo.sh $(BIN)/lampi-pkg
+
+# Everything: formatting, vet, the race-enabled test suite against the real
+# Debian tools, and a short run of every fuzz target.
+test: deps
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	@scripts/fuzz.sh $(FUZZTIME)
+
+fuzz: deps
+	@scripts/fuzz.sh 2m
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./deb/
+	@scripts/bench.sh $(BIN)/lampi-pkg
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,136 @@
+package deb
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/ulikunitz/xz"
+)
+
+// Parallel xz: the input is cut into fixed-size chunks, each compressed on
+// its own into a one-block xz stream; the blocks are then spliced, in
+// order, into a single multi-block stream with a combined index — what
+// "xz -T" writes. The output depends on the chunk size only, never on the
+// number of workers, so builds stay byte-identical on any machine.
+
+var xzMagic = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
+
+// xzRecord is one index record: a block's unpadded and uncompressed size.
+type xzRecord struct{ unpadded, uncompressed uint64 }
+
+// xzChunk is a compressed chunk: its blocks (with padding) and records.
+type xzChunk struct {
+	blocks  []byte
+	records []xzRecord
+}
+
+// compressXZChunk compresses one chunk into a standalone stream and cuts
+// out its blocks and index records.
+func compressXZChunk(data []byte, dictCap int) (xzChunk, error) {
+	var buf bytes.Buffer
+	w, err := xz.WriterConfig{DictCap: dictCap, CheckSum: xz.CRC64, BlockSize: int64(len(data)) + 1}.NewWriter(&buf)
+	if err != nil {
+		return xzChunk{}, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return xzChunk{}, err
+	}
+	if err := w.Close(); err != nil {
+		return xzChunk{}, err
+	}
+	return splitXZStream(buf.Bytes())
+}
+
+// splitXZStream parses a single xz stream written by us and returns its
+// blocks and index records.
+func splitXZStream(s []byte) (xzChunk, error) {
+	if len(s) < 24 || !bytes.Equal(s[:6], xzMagic) {
+		return xzChunk{}, errors.New("xz: not a stream")
+	}
+	footer := s[len(s)-12:]
+	backward := (uint64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
+	if backward > uint64(len(s)-24) {
+		return xzChunk{}, errors.New("xz: bad backward size")
+	}
+	indexStart := len(s) - 12 - int(backward)
+	index := s[indexStart : len(s)-12]
+	if index[0] != 0 {
+		return xzChunk{}, errors.New("xz: no index indicator")
+	}
+	r := bytes.NewReader(index[1:])
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return xzChunk{}, fmt.Errorf("xz: index: %w", err)
+	}
+	c := xzChunk{blocks: s[12:indexStart]}
+	for i := uint64(0); i < n; i++ {
+		u, err1 := binary.ReadUvarint(r)
+		v, err2 := binary.ReadUvarint(r)
+		if err := errors.Join(err1, err2); err != nil {
+			return xzChunk{}, fmt.Errorf("xz: index record: %w", err)
+		}
+		c.records = append(c.records, xzRecord{u, v})
+	}
+	return c, nil
+}
+
+// xzStreamWriter writes the stream header, then blocks as they come, then
+// the combined index and footer on close.
+type xzStreamWriter struct {
+	w       io.Writer
+	records []xzRecord
+	started bool
+}
+
+// flags: no flags byte, check type CRC64 (0x04).
+var xzStreamFlags = []byte{0x00, 0x04}
+
+func (x *xzStreamWriter) writeChunk(c xzChunk) error {
+	if !x.started {
+		if err := x.header(); err != nil {
+			return err
+		}
+	}
+	x.records = append(x.records, c.records...)
+	_, err := x.w.Write(c.blocks)
+	return err
+}
+
+func (x *xzStreamWriter) header() error {
+	x.started = true
+	h := append(append([]byte{}, xzMagic...), xzStreamFlags...)
+	h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(xzStreamFlags))
+	_, err := x.w.Write(h)
+	return err
+}
+
+func (x *xzStreamWriter) close() error {
+	if !x.started {
+		if err := x.header(); err != nil {
+			return err
+		}
+	}
+	idx := []byte{0x00}
+	idx = binary.AppendUvarint(idx, uint64(len(x.records)))
+	for _, r := range x.records {
+		idx = binary.AppendUvarint(idx, r.unpadded)
+		idx = binary.AppendUvarint(idx, r.uncompressed)
+	}
+	for len(idx)%4 != 0 {
+		idx = append(idx, 0)
+	}
+	idx = binary.LittleEndian.AppendUint32(idx, crc32.ChecksumIEEE(idx))
+	foot := binary.LittleEndian.AppendUint32(nil, uint32(len(idx)/4-1))
+	foot = append(foot, xzStreamFlags...)
+	foot = append(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(foot)), foot...)
+	foot = append(foot, 'Y', 'Z')
+	if _, err := x.w.Write(idx); err != nil {
+		return err
+	}
+	_, err := x.w.Write(foot)
+	return err
+}

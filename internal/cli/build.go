@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
+)
+
+type buildOptions struct {
+	dir      string
+	output   string
+	compress string
+	level    int
+	mtime    string
+	json     bool
+}
+
+func newBuildCmd(env *Env) *cobra.Command {
+	o := &buildOptions{}
+	cmd := &cobra.Command{
+		Use:   "build DIR",
+		Short: "Build a .deb from a package tree, without root",
+		Long: `Build a .deb from DIR, laid out as for 'dpkg-deb --build': DIR/DEBIAN holds
+control, optional conffiles and maintainer scripts (preinst, postinst, prerm,
+postrm); everything else is the payload.
+
+Every entry is owned by root:root whoever builds (no sudo, no chown), entries
+are sorted, directories explicit, and times clamped to --mtime, else to
+SOURCE_DATE_EPOCH, else to the newest file of the tree: building the same
+tree twice gives the same bytes. md5sums, Installed-Size and conffiles (every
+file under /etc plus DEBIAN/conffiles) are generated.
+
+The package is written to -o: a file name, or a directory (default: the
+current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
+		Example: `  lampi-pkg build hi
+  lampi-pkg build hi -o dist/ --compress gzip
+  SOURCE_DATE_EPOCH=1700000000 lampi-pkg build hi -o hi.deb`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.dir = args[0]
+			return runBuild(env, cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "", "output file or directory (default: current directory)")
+	f.StringVarP(&o.compress, "compress", "Z", "xz", "compression of the members: xz, gzip, zstd or none")
+	f.IntVar(&o.level, "level", 0, "compression level (default: gzip 9, xz 6, zstd 3)")
+	f.StringVar(&o.mtime, "mtime", "", "clamp timestamps to T (unix seconds, @seconds or RFC 3339; default SOURCE_DATE_EPOCH)")
+	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
+	comp, err := deb.ParseCompression(o.compress)
+	if err != nil {
+		return &usageError{err}
+	}
+	mtime, err := clampTime(o.mtime, env.Getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(o.dir)
+	if err != nil || !st.IsDir() {
+		return withHint(fmt.Errorf("build: %s is not a directory", o.dir), "lampi-pkg build DIR, where DIR/DEBIAN/control exists")
+	}
+	root, err := os.OpenRoot(o.dir)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	defer root.Close()
+
+	outDir, outName := outputTarget(o.output)
+	tmp, err := os.CreateTemp(outDir, ".lampi-build-*.deb.tmp")
+	if err != nil {
+		return fmt.Errorf("build: cannot write in %s: %w", outDir, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	opts := deb.BuildOptions{Compression: comp, Level: o.level, Mtime: mtime, TempDir: outDir}
+	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !o.json {
+		opts.Progress = progressPrinter(env, "archiving")
+	}
+	res, err := deb.Build(cmd.Context(), root.FS(), tmp, opts)
+	if err != nil {
+		return buildError(o.dir, err)
+	}
+	if opts.Progress != nil {
+		fmt.Fprint(env.Err, "\r\033[K")
+	}
+	if outName == "" {
+		outName = res.Filename
+	}
+	final := filepath.Join(outDir, outName)
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("build: write %s: %w", final, err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	committed = true
+	for _, w := range res.Warnings {
+		fmt.Fprintf(env.Err, "warning: %s: %s\n", o.dir, w)
+	}
+	out := cmd.OutOrStdout()
+	if o.json {
+		return writeJSON(out, buildJSON(res, final, comp))
+	}
+	fmt.Fprintf(out, "built %s: %s %s (%s), %s, %d entries, Installed-Size %d KiB\n",
+		final, res.Control.Get("Package"), res.Control.Get("Version"), res.Control.Get("Architecture"),
+		humanBytes(res.Size), res.Entries, res.InstalledSize)
+	return nil
+}
+
+func buildJSON(res *deb.BuildResult, file string, comp deb.Compression) any {
+	warnings := make([]string, len(res.Warnings))
+	for i, w := range res.Warnings {
+		warnings[i] = w.String()
+	}
+	return struct {
+		File          string   `json:"file"`
+		Package       string   `json:"package"`
+		Version       string   `json:"version"`
+		Architecture  string   `json:"architecture"`
+		Size          int64    `json:"size"`
+		InstalledSize int64    `json:"installed_size"`
+		Compression   string   `json:"compression"`
+		Entries       int      `json:"entries"`
+		Conffiles     []string `json:"conffiles"`
+		Warnings      []string `json:"warnings"`
+	}{file, res.Control.Get("Package"), res.Control.Get("Version"), res.Control.Get("Architecture"),
+		res.Size, res.InstalledSize, string(comp), res.Entries, nonNil(res.Conffiles), warnings}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// buildError adds the tree to a build error and a hint for tree problems.
+func buildError(dir string, err error) error {
+	err = fmt.Errorf("build %s: %w", dir, err)
+	if deb.IsValidationError(err) {
+		return withHint(err, "fix the file named above and build again; 'lampi-pkg build --help' shows the expected layout")
+	}
+	return err
+}
+
+// outputTarget splits -o into the directory to write in and the file name
+// ("" = the canonical name).
+func outputTarget(o string) (dir, name string) {
+	if o == "" {
+		return ".", ""
+	}
+	if strings.HasSuffix(o, "/") || strings.HasSuffix(o, string(filepath.Separator)) {
+		return filepath.Clean(o), ""
+	}
+	if st, err := os.Stat(o); err == nil && st.IsDir() {
+		return o, ""
+	}
+	return filepath.Dir(o), filepath.Base(o)
+}
+
+// clampTime reads --mtime, else SOURCE_DATE_EPOCH; zero means "newest file".
+func clampTime(flag, sde string) (time.Time, error) {
+	if flag != "" {
+		t, err := parseTime(flag)
+		if err != nil {
+			return time.Time{}, usageErrorf("--mtime %q: %v", flag, err)
+		}
+		return t, nil
+	}
+	if sde != "" {
+		n, err := strconv.ParseInt(sde, 10, 64)
+		if err != nil || n < 0 {
+			return time.Time{}, withHint(fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", sde), "export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)")
+		}
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Time{}, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(strings.TrimPrefix(s, "@"), 10, 64); err == nil && n >= 0 {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errors.New("expected unix seconds, @seconds, RFC 3339 or YYYY-MM-DD")
+}
+
+func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// progressPrinter redraws one status line on the terminal, at most every
+// 100 ms.
+func progressPrinter(env *Env, what string) func(done, total int64) {
+	var last time.Time
+	return func(done, total int64) {
+		now := env.Now()
+		if now.Sub(last) < 100*time.Millisecond && done < total {
+			return
+		}
+		last = now
+		pct := 100.0
+		if total > 0 {
+			pct = float64(done) * 100 / float64(total)
+		}
+		fmt.Fprintf(env.Err, "\r\033[K%s %s / %s (%.0f%%)", what, humanBytes(done), humanBytes(total), pct)
+	}
+}

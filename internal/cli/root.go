@@ -1,0 +1,76 @@
+// Package cli is the lampi-pkg command tree: it turns flags into library
+// calls, writes their results, and decides exit codes. Nothing else in the
+// module reads os.Args, the environment, the clock or the standard streams.
+package cli
+
+import (
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// Env is what a command may touch of the outside world. Tests build one
+// with buffers, a fixed clock and a fake environment.
+type Env struct {
+	In     io.Reader
+	Out    io.Writer
+	Err    io.Writer
+	Getenv func(string) string
+	Now    func() time.Time
+	// IsTerminal reports whether the given stream is an interactive terminal.
+	IsTerminal func(f any) bool
+}
+
+// StdIO returns the Env of the real process.
+func StdIO() *Env {
+	return &Env{
+		In:         os.Stdin,
+		Out:        os.Stdout,
+		Err:        os.Stderr,
+		Getenv:     os.Getenv,
+		Now:        time.Now,
+		IsTerminal: isTerminal,
+	}
+}
+
+// NewRootCmd builds the whole lampi-pkg command tree around env.
+func NewRootCmd(env *Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "lampi-pkg",
+		Short: "Build, sign and publish Debian packages for device fleets",
+		Long: `lampi-pkg builds .deb packages from directory trees without root,
+bumps versions, signs them, publishes a reprepro-compatible apt repository
+and tells which device runs which version.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(env.In)
+	root.SetOut(env.Out)
+	root.SetErr(env.Err)
+	root.CompletionOptions.DisableDefaultCmd = true
+	for _, add := range commands {
+		root.AddCommand(add(env))
+	}
+	return root
+}
+
+// commands lists the constructors of the top-level verbs. Each verb lives
+// in its own file and registers itself here through init-free static
+// listing, so the tree is visible in one place.
+var commands = []func(*Env) *cobra.Command{
+	newBuildCmd,
+	newInfoCmd,
+	newContentsCmd,
+	newExtractCmd,
+	newVersionCmd,
+}
+
+// Main runs lampi-pkg with args and returns the process exit code.
+func Main(args []string, env *Env) int {
+	root := NewRootCmd(env)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	return exitCode(env.Err, cmd.CommandPath(), err)
+}

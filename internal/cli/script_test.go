@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the test binary act as the lampi-pkg command inside
+// testscript scenarios: "exec lampi-pkg …" runs the real program in a child
+// process, with real files, real exit codes and real standard streams.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"lampi-pkg": func() { os.Exit(Main(os.Args[1:], StdIO())) },
+	})
+}
+
+// TestScripts runs every scenario under testdata/script at the top of the
+// module. Scenarios may use the conditions [exec:dpkg-deb] etc. to say which
+// real tools they need; FIXTURES points at the fixtures directory.
+func TestScripts(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join(root, "testdata", "script"),
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("FIXTURES", filepath.Join(root, "fixtures"))
+			e.Setenv("SOURCE_DATE_EPOCH", "")
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Geteuid() == 0, nil
+			}
+			return false, nil
+		},
+		RequireExplicitExec: true,
+	})
+}
