@@ -79,6 +79,9 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	defer root.Close()
 
 	outDir, outName := outputTarget(o.output)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fmt.Errorf("build: create output directory: %w", err)
+	}
 	tmp, err := os.CreateTemp(outDir, ".lampi-build-*.deb.tmp")
 	if err != nil {
 		return fmt.Errorf("build: cannot write in %s: %w", outDir, err)
