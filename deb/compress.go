@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/klauspost/pgzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 )
 
 // Compression names the compressor of a .deb member.
