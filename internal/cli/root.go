@@ -65,6 +65,8 @@ var commands = []func(*Env) *cobra.Command{
 	newContentsCmd,
 	newExtractCmd,
 	newVersionCmd,
+	newKeyCmd,
+	newVerifyReleaseCmd,
 }
 
 // Main runs lampi-pkg with args and returns the process exit code.

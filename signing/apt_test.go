@@ -1,0 +1,160 @@
+package signing
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+)
+
+const aptPackages = `Package: lampi-hello
+Version: 1.0.0
+Architecture: all
+Maintainer: Lampi Test <test@lampi.example>
+Installed-Size: 1
+Filename: pool/main/l/lampi-hello/lampi-hello_1.0.0_all.deb
+Size: 1024
+SHA256: 0000000000000000000000000000000000000000000000000000000000000000
+Description: test package that is never downloaded
+`
+
+// aptRelease is a minimal Release over one Packages file, dated at
+// testNow (in the past: apt refuses a Date in the future).
+func aptRelease() string {
+	sum := sha256.Sum256([]byte(aptPackages))
+	return fmt.Sprintf(`Origin: lampi-test
+Label: lampi-test
+Suite: stable
+Codename: stable
+Date: %s
+Architectures: amd64
+Components: main
+SHA256:
+ %x %d main/binary-amd64/Packages
+`, testNow.Format(time.RFC1123), sum, len(aptPackages))
+}
+
+// TestAptAcceptsOurRepository is the end-to-end judge: the real
+// "apt-get update", in an isolated root, accepts a repository served over
+// HTTP whose InRelease, or Release + Release.gpg, we signed — and refuses
+// it (NO_PUBKEY, "is not signed", non-zero exit) when another key signed
+// it.
+func TestAptAcceptsOurRepository(t *testing.T) {
+	aptGet := testutil.RequireTool(t, "apt-get")
+	ours := sharedKey(t, Ed25519)
+	other := readFixture(t, "other.sec.asc")
+	cases := []struct {
+		name      string
+		signer    *Key
+		inRelease bool // serve InRelease, else Release + Release.gpg
+		ok        bool
+	}{
+		{"InRelease", ours, true, true},
+		{"Release.gpg", ours, false, true},
+		{"InRelease by another key", other, true, false},
+		{"Release.gpg by another key", other, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			repo := t.TempDir()
+			s := mustSigner(t, c.signer, testNow)
+			release := aptRelease()
+			files := map[string]string{"dists/stable/main/binary-amd64/Packages": aptPackages, "dists/stable/Release": release}
+			if c.inRelease {
+				out, err := s.Clearsign(bg, strings.NewReader(release))
+				if err != nil {
+					t.Fatal(err)
+				}
+				files["dists/stable/InRelease"] = string(out)
+			} else {
+				out, err := s.SignDetachedArmored(bg, strings.NewReader(release))
+				if err != nil {
+					t.Fatal(err)
+				}
+				files["dists/stable/Release.gpg"] = string(out)
+			}
+			for name, data := range files {
+				p := filepath.Join(repo, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv := httptest.NewServer(http.FileServer(http.Dir(repo)))
+			defer srv.Close()
+
+			root := aptRoot(t)
+			keyring := writeKeyring(t, t.TempDir(), ours)
+			sources := fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", keyring, srv.URL)
+			if err := os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), []byte(sources), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := runApt(aptGet, root, "update")
+			lists, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Packages*"))
+			if c.ok {
+				if err != nil || bytes.Contains(out, []byte("W:")) || bytes.Contains(out, []byte("E:")) || len(lists) != 1 {
+					t.Fatalf("apt-get update refused our repository (%v, lists %v):\n%s", err, lists, out)
+				}
+				return
+			}
+			wantKey := other.KeyID()
+			if err == nil || !bytes.Contains(out, []byte("NO_PUBKEY "+wantKey)) || !bytes.Contains(out, []byte("is not signed")) || len(lists) != 0 {
+				t.Fatalf("apt-get update did not refuse a repository signed by another key (%v, lists %v):\n%s", err, lists, out)
+			}
+		})
+	}
+}
+
+// aptRoot makes an isolated root for apt-get (see DESIGN.md).
+func aptRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/apt/lists/partial",
+		"var/cache/apt/archives/partial", "var/log/apt", "etc/apt/preferences.d", "etc/apt/apt.conf.d"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, err := os.ReadFile("/var/lib/dpkg/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), status, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func runApt(aptGet, root string, args ...string) ([]byte, error) {
+	opts := []string{
+		"-o", "Dir=" + root,
+		"-o", "Dir::State::status=" + filepath.Join(root, "var/lib/dpkg/status"),
+		"-o", "Dir::Etc::SourceParts=/dev/null",
+		"-o", "APT::Sandbox::User=root",
+		"-o", "Debug::NoLocking=1",
+		"-o", "Dir::Bin::dpkg=/usr/bin/dpkg",
+		"-o", "Dpkg::Options::=--instdir=" + root,
+		"-o", "Dpkg::Options::=--admindir=" + filepath.Join(root, "var/lib/dpkg"),
+		"-o", "Dpkg::Options::=--force-script-chrootless",
+		"-o", "Dpkg::Options::=--force-not-root",
+		"-o", "Dpkg::Options::=--log=/dev/null",
+		"-o", "APT::Architecture=amd64",
+		"-o", "Acquire::Languages=none",
+		"-o", "Acquire::http::Proxy=false",
+	}
+	cmd := exec.Command(aptGet, append(opts, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "HOME=" + root}
+	return cmd.CombinedOutput()
+}
