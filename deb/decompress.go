@@ -1,0 +1,408 @@
+package deb
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Decompression limits. A hostile archive must not make the reader
+// allocate without bound: compressors that declare their window or
+// dictionary size up front are refused beyond these sizes (xz -9 uses
+// 64 MiB, zstd -19 8 MiB, zstd --long=27 128 MiB).
+const (
+	maxXZDict     = 128 << 20
+	maxZstdWindow = 128 << 20
+)
+
+// compressionOfMember returns the compression of a control.tar* or
+// data.tar* member from its name's suffix.
+func compressionOfMember(name string) (Compression, error) {
+	i := strings.Index(name, ".tar")
+	ext := name[i+len(".tar"):]
+	switch ext {
+	case "":
+		return CompressNone, nil
+	case ".gz":
+		return CompressGzip, nil
+	case ".xz":
+		return CompressXZ, nil
+	case ".zst":
+		return CompressZstd, nil
+	case ".bz2":
+		return "", fmt.Errorf("member %s: %w: bzip2; only xz, gzip, zstd and none are read", name, ErrCompression)
+	case ".lzma":
+		return "", fmt.Errorf("member %s: %w: lzma; only xz, gzip, zstd and none are read", name, ErrCompression)
+	}
+	return "", fmt.Errorf("member %s: %w: unknown suffix %q; expected .xz, .gz, .zst or none", name, ErrCompression, ext)
+}
+
+// newDecompressor returns a reader of the decompressed content of r.
+// Close releases the decoder; it does not close r.
+func newDecompressor(r io.Reader, c Compression) (io.ReadCloser, error) {
+	switch c {
+	case CompressNone:
+		return io.NopCloser(r), nil
+	case CompressGzip:
+		z, err := kgzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", decodeErr(err))
+		}
+		return z, nil
+	case CompressXZ:
+		z, err := xz.NewReader(newXZGuard(r))
+		if err != nil {
+			return nil, fmt.Errorf("xz: %w", decodeErr(err))
+		}
+		return io.NopCloser(z), nil
+	case CompressZstd:
+		z, err := zstd.NewReader(r,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", decodeErr(err))
+		}
+		return z.IOReadCloser(), nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrCompression, c)
+}
+
+// decodeErr maps a decoder's error: a truncation reported by our own
+// readers is kept, an early end of input becomes ErrTruncated, anything
+// else is corrupt data.
+func decodeErr(err error) error {
+	switch {
+	case errors.Is(err, ErrTruncated), errors.Is(err, ErrTooLarge), errors.Is(err, ErrCorrupt):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: compressed data ends early", ErrTruncated)
+	}
+	return fmt.Errorf("%w: %w", ErrCorrupt, err)
+}
+
+// decodedReader reads decompressed data, mapping decoder errors with
+// decodeErr and refusing to deliver more than limit bytes (when limit ≥ 0).
+type decodedReader struct {
+	r     io.Reader
+	c     Compression
+	limit int64
+	n     int64
+}
+
+func (d *decodedReader) Read(p []byte) (int, error) {
+	if d.limit >= 0 && d.n >= d.limit {
+		// Find out whether there is more before calling it a bomb.
+		var one [1]byte
+		if k, err := d.r.Read(one[:]); k > 0 {
+			return 0, fmt.Errorf("%w: it decompresses to more than %d bytes", ErrTooLarge, d.limit)
+		} else if err != nil {
+			return 0, d.mapErr(err)
+		}
+		return 0, nil
+	}
+	if d.limit >= 0 && int64(len(p)) > d.limit-d.n {
+		p = p[:d.limit-d.n]
+	}
+	n, err := d.r.Read(p)
+	d.n += int64(n)
+	return n, d.mapErr(err)
+}
+
+func (d *decodedReader) mapErr(err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if d.c == CompressNone {
+		return err
+	}
+	return fmt.Errorf("%s: %w", d.c, decodeErr(err))
+}
+
+// xzGuard passes an xz stream through unchanged while following its
+// framing (stream header, block headers, LZMA2 chunk headers, index,
+// footer), so that a block header declaring a dictionary larger than
+// maxXZDict is refused before the xz decoder sees it and allocates the
+// dictionary. Structural errors stop the stream early; the decoder then
+// reports them.
+type xzGuard struct {
+	r       *bufio.Reader
+	pending []byte // checked bytes not yet returned
+	raw     int64  // compressed chunk bytes to pass through unchecked
+	state   xzGuardState
+	check   int   // size of each block's check field
+	off     int64 // offset in the current stream
+	records int64 // index records left
+	err     error
+}
+
+type xzGuardState int
+
+const (
+	xzgStreamHeader xzGuardState = iota
+	xzgBlockOrIndex
+	xzgChunk
+	xzgBlockEnd
+	xzgIndexRecords
+	xzgIndexEnd
+	xzgStreamPadding
+)
+
+var xzGuardMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+
+func newXZGuard(r io.Reader) *xzGuard {
+	return &xzGuard{r: bufio.NewReaderSize(r, 32<<10)}
+}
+
+func (g *xzGuard) Read(p []byte) (int, error) {
+	for len(g.pending) == 0 && g.raw == 0 {
+		if g.err != nil {
+			return 0, g.err
+		}
+		g.pending = g.pending[:0]
+		g.err = g.step()
+		if g.err != nil && !errors.Is(g.err, io.EOF) {
+			g.pending = nil // never hand out a half-checked structure
+		}
+	}
+	if len(g.pending) > 0 {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	if int64(len(p)) > g.raw {
+		p = p[:g.raw]
+	}
+	n, err := g.r.Read(p)
+	g.raw -= int64(n)
+	g.off += int64(n)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// take reads exactly n more bytes into pending and returns them.
+func (g *xzGuard) take(n int) ([]byte, error) {
+	start := len(g.pending)
+	g.pending = append(g.pending, make([]byte, n)...)
+	k, err := io.ReadFull(g.r, g.pending[start:])
+	g.off += int64(k)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return g.pending[start:], err
+}
+
+// varint reads one xz multibyte integer into pending.
+func (g *xzGuard) varint() (uint64, error) {
+	var v uint64
+	for i := 0; i < 9; i++ {
+		b, err := g.take(1)
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(b[0]&0x7f) << (7 * i)
+		if b[0]&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: xz: malformed integer in the index", ErrCorrupt)
+}
+
+// step checks the next structural element and queues its bytes.
+func (g *xzGuard) step() error {
+	switch g.state {
+	case xzgStreamHeader:
+		h, err := g.take(12)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(h[:6], xzGuardMagic) || h[6] != 0 || h[7]&0xf0 != 0 {
+			return fmt.Errorf("%w: xz: bad stream header", ErrCorrupt)
+		}
+		g.check = xzGuardCheckSize(h[7] & 0x0f)
+		g.state = xzgBlockOrIndex
+	case xzgBlockOrIndex:
+		b, err := g.take(1)
+		if err != nil {
+			return err
+		}
+		if b[0] == 0 {
+			n, err := g.varint()
+			if err != nil {
+				return err
+			}
+			g.records, g.state = int64(min(n, 1<<62)), xzgIndexRecords
+			return nil
+		}
+		h, err := g.take(int(b[0])*4 + 3)
+		if err != nil {
+			return err
+		}
+		if err := checkXZGuardBlockHeader(h); err != nil {
+			return err
+		}
+		g.state = xzgChunk
+	case xzgChunk:
+		c, err := g.take(1)
+		if err != nil {
+			return err
+		}
+		switch ctl := c[0]; {
+		case ctl == 0:
+			g.state = xzgBlockEnd
+		case ctl == 1 || ctl == 2:
+			s, err := g.take(2)
+			if err != nil {
+				return err
+			}
+			g.raw = int64(s[0])<<8 | int64(s[1]) + 1
+		case ctl >= 0x80:
+			n := 4
+			if ctl >= 0xc0 {
+				n = 5
+			}
+			s, err := g.take(n)
+			if err != nil {
+				return err
+			}
+			g.raw = int64(s[2])<<8 | int64(s[3]) + 1
+		default:
+			return fmt.Errorf("%w: xz: invalid LZMA2 chunk", ErrCorrupt)
+		}
+	case xzgBlockEnd:
+		if _, err := g.take(int(-g.off&3) + g.check); err != nil {
+			return err
+		}
+		g.state = xzgBlockOrIndex
+	case xzgIndexRecords:
+		if g.records == 0 {
+			g.state = xzgIndexEnd
+			return nil
+		}
+		g.records--
+		if _, err := g.varint(); err != nil {
+			return err
+		}
+		_, err := g.varint()
+		return err
+	case xzgIndexEnd:
+		// Index padding and CRC32, then the 12-byte stream footer.
+		if _, err := g.take(int(-g.off&3) + 4 + 12); err != nil {
+			return err
+		}
+		g.state = xzgStreamPadding
+	case xzgStreamPadding:
+		b, err := g.r.Peek(4)
+		if len(b) == 0 && err == io.EOF {
+			return io.EOF
+		}
+		if len(b) == 4 && bytes.Equal(b, []byte{0, 0, 0, 0}) {
+			_, err := g.take(4)
+			return err
+		}
+		if len(b) == 4 && bytes.Equal(b, xzGuardMagic[:4]) {
+			g.off, g.state = 0, xzgStreamHeader
+			return nil
+		}
+		return fmt.Errorf("%w: xz: unexpected data after the end of the stream", ErrCorrupt)
+	}
+	return nil
+}
+
+// checkXZGuardBlockHeader checks a block header (without its size byte) and
+// refuses LZMA2 dictionaries larger than maxXZDict.
+func checkXZGuardBlockHeader(h []byte) error {
+	bad := fmt.Errorf("%w: xz: malformed block header", ErrCorrupt)
+	if len(h) < 5 {
+		return bad
+	}
+	body := h[:len(h)-4] // without the CRC32
+	flags := body[0]
+	pos := 1
+	skipVarint := func() bool {
+		for i := 0; i < 9 && pos < len(body); i++ {
+			pos++
+			if body[pos-1]&0x80 == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	readVarint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && pos < len(body); i++ {
+			b := body[pos]
+			pos++
+			v |= uint64(b&0x7f) << (7 * i)
+			if b&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	if flags&0x40 != 0 && !skipVarint() {
+		return bad
+	}
+	if flags&0x80 != 0 && !skipVarint() {
+		return bad
+	}
+	for i := 0; i <= int(flags&3); i++ {
+		id, ok1 := readVarint()
+		size, ok2 := readVarint()
+		if !ok1 || !ok2 || size > uint64(len(body)-pos) {
+			return bad
+		}
+		props := body[pos : pos+int(size)]
+		pos += int(size)
+		if id == 0x21 { // LZMA2
+			if len(props) != 1 || props[0] > 40 {
+				return bad
+			}
+			dict := int64(2|props[0]&1) << (props[0]/2 + 11)
+			if dict > maxXZDict {
+				return fmt.Errorf("%w: xz: the data asks for a %d MiB dictionary; the limit is %d MiB", ErrTooLarge, dict>>20, maxXZDict>>20)
+			}
+		}
+	}
+	return nil
+}
+
+// xzGuardCheckSize returns the size of the block check for an xz check ID.
+func xzGuardCheckSize(id byte) int {
+	if id == 0 {
+		return 0
+	}
+	return 4 << ((id - 1) / 3)
+}
+
+// tarErr maps archive/tar's errors onto the package's sentinels.
+func tarErr(err error) error {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: the tarball ends early", ErrTruncated)
+	case errors.Is(err, tar.ErrHeader), errors.Is(err, tar.ErrFieldTooLong):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// tarNext is tr.Next, except that archive/tar's ErrInsecurePath (returned
+// with GODEBUG=tarinsecurepath=0) is left to this package's own path
+// checks, which name the entry.
+func tarNext(tr *tar.Reader) (*tar.Header, error) {
+	h, err := tr.Next()
+	if h != nil && errors.Is(err, tar.ErrInsecurePath) {
+		err = nil
+	}
+	return h, err
+}

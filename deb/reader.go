@@ -1,0 +1,358 @@
+package deb
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors of the reader, in addition to those in errors.go.
+var (
+	// ErrCorrupt: a member's compressed data or tarball is malformed.
+	ErrCorrupt = errors.New("corrupt archive")
+	// ErrTooLarge: a member exceeds one of the reader's bounds
+	// (MaxControlSize, MaxControlFileSize, the decompressors' window).
+	ErrTooLarge = errors.New("archive exceeds a size limit")
+)
+
+// Bounds applied to the control member, which the reader holds in memory.
+// The data member is streamed and has no bound.
+const (
+	// MaxControlSize bounds the decompressed control.tar (all entries and
+	// tar headers): a zip bomb there fails instead of exhausting memory.
+	MaxControlSize = 64 << 20
+	// MaxControlFileSize bounds the control file itself.
+	MaxControlFileSize = 1 << 20
+)
+
+// quoteName shows an archive path in messages: as is when it is plain,
+// Go-quoted when it holds control or non-UTF-8 characters.
+func quoteName(s string) string {
+	q := strconv.Quote(s)
+	if q[1:len(q)-1] == s && !strings.ContainsAny(s, " ") {
+		return s
+	}
+	return q
+}
+
+// Reader streams a .deb: NewReader checks the ar magic and debian-binary,
+// Control returns the control member, and Next and Read iterate over the
+// data member's entries like archive/tar. The data member is decompressed
+// on the fly and never buffered, so a Reader works on a pipe.
+//
+// Every archive is treated as hostile: structural problems are errors
+// wrapping ErrNotDeb, ErrTruncated, ErrCompression, ErrCorrupt or
+// ErrTooLarge and name the member and entry; the control member is bounded
+// by MaxControlSize. Errors are sticky.
+type Reader struct {
+	mr      *MemberReader
+	control *ControlInfo
+	data    *Member
+	dec     io.ReadCloser
+	tr      *tar.Reader
+	cur     *Entry
+	done    bool
+	err     error
+}
+
+// NewReader reads the ar magic and the debian-binary member of r.
+func NewReader(r io.Reader) (*Reader, error) {
+	mr, err := NewMemberReader(r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := mr.Next(); err != nil {
+		return nil, err
+	}
+	return &Reader{mr: mr}, nil
+}
+
+// FormatVersion returns the format version from debian-binary ("2.0").
+func (r *Reader) FormatVersion() string { return r.mr.FormatVersion() }
+
+// Members returns the ar members read so far, in archive order. After Next
+// has returned io.EOF it lists every member, trailing ones included.
+func (r *Reader) Members() []Member { return r.mr.Members() }
+
+// Control reads and returns the control member. It skips members whose
+// name starts with '_' on the way; calling it again returns the same
+// result.
+func (r *Reader) Control() (*ControlInfo, error) {
+	if r.control != nil {
+		return r.control, nil
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	for {
+		m, err := r.mr.Next()
+		if err != nil {
+			r.err = err
+			return nil, err
+		}
+		if m.Kind == KindControl {
+			r.control, r.err = readControl(r.mr, m)
+			return r.control, r.err
+		}
+	}
+}
+
+// Next advances to the next entry of the data member, reading the control
+// member first if Control has not been called. At the end of the data
+// member it checks that only members starting with '_' follow, then
+// returns io.EOF.
+func (r *Reader) Next() (*Entry, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	e, err := r.next()
+	if err != nil {
+		r.closeData()
+		r.err = err
+	}
+	return e, err
+}
+
+func (r *Reader) next() (*Entry, error) {
+	r.cur = nil
+	if r.tr == nil {
+		if r.done {
+			return nil, io.EOF
+		}
+		if err := r.openData(); err != nil {
+			return nil, err
+		}
+	}
+	h, err := tarNext(r.tr)
+	if err == io.EOF {
+		r.closeData()
+		r.done = true
+		for {
+			if _, err := r.mr.Next(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", r.data.Name, tarErr(err))
+	}
+	e, err := entryFromHeader(h)
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", r.data.Name, err)
+	}
+	r.cur = e
+	return e, nil
+}
+
+// openData moves to the data member and starts decompressing it.
+func (r *Reader) openData() error {
+	if _, err := r.Control(); err != nil {
+		return err
+	}
+	for {
+		m, err := r.mr.Next()
+		if err != nil {
+			return err
+		}
+		if m.Kind != KindData {
+			continue
+		}
+		dec, err := newDecompressor(r.mr, m.Compression)
+		if err != nil {
+			return fmt.Errorf("member %s: %w", m.Name, err)
+		}
+		r.data, r.dec = m, dec
+		r.tr = tar.NewReader(&decodedReader{r: dec, c: m.Compression, limit: -1})
+		return nil
+	}
+}
+
+func (r *Reader) closeData() {
+	if r.dec != nil {
+		r.dec.Close()
+	}
+	r.dec, r.tr = nil, nil
+}
+
+// Read reads the content of the current data entry (regular files only;
+// other entries read as empty).
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.tr == nil || r.cur == nil {
+		return 0, io.EOF
+	}
+	n, err := r.tr.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("member %s: entry %s: %w", r.data.Name, quoteName(r.cur.Name), tarErr(err))
+		r.err = err
+	}
+	return n, err
+}
+
+// Close releases the decompressor. It does not close the underlying
+// reader. Reading after Close fails.
+func (r *Reader) Close() error {
+	r.closeData()
+	if r.err == nil {
+		r.err = errors.New("deb: reader closed")
+	}
+	return nil
+}
+
+// ControlInfo is the content of a control member.
+type ControlInfo struct {
+	// Member is the control.tar[.gz|.xz|.zst] member itself.
+	Member Member
+	// Raw holds the control file exactly as stored.
+	Raw []byte
+	// Paragraph is the parsed control file.
+	Paragraph *Paragraph
+	// Files lists the control tarball's entries (except its top directory)
+	// in archive order, with the content of regular files: control,
+	// md5sums, conffiles, maintainer scripts…
+	Files []ControlFile
+}
+
+// ControlFile is one entry of a control tarball.
+type ControlFile struct {
+	Entry
+	// Path is the entry's name without the leading "./" ("postinst").
+	Path string
+	// Data is the content of a regular file.
+	Data []byte
+}
+
+// File returns the control tarball entry with the given path ("md5sums"),
+// or nil.
+func (c *ControlInfo) File(name string) *ControlFile {
+	for i := range c.Files {
+		if c.Files[i].Path == name {
+			return &c.Files[i]
+		}
+	}
+	return nil
+}
+
+// readControl decompresses and parses a control member, bounded by
+// MaxControlSize and MaxControlFileSize.
+func readControl(src io.Reader, m *Member) (*ControlInfo, error) {
+	fail := func(err error) (*ControlInfo, error) {
+		return nil, fmt.Errorf("member %s: %w", m.Name, err)
+	}
+	dec, err := newDecompressor(src, m.Compression)
+	if err != nil {
+		return fail(err)
+	}
+	defer dec.Close()
+	tr := tar.NewReader(&decodedReader{r: dec, c: m.Compression, limit: MaxControlSize})
+	info := &ControlInfo{Member: *m}
+	seen := map[string]bool{}
+	for {
+		h, err := tarNext(tr)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(tarErr(err))
+		}
+		e, err := entryFromHeader(h)
+		if err != nil {
+			return fail(err)
+		}
+		p, err := cleanArchivePath(e.Name)
+		if err != nil {
+			return fail(fmt.Errorf("entry %s: %w", quoteName(e.Name), err))
+		}
+		if p == "." {
+			continue
+		}
+		if seen[p] {
+			return fail(fmt.Errorf("entry %s: %w: it appears twice", quoteName(e.Name), ErrCorrupt))
+		}
+		seen[p] = true
+		f := ControlFile{Entry: *e, Path: p}
+		if e.Type == TypeFile {
+			if p == "control" && e.Size > MaxControlFileSize {
+				return fail(fmt.Errorf("entry %s: %w: the control file is %d bytes; the limit is %d", quoteName(e.Name), ErrTooLarge, e.Size, MaxControlFileSize))
+			}
+			if f.Data, err = io.ReadAll(tr); err != nil {
+				return fail(fmt.Errorf("entry %s: %w", quoteName(e.Name), tarErr(err)))
+			}
+		}
+		info.Files = append(info.Files, f)
+	}
+	cf := info.File("control")
+	if cf == nil || cf.Type != TypeFile {
+		return fail(fmt.Errorf("%w: it holds no control file", ErrNotDeb))
+	}
+	info.Raw = cf.Data
+	if info.Paragraph, err = ParseControl(bytes.NewReader(cf.Data), "control"); err != nil {
+		return fail(err)
+	}
+	return info, nil
+}
+
+// cleanArchivePath turns an archive name ("./usr/bin/hi", "usr/bin/",
+// "./") into a clean relative path ("usr/bin/hi", "usr/bin", "."),
+// refusing absolute paths and any ".." component.
+func cleanArchivePath(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("%w: absolute path", ErrUnsafePath)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: path contains \"..\"", ErrUnsafePath)
+		}
+	}
+	if strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: path contains a NUL byte", ErrUnsafePath)
+	}
+	return path.Clean(name), nil
+}
+
+// Info is what "dpkg-deb --info" shows of a package: its members, the
+// control tarball's files and the control file.
+type Info struct {
+	// FormatVersion is the content of debian-binary without the newline.
+	FormatVersion string `json:"format"`
+	// Size is the length of the archive in bytes.
+	Size int64 `json:"size"`
+	// Members lists every ar member in archive order, including members
+	// whose name starts with '_' (signatures).
+	Members []Member `json:"members"`
+	// Control is the control member's content.
+	Control *ControlInfo `json:"control"`
+}
+
+// Inspect reads a .deb's structure and control member. The data member is
+// skipped without being decompressed (seeked over when r is a file).
+func Inspect(r io.Reader) (*Info, error) {
+	dr, err := NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	ctl, err := dr.Control()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if _, err := dr.mr.Next(); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return &Info{
+		FormatVersion: dr.FormatVersion(),
+		Size:          dr.mr.Offset(),
+		Members:       dr.Members(),
+		Control:       ctl,
+	}, nil
+}
