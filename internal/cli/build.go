@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -211,40 +210,4 @@ func parseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, errors.New("expected unix seconds, @seconds, RFC 3339 or YYYY-MM-DD")
-}
-
-func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-// progressPrinter redraws one status line on the terminal, at most every
-// 100 ms.
-func progressPrinter(env *Env, what string) func(done, total int64) {
-	var last time.Time
-	return func(done, total int64) {
-		now := env.Now()
-		if now.Sub(last) < 100*time.Millisecond && done < total {
-			return
-		}
-		last = now
-		pct := 100.0
-		if total > 0 {
-			pct = float64(done) * 100 / float64(total)
-		}
-		fmt.Fprintf(env.Err, "\r\033[K%s %s / %s (%.0f%%)", what, humanBytes(done), humanBytes(total), pct)
-	}
 }

@@ -86,7 +86,7 @@ func runExtract(env *Env, cmd *cobra.Command, o *extractOptions, file, dir strin
 		return debReadError("extract", file, err)
 	}
 	if o.json {
-		return writeRawJSON(out, struct {
+		return writeJSON(out, struct {
 			File    string   `json:"file"`
 			Dir     string   `json:"dir"`
 			Entries int      `json:"entries"`

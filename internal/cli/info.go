@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,22 +43,13 @@ With --json the output is one object:
 				return debReadError("info", args[0], err)
 			}
 			if asJSON {
-				return writeRawJSON(cmd.OutOrStdout(), info)
+				return writeJSON(cmd.OutOrStdout(), info)
 			}
 			return info.WriteText(cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the information as JSON")
 	return cmd
-}
-
-// writeRawJSON writes v as indented JSON without HTML escaping, so that
-// names and fields ("A <a@b.c>") read as they are.
-func writeRawJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // openDeb opens a package file for verb, or standard input for "-".

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -235,10 +234,7 @@ func runKeyInfo(env *Env, cmd *cobra.Command, path string, o *keyInfoOptions) er
 		if o.check {
 			out["can_sign_with"] = checked
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(out)
+		return writeJSON(w, out)
 	}
 	for i, info := range infos {
 		if i > 0 {

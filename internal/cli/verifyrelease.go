@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -143,10 +142,7 @@ func verifyHint(err error, args []string) error {
 }
 
 func writeVerifyJSON(cmd *cobra.Command, v verifyReleaseResult) error {
-	enc := json.NewEncoder(cmd.OutOrStdout())
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	return writeJSON(cmd.OutOrStdout(), v)
 }
 
 // loadKeyrings reads and merges the keyring files.
