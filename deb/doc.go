@@ -17,11 +17,26 @@
 //
 // [Version] parses and compares versions exactly as dpkg does.
 //
-// [Reader] streams an existing .deb; it treats every archive as hostile.
+// [Reader] streams an existing .deb: [NewReader] checks the ar magic and
+// debian-binary, Control returns the control member, Next and Read walk the
+// data member without holding it in memory. [Inspect] and [Contents] are
+// what "dpkg-deb --info" and "--contents" print; [Extract] unpacks the
+// payload through an os.Root, so nothing is ever written outside the
+// destination. [MemberReader] is the lower layer that gives the exact
+// bytes of each ar member, for signatures over them. Every archive is
+// treated as hostile: structural problems are errors that name the member
+// and entry, and decompression is bounded where the reader holds data in
+// memory.
 //
 // # Caveats
 //
 // Compression with zstd is only understood by dpkg ≥ 1.21.18 (Debian 12)
 // and is never the default. Build never follows symbolic links in the
-// source tree: they are stored as links.
+// source tree: they are stored as links. Build compresses xz in parallel
+// as one multi-block stream (as "xz -T" does) and gzip in parallel as one
+// member; the output depends on the chunk size only, never on the number of
+// workers. The pure-Go xz encoder is fast but compresses less tightly than
+// liblzma (see BENCHMARKS.md). Build drops group and other write
+// permission from every entry. Extract refuses device nodes and FIFOs, and
+// keeps ownership only when run as root.
 package deb
