@@ -175,3 +175,40 @@ func TestHiRuns(t *testing.T) {
 		t.Errorf("hi printed %q", out)
 	}
 }
+
+// TestBuildLinksFromDisk: symlinks in a real tree (even ones pointing out
+// of it) are stored as links and never followed; hard links are stored
+// once plus a link entry, as dpkg-deb does.
+func TestBuildLinksFromDisk(t *testing.T) {
+	testutil.RequireTool(t, "dpkg-deb")
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "DEBIAN"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "DEBIAN/control"), []byte(strings.Replace(goodControl, "hi", "links", 1)), 0o644))
+	must(os.MkdirAll(filepath.Join(dir, "usr/lib/links"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "usr/lib/links/data"), []byte("payload\n"), 0o644))
+	must(os.Link(filepath.Join(dir, "usr/lib/links/data"), filepath.Join(dir, "usr/lib/links/hard")))
+	must(os.Symlink("../../../../../../etc/shadow", filepath.Join(dir, "usr/lib/links/escape")))
+	must(os.Symlink("/etc/passwd", filepath.Join(dir, "usr/lib/links/abs")))
+	path, res := buildDir(t, dir, deb.BuildOptions{Mtime: time.Unix(1700000000, 0)})
+	got := mustRun(t, "env", "TZ=UTC", "dpkg-deb", "--contents", path)
+	for _, want := range []string{
+		"lrwxrwxrwx root/root         0 2023-11-14 22:13 ./usr/lib/links/abs -> /etc/passwd\n",
+		"-rw-r--r-- root/root         8 2023-11-14 22:13 ./usr/lib/links/data\n",
+		"lrwxrwxrwx root/root         0 2023-11-14 22:13 ./usr/lib/links/escape -> ../../../../../../etc/shadow\n",
+		"hrw-r--r-- root/root         0 2023-11-14 22:13 ./usr/lib/links/hard link to ./usr/lib/links/data\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dpkg-deb --contents lacks %q:\n%s", want, got)
+		}
+	}
+	// 4 dirs + data (1) + two links (1 each); the hard link counts once.
+	if res.InstalledSize != 7 {
+		t.Errorf("Installed-Size %d, want 7", res.InstalledSize)
+	}
+}
