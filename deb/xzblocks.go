@@ -31,6 +31,9 @@ type xzChunk struct {
 // compressXZChunk compresses one chunk into a standalone stream and cuts
 // out its blocks and index records.
 func compressXZChunk(data []byte, dictCap int) (xzChunk, error) {
+	// A dictionary larger than the chunk buys nothing and costs its
+	// allocation: tiny packages would pay for 8 MiB tables twice.
+	dictCap = min(dictCap, max(len(data), 1<<16))
 	var buf bytes.Buffer
 	w, err := xz.WriterConfig{DictCap: dictCap, CheckSum: xz.CRC64, BlockSize: int64(len(data)) + 1}.NewWriter(&buf)
 	if err != nil {
