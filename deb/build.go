@@ -187,7 +187,7 @@ func writeData(ctx context.Context, fsys fs.FS, entries []entry, w io.Writer, co
 	for _, e := range entries {
 		total += e.size
 	}
-	zw, err := newCompressor(w, comp, level, workers)
+	zw, err := newCompressor(w, comp, level, workers, total+512*int64(len(entries)))
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +287,7 @@ func writeControl(w io.Writer, ctl *Paragraph, extra []controlFile, conffiles []
 	}
 	files = append(files, extra...)
 	sort.SliceStable(files, func(i, j int) bool { return files[i].name < files[j].name })
-	zw, err := newCompressor(w, comp, level, workers)
+	zw, err := newCompressor(w, comp, level, workers, 0)
 	if err != nil {
 		return err
 	}

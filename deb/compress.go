@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
@@ -73,10 +74,15 @@ func (c Compression) checkLevel(level int) (int, error) {
 	return level, nil
 }
 
+// pgzipMin is the input size from which gzip is compressed in parallel
+// blocks; below it one plain stream is cheaper to set up.
+const pgzipMin = 1 << 20
+
 // newCompressor wraps w in the compressor c at level (already checked),
-// compressing on up to workers goroutines where the format allows it. The
-// output never depends on workers.
-func newCompressor(w io.Writer, c Compression, level, workers int) (io.WriteCloser, error) {
+// compressing on up to workers goroutines where the format allows it.
+// sizeHint (the expected input size) may pick the encoder; the output
+// depends on the input and sizeHint, never on workers.
+func newCompressor(w io.Writer, c Compression, level, workers int, sizeHint int64) (io.WriteCloser, error) {
 	switch c {
 	case CompressNone:
 		return nopCloser{w}, nil
@@ -84,6 +90,9 @@ func newCompressor(w io.Writer, c Compression, level, workers int) (io.WriteClos
 		// No name, no mtime in the gzip header: output depends on content
 		// only. Blocks of 1 MiB, each primed with its predecessor's
 		// window, make one ordinary gzip member.
+		if sizeHint < pgzipMin {
+			return kgzip.NewWriterLevel(w, level)
+		}
 		zw, err := pgzip.NewWriterLevel(w, level)
 		if err != nil {
 			return nil, err

@@ -35,6 +35,15 @@
 // also returns the signed text, the only part of an InRelease file to
 // trust.
 //
+// Package signatures follow debsigs: [SignDeb] and [SignDebFile] add an
+// origin signature (the "_gpgorigin" ar member, a detached signature over
+// debian-binary, the control member and the data member) to a .deb,
+// streaming and, for files, atomically; signing again replaces it. Only a
+// primary key may sign a package, since debsig-verify cannot check a
+// subkey's signature. [VerifyDeb] checks the origin signature;
+// [NewDebsigPolicy] writes the policy and keyring debsig-verify needs on a
+// device.
+//
 // Errors wrap the sentinels of errors.go (ErrWrongPassphrase,
 // ErrKeyExpired, ErrBadSignature, ErrUnknownKey, …) with the key's
 // fingerprint and what to do; none ever contains a passphrase.

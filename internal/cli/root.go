@@ -66,6 +66,8 @@ var commands = []func(*Env) *cobra.Command{
 	newExtractCmd,
 	newVersionCmd,
 	newKeyCmd,
+	newSignCmd,
+	newVerifyCmd,
 	newVerifyReleaseCmd,
 }
 
