@@ -32,6 +32,15 @@ dpkg --root="$root" --instdir="$root" --admindir="$root/var/lib/dpkg" \
 dpkg --admindir="$root/var/lib/dpkg" -s hi | grep -E '^(Package|Status|Version):'
 "$root/opt/hi/hi"
 
+step "sign it (in-process OpenPGP, no gpg) and verify: ours, then the real debsig-verify"
+"$bin" key generate --name "LAMPi demo" --email demo@example.org --no-passphrase --expire 30d -o "$out/demo-key.asc" >/dev/null
+"$bin" key export "$out/demo-key.asc" -o "$out/demo-key.gpg"
+"$bin" sign "$deb" --key "$out/demo-key.asc"
+"$bin" verify "$deb" --keyring "$out/demo-key.gpg"
+"$bin" sign --key "$out/demo-key.asc" --debsig-policy "$out/debsig" >/dev/null
+debsig-verify --policies-dir "$out/debsig/etc/debsig/policies" --keyrings-dir "$out/debsig/usr/share/debsig/keyrings" "$deb"
+
 step "rebuild: byte-identical"
-"$bin" build fixtures/hi -o "$out/again.deb" >/dev/null
-cmp "$deb" "$out/again.deb" && echo "identical: $(sha256sum "$deb" | cut -d' ' -f1)"
+"$bin" build fixtures/hi -o "$out/one.deb" >/dev/null
+"$bin" build fixtures/hi -o "$out/two.deb" >/dev/null
+cmp "$out/one.deb" "$out/two.deb" && echo "identical: $(sha256sum "$out/one.deb" | cut -d' ' -f1)"
