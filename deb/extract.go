@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/ctxio"
 )
 
 // ErrSpecialFile: the data member holds a device node or a FIFO, which
@@ -295,7 +297,7 @@ func (x *extractor) file(ctx context.Context, p string, e *Entry, content io.Rea
 		return err
 	}
 	if content != nil {
-		_, err = io.Copy(f, ctxReader{ctx, content})
+		_, err = io.Copy(f, ctxio.Reader(ctx, content))
 	}
 	if err == nil && x.opts.PreserveOwner {
 		err = f.Chown(e.UID, e.GID)
@@ -381,17 +383,4 @@ func (x *extractor) finish() error {
 		}
 	}
 	return first
-}
-
-// ctxReader stops a copy when its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/ctxio"
 )
 
 // Format is the form of a signature.
@@ -123,7 +125,7 @@ func (s *Signer) Func(ctx context.Context, f Format) SignFunc {
 // SignDetached returns a binary detached signature (signature type
 // "binary document") of everything read from r.
 func (s *Signer) SignDetached(ctx context.Context, r io.Reader) ([]byte, error) {
-	return s.signPacket(packet.SigTypeBinary, ctxReader{ctx, r})
+	return s.signPacket(packet.SigTypeBinary, ctxio.Reader(ctx, r))
 }
 
 // SignDetachedArmored returns an armored detached signature of
@@ -144,7 +146,7 @@ func (s *Signer) SignDetachedArmored(ctx context.Context, r io.Reader) ([]byte, 
 // line. Text with a NUL byte or a line longer than gpg accepts is
 // ErrNotText.
 func (s *Signer) Clearsign(ctx context.Context, r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(ctxReader{ctx, r})
+	data, err := io.ReadAll(ctxio.Reader(ctx, r))
 	if err != nil {
 		return nil, err
 	}
@@ -285,19 +287,6 @@ func diagnoseSigning(k *Key, now time.Time) error {
 		return fmt.Errorf("key %s: %w: signing subkey %s is revoked", fp, ErrKeyRevoked, revoked[0])
 	}
 	return fmt.Errorf("key %s: %w: neither the primary key (capabilities %q) nor a subkey may sign", fp, ErrNoSigningKey, capabilities(self))
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // hashName is the OpenPGP name of a hash, as in the clearsign Hash header.

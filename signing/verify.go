@@ -13,6 +13,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/ctxio"
 )
 
 // maxSignatureData bounds a detached signature file.
@@ -73,7 +75,7 @@ func VerifyDetached(ctx context.Context, kr *Keyring, signed, sig io.Reader, opt
 		}
 		raw = blk.Data
 	}
-	return verify(kr, ctxReader{ctx, signed}, raw, nil, opts.Now())
+	return verify(kr, ctxio.Reader(ctx, signed), raw, nil, opts.Now())
 }
 
 // VerifyClearsigned checks a clearsigned document read from r (an
@@ -87,7 +89,7 @@ func VerifyClearsigned(ctx context.Context, kr *Keyring, r io.Reader, opts Verif
 	if opts.Now == nil {
 		return nil, nil, errors.New("signing: VerifyOptions.Now is required")
 	}
-	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, r}, maxClearsigned+1))
+	data, err := io.ReadAll(io.LimitReader(ctxio.Reader(ctx, r), maxClearsigned+1))
 	if err != nil {
 		return nil, nil, err
 	}
