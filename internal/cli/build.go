@@ -81,6 +81,10 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("build: create output directory: %w", err)
 	}
+	if inside(outDir, o.dir) {
+		return withHint(usageErrorf("build: the output directory %s is inside the package tree %s: the package would pack itself", outDir, o.dir),
+			"write it elsewhere, e.g. lampi-pkg build "+o.dir+" -o "+filepath.Join(o.dir, "..")+"/")
+	}
 	tmp, err := os.CreateTemp(outDir, ".lampi-build-*.deb.tmp")
 	if err != nil {
 		return fmt.Errorf("build: cannot write in %s: %w", outDir, err)
@@ -179,6 +183,19 @@ func outputTarget(o string) (dir, name string) {
 		return o, ""
 	}
 	return filepath.Dir(o), filepath.Base(o)
+}
+
+// inside reports whether dir is tree or below it (symlinks resolved).
+func inside(dir, tree string) bool {
+	d, err1 := filepath.EvalSymlinks(dir)
+	t, err2 := filepath.EvalSymlinks(tree)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	d, _ = filepath.Abs(d)
+	t, _ = filepath.Abs(t)
+	rel, err := filepath.Rel(t, d)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // clampTime reads --mtime, else SOURCE_DATE_EPOCH; zero means "newest file".
