@@ -6,6 +6,7 @@ package cli
 import (
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +51,7 @@ and tells which device runs which version.`,
 	root.SetOut(env.Out)
 	root.SetErr(env.Err)
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = programVersion()
 	for _, add := range commands {
 		root.AddCommand(add(env))
 	}
@@ -77,4 +79,23 @@ func Main(args []string, env *Env) int {
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
 	return exitCode(env.Err, cmd.CommandPath(), err)
+}
+
+// programVersion is the module version the binary was built from ("devel"
+// for a build from a work tree), with the VCS revision when known.
+func programVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	return v + " " + bi.GoVersion
 }
