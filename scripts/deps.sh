@@ -15,6 +15,11 @@ need=(
   zstd:zstd
   setpriv:util-linux
   dpkg-gencontrol:dpkg-dev
+  bumpversion:bumpversion
+  git:git
+  reprepro:reprepro
+  aptly:aptly
+  /usr/bin/time:time
 )
 missing=()
 for pair in "${need[@]}"; do

@@ -71,6 +71,7 @@ var commands = []func(*Env) *cobra.Command{
 	newSignCmd,
 	newVerifyCmd,
 	newVerifyReleaseCmd,
+	newBumpCmd,
 }
 
 // Main runs lampi-pkg with args and returns the process exit code.

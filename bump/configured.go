@@ -1,0 +1,196 @@
+package bump
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
+)
+
+// prepareConfigured is the plan with a bump2version configuration.
+func (p *Plan) prepareConfigured(o Options, cfg *Config, ws *workspace, control *workFile, tctx, msgCtx *tmplContext) error {
+	where := fmt.Sprintf("%s:%d", cfg.Path, cfg.CurrentLine)
+	if cfg.CurrentVersion == "" {
+		return fmt.Errorf("%s: %w: [bumpversion] has no current_version: add current_version = <the version in your files>", cfg.Path, ErrNoVersion)
+	}
+	cur := cfg.main.parseVersion(cfg.CurrentVersion)
+	if cur == nil {
+		return fmt.Errorf("%s: %w: current_version %q does not match the parse pattern %q: fix one of them", where, ErrVersion, cfg.CurrentVersion, cfg.main.parseSrc)
+	}
+	p.ConfigOld, p.ConfigNew = cfg.CurrentVersion, cfg.CurrentVersion
+	var nv *version
+	upstream := true
+	order := cfg.main.order()
+	switch {
+	case o.NewVersion != "" || cfg.NewVersion != "":
+		p.ConfigNew = o.NewVersion
+		if p.ConfigNew == "" {
+			p.ConfigNew = cfg.NewVersion
+		}
+		if nv = cfg.main.parseVersion(p.ConfigNew); nv == nil {
+			return fmt.Errorf("%w: new version %q does not match the parse pattern %q of %s", ErrVersion, p.ConfigNew, cfg.main.parseSrc, cfg.Path)
+		}
+	case cur.parts[o.Part] != nil && slices.Contains(order, o.Part):
+		var err error
+		if nv, _, err = cur.bump(o.Part, order); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if p.ConfigNew, err = cfg.main.render(nv, tctx.lookup); err != nil {
+			return fmt.Errorf("%s: %w: serialize %s: %w", cfg.Path, ErrConfig, strings.Join(cfg.main.serialize, " | "), err)
+		}
+		// bump2version reads the files' new version back from this
+		// string (as if given with --new-version), so the parts get their
+		// configuration again: the files may show it differently.
+		if nv = cfg.main.parseVersion(p.ConfigNew); nv == nil {
+			return fmt.Errorf("%s: %w: the new version %q does not match the parse pattern %q: make serialize and parse agree", cfg.Path, ErrConfig, p.ConfigNew, cfg.main.parseSrc)
+		}
+	case o.Part == Revision && control != nil:
+		// The configuration knows the upstream version only: the Debian
+		// revision lives in DEBIAN/control alone.
+		upstream = false
+	default:
+		hint := ""
+		if o.Part == Pre || o.Part == Final {
+			hint = "; for Debian pre-releases give parse a pre-release group, e.g. (~(?P<release>rc)(?P<rc>\\d+))?, and a [bumpversion:part:release] with values rc and final"
+		}
+		return fmt.Errorf("%s: %w: %q is not a part of %s (parse %q, serialize %q): use one of %s, or --new-version%s", cfg.Path, ErrPart, o.Part, cfg.CurrentVersion, cfg.main.parseSrc, cfg.main.serialize[0], strings.Join(order, ", "), hint)
+	}
+
+	if upstream {
+		if err := checkConfigOrder(cfg, where, p.ConfigNew); err != nil {
+			return err
+		}
+		files, err := p.configuredFiles(cfg, ws)
+		if err != nil {
+			return err
+		}
+		for _, cf := range files {
+			if err := cf.check(cur, tctx); err != nil {
+				return err
+			}
+		}
+		for _, cf := range files {
+			if err := cf.replace(ws, cur, nv, tctx); err != nil {
+				return err
+			}
+		}
+		if err := rewriteConfig(cfg, ws, p.ConfigNew); err != nil {
+			return err
+		}
+		p.Git.Paths = append(p.Git.Paths, cfg.Path)
+	}
+
+	p.Old, p.New = p.ConfigOld, p.ConfigNew
+	if control != nil {
+		if err := p.stepControl(ws, control, upstream); err != nil {
+			return err
+		}
+	}
+	msgCtx.set("current_version", p.ConfigOld)
+	msgCtx.set("new_version", p.ConfigNew)
+	for _, l := range cur.labels {
+		msgCtx.set("current_"+l, cur.parts[l].value())
+	}
+	if nv != nil {
+		for _, l := range nv.labels {
+			msgCtx.set("new_"+l, nv.parts[l].value())
+		}
+	}
+	return nil
+}
+
+// checkConfigOrder requires both configured versions to be Debian versions
+// in dpkg's order.
+func checkConfigOrder(cfg *Config, where, newS string) error {
+	oldV, err := deb.ParseVersion(cfg.CurrentVersion)
+	if err != nil {
+		return fmt.Errorf("%s: %w: current_version is not a Debian version: %w", where, ErrVersion, err)
+	}
+	newV, err := deb.ParseVersion(newS)
+	if err != nil {
+		return fmt.Errorf("%s: %w: the new version is not a Debian version: %w", cfg.Path, ErrVersion, err)
+	}
+	if newV.Compare(oldV) <= 0 {
+		return fmt.Errorf("%s: %w", where, orderError(cfg.CurrentVersion, newS))
+	}
+	return nil
+}
+
+// configuredFiles loads the files the configuration lists, globs expanded.
+func (p *Plan) configuredFiles(cfg *Config, ws *workspace) ([]*configuredFile, error) {
+	var out []*configuredFile
+	for _, spec := range cfg.files {
+		paths := []string{spec.path}
+		if spec.glob {
+			paths = pyGlob(ws.dir, spec.path)
+		}
+		for _, rel := range paths {
+			f, err := ws.load(rel)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s (listed in %s:%d [%s]): %w: the file does not exist: create it or remove the section", rel, cfg.Path, spec.line, spec.section, ErrNotFound)
+			} else if err != nil {
+				return nil, fmt.Errorf("%s (listed in %s:%d [%s]): %w", rel, cfg.Path, spec.line, spec.section, err)
+			}
+			out = append(out, &configuredFile{spec: spec, file: f})
+			p.Git.Paths = append(p.Git.Paths, rel)
+		}
+	}
+	return out, nil
+}
+
+// rewriteConfig sets current_version and writes the file back as
+// bump2version does (see iniFile.write).
+func rewriteConfig(cfg *Config, ws *workspace, newS string) error {
+	f, err := ws.load(cfg.Path)
+	if err != nil {
+		return err
+	}
+	if cfg.newline == nlMixed {
+		return fmt.Errorf("%s: mixes line endings (\\n, \\r\\n, \\r), which bump2version cannot write back: make them all the same", cfg.Path)
+	}
+	if cfg.ini.interpolate && strings.Contains(strings.ReplaceAll(newS, "%%", ""), "%") {
+		return fmt.Errorf("%s: %w: the new version %q holds a '%%', which setup.cfg cannot store", cfg.Path, ErrVersion, newS)
+	}
+	cfg.ini.set(configSection, "current_version", newS)
+	cfg.ini.remove(configSection, "new_version")
+	ws.update(f, encodeText(cfg.ini.write(configSection), cfg.newline))
+	return nil
+}
+
+// stepControl updates the Version of DEBIAN/control after the configured
+// files: set from the configuration's new version (epoch kept, revision
+// reset), or only its revision counted up. When the configuration lists
+// the file and its search/replace already changed the Version, that stands.
+// Either way the new Version must sort after the old one.
+func (p *Plan) stepControl(ws *workspace, control *workFile, upstream bool) error {
+	old, line, err := controlVersion(control.orig, ControlPath)
+	if err != nil {
+		return err
+	}
+	nv, curLine, err := controlVersion(control.cur, ControlPath+" (after search/replace)")
+	if err != nil {
+		return err
+	}
+	if nv == old {
+		if upstream {
+			nv, err = withUpstream(old, p.ConfigOld, p.ConfigNew)
+		} else {
+			nv, err = Next(old, Revision)
+		}
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", ControlPath, line, err)
+		}
+		ws.update(control, setControlVersion(control.cur, curLine, nv.String()))
+	}
+	if nv.Compare(old) <= 0 {
+		return fmt.Errorf("%s:%d: %w", ControlPath, line, orderError(old.String(), nv.String()))
+	}
+	p.Old, p.New = old.String(), nv.String()
+	if !slices.Contains(p.Git.Paths, ControlPath) {
+		p.Git.Paths = append(p.Git.Paths, ControlPath)
+	}
+	return nil
+}
