@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 FUZZTIME ?= 5s
 
-.PHONY: all build demo test check fuzz bench deps clean
+.PHONY: all build demo test check fuzz bench soak deps clean
 
 all: build
 
@@ -31,6 +31,11 @@ fuzz: deps
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./deb/
 	@scripts/bench.sh $(BIN)/lampi-pkg
+	@scripts/bench-repo.sh $(BIN)/lampi-pkg
+
+# Crash safety at length: kill -9 during repo writes, 500 trials.
+soak: deps
+	$(GO) test ./repo -run TestKillDuringWrites -count=1 -crash-trials=500 -timeout 60m
 
 clean:
 	rm -rf $(BIN)

@@ -71,6 +71,7 @@ var commands = []func(*Env) *cobra.Command{
 	newSignCmd,
 	newVerifyCmd,
 	newVerifyReleaseCmd,
+	newRepoCmd,
 	newBumpCmd,
 }
 

@@ -1,0 +1,265 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/signing"
+)
+
+// repoOptions are the global options of "lampi-pkg repo", named as
+// reprepro's so that scripts change only the program name.
+type repoOptions struct {
+	basedir, outdir, dbdir, logdir, keydir string
+	components, architectures, types       []string
+	section, priority                      string
+	waitForLock                            int
+	lockTimeout                            time.Duration
+	export                                 string
+	keepUnreferenced                       bool
+	verbose                                int
+	silent                                 bool
+	passphraseFile                         string
+	byHashKeep                             time.Duration
+	json                                   bool
+}
+
+func newRepoCmd(env *Env) *cobra.Command {
+	o := &repoOptions{}
+	cmd := &cobra.Command{
+		Use:   "repo [-b BASEDIR] VERB …",
+		Short: "Manage a reprepro-compatible apt repository (includedeb, remove, list, export…)",
+		Long: `Manage an apt repository laid out as reprepro lays it out, with reprepro's
+verbs and options, so that a script changes only the program name:
+
+  reprepro -b /srv/repo includedeb stable hi_0.2_all.deb
+  lampi-pkg repo -b /srv/repo includedeb stable hi_0.2_all.deb
+
+The configuration is reprepro's own conf/distributions (and conf/options).
+State lives in DB/lampi.db (bbolt); pool/ and dists/ are published
+atomically: content-addressed by-hash indices first, InRelease last, so
+apt never sees a half-written repository ("Hash Sum mismatch"). One writer
+at a time: others wait for the lock (up to --lock-timeout); readers (list,
+check) never wait for a whole command.
+
+Differences from reprepro: an older version, or the same version with
+other bytes, is refused with an error (reprepro skips the older one and
+exits 0); Limit: N keeps N versions; Acquire-By-Hash and SHA512 are
+written; listfilter compares Version as dpkg does.`,
+		Example: `  lampi-pkg repo init /srv/repo --codename bookworm --suite stable --architectures armhf,arm64 --sign-with signing-key.asc
+  lampi-pkg repo -b /srv/repo includedeb bookworm hi_0.2_all.deb
+  lampi-pkg repo -b /srv/repo list bookworm
+  lampi-pkg repo -b /srv/repo copy bookworm bookworm-testing hi
+  lampi-pkg repo -b /srv/repo phase bookworm hi 10`,
+	}
+	f := cmd.PersistentFlags()
+	f.StringVarP(&o.basedir, "basedir", "b", "", "repository base directory (default $REPREPRO_BASE_DIR or .)")
+	f.StringVar(&o.outdir, "outdir", "", "directory holding pool/ and dists/ (default BASEDIR)")
+	f.StringVar(&o.dbdir, "dbdir", "", "directory of the state database and lock (default BASEDIR/db)")
+	f.StringVar(&o.logdir, "logdir", "", "directory of the Log: files (default BASEDIR/logs)")
+	f.StringVar(&o.keydir, "keydir", "", "where SignWith fingerprints are looked up (default BASEDIR/conf/keys)")
+	f.StringSliceVarP(&o.components, "component", "C", nil, "limit to these components (also: where includedeb puts packages)")
+	f.StringSliceVarP(&o.architectures, "architecture", "A", nil, "limit to these architectures")
+	f.StringSliceVarP(&o.types, "type", "T", nil, "package type; only deb is supported")
+	f.StringVarP(&o.section, "section", "S", "", "includedeb: Section to record (overrides the package's)")
+	f.StringVarP(&o.priority, "priority", "P", "", "includedeb: Priority to record (overrides the package's)")
+	f.IntVar(&o.waitForLock, "waitforlock", -1, "reprepro's lock wait: retry COUNT times, 10 s each (0: fail at once)")
+	f.DurationVar(&o.lockTimeout, "lock-timeout", time.Minute, "how long a writer waits for another one")
+	f.StringVar(&o.export, "export", "changed", "when to publish: changed (default) or never (also: lookedat, normal, force as changed)")
+	f.BoolVar(&o.keepUnreferenced, "keepunreferencedfiles", false, "keep pool files nothing needs any more (deleteunreferenced removes them)")
+	f.CountVarP(&o.verbose, "verbose", "v", "say more (repeatable)")
+	f.BoolVarP(&o.silent, "silent", "s", false, "print only errors")
+	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+" or a prompt)")
+	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
+	cmd.AddCommand(
+		newRepoIncludeDebCmd(env, o), newRepoRemoveCmd(env, o), newRepoListCmd(env, o), newRepoListFilterCmd(env, o),
+		newRepoExportCmd(env, o), newRepoCopyCmd(env, o), newRepoPhaseCmd(env, o),
+		newRepoCheckCmd(env, o), newRepoCheckPoolCmd(env, o), newRepoDumpUnreferencedCmd(env, o),
+		newRepoDeleteUnreferencedCmd(env, o), newRepoCreateSymlinksCmd(env, o), newRepoInitCmd(env, o),
+	)
+	return cmd
+}
+
+// repoMemoryLimit is the Go heap size above which the collector runs
+// more often during repository commands (GOMEMLIMIT overrides it).
+const repoMemoryLimit = 40 << 20
+
+// open loads the repository the options name, applying conf/options
+// entries for what was not given on the command line.
+func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
+	base := o.basedir
+	if base == "" {
+		base = env.Getenv("REPREPRO_BASE_DIR")
+	}
+	if base == "" {
+		base = "."
+	}
+	conf, err := repo.LoadConfig(filepath.Join(base, "conf"))
+	if err != nil {
+		return nil, repoError(err)
+	}
+	flags := cmd.Flags()
+	set := func(name string) bool { return flags.Changed(name) }
+	opt := func(name string) (string, bool) {
+		v, ok := conf.Options[name]
+		return v, ok && !set(name)
+	}
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, strings.TrimPrefix(p, "+b/"))
+	}
+	if v, ok := opt("outdir"); ok {
+		o.outdir = v
+	}
+	if v, ok := opt("dbdir"); ok {
+		o.dbdir = v
+	}
+	if v, ok := opt("logdir"); ok {
+		o.logdir = v
+	}
+	if v, ok := opt("keydir"); ok {
+		o.keydir = v
+	}
+	if v, ok := opt("export"); ok {
+		o.export = v
+	}
+	if _, ok := opt("keepunreferencedfiles"); ok {
+		o.keepUnreferenced = true
+	}
+	if v, ok := opt("waitforlock"); ok && !set("lock-timeout") {
+		if n, err := strconv.Atoi(v); err == nil {
+			o.waitForLock = n
+		}
+	}
+	if v, ok := opt("byhash-keep"); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			o.byHashKeep = d
+		}
+	}
+	for _, t := range o.types {
+		if t != "deb" {
+			return nil, usageErrorf("repo: -T %s: only deb packages are supported", t)
+		}
+	}
+	timeout := o.lockTimeout
+	if o.waitForLock >= 0 && !set("lock-timeout") {
+		timeout = time.Duration(o.waitForLock) * 10 * time.Second
+	}
+	if env.Getenv("GOMEMLIMIT") == "" {
+		// A big batch keeps the package list of a whole distribution in
+		// memory until its one commit; a soft limit makes the collector
+		// work harder instead of letting the heap grow to twice that.
+		debug.SetMemoryLimit(repoMemoryLimit)
+	}
+	opts := repo.Options{
+		OutDir: rel(o.outdir), DBDir: rel(o.dbdir), LogDir: rel(o.logdir), KeyDir: rel(o.keydir),
+		Now: env.Now, LockTimeout: timeout, KeepUnreferenced: o.keepUnreferenced, ByHashRetention: o.byHashKeep,
+		Warn: func(msg string) {
+			if !o.silent {
+				fmt.Fprintf(env.Err, "warning: %s\n", msg)
+			}
+		},
+	}
+	switch o.export {
+	case "never":
+		opts.Export = repo.ExportNever
+	case "changed", "lookedat", "normal", "force", "silent-never":
+	default:
+		return nil, usageErrorf("repo: --export=%s: use changed or never", o.export)
+	}
+	keyDir := opts.KeyDir
+	if keyDir == "" {
+		keyDir = filepath.Join(base, "conf", "keys")
+	}
+	opts.Signer = repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
+		return readPassphrase(env, o.passphraseFile, "Passphrase for signing key "+fpr+": ", false)
+	})
+	return repo.OpenConfig(base, conf, opts)
+}
+
+func (o *repoOptions) selection() repo.Selection {
+	return repo.Selection{Components: o.components, Architectures: o.architectures}
+}
+
+// printResult reports a modifying command's changes, one line each.
+func (o *repoOptions) printResult(env *Env, cmd *cobra.Command, res *repo.Result) error {
+	if res == nil {
+		return nil
+	}
+	if o.json {
+		return writeJSON(cmd.OutOrStdout(), res)
+	}
+	if o.silent {
+		return nil
+	}
+	w := bufio.NewWriter(cmd.OutOrStdout())
+	defer w.Flush()
+	for _, c := range res.Changes {
+		switch c.Action {
+		case "add":
+			fmt.Fprintf(w, "added %s %s to %s\n", c.Package, c.Version, c.Target)
+		case "replace":
+			fmt.Fprintf(w, "replaced %s %s with %s in %s\n", c.Package, c.OldVersion, c.Version, c.Target)
+		case "remove":
+			fmt.Fprintf(w, "removed %s %s from %s\n", c.Package, c.Version, c.Target)
+		case "phase":
+			fmt.Fprintf(w, "phased %s %s in %s\n", c.Package, c.Version, c.Target)
+		case "unchanged":
+			if o.verbose > 0 {
+				fmt.Fprintf(w, "unchanged %s %s in %s (the same file is there)\n", c.Package, c.Version, c.Target)
+			}
+		}
+	}
+	for _, d := range res.Exported {
+		fmt.Fprintf(w, "exported %s\n", d)
+	}
+	if o.verbose > 0 {
+		for _, f := range res.Deleted {
+			fmt.Fprintf(w, "deleted %s\n", f)
+		}
+	}
+	return nil
+}
+
+// repoError adds a hint to the repository errors users can act on.
+func repoError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, repo.ErrOlderVersion):
+		return withHint(err, "publish a higher version; to go back, remove the newer one first (lampi-pkg repo remove)")
+	case errors.Is(err, repo.ErrVersionClash):
+		return withHint(err, "give the rebuilt package a new version: apt never downloads a version it already has")
+	case errors.Is(err, repo.ErrUnknownCodename):
+		return withHint(err, "use a Codename from conf/distributions (lampi-pkg repo init creates one)")
+	case errors.Is(err, repo.ErrLocked):
+		return withHint(err, "another lampi-pkg is writing; wait for it or raise --lock-timeout / --waitforlock")
+	case errors.Is(err, repo.ErrConfig):
+		return withHint(err, "fix conf/distributions at the place shown")
+	case errors.Is(err, repo.ErrArchitecture):
+		return withHint(err, "add the architecture to Architectures in conf/distributions, or build for a listed one")
+	case errors.Is(err, errNoPassphrase):
+		return withHint(err, "the signing key is passphrase-protected: give the passphrase with --passphrase-file or $"+PassphraseEnv)
+	case errors.Is(err, signing.ErrWrongPassphrase):
+		return withHint(err, "check the passphrase given with --passphrase-file or $"+PassphraseEnv)
+	case errors.Is(err, repo.ErrSigning):
+		return withHint(err, "check SignWith in conf/distributions and the key directory (--keydir)")
+	case errors.Is(err, repo.ErrBadPackage):
+		return withHint(err, "check the file with 'lampi-pkg info FILE'; nothing was changed")
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return err
+}

@@ -1,0 +1,165 @@
+package repo
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/ulikunitz/xz"
+	bolt "go.etcd.io/bbolt"
+)
+
+// adopt takes over a distribution that another tool (reprepro) published:
+// when the state database knows nothing about d but dists/<codename>/ holds
+// its indices, the packages they list are recorded as they are, after
+// checking every pool file against the index's size and SHA256. Without
+// this, the first command would publish indices holding only the new
+// packages. It reports how many packages it adopted.
+func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, error) {
+	known := false
+	err := db.View(func(tx *bolt.Tx) error {
+		exp := bucket(tx, bExported)
+		prefix := []byte(d.Codename + "/")
+		if k, _ := exp.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+			known = true
+		}
+		for _, t := range d.Targets() {
+			if b, _ := targetBucket(tx, t, false); b != nil {
+				known = true
+			}
+		}
+		return nil
+	})
+	if err != nil || known {
+		return 0, err
+	}
+	if ok, err := r.storage.Exists(ctx, "dists/"+d.Codename+"/Release"); err != nil || !ok {
+		return 0, err
+	}
+	type stanza struct {
+		t       Target
+		p       *deb.Paragraph
+		filekey string
+	}
+	var all []stanza
+	for _, t := range d.Targets() {
+		ps, err := r.readPublished(ctx, d, t)
+		if err != nil {
+			return 0, err
+		}
+		for _, p := range ps {
+			all = append(all, stanza{t, p, p.Get("Filename")})
+		}
+	}
+	sums := map[string]Checksums{}
+	for _, s := range all {
+		if _, ok := sums[s.filekey]; ok {
+			continue
+		}
+		c, err := r.verifyAdopted(ctx, s.t, s.p)
+		if err != nil {
+			return 0, err
+		}
+		sums[s.filekey] = c
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, s := range all {
+			b, err := targetBucket(tx, s.t, true)
+			if err != nil {
+				return err
+			}
+			v, err := deb.ParseVersion(s.p.Get("Version"))
+			if err != nil {
+				return fmt.Errorf("adopt %s: %s: %w", s.t, s.p.Get("Package"), err)
+			}
+			c := sums[s.filekey]
+			s.p.Delete("SHA512")
+			s.p.SetAfter("Size", "SHA512", c.SHA512)
+			if err := b.Put(pkgKey(s.p.Get("Package"), v.String()), pkgValue(s.filekey, []byte(s.p.String()))); err != nil {
+				return err
+			}
+			if err := addRef(tx, s.filekey, s.t); err != nil {
+				return err
+			}
+			if err := bucket(tx, bFiles).Put([]byte(s.filekey), c.encode()); err != nil {
+				return err
+			}
+			if err := markDirty(tx, s.t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("adopt %s: %w", d.Codename, err)
+	}
+	if len(all) > 0 {
+		r.opts.Warn(fmt.Sprintf("adopted %d package entries of %s from its published indices (dists/%s)", len(all), d.Codename, d.Codename))
+	}
+	return len(all), nil
+}
+
+// readPublished reads a target's published Packages index, in whichever
+// form exists (uncompressed, .gz, .xz); a missing index is empty.
+func (r *Repo) readPublished(ctx context.Context, d *Distribution, t Target) ([]*deb.Paragraph, error) {
+	base := t.Dir() + "/" + d.DebIndices.Name
+	for _, ext := range []string{"", ".gz", ".xz"} {
+		rc, err := r.storage.Open(ctx, base+ext)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		var in io.Reader = rc
+		switch ext {
+		case ".gz":
+			if in, err = gzip.NewReader(rc); err != nil {
+				return nil, fmt.Errorf("adopt %s: %w", base+ext, err)
+			}
+		case ".xz":
+			if in, err = xz.NewReader(rc); err != nil {
+				return nil, fmt.Errorf("adopt %s: %w", base+ext, err)
+			}
+		}
+		ps, err := deb.ParseParagraphs(in, base+ext)
+		if err != nil {
+			return nil, fmt.Errorf("adopt: %w", err)
+		}
+		for _, p := range ps {
+			if p.Get("Package") == "" || p.Get("Version") == "" || !strings.HasPrefix(p.Get("Filename"), "pool/") {
+				return nil, fmt.Errorf("adopt %s: %w: a stanza lacks Package, Version or a pool/ Filename", base+ext, ErrState)
+			}
+		}
+		return ps, nil
+	}
+	return nil, nil
+}
+
+// verifyAdopted hashes a published package's pool file and checks it
+// against its stanza.
+func (r *Repo) verifyAdopted(ctx context.Context, t Target, p *deb.Paragraph) (Checksums, error) {
+	name := p.Get("Filename")
+	rc, err := r.storage.Open(ctx, name)
+	if err != nil {
+		return Checksums{}, fmt.Errorf("adopt %s: %s %s: %w", t, p.Get("Package"), p.Get("Version"), err)
+	}
+	defer rc.Close()
+	h := newHasher()
+	if _, err := io.Copy(h, rc); err != nil {
+		return Checksums{}, fmt.Errorf("adopt %s: %w", name, err)
+	}
+	c := h.sums()
+	if size := p.Get("Size"); size != fmt.Sprint(c.Size) || (p.Get("SHA256") != "" && p.Get("SHA256") != c.SHA256) {
+		return Checksums{}, fmt.Errorf("adopt %s: %w: %s differs from its index entry (Size %s, SHA256 %s); repair the repository with the tool that made it first",
+			t, ErrCheck, name, size, p.Get("SHA256"))
+	}
+	return c, nil
+}

@@ -1,0 +1,253 @@
+package repo
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SetProgress sets Options.Progress after Open.
+func (r *Repo) SetProgress(fn func(done, total int)) { r.opts.Progress = fn }
+
+// Check verifies the named distributions (all when none is named), as
+// "reprepro check" and more: every package's pool file is registered,
+// referenced and present; every index the published Release lists can be
+// fetched by hash; a signed distribution has its InRelease. It returns
+// the problems found, and an error wrapping ErrCheck when there are any.
+func (r *Repo) Check(ctx context.Context, codenames ...string) ([]string, error) {
+	dists, err := r.pick(codenames)
+	if err != nil {
+		return nil, err
+	}
+	var problems []string
+	need := map[string]bool{}
+	used := map[string]bool{} // distributions holding packages
+	err = r.view(func(tx *bolt.Tx) error {
+		if tx == nil {
+			return nil
+		}
+		refs := bucket(tx, bRefs)
+		for _, d := range dists {
+			for _, t := range d.Targets() {
+				es, err := listTarget(tx, t, nil, nil)
+				if err != nil {
+					return err
+				}
+				for _, e := range es {
+					if _, ok, err := fileSums(tx, e.File); err != nil || !ok {
+						problems = append(problems, fmt.Sprintf("%s: %s %s: pool file %s is not registered", t, e.Package, e.Version, e.File))
+					}
+					if refs.Get(refKey(e.File, t)) == nil {
+						problems = append(problems, fmt.Sprintf("%s: %s %s: no reference to %s", t, e.Package, e.Version, e.File))
+					}
+					if f := stanzaField(e.Stanza, "Filename"); f != e.File {
+						problems = append(problems, fmt.Sprintf("%s: %s %s: Filename %q differs from %s", t, e.Package, e.Version, f, e.File))
+					}
+					need[e.File] = true
+					used[d.Codename] = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for f := range need {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		if ok, err := r.storage.Exists(ctx, f); err != nil || !ok {
+			problems = append(problems, fmt.Sprintf("%s: missing from the pool", f))
+		}
+	}
+	for _, d := range dists {
+		problems = append(problems, r.checkPublished(ctx, d, used[d.Codename])...)
+	}
+	if len(problems) > 0 {
+		return problems, fmt.Errorf("%w: %d problem(s)", ErrCheck, len(problems))
+	}
+	return nil, nil
+}
+
+// checkPublished checks that a client can fetch what dists/<codename>/Release
+// lists: by hash, as apt does with Acquire-By-Hash.
+// A distribution without packages need not be published yet.
+func (r *Repo) checkPublished(ctx context.Context, d *Distribution, used bool) []string {
+	base := "dists/" + d.Codename + "/"
+	rc, err := r.storage.Open(ctx, base+"Release")
+	if err != nil {
+		if !used {
+			return nil
+		}
+		return []string{fmt.Sprintf("%sRelease: not published (run lampi-pkg repo export %s)", base, d.Codename)}
+	}
+	defer rc.Close()
+	var problems []string
+	if d.SignWith != "" {
+		for _, n := range []string{"InRelease", "Release.gpg"} {
+			if ok, _ := r.storage.Exists(ctx, base+n); !ok {
+				problems = append(problems, fmt.Sprintf("%s%s: missing although SignWith is set", base, n))
+			}
+		}
+	}
+	sc := bufio.NewScanner(rc)
+	inSHA256 := false
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, " ") {
+			inSHA256 = line == "SHA256:"
+			continue
+		}
+		f := strings.Fields(line)
+		if !inSHA256 || len(f) != 3 || !isIndexName(f[2], d.DebIndices) {
+			continue
+		}
+		bh := base + pathDir(f[2]) + "/by-hash/SHA256/" + f[0]
+		if ok, _ := r.storage.Exists(ctx, bh); !ok {
+			problems = append(problems, fmt.Sprintf("%s: listed in %sRelease but missing", bh, base))
+		}
+	}
+	return problems
+}
+
+func pathDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+// isIndexName tells the Release entries that are written with by-hash
+// copies.
+func isIndexName(rel string, ix Indices) bool {
+	base := rel[strings.LastIndexByte(rel, '/')+1:]
+	return base == ix.Name+".gz" && ix.Gzip || base == ix.Name+".xz" && ix.XZ || base == ix.Name && ix.Uncompressed
+}
+
+// CheckPool verifies every pool file the state database knows: present,
+// and (unless fast) with the recorded size and checksums, as "reprepro
+// checkpool [fast]". It returns the problems found, and an error wrapping
+// ErrCheck when there are any.
+func (r *Repo) CheckPool(ctx context.Context, fast bool) ([]string, error) {
+	type rec struct {
+		name string
+		sums Checksums
+	}
+	var all []rec
+	err := r.view(func(tx *bolt.Tx) error {
+		if tx == nil {
+			return nil
+		}
+		return bucket(tx, bFiles).ForEach(func(k, v []byte) error {
+			c, err := decodeChecksums(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			all = append(all, rec{string(k), c})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	problems := make([]string, len(all))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				problems[i] = r.checkPoolFile(ctx, all[i].name, all[i].sums, fast)
+			}
+		}()
+	}
+	for i := range all {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var out []string
+	for _, p := range problems {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) > 0 {
+		return out, fmt.Errorf("%w: %d of %d pool files", ErrCheck, len(out), len(all))
+	}
+	return nil, nil
+}
+
+func (r *Repo) checkPoolFile(ctx context.Context, name string, want Checksums, fast bool) string {
+	if fast {
+		if ok, _ := r.storage.Exists(ctx, name); !ok {
+			return name + ": missing"
+		}
+		return ""
+	}
+	rc, err := r.storage.Open(ctx, name)
+	if err != nil {
+		return fmt.Sprintf("%s: %v", name, err)
+	}
+	defer rc.Close()
+	h := newHasher()
+	if _, err := io.Copy(h, rc); err != nil {
+		return fmt.Sprintf("%s: %v", name, err)
+	}
+	got := h.sums()
+	switch {
+	case got.Size != want.Size:
+		return fmt.Sprintf("%s: size %d, recorded %d", name, got.Size, want.Size)
+	case got != want:
+		return fmt.Sprintf("%s: checksum mismatch (SHA256 %s, recorded %s)", name, got.SHA256, want.SHA256)
+	}
+	return ""
+}
+
+// DumpUnreferenced lists the known pool files nothing needs any more.
+func (r *Repo) DumpUnreferenced(ctx context.Context) ([]string, error) {
+	var out []string
+	err := r.view(func(tx *bolt.Tx) error {
+		if tx == nil {
+			return nil
+		}
+		return bucket(tx, bUnreferenced).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteUnreferenced deletes (and forgets) the known pool files nothing
+// needs any more.
+func (r *Repo) DeleteUnreferenced(ctx context.Context) (*Result, error) {
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	var names []string
+	err = w.db.View(func(tx *bolt.Tx) error {
+		return bucket(tx, bUnreferenced).ForEach(func(k, _ []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := r.deleteFiles(ctx, w.db, names)
+	return &Result{Deleted: deleted}, err
+}

@@ -1,0 +1,320 @@
+package repo
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
+)
+
+// Distribution is one paragraph of conf/distributions.
+type Distribution struct {
+	Codename, Suite, Version, Origin, Label, Description string
+	// Architectures are the binary architectures (binary-<arch>
+	// directories), in configuration order, without "source".
+	Architectures []string
+	// HasSource is set when Architectures lists "source".
+	HasSource bool
+	// Components in configuration order; the first is the default.
+	Components []string
+	// SignWith names the signing key: a key file, a fingerprint or key
+	// ID found in the key directory, or "yes"/"default" for the only key
+	// there. Empty: the distribution is not signed.
+	SignWith string
+	// SignedBy is copied into the Release file's Signed-By field.
+	SignedBy string
+	// NotAutomatic and ButAutomaticUpgrades are copied into Release files.
+	NotAutomatic, ButAutomaticUpgrades string
+	// ValidFor, when not zero, puts Valid-Until = Date + ValidFor into
+	// the Release file.
+	ValidFor time.Duration
+	// DebIndices says which Packages files to export.
+	DebIndices Indices
+	// Limit is how many versions of a package to keep per component and
+	// architecture; ≤ 0 keeps every version. The default is 1.
+	Limit int
+	// ReadOnly refuses every change.
+	ReadOnly bool
+	// Log is the file (relative to the log directory) that additions and
+	// removals are logged to, as reprepro does; "" for none.
+	Log string
+	// Fields are all fields as written, known or not, in file order.
+	Fields []deb.Field
+	// File and Line locate the paragraph.
+	File string
+	Line int
+}
+
+// Indices is a parsed DebIndices field: "Packages Release . .gz .xz".
+type Indices struct {
+	// Name of the index file: "Packages".
+	Name string
+	// Release is the name of the per-architecture Release file, "" for
+	// none.
+	Release string
+	// Uncompressed, Gzip and XZ say which forms to write.
+	Uncompressed, Gzip, XZ bool
+}
+
+// defaultIndices is reprepro's default: "Packages Release . .gz".
+func defaultIndices() Indices {
+	return Indices{Name: "Packages", Release: "Release", Uncompressed: true, Gzip: true}
+}
+
+// Target is one package list of a distribution: codename, component and
+// architecture, written "bookworm|main|amd64" as reprepro does.
+type Target struct {
+	Codename, Component, Arch string
+}
+
+func (t Target) String() string { return t.Codename + "|" + t.Component + "|" + t.Arch }
+
+// MarshalText writes the target as String does.
+func (t Target) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// Dir is the index directory relative to the repository root:
+// "dists/bookworm/main/binary-amd64".
+func (t Target) Dir() string {
+	return "dists/" + t.Codename + "/" + t.Component + "/binary-" + t.Arch
+}
+
+// Targets lists the distribution's targets, component-major, in
+// configuration order (the order reprepro exports them in).
+func (d *Distribution) Targets() []Target {
+	var out []Target
+	for _, c := range d.Components {
+		for _, a := range d.Architectures {
+			out = append(out, Target{d.Codename, c, a})
+		}
+	}
+	return out
+}
+
+// HasComponent reports whether d lists component c.
+func (d *Distribution) HasComponent(c string) bool { return contains(d.Components, c) }
+
+// HasArchitecture reports whether d lists architecture a.
+func (d *Distribution) HasArchitecture(a string) bool { return contains(d.Architectures, a) }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// newDistribution checks one paragraph of conf/distributions.
+func newDistribution(p *confParagraph) (*Distribution, []string, error) {
+	d := &Distribution{File: p.file, Line: p.line, Fields: p.fields, DebIndices: defaultIndices(), Limit: 1}
+	var warns []string
+	at := func(f deb.Field) string { return fmt.Sprintf("%s:%d", p.file, f.Line) }
+	bad := func(f deb.Field, format string, a ...any) error {
+		return fmt.Errorf("%s: %w: %s: %s", at(f), ErrConfig, f.Name, fmt.Sprintf(format, a...))
+	}
+	for _, f := range p.fields {
+		v := f.Value
+		switch strings.ToLower(f.Name) {
+		case "codename":
+			if err := checkName(v); err != nil {
+				return nil, nil, bad(f, "%v", err)
+			}
+			d.Codename = v
+		case "suite":
+			if err := checkName(v); err != nil {
+				return nil, nil, bad(f, "%v", err)
+			}
+			d.Suite = v
+		case "version":
+			d.Version = v
+		case "origin":
+			d.Origin = v
+		case "label":
+			d.Label = v
+		case "description":
+			d.Description = v
+		case "architectures":
+			for _, a := range strings.Fields(v) {
+				switch {
+				case a == "source":
+					d.HasSource = true
+					warns = append(warns, fmt.Sprintf("%s: Architectures: source packages are not supported; no Sources index is exported", at(f)))
+				case a == "all":
+					return nil, nil, bad(f, "\"all\" cannot be listed: Architecture: all packages go into every binary-<arch> index; list the real architectures (e.g. armhf arm64 amd64)")
+				default:
+					if err := deb.ValidateArchitecture(a); err != nil {
+						return nil, nil, bad(f, "%v", err)
+					}
+					if d.HasArchitecture(a) {
+						return nil, nil, bad(f, "%q is listed twice", a)
+					}
+					d.Architectures = append(d.Architectures, a)
+				}
+			}
+		case "components":
+			for _, c := range strings.Fields(v) {
+				if err := checkName(c); err != nil {
+					return nil, nil, bad(f, "%v", err)
+				}
+				if d.HasComponent(c) {
+					return nil, nil, bad(f, "%q is listed twice", c)
+				}
+				d.Components = append(d.Components, c)
+			}
+		case "signwith":
+			d.SignWith = v
+		case "signed-by":
+			d.SignedBy = v
+		case "notautomatic":
+			d.NotAutomatic = v
+		case "butautomaticupgrades":
+			d.ButAutomaticUpgrades = v
+		case "validfor":
+			dur, err := parseValidFor(v)
+			if err != nil {
+				return nil, nil, bad(f, "%v", err)
+			}
+			d.ValidFor = dur
+		case "debindices":
+			ix, w, err := parseIndices(v)
+			if err != nil {
+				return nil, nil, bad(f, "%v", err)
+			}
+			if w != "" {
+				warns = append(warns, fmt.Sprintf("%s: DebIndices: %s", at(f), w))
+			}
+			d.DebIndices = ix
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, nil, bad(f, "%q is not a number (the count of versions to keep; 0 keeps all)", v)
+			}
+			d.Limit = n
+		case "readonly":
+			d.ReadOnly = true
+		case "log":
+			first, rest, _ := strings.Cut(v, "\n")
+			d.Log = strings.TrimSpace(first)
+			if strings.TrimSpace(rest) != "" {
+				warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at(f)))
+			}
+		case "udebcomponents", "ddebcomponents", "udebindices", "dscindices", "ddebindices",
+			"update", "pull", "tracking", "deboverride", "udeboverride", "dscoverride",
+			"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
+			"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
+			"snapshots", "archive":
+			warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at(f), f.Name))
+		default:
+			warns = append(warns, fmt.Sprintf("%s: unknown field %q; kept but ignored (check its spelling)", at(f), f.Name))
+		}
+	}
+	where := fmt.Sprintf("%s:%d", p.file, p.line)
+	switch {
+	case d.Codename == "":
+		return nil, nil, fmt.Errorf("%s: %w: the paragraph has no Codename (the name of its dists/ directory)", where, ErrConfig)
+	case len(d.Architectures) == 0:
+		return nil, nil, fmt.Errorf("%s: %w: distribution %q: Architectures is missing or empty (e.g. \"Architectures: armhf arm64\")", where, ErrConfig, d.Codename)
+	case len(d.Components) == 0:
+		return nil, nil, fmt.Errorf("%s: %w: distribution %q: Components is missing or empty (e.g. \"Components: main\")", where, ErrConfig, d.Codename)
+	}
+	return d, warns, nil
+}
+
+// checkName accepts what may be a codename, suite or component: a path of
+// letters, digits and ".+-_~", parts separated by single '/'.
+func checkName(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty name")
+	}
+	for _, part := range strings.Split(s, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("%q is not a usable name (empty part, '.' or '..')", s)
+		}
+		for _, c := range part {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".+-_~", c)
+			if !ok {
+				return fmt.Errorf("%q contains %q; use letters, digits and . + - _ ~", s, c)
+			}
+		}
+	}
+	return nil
+}
+
+// parseValidFor parses reprepro's ValidFor: numbers with units d (days),
+// m (31 days) or y (365 days), summed ("1m 11d" is 42 days). We also accept
+// h (hours) and w (weeks).
+func parseValidFor(s string) (time.Duration, error) {
+	var total time.Duration
+	rest := strings.TrimSpace(s)
+	if rest == "" {
+		return 0, fmt.Errorf("empty; expected e.g. \"7d\"")
+	}
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 {
+			return 0, fmt.Errorf("%q: expected a number followed by d, w, m or y (e.g. \"7d\")", s)
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n > 100000 {
+			return 0, fmt.Errorf("%q: number out of range", s)
+		}
+		rest = strings.TrimLeft(rest[i:], " \t\n")
+		if rest == "" {
+			return 0, fmt.Errorf("%q: %d has no unit; add d, w, m or y", s, n)
+		}
+		day := 24 * time.Hour
+		unit := map[byte]time.Duration{'h': time.Hour, 'd': day, 'w': 7 * day, 'm': 31 * day, 'y': 365 * day}[rest[0]]
+		if unit == 0 {
+			return 0, fmt.Errorf("%q: unknown unit %q; use d (days), w, m (31 days) or y (365 days)", s, rest[0])
+		}
+		total += time.Duration(n) * unit
+		rest = strings.TrimLeft(rest[1:], " \t\n")
+	}
+	return total, nil
+}
+
+// parseIndices parses DebIndices: index name, optional Release name, then
+// ".", ".gz", ".xz" (".bz2" is not written; a hook script is not run).
+func parseIndices(s string) (Indices, string, error) {
+	words := strings.Fields(s)
+	if len(words) < 2 {
+		return Indices{}, "", fmt.Errorf("%q: expected e.g. \"Packages Release . .gz\"", s)
+	}
+	ix := Indices{Name: words[0]}
+	if strings.ContainsAny(ix.Name, "/") || strings.HasPrefix(ix.Name, ".") {
+		return Indices{}, "", fmt.Errorf("%q is not an index file name", ix.Name)
+	}
+	words = words[1:]
+	if !strings.HasPrefix(words[0], ".") {
+		ix.Release = words[0]
+		words = words[1:]
+	}
+	var warn []string
+	for _, w := range words {
+		switch w {
+		case ".":
+			ix.Uncompressed = true
+		case ".gz":
+			ix.Gzip = true
+		case ".xz":
+			ix.XZ = true
+		case ".bz2":
+			warn = append(warn, ".bz2 indices are not written (apt prefers .xz and .gz)")
+		default:
+			if strings.HasPrefix(w, ".") {
+				return Indices{}, "", fmt.Errorf("unknown compression %q; use . .gz .xz", w)
+			}
+			warn = append(warn, fmt.Sprintf("hook script %q is not run", w))
+		}
+	}
+	if !ix.Uncompressed && !ix.Gzip && !ix.XZ {
+		return Indices{}, "", fmt.Errorf("%q: no form to write; add at least one of . .gz .xz", s)
+	}
+	return ix, strings.Join(warn, "; "), nil
+}

@@ -1,0 +1,86 @@
+// Package repo manages an apt repository the way reprepro does — same
+// configuration, same published layout, same verbs — with its state in
+// bbolt and an atomic, signed publish.
+//
+// # Basics
+//
+// A repository is a base directory holding:
+//
+//	conf/distributions   reprepro's own file (or directory of *.conf):
+//	                     Codename, Suite, Architectures, Components,
+//	                     SignWith, DebIndices, Limit, ValidFor, …
+//	conf/options         reprepro's options file (optional)
+//	db/lampi.db          the state: packages per distribution, component
+//	                     and architecture; pool files with checksums and
+//	                     who references them; what was published
+//	db/lampi.lock        the writers' lock
+//	pool/, dists/        the published tree, laid out as reprepro lays it out
+//
+// [Open] reads the configuration; each method is one command:
+// [Repo.IncludeDeb], [Repo.Remove], [Repo.List] (with a [Filter] for
+// listfilter), [Repo.Copy], [Repo.Export], [Repo.Check],
+// [Repo.CheckPool], [Repo.DumpUnreferenced], [Repo.DeleteUnreferenced],
+// [Repo.CreateSymlinks] and [Repo.Phase]. [Init] writes a new
+// conf/distributions.
+//
+//	r, err := repo.Open("/srv/repo", repo.Options{Now: time.Now, LockTimeout: time.Minute})
+//	res, err := r.IncludeDeb(ctx, "bookworm", []string{"hi_0.2_all.deb"}, repo.IncludeOptions{})
+//
+// Every modifying command is one bbolt transaction: it checks all its
+// input first, so a bad file, an unknown architecture or a version clash
+// leaves dists/, pool/ and db/ untouched. The version rules: the same file
+// again is a no-op; a newer version replaces the older one (the newest
+// Limit versions are kept, 1 by default); an older version, or the same
+// name, version and architecture with other bytes, is refused
+// (ErrOlderVersion, ErrVersionClash).
+//
+// Publishing is incremental and ordered so that apt never sees a
+// half-updated repository: only the indices whose package lists changed
+// are regenerated (from the database; nothing re-reads the pool), each is
+// written first under by-hash/SHA256 and by-hash/SHA512 (content
+// addressed, never overwritten), then renamed into place under its name,
+// then Release, Release.gpg and InRelease last. The Release file says
+// Acquire-By-Hash: yes, so a client holding the previous InRelease fetches
+// the previous indices by hash; superseded by-hash files are kept for
+// Options.ByHashRetention (and the previous generation always). Pool
+// files that lose their last reference are deleted after the new indices
+// are live.
+//
+// Everything published goes through a [Storage]: [DirStorage] for a local
+// directory; object storage can implement the same interface. Signing goes
+// through a [Signer] (see [KeyDirSigners] for SignWith key files), so a
+// remote signer can plug in. The package never reads the clock or the
+// environment: Options.Now dates Release files and signatures.
+//
+// One writer at a time holds db/lampi.lock (flock, released by the kernel
+// if the process dies); others wait up to Options.LockTimeout (reprepro's
+// --waitforlock). Readers (List, Check) take no lock: they wait at most
+// for a writer's commit, never for its whole command.
+//
+// # Caveats
+//
+// Only binary packages (.deb) are managed: "source" in Architectures,
+// udebs, Contents files, update/pull rules, tracking and override files
+// are reported as warnings and ignored. An existing reprepro database
+// (db/*.db, Berkeley DB) is not read; instead, the first writing command
+// adopts every distribution the state database does not know yet from its
+// published indices (dists/…/Packages), after checking each pool file
+// against its index entry, so taking over a reprepro repository loses no
+// package. Until then, List shows such a distribution as empty.
+//
+// Differences from reprepro 5.3, on purpose: an older version is an
+// error, not a silent skip; a batch with one bad file changes nothing
+// (reprepro adds the good ones); the Packages stanzas also carry SHA512,
+// and the Release file SHA512 and Acquire-By-Hash; listfilter compares
+// Version as dpkg does (reprepro compares it alphabetically); multi-line
+// Description fields in conf/distributions are written as proper
+// continuation lines.
+//
+// Crash safety relies on rename(2) being atomic and on the kernel dropping
+// flock locks of dead processes; durability across power loss on one
+// syncfs(2) before the database commit and another before Release is
+// written. Stale temporary files of interrupted commands are removed by
+// the next writer. A command killed while writing new pool files may
+// leave a partial file under a pool path no index and no database record
+// names; the next inclusion of that package replaces it.
+package repo

@@ -1,0 +1,51 @@
+package repo
+
+import "errors"
+
+// Sentinel errors. Every error returned by this package that matches one of
+// these wraps it with the file and line, codename, package or pool file at
+// fault and what to do, so callers test with errors.Is and users read the
+// whole message.
+var (
+	// ErrConfig: conf/distributions or conf/options is malformed or
+	// inconsistent (syntax error, missing Codename, duplicate codename…).
+	// The message names file:line.
+	ErrConfig = errors.New("repository configuration error")
+	// ErrUnknownCodename: a command names a distribution that
+	// conf/distributions does not define.
+	ErrUnknownCodename = errors.New("unknown distribution")
+	// ErrArchitecture: a package's architecture is not one the target
+	// distribution lists in Architectures (and not "all").
+	ErrArchitecture = errors.New("architecture not in the distribution")
+	// ErrComponent: a component (-C) the distribution does not list.
+	ErrComponent = errors.New("component not in the distribution")
+	// ErrBadPackage: a file to include is not a usable .deb (not a deb,
+	// truncated, missing or invalid control fields). It also wraps the
+	// deb package's sentinel when there is one.
+	ErrBadPackage = errors.New("unusable package")
+	// ErrOlderVersion: the distribution already holds a newer version of
+	// the package. reprepro skips such packages silently; we refuse them.
+	ErrOlderVersion = errors.New("older than the version in the distribution")
+	// ErrVersionClash: the same name, version and architecture is
+	// already in the repository with different content. Bump the
+	// version: apt never reinstalls a version it already has.
+	ErrVersionClash = errors.New("same version with different content")
+	// ErrNotFound: a package to remove, copy or phase is not in the
+	// distribution.
+	ErrNotFound = errors.New("package not found")
+	// ErrLocked: another process holds the repository lock longer than
+	// the wait timeout (--waitforlock).
+	ErrLocked = errors.New("repository is locked by another process")
+	// ErrReadOnly: the distribution has "ReadOnly: yes".
+	ErrReadOnly = errors.New("distribution is read-only")
+	// ErrFilter: a listfilter/copyfilter formula does not parse.
+	ErrFilter = errors.New("invalid filter formula")
+	// ErrSigning: the distribution's SignWith key cannot be found or
+	// cannot sign.
+	ErrSigning = errors.New("cannot sign the distribution")
+	// ErrCheck: check or checkpool found missing or damaged files.
+	ErrCheck = errors.New("repository check failed")
+	// ErrState: the state database is missing, from a newer lampi-pkg or
+	// damaged.
+	ErrState = errors.New("repository state database problem")
+)

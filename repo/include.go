@@ -1,0 +1,294 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
+	bolt "go.etcd.io/bbolt"
+)
+
+// IncludeOptions refine IncludeDeb like reprepro's -C, -A, -S and -P.
+type IncludeOptions struct {
+	// Component to put the packages in; "" guesses it from the Section.
+	Component string
+	// Architectures limits where "Architecture: all" packages go (and
+	// which architectures are accepted); empty means all of the
+	// distribution's.
+	Architectures []string
+	// Section and Priority replace the packages' own (reprepro needs both
+	// in every Packages stanza; a package lacking one needs these).
+	Section, Priority string
+}
+
+// Change is one effect of a command on a package list.
+type Change struct {
+	// Action is "add", "replace" (a newer version pushed OldVersion out
+	// beyond Limit), "unchanged" (the same file was there already),
+	// "remove" or "phase".
+	Action     string `json:"action"`
+	Target     Target `json:"target"`
+	Package    string `json:"package"`
+	Version    string `json:"version"`
+	OldVersion string `json:"old_version,omitempty"`
+	// File is the pool file of Version.
+	File string `json:"file,omitempty"`
+}
+
+// Result reports what a modifying command did.
+type Result struct {
+	Changes []Change
+	// Exported lists the distributions whose dists/ tree was published.
+	Exported []string
+	// Deleted lists pool files removed because nothing needs them.
+	Deleted []string
+}
+
+// incoming is a staged package with where it goes.
+type incoming struct {
+	*debFile
+	component, section, priority string
+	filekey                      string
+	value                        []byte // pool file key "\x00" Packages stanza
+	targets                      []Target
+	// prewritten: the pool file did not exist and was written while
+	// the batch was read (removed again if the command fails).
+	prewritten bool
+}
+
+// IncludeDeb adds .deb files to a distribution, as "reprepro includedeb":
+// the same file again changes nothing; a newer version replaces the older
+// one (Limit versions are kept); an older version, or the same name,
+// version and architecture with other bytes, is refused. Every file is
+// checked before anything changes: one bad file fails the command and
+// leaves the repository untouched. The changed distribution is then
+// published (unless Options.Export is ExportNever).
+func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, o IncludeOptions) (*Result, error) {
+	d, err := r.Conf.Distribution(codename)
+	if err != nil {
+		return nil, err
+	}
+	if d.ReadOnly {
+		return nil, fmt.Errorf("includedeb %s: %w (ReadOnly in %s:%d)", codename, ErrReadOnly, d.File, d.Line)
+	}
+	if o.Component != "" && !d.HasComponent(o.Component) {
+		return nil, fmt.Errorf("includedeb %s: %w: %q (Components: %v)", codename, ErrComponent, o.Component, d.Components)
+	}
+	for _, a := range o.Architectures {
+		if !d.HasArchitecture(a) {
+			return nil, fmt.Errorf("includedeb %s: %w: -A %q (Architectures: %v)", codename, ErrArchitecture, a, d.Architectures)
+		}
+	}
+	// The lock is taken first so that packages can be written into the
+	// pool while others are still being read: no other writer can touch
+	// the pool meanwhile, and a failure removes what was written. The
+	// database is opened only afterwards, so readers wait at most for
+	// the commit.
+	w, err := r.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	staging := newStager(r)
+	defer staging.remove()
+	debs, err := r.stageAll(ctx, files, staging, func(in *incoming) error {
+		if err := in.place(d, o); err != nil {
+			return err
+		}
+		return r.preWrite(ctx, in, staging)
+	})
+	undo := func(extra []string) {
+		for _, in := range debs {
+			if in != nil && in.prewritten {
+				r.storage.Remove(ctx, in.filekey)
+			}
+		}
+		for _, name := range extra {
+			r.storage.Remove(ctx, name)
+		}
+	}
+	if err != nil {
+		undo(nil)
+		return nil, err
+	}
+	sort.SliceStable(debs, func(i, j int) bool {
+		if debs[i].name != debs[j].name {
+			return debs[i].name < debs[j].name
+		}
+		return debs[i].version.Compare(debs[j].version) < 0
+	})
+	if err := w.openDB(); err != nil {
+		undo(nil)
+		return nil, err
+	}
+	res := &Result{}
+	var unref []string
+	var written []string
+	err = w.db.Update(func(tx *bolt.Tx) error {
+		var toWrite []*incoming
+		for _, in := range debs {
+			added, gone, err := r.addPackage(tx, d, in, res)
+			if err != nil {
+				return err
+			}
+			unref = append(unref, gone...)
+			if added && !in.prewritten {
+				toWrite = append(toWrite, in)
+			}
+		}
+		var err error
+		if written, err = r.writePool(ctx, toWrite, staging); err != nil {
+			return err
+		}
+		return r.storage.Sync(ctx)
+	})
+	if err != nil {
+		undo(written)
+		return nil, err
+	}
+	r.log(d, logLines(d, res.Changes))
+	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+}
+
+// place decides component, section, priority, pool file and targets.
+func (in *incoming) place(d *Distribution, o IncludeOptions) error {
+	in.section, in.priority = in.control.Get("Section"), in.control.Get("Priority")
+	if o.Section != "" {
+		in.section = o.Section
+	}
+	if o.Priority != "" {
+		in.priority = o.Priority
+	}
+	switch {
+	case in.section == "":
+		return fmt.Errorf("%s: %w: %s has no Section; add one to its control file or give it with -S", in.src, ErrBadPackage, in.name)
+	case in.priority == "":
+		return fmt.Errorf("%s: %w: %s has no Priority; add one to its control file or give it with -P", in.src, ErrBadPackage, in.name)
+	}
+	in.component = o.Component
+	if in.component == "" {
+		in.component = guessComponent(d, in.section)
+	}
+	arches := d.Architectures
+	if len(o.Architectures) > 0 {
+		arches = o.Architectures
+	}
+	switch {
+	case in.arch == "all":
+		for _, a := range arches {
+			in.targets = append(in.targets, Target{d.Codename, in.component, a})
+		}
+	case contains(arches, in.arch):
+		in.targets = []Target{{d.Codename, in.component, in.arch}}
+	default:
+		return fmt.Errorf("%s: %w: %s %s is for %s, but %s has Architectures: %v (%s:%d); add %s there or build the package for one of them",
+			in.src, ErrArchitecture, in.name, in.version, in.arch, d.Codename, arches, d.File, d.Line, in.arch)
+	}
+	in.filekey = PoolPath(in.component, in.source, in.name, in.version, in.arch)
+	in.value = pkgValue(in.filekey, makeStanza(in.control, in.section, in.priority, in.filekey, in.sums))
+	in.control = nil // only the stanza is needed from here on
+	return nil
+}
+
+// existing is a version of a package already in a target.
+type existing struct {
+	key     []byte
+	version deb.Version
+	filekey string
+}
+
+func versionsOf(b *bolt.Bucket, name string) ([]existing, error) {
+	var out []existing
+	prefix := []byte(name + "\x00")
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		_, ver := splitPkgKey(k)
+		pv, err := deb.ParseVersion(ver)
+		if err != nil {
+			return nil, fmt.Errorf("%w: package %s has version %q: %w", ErrState, name, ver, err)
+		}
+		fk, _ := splitPkgValue(v)
+		out = append(out, existing{append([]byte(nil), k...), pv, fk})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version.Compare(out[j].version) < 0 })
+	return out, nil
+}
+
+// addPackage applies the version rules to every target of in. It reports
+// whether the pool file must be written, and the pool files that lost
+// their last reference.
+func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Result) (bool, []string, error) {
+	known, haveFile, err := fileSums(tx, in.filekey)
+	if err != nil {
+		return false, nil, err
+	}
+	if haveFile && known != in.sums {
+		return false, nil, fmt.Errorf("%s: %w: %s already holds %s %s (%s) with SHA256 %s, this file has %s; give the new build a new version",
+			in.src, ErrVersionClash, in.filekey, in.name, in.version, in.arch, known.SHA256, in.sums.SHA256)
+	}
+	var gone []string
+	added := false
+	for _, t := range in.targets {
+		b, err := targetBucket(tx, t, true)
+		if err != nil {
+			return false, nil, err
+		}
+		have, err := versionsOf(b, in.name)
+		if err != nil {
+			return false, nil, err
+		}
+		same := false
+		for _, e := range have {
+			switch cmp := e.version.Compare(in.version); {
+			case cmp == 0 && e.filekey == in.filekey:
+				same = true
+			case cmp == 0:
+				return false, nil, fmt.Errorf("%s: %w: %s already has %s %s as %s; give the new build a new version",
+					in.src, ErrVersionClash, t, in.name, e.version, e.filekey)
+			case cmp > 0:
+				return false, nil, fmt.Errorf("%s: %w: %s already has %s %s, newer than %s; remove it first to go back (lampi-pkg repo remove), or publish a higher version",
+					in.src, ErrOlderVersion, t, in.name, e.version, in.version)
+			}
+		}
+		ch := Change{Action: "unchanged", Target: t, Package: in.name, Version: in.version.String(), File: in.filekey}
+		if same {
+			res.Changes = append(res.Changes, ch)
+			continue
+		}
+		if err := b.Put(pkgKey(in.name, in.version.String()), in.value); err != nil {
+			return false, nil, err
+		}
+		if err := addRef(tx, in.filekey, t); err != nil {
+			return false, nil, err
+		}
+		if err := markDirty(tx, t); err != nil {
+			return false, nil, err
+		}
+		added = true
+		ch.Action = "add"
+		if d.Limit > 0 && len(have)+1 > d.Limit {
+			for _, e := range have[:len(have)+1-d.Limit] {
+				if err := b.Delete(e.key); err != nil {
+					return false, nil, err
+				}
+				last, err := dropRef(tx, e.filekey, t)
+				if err != nil {
+					return false, nil, err
+				}
+				if last {
+					gone = append(gone, e.filekey)
+				}
+				ch.Action, ch.OldVersion = "replace", e.version.String()
+			}
+		}
+		res.Changes = append(res.Changes, ch)
+	}
+	if !added || haveFile {
+		return false, gone, nil
+	}
+	err = bucket(tx, bFiles).Put([]byte(in.filekey), in.sums.encode())
+	in.sums = Checksums{} // recorded; a big batch need not keep the strings
+	return true, gone, err
+}

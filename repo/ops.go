@@ -1,0 +1,343 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
+	bolt "go.etcd.io/bbolt"
+)
+
+// writable returns the distribution if it may be changed.
+func (r *Repo) writable(verb, codename string) (*Distribution, error) {
+	d, err := r.Conf.Distribution(codename)
+	if err != nil {
+		return nil, err
+	}
+	if d.ReadOnly {
+		return nil, fmt.Errorf("%s %s: %w (ReadOnly in %s:%d)", verb, codename, ErrReadOnly, d.File, d.Line)
+	}
+	return d, nil
+}
+
+// Remove deletes every version of the named packages from the selected
+// targets of a distribution, as "reprepro remove". A name found nowhere
+// fails the command (wrapping ErrNotFound) before anything changes.
+func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names []string) (*Result, error) {
+	d, err := r.writable("remove", codename)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := sel.targets(d)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	res := &Result{}
+	var unref []string
+	err = w.db.Update(func(tx *bolt.Tx) error {
+		found := map[string]bool{}
+		for _, t := range targets {
+			es, err := listTarget(tx, t, names, nil)
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				gone, err := removeEntry(tx, e)
+				if err != nil {
+					return err
+				}
+				if gone {
+					unref = append(unref, e.File)
+				}
+				found[e.Package] = true
+				res.Changes = append(res.Changes, Change{Action: "remove", Target: t, Package: e.Package, Version: e.Version, File: e.File})
+			}
+		}
+		var missing []string
+		for _, n := range names {
+			if !found[n] {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("remove %s: %w: %s (nothing was removed; see lampi-pkg repo list %s)", codename, ErrNotFound, strings.Join(missing, ", "), codename)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.log(d, logLines(d, res.Changes))
+	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+}
+
+// removeEntry deletes one package version from its target and reports
+// whether its pool file lost its last reference.
+func removeEntry(tx *bolt.Tx, e Entry) (bool, error) {
+	b, err := targetBucket(tx, e.Target, false)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := b.Delete(pkgKey(e.Package, e.Version)); err != nil {
+		return false, err
+	}
+	if err := markDirty(tx, e.Target); err != nil {
+		return false, err
+	}
+	return dropRef(tx, e.File, e.Target)
+}
+
+// Copy copies the newest version of each named package from one
+// distribution to another, as "reprepro copy" (promotion: testing →
+// stable): verbatim stanzas, the same pool files, only into targets
+// (component and architecture) both distributions have. The version
+// rules of IncludeDeb apply in the destination.
+func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names []string) (*Result, error) {
+	dd, err := r.writable("copy", dest)
+	if err != nil {
+		return nil, err
+	}
+	sd, err := r.Conf.Distribution(src)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := sel.targets(sd)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	res := &Result{}
+	var unref []string
+	err = w.db.Update(func(tx *bolt.Tx) error {
+		found := map[string]bool{}
+		for _, t := range targets {
+			if !dd.HasComponent(t.Component) || !dd.HasArchitecture(t.Arch) {
+				continue
+			}
+			es, err := listTarget(tx, t, names, nil)
+			if err != nil {
+				return err
+			}
+			for _, e := range newestOnly(es) {
+				found[e.Package] = true
+				dt := Target{dd.Codename, t.Component, t.Arch}
+				gone, err := r.putEntry(tx, dd, dt, e, res)
+				if err != nil {
+					return fmt.Errorf("copy %s to %s: %w", e, dest, err)
+				}
+				unref = append(unref, gone...)
+			}
+		}
+		var missing []string
+		for _, n := range names {
+			if !found[n] {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("copy %s to %s: %w in %s (or not in a component and architecture %s has): %s",
+				src, dest, ErrNotFound, src, dest, strings.Join(missing, ", "))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.log(dd, logLines(dd, res.Changes))
+	return res, r.finish(ctx, w, []*Distribution{dd}, unref, res)
+}
+
+// newestOnly keeps the highest version of each package name.
+func newestOnly(es []Entry) []Entry {
+	best := map[string]int{}
+	var order []string
+	for i, e := range es {
+		j, ok := best[e.Package]
+		if !ok {
+			best[e.Package] = i
+			order = append(order, e.Package)
+			continue
+		}
+		if looseVersion(e.Version).Compare(looseVersion(es[j].Version)) > 0 {
+			best[e.Package] = i
+		}
+	}
+	sort.Strings(order)
+	out := make([]Entry, 0, len(order))
+	for _, n := range order {
+		out = append(out, es[best[n]])
+	}
+	return out
+}
+
+// putEntry adds an existing stanza to a target under the version rules.
+func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Result) ([]string, error) {
+	b, err := targetBucket(tx, t, true)
+	if err != nil {
+		return nil, err
+	}
+	have, err := versionsOf(b, e.Package)
+	if err != nil {
+		return nil, err
+	}
+	v, err := deb.ParseVersion(e.Version)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrState, e, err)
+	}
+	ch := Change{Action: "unchanged", Target: t, Package: e.Package, Version: e.Version, File: e.File}
+	for _, x := range have {
+		switch cmp := x.version.Compare(v); {
+		case cmp == 0 && x.filekey == e.File:
+			res.Changes = append(res.Changes, ch)
+			return nil, nil
+		case cmp == 0:
+			return nil, fmt.Errorf("%w: %s already has %s %s as %s", ErrVersionClash, t, e.Package, x.version, x.filekey)
+		case cmp > 0:
+			return nil, fmt.Errorf("%w: %s already has %s %s, newer than %s", ErrOlderVersion, t, e.Package, x.version, v)
+		}
+	}
+	if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, e.Stanza)); err != nil {
+		return nil, err
+	}
+	if err := addRef(tx, e.File, t); err != nil {
+		return nil, err
+	}
+	if err := markDirty(tx, t); err != nil {
+		return nil, err
+	}
+	ch.Action = "add"
+	var gone []string
+	if d.Limit > 0 && len(have)+1 > d.Limit {
+		for _, x := range have[:len(have)+1-d.Limit] {
+			if err := b.Delete(x.key); err != nil {
+				return nil, err
+			}
+			last, err := dropRef(tx, x.filekey, t)
+			if err != nil {
+				return nil, err
+			}
+			if last {
+				gone = append(gone, x.filekey)
+			}
+			ch.Action, ch.OldVersion = "replace", x.version.String()
+		}
+	}
+	res.Changes = append(res.Changes, ch)
+	return gone, nil
+}
+
+// Export publishes the named distributions (all when none is named),
+// regenerating every index, as "reprepro export". Run it after changing
+// conf/distributions, and regularly when ValidFor is set.
+func (r *Repo) Export(ctx context.Context, codenames ...string) (*Result, error) {
+	dists, err := r.pick(codenames)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	res := &Result{}
+	for _, d := range dists {
+		if _, err := r.exportDist(ctx, w.db, d, true); err != nil {
+			return res, err
+		}
+		res.Exported = append(res.Exported, d.Codename)
+	}
+	return res, nil
+}
+
+// pick returns the named distributions, or all of them.
+func (r *Repo) pick(codenames []string) ([]*Distribution, error) {
+	if len(codenames) == 0 {
+		return r.Conf.Distributions, nil
+	}
+	var out []*Distribution
+	for _, c := range codenames {
+		d, err := r.Conf.Distribution(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Phase sets apt's Phased-Update-Percentage on the newest version of a
+// package in every selected target of a distribution: apt on the devices
+// then installs that version on about percent % of them (100 removes the
+// field: everyone gets it).
+func (r *Repo) Phase(ctx context.Context, codename string, sel Selection, name string, percent int) (*Result, error) {
+	if percent < 0 || percent > 100 {
+		return nil, fmt.Errorf("phase %s %s: percentage %d out of range 0..100", codename, name, percent)
+	}
+	d, err := r.writable("phase", codename)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := sel.targets(d)
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	res := &Result{}
+	value := strconv.Itoa(percent)
+	if percent == 100 {
+		value = ""
+	}
+	err = w.db.Update(func(tx *bolt.Tx) error {
+		for _, t := range targets {
+			es, err := listTarget(tx, t, []string{name}, nil)
+			if err != nil {
+				return err
+			}
+			for _, e := range newestOnly(es) {
+				b, _ := targetBucket(tx, t, false)
+				stanza := setStanzaField(e.Stanza, "Phased-Update-Percentage", value)
+				if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, stanza)); err != nil {
+					return err
+				}
+				if err := markDirty(tx, t); err != nil {
+					return err
+				}
+				res.Changes = append(res.Changes, Change{Action: "phase", Target: t, Package: e.Package, Version: e.Version, File: e.File})
+			}
+		}
+		if len(res.Changes) == 0 {
+			return fmt.Errorf("phase %s: %w: %s", codename, ErrNotFound, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, r.finish(ctx, w, []*Distribution{d}, nil, res)
+}
+
+// looseVersion parses a version stored by this package (always valid);
+// a damaged one sorts first.
+func looseVersion(s string) deb.Version {
+	v, err := deb.ParseVersion(s)
+	if err != nil {
+		return deb.Version{}
+	}
+	return v
+}

@@ -1,0 +1,273 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// byHashNames are the by-hash paths of an index file, relative to the
+// storage root: SHA256 and SHA512 (apt fetches the strongest hash the
+// Release file lists).
+func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
+	dir := "dists/" + codename + "/" + path.Dir(f.rel) + "/by-hash/"
+	return dir + "SHA256/" + f.sums.SHA256, dir + "SHA512/" + f.sums.SHA512
+}
+
+// exportDist publishes a distribution: the indices of targets whose
+// package lists changed (all of them when force is set, or when their
+// files were never published), then the Release files. It reports whether
+// it published anything.
+//
+// The order makes a half-done publish invisible to apt: content-addressed
+// by-hash files first, then the index files under their names (renamed
+// into place), then Release, Release.gpg and InRelease last. A client
+// holding the previous InRelease still finds every index it lists under
+// by-hash, because superseded by-hash files are kept for
+// Options.ByHashRetention.
+func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, force bool) (bool, error) {
+	var (
+		regen    []Target
+		contents = map[Target][]byte{}
+		stored   = map[string]Checksums{}
+		buffers  freeList
+	)
+	defer buffers.free()
+	err := db.View(func(tx *bolt.Tx) error {
+		dirty, exp := bucket(tx, bDirty), bucket(tx, bExported)
+		for _, t := range d.Targets() {
+			need := force || dirty.Get([]byte(t.String())) != nil
+			for _, n := range indexNames(d, t) {
+				if need {
+					break
+				}
+				v := exp.Get([]byte(d.Codename + "/" + n.rel))
+				if v == nil {
+					need = true
+					break
+				}
+				c, err := decodeChecksums(v)
+				if err != nil {
+					return err
+				}
+				stored[n.rel] = c
+			}
+			if !need {
+				continue
+			}
+			var hint int64
+			if v := exp.Get([]byte(d.Codename + "/" + indexNames(d, t)[0].rel)); v != nil {
+				if c, err := decodeChecksums(v); err == nil {
+					hint = c.Size
+				}
+			}
+			pk, err := readPackages(tx, t, hint, &buffers)
+			if err != nil {
+				return err
+			}
+			regen = append(regen, t)
+			contents[t] = pk
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("export %s: %w", d.Codename, err)
+	}
+	if len(regen) == 0 {
+		return false, nil
+	}
+	built, err := buildIndexes(ctx, d, regen, contents, &buffers)
+	if err != nil {
+		return false, err
+	}
+	now := r.opts.Now()
+	var entries []releaseEntry
+	for _, t := range d.Targets() {
+		if files, ok := built[t]; ok {
+			for _, f := range files {
+				entries = append(entries, releaseEntry{f.rel, f.sums})
+			}
+			continue
+		}
+		for _, n := range indexNames(d, t) {
+			entries = append(entries, releaseEntry{n.rel, stored[n.rel]})
+		}
+	}
+	release := topRelease(d, now, entries)
+	var inRelease, releaseGPG []byte
+	if d.SignWith != "" {
+		s, err := r.opts.Signer(ctx, d)
+		if err != nil {
+			return false, err
+		}
+		if inRelease, err = s.Clearsign(ctx, bytes.NewReader(release)); err != nil {
+			return false, fmt.Errorf("export %s: sign InRelease: %w: %w", d.Codename, ErrSigning, err)
+		}
+		if releaseGPG, err = s.SignDetachedArmored(ctx, bytes.NewReader(release)); err != nil {
+			return false, fmt.Errorf("export %s: sign Release.gpg: %w: %w", d.Codename, ErrSigning, err)
+		}
+	}
+	prune, err := r.noteByHash(db, d, regen, built, now)
+	if err != nil {
+		return false, err
+	}
+	if err := r.publishFiles(ctx, d, regen, built, release, inRelease, releaseGPG); err != nil {
+		return false, err
+	}
+	for _, name := range prune {
+		if err := r.storage.Remove(ctx, name); err != nil {
+			r.opts.Warn(fmt.Sprintf("export %s: remove old %s: %v", d.Codename, name, err))
+		}
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		dirty, exp, bh := bucket(tx, bDirty), bucket(tx, bExported), bucket(tx, bByHash)
+		for _, t := range regen {
+			if err := dirty.Delete([]byte(t.String())); err != nil {
+				return err
+			}
+			for _, f := range built[t] {
+				if err := exp.Put([]byte(d.Codename+"/"+f.rel), f.sums.encode()); err != nil {
+					return err
+				}
+			}
+		}
+		for _, name := range prune {
+			if err := bh.Delete([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("export %s: record: %w", d.Codename, err)
+	}
+	return true, nil
+}
+
+// noteByHash records the by-hash files about to be published as current,
+// marks the ones they supersede with the time, and returns the superseded
+// files older than the retention (to delete once the new ones are live).
+// Recording before publishing means an interrupted export leaks nothing:
+// the next one supersedes what this one wrote.
+func (r *Repo) noteByHash(db *bolt.DB, d *Distribution, regen []Target, built map[Target][]indexFile, t0 time.Time) ([]string, error) {
+	var prune []string
+	cutoff := t0.Add(-r.opts.ByHashRetention)
+	err := db.Update(func(tx *bolt.Tx) error {
+		bh := bucket(tx, bByHash)
+		for _, t := range regen {
+			current := map[string]bool{}
+			for _, f := range built[t] {
+				if !f.byHash {
+					continue
+				}
+				a, b := byHashNames(d.Codename, f)
+				current[a], current[b] = true, true
+			}
+			prefix := []byte(t.Dir() + "/by-hash/")
+			c := bh.Cursor()
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				name := string(k)
+				if current[name] {
+					continue
+				}
+				when := decodeTime(v)
+				switch {
+				case when.IsZero():
+					if err := bh.Put(k, encodeTime(t0)); err != nil {
+						return err
+					}
+				case when.Before(cutoff):
+					prune = append(prune, name)
+				}
+			}
+			for name := range current {
+				if err := bh.Put([]byte(name), encodeTime(time.Time{})); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export %s: by-hash bookkeeping: %w", d.Codename, err)
+	}
+	return prune, nil
+}
+
+// publishFiles writes the new files of a distribution in the safe order.
+func (r *Repo) publishFiles(ctx context.Context, d *Distribution, regen []Target, built map[Target][]indexFile, release, inRelease, releaseGPG []byte) error {
+	st := r.storage
+	fail := func(name string, err error) error {
+		return fmt.Errorf("export %s: publish %s: %w", d.Codename, name, err)
+	}
+	// 1. content-addressed copies, which nothing references yet.
+	for _, t := range regen {
+		for _, f := range built[t] {
+			if !f.byHash {
+				continue
+			}
+			a, b := byHashNames(d.Codename, f)
+			if ok, err := st.Exists(ctx, a); err != nil || !ok {
+				if err := st.WriteFile(ctx, a, f.data); err != nil {
+					return fail(a, err)
+				}
+			}
+			if ok, err := st.Exists(ctx, b); err != nil || !ok {
+				if err := st.Copy(ctx, a, b); err != nil {
+					return fail(b, err)
+				}
+			}
+		}
+	}
+	// 2. the index files under their names.
+	for _, t := range regen {
+		for _, f := range built[t] {
+			if !f.written {
+				continue
+			}
+			name := "dists/" + d.Codename + "/" + f.rel
+			var err error
+			if f.byHash {
+				a, _ := byHashNames(d.Codename, f)
+				err = st.Copy(ctx, a, name)
+			} else {
+				err = st.WriteFile(ctx, name, f.data)
+			}
+			if err != nil {
+				return fail(name, err)
+			}
+		}
+	}
+	if err := st.Sync(ctx); err != nil {
+		return fail("indices", err)
+	}
+	// 3. Release, its signatures, InRelease last.
+	base := "dists/" + d.Codename + "/"
+	if inRelease == nil {
+		for _, n := range []string{"InRelease", "Release.gpg"} {
+			if err := st.Remove(ctx, base+n); err != nil {
+				return fail(base+n, err)
+			}
+		}
+	}
+	if err := st.WriteFile(ctx, base+"Release", release); err != nil {
+		return fail(base+"Release", err)
+	}
+	if inRelease != nil {
+		if err := st.WriteFile(ctx, base+"Release.gpg", releaseGPG); err != nil {
+			return fail(base+"Release.gpg", err)
+		}
+		if err := st.WriteFile(ctx, base+"InRelease", inRelease); err != nil {
+			return fail(base+"InRelease", err)
+		}
+	}
+	return st.Sync(ctx)
+}
+
+// isByHashPath tells by-hash files in a storage listing.
+func isByHashPath(name string) bool { return strings.Contains(name, "/by-hash/") }

@@ -1,0 +1,343 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Storage is where the published tree lives: pool/ and dists/, under
+// slash-separated names relative to its root ("pool/main/h/hi/hi_0.1_all.deb",
+// "dists/stable/InRelease"). The repository writes through it only, so a
+// local directory ([DirStorage]) and object storage are equal
+// implementations.
+//
+// Every write must be atomic per name: a reader sees the old content or
+// the new, never a mix or a truncated file.
+type Storage interface {
+	// WriteFile creates or replaces name with data.
+	WriteFile(ctx context.Context, name string, data []byte) error
+	// PutFile creates or replaces name with the content of the local
+	// file src, which the storage may move (src is gone afterwards).
+	PutFile(ctx context.Context, name, src string) error
+	// Copy creates or replaces dst with the content of src (a hard link
+	// or server-side copy; no data needs to pass through the caller).
+	Copy(ctx context.Context, src, dst string) error
+	// Open opens name for reading; a missing name gives an error
+	// matching fs.ErrNotExist.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// Exists reports whether name exists.
+	Exists(ctx context.Context, name string) (bool, error)
+	// Remove deletes name; a missing name is not an error.
+	Remove(ctx context.Context, name string) error
+	// List returns the names of all files under dir, recursively.
+	List(ctx context.Context, dir string) ([]string, error)
+	// Sync makes everything written so far durable.
+	Sync(ctx context.Context) error
+}
+
+// DirStorage is a Storage in a local directory. Files are written to a
+// temporary name in the target's directory and renamed into place; empty
+// directories left by Remove are removed up to the top directory.
+type DirStorage struct {
+	// Root is the directory holding pool/ and dists/.
+	Root string
+
+	dirs sync.Map // directories known to exist
+}
+
+// mkdir makes sure the directory of p exists, remembering it.
+func (s *DirStorage) mkdir(p string) error {
+	dir := filepath.Dir(p)
+	if _, ok := s.dirs.Load(dir); ok {
+		return nil
+	}
+	err := os.Mkdir(dir, 0o755) // usually the parent exists: one call
+	if errors.Is(err, fs.ErrNotExist) {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	s.dirs.Store(dir, true)
+	return nil
+}
+
+var _ Storage = (*DirStorage)(nil)
+
+func (s *DirStorage) path(name string) (string, error) {
+	clean := path.Clean(name)
+	if name == "" || path.IsAbs(name) || clean != name || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("storage: invalid name %q", name)
+	}
+	return filepath.Join(s.Root, filepath.FromSlash(name)), nil
+}
+
+// tempFor creates a temporary file next to p.
+func (s *DirStorage) tempFor(p string) (*os.File, error) {
+	if err := s.mkdir(p); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
+		s.dirs.Delete(filepath.Dir(p))
+		if err = s.mkdir(p); err == nil {
+			f, err = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+		}
+	}
+	return f, err
+}
+
+// WriteFile implements Storage.
+func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) error {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	f, err := s.tempFor(p)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// CreateNew writes name only if it does not exist yet, directly (no
+// temporary name): for pool files nothing references yet. It reports
+// whether it created the file; an interrupted write leaves a partial file
+// that no index names, which PutFile later replaces.
+func (s *DirStorage) CreateNew(ctx context.Context, name string, data []byte) (bool, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return false, err
+	}
+	if err := s.mkdir(p); err != nil {
+		return false, fmt.Errorf("create %s: %w", name, err)
+	}
+	err = writeNew(p, data)
+	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
+		s.dirs.Delete(filepath.Dir(p))
+		if err = s.mkdir(p); err == nil {
+			err = writeNew(p, data)
+		}
+	}
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	case err != nil:
+		os.Remove(p)
+		return false, fmt.Errorf("create %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// PutFile implements Storage: it renames src into place (keeping its
+// mode: create it 0644), or copies it when src is on another file system.
+func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if err := s.mkdir(p); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	// syscall.Rename: os.Rename first stats the target (one more system
+	// call per pool file).
+	err = rename(src, p)
+	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
+		s.dirs.Delete(filepath.Dir(p))
+		if err = s.mkdir(p); err == nil {
+			err = rename(src, p)
+		}
+	}
+	if errors.Is(err, syscall.EXDEV) {
+		return s.copyFile(src, p, name)
+	}
+	if err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *DirStorage) copyFile(src, dst, name string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	f, err := s.tempFor(dst)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	_, err = io.Copy(f, in)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return nil
+}
+
+// Copy implements Storage with a hard link renamed into place (a copy
+// where links are not possible).
+func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
+	sp, err := s.path(src)
+	if err != nil {
+		return err
+	}
+	dp, err := s.path(dst)
+	if err != nil {
+		return err
+	}
+	f, err := s.tempFor(dp)
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	if err := os.Link(sp, f.Name()); err != nil {
+		return s.copyFile(sp, dp, dst)
+	}
+	if err := os.Rename(f.Name(), dp); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// Open implements Storage.
+func (s *DirStorage) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(p)
+}
+
+// Exists implements Storage.
+func (s *DirStorage) Exists(ctx context.Context, name string) (bool, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Remove implements Storage; it also removes the directories it leaves
+// empty, up to the top-level one (pool/, dists/).
+func (s *DirStorage) Remove(ctx context.Context, name string) error {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	for dir := path.Dir(name); strings.Contains(dir, "/"); dir = path.Dir(dir) {
+		full := filepath.Join(s.Root, filepath.FromSlash(dir))
+		if os.Remove(full) != nil {
+			break
+		}
+		s.dirs.Delete(full)
+	}
+	return nil
+}
+
+// List implements Storage. Temporary files of interrupted writes are
+// not listed.
+func (s *DirStorage) List(ctx context.Context, dir string) ([]string, error) {
+	p, err := s.path(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && fp == p {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if d.IsDir() || isTempName(d.Name()) {
+			return nil
+		}
+		rel, err := filepath.Rel(s.Root, fp)
+		if err != nil {
+			return err
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	return out, err
+}
+
+// isTempName tells DirStorage's temporary files.
+func isTempName(base string) bool {
+	return strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp-")
+}
+
+// RemoveTemp deletes temporary files that interrupted writes left under
+// dir. Only call it while holding the repository lock.
+func (s *DirStorage) RemoveTemp(dir string) error {
+	p, err := s.path(dir)
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() && isTempName(d.Name()) {
+			os.Remove(fp)
+		}
+		return nil
+	})
+}
+
+// Sync implements Storage by flushing the file system holding Root.
+func (s *DirStorage) Sync(ctx context.Context) error {
+	return syncFS(s.Root)
+}
+
+func rename(from, to string) error {
+	if err := syscall.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}

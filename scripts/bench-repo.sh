@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# make bench (repository part): lampi-pkg repo against reprepro and aptly,
+# side by side on the same generated .debs (N small amd64 packages, xz as
+# dpkg-deb makes them), the same index compressions (Packages and
+# Packages.gz), signed with the same throwaway key:
+#
+#   import + publish   all N packages into an empty repository
+#   add one            include one more package and republish signed
+#   remove one         remove it again and republish signed
+#
+# Prints the median wall time of each step (RUNS runs for add/remove), the
+# peak RSS of each tool, and the ratios lampi-pkg / other (< 1: faster).
+# The packages are generated once into BENCH_CACHE (about a minute).
+#
+# Usage: scripts/bench-repo.sh [BIN] ; N=10000 RUNS=5 by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$(realpath "${1:-bin/lampi-pkg}")
+n=${N:-10000}
+runs=${RUNS:-5}
+cache=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lampi-pkg/bench-debs-$n}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for tool in reprepro aptly gpg /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench-repo: $tool is missing (apt-get install reprepro aptly gnupg time)" >&2; exit 1; }
+done
+
+if [ ! -f "$cache/.complete" ]; then
+  echo "bench-repo: generating $n packages into $cache" >&2
+  rm -rf "$cache"
+  go test ./repo -run '^TestGenerateBenchDebs$' -count=1 -args -gen-bench-debs="$cache" -gen-bench-count="$n" >/dev/null
+  touch "$cache/.complete"
+fi
+extra=$(ls "$cache"/extra/*.deb)
+
+key=$(realpath fixtures/keys/lampi-test.sec.asc)
+fpr=CC5374517F7777D40DCA13C1AD66EEC63F85E605
+export GNUPGHOME="$work/gnupg"
+mkdir -m 700 "$GNUPGHOME"
+gpg --batch --quiet --import "$key" 2>/dev/null
+
+# measure NAME CMD…: runs CMD, appends "seconds rss_kb" to $work/NAME.
+measure() {
+  local name=$1
+  shift
+  if ! /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>&1; then
+    echo "bench-repo: $name failed: $*" >&2
+    tail -20 "$work/out" >&2
+    exit 1
+  fi
+  cat "$work/time" >> "$work/$name"
+}
+
+conf() { # DIR SIGNWITH
+  mkdir -p "$1/conf"
+  printf 'Origin: Bench\nLabel: Bench\nSuite: stable\nCodename: bench\nArchitectures: amd64\nComponents: main\nDescription: benchmark\nSignWith: %s\n' "$2" > "$1/conf/distributions"
+}
+
+# lampi-pkg
+conf "$work/lampi" "$key"
+measure lampi.import "$bin" repo -b "$work/lampi" includedeb bench "$cache"/all/*.deb
+# reprepro
+conf "$work/reprepro" "$fpr"
+measure reprepro.import reprepro -b "$work/reprepro" includedeb bench "$cache"/all/*.deb
+# aptly
+cat > "$work/aptly.conf" <<EOF
+{"rootDir": "$work/aptly", "gpgProvider": "gpg", "architectures": ["amd64"], "dependencyFollowSuggests": false}
+EOF
+aptly() { command aptly -config="$work/aptly.conf" "$@"; }
+publish() { # repo|update [FLAGS] NAME: flags go before the name
+  local sub=$1
+  shift
+  command aptly -config="$work/aptly.conf" publish "$sub" -gpg-key="$fpr" -batch -skip-contents -skip-bz2 "$@"
+}
+export -f aptly publish
+export work fpr
+aptly repo create -distribution=bench -component=main bench >/dev/null
+measure aptly.import bash -c 'aptly repo add bench "$0" && publish repo -architectures=amd64 bench' "$cache/all"
+
+for ((i = 0; i < runs; i++)); do
+  measure lampi.add "$bin" repo -b "$work/lampi" includedeb bench "$extra"
+  measure lampi.remove "$bin" repo -b "$work/lampi" remove bench bench-extra
+  measure reprepro.add reprepro -b "$work/reprepro" includedeb bench "$extra"
+  measure reprepro.remove reprepro -b "$work/reprepro" remove bench bench-extra
+  measure aptly.add bash -c 'aptly repo add bench "$0" && publish update bench' "$extra"
+  measure aptly.remove bash -c 'aptly repo remove bench bench-extra && publish update bench'
+done
+
+# Sanity: the same package count published by all three.
+count() { zcat "$1" | grep -c '^Package: '; }
+l=$(count "$work/lampi/dists/bench/main/binary-amd64/Packages.gz")
+r=$(count "$work/reprepro/dists/bench/main/binary-amd64/Packages.gz")
+a=$(count "$work/aptly/public/dists/bench/main/binary-amd64/Packages.gz")
+[ "$l" = "$n" ] && [ "$r" = "$n" ] && [ "$a" = "$n" ] || { echo "bench-repo: published $l / $r / $a packages, want $n" >&2; exit 1; }
+
+median() { awk '{print $1}' "$1" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+peak() { cat "$work"/"$1".* | awk '$2>m {m=$2} END {printf "%.1f", m/1024}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+printf '%-22s %10s %10s %10s %12s %12s\n' "$n packages" lampi-pkg reprepro aptly "/reprepro" "/aptly"
+for step in import add remove; do
+  lm=$(median "$work/lampi.$step") rm=$(median "$work/reprepro.$step") am=$(median "$work/aptly.$step")
+  label=$step
+  [ "$step" = import ] && label="import + publish (s)"
+  [ "$step" = add ] && label="add one, signed (s)"
+  [ "$step" = remove ] && label="remove one, signed (s)"
+  printf '%-22s %10s %10s %10s %12s %12s\n' "$label" "$lm" "$rm" "$am" "$(ratio "$lm" "$rm")" "$(ratio "$lm" "$am")"
+done
+lp=$(peak lampi) rp=$(peak reprepro) ap=$(peak aptly)
+printf '%-22s %10s %10s %10s %12s %12s\n' "peak RSS (MB)" "$lp" "$rp" "$ap" "$(ratio "$lp" "$rp")" "$(ratio "$lp" "$ap")"
+echo "median of $runs runs for add/remove; reprepro $(reprepro --version 2>&1 | awk '{print $NF}'), $(command aptly version | head -1); $(nproc) cores"
