@@ -290,6 +290,10 @@ func (p *filterParser) term() (node, error) {
 
 // globRegexp turns a shell glob (* ? [...]) into an anchored regexp.
 func globRegexp(g string) *regexp.Regexp {
+	// Field values are text; a pattern that is not valid UTF-8 could not
+	// compile even quoted, so its invalid bytes become U+FFFD (and match
+	// nothing but themselves).
+	g = strings.ToValidUTF8(g, "\uFFFD")
 	var b strings.Builder
 	b.WriteString("^")
 	for i := 0; i < len(g); i++ {
@@ -310,7 +314,7 @@ func globRegexp(g string) *regexp.Regexp {
 			}
 			b.WriteString(`\[`)
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(g[i : i+1]))
 		}
 	}
 	b.WriteString("$")
