@@ -61,13 +61,7 @@ func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names
 				res.Changes = append(res.Changes, Change{Action: "remove", Target: t, Package: e.Package, Version: e.Version, File: e.File})
 			}
 		}
-		var missing []string
-		for _, n := range names {
-			if !found[n] {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) > 0 {
+		if missing := notFound(names, found); len(missing) > 0 {
 			return fmt.Errorf("remove %s: %w: %s (nothing was removed; see lampi-pkg repo list %s)", codename, ErrNotFound, strings.Join(missing, ", "), codename)
 		}
 		return nil
@@ -140,13 +134,7 @@ func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names 
 				unref = append(unref, gone...)
 			}
 		}
-		var missing []string
-		for _, n := range names {
-			if !found[n] {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) > 0 {
+		if missing := notFound(names, found); len(missing) > 0 {
 			return fmt.Errorf("copy %s to %s: %w in %s (or not in a component and architecture %s has): %s",
 				src, dest, ErrNotFound, src, dest, strings.Join(missing, ", "))
 		}
@@ -157,6 +145,17 @@ func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names 
 	}
 	r.log(dd, logLines(dd, res.Changes))
 	return res, r.finish(ctx, w, []*Distribution{dd}, unref, res)
+}
+
+// notFound returns the names (in the order given) that found lacks.
+func notFound(names []string, found map[string]bool) []string {
+	var missing []string
+	for _, n := range names {
+		if !found[n] {
+			missing = append(missing, n)
+		}
+	}
+	return missing
 }
 
 // newestOnly keeps the highest version of each package name.
