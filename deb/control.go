@@ -173,7 +173,7 @@ func parseParagraphs(r io.Reader, filename string, strict bool) ([]*Paragraph, e
 			return nil, errf("the file does not end with a newline; add one after the last line")
 		}
 		text := strings.TrimSuffix(raw, "\n")
-		if strings.HasSuffix(text, "\r") {
+		if strings.HasSuffix(strings.TrimRight(text, " \t"), "\r") {
 			return nil, errf("line ends with a carriage return (Windows line endings); convert the file, e.g. with 'sed -i s/\\r$// FILE'")
 		}
 		if strings.TrimSpace(text) == "" {
