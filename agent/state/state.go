@@ -1,0 +1,166 @@
+// Package state is the wire format between lampi-agent on a device and the
+// fleet collector: MQTT topics and the JSON state report. It imports nothing
+// of ours, so the agent stays small and the collector reads exactly what the
+// agent writes.
+//
+// Topics, under a configurable prefix (default "devices"):
+//
+//	<prefix>/<id>/status  retained "online" or "offline" (the Will is "offline")
+//	<prefix>/<id>/state   retained State JSON, QoS 1
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultPrefix is the topic prefix devices publish under.
+const DefaultPrefix = "devices"
+
+// Payloads of the status topic.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// Topic kinds, the last level of a device topic.
+const (
+	KindStatus = "status"
+	KindState  = "state"
+)
+
+// Results of the agent's last check or update attempt.
+const (
+	ResultUpToDate   = "up-to-date"  // nothing to install
+	ResultUpdated    = "updated"     // the update was installed and passed the health check
+	ResultDeferred   = "deferred"    // an update exists but waits (phasing, maintenance window)
+	ResultFailed     = "failed"      // the check or the update failed; Error says why
+	ResultRolledBack = "rolled-back" // the update failed and the previous version was reinstalled
+)
+
+// MaxSize bounds one state report; larger payloads are refused by Decode.
+const MaxSize = 64 << 10
+
+// MaxIDLen bounds a device id.
+const MaxIDLen = 64
+
+// State is one device's report. Seq grows by one with every report a device
+// sends, across restarts; the collector keeps the report with the highest Seq.
+type State struct {
+	Seq      uint64            `json:"seq"`
+	Time     time.Time         `json:"time"`
+	Device   string            `json:"device"`
+	Agent    string            `json:"agent,omitempty"` // agent version
+	Arch     string            `json:"arch,omitempty"`  // dpkg architecture
+	Packages map[string]string `json:"packages"`        // installed package → version
+	// LastCheck is when the agent last fetched the repository's index.
+	LastCheck time.Time `json:"last_check,omitzero"`
+	// Result of the last check or update attempt (Result* constants).
+	Result string `json:"result,omitempty"`
+	// Error explains a failed or rolled-back result.
+	Error string `json:"error,omitempty"`
+	// Target is what the last update attempt tried to install (package → version).
+	Target map[string]string `json:"target,omitempty"`
+}
+
+// ErrInvalid is wrapped by every validation and decoding error.
+var ErrInvalid = errors.New("invalid state report")
+
+// ValidDeviceID checks a device id: 1–64 characters of [A-Za-z0-9._-], not
+// starting with '.' or '-'; never MQTT wildcards or level separators.
+func ValidDeviceID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty device id", ErrInvalid)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: device id longer than %d characters", ErrInvalid, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' ||
+			(i > 0 && (c == '.' || c == '-'))
+		if !ok {
+			return fmt.Errorf("%w: device id %q: character %q at %d is not allowed (use letters, digits, '.', '-', '_')", ErrInvalid, id, c, i)
+		}
+	}
+	return nil
+}
+
+// StateTopic is the topic a device publishes its State to.
+func StateTopic(prefix, id string) string { return prefix + "/" + id + "/" + KindState }
+
+// StatusTopic is the topic of a device's online/offline status.
+func StatusTopic(prefix, id string) string { return prefix + "/" + id + "/" + KindStatus }
+
+// ParseTopic splits "<prefix>/<id>/<kind>" into the device id and kind
+// (KindStatus or KindState); ok is false for any other topic.
+func ParseTopic(prefix, topic string) (id, kind string, ok bool) {
+	rest, found := strings.CutPrefix(topic, prefix+"/")
+	if !found {
+		return "", "", false
+	}
+	id, kind, found = strings.Cut(rest, "/")
+	if !found || (kind != KindState && kind != KindStatus) || ValidDeviceID(id) != nil {
+		return "", "", false
+	}
+	return id, kind, true
+}
+
+// Validate checks what the collector relies on.
+func (s *State) Validate() error {
+	if err := ValidDeviceID(s.Device); err != nil {
+		return err
+	}
+	if s.Seq == 0 {
+		return fmt.Errorf("%w: seq must be at least 1", ErrInvalid)
+	}
+	if s.Time.IsZero() {
+		return fmt.Errorf("%w: time is missing", ErrInvalid)
+	}
+	switch s.Result {
+	case "", ResultUpToDate, ResultUpdated, ResultDeferred, ResultFailed, ResultRolledBack:
+	default:
+		return fmt.Errorf("%w: unknown result %q", ErrInvalid, s.Result)
+	}
+	for name, v := range s.Packages {
+		if name == "" || v == "" {
+			return fmt.Errorf("%w: package %q with version %q", ErrInvalid, name, v)
+		}
+	}
+	return nil
+}
+
+// Encode validates s and returns its JSON.
+func Encode(s State) ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Packages == nil {
+		s.Packages = map[string]string{}
+	}
+	return json.Marshal(s)
+}
+
+// Decode parses and validates a state report. Unknown fields are ignored so
+// newer agents can add fields; trailing data and oversized payloads are not.
+func Decode(b []byte) (State, error) {
+	var s State
+	if len(b) > MaxSize {
+		return s, fmt.Errorf("%w: %d bytes, more than %d", ErrInvalid, len(b), MaxSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&s); err != nil {
+		return State{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if dec.More() {
+		return State{}, fmt.Errorf("%w: data after the JSON object", ErrInvalid)
+	}
+	if err := s.Validate(); err != nil {
+		return State{}, err
+	}
+	return s, nil
+}
