@@ -20,6 +20,8 @@ need=(
   reprepro:reprepro
   aptly:aptly
   /usr/bin/time:time
+  mosquitto:mosquitto
+  chromium:chromium
 )
 missing=()
 for pair in "${need[@]}"; do
@@ -31,6 +33,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # Services such as mosquitto must not start on install: tests start their
+  # own on free loopback ports, and nothing else may listen. A policy-rc.d
+  # that says "no" is Debian's way to keep invoke-rc.d from starting them.
+  policy=/usr/sbin/policy-rc.d
+  placed=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"
+    placed=1
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v go >/dev/null 2>&1 || { echo "deps: Go is not installed (need Go >= 1.26); see https://go.dev/doc/install" >&2; exit 1; }
