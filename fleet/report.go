@@ -1,0 +1,101 @@
+// Package fleet is the server side of device reporting: the MQTT broker
+// wiring, the collector (MQTT → bbolt), queries and reports over what the
+// devices said, and the dashboard. It reads the agent's wire format from
+// agent/state and knows nothing of the repository: the newest published
+// versions are handed in by the caller.
+//
+// JSON API (served by the collector's handler, read by the dashboard,
+// `lampi-pkg fleet … --server URL` and `lampi-pkg loadtest`):
+//
+//	GET /api/v1/fleet/report[?package=P&stale=24h]   Report
+//	GET /api/v1/fleet/devices[?stale=24h]            []Device
+//	GET /api/v1/fleet/devices/{id}                   Device
+//	GET /api/v1/fleet/devices/{id}/history           []Event
+//	GET /api/v1/fleet/stats                          Stats
+package fleet
+
+import (
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
+)
+
+// Device is what the collector knows of one device.
+type Device struct {
+	ID string `json:"id"`
+	// Online is the device's last status message ("online" retained on
+	// connect, "offline" as its Will or on clean shutdown).
+	Online bool `json:"online"`
+	// StatusTime is when the last status message was received.
+	StatusTime time.Time `json:"status_time,omitzero"`
+	// LastSeen is the newest of StatusTime and the state's receive time.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// State is the report with the highest seq received (zero if none yet).
+	State state.State `json:"state"`
+}
+
+// Event is one entry of a device's audit log: a version change or an
+// update result.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Seq     uint64    `json:"seq"`
+	Package string    `json:"package,omitempty"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	Result  string    `json:"result,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Report summarises the fleet at one moment.
+type Report struct {
+	Generated time.Time `json:"generated"`
+	Devices   int       `json:"devices"`
+	Online    int       `json:"online"`
+	Offline   int       `json:"offline"`
+	// Packages is sorted by name.
+	Packages []PackageReport `json:"packages"`
+	// OfflineDevices and FailedDevices are sorted by id.
+	OfflineDevices []DeviceSummary `json:"offline_devices"`
+	FailedDevices  []DeviceSummary `json:"failed_devices"`
+}
+
+// PackageReport is the version distribution of one package.
+type PackageReport struct {
+	Name string `json:"name"`
+	// Newest is the newest published version ("" when the caller did not
+	// say); devices on an older version are Behind.
+	Newest string `json:"newest,omitempty"`
+	// Versions is sorted newest first (dpkg order).
+	Versions []VersionShare `json:"versions"`
+	Installed int           `json:"installed"` // devices with the package
+	UpToDate  int           `json:"up_to_date"`
+	Behind    []string      `json:"behind"` // device ids, sorted
+}
+
+// VersionShare is how many devices run one version.
+type VersionShare struct {
+	Version string  `json:"version"`
+	Count   int     `json:"count"`
+	Share   float64 `json:"share"` // Count / PackageReport.Installed
+}
+
+// DeviceSummary is one line of the offline or failed list.
+type DeviceSummary struct {
+	ID       string            `json:"id"`
+	LastSeen time.Time         `json:"last_seen,omitzero"`
+	Age      time.Duration     `json:"age_ns"`
+	Result   string            `json:"result,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Packages map[string]string `json:"packages,omitempty"`
+}
+
+// Stats counts what the collector received.
+type Stats struct {
+	Received uint64 `json:"received"` // state messages taken from the broker
+	Stored   uint64 `json:"stored"`   // committed as the device's newest state
+	Stale    uint64 `json:"stale"`    // seq not newer than the stored one
+	Invalid  uint64 `json:"invalid"`  // bad JSON or failed validation
+	Spoofed  uint64 `json:"spoofed"`  // topic id and payload id differ
+	Status   uint64 `json:"status"`   // status messages
+	Devices  int    `json:"devices"`
+}
