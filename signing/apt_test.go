@@ -1,13 +1,11 @@
 package signing
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,7 +47,6 @@ SHA256:
 // it (NO_PUBKEY, "is not signed", non-zero exit) when another key signed
 // it.
 func TestAptAcceptsOurRepository(t *testing.T) {
-	aptGet := testutil.RequireTool(t, "apt-get")
 	ours := sharedKey(t, Ed25519)
 	other := readFixture(t, "other.sec.asc")
 	cases := []struct {
@@ -95,66 +92,20 @@ func TestAptAcceptsOurRepository(t *testing.T) {
 			srv := httptest.NewServer(http.FileServer(http.Dir(repo)))
 			defer srv.Close()
 
-			root := aptRoot(t)
 			keyring := writeKeyring(t, t.TempDir(), ours)
-			sources := fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", keyring, srv.URL)
-			if err := os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), []byte(sources), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, err := runApt(aptGet, root, "update")
-			lists, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Packages*"))
+			apt := testutil.NewAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", keyring, srv.URL))
+			out, err := apt.Run("update")
+			lists, _ := filepath.Glob(filepath.Join(apt.Root, "var/lib/apt/lists/*_Packages*"))
 			if c.ok {
-				if err != nil || bytes.Contains(out, []byte("W:")) || bytes.Contains(out, []byte("E:")) || len(lists) != 1 {
+				if err != nil || strings.Contains(out, "W:") || strings.Contains(out, "E:") || len(lists) != 1 {
 					t.Fatalf("apt-get update refused our repository (%v, lists %v):\n%s", err, lists, out)
 				}
 				return
 			}
 			wantKey := other.KeyID()
-			if err == nil || !bytes.Contains(out, []byte("NO_PUBKEY "+wantKey)) || !bytes.Contains(out, []byte("is not signed")) || len(lists) != 0 {
+			if err == nil || !strings.Contains(out, "NO_PUBKEY "+wantKey) || !strings.Contains(out, "is not signed") || len(lists) != 0 {
 				t.Fatalf("apt-get update did not refuse a repository signed by another key (%v, lists %v):\n%s", err, lists, out)
 			}
 		})
 	}
-}
-
-// aptRoot makes an isolated root for apt-get (see DESIGN.md).
-func aptRoot(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/apt/lists/partial",
-		"var/cache/apt/archives/partial", "var/log/apt", "etc/apt/preferences.d", "etc/apt/apt.conf.d"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	status, err := os.ReadFile("/var/lib/dpkg/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), status, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-func runApt(aptGet, root string, args ...string) ([]byte, error) {
-	opts := []string{
-		"-o", "Dir=" + root,
-		"-o", "Dir::State::status=" + filepath.Join(root, "var/lib/dpkg/status"),
-		"-o", "Dir::Etc::SourceParts=/dev/null",
-		"-o", "APT::Sandbox::User=root",
-		"-o", "Debug::NoLocking=1",
-		"-o", "Dir::Bin::dpkg=/usr/bin/dpkg",
-		"-o", "Dpkg::Options::=--instdir=" + root,
-		"-o", "Dpkg::Options::=--admindir=" + filepath.Join(root, "var/lib/dpkg"),
-		"-o", "Dpkg::Options::=--force-script-chrootless",
-		"-o", "Dpkg::Options::=--force-not-root",
-		"-o", "Dpkg::Options::=--log=/dev/null",
-		"-o", "APT::Architecture=amd64",
-		"-o", "Acquire::Languages=none",
-		"-o", "Acquire::http::Proxy=false",
-	}
-	cmd := exec.Command(aptGet, append(opts, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "HOME=" + root}
-	return cmd.CombinedOutput()
 }
