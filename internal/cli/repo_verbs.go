@@ -10,6 +10,22 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/repo"
 )
 
+// changeVerb is the RunE of a verb that changes the repository: open it,
+// run do, print the result. An error from do is explained by repoError.
+func (o *repoOptions) changeVerb(env *Env, do func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		r, err := o.open(env, cmd)
+		if err != nil {
+			return err
+		}
+		res, err := do(cmd, r, args)
+		if err != nil {
+			return repoError(err)
+		}
+		return o.printResult(env, cmd, res)
+	}
+}
+
 func newRepoIncludeDebCmd(env *Env, o *repoOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "includedeb CODENAME FILE.deb…",
@@ -26,14 +42,13 @@ anything changes: one bad file leaves the repository untouched.`,
 		Example: `  lampi-pkg repo -b /srv/repo includedeb bookworm hi_0.2_all.deb
   lampi-pkg repo -b /srv/repo -C contrib includedeb bookworm build/*.deb`,
 		Args: cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if len(o.components) > 1 {
 				return usageErrorf("includedeb: give one component with -C, not %d", len(o.components))
 			}
+			return nil
+		},
+		RunE: o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
 			inc := repo.IncludeOptions{Architectures: o.architectures, Section: o.section, Priority: o.priority}
 			if len(o.components) == 1 {
 				inc.Component = o.components[0]
@@ -43,11 +58,8 @@ anything changes: one bad file leaves the repository untouched.`,
 			if env.IsTerminal != nil && env.IsTerminal(env.Err) && len(args)-1 >= progressMin {
 				fmt.Fprint(env.Err, "\r\033[K")
 			}
-			if err != nil {
-				return repoError(err)
-			}
-			return o.printResult(env, cmd, res)
-		},
+			return res, err
+		}),
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
 	return cmd
@@ -82,17 +94,9 @@ any more. A name that is not in the distribution fails the command and
 nothing is removed.`,
 		Example: `  lampi-pkg repo -b /srv/repo remove bookworm hi`,
 		Args:    cobra.MinimumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			res, err := r.Remove(cmd.Context(), args[0], o.selection(), args[1:])
-			if err != nil {
-				return repoError(err)
-			}
-			return o.printResult(env, cmd, res)
-		},
+		RunE: o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
+			return r.Remove(cmd.Context(), args[0], o.selection(), args[1:])
+		}),
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
 	return cmd
@@ -182,17 +186,9 @@ sign them and publish atomically. Run it after editing conf/distributions,
 and regularly (cron) when ValidFor is set, to renew Valid-Until.`,
 		Example: `  lampi-pkg repo -b /srv/repo export
   lampi-pkg repo -b /srv/repo export bookworm`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			res, err := r.Export(cmd.Context(), args...)
-			if err != nil {
-				return repoError(err)
-			}
-			return o.printResult(env, cmd, res)
-		},
+		RunE: o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
+			return r.Export(cmd.Context(), args...)
+		}),
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the result as JSON")
 	return cmd
@@ -207,17 +203,9 @@ and sharing the pool file, into the components and architectures both
 distributions have, then publish DEST. DEST's version rules apply.`,
 		Example: `  lampi-pkg repo -b /srv/repo copy bookworm bookworm-testing hi`,
 		Args:    cobra.MinimumNArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			res, err := r.Copy(cmd.Context(), args[0], args[1], o.selection(), args[2:])
-			if err != nil {
-				return repoError(err)
-			}
-			return o.printResult(env, cmd, res)
-		},
+		RunE: o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
+			return r.Copy(cmd.Context(), args[0], args[1], o.selection(), args[2:])
+		}),
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
 	return cmd
@@ -233,21 +221,16 @@ PERCENT % to upgrade. Raise it step by step; 100 removes the field.`,
 		Example: `  lampi-pkg repo -b /srv/repo phase bookworm hi 10
   lampi-pkg repo -b /srv/repo phase bookworm hi 100`,
 		Args: cobra.ExactArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pct, err := strconv.Atoi(args[2])
-			if err != nil || pct < 0 || pct > 100 {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if pct, err := strconv.Atoi(args[2]); err != nil || pct < 0 || pct > 100 {
 				return usageErrorf("phase: PERCENT must be a number from 0 to 100, not %q", args[2])
 			}
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			res, err := r.Phase(cmd.Context(), args[0], o.selection(), args[1], pct)
-			if err != nil {
-				return repoError(err)
-			}
-			return o.printResult(env, cmd, res)
+			return nil
 		},
+		RunE: o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
+			pct, _ := strconv.Atoi(args[2]) // checked in PreRunE
+			return r.Phase(cmd.Context(), args[0], o.selection(), args[1], pct)
+		}),
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
 	return cmd
