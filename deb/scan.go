@@ -19,6 +19,12 @@ var maintainerScripts = map[string]bool{"preinst": true, "postinst": true, "prer
 var knownControlFiles = map[string]bool{"control": true, "conffiles": true, "md5sums": true, "triggers": true,
 	"shlibs": true, "symbols": true, "templates": true}
 
+// toolFiles are left out of the payload when they sit at the top of the
+// tree: the configuration of the tools that manage the tree (git,
+// bumpversion), which dpkg would otherwise install as /.git, /setup.cfg…
+// Deeper down they are packaged as any file.
+var toolFiles = map[string]bool{".git": true, ".gitignore": true, ".bumpversion.cfg": true, "setup.cfg": true}
+
 // entry is one payload member, in archive order.
 type entry struct {
 	name     string // "./opt/hi/hi", dirs end with "/"
@@ -61,6 +67,13 @@ func scanTree(fsys fs.FS) (*tree, error) {
 		}
 		if p == "DEBIAN" {
 			return fs.SkipDir
+		}
+		if toolFiles[p] {
+			t.warnings = append(t.warnings, Warning{File: p, Msg: "left out of the package: tool configuration at the top of the tree (it would install as /" + p + ")"})
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		info, err := d.Info()
 		if err != nil {

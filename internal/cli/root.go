@@ -73,6 +73,7 @@ var commands = []func(*Env) *cobra.Command{
 	newVerifyReleaseCmd,
 	newRepoCmd,
 	newBumpCmd,
+	newReleaseCmd,
 }
 
 // Main runs lampi-pkg with args and returns the process exit code.

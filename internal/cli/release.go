@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/bump"
+	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/release"
+	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/signing"
+)
+
+type releaseOptions struct {
+	repoDir, codename, component string
+	part                         string
+	signDeb                      bool
+	key, passphraseFile          string
+	out, compress, mtime         string
+	lockTimeout                  time.Duration
+	allowDirty                   bool
+	commit, noCommit, tag, noTag bool
+	dryRun, json                 bool
+}
+
+func newReleaseCmd(env *Env) *cobra.Command {
+	o := &releaseOptions{}
+	cmd := &cobra.Command{
+		Use:   "release [DIR…] --repo REPO",
+		Short: "Bump, build, sign and publish package trees in one all-or-nothing step",
+		Long: `Release the package trees DIR… (default: the current directory) into the
+repository REPO, in one step that either completes or changes nothing:
+
+  bump      with --bump PART, as 'lampi-pkg bump' (DEBIAN/control and the files
+            a .bumpversion.cfg lists)
+  build     each tree, as 'lampi-pkg build', into a temporary directory (or --out)
+  check     each package against the repository: the same version with the
+            same files (timestamps aside) is already published, nothing to do;
+            the same version with other content is refused: bump it
+  sign      with --sign-deb, a debsigs origin signature (--key, default: the
+            repository's SignWith key)
+  commit    the bump's git commit and tag, if asked for (--commit/--tag or the
+            configuration)
+  include   all new packages into the distribution (--codename, default: the
+  publish   only one), then the signed publish, as one repository transaction
+
+If a step fails, everything is put back: the files the bump changed (byte for
+byte, with their times), the commit and tag, the built files, and the
+repository (database, pool, dists, log). The error names the step and the tree.
+The repository's signing key is checked before anything changes.
+
+Several trees are released together, in one publish. Run again without --bump
+and without changes, nothing new is published and release says so.
+
+A .bumpversion.cfg at the top of a tree is not packaged (nor .git, .gitignore,
+setup.cfg): 'lampi-pkg build' leaves tool configuration at the top out.
+
+--dry-run changes nothing: it shows the bump (every changed line), builds the
+would-be packages in a temporary directory, and checks them against the
+repository and its signing key.`,
+		Example: `  lampi-pkg release hi --repo /srv/repo --bump minor
+  lampi-pkg release ui bluetooth hardware --repo /srv/repo --codename bookworm --bump patch --sign-deb
+  lampi-pkg release --repo /srv/repo --dry-run --json`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runRelease(env, cmd, o, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repoDir, "repo", "", "repository base directory (holding conf/distributions)")
+	f.StringVar(&o.codename, "codename", "", "distribution to publish to (default: the repository's only one)")
+	f.StringVarP(&o.component, "component", "C", "", "component to put the packages in (default: from their Section)")
+	f.StringVar(&o.part, "bump", "", "bump this part first: major, minor, patch, revision, pre, final or a configured part")
+	f.BoolVar(&o.signDeb, "sign-deb", false, "add a debsigs origin signature to each package")
+	f.StringVarP(&o.key, "key", "k", "", "secret key file for --sign-deb (default: the repository's SignWith key)")
+	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected key (else $"+PassphraseEnv+" or a prompt)")
+	f.StringVarP(&o.out, "out", "o", "", "keep the built packages in this directory (not inside a tree)")
+	f.StringVarP(&o.compress, "compress", "Z", "xz", "compression of the packages: xz, gzip, zstd or none")
+	f.StringVar(&o.mtime, "mtime", "", "clamp timestamps to T (default SOURCE_DATE_EPOCH, else the newest file)")
+	f.DurationVar(&o.lockTimeout, "lock-timeout", time.Minute, "how long to wait for another writer of the repository")
+	f.BoolVar(&o.allowDirty, "allow-dirty", false, "bump although the git work tree has uncommitted changes")
+	f.BoolVar(&o.commit, "commit", false, "commit the bump (default: from the configuration)")
+	f.BoolVar(&o.noCommit, "no-commit", false, "do not commit, whatever the configuration says")
+	f.BoolVar(&o.tag, "tag", false, "tag the bump commit (default: from the configuration)")
+	f.BoolVar(&o.noTag, "no-tag", false, "do not tag, whatever the configuration says")
+	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "show what would be released; change nothing")
+	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	cmd.MarkFlagsMutuallyExclusive("commit", "no-commit")
+	cmd.MarkFlagsMutuallyExclusive("tag", "no-tag")
+	return cmd
+}
+
+func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) error {
+	if o.repoDir == "" {
+		return withHint(usageErrorf("release: --repo is required"), "name the repository's base directory, e.g. --repo /srv/repo (lampi-pkg repo init creates one)")
+	}
+	if len(dirs) == 0 {
+		dirs = []string{"."}
+	}
+	if o.key != "" && !o.signDeb {
+		return usageErrorf("release: --key is for --sign-deb")
+	}
+	comp, err := deb.ParseCompression(o.compress)
+	if err != nil {
+		return &usageError{err}
+	}
+	mtime, err := clampTime(o.mtime, env.Getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return err
+	}
+	ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
+		byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile}
+	rp, err := ro.open(env, cmd)
+	if err != nil {
+		return fmt.Errorf("release: %w", repoError(err))
+	}
+	opts := release.Options{
+		Dirs: dirs, Repo: rp, Codename: o.codename, Include: repo.IncludeOptions{Component: o.component},
+		Part: o.part, AllowDirty: o.allowDirty, SignDeb: o.signDeb, OutDir: o.out,
+		Build:  deb.BuildOptions{Compression: comp, Mtime: mtime},
+		DryRun: o.dryRun, Now: env.Now,
+		LookupEnv: func(k string) (string, bool) {
+			v := env.Getenv(k)
+			return v, v != ""
+		},
+	}
+	yes, no := true, false
+	switch {
+	case o.commit:
+		opts.Commit = &yes
+	case o.noCommit:
+		opts.Commit = &no
+	}
+	switch {
+	case o.tag:
+		opts.Tag = &yes
+	case o.noTag:
+		opts.Tag = &no
+	}
+	if o.key != "" {
+		key, err := loadSecretKey(env, o.key, o.passphraseFile)
+		if err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		s, err := signing.NewSigner(key, signing.SignOptions{Now: env.Now})
+		if err != nil {
+			return signKeyError(fmt.Errorf("release: key %s: %w", o.key, err))
+		}
+		opts.DebSigner = s
+	}
+	if !o.json && env.IsTerminal != nil && env.IsTerminal(env.Err) {
+		opts.Progress = func(step, dir string) {
+			if dir != "" {
+				step += " " + dir
+			}
+			fmt.Fprintf(env.Err, "\r\033[K%s…", step)
+		}
+		defer fmt.Fprint(env.Err, "\r\033[K")
+	}
+	rep, err := release.Run(cmd.Context(), opts)
+	if err != nil {
+		return releaseHint(fmt.Errorf("release: %w", err))
+	}
+	out := cmd.OutOrStdout()
+	for _, p := range rep.Packages {
+		for _, w := range p.Warnings {
+			if !strings.Contains(w, "left out of the package") {
+				fmt.Fprintf(env.Err, "warning: %s: %s\n", p.Dir, w)
+			}
+		}
+	}
+	if o.json {
+		return writeJSON(out, rep)
+	}
+	writeReleaseReport(out, rep)
+	return nil
+}
+
+// writeReleaseReport prints the report for people.
+func writeReleaseReport(w io.Writer, rep *release.Report) {
+	fresh := 0
+	for _, p := range rep.Packages {
+		change := p.Version
+		if p.OldVersion != p.Version {
+			change = p.OldVersion + " → " + p.Version
+		}
+		switch p.Status {
+		case release.StatusUnchanged:
+			fmt.Fprintf(w, "unchanged %s %s: already in %s with the same content (%s)\n", p.Package, p.Version, rep.Codename, p.Pool)
+			continue
+		case release.StatusNew:
+			fmt.Fprintf(w, "would publish %s %s to %s\n", p.Package, change, rep.Codename)
+		default:
+			fmt.Fprintf(w, "published %s %s to %s\n", p.Package, change, rep.Codename)
+		}
+		fresh++
+		if p.File != "" {
+			fmt.Fprintf(w, "  file    %s\n", p.File)
+		}
+		fmt.Fprintf(w, "  size    %s (%d bytes)\n", humanBytes(p.Size), p.Size)
+		fmt.Fprintf(w, "  sha256  %s\n", p.SHA256)
+		if p.Pool != "" {
+			fmt.Fprintf(w, "  pool    %s\n", p.Pool)
+		}
+		if len(p.BumpedFiles) > 0 {
+			fmt.Fprintf(w, "  bumped  %s\n", strings.Join(p.BumpedFiles, ", "))
+		}
+		if rep.DryRun {
+			for _, c := range p.Changes {
+				for _, h := range c.Hunks {
+					fmt.Fprintf(w, "    %s:%d\n", c.Path, h.OldLine)
+					for _, l := range h.Old {
+						fmt.Fprintf(w, "    - %s\n", l)
+					}
+					for _, l := range h.New {
+						fmt.Fprintf(w, "    + %s\n", l)
+					}
+				}
+			}
+		}
+		if p.Signed != "" {
+			fmt.Fprintf(w, "  signed  %s\n", p.Signed)
+		}
+		if p.Commit != "" {
+			fmt.Fprintf(w, "  commit  %.12s\n", p.Commit)
+		}
+		if p.Tag != "" {
+			fmt.Fprintf(w, "  tag     %s\n", p.Tag)
+		}
+	}
+	switch {
+	case rep.DryRun:
+		fmt.Fprintln(w, "dry run: nothing was changed")
+	case fresh == 0:
+		fmt.Fprintf(w, "nothing new to publish: %s is up to date (bump the version to release a change)\n", rep.Codename)
+	}
+	var steps []string
+	for _, s := range rep.Steps {
+		steps = append(steps, fmt.Sprintf("%s %s", s.Step, s.Duration.Round(time.Millisecond)))
+	}
+	fmt.Fprintf(w, "steps: %s\n", strings.Join(steps, ", "))
+}
+
+// releaseHint adds what to do to the errors a user can fix.
+func releaseHint(err error) error {
+	switch {
+	case errors.Is(err, release.ErrVersionClash):
+		return withHint(err, "release with --bump patch (or --bump revision): apt never downloads a version it already has")
+	case errors.Is(err, bump.ErrDirty):
+		return withHint(err, "commit or stash the changes, or release with --allow-dirty")
+	case errors.Is(err, deb.ErrInvalidTree), deb.IsValidationError(err):
+		return withHint(err, "fix the file named above and release again; 'lampi-pkg build --help' shows the layout")
+	case errors.Is(err, repo.ErrSigning):
+		return withHint(err, "check SignWith in the repository's conf/distributions and its key directory (conf/keys)")
+	}
+	return repoError(err)
+}
