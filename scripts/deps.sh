@@ -21,6 +21,7 @@ need=(
   aptly:aptly
   /usr/bin/time:time
   mosquitto:mosquitto
+  curl:curl
   chromium:chromium
 )
 missing=()

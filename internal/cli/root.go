@@ -74,6 +74,8 @@ var commands = []func(*Env) *cobra.Command{
 	newRepoCmd,
 	newBumpCmd,
 	newReleaseCmd,
+	newServeCmd,
+	newTokenCmd,
 }
 
 // Main runs lampi-pkg with args and returns the process exit code.

@@ -1,0 +1,331 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/signing"
+)
+
+type serveOptions struct {
+	repo, listen, tlsCert, tlsKey, maxUpload string
+	insecureListen                           bool
+	tokens                                   string
+	requireSignature                         []string
+	lockTimeout                              time.Duration
+	passphraseFile                           string
+	accessLog, logFormat                     string
+	addrFile                                 string
+}
+
+func newServeCmd(env *Env) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve --repo DIR [--listen 127.0.0.1:8080] [--tls-cert F --tls-key F]",
+		Short: "Serve a repository over HTTP(S) and accept authenticated uploads",
+		Long: `Serve the repository's published tree (dists/, pool/ and the public
+keyring files at its top) read-only, with ETag, Last-Modified, 304 answers
+and Range requests, and accept package uploads:
+
+  POST /api/v1/repos/CODENAME/packages   (Authorization: Bearer TOKEN)
+
+with tokens from "lampi-pkg token create". Uploads are size-limited,
+checked as .debs (and for an origin signature where --require-signature
+asks for one), then included and published as "repo includedeb" does.
+GET /healthz answers "ok"; GET /metrics is in the Prometheus text format.
+
+Plain HTTP is for loopback only: listening on another address needs
+--tls-cert and --tls-key, or --insecure-listen (e.g. behind a TLS proxy).
+SIGINT or SIGTERM stop the server gracefully.`,
+		Example: `  lampi-pkg serve --repo /srv/repo
+  lampi-pkg serve --repo /srv/repo --listen :8443 --tls-cert server.pem --tls-key server.key
+  lampi-pkg serve --repo /srv/repo --require-signature bookworm=release-keys.gpg`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), env, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.repo, "repo", "", "repository base directory (conf/, db/, dists/, pool/)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on (host:port)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate chain (PEM)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	f.BoolVar(&o.insecureListen, "insecure-listen", false, "allow plain HTTP on a non-loopback address")
+	f.StringVar(&o.maxUpload, "max-upload", "200MB", "largest accepted upload (e.g. 50MB, 1GiB)")
+	f.StringVar(&o.tokens, "tokens", "", "token store (default REPO/db/tokens.db)")
+	f.StringArrayVar(&o.requireSignature, "require-signature", nil, "CODENAME=KEYRING: uploads to CODENAME need an origin signature by a key of KEYRING (repeatable)")
+	f.DurationVar(&o.lockTimeout, "lock-timeout", 30*time.Second, "how long an upload waits for the repository lock before a 503")
+	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+")")
+	f.StringVar(&o.accessLog, "access-log", "-", `access log file ("-" standard error, "off" none)`)
+	f.StringVar(&o.logFormat, "log-format", "json", "access log format: json or text")
+	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
+	return cmd
+}
+
+// parseSize reads "200MB", "1GiB", "512k" or a byte count.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (e.g. 200MB, 1GiB, 1048576)", s)
+	}
+	return n * mult, nil
+}
+
+// isLoopback reports whether host (of host:port) is a loopback address.
+// An empty host means every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func runServe(ctx context.Context, env *Env, o *serveOptions) error {
+	if o.repo == "" {
+		return usageErrorf("serve: --repo DIR is required")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return usageErrorf("serve: --tls-cert and --tls-key go together")
+	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return usageErrorf("serve: --listen %q: %v (want host:port, e.g. 127.0.0.1:8080)", o.listen, err)
+	}
+	useTLS := o.tlsCert != ""
+	if !useTLS && !isLoopback(host) && !o.insecureListen {
+		return withHint(usageErrorf("serve: refusing plain HTTP on %s, which is not a loopback address", o.listen),
+			"give --tls-cert and --tls-key, listen on 127.0.0.1, or say --insecure-listen (e.g. behind a TLS proxy)")
+	}
+	maxUpload, err := parseSize(o.maxUpload)
+	if err != nil {
+		return usageErrorf("serve: --max-upload: %v", err)
+	}
+	conf, err := repo.LoadConfig(filepath.Join(o.repo, "conf"))
+	if err != nil {
+		return withHint(fmt.Errorf("serve: %w", err), "create a repository with lampi-pkg repo init, or point --repo at one")
+	}
+	required := map[string]*signing.Keyring{}
+	for _, spec := range o.requireSignature {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || file == "" {
+			return usageErrorf("serve: --require-signature %q: want CODENAME=KEYRING", spec)
+		}
+		var d *repo.Distribution
+		for _, x := range conf.Distributions {
+			if x.Codename == name || x.Suite == name {
+				d = x
+			}
+		}
+		if d == nil {
+			return usageErrorf("serve: --require-signature %s: no such codename or suite in %s", name, conf.Dir)
+		}
+		kf, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("serve: --require-signature %s: %w", name, err)
+		}
+		kr, err := signing.ReadKeyring(kf)
+		kf.Close()
+		if err != nil {
+			return fmt.Errorf("serve: --require-signature %s: keyring %s: %w", name, file, err)
+		}
+		required[d.Codename] = kr
+	}
+
+	logw, closeLog, err := openAccessLog(env, o.accessLog)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	var logger *slog.Logger
+	switch o.logFormat {
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(logw, nil))
+	case "text":
+		logger = slog.New(slog.NewTextHandler(logw, nil))
+	default:
+		return usageErrorf("serve: --log-format %q: use json or text", o.logFormat)
+	}
+
+	tokens := o.tokens
+	if tokens == "" {
+		tokens = filepath.Join(o.repo, "db", "tokens.db")
+	}
+	keyDir := filepath.Join(o.repo, "conf", "keys")
+	// A server never prompts: the passphrase comes from the file or $LAMPI_PASSPHRASE.
+	noTTY := *env
+	noTTY.IsTerminal = func(any) bool { return false }
+	srv, err := server.New(server.Options{
+		Dir: o.repo, Now: env.Now, Logger: logger, MaxUpload: maxUpload,
+		Tokens:           &server.TokenStore{Path: tokens, Now: env.Now},
+		LockTimeout:      o.lockTimeout,
+		RequireSignature: required,
+		OpenRepo: func() (*repo.Repo, error) {
+			return repo.Open(o.repo, repo.Options{
+				Now: env.Now, LockTimeout: o.lockTimeout,
+				Signer: repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
+					return readPassphrase(&noTTY, o.passphraseFile, "", false)
+				}),
+			})
+		},
+		// HOOK (fleet, MQTT): mount the fleet dashboard ("/") and
+		// collector API ("/api/v1/fleet/") here, e.g.
+		//   Extra: map[string]http.Handler{"/": fleetUI, "/api/v1/fleet/": fleetAPI},
+		// and start the embedded MQTT broker next to the HTTP server below.
+		Extra: nil,
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer srv.Close()
+
+	if env.Getenv("GOGC") == "" {
+		// The server's heap is a few MiB of short-lived request garbage:
+		// collecting less often costs little memory and buys throughput.
+		debug.SetGCPercent(400)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return withHint(fmt.Errorf("serve: %w", err), "choose another --listen address or stop what uses this port")
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	addr := ln.Addr().String()
+	if o.addrFile != "" {
+		if err := os.WriteFile(o.addrFile, []byte(addr+"\n"), 0o644); err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: --addr-file: %w", err)
+		}
+	}
+	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s)\n", o.repo, scheme, addr, humanBytes(maxUpload))
+
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	fmt.Fprintf(env.Err, "lampi-pkg: shutting down (finishing requests in flight)\n")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("serve: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintf(env.Err, "lampi-pkg: stopped\n")
+	return nil
+}
+
+// openAccessLog returns the access log's writer: buffered and flushed
+// every second (and at the end), so that logging costs no write(2) per
+// request.
+func openAccessLog(env *Env, where string) (io.Writer, func(), error) {
+	var out io.Writer
+	var file *os.File
+	switch where {
+	case "off":
+		return io.Discard, func() {}, nil
+	case "-", "":
+		out = env.Err
+	default:
+		f, err := os.OpenFile(where, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("serve: --access-log: %w", err)
+		}
+		out, file = f, f
+	}
+	bw := &flushWriter{w: bufio.NewWriterSize(out, 64<<10)}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				bw.flush()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return bw, func() {
+		close(done)
+		wg.Wait()
+		bw.flush()
+		if file != nil {
+			file.Close()
+		}
+	}, nil
+}
+
+type flushWriter struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.w.Write(p)
+}
+
+func (f *flushWriter) flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.w.Flush()
+}

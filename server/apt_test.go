@@ -1,0 +1,220 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+)
+
+// aptRoot is an isolated apt + dpkg installation (DESIGN.md, "Testing
+// against real apt and dpkg without touching the machine").
+type aptRoot struct {
+	t     testing.TB
+	root  string
+	extra []string
+}
+
+func newAptRoot(t testing.TB, sources string, extra ...string) *aptRoot {
+	t.Helper()
+	testutil.RequireTool(t, "apt-get")
+	testutil.RequireTool(t, "dpkg")
+	root := t.TempDir()
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/apt/lists/partial",
+		"var/cache/apt/archives/partial", "var/log/apt", "etc/apt/preferences.d", "etc/apt/apt.conf.d"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status, err := os.ReadFile("/var/lib/dpkg/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(root, "var/lib/dpkg/status"), status)
+	mustWrite(t, filepath.Join(root, "etc/apt/sources.list"), []byte(sources))
+	return &aptRoot{t: t, root: root, extra: extra}
+}
+
+func (a *aptRoot) run(args ...string) (string, error) {
+	r := a.root
+	base := []string{"-o", "Dir=" + r, "-o", "Dir::State::status=" + r + "/var/lib/dpkg/status",
+		"-o", "Dir::Etc::SourceParts=/dev/null", "-o", "APT::Sandbox::User=root", "-o", "Debug::NoLocking=1",
+		"-o", "Dir::Bin::dpkg=/usr/bin/dpkg", "-o", "Dpkg::Options::=--instdir=" + r,
+		"-o", "Dpkg::Options::=--admindir=" + r + "/var/lib/dpkg",
+		"-o", "Dpkg::Options::=--force-script-chrootless", "-o", "Dpkg::Options::=--force-not-root",
+		"-o", "Dpkg::Options::=--log=/dev/null", "-o", "APT::Architecture=amd64",
+		"-o", "Acquire::Languages=none", "-o", "Acquire::Retries=0", "-q", "-y"}
+	base = append(base, a.extra...)
+	cmd := exec.Command("apt-get", append(base, args...)...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func (a *aptRoot) mustRun(args ...string) string {
+	a.t.Helper()
+	out, err := a.run(args...)
+	if err != nil {
+		a.t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// update runs apt-get update and fails on any warning or error line.
+func (a *aptRoot) update() string {
+	a.t.Helper()
+	out := a.mustRun("update")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "W:") || strings.HasPrefix(l, "E:") || strings.HasPrefix(l, "Err:") {
+			a.t.Fatalf("apt-get update warned:\n%s", out)
+		}
+	}
+	return out
+}
+
+// seen is one request as the test wrapper saw it.
+type seen struct {
+	path, rng string
+	status    int
+}
+
+// recorder wraps the server: it records requests and can cut the first
+// response for a path suffix after half of its body, as a dropped
+// connection would.
+type recorder struct {
+	next    http.Handler
+	mu      sync.Mutex
+	reqs    []seen
+	cut     string
+	didCut  bool
+	cutSize int64
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	cut := rc.cut != "" && !rc.didCut && strings.HasSuffix(r.URL.Path, rc.cut) && r.Method == http.MethodGet
+	if cut {
+		rc.didCut = true
+	}
+	rc.mu.Unlock()
+	sw := &statusWriter{ResponseWriter: w}
+	if cut {
+		sw.limit = -1 // set from Content-Length at WriteHeader
+	}
+	rc.next.ServeHTTP(sw, r)
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, seen{r.URL.Path, r.Header.Get("Range"), sw.status})
+	if cut {
+		rc.cutSize = sw.written
+	}
+	rc.mu.Unlock()
+	if cut {
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // drop the connection mid-body
+	}
+}
+
+func (rc *recorder) requests() []seen {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]seen(nil), rc.reqs...)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	limit   int64 // -1: half of Content-Length, 0: no limit
+	written int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	if w.limit == -1 {
+		var n int64
+		fmt.Sscan(w.Header().Get("Content-Length"), &n)
+		w.limit = n / 2
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(200)
+	}
+	if w.limit > 0 && w.written+int64(len(p)) > w.limit {
+		n, _ := w.ResponseWriter.Write(p[:w.limit-w.written])
+		w.written += int64(n)
+		return n, fmt.Errorf("connection cut by the test")
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
+}
+
+// TestAptThroughServer: apt-get update and install through the server
+// behave as with a static server; a second update is answered with 304s
+// (asserted on the server's metrics); a download cut mid-file is resumed
+// with a Range request answered 206.
+func TestAptThroughServer(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	payload := string(randomBytes(t, 96<<10))
+	tr.include(t, "bookworm", buildDeb(t, "hi", "0.1", payload), "hi_0.1_all.deb")
+	s, err := New(Options{Dir: tr.dir, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec := &recorder{next: s, cut: ".deb"}
+	hs := httptest.NewServer(rec)
+	defer hs.Close()
+	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", tr.pub, hs.URL))
+
+	apt.update()
+	n304 := s.Metrics().NotModified()
+	first := len(rec.requests())
+	out := apt.update()
+	if s.Metrics().NotModified() <= n304 || s.Metrics().Requests(304) == 0 {
+		t.Fatalf("second apt-get update got no 304 (metrics %d → %d):\n%s", n304, s.Metrics().NotModified(), out)
+	}
+	for _, r := range rec.requests()[first:] {
+		if strings.HasSuffix(r.path, "InRelease") && r.status != http.StatusNotModified {
+			t.Errorf("second update: %s answered %d, want 304", r.path, r.status)
+		}
+	}
+
+	// The first download of the package is cut half-way: apt fails…
+	if out, err := apt.run("install", "hi"); err == nil {
+		t.Fatalf("install with a cut download succeeded:\n%s", out)
+	}
+	partial := filepath.Join(apt.root, "var/cache/apt/archives/partial/hi_0.1_all.deb")
+	if fi, err := os.Stat(partial); err != nil || fi.Size() == 0 {
+		t.Fatalf("apt kept no partial download: %v", err)
+	}
+	// … and resumes it with a Range request the next time.
+	apt.mustRun("install", "hi")
+	if got, err := os.ReadFile(filepath.Join(apt.root, "usr/share/hi/data")); err != nil || string(got) != payload {
+		t.Fatalf("installed data wrong (%d bytes, %v)", len(got), err)
+	}
+	resumed := false
+	for _, r := range rec.requests() {
+		if strings.HasSuffix(r.path, ".deb") && strings.HasPrefix(r.rng, "bytes=") && !strings.HasPrefix(r.rng, "bytes=0-") {
+			resumed = r.status == http.StatusPartialContent
+		}
+	}
+	if !resumed {
+		t.Fatalf("no Range request answered 206 for the package: %+v", rec.requests())
+	}
+}

@@ -1,0 +1,51 @@
+// Package server is the lampi-pkg update server, as http.Handlers: it
+// serves a repository's published tree read-only, accepts authenticated
+// package uploads that it publishes through the repo package's locked,
+// atomic path, and exposes /healthz and Prometheus /metrics. It never
+// listens by itself: the caller (lampi-pkg serve) owns the net.Listener,
+// TLS and shutdown.
+//
+// # Basics
+//
+//	srv, err := server.New(server.Options{Dir: "/srv/repo", Now: time.Now, Logger: slog.Default()})
+//	defer srv.Close()
+//	http.Serve(ln, srv)
+//
+// Routes:
+//
+//	GET  /dists/…, /pool/…          the published tree (GET and HEAD)
+//	GET  /<name>.gpg|.asc           public keyrings at the top of the repository
+//	POST /api/v1/repos/{codename}/packages   upload a .deb (bearer token)
+//	GET  /healthz, /metrics         liveness and Prometheus text exposition
+//	Options.Extra                   further handlers (fleet dashboard, API)
+//
+// Files are resolved with os.Root opened at dists/ and pool/, so neither
+// "..", nor an encoded or double-encoded variant, nor a symbolic link
+// inside the repository can reach conf/, db/ or anything outside those two
+// trees; names starting with '.' (the publisher's temporary files) are
+// never served. Responses carry a strong ETag, Last-Modified and
+// Accept-Ranges; If-None-Match, If-Modified-Since, Range and If-Range are
+// answered as RFC 9110 says (http.ServeContent). Nothing is compressed on
+// the fly: apt asks for the .gz/.xz indices itself, and a Content-Encoding
+// on them would make it store decompressed bytes under a compressed name.
+//
+// ETags: a file of at most 1 MiB (InRelease, Release, most indices) gets
+// the SHA-256 of its content, computed once per (device, inode, size,
+// mtime, ctime) and cached, so "has anything changed?" costs one open and
+// one fstat; bigger files get a tag made of that identity. The publisher
+// replaces files by rename, which always gives a new inode and ctime, so
+// a cached tag can never describe other bytes.
+//
+// Uploads are authenticated by bearer tokens (see [TokenStore]), size
+// limited, staged in a temporary file, checked as a .deb and, when
+// Options.RequireSignature names a keyring for the distribution, checked
+// for a good origin signature (debsigs _gpgorigin) before the repo
+// package includes and publishes them.
+//
+// # Caveats
+//
+// One upload is published at a time per server (uploads queue for as
+// long as their clients wait); other writers (the CLI, another server)
+// are coordinated by the repository lock, and an upload that waits for it
+// longer than Options.LockTimeout is answered 503 with Retry-After.
+package server

@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/signing"
+)
+
+// DefaultMaxUpload is the default limit of an upload's body.
+const DefaultMaxUpload = 200 << 20
+
+// Options configure a Server. Dir and Now are required.
+type Options struct {
+	// Dir is the repository's base directory (conf/, db/, dists/, pool/).
+	Dir string
+	// Now is the clock: signatures are verified at Now, durations measured
+	// with it.
+	Now func() time.Time
+	// Logger receives one record per request (the access log) and upload
+	// outcomes; nil discards them. Secrets are never logged.
+	Logger *slog.Logger
+	// MaxUpload bounds an upload's body in bytes (0: DefaultMaxUpload).
+	MaxUpload int64
+	// Tokens authenticates uploads; nil is a TokenStore at
+	// Dir/db/tokens.db.
+	Tokens *TokenStore
+	// OpenRepo opens the repository for one upload; nil is repo.Open(Dir,
+	// repo.Options{Now, LockTimeout}). The CLI passes one with its signer.
+	OpenRepo func() (*repo.Repo, error)
+	// LockTimeout is how long an upload waits for the repository lock
+	// held by another process before it is answered 503 (0: 30 s).
+	// Uploads to this server wait for each other without a limit.
+	LockTimeout time.Duration
+	// RequireSignature maps a codename to the keyring that an uploaded
+	// package's origin signature (debsigs _gpgorigin, "lampi-pkg sign")
+	// must verify against. reprepro's conf/distributions has no such
+	// field; this is lampi-pkg's explicit opt-in (serve
+	// --require-signature CODENAME=KEYRING).
+	RequireSignature map[string]*signing.Keyring
+	// TempDir is where uploads are staged (""= Dir/db/uploads).
+	TempDir string
+
+	// Extra mounts further handlers on the server's mux, pattern →
+	// handler (net/http ServeMux patterns, e.g. "/" and "/api/v1/fleet/"
+	// for the fleet dashboard and collector API). HOOK: this is where
+	// lampi-pkg serve mounts the fleet handlers and the MQTT-over-
+	// WebSocket endpoint. They get the access log and metrics too.
+	Extra map[string]http.Handler
+}
+
+// Server is the update server: an http.Handler.
+type Server struct {
+	opts    Options
+	files   *fileServer
+	mux     *http.ServeMux
+	metrics *Metrics
+	log     *slog.Logger
+	publish chan struct{} // one upload is included at a time
+	closeMu sync.Once
+}
+
+// New opens the repository's published tree and builds the handler.
+func New(o Options) (s *Server, err error) {
+	if o.Dir == "" || o.Now == nil {
+		return nil, errors.New("server: Options.Dir and Options.Now are required")
+	}
+	if o.MaxUpload <= 0 {
+		o.MaxUpload = DefaultMaxUpload
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 30 * time.Second
+	}
+	if o.Tokens == nil {
+		o.Tokens = &TokenStore{Path: filepath.Join(o.Dir, "db", "tokens.db"), Now: o.Now}
+	}
+	if o.TempDir == "" {
+		o.TempDir = filepath.Join(o.Dir, "db", "uploads")
+	}
+	if o.OpenRepo == nil {
+		dir, now, lt := o.Dir, o.Now, o.LockTimeout
+		o.OpenRepo = func() (*repo.Repo, error) {
+			return repo.Open(dir, repo.Options{Now: now, LockTimeout: lt})
+		}
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	files, err := newFileServer(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger, publish: make(chan struct{}, 1)}
+	defer func() {
+		if r := recover(); r != nil { // ServeMux panics on conflicting patterns
+			files.close()
+			s, err = nil, fmt.Errorf("server: %v", r)
+		}
+	}()
+	s.mux.HandleFunc("GET /dists/", s.files.servePublished)
+	s.mux.HandleFunc("GET /pool/", s.files.servePublished)
+	for _, name := range publicKeyFiles(o.Dir) {
+		s.mux.Handle("GET /"+name, s.files.serveKey(name))
+	}
+	s.mux.HandleFunc("POST /api/v1/repos/{codename}/packages", s.handleUpload)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	s.mux.HandleFunc("GET /metrics", s.metrics.serveHTTP)
+	for pattern, h := range o.Extra {
+		s.mux.Handle(pattern, h)
+	}
+	return s, nil
+}
+
+// Metrics returns the server's counters.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Close releases the directories the server holds open.
+func (s *Server) Close() error {
+	s.closeMu.Do(s.files.close)
+	return nil
+}
+
+// ServeHTTP routes the request, then logs and counts it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.opts.Now()
+	rw := &responseWriter{ResponseWriter: w}
+	if badPath(r.URL.Path) {
+		http.Error(rw, "bad path", http.StatusBadRequest)
+	} else {
+		s.mux.ServeHTTP(rw, r)
+	}
+	if rw.code == 0 {
+		rw.code = http.StatusOK
+	}
+	s.metrics.request(rw.code, rw.n)
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(strings.HasPrefix(r.URL.Path, "/dists/") || strings.HasPrefix(r.URL.Path, "/pool/")) {
+		s.metrics.fileRequest(r, rw.code)
+	}
+	if s.log.Enabled(r.Context(), slog.LevelInfo) {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rw.code), slog.Int64("bytes", rw.n),
+			slog.Duration("duration", s.opts.Now().Sub(start)),
+			slog.String("remote", r.RemoteAddr), slog.String("ua", r.UserAgent()))
+	}
+}
+
+// responseWriter records status and body size. It keeps ReadFrom, so
+// that file bodies still go out with sendfile(2).
+type responseWriter struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
+	w.n += n
+	return n, err
+}
+
+func (w *responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// acquirePublish waits for this server's upload slot, as long as the
+// client waits: uploads to one server queue rather than fail. (The
+// repository lock, shared with other processes, is then waited for at
+// most Options.LockTimeout.)
+func (s *Server) acquirePublish(ctx context.Context) error {
+	select {
+	case s.publish <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) releasePublish() { <-s.publish }

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package server
+
+import "os"
+
+// fastDir is Linux-only; elsewhere os.Root does the work.
+type fastDir struct{}
+
+func openFastDir(string) fastDir                    { return fastDir{} }
+func (fastDir) open(string) (*os.File, bool, error) { return nil, false, nil }
+func (fastDir) close()                              {}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package server
+
+// watcher is Linux-only (inotify); elsewhere the 304 cache is off.
+type watcher struct{}
+
+func (*watcher) enabled() bool      { return false }
+func (*watcher) generation() uint64 { return 0 }
+func (*watcher) watch(string) bool  { return false }
+func (*watcher) close()             {}
