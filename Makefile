@@ -28,10 +28,12 @@ test: deps
 fuzz: deps
 	@scripts/fuzz.sh 2m
 
-bench: deps build
+bench: build
+	@scripts/deps.sh bench
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./deb/
 	@scripts/bench.sh $(BIN)/lampi-pkg
 	@scripts/bench-repo.sh $(BIN)/lampi-pkg
+	@scripts/bench-serve.sh $(BIN)/lampi-pkg
 
 # Crash safety at length: kill -9 during repo writes, 500 trials.
 soak: deps

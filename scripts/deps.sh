@@ -24,6 +24,10 @@ need=(
   curl:curl
   chromium:chromium
 )
+# "deps.sh bench" also installs what only the benchmarks run against.
+if [ "${1:-}" = bench ]; then
+  need+=(wrk:wrk nginx:nginx-light hyperfine:hyperfine)
+fi
 missing=()
 for pair in "${need[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
