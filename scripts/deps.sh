@@ -26,7 +26,7 @@ need=(
 )
 # "deps.sh bench" also installs what only the benchmarks run against.
 if [ "${1:-}" = bench ]; then
-  need+=(wrk:wrk nginx:nginx-light hyperfine:hyperfine)
+  need+=(wrk:wrk nginx:nginx-light)
 fi
 missing=()
 for pair in "${need[@]}"; do
