@@ -41,6 +41,21 @@
 // checks that the repository can be signed; no tree, git or repository
 // file is touched.
 //
+// # Releasing to a server
+//
+// With Options.Server instead of Options.Repo, the release publishes
+// through a lampi-pkg server's upload API (package server): the token and
+// the distribution are checked before anything changes; the check step is
+// the server's dry run (a "clash" verdict is looked at closer by
+// downloading the published file, so that a rebuild of the same files is
+// unchanged); packages are signed before the check (the server may
+// require signatures), with Options.DebSigner only; the include and
+// publish are one upload (step "upload") that the server checks,
+// includes and publishes all or nothing. Should the answer to the upload
+// get lost, the server is asked again whether it now holds every package.
+// A refusal anywhere undoes the bump, commit and tag as for a local
+// repository.
+//
 // # Caveats
 //
 // The repository's SignWith key is checked before anything changes, so a

@@ -40,6 +40,10 @@ type StepError struct {
 	Restored []string
 	// RestoreErr is set when putting something back failed too.
 	RestoreErr error
+	// Unsure is set when the repository may have changed after all: a
+	// server's answer to an upload was lost and it could not be asked
+	// again. It says what to check.
+	Unsure string
 }
 
 func (e *StepError) Error() string {
@@ -53,6 +57,8 @@ func (e *StepError) Error() string {
 	switch {
 	case e.RestoreErr != nil:
 		b.WriteString("; UNDOING FAILED, check by hand: " + e.RestoreErr.Error())
+	case len(e.Restored) > 0 && e.Unsure != "":
+		b.WriteString("; put back as before: " + strings.Join(e.Restored, "; ") + "; BUT " + e.Unsure)
 	case len(e.Restored) > 0:
 		b.WriteString("; put back as before: " + strings.Join(e.Restored, "; ") + "; the repository is unchanged")
 	default:

@@ -12,6 +12,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/bump"
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/server"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -24,6 +25,14 @@ type Options struct {
 	Repo     *repo.Repo
 	Codename string
 	Include  repo.IncludeOptions
+	// Server, instead of Repo, publishes through a lampi-pkg server's
+	// upload API ("lampi-pkg release --to URL"): the check is the
+	// server's dry run, include and publish are one upload of all the
+	// new packages, which the server publishes all or nothing. Codename
+	// "" takes the only distribution the token may upload to. SignDeb
+	// needs DebSigner (the server's key stays on the server), and signs
+	// before the check, as the server may require signed packages.
+	Server *server.Client
 
 	// Part, when set, bumps every tree first (see bump.Options.Part).
 	Part string
@@ -61,7 +70,9 @@ type Options struct {
 // Report is what a release did (or, for a dry run, would do).
 type Report struct {
 	Codename string `json:"codename"`
-	DryRun   bool   `json:"dry_run"`
+	// Server is the server's URL when published through one.
+	Server string `json:"server,omitempty"`
+	DryRun bool   `json:"dry_run"`
 	// Published is false when there was nothing new to publish.
 	Published bool      `json:"published"`
 	Packages  []Package `json:"packages"`
@@ -147,6 +158,7 @@ type run struct {
 	work    string
 	tempDir bool
 	signer  repo.Signer
+	target  target
 	clock   func() time.Time
 	step    string
 	started time.Time
@@ -190,17 +202,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 func (r *run) setup(ctx context.Context) error {
 	o := r.o
 	fail := func(step string, err error) error { return &StepError{Step: step, Err: err} }
-	if o.Repo == nil {
+	switch {
+	case o.Repo != nil && o.Server != nil:
+		return fail(StepCheck, fmt.Errorf("%w: both a repository and a server: release to one", ErrOptions))
+	case o.Repo != nil:
+		r.target = &localTarget{r: r}
+	case o.Server != nil:
+		if o.Include.Component != "" || o.Include.Section != "" || o.Include.Priority != "" || len(o.Include.Architectures) > 0 {
+			return fail(StepCheck, fmt.Errorf("%w: include options are for a local repository: the server places packages by their control fields", ErrOptions))
+		}
+		r.target = &remoteTarget{r: r, c: o.Server}
+		r.rep.Server = o.Server.BaseURL
+	default:
 		return fail(StepCheck, fmt.Errorf("%w: no repository", ErrOptions))
 	}
 	if len(o.Dirs) == 0 {
 		return fail(StepCheck, fmt.Errorf("%w: no package tree to release", ErrOptions))
 	}
-	codename, err := pickCodename(o.Repo, o.Codename)
-	if err != nil {
-		return fail(StepCheck, err)
-	}
-	r.rep.Codename = codename
 	seen := map[string]string{}
 	for _, d := range o.Dirs {
 		abs, err := filepath.Abs(d)
@@ -220,18 +238,12 @@ func (r *run) setup(ctx context.Context) error {
 		r.trees = append(r.trees, &tree{dir: d, abs: abs})
 	}
 	// Publishing must be possible before anything changes: the
-	// distribution is writable, its signing key loads.
-	r.signer, err = o.Repo.PublishSigner(ctx, codename)
-	if err != nil {
-		return fail(StepPublish, fmt.Errorf("%w (checked before anything changed)", err))
+	// distribution is writable, its signing key loads (or the server
+	// takes the token).
+	if err := r.target.setup(ctx); err != nil {
+		return err
 	}
-	if o.SignDeb && o.DebSigner == nil {
-		s, ok := r.signer.(*signing.Signer)
-		if !ok {
-			return fail(StepSign, fmt.Errorf("%w: no key to sign packages with: distribution %s has no local SignWith key; name one", ErrOptions, codename))
-		}
-		r.o.DebSigner = s
-	}
+	var err error
 	if o.OutDir != "" && !o.DryRun {
 		if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 			return fail(StepBuild, fmt.Errorf("create output directory: %w", err))
@@ -313,15 +325,22 @@ func (r *run) steps(ctx context.Context) error {
 	if err := uniqueNames(r.trees); err != nil {
 		return &StepError{Step: StepBuild, Err: err}
 	}
+	signFirst := r.target.signsFirst()
+	if r.o.SignDeb && signFirst {
+		for _, t := range r.trees {
+			r.beginStep(StepSign, t.dir)
+			if err := r.sign(ctx, t); err != nil {
+				return &StepError{Step: StepSign, Dir: t.dir, Err: err}
+			}
+		}
+	}
 	r.beginStep(StepCheck, "")
+	if err := r.target.check(ctx); err != nil {
+		return err
+	}
 	var fresh []*tree
 	for _, t := range r.trees {
-		status, err := r.compare(ctx, t)
-		if err != nil {
-			return &StepError{Step: StepCheck, Dir: t.dir, Err: err}
-		}
-		t.pkg.Status = status
-		if status == StatusNew {
+		if t.pkg.Status == StatusNew {
 			fresh = append(fresh, t)
 		}
 	}
@@ -329,7 +348,7 @@ func (r *run) steps(ctx context.Context) error {
 		r.rep.Published = false
 		return nil
 	}
-	if r.o.SignDeb {
+	if r.o.SignDeb && !signFirst {
 		for _, t := range fresh {
 			r.beginStep(StepSign, t.dir)
 			if err := r.sign(ctx, t); err != nil {
@@ -351,7 +370,7 @@ func (r *run) steps(ctx context.Context) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	return r.publish(ctx, fresh)
+	return r.target.publish(ctx, fresh)
 }
 
 // publish includes and publishes the new packages in one step.

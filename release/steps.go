@@ -185,7 +185,7 @@ func (r *run) compare(ctx context.Context, t *tree) (string, error) {
 		}
 		d, ok := digests[e.File]
 		if !ok {
-			if d, err = poolDigest(ctx, r.o.Repo.Storage(), e.File); err != nil {
+			if d, err = poolDigest(ctx, r.target.open, e.File); err != nil {
 				return "", fmt.Errorf("read %s from the repository: %w", e.File, err)
 			}
 			digests[e.File] = d
@@ -206,8 +206,8 @@ func (r *run) compare(ctx context.Context, t *tree) (string, error) {
 }
 
 // poolDigest is the content digest of a package in the repository.
-func poolDigest(ctx context.Context, st repo.Storage, name string) (string, error) {
-	f, err := st.Open(ctx, name)
+func poolDigest(ctx context.Context, open func(context.Context, string) (io.ReadCloser, error), name string) (string, error) {
+	f, err := open(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -251,7 +251,7 @@ func contentDigest(r io.Reader) (string, error) {
 // checkout gives every file a new time, hence other package bytes, but it
 // is not a new release.
 func (r *run) sameFiles(ctx context.Context, t *tree, pool string) (bool, error) {
-	f, err := r.o.Repo.Storage().Open(ctx, pool)
+	f, err := r.target.open(ctx, pool)
 	if err != nil {
 		return false, fmt.Errorf("read %s from the repository: %w", pool, err)
 	}

@@ -22,6 +22,7 @@ need=(
   /usr/bin/time:time
   mosquitto:mosquitto
   curl:curl
+  openssl:openssl
   chromium:chromium
 )
 # "deps.sh bench" also installs what only the benchmarks run against.

@@ -7,34 +7,130 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Client uploads packages to a lampi-pkg server's API.
 type Client struct {
 	// BaseURL of the server ("https://repo.example.org/"); a path prefix
-	// is kept.
-	BaseURL string
-	// Token is the bearer secret (lampi-pkg token create).
+	// is kept. Plain http:// is refused unless the host is a loopback
+	// address (the token would cross the network in clear), or
+	// AllowPlainHTTP is set.
+	BaseURL        string
+	AllowPlainHTTP bool
+	// Token is the bearer secret (lampi-pkg token create). It is sent in
+	// the Authorization header only, never put in an error.
 	Token string
 	// HTTPClient sends the requests; nil is http.DefaultClient.
 	HTTPClient *http.Client
+	// Retries is how often a request answered 503 (server busy) is sent
+	// again (0: 3; negative: never). The wait is the answer's
+	// Retry-After, else 1 s, 2 s, 4 s…, at most MaxRetryWait (0: 30 s).
+	Retries      int
+	MaxRetryWait time.Duration
+}
+
+// Sentinel errors an *APIError wraps, by HTTP status.
+var (
+	// ErrUnauthorized (401): no token, or one the server does not know.
+	ErrUnauthorized = errors.New("the server refused the token")
+	// ErrForbidden (403): the token is revoked or out of scope, or the
+	// distribution is read-only.
+	ErrForbidden = errors.New("the token may not upload there")
+	// ErrConflict (409): the same version is published with other
+	// content, or a newer version is.
+	ErrConflict = errors.New("the package clashes with the published one")
+	// ErrTooLarge (413): beyond the server's upload limit.
+	ErrTooLarge = errors.New("upload too large for the server")
+	// ErrRejected (415, 422, 400): not a usable .deb, a bad signature, a
+	// package the distribution cannot take.
+	ErrRejected = errors.New("the server rejected the package")
+	// ErrBusy (503): the repository stayed locked through every retry.
+	ErrBusy = errors.New("the server is busy")
+)
+
+// Unwrap maps the status to a sentinel error (ErrUnauthorized…).
+func (e *APIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusRequestEntityTooLarge:
+		return ErrTooLarge
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return ErrRejected
+	case http.StatusServiceUnavailable:
+		return ErrBusy
+	}
+	return nil
+}
+
+// Hint says what to do about the refusal ("" when nothing obvious).
+func (e *APIError) Hint() string {
+	switch {
+	case e.Status == http.StatusUnauthorized:
+		return "check the token file: create a token on the server with 'lampi-pkg token create --name NAME --scope upload:CODENAME'"
+	case e.Code == "revoked":
+		return "the token was revoked: ask the server's operator for a new one (lampi-pkg token create)"
+	case e.Code == "forbidden":
+		return "the token's scopes do not cover this distribution: use another token or --codename"
+	case e.Code == "read_only":
+		return "the distribution is ReadOnly on the server: publish to another one"
+	case e.Code == "version_clash":
+		return "bump the version (--bump patch or --bump revision): apt never downloads a version it already has"
+	case e.Code == "older_version":
+		return "bump the version past the published one"
+	case e.Status == http.StatusRequestEntityTooLarge:
+		return "the server's limit is set with 'lampi-pkg serve --max-upload'"
+	case e.Code == "bad_signature":
+		return "sign the packages with a key the server trusts (--sign-deb --key KEY)"
+	case e.Status == http.StatusServiceUnavailable:
+		return "the repository is locked by another writer: try again later"
+	}
+	return ""
+}
+
+// UploadFile is one package to upload: its file name and how to read it
+// (Open is called once per attempt).
+type UploadFile struct {
+	Name string
+	Open func() (io.ReadCloser, error)
+}
+
+// FileUpload uploads the file at path under its base name.
+func FileUpload(p string) UploadFile {
+	return UploadFile{Name: path.Base(strings.ReplaceAll(p, "\\", "/")), Open: func() (io.ReadCloser, error) { return os.Open(p) }}
+}
+
+// UploadOptions refine UploadFiles.
+type UploadOptions struct {
+	// DryRun checks the packages and returns the server's verdict for
+	// each (PackageResult.Action: add, unchanged, clash, older) without
+	// writing anything.
+	DryRun bool
 }
 
 // Upload sends the .deb read from r to the distribution codename (or
 // suite) and returns what the server did. A refusal is an *APIError
-// carrying the HTTP status and the server's reason.
+// carrying the HTTP status and the server's reason. (r is read once: no
+// retry on 503; UploadFiles retries.)
 func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Reader) (*UploadResult, error) {
-	u, err := url.Parse(c.BaseURL)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("server URL %q: want http(s)://host[:port]/", c.BaseURL)
+	u, err := c.url(codename, false)
+	if err != nil {
+		return nil, err
 	}
-	u.Path = path.Join("/", u.Path, "api/v1/repos", url.PathEscape(codename), "packages")
-	u.RawPath = ""
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), r)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, r)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +138,187 @@ func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Rea
 	if filename != "" {
 		req.Header.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(filename)}))
 	}
+	var res UploadResult
+	if _, err := c.do(req, &res); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", path.Base(filename), err)
+	}
+	return &res, nil
+}
+
+// UploadFiles sends the packages to the distribution codename (or suite)
+// in one request: the server checks them all, then includes and
+// publishes them together, or refuses them all (an *APIError naming the
+// file at fault). A 503 is retried (see Retries), as long as ctx lasts.
+// With no files and DryRun, it only checks the token and the
+// distribution.
+func (c *Client) UploadFiles(ctx context.Context, codename string, files []UploadFile, o UploadOptions) (*UploadResult, error) {
+	u, err := c.url(codename, o.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	what := "upload"
+	if o.DryRun {
+		what = "check"
+	}
+	var res *UploadResult
+	err = c.retry(ctx, func() (*http.Response, error) {
+		var body io.Reader = http.NoBody
+		ct := ""
+		if len(files) > 0 {
+			pr, pw := io.Pipe()
+			mw := multipart.NewWriter(pw)
+			go func() { pw.CloseWithError(writeParts(mw, files)) }()
+			body, ct = pr, mw.FormDataContentType()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, body)
+		if err != nil {
+			return nil, err
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		res = &UploadResult{}
+		return c.do(req, res)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s %s at %s: %w", what, names(files), c.BaseURL, err)
+	}
+	return res, nil
+}
+
+func names(files []UploadFile) string {
+	if len(files) == 0 {
+		return "token"
+	}
+	var n []string
+	for _, f := range files {
+		n = append(n, f.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func writeParts(mw *multipart.Writer, files []UploadFile) error {
+	for _, f := range files {
+		r, err := f.Open()
+		if err != nil {
+			return err
+		}
+		h := make(map[string][]string)
+		h["Content-Disposition"] = []string{mime.FormatMediaType("form-data", map[string]string{"name": "package", "filename": f.Name})}
+		h["Content-Type"] = []string{"application/vnd.debian.binary-package"}
+		pw, err := mw.CreatePart(h)
+		if err == nil {
+			_, err = io.Copy(pw, r)
+		}
+		r.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// Distributions returns the distributions the token may upload to.
+func (c *Client) Distributions(ctx context.Context) ([]DistributionInfo, error) {
+	base, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	base.Path = path.Join("/", base.Path, "api/v1/repos")
+	var out []DistributionInfo
+	err = c.retry(ctx, func() (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		out = nil
+		return c.do(req, &out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list distributions at %s: %w", c.BaseURL, err)
+	}
+	return out, nil
+}
+
+// base parses BaseURL and refuses plain HTTP beyond loopback.
+func (c *Client) base() (*url.URL, error) {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want http(s)://host[:port]/", c.BaseURL)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("server URL %q: no user or password in the URL; the token goes in a file", u.Redacted())
+	}
+	if u.Scheme == "http" && !c.AllowPlainHTTP && !IsLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("server URL %s: refusing plain http:// to %s, a non-loopback host: the token would travel in clear; use https://", c.BaseURL, u.Hostname())
+	}
+	return u, nil
+}
+
+// IsLoopbackHost reports whether host is "localhost" or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Client) url(codename string, dryRun bool) (string, error) {
+	u, err := c.base()
+	if err != nil {
+		return "", err
+	}
+	if codename == "" || strings.ContainsAny(codename, "/?#%\\") || codename == "." || codename == ".." {
+		return "", fmt.Errorf("distribution %q: want a codename or suite", codename)
+	}
+	u.Path = path.Join("/", u.Path, "api/v1/repos", codename, "packages")
+	u.RawPath = ""
+	u.RawQuery = ""
+	if dryRun {
+		u.RawQuery = "dry_run=1"
+	}
+	return u.String(), nil
+}
+
+// retry sends until the answer is not a 503, at most Retries more times.
+func (c *Client) retry(ctx context.Context, send func() (*http.Response, error)) error {
+	tries := c.Retries
+	if tries == 0 {
+		tries = 3
+	}
+	maxWait := c.MaxRetryWait
+	if maxWait <= 0 {
+		maxWait = 30 * time.Second
+	}
+	wait := time.Second
+	for attempt := 0; ; attempt++ {
+		resp, err := send()
+		var apiErr *APIError
+		if attempt >= tries || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
+			return err
+		}
+		d := wait
+		if resp != nil {
+			if s, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && s >= 0 {
+				d = time.Duration(s) * time.Second
+			}
+		}
+		d = min(d, maxWait)
+		wait *= 2
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// do sends req with the token and decodes a 200/201 answer into out.
+// The response is returned (body consumed) for its headers.
+func (c *Client) do(req *http.Request, out any) (*http.Response, error) {
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Accept", "application/json")
 	hc := c.HTTPClient
@@ -50,12 +327,12 @@ func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Rea
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("upload %s to %s: %w", filename, c.BaseURL, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return nil, fmt.Errorf("upload %s: reading the answer: %w", filename, err)
+		return resp, fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		apiErr := &APIError{}
@@ -64,19 +341,53 @@ func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Rea
 			if len(apiErr.Message) > 300 {
 				apiErr.Message = apiErr.Message[:300] + "…"
 			}
+			if apiErr.Message == "" {
+				apiErr.Message = http.StatusText(resp.StatusCode)
+			}
 		}
 		apiErr.Status = resp.StatusCode
-		return nil, apiErr
+		return resp, apiErr
 	}
-	var res UploadResult
-	if err := json.Unmarshal(data, &res); err != nil {
-		return nil, fmt.Errorf("upload %s: the server's answer is not an upload result: %w", filename, err)
+	if err := json.Unmarshal(data, out); err != nil {
+		return resp, fmt.Errorf("the server's answer is not what the API gives (is %s a lampi-pkg server?): %w", req.URL.Redacted(), err)
 	}
-	return &res, nil
+	return resp, nil
 }
 
 // IsStatus reports whether err is an *APIError with the given status.
 func IsStatus(err error, status int) bool {
 	var e *APIError
 	return errors.As(err, &e) && e.Status == status
+}
+
+// Open downloads a published file of the repository ("pool/main/h/hi/
+// hi_0.2_all.deb"): a plain GET, no token sent. The caller closes it.
+func (c *Client) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	u, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	clean := path.Clean("/" + name)
+	if !strings.HasPrefix(clean, "/pool/") && !strings.HasPrefix(clean, "/dists/") {
+		return nil, fmt.Errorf("%q is not a file of the published tree (pool/, dists/)", name)
+	}
+	u.Path = path.Join("/", u.Path, clean)
+	u.RawQuery = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := c.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+	}
+	return resp.Body, nil
 }

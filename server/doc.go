@@ -15,7 +15,9 @@
 //
 //	GET  /dists/…, /pool/…          the published tree (GET and HEAD)
 //	GET  /<name>.gpg|.asc           public keyrings at the top of the repository
-//	POST /api/v1/repos/{codename}/packages   upload a .deb (bearer token)
+//	POST /api/v1/repos/{codename}/packages   upload one .deb, or several (multipart) published
+//	                                         together; ?dry_run=1 returns verdicts only (bearer token)
+//	GET  /api/v1/repos               the distributions the token may upload to
 //	GET  /healthz, /metrics         liveness and Prometheus text exposition
 //	Options.Extra                   further handlers (fleet dashboard, API)
 //

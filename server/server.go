@@ -113,6 +113,7 @@ func New(o Options) (s *Server, err error) {
 		s.mux.Handle("GET /"+name, s.files.serveKey(name))
 	}
 	s.mux.HandleFunc("POST /api/v1/repos/{codename}/packages", s.handleUpload)
+	s.mux.HandleFunc("GET /api/v1/repos", s.handleDistributions)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

@@ -11,7 +11,9 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
@@ -19,23 +21,71 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
-// UploadResult is the JSON answer to a successful upload.
+// UploadResult is the JSON answer to a successful upload (or dry run) of
+// one or several packages.
 type UploadResult struct {
-	// Codename of the distribution the package went into.
-	Codename     string `json:"codename"`
+	// Codename of the distribution the packages went (or would go) into.
+	Codename string `json:"codename"`
+	// DryRun: nothing was written; Packages carry the verdicts.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Published is true when the distribution was published anew.
+	Published bool `json:"published"`
+
+	// Package … Signature describe the package when the upload held
+	// exactly one (the single-file form); Packages lists every package.
+	Package      string `json:"package,omitempty"`
+	Version      string `json:"version,omitempty"`
+	Architecture string `json:"architecture,omitempty"`
+	// Action: see PackageResult.Action.
+	Action string `json:"action,omitempty"`
+	// Filename is the pool path ("pool/main/h/hi/hi_0.2_all.deb").
+	Filename string `json:"filename,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	// Signature is the origin signature checked, when one was required.
+	Signature *signing.Signature `json:"signature,omitempty"`
+
+	// Packages are the uploaded packages, in upload order.
+	Packages []PackageResult `json:"packages"`
+	// Changes are the effects on the package lists.
+	Changes []Change `json:"changes"`
+	// Exported lists the distributions published by this upload; Deleted
+	// the pool files removed because nothing needs them any more.
+	Exported []string `json:"exported,omitempty"`
+	Deleted  []string `json:"deleted,omitempty"`
+}
+
+// Upload actions (PackageResult.Action). A real upload has add, replace
+// or unchanged; a dry run says add (new version), unchanged (this very
+// file is published already), clash (the same version is published with
+// other bytes: the upload would be refused 409) or older (a newer
+// version is published: refused 409).
+const (
+	ActionAdd       = "add"
+	ActionReplace   = "replace"
+	ActionUnchanged = "unchanged"
+	ActionClash     = "clash"
+	ActionOlder     = "older"
+)
+
+// PackageResult is one uploaded package.
+type PackageResult struct {
+	// File is the name the client gave the file.
+	File         string `json:"file"`
 	Package      string `json:"package"`
 	Version      string `json:"version"`
 	Architecture string `json:"architecture"`
-	// Action: "add" (new), "replace" (pushed an older version out) or
-	// "unchanged" (the same file was there already).
-	Action string `json:"action"`
-	// Filename is the pool path ("pool/main/h/hi/hi_0.2_all.deb").
-	Filename string   `json:"filename"`
-	SHA256   string   `json:"sha256"`
-	Size     int64    `json:"size"`
-	Changes  []Change `json:"changes"`
-	// Exported lists the distributions published by this upload.
-	Exported []string `json:"exported,omitempty"`
+	Action       string `json:"action"`
+	// Filename is the pool path: where the package is (add, replace,
+	// unchanged), or the published file in the way (clash, older). A dry
+	// run's add has none.
+	Filename string `json:"filename,omitempty"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	// Existing is the version in the way (clash, older), ExistingSHA256
+	// the SHA256 of its pool file.
+	Existing       string `json:"existing_version,omitempty"`
+	ExistingSHA256 string `json:"existing_sha256,omitempty"`
 	// Signature is the origin signature checked, when one was required.
 	Signature *signing.Signature `json:"signature,omitempty"`
 }
@@ -49,6 +99,15 @@ type Change struct {
 	Version    string `json:"version"`
 	OldVersion string `json:"old_version,omitempty"`
 	File       string `json:"file,omitempty"`
+}
+
+// DistributionInfo is a distribution a token may upload to (GET
+// /api/v1/repos).
+type DistributionInfo struct {
+	Codename      string   `json:"codename"`
+	Suite         string   `json:"suite,omitempty"`
+	Components    []string `json:"components"`
+	Architectures []string `json:"architectures"`
 }
 
 // APIError is the JSON answer to a refused request (and the error the
@@ -84,28 +143,102 @@ func (s *Server) fail(w http.ResponseWriter, outcome string, status int, code, f
 	json.NewEncoder(w).Encode(e)
 }
 
-// handleUpload is POST /api/v1/repos/{codename}/packages: a .deb as the
-// raw body or as the (first) file of a multipart/form-data body.
-func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	name := r.PathValue("codename")
+// maxFiles bounds the packages of one upload.
+const maxFiles = 256
 
-	// 1. Who is asking, and may they?
+// staged is one uploaded package in the private staging directory.
+type staged struct {
+	name   string // the client's file name, made harmless
+	path   string
+	size   int64
+	sha256 string
+	ctl    *deb.Paragraph
+	sig    *signing.Signature
+}
+
+// refusal is a refused upload before anything was written.
+type refusal struct {
+	outcome string
+	status  int
+	code    string
+	msg     string
+}
+
+func refuse(outcome string, status int, code, format string, a ...any) *refusal {
+	return &refusal{outcome, status, code, fmt.Sprintf(format, a...)}
+}
+
+func (s *Server) refused(w http.ResponseWriter, f *refusal) {
+	s.fail(w, f.outcome, f.status, f.code, "%s", f.msg)
+}
+
+// authenticate checks the bearer token; on failure it has answered.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*Token, bool) {
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || secret == "" {
+	if !ok || strings.TrimSpace(secret) == "" {
 		s.fail(w, OutcomeUnauthorized, http.StatusUnauthorized, "unauthorized", "no bearer token: send 'Authorization: Bearer TOKEN' (create one with lampi-pkg token create)")
-		return
+		return nil, false
 	}
 	tok, err := s.opts.Tokens.Authenticate(strings.TrimSpace(secret))
 	switch {
 	case errors.Is(err, ErrTokenRevoked):
 		s.fail(w, OutcomeForbidden, http.StatusForbidden, "revoked", "token %q (ID %s) was revoked; ask for a new one", tok.Name, tok.ID)
-		return
+		return nil, false
 	case errors.Is(err, ErrTokenInvalid):
 		s.fail(w, OutcomeUnauthorized, http.StatusUnauthorized, "unauthorized", "unknown or malformed token")
-		return
+		return nil, false
 	case err != nil:
 		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "token store: %v", err)
+		return nil, false
+	}
+	return tok, true
+}
+
+// handleDistributions is GET /api/v1/repos: the distributions the token
+// may upload to, so that a client without a codename can pick the only
+// one.
+func (s *Server) handleDistributions(w http.ResponseWriter, r *http.Request) {
+	tok, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	conf, err := repo.LoadConfig(filepath.Join(s.opts.Dir, "conf"))
+	if err != nil {
+		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "repository configuration: %v", err)
+		return
+	}
+	out := []DistributionInfo{}
+	for _, d := range conf.Distributions {
+		if tok.Allows(d.Codename, d.Suite) {
+			out = append(out, DistributionInfo{Codename: d.Codename, Suite: d.Suite, Components: d.Components, Architectures: d.Architectures})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+// handleUpload is POST /api/v1/repos/{codename}/packages: one .deb as
+// the raw body, or one or several as the file parts of a
+// multipart/form-data body. All are checked first; then all are included
+// and published together in one repo.IncludePublish, or none is. With
+// ?dry_run=1 the checks run and the verdicts come back, nothing is
+// written; a dry run with an empty body only checks token and
+// distribution.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("codename")
+	dryRun := false
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		var err error
+		if dryRun, err = strconv.ParseBool(v); err != nil {
+			s.fail(w, OutcomeBadPackage, http.StatusBadRequest, "bad_request", "dry_run=%q: want 1 or 0", v)
+			return
+		}
+	}
+
+	// 1. Who is asking, and may they?
+	tok, ok := s.authenticate(w, r)
+	if !ok {
 		return
 	}
 	conf, err := repo.LoadConfig(filepath.Join(s.opts.Dir, "conf"))
@@ -128,20 +261,24 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, OutcomeForbidden, http.StatusForbidden, "forbidden", "token %q may not upload to %s (scopes: %s)", tok.Name, d.Codename, strings.Join(tok.Scopes, ", "))
 		return
 	}
+	if d.ReadOnly {
+		s.fail(w, OutcomeForbidden, http.StatusForbidden, "read_only", "distribution %s is ReadOnly: it takes no uploads", d.Codename)
+		return
+	}
 
-	// 2. Read the body into a private staging file, within the limit.
+	// 2. Read the body into a private staging directory, within the limit.
 	max := s.opts.MaxUpload
-	const framing = 64 << 10 // room for multipart headers around the file
+	const framing = 64 << 10 // room for multipart headers around the files
 	if r.ContentLength > max+framing {
 		s.fail(w, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload of %d bytes exceeds the server's limit of %d bytes (serve --max-upload)", r.ContentLength, max)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, max+framing)
-	body, filename, err := uploadBody(r)
-	if err != nil {
-		s.fail(w, OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type", "%v", err)
+	res := &UploadResult{Codename: d.Codename, DryRun: dryRun, Packages: []PackageResult{}, Changes: []Change{}}
+	if dryRun && r.ContentLength == 0 {
+		s.answer(w, http.StatusOK, res)
 		return
 	}
+	r.Body = http.MaxBytesReader(w, r.Body, max+framing)
 	if err := os.MkdirAll(s.opts.TempDir, 0o700); err != nil {
 		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
 		return
@@ -152,87 +289,112 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer os.RemoveAll(dir)
-	staged := filepath.Join(dir, filename)
-	f, err := os.OpenFile(staged, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "staging file: %v", err)
-		return
-	}
-	defer f.Close()
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, max+1))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe) || size > max:
-		s.fail(w, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload exceeds the server's limit of %d bytes (serve --max-upload)", max)
-		return
-	case err != nil:
-		s.fail(w, OutcomeBadPackage, http.StatusBadRequest, "bad_request", "reading the upload: %v", err)
+	ups, f := stageBody(r, dir, max)
+	if f != nil {
+		s.refused(w, f)
 		return
 	}
 
-	// 3. Is it a .deb, and (if required) signed by whom it must be?
-	ctl, err := readControl(f)
-	if err != nil {
-		s.fail(w, OutcomeBadPackage, http.StatusUnprocessableEntity, "not_a_deb", "%s is not a usable .deb: %v", filename, err)
+	// 3. Is each a .deb, (if required) signed by whom it must be, fit for
+	// the distribution? Every file is checked before anything is written.
+	if f := s.validate(ctx, d, ups); f != nil {
+		s.refused(w, f)
 		return
 	}
-	res := &UploadResult{Codename: d.Codename, Package: ctl.Get("Package"), Version: ctl.Get("Version"),
-		Architecture: ctl.Get("Architecture"), SHA256: hex.EncodeToString(h.Sum(nil)), Size: size}
-	if kr := s.opts.RequireSignature[d.Codename]; kr != nil {
-		sig, err := signing.VerifyDeb(ctx, kr, f, size, signing.VerifyOptions{Now: s.opts.Now})
+	for _, u := range ups {
+		res.Packages = append(res.Packages, PackageResult{File: u.name, Package: u.ctl.Get("Package"), Version: u.ctl.Get("Version"),
+			Architecture: u.ctl.Get("Architecture"), SHA256: u.sha256, Size: u.size, Signature: u.sig})
+	}
+	names := make([]string, 0, 2*len(ups))
+	files := make([]string, len(ups))
+	for i, u := range ups {
+		names = append(names, u.path, u.name)
+		files[i] = u.path
+	}
+	clientNames := strings.NewReplacer(names...)
+
+	if dryRun {
+		rp, err := s.opts.OpenRepo()
+		if err == nil {
+			_, err = rp.PublishSigner(ctx, d.Codename)
+		}
+		if err == nil {
+			err = verdicts(ctx, rp, d.Codename, res.Packages)
+		}
 		if err != nil {
-			s.fail(w, OutcomeBadSignature, http.StatusUnprocessableEntity, "bad_signature",
-				"%s: %s requires a good origin signature by its keyring: %v", filename, d.Codename, err)
+			s.failInclude(w, err, clientNames)
 			return
 		}
-		res.Signature = sig
-	}
-	if err := f.Close(); err != nil {
-		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "staging file: %v", err)
+		s.single(res)
+		s.answer(w, http.StatusOK, res)
 		return
 	}
 
 	// 4. Include and publish, one upload at a time, through the same
-	// locked, atomic path as "lampi-pkg repo includedeb".
+	// locked, all-or-nothing path as "lampi-pkg release".
 	if err := s.acquirePublish(ctx); err != nil {
-		s.failInclude(w, err, staged, filename)
+		s.failInclude(w, err, clientNames)
 		return
 	}
 	defer s.releasePublish()
 	rp, err := s.opts.OpenRepo()
 	if err != nil {
-		s.failInclude(w, err, staged, filename)
+		s.failInclude(w, err, clientNames)
 		return
 	}
 	start := s.opts.Now()
 	// A client hanging up must not abort a publish half-way (it would
 	// be rolled back, but the work is lost): only the lock wait obeys ctx.
-	out, err := rp.IncludeDeb(context.WithoutCancel(ctx), d.Codename, []string{staged}, repo.IncludeOptions{})
+	out, err := rp.IncludePublish(context.WithoutCancel(ctx), d.Codename, files, repo.PublishOptions{})
 	if err != nil {
-		s.failInclude(w, err, staged, filename)
+		s.failInclude(w, err, clientNames)
 		return
 	}
 	s.metrics.publish(s.opts.Now().Sub(start))
-	res.Exported = out.Exported
-	res.Action = "unchanged"
+	res.Exported, res.Deleted = out.Exported, out.Deleted
+	res.Published = len(out.Exported) > 0
+	fresh := false
 	for _, c := range out.Changes {
 		res.Changes = append(res.Changes, Change{c.Action, c.Target.String(), c.Package, c.Version, c.OldVersion, c.File})
-		if res.Filename == "" {
-			res.Filename = c.File
-		}
-		if c.Action == "add" || c.Action == "replace" {
-			res.Action, res.Filename = c.Action, c.File
-		}
 	}
-	status := http.StatusCreated
-	outcome := OutcomePublished
-	if res.Action == "unchanged" {
-		status, outcome = http.StatusOK, OutcomeUnchanged
+	for i := range res.Packages {
+		p := &res.Packages[i]
+		p.Action = ActionUnchanged
+		for _, c := range out.Changes {
+			if c.Package != p.Package || c.Version != p.Version || !isPoolFileOf(c.File, p) {
+				continue
+			}
+			if p.Filename == "" {
+				p.Filename = c.File
+			}
+			if c.Action == ActionAdd || c.Action == ActionReplace {
+				p.Action, p.Filename = c.Action, c.File
+				fresh = true
+			}
+		}
+		s.log.Info("upload", "token", tok.Name, "codename", d.Codename, "package", p.Package,
+			"version", p.Version, "architecture", p.Architecture, "action", p.Action, "sha256", p.SHA256)
+	}
+	s.single(res)
+	status, outcome := http.StatusOK, OutcomeUnchanged
+	if fresh {
+		status, outcome = http.StatusCreated, OutcomePublished
 	}
 	s.metrics.upload(outcome)
-	s.log.Info("upload", "token", tok.Name, "codename", d.Codename, "package", res.Package,
-		"version", res.Version, "architecture", res.Architecture, "action", res.Action, "sha256", res.SHA256)
+	s.answer(w, status, res)
+}
+
+// single copies the only package's details to the top-level fields.
+func (s *Server) single(res *UploadResult) {
+	if len(res.Packages) != 1 {
+		return
+	}
+	p := res.Packages[0]
+	res.Package, res.Version, res.Architecture, res.Action = p.Package, p.Version, p.Architecture, p.Action
+	res.Filename, res.SHA256, res.Size, res.Signature = p.Filename, p.SHA256, p.Size, p.Signature
+}
+
+func (s *Server) answer(w http.ResponseWriter, status int, res *UploadResult) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -240,40 +402,150 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(res)
 }
 
-// failInclude maps the repo package's errors to HTTP answers. Messages
-// name the client's file name, not the staging path.
-func (s *Server) failInclude(w http.ResponseWriter, err error, staged, filename string) {
-	msg := strings.ReplaceAll(err.Error(), staged, filename)
-	switch {
-	case errors.Is(err, repo.ErrVersionClash):
-		s.fail(w, OutcomeConflict, http.StatusConflict, "version_clash", "%s", msg)
-	case errors.Is(err, repo.ErrOlderVersion):
-		s.fail(w, OutcomeConflict, http.StatusConflict, "older_version", "%s", msg)
-	case errors.Is(err, repo.ErrReadOnly):
-		s.fail(w, OutcomeForbidden, http.StatusForbidden, "read_only", "%s", msg)
-	case errors.Is(err, repo.ErrBadPackage), errors.Is(err, repo.ErrArchitecture), errors.Is(err, repo.ErrComponent):
-		s.fail(w, OutcomeBadPackage, http.StatusUnprocessableEntity, "bad_package", "%s", msg)
-	case errors.Is(err, repo.ErrLocked):
-		s.fail(w, OutcomeBusy, http.StatusServiceUnavailable, "busy", "%s; try again later", msg)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		s.fail(w, OutcomeBusy, http.StatusServiceUnavailable, "busy", "%s", msg)
-	default:
-		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "%s", msg)
+// isPoolFileOf reports whether the pool file is p's (name, version
+// without epoch, architecture).
+func isPoolFileOf(file string, p *PackageResult) bool {
+	v := p.Version
+	if i := strings.IndexByte(v, ':'); i >= 0 {
+		v = v[i+1:]
 	}
+	return path.Base(file) == p.Package+"_"+v+"_"+p.Architecture+".deb"
 }
 
-// uploadBody returns the package bytes and a safe file name: the raw body
+// validate checks every staged package: a .deb with the fields a
+// repository needs, an architecture the distribution has, (if required)
+// a good origin signature, and no two of them the same package.
+func (s *Server) validate(ctx context.Context, d *repo.Distribution, ups []*staged) *refusal {
+	seen := map[string]string{}
+	for _, u := range ups {
+		f, err := os.Open(u.path)
+		if err != nil {
+			return refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging file: %v", err)
+		}
+		ctl, err := readControl(f)
+		if err != nil {
+			f.Close()
+			return refuse(OutcomeBadPackage, http.StatusUnprocessableEntity, "not_a_deb", "%s is not a usable .deb: %v; nothing was published", u.name, err)
+		}
+		u.ctl = ctl
+		if kr := s.opts.RequireSignature[d.Codename]; kr != nil {
+			sig, err := signing.VerifyDeb(ctx, kr, f, u.size, signing.VerifyOptions{Now: s.opts.Now})
+			if err != nil {
+				f.Close()
+				return refuse(OutcomeBadSignature, http.StatusUnprocessableEntity, "bad_signature",
+					"%s: %s requires a good origin signature by its keyring: %v; nothing was published", u.name, d.Codename, err)
+			}
+			u.sig = sig
+		}
+		f.Close()
+		pkg, arch := ctl.Get("Package"), ctl.Get("Architecture")
+		switch {
+		case arch != "all" && !d.HasArchitecture(arch):
+			return refuse(OutcomeBadPackage, http.StatusUnprocessableEntity, "bad_package",
+				"%s: architecture %s is not one of %s's (%s); nothing was published", u.name, arch, d.Codename, strings.Join(d.Architectures, " "))
+		case ctl.Get("Section") == "" || ctl.Get("Priority") == "":
+			return refuse(OutcomeBadPackage, http.StatusUnprocessableEntity, "bad_package",
+				"%s: %s has no Section or no Priority in its control file: the repository needs both; nothing was published", u.name, pkg)
+		}
+		key := pkg + " " + ctl.Get("Version") + " " + arch
+		if prev, ok := seen[key]; ok {
+			return refuse(OutcomeBadPackage, http.StatusUnprocessableEntity, "bad_package",
+				"%s and %s are both %s %s (%s): upload each package once; nothing was published", prev, u.name, pkg, ctl.Get("Version"), arch)
+		}
+		seen[key] = u.name
+	}
+	return nil
+}
+
+// verdicts says for each package what an upload would do, from what the
+// distribution holds: unchanged (this very file), clash (the same
+// version, other bytes), older (a newer version is there) or add.
+func verdicts(ctx context.Context, rp *repo.Repo, codename string, ps []PackageResult) error {
+	for i := range ps {
+		p := &ps[i]
+		entries, err := rp.List(ctx, codename, repo.Selection{}, []string{p.Package}, nil)
+		if err != nil {
+			return err
+		}
+		p.Action = ActionAdd
+		for _, e := range entries {
+			if e.Architecture != p.Architecture {
+				continue
+			}
+			cmp, err := deb.CompareVersions(e.Version, p.Version)
+			if err != nil {
+				return fmt.Errorf("%s: %w: %v", p.File, repo.ErrBadPackage, err)
+			}
+			switch {
+			case cmp > 0:
+				p.Action, p.Filename, p.Existing, p.ExistingSHA256 = ActionOlder, e.File, e.Version, stanzaSHA256(e.Stanza)
+			case cmp == 0 && p.Action != ActionOlder:
+				p.Filename, p.Existing, p.ExistingSHA256 = e.File, e.Version, stanzaSHA256(e.Stanza)
+				p.Action = ActionUnchanged
+				if p.ExistingSHA256 != p.SHA256 {
+					p.Action = ActionClash
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// stanzaSHA256 is the SHA256 field of a Packages stanza.
+func stanzaSHA256(stanza []byte) string {
+	for _, line := range strings.Split(string(stanza), "\n") {
+		if v, ok := strings.CutPrefix(line, "SHA256:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// stageBody writes the packages of the request into dir: the raw body
 // (Content-Type application/vnd.debian.binary-package,
 // application/x-debian-package or application/octet-stream; the name from
-// Content-Disposition), or the first file part of multipart/form-data.
-func uploadBody(r *http.Request) (io.Reader, string, error) {
+// Content-Disposition), or every file part of multipart/form-data. The
+// files together may hold max bytes.
+func stageBody(r *http.Request, dir string, max int64) ([]*staged, *refusal) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" {
 		mt, err = "application/octet-stream", nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("Content-Type %q: %v", ct, err)
+		return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q: %v", ct, err)
+	}
+	left := max
+	var ups []*staged
+	add := func(name string, body io.Reader) *refusal {
+		if len(ups) == maxFiles {
+			return refuse(OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "more than %d packages in one upload", maxFiles)
+		}
+		sub := filepath.Join(dir, strconv.Itoa(len(ups)))
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			return refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
+		}
+		u := &staged{name: name, path: filepath.Join(sub, name)}
+		f, err := os.OpenFile(u.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging file: %v", err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, left+1))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		left -= n
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe) || left < 0:
+			return refuse(OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload exceeds the server's limit of %d bytes (serve --max-upload)", max)
+		case err != nil:
+			return refuse(OutcomeBadPackage, http.StatusBadRequest, "bad_request", "reading the upload of %s: %v", name, err)
+		}
+		u.size, u.sha256 = n, hex.EncodeToString(h.Sum(nil))
+		ups = append(ups, u)
+		return nil
 	}
 	switch mt {
 	case "application/vnd.debian.binary-package", "application/x-debian-package", "application/octet-stream":
@@ -281,24 +553,64 @@ func uploadBody(r *http.Request) (io.Reader, string, error) {
 		if _, p, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil {
 			name = p["filename"]
 		}
-		return r.Body, safeName(name), nil
+		if f := add(safeName(name), r.Body); f != nil {
+			return nil, f
+		}
+		return ups, nil
 	case "multipart/form-data":
 		mr, err := r.MultipartReader()
 		if err != nil {
-			return nil, "", fmt.Errorf("multipart body: %v", err)
+			return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type", "multipart body: %v", err)
 		}
 		for {
 			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, refuse(OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload exceeds the server's limit of %d bytes (serve --max-upload)", max)
+			}
 			if err != nil {
-				return nil, "", fmt.Errorf("multipart body has no file part (send the .deb as a file field, e.g. curl -F package=@hi_0.2_all.deb): %v", err)
+				return nil, refuse(OutcomeBadPackage, http.StatusBadRequest, "bad_request", "multipart body: %v", err)
 			}
 			if part.FileName() != "" {
-				return part, safeName(part.FileName()), nil
+				if f := add(safeName(part.FileName()), part); f != nil {
+					return nil, f
+				}
 			}
 			part.Close()
 		}
+		if len(ups) == 0 {
+			return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"multipart body has no file part (send each .deb as a file field, e.g. curl -F package=@hi_0.2_all.deb)")
+		}
+		return ups, nil
 	}
-	return nil, "", fmt.Errorf("Content-Type %q is not accepted; send the .deb as application/vnd.debian.binary-package or multipart/form-data", mt)
+	return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"Content-Type %q is not accepted; send the .deb as application/vnd.debian.binary-package or multipart/form-data", mt)
+}
+
+// failInclude maps the repo package's errors to HTTP answers. Messages
+// name the client's file name, not the staging path.
+func (s *Server) failInclude(w http.ResponseWriter, err error, names *strings.Replacer) {
+	msg := names.Replace(err.Error())
+	switch {
+	case errors.Is(err, repo.ErrVersionClash):
+		s.fail(w, OutcomeConflict, http.StatusConflict, "version_clash", "%s; nothing was published", msg)
+	case errors.Is(err, repo.ErrOlderVersion):
+		s.fail(w, OutcomeConflict, http.StatusConflict, "older_version", "%s; nothing was published", msg)
+	case errors.Is(err, repo.ErrReadOnly):
+		s.fail(w, OutcomeForbidden, http.StatusForbidden, "read_only", "%s", msg)
+	case errors.Is(err, repo.ErrBadPackage), errors.Is(err, repo.ErrArchitecture), errors.Is(err, repo.ErrComponent):
+		s.fail(w, OutcomeBadPackage, http.StatusUnprocessableEntity, "bad_package", "%s; nothing was published", msg)
+	case errors.Is(err, repo.ErrLocked):
+		s.fail(w, OutcomeBusy, http.StatusServiceUnavailable, "busy", "%s; try again later", msg)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		s.fail(w, OutcomeBusy, http.StatusServiceUnavailable, "busy", "%s", msg)
+	default:
+		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "%s", msg)
+	}
 }
 
 // safeName reduces a client's file name to a harmless base name.

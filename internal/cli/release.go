@@ -1,10 +1,16 @@
 package cli
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,11 +19,60 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/server"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
+// TokenEnv holds the upload token of "release --to" when no --token-file
+// is given.
+const TokenEnv = "LAMPI_TOKEN"
+
+// releaseClient is the upload client of "release --to": the token from
+// --token-file or $LAMPI_TOKEN, the CA of --ca.
+func releaseClient(env *Env, o *releaseOptions) (*server.Client, error) {
+	token := ""
+	switch {
+	case o.tokenFile != "":
+		data, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, withHint(fmt.Errorf("release: token file: %w", err), "create a token on the server with 'lampi-pkg token create --name ci --scope upload:CODENAME' and save it in a file only you can read")
+		}
+		token = strings.TrimSpace(string(data))
+		if token == "" || strings.ContainsAny(token, " \t\r\n") {
+			return nil, usageErrorf("release: token file %s: want the token alone on one line", o.tokenFile)
+		}
+	default:
+		token = strings.TrimSpace(env.Getenv(TokenEnv))
+	}
+	if token == "" {
+		return nil, withHint(usageErrorf("release: --to needs a token"), "give --token-file F or set $"+TokenEnv+"; never put the token on the command line")
+	}
+	c := &server.Client{BaseURL: o.to, Token: token}
+	if u, err := url.Parse(o.to); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErrorf("release: --to %q: want https://host[:port]/", o.to)
+	} else if u.Scheme == "http" && !server.IsLoopbackHost(u.Hostname()) {
+		return nil, withHint(usageErrorf("release: --to %s: refusing plain http:// to %s, a non-loopback host: the token would travel in clear", o.to, u.Hostname()),
+			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
+	}
+	if o.ca != "" {
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			return nil, fmt.Errorf("release: --ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("release: --ca %s: no PEM certificate in it", o.ca)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		c.HTTPClient = &http.Client{Transport: tr}
+	}
+	return c, nil
+}
+
 type releaseOptions struct {
 	repoDir, codename, component string
+	to, tokenFile, ca            string
 	part                         string
 	signDeb                      bool
 	key, passphraseFile          string
@@ -31,7 +86,7 @@ type releaseOptions struct {
 func newReleaseCmd(env *Env) *cobra.Command {
 	o := &releaseOptions{}
 	cmd := &cobra.Command{
-		Use:   "release [DIR…] --repo REPO",
+		Use:   "release [DIR…] (--repo REPO | --to URL --token-file F)",
 		Short: "Bump, build, sign and publish package trees in one all-or-nothing step",
 		Long: `Release the package trees DIR… (default: the current directory) into the
 repository REPO, in one step that either completes or changes nothing:
@@ -62,14 +117,29 @@ setup.cfg): 'lampi-pkg build' leaves tool configuration at the top out.
 
 --dry-run changes nothing: it shows the bump (every changed line), builds the
 would-be packages in a temporary directory, and checks them against the
-repository and its signing key.`,
+repository and its signing key.
+
+--to URL publishes through a lampi-pkg server's upload API instead of a local
+--repo ('lampi-pkg serve' on the machine holding the repository). The token
+comes from --token-file F or $` + TokenEnv + ` (never from the command line); plain
+http:// is refused unless the host is a loopback address; --ca FILE trusts a
+private CA. The steps are then: bump, build, sign (--sign-deb needs --key: the
+server's key stays on the server), check (the server's dry run: new, already
+published, version clash, older), commit, upload (the server includes and
+publishes every new package in one transaction, or none). A refusal at any
+step puts the trees and git back as locally. --codename defaults to the only
+distribution the token may upload to.`,
 		Example: `  lampi-pkg release hi --repo /srv/repo --bump minor
   lampi-pkg release ui bluetooth hardware --repo /srv/repo --codename bookworm --bump patch --sign-deb
-  lampi-pkg release --repo /srv/repo --dry-run --json`,
+  lampi-pkg release --repo /srv/repo --dry-run --json
+  lampi-pkg release hi --to https://repo.example.org/ --token-file ci.token --bump minor`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runRelease(env, cmd, o, args) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repoDir, "repo", "", "repository base directory (holding conf/distributions)")
+	f.StringVar(&o.to, "to", "", "publish through the upload API of the lampi-pkg server at this URL (instead of --repo)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the upload token for --to (else $"+TokenEnv+")")
+	f.StringVar(&o.ca, "ca", "", "PEM file of the CA certificates to trust for --to https://")
 	f.StringVar(&o.codename, "codename", "", "distribution to publish to (default: the repository's only one)")
 	f.StringVarP(&o.component, "component", "C", "", "component to put the packages in (default: from their Section)")
 	f.StringVar(&o.part, "bump", "", "bump this part first: major, minor, patch, revision, pre, final or a configured part")
@@ -87,14 +157,21 @@ repository and its signing key.`,
 	f.BoolVar(&o.noTag, "no-tag", false, "do not tag, whatever the configuration says")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "show what would be released; change nothing")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	cmd.MarkFlagsMutuallyExclusive("repo", "to")
 	cmd.MarkFlagsMutuallyExclusive("commit", "no-commit")
 	cmd.MarkFlagsMutuallyExclusive("tag", "no-tag")
 	return cmd
 }
 
 func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) error {
-	if o.repoDir == "" {
-		return withHint(usageErrorf("release: --repo is required"), "name the repository's base directory, e.g. --repo /srv/repo (lampi-pkg repo init creates one)")
+	if o.repoDir == "" && o.to == "" {
+		return withHint(usageErrorf("release: --repo or --to is required"), "name the repository's base directory, e.g. --repo /srv/repo (lampi-pkg repo init creates one), or a server: --to https://repo.example.org/ --token-file F")
+	}
+	if o.to == "" && (o.tokenFile != "" || o.ca != "") {
+		return usageErrorf("release: --token-file and --ca are for --to")
+	}
+	if o.to != "" && o.component != "" {
+		return usageErrorf("release: --component is for --repo: the server puts packages by their Section")
 	}
 	if len(dirs) == 0 {
 		dirs = []string{"."}
@@ -110,14 +187,22 @@ func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) 
 	if err != nil {
 		return err
 	}
-	ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
-		byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile}
-	rp, err := ro.open(env, cmd)
-	if err != nil {
-		return fmt.Errorf("release: %w", repoError(err))
+	var rp *repo.Repo
+	var client *server.Client
+	if o.to != "" {
+		if client, err = releaseClient(env, o); err != nil {
+			return err
+		}
+	} else {
+		ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
+			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile}
+		rp, err = ro.open(env, cmd)
+		if err != nil {
+			return fmt.Errorf("release: %w", repoError(err))
+		}
 	}
 	opts := release.Options{
-		Dirs: dirs, Repo: rp, Codename: o.codename, Include: repo.IncludeOptions{Component: o.component},
+		Dirs: dirs, Repo: rp, Server: client, Codename: o.codename, Include: repo.IncludeOptions{Component: o.component},
 		Part: o.part, AllowDirty: o.allowDirty, SignDeb: o.signDeb, OutDir: o.out,
 		Build:  deb.BuildOptions{Compression: comp, Mtime: mtime},
 		DryRun: o.dryRun, Now: env.Now,
@@ -181,6 +266,10 @@ func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) 
 // writeReleaseReport prints the report for people.
 func writeReleaseReport(w io.Writer, rep *release.Report) {
 	fresh := 0
+	where := rep.Codename
+	if rep.Server != "" {
+		where += " at " + rep.Server
+	}
 	for _, p := range rep.Packages {
 		change := p.Version
 		if p.OldVersion != p.Version {
@@ -188,12 +277,12 @@ func writeReleaseReport(w io.Writer, rep *release.Report) {
 		}
 		switch p.Status {
 		case release.StatusUnchanged:
-			fmt.Fprintf(w, "unchanged %s %s: already in %s with the same content (%s)\n", p.Package, p.Version, rep.Codename, p.Pool)
+			fmt.Fprintf(w, "unchanged %s %s: already in %s with the same content (%s)\n", p.Package, p.Version, where, p.Pool)
 			continue
 		case release.StatusNew:
-			fmt.Fprintf(w, "would publish %s %s to %s\n", p.Package, change, rep.Codename)
+			fmt.Fprintf(w, "would publish %s %s to %s\n", p.Package, change, where)
 		default:
-			fmt.Fprintf(w, "published %s %s to %s\n", p.Package, change, rep.Codename)
+			fmt.Fprintf(w, "published %s %s to %s\n", p.Package, change, where)
 		}
 		fresh++
 		if p.File != "" {
@@ -245,6 +334,8 @@ func writeReleaseReport(w io.Writer, rep *release.Report) {
 
 // releaseHint adds what to do to the errors a user can fix.
 func releaseHint(err error) error {
+	var apiErr *server.APIError
+	var unknownCA x509.UnknownAuthorityError
 	switch {
 	case errors.Is(err, release.ErrVersionClash):
 		return withHint(err, "release with --bump patch (or --bump revision): apt never downloads a version it already has")
@@ -252,6 +343,14 @@ func releaseHint(err error) error {
 		return withHint(err, "commit or stash the changes, or release with --allow-dirty")
 	case errors.Is(err, deb.ErrInvalidTree), deb.IsValidationError(err):
 		return withHint(err, "fix the file named above and release again; 'lampi-pkg build --help' shows the layout")
+	case errors.As(err, &apiErr) && apiErr.Hint() != "":
+		return withHint(err, apiErr.Hint())
+	case errors.As(err, &apiErr) && apiErr.Code == "unknown_distribution":
+		return withHint(err, "check --codename: give a codename or suite of the server's repository, or leave it out to use the only one the token may upload to")
+	case errors.As(err, &unknownCA):
+		return withHint(err, "the server's certificate is not signed by a CA this machine trusts: give the CA's certificate with --ca FILE")
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return withHint(err, "is 'lampi-pkg serve' running at that address? check --to")
 	case errors.Is(err, repo.ErrSigning):
 		return withHint(err, "check SignWith in the repository's conf/distributions and its key directory (conf/keys)")
 	}
