@@ -44,6 +44,9 @@ type Event struct {
 	To      string    `json:"to,omitempty"`
 	Result  string    `json:"result,omitempty"`
 	Error   string    `json:"error,omitempty"`
+	// Target is what the update attempt of a result event tried to
+	// install (package → version).
+	Target map[string]string `json:"target,omitempty"`
 }
 
 // Report summarises the fleet at one moment.
@@ -66,10 +69,10 @@ type PackageReport struct {
 	// say); devices on an older version are Behind.
 	Newest string `json:"newest,omitempty"`
 	// Versions is sorted newest first (dpkg order).
-	Versions []VersionShare `json:"versions"`
-	Installed int           `json:"installed"` // devices with the package
-	UpToDate  int           `json:"up_to_date"`
-	Behind    []string      `json:"behind"` // device ids, sorted
+	Versions  []VersionShare `json:"versions"`
+	Installed int            `json:"installed"` // devices with the package
+	UpToDate  int            `json:"up_to_date"`
+	Behind    []string       `json:"behind"` // device ids, sorted
 }
 
 // VersionShare is how many devices run one version.

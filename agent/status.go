@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
+)
+
+// NewState builds the next state report from the persisted outcome of the
+// last attempt, with the next sequence number (persisted before it is
+// returned, so seq grows across restarts).
+func (a *Agent) NewState(arch string) (state.State, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.st.Seq++
+	a.st.Unsent = true
+	if err := a.st.save(a.cfg.StateDir); err != nil {
+		return state.State{}, fmt.Errorf("state: %w", err)
+	}
+	if arch == "" {
+		arch = a.cfg.Architecture
+	}
+	pk := maps.Clone(a.st.Managed)
+	if inv, err := a.inventory(); err == nil {
+		pk = a.managedVersions(inv, a.st.Managed)
+	}
+	s := state.State{Seq: a.st.Seq, Time: a.opts.Now().UTC(), Device: a.deviceID, Agent: a.opts.Version, Arch: arch,
+		Packages: pk, LastCheck: a.st.LastCheck.UTC(), Result: a.st.Result, Error: a.st.Error, Target: a.st.Target}
+	if s.LastCheck.Equal(time.Time{}.UTC()) {
+		s.LastCheck = time.Time{}
+	}
+	return s, nil
+}
+
+// MarkSent records that the report with seq reached the broker.
+func (a *Agent) MarkSent(seq uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if seq == a.st.Seq && a.st.Unsent {
+		a.st.Unsent = false
+		a.st.save(a.cfg.StateDir)
+	}
+}
+
+// Status is what "lampi-agent status" shows.
+type Status struct {
+	Device       string            `json:"device"`
+	Sources      []string          `json:"sources"`
+	Architecture string            `json:"architecture"`
+	LastCheck    time.Time         `json:"last_check,omitzero"`
+	LastAttempt  time.Time         `json:"last_attempt,omitzero"`
+	Result       string            `json:"result,omitempty"`
+	Error        string            `json:"error,omitempty"`
+	Installed    map[string]string `json:"installed"`
+	Pending      map[string]string `json:"pending,omitempty"`
+	Target       map[string]string `json:"target,omitempty"`
+	Seq          uint64            `json:"seq"`
+	Unsent       bool              `json:"report_unsent,omitempty"`
+	SelfUpdate   *SelfUpdate       `json:"self_update,omitempty"`
+	Window       string            `json:"maintenance_window"`
+	Failures     int               `json:"consecutive_failures,omitempty"`
+	// ReleaseDates is the newest accepted Release Date per source.
+	ReleaseDates map[string]time.Time `json:"release_dates,omitempty"`
+}
+
+// Status returns what the agent knows, without contacting anything.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := Status{Device: a.deviceID, Architecture: a.cfg.Architecture, LastCheck: a.st.LastCheck, LastAttempt: a.st.LastAttempt,
+		Result: a.st.Result, Error: a.st.Error, Pending: a.st.Pending, Target: a.st.Target, Seq: a.st.Seq,
+		Unsent: a.st.Unsent, SelfUpdate: a.st.SelfUpdate, Window: a.cfg.Window.String(), Failures: a.st.Failures,
+		Installed: map[string]string{}, ReleaseDates: map[string]time.Time{}}
+	for _, src := range a.sources {
+		s.Sources = append(s.Sources, src.String())
+		if ss := a.st.Sources[src.Key()]; ss != nil && !ss.ReleaseDate.IsZero() {
+			s.ReleaseDates[src.Key()] = ss.ReleaseDate
+		}
+	}
+	if inv, err := a.inventory(); err == nil {
+		s.Installed = a.managedVersions(inv, a.st.Managed)
+	}
+	return s
+}
+
+// NextDelay returns how long to wait before the next check after o:
+// poll_interval plus a random part of poll_jitter; after failures an
+// exponential backoff from 30 s (capped by max_backoff, with jitter); never
+// less than the server's Retry-After.
+func (a *Agent) NextDelay(o *Outcome) time.Duration {
+	r := a.opts.Rand
+	if r == nil {
+		r = rand.Float64
+	}
+	a.mu.Lock()
+	failures := a.st.Failures
+	a.mu.Unlock()
+	d := a.cfg.PollInterval + time.Duration(r()*float64(a.cfg.PollJitter))
+	if o.Result == state.ResultFailed && failures > 0 {
+		b := 30 * time.Second
+		for i := 1; i < failures && b < a.cfg.MaxBackoff; i++ {
+			b *= 2
+		}
+		if b > a.cfg.MaxBackoff {
+			b = a.cfg.MaxBackoff
+		}
+		// full jitter on the upper half: between b/2 and b
+		d = b/2 + time.Duration(r()*float64(b/2))
+	}
+	if o.Result == state.ResultDeferred && len(o.Pending) > 0 && a.cfg.Window.Set {
+		now := a.opts.Now()
+		if open := a.cfg.Window.Next(now).Sub(now); open > 0 && open < d {
+			d = open + time.Duration(r()*float64(a.cfg.PollJitter))
+		}
+	}
+	if o.RetryAfter > d {
+		d = o.RetryAfter
+	}
+	return d
+}
+
+// Reporter receives state reports (the MQTT reporter, or a test double).
+type Reporter interface {
+	// Report queues s, replacing any report not sent yet.
+	Report(s state.State)
+}
+
+// Run checks on the poll schedule until ctx ends, handing each outcome's
+// state to rep (nil: no reporting), and re-sending the state as a
+// heartbeat every Heartbeat.
+func (a *Agent) Run(ctx context.Context, rep Reporter) error {
+	send := func() {
+		if rep == nil {
+			return
+		}
+		s, err := a.NewState("")
+		if err != nil {
+			a.opts.Logf("report: %v", err)
+			return
+		}
+		rep.Report(s)
+	}
+	for {
+		o := a.Once(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		send()
+		if a.opts.AfterCycle != nil {
+			a.opts.AfterCycle()
+		}
+		wait := a.NextDelay(o)
+		a.opts.Logf("next check in %s", wait.Round(time.Second))
+		for wait > 0 {
+			step := min(wait, a.cfg.Heartbeat)
+			if err := a.opts.Sleep(ctx, step); err != nil {
+				return nil
+			}
+			wait -= step
+			if wait > 0 {
+				send()
+			}
+		}
+	}
+}

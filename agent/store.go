@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Persisted is what the agent keeps in its state directory
+// (STATE_DIR/agent.json) across restarts.
+type Persisted struct {
+	// Seq is the last report sequence number used.
+	Seq uint64 `json:"seq"`
+	// Sources holds per source (Source.Key) the last accepted Release
+	// date and the HTTP validators of its InRelease.
+	Sources map[string]*SourceState `json:"sources,omitempty"`
+	// LastCheck is when the agent last fetched the repository index.
+	LastCheck time.Time `json:"last_check,omitzero"`
+	// LastAttempt is when the agent last tried to check (ok or not).
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	Result      string    `json:"result,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	// Target is what the last update attempt tried to install.
+	Target map[string]string `json:"target,omitempty"`
+	// Pending lists updates known but not installed (deferred).
+	Pending map[string]string `json:"pending,omitempty"`
+	// Managed is the set of packages last found managed, with their
+	// installed versions.
+	Managed map[string]string `json:"managed,omitempty"`
+	// Failures counts consecutive failed checks (for the backoff).
+	Failures int `json:"failures,omitempty"`
+	// RetryAfter is the earliest next check the server asked for.
+	RetryAfter time.Time `json:"retry_after,omitzero"`
+	// Unsent is true while the latest state was not acknowledged by the
+	// broker.
+	Unsent bool `json:"unsent,omitempty"`
+	// SelfUpdate is a self-update handed to systemd-run, checked by the
+	// next agent.
+	SelfUpdate *SelfUpdate `json:"self_update,omitempty"`
+	// StatusStamp identifies the dpkg status file at the last check
+	// (size and mtime), to skip re-planning on an unchanged 304.
+	StatusStamp string `json:"status_stamp,omitempty"`
+}
+
+// SourceState is the agent's memory of one source.
+type SourceState struct {
+	ReleaseDate time.Time   `json:"release_date,omitzero"`
+	Cond        conditional `json:"cond"`
+	// InRelease is the SHA256 of the last accepted InRelease, stored as
+	// STATE_DIR/InRelease-<sha256>.
+	InRelease string `json:"inrelease,omitempty"`
+}
+
+// SelfUpdate records an update of the agent's own package in flight.
+type SelfUpdate struct {
+	Package string    `json:"package"`
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	Unit    string    `json:"unit"`
+	Started time.Time `json:"started"`
+}
+
+const stateFile = "agent.json"
+
+// loadPersisted reads STATE_DIR/agent.json; a missing file is a fresh state.
+func loadPersisted(dir string) (*Persisted, error) {
+	p := &Persisted{}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		p.Sources = map[string]*SourceState{}
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("state %s: %w (delete the file to start afresh; the replay protection restarts from the next Release)", filepath.Join(dir, stateFile), err)
+	}
+	if p.Sources == nil {
+		p.Sources = map[string]*SourceState{}
+	}
+	return p, nil
+}
+
+// save writes the state atomically (temporary file, fsync, rename).
+func (p *Persisted) save(dir string) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o644)
+}
+
+func writeFileAtomic(name string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(name)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package fleet
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
+)
+
+// DefaultReceiveMaximum is the collector's default MQTT Receive Maximum:
+// the messages in flight between the broker and the collector's commit.
+// It is the protocol's maximum: a lower one makes mochi queue messages
+// on a path that costs it O(inflight) per packet.
+const DefaultReceiveMaximum = 65535
+
+// CollectorOptions configures a Collector.
+type CollectorOptions struct {
+	// Broker is the broker URL: mqtt://host:port or mqtts://host:port.
+	Broker string
+	// ClientID identifies the collector's persistent session at the
+	// broker: keep it stable across restarts, and distinct for each
+	// collector of a group. Required.
+	ClientID string
+	// Username and Password log in (a collector credential).
+	Username string
+	Password []byte
+	// TLS configures mqtts (server CA, client certificate).
+	TLS *tls.Config
+	// Group, if set, subscribes through the MQTT 5 shared subscription
+	// $share/<Group>/… so several collectors split the load.
+	Group string
+	// Prefix is the device topic prefix (default state.DefaultPrefix).
+	Prefix string
+	// SessionExpiry is how long the broker keeps the collector's session
+	// (and queues reports for it) while it is away (default 7 days).
+	SessionExpiry time.Duration
+	// KeepAlive is the MQTT keep-alive (default 30 s).
+	KeepAlive time.Duration
+	// ReceiveMaximum is how many messages the broker may send before
+	// the collector acknowledges them (default DefaultReceiveMaximum).
+	ReceiveMaximum uint16
+	// BatchSize bounds the messages committed in one transaction
+	// (default 4096, at most half of ReceiveMaximum so one batch fills
+	// while the previous one commits); BatchDelay is how long a batch
+	// waits to fill (default 2 ms).
+	BatchSize  int
+	BatchDelay time.Duration
+	// Now is the receive clock (default time.Now).
+	Now func() time.Time
+	// Logger receives connection events and errors (default: discarded).
+	Logger *slog.Logger
+}
+
+// Collector subscribes to the devices' state and status topics with a
+// persistent QoS 1 session and stores what arrives, acknowledging each
+// message only after its batch is committed: a collector killed at any
+// point loses nothing, the broker re-delivers what was not acknowledged.
+type Collector struct {
+	store *Store
+	opts  CollectorOptions
+	url   *url.URL
+	ready chan struct{}
+	once  sync.Once
+}
+
+type incoming struct {
+	pr   paho.PublishReceived
+	recv time.Time
+}
+
+type batch struct {
+	msgs []incoming
+	ps   []prepared
+}
+
+// NewCollector checks opts and returns a collector storing into store.
+func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
+	u, err := url.Parse(opts.Broker)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("broker URL %q: want mqtt://host:port or mqtts://host:port", opts.Broker)
+	}
+	switch u.Scheme {
+	case "mqtt", "tcp":
+	case "mqtts", "tls", "ssl":
+	default:
+		return nil, fmt.Errorf("broker URL %q: scheme %q: want mqtt:// or mqtts://", opts.Broker, u.Scheme)
+	}
+	if opts.ClientID == "" {
+		return nil, errors.New("collector: a client id is required (it names the persistent session)")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = state.DefaultPrefix
+	}
+	if opts.SessionExpiry <= 0 {
+		opts.SessionExpiry = 7 * 24 * time.Hour
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 30 * time.Second
+	}
+	if opts.ReceiveMaximum == 0 {
+		opts.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 4096
+	}
+	if half := max(1, int(opts.ReceiveMaximum)/2); opts.BatchSize > half {
+		opts.BatchSize = half
+	}
+	if opts.BatchDelay <= 0 {
+		opts.BatchDelay = 2 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Collector{store: store, opts: opts, url: u, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the collector is connected and subscribed.
+func (c *Collector) Ready() <-chan struct{} { return c.ready }
+
+// Filters are the subscriptions the collector makes.
+func (c *Collector) Filters() []string {
+	out := []string{c.opts.Prefix + "/+/" + state.KindState, c.opts.Prefix + "/+/" + state.KindStatus}
+	if c.opts.Group != "" {
+		for i := range out {
+			out[i] = "$share/" + c.opts.Group + "/" + out[i]
+		}
+	}
+	return out
+}
+
+// Run collects until ctx is cancelled, then disconnects (the session stays
+// at the broker, which keeps queueing reports). It returns an error only
+// when a commit fails: those messages are not acknowledged and come again
+// on the next run.
+func (c *Collector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := c.opts.Logger
+	in := make(chan incoming, 65536)
+	expiry := uint32(min(c.opts.SessionExpiry/time.Second, 0xFFFFFFFF))
+	recvMax := c.opts.ReceiveMaximum
+	subs := make([]paho.SubscribeOptions, 0, 2)
+	for _, f := range c.Filters() {
+		// RetainHandling 1: retained messages only for a new
+		// subscription, not on every reconnect of a persistent session.
+		subs = append(subs, paho.SubscribeOptions{Topic: f, QoS: 1, RetainHandling: 1})
+	}
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{c.url},
+		TlsCfg:                        c.opts.TLS,
+		KeepAlive:                     uint16(max(1, c.opts.KeepAlive/time.Second)),
+		CleanStartOnInitialConnection: false,
+		SessionExpiryInterval:         expiry,
+		ReconnectBackoff: func(n int) time.Duration {
+			return min(250*time.Millisecond<<min(n, 5), 5*time.Second)
+		},
+		ConnectTimeout:    10 * time.Second,
+		AttemptConnection: c.dial,
+		ConnectUsername:   c.opts.Username,
+		ConnectPassword:   c.opts.Password,
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if cp.Properties == nil {
+				cp.Properties = &paho.ConnectProperties{}
+			}
+			cp.Properties.ReceiveMaximum = &recvMax
+			return cp, nil
+		},
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			log.Info("collector connected", "broker", c.url.Redacted(), "session_present", ca.SessionPresent)
+			go func() {
+				sa, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
+				if err != nil {
+					log.Error("subscribe", "error", err)
+					return
+				}
+				for i, code := range sa.Reasons {
+					if code >= 0x80 {
+						log.Error("subscription refused by the broker", "filter", subs[i].Topic, "reason", code)
+						return
+					}
+				}
+				log.Info("subscribed", "filters", c.Filters())
+				c.once.Do(func() { close(c.ready) })
+			}()
+		},
+		OnConnectionDown: func() bool {
+			log.Warn("collector connection lost; reconnecting", "broker", c.url.Redacted())
+			return true
+		},
+		Errors:     pahoLog{log},
+		PahoErrors: pahoLog{log},
+		OnConnectError: func(err error) {
+			log.Warn("collector cannot connect", "broker", c.url.Redacted(), "error", err)
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID:                   c.opts.ClientID,
+			EnableManualAcknowledgment: true,
+			SendAcksInterval:           2 * time.Millisecond,
+			OnServerDisconnect: func(d *paho.Disconnect) {
+				reason := ""
+				if d.Properties != nil {
+					reason = d.Properties.ReasonString
+				}
+				log.Warn("broker closed the collector's connection", "code", d.ReasonCode, "reason", reason)
+			},
+			OnClientError: func(err error) { log.Warn("collector connection error", "error", err) },
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+				func(pr paho.PublishReceived) (bool, error) {
+					select {
+					case in <- incoming{pr: pr, recv: c.opts.Now()}:
+					case <-ctx.Done():
+					}
+					return true, nil
+				},
+			},
+		},
+	}
+	cm, err := autopaho.NewConnection(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("collector: %w: %w", ErrBroker, err)
+	}
+
+	// Two stages: decode the next batch while the previous one commits.
+	batches := make(chan batch, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.commitLoop(batches)
+	}()
+	c.batchLoop(ctx, in, batches)
+	close(batches)
+	err = <-errc
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer dcancel()
+	cm.Disconnect(dctx)
+	return err
+}
+
+// batchLoop groups incoming messages into batches and decodes them.
+func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<- batch) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var b batch
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			b.msgs = append(b.msgs, m)
+		}
+		timer.Reset(c.opts.BatchDelay)
+	fill:
+		for len(b.msgs) < c.opts.BatchSize {
+			select {
+			case m := <-in:
+				b.msgs = append(b.msgs, m)
+			case <-timer.C:
+				break fill
+			case <-ctx.Done():
+				break fill
+			}
+		}
+		timer.Stop()
+		b.ps = make([]prepared, len(b.msgs))
+		for i, m := range b.msgs {
+			p := m.pr.Packet
+			b.ps[i] = prepare(c.opts.Prefix, Message{Topic: p.Topic, Payload: p.Payload, Retained: p.Retain, Received: m.recv})
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return // not acknowledged: the broker sends them again
+		}
+	}
+}
+
+// commitLoop commits each batch, then acknowledges its messages.
+func (c *Collector) commitLoop(batches <-chan batch) error {
+	for b := range batches {
+		if _, err := c.store.applyPrepared(b.ps); err != nil {
+			for range batches {
+			}
+			return fmt.Errorf("collector: commit to %s: %w", c.store.Path(), err)
+		}
+		for _, m := range b.msgs {
+			// An error means the connection is gone; the broker
+			// re-delivers on the next one and the seq check drops
+			// the duplicate.
+			_ = m.pr.Client.Ack(m.pr.Packet)
+		}
+	}
+	return nil
+}
+
+// pahoLog sends paho's error log to slog.
+type pahoLog struct{ l *slog.Logger }
+
+func (p pahoLog) Println(v ...any)               { p.l.Warn(strings.TrimSpace(fmt.Sprintln(v...))) }
+func (p pahoLog) Printf(format string, v ...any) { p.l.Warn(fmt.Sprintf(format, v...)) }
+
+// dial connects to the broker with a buffered reader: paho reads each
+// packet's header byte by byte, a system call each without a buffer.
+func (c *Collector) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "mqtt" && u.Scheme != "tcp" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.opts.TLS != nil {
+			cfg = c.opts.TLS.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return packets.NewThreadSafeConn(&bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}), nil
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

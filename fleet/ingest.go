@@ -1,0 +1,284 @@
+package fleet
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
+)
+
+// Message is one MQTT message as the collector received it.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// Retained is set when the broker delivered a stored retained message
+	// (on subscribe) rather than a live one.
+	Retained bool
+	Received time.Time
+}
+
+// Outcome is what Apply did with one message.
+type Outcome uint8
+
+// Outcomes of Apply.
+const (
+	OutcomeStored  Outcome = iota + 1 // newest state of its device, committed
+	OutcomeStale                      // seq not newer than the stored one: ignored
+	OutcomeInvalid                    // bad topic, JSON or status payload: ignored
+	OutcomeSpoofed                    // topic id and payload id differ: ignored
+	OutcomeStatus                     // status message, committed
+)
+
+// prepared is a message decoded outside the write transaction.
+type prepared struct {
+	outcome Outcome
+	id      string
+	kind    string
+	st      state.State
+	fp      uint64
+	recv    int64
+	online  bool
+	retain  bool
+	payload []byte
+}
+
+func prepare(prefix string, m Message) prepared {
+	p := prepared{recv: m.Received.UnixNano(), retain: m.Retained, payload: m.Payload}
+	id, kind, ok := state.ParseTopic(prefix, m.Topic)
+	if !ok {
+		p.outcome = OutcomeInvalid
+		return p
+	}
+	p.id, p.kind = id, kind
+	if kind == state.KindStatus {
+		switch string(m.Payload) {
+		case state.Online:
+			p.online = true
+		case state.Offline:
+		default:
+			p.outcome = OutcomeInvalid
+			return p
+		}
+		p.outcome = OutcomeStatus
+		return p
+	}
+	st, err := state.Decode(m.Payload)
+	if err != nil {
+		p.outcome = OutcomeInvalid
+		return p
+	}
+	if st.Device != id {
+		p.outcome = OutcomeSpoofed
+		return p
+	}
+	p.st = st
+	p.fp = fingerprint(&st)
+	p.outcome = OutcomeStored // provisional: Apply decides stale or stored
+	return p
+}
+
+// fingerprint hashes what the audit log tracks, so the ingest path decodes
+// the previous report only when one of those changed.
+func fingerprint(s *state.State) uint64 {
+	h := fnv.New64a()
+	put := func(m map[string]string) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(m[k]))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	put(s.Packages)
+	put(s.Target)
+	h.Write([]byte(s.Result))
+	h.Write([]byte{0})
+	h.Write([]byte(s.Error))
+	return h.Sum64()
+}
+
+// Apply stores a batch of messages in one transaction and returns what it
+// did with each. For state reports it keeps the highest seq per device and
+// appends version changes and update results to the device's audit log.
+// Status messages set online/offline; a retained status equal to the stored
+// one (a re-delivery on subscribe) keeps its original time.
+//
+// The error is only for a failed commit: then nothing of the batch is
+// stored and the caller must not acknowledge it.
+func (s *Store) Apply(prefix string, msgs []Message) ([]Outcome, error) {
+	ps := make([]prepared, len(msgs))
+	for i, m := range msgs {
+		ps[i] = prepare(prefix, m)
+	}
+	return s.applyPrepared(ps)
+}
+
+func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	out := make([]Outcome, len(ps))
+	var after Stats
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		devs := tx.Bucket(bucketDevices)
+		added := 0
+		hist := tx.Bucket(bucketHistory)
+		// Several messages of one device may share a batch: the newest
+		// record written in this transaction is read back from bbolt.
+		for i := range ps {
+			p := &ps[i]
+			out[i] = p.outcome
+			switch p.outcome {
+			case OutcomeStatus:
+				key := []byte(p.id)
+				old := record(devs.Get(key))
+				var r record
+				if old.valid() {
+					if p.retain && old.statusTime() != 0 && old.online() == p.online {
+						continue // re-delivered retained status: nothing new
+					}
+					r = make(record, len(old))
+					copy(r, old)
+				} else {
+					r = newRecord(0, 0, 0, nil, nil)
+					added++
+				}
+				r.setStatus(p.recv, p.online)
+				if err := devs.Put(key, r); err != nil {
+					return err
+				}
+			case OutcomeStored:
+				key := []byte(p.id)
+				old := record(devs.Get(key))
+				if !old.valid() {
+					added++
+				}
+				if old.valid() && old.seq() >= p.st.Seq {
+					out[i] = OutcomeStale
+					continue
+				}
+				if !old.valid() || old.seq() == 0 || old.fingerprint() != p.fp {
+					var prev *state.State
+					if old.valid() && old.seq() > 0 {
+						prev = new(state.State)
+						if json.Unmarshal(old.stateJSON(), prev) != nil {
+							prev = nil
+						}
+					}
+					if err := s.appendHistory(hist, p.id, prev, &p.st); err != nil {
+						return err
+					}
+				}
+				if err := devs.Put(key, newRecord(p.st.Seq, p.recv, p.fp, p.payload, old)); err != nil {
+					return err
+				}
+			}
+		}
+		after = s.statsAfter(out, added)
+		b, err := json.Marshal(after)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("stats"), b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.stats = after
+	s.mu.Unlock()
+	return out, nil
+}
+
+// statsAfter returns the counters with the outcomes and new devices added.
+// Only one write transaction runs at a time, so the base cannot change
+// underneath.
+func (s *Store) statsAfter(out []Outcome, added int) Stats {
+	s.mu.Lock()
+	st := s.stats
+	s.mu.Unlock()
+	for _, o := range out {
+		switch o {
+		case OutcomeStatus:
+			st.Status++
+			continue
+		case OutcomeStored:
+			st.Stored++
+		case OutcomeStale:
+			st.Stale++
+		case OutcomeInvalid:
+			st.Invalid++
+		case OutcomeSpoofed:
+			st.Spoofed++
+		}
+		st.Received++
+	}
+	st.Devices += added
+	return st
+}
+
+// appendHistory logs what changed from prev (nil for a first report) to
+// cur and trims the device's log to the history limit.
+func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.State) error {
+	var events []Event
+	var old map[string]string
+	if prev != nil {
+		old = prev.Packages
+	}
+	for _, name := range slices.Sorted(maps.Keys(cur.Packages)) {
+		if v := cur.Packages[name]; old[name] != v {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name], To: v})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(old)) {
+		if _, ok := cur.Packages[name]; !ok {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name]})
+		}
+	}
+	switch cur.Result {
+	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack:
+		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	prefix := historyPrefix(id)
+	for n, e := range events {
+		key := make([]byte, 0, len(prefix)+10)
+		key = append(key, prefix...)
+		key = binary.BigEndian.AppendUint64(key, cur.Seq)
+		key = binary.BigEndian.AppendUint16(key, uint16(n))
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := hist.Put(key, b); err != nil {
+			return err
+		}
+	}
+	// Trim: count this device's events, delete the oldest beyond the limit.
+	c := hist.Cursor()
+	count := 0
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		count++
+	}
+	for k, _ := c.Seek(prefix); count > s.opts.HistoryLimit && k != nil && hasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		count--
+	}
+	return nil
+}
+
+func hasPrefix(k, prefix []byte) bool {
+	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
+}

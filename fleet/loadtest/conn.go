@@ -1,0 +1,103 @@
+package loadtest
+
+import (
+	"bufio"
+	"net"
+	"sync"
+)
+
+// maxPending bounds the bytes waiting to be written on one connection;
+// a writer past it waits for the flush.
+const maxPending = 1 << 20
+
+// bufferedConn is the connection under one paho client, tuned for many
+// small packets:
+//
+//   - reads go through a buffer: paho reads each packet a few bytes at a
+//     time, which costs several system calls per PUBACK unbuffered;
+//   - it is a sync.Locker, which paho holds around the writes of one
+//     packet, so the packets of concurrent publishes never interleave;
+//   - writes are combined: a packet is appended to a pending buffer, and
+//     the writer that finds no flush under way writes everything pending
+//     in one system call, again until nothing is left. Under load many
+//     packets share a write; alone a packet goes out at once.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu       sync.Mutex // held by paho across one packet's Writes
+	idle     *sync.Cond // signalled when a flush ends
+	pending  []byte
+	spare    []byte
+	flushing bool
+	err      error
+}
+
+func newBufferedConn(c net.Conn) net.Conn {
+	bc := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 4<<10)}
+	bc.idle = sync.NewCond(&bc.mu)
+	return bc
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Lock starts a packet.
+func (c *bufferedConn) Lock() {
+	c.mu.Lock()
+	for len(c.pending) >= maxPending && c.err == nil {
+		c.idle.Wait()
+	}
+}
+
+// Write appends to the pending bytes; paho calls it holding the lock.
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.pending = append(c.pending, p...)
+	return len(p), nil
+}
+
+// Unlock ends a packet and, unless another writer is flushing (it will
+// take this packet along), flushes.
+func (c *bufferedConn) Unlock() {
+	if c.flushing || len(c.pending) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	for len(c.pending) > 0 && c.err == nil {
+		buf := c.pending
+		c.pending, c.spare = c.spare[:0], nil
+		c.mu.Unlock()
+		_, err := c.Conn.Write(buf)
+		c.mu.Lock()
+		c.spare = buf[:0]
+		if err != nil && c.err == nil {
+			c.err = err
+			_ = c.Conn.Close() // the reader fails and paho shuts down
+		}
+	}
+	c.flushing = false
+	c.idle.Broadcast()
+	c.mu.Unlock()
+}
+
+// Close writes what is pending (a DISCONNECT must reach the broker, or it
+// publishes the Will) and closes the connection.
+func (c *bufferedConn) Close() error {
+	c.mu.Lock()
+	for c.flushing {
+		c.idle.Wait()
+	}
+	if len(c.pending) > 0 && c.err == nil {
+		_, c.err = c.Conn.Write(c.pending)
+		c.pending = nil
+	}
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.idle.Broadcast()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}

@@ -1,0 +1,246 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/deb"
+)
+
+// Devices returns every known device sorted by id.
+func (s *Store) Devices() ([]Device, error) {
+	var out []Device
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			r := record(v)
+			if !r.valid() {
+				return fmt.Errorf("device %s: %w: short record", k, ErrDatabase)
+			}
+			d, err := r.device(string(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	if out == nil {
+		out = []Device{}
+	}
+	return out, err
+}
+
+// Device returns one device; ErrNotFound if it never reported.
+func (s *Store) Device(id string) (Device, error) {
+	var d Device
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r := record(tx.Bucket(bucketDevices).Get([]byte(id)))
+		if !r.valid() {
+			return fmt.Errorf("device %q: %w: it never reported to this collector (list devices with 'lampi-pkg fleet devices')", id, ErrNotFound)
+		}
+		var err error
+		d, err = r.device(id)
+		return err
+	})
+	return d, err
+}
+
+// History returns a device's audit log, oldest first; ErrNotFound if the
+// device never reported.
+func (s *Store) History(id string) ([]Event, error) {
+	out := []Event{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketDevices).Get([]byte(id)) == nil {
+			return fmt.Errorf("device %q: %w: it never reported to this collector", id, ErrNotFound)
+		}
+		prefix := historyPrefix(id)
+		c := tx.Bucket(bucketHistory).Cursor()
+		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("device %s history: %w: %w", id, ErrDatabase, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReportOptions selects and qualifies a Report.
+type ReportOptions struct {
+	// Package limits the report to one package; the offline and failed
+	// lists then hold only devices that have it. Empty: all packages.
+	Package string
+	// Stale, when positive, keeps in OfflineDevices only the devices
+	// offline and not seen for at least that long (the counts are not
+	// filtered).
+	Stale time.Duration
+	// Newest maps package names to the newest published version; devices
+	// on an older one are listed as behind.
+	Newest map[string]string
+	// Now is the report time (default time.Now), for ages.
+	Now func() time.Time
+}
+
+// Report summarises the fleet: per package the version distribution,
+// devices behind the newest version, offline and failed devices. It walks
+// the database once, keeping only counts and the listed devices in
+// memory.
+func (s *Store) Report(opts ReportOptions) (*Report, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	rb := newReportBuilder(opts, now())
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			r := record(v)
+			if !r.valid() {
+				return fmt.Errorf("device %s: %w: short record", k, ErrDatabase)
+			}
+			d, err := r.device(string(k))
+			if err != nil {
+				return err
+			}
+			rb.add(&d)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rb.finish(), nil
+}
+
+// BuildReport computes a Report from devices (as Devices returns them,
+// sorted by id) at time now.
+func BuildReport(devs []Device, opts ReportOptions, now time.Time) *Report {
+	rb := newReportBuilder(opts, now)
+	for i := range devs {
+		rb.add(&devs[i])
+	}
+	return rb.finish()
+}
+
+type reportBuilder struct {
+	opts   ReportOptions
+	now    time.Time
+	rep    *Report
+	counts map[string]map[string]int // package → version → devices
+	behind map[string][]string       // package → ids
+	older  map[[2]string]bool        // (package, version) → older than newest
+}
+
+func newReportBuilder(opts ReportOptions, now time.Time) *reportBuilder {
+	return &reportBuilder{opts: opts, now: now,
+		rep: &Report{Generated: now.UTC(), Packages: []PackageReport{},
+			OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}},
+		counts: map[string]map[string]int{}, behind: map[string][]string{}, older: map[[2]string]bool{}}
+}
+
+// add counts one device; devices must come sorted by id.
+func (b *reportBuilder) add(d *Device) {
+	opts, rep := b.opts, b.rep
+	if opts.Package != "" {
+		if _, ok := d.State.Packages[opts.Package]; !ok {
+			return
+		}
+	}
+	rep.Devices++
+	age := b.now.Sub(d.LastSeen)
+	if d.LastSeen.IsZero() {
+		age = 0
+	}
+	sum := func() DeviceSummary {
+		return DeviceSummary{ID: d.ID, LastSeen: d.LastSeen, Age: age, Result: d.State.Result,
+			Error: d.State.Error, Packages: d.State.Packages}
+	}
+	if !d.Online {
+		rep.Offline++
+		if opts.Stale <= 0 || age >= opts.Stale {
+			rep.OfflineDevices = append(rep.OfflineDevices, sum())
+		}
+	} else {
+		rep.Online++
+	}
+	if d.State.Result == state.ResultFailed || d.State.Result == state.ResultRolledBack {
+		rep.FailedDevices = append(rep.FailedDevices, sum())
+	}
+	for name, v := range d.State.Packages {
+		if opts.Package != "" && name != opts.Package {
+			continue
+		}
+		if b.counts[name] == nil {
+			b.counts[name] = map[string]int{}
+		}
+		b.counts[name][v]++
+		newest := opts.Newest[name]
+		if newest == "" {
+			continue
+		}
+		key := [2]string{name, v}
+		older, ok := b.older[key]
+		if !ok {
+			older = compareVersions(v, newest) < 0
+			b.older[key] = older
+		}
+		if older {
+			b.behind[name] = append(b.behind[name], d.ID)
+		}
+	}
+}
+
+func (b *reportBuilder) finish() *Report {
+	for _, name := range slices.Sorted(maps.Keys(b.counts)) {
+		pr := PackageReport{Name: name, Newest: b.opts.Newest[name], Versions: []VersionShare{}, Behind: b.behind[name]}
+		if pr.Behind == nil {
+			pr.Behind = []string{}
+		}
+		versions := slices.Collect(maps.Keys(b.counts[name]))
+		sort.Slice(versions, func(i, j int) bool { return compareVersions(versions[i], versions[j]) > 0 })
+		for _, v := range versions {
+			pr.Installed += b.counts[name][v]
+		}
+		for _, v := range versions {
+			n := b.counts[name][v]
+			pr.Versions = append(pr.Versions, VersionShare{Version: v, Count: n, Share: float64(n) / float64(pr.Installed)})
+		}
+		if pr.Newest != "" {
+			pr.UpToDate = pr.Installed - len(pr.Behind)
+		}
+		b.rep.Packages = append(b.rep.Packages, pr)
+	}
+	return b.rep
+}
+
+// compareVersions orders versions as dpkg does; strings that are not
+// Debian versions sort below all valid ones, among themselves bytewise.
+func compareVersions(a, b string) int {
+	va, errA := deb.ParseVersion(a)
+	vb, errB := deb.ParseVersion(b)
+	switch {
+	case errA == nil && errB == nil:
+		if c := va.Compare(vb); c != 0 {
+			return c
+		}
+	case errA == nil:
+		return 1
+	case errB == nil:
+		return -1
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
