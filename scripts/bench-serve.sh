@@ -67,7 +67,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 lport=$(port)
 nport=$(port)
 
-"$bin" serve --repo "$repo" --listen "127.0.0.1:$lport" --access-log "$work/lampi-access.log" 2>"$work/lampi.err" &
+"$bin" serve --repo "$repo" --no-fleet --listen "127.0.0.1:$lport" --access-log "$work/lampi-access.log" 2>"$work/lampi.err" &
 pids+=($!)
 
 mkdir -p "$work/nginx"

@@ -36,6 +36,7 @@ type serveOptions struct {
 	passphraseFile                           string
 	accessLog, logFormat                     string
 	addrFile                                 string
+	fleet                                    serveFleetOptions
 }
 
 func newServeCmd(env *Env) *cobra.Command {
@@ -77,6 +78,7 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.StringVar(&o.accessLog, "access-log", "-", `access log file ("-" standard error, "off" none)`)
 	f.StringVar(&o.logFormat, "log-format", "json", "access log format: json or text")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
+	o.fleet.flags(cmd)
 	return cmd
 }
 
@@ -184,6 +186,16 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	// A server never prompts: the passphrase comes from the file or $LAMPI_PASSPHRASE.
 	noTTY := *env
 	noTTY.IsTerminal = func(any) bool { return false }
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	extra, stopFleet, err := startFleet(ctx, env, &o.fleet, o.repo, isLoopback(host), logger)
+	if err != nil {
+		return err
+	}
+	defer stopFleet()
 	srv, err := server.New(server.Options{
 		Dir: o.repo, Now: env.Now, Logger: logger, MaxUpload: maxUpload,
 		Tokens:           &server.TokenStore{Path: tokens, Now: env.Now},
@@ -197,11 +209,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 				}),
 			})
 		},
-		// HOOK (fleet, MQTT): mount the fleet dashboard ("/") and
-		// collector API ("/api/v1/fleet/") here, e.g.
-		//   Extra: map[string]http.Handler{"/": fleetUI, "/api/v1/fleet/": fleetAPI},
-		// and start the embedded MQTT broker next to the HTTP server below.
-		Extra: nil,
+		Extra: extra,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -237,11 +245,6 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s)\n", o.repo, scheme, addr, humanBytes(maxUpload))
 
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
