@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 FUZZTIME ?= 5s
 
-.PHONY: all build demo test check fuzz bench soak deps clean
+.PHONY: all build demo test check fuzz bench soak deps dist clean
 
 all: build
 
@@ -12,6 +12,7 @@ deps:
 
 build:
 	$(GO) build -o $(BIN)/lampi-pkg ./cmd/lampi-pkg
+	$(GO) build -o $(BIN)/lampi-agent ./cmd/lampi-agent
 
 # The main job end to end on the embedded defaults.
 demo: deps build
@@ -34,10 +35,18 @@ bench: build
 	@scripts/bench.sh $(BIN)/lampi-pkg
 	@scripts/bench-repo.sh $(BIN)/lampi-pkg
 	@scripts/bench-serve.sh $(BIN)/lampi-pkg
+	@scripts/bench-fleet.sh
+	@scripts/bench-loadtest.sh $(BIN)/lampi-pkg
+	$(GO) test -run '^$$' -bench BenchmarkIdleCheck -benchtime 200x ./agent/
+	$(GO) test -run '^$$' -bench BenchmarkDaemonRSS -benchtime 1x ./agent/
 
 # Crash safety at length: kill -9 during repo writes, 500 trials.
 soak: deps
 	$(GO) test ./repo -run TestKillDuringWrites -count=1 -crash-trials=500 -timeout 60m
 
+# lampi-agent .debs for amd64, armhf and arm64, built with lampi-pkg itself.
+dist: build
+	@scripts/dist.sh $(BIN)/lampi-pkg $(VERSION)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
