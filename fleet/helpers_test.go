@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,84 +17,12 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
-// mosquittoPath finds the real broker; Debian installs it in /usr/sbin,
-// which is not always on a test's PATH.
-func mosquittoPath(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return "/usr/sbin/mosquitto"
-	}
-	return testutil.RequireTool(t, "mosquitto")
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startMosquitto runs a private Mosquitto on a free loopback port with
 // the given extra configuration lines and returns its mqtt:// URL.
 func startMosquitto(t testing.TB, extra ...string) string {
 	t.Helper()
-	bin := mosquittoPath(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	conf := []string{
-		fmt.Sprintf("listener %d 127.0.0.1", port),
-		"persistence false",
-		"max_queued_messages 1000000",
-		"max_inflight_messages 0",
-		"max_keepalive 65535",
-		"log_dest file " + filepath.Join(dir, "mosquitto.log"),
-		"log_type error",
-		"log_type warning",
-	}
-	if os.Geteuid() == 0 {
-		// Mosquitto started as root drops to user "mosquitto", which
-		// cannot read the test's private temporary directory.
-		conf = append(conf, "user root")
-	}
-	conf = append(conf, extra...)
-	cfgPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(cfgPath, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", cfgPath)
-	out, _ := os.Create(filepath.Join(dir, "stdout"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Logf("mosquitto log:\n%s", b)
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 200 {
-			b, _ := os.ReadFile(filepath.Join(dir, "stdout"))
-			t.Fatalf("mosquitto did not start on %s: %v\n%s", addr, err, b)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return "mqtt://" + addr
+	base := []string{"max_inflight_messages 0", "max_keepalive 65535"}
+	return testutil.StartMosquitto(t, append(base, extra...)...).URL
 }
 
 // device is a simulated lampi-agent: one MQTT 5 connection.

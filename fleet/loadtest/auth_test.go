@@ -38,7 +38,7 @@ func TestRunPerDeviceLogins(t *testing.T) {
 	// which cannot enter the test's private temporary directory. Mosquitto
 	// 2.0.11 with "max_queued_messages 0" resets a connection after it
 	// denied a QoS 1 publish: keep the default queue here.
-	broker := startMosquitto(t, "max_queued_messages 1000", "user root", "allow_anonymous false", "password_file "+pwFile, "acl_file "+acl)
+	broker := startMosquitto(t, "max_queued_messages 1000", "allow_anonymous false", "password_file "+pwFile, "acl_file "+acl)
 
 	res, err := Run(context.Background(), Options{Devices: 3, Duration: time.Minute, MaxReports: 12, QoS: 1, Status: true,
 		Broker: broker, Now: time.Now, Credentials: func(id string) (string, []byte, bool) {

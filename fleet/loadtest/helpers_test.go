@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -37,59 +35,8 @@ func startMosquitto(t testing.TB, conf ...string) string {
 // process, for tests that kill it.
 func startMosquittoKillable(t testing.TB, conf ...string) (string, *os.Process) {
 	t.Helper()
-	bin := testutil.RequireTool(t, "mosquitto")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	lines := []string{
-		fmt.Sprintf("listener %d 127.0.0.1", port),
-		"persistence false",
-		"log_dest stderr",
-		"log_type error",
-	}
-	if !strings.Contains(strings.Join(conf, "\n"), "max_queued_messages") {
-		lines = append(lines, "max_queued_messages 0") // the test subscriber must not lose anything
-	}
-	lines = append(lines, conf...)
-	cfg := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(cfg, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd := exec.Command(bin, "-c", cfg)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", stderr.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return "mqtt://" + addr, cmd.Process
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited: %s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if i > 200 {
-			t.Fatalf("mosquitto does not listen on %s: %s", addr, stderr.String())
-		}
-	}
+	m := testutil.StartMosquitto(t, conf...)
+	return m.URL, m.Process()
 }
 
 // subscriber is a plain MQTT subscriber standing in for the collector: it

@@ -67,7 +67,7 @@ func TestRunMQTTS(t *testing.T) {
 	caFile, certFile, keyFile, pool := testPKI(t)
 	// As root, mosquitto reads certificates after dropping to its own user,
 	// which cannot enter the test's private temporary directory.
-	broker := startMosquitto(t, "user root", "cafile "+caFile, "certfile "+certFile, "keyfile "+keyFile, "allow_anonymous true")
+	broker := startMosquitto(t, "cafile "+caFile, "certfile "+certFile, "keyfile "+keyFile, "allow_anonymous true")
 	broker = "mqtts://" + strings.TrimPrefix(broker, "mqtt://")
 	res, err := Run(context.Background(), Options{Devices: 4, Duration: time.Minute, MaxReports: 20, QoS: 1, Status: true,
 		Broker: broker, TLS: &tls.Config{RootCAs: pool}, Subscribe: true, Now: time.Now})

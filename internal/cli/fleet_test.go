@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -43,38 +41,7 @@ func (s *syncBuffer) String() string {
 
 func fleetMosquitto(t *testing.T) string {
 	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		bin = p
-	} else if _, err := os.Stat(bin); err != nil {
-		testutil.RequireTool(t, "mosquitto")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := filepath.Join(t.TempDir(), "mosquitto.conf")
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n", strings.TrimPrefix(addr, "127.0.0.1:"))
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "mqtt://" + addr
-		}
-		if i == 200 {
-			t.Fatalf("mosquitto does not listen on %s", addr)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return testutil.StartMosquitto(t, "allow_anonymous true").URL
 }
 
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,33 +24,7 @@ import (
 // loadtestMosquitto starts the real broker on a free loopback port.
 func loadtestMosquitto(t *testing.T) string {
 	t.Helper()
-	bin := testutil.RequireTool(t, "mosquitto")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := filepath.Join(t.TempDir(), "mosquitto.conf")
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n", strings.TrimPrefix(addr, "127.0.0.1:"))
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "mqtt://" + addr
-		}
-		if i == 200 {
-			t.Fatalf("mosquitto does not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return testutil.StartMosquitto(t, "allow_anonymous true").URL
 }
 
 // fakeCollector subscribes like the collector and answers the fleet API's

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -375,69 +374,16 @@ func (d *Device) Version(pkg string) string {
 	return f[3]
 }
 
-// Mosquitto is a real broker on 127.0.0.1.
-type Mosquitto struct {
-	t    testing.TB
-	Port int
-	URL  string
-	conf string
-	cmd  *exec.Cmd
-}
+// Mosquitto is a real broker on a free loopback port (testutil.Mosquitto).
+type Mosquitto = testutil.Mosquitto
 
 // FreePort returns a currently free TCP port on 127.0.0.1.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func FreePort(t testing.TB) int { return testutil.FreePort(t) }
 
-// NewMosquitto prepares a broker on a free port (not started).
+// NewMosquitto prepares an anonymous broker on a free port (not started).
 func NewMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
-	testutil.RequireTool(t, "mosquitto")
-	port := FreePort(t)
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	mustWrite(t, conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)), 0o644)
-	m := &Mosquitto{t: t, Port: port, URL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), conf: conf}
-	t.Cleanup(m.Stop)
-	return m
-}
-
-// Start runs the broker and waits until it accepts connections.
-func (m *Mosquitto) Start() {
-	m.t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin = "/usr/sbin/mosquitto"
-	}
-	m.cmd = exec.Command(bin, "-c", m.conf)
-	var out bytes.Buffer
-	m.cmd.Stdout, m.cmd.Stderr = &out, &out
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	for i := 0; i < 200; i++ {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", m.Port), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	m.t.Fatalf("mosquitto did not start:\n%s", out.String())
-}
-
-// Stop ends the broker (if running).
-func (m *Mosquitto) Stop() {
-	if m.cmd != nil && m.cmd.Process != nil {
-		m.cmd.Process.Kill()
-		m.cmd.Wait()
-		m.cmd = nil
-	}
+	return testutil.NewMosquitto(t, "allow_anonymous true")
 }
 
 // Message is one received publish.
