@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,71 +13,13 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
-// aptRoot is an isolated apt + dpkg installation (DESIGN.md, "Testing
-// against real apt and dpkg without touching the machine").
-type aptRoot struct {
-	t     testing.TB
-	root  string
-	extra []string
-}
-
-func newAptRoot(t testing.TB, sources string, extra ...string) *aptRoot {
+// newAptRoot is an isolated apt + dpkg installation whose apt-get runs
+// get the extra arguments too.
+func newAptRoot(t testing.TB, sources string, extra ...string) *testutil.AptRoot {
 	t.Helper()
-	testutil.RequireTool(t, "apt-get")
-	testutil.RequireTool(t, "dpkg")
-	root := t.TempDir()
-	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/apt/lists/partial",
-		"var/cache/apt/archives/partial", "var/log/apt", "etc/apt/preferences.d", "etc/apt/apt.conf.d"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	status, err := os.ReadFile("/var/lib/dpkg/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustWrite(t, filepath.Join(root, "var/lib/dpkg/status"), status)
-	mustWrite(t, filepath.Join(root, "etc/apt/sources.list"), []byte(sources))
-	return &aptRoot{t: t, root: root, extra: extra}
-}
-
-func (a *aptRoot) run(args ...string) (string, error) {
-	r := a.root
-	base := []string{"-o", "Dir=" + r, "-o", "Dir::State::status=" + r + "/var/lib/dpkg/status",
-		"-o", "Dir::Etc::SourceParts=/dev/null", "-o", "APT::Sandbox::User=root", "-o", "Debug::NoLocking=1",
-		"-o", "Dir::Bin::dpkg=/usr/bin/dpkg", "-o", "Dpkg::Options::=--instdir=" + r,
-		"-o", "Dpkg::Options::=--admindir=" + r + "/var/lib/dpkg",
-		"-o", "Dpkg::Options::=--force-script-chrootless", "-o", "Dpkg::Options::=--force-not-root",
-		"-o", "Dpkg::Options::=--log=/dev/null", "-o", "APT::Architecture=amd64",
-		"-o", "Acquire::Languages=none", "-o", "Acquire::Retries=0", "-q", "-y"}
-	base = append(base, a.extra...)
-	cmd := exec.Command("apt-get", append(base, args...)...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
-}
-
-func (a *aptRoot) mustRun(args ...string) string {
-	a.t.Helper()
-	out, err := a.run(args...)
-	if err != nil {
-		a.t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// update runs apt-get update and fails on any warning or error line.
-func (a *aptRoot) update() string {
-	a.t.Helper()
-	out := a.mustRun("update")
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "W:") || strings.HasPrefix(l, "E:") || strings.HasPrefix(l, "Err:") {
-			a.t.Fatalf("apt-get update warned:\n%s", out)
-		}
-	}
-	return out
+	a := testutil.NewAptRoot(t, sources)
+	a.Extra = extra
+	return a
 }
 
 // seen is one request as the test wrapper saw it.
@@ -182,10 +122,10 @@ func TestAptThroughServer(t *testing.T) {
 	defer hs.Close()
 	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", tr.pub, hs.URL))
 
-	apt.update()
+	apt.Update()
 	n304 := s.Metrics().NotModified()
 	first := len(rec.requests())
-	out := apt.update()
+	out := apt.Update()
 	if s.Metrics().NotModified() <= n304 || s.Metrics().Requests(304) == 0 {
 		t.Fatalf("second apt-get update got no 304 (metrics %d → %d):\n%s", n304, s.Metrics().NotModified(), out)
 	}
@@ -196,16 +136,16 @@ func TestAptThroughServer(t *testing.T) {
 	}
 
 	// The first download of the package is cut half-way: apt fails…
-	if out, err := apt.run("install", "hi"); err == nil {
+	if out, err := apt.Run("install", "hi"); err == nil {
 		t.Fatalf("install with a cut download succeeded:\n%s", out)
 	}
-	partial := filepath.Join(apt.root, "var/cache/apt/archives/partial/hi_0.1_all.deb")
+	partial := filepath.Join(apt.Root, "var/cache/apt/archives/partial/hi_0.1_all.deb")
 	if fi, err := os.Stat(partial); err != nil || fi.Size() == 0 {
 		t.Fatalf("apt kept no partial download: %v", err)
 	}
 	// … and resumes it with a Range request the next time.
-	apt.mustRun("install", "hi")
-	if got, err := os.ReadFile(filepath.Join(apt.root, "usr/share/hi/data")); err != nil || string(got) != payload {
+	apt.MustRun("install", "hi")
+	if got, err := os.ReadFile(filepath.Join(apt.Root, "usr/share/hi/data")); err != nil || string(got) != payload {
 		t.Fatalf("installed data wrong (%d bytes, %v)", len(got), err)
 	}
 	resumed := false

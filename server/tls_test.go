@@ -105,11 +105,11 @@ func TestTLSWithOwnCA(t *testing.T) {
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	mustWrite(t, caFile, ca.pem)
 	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", tr.pub, hs.URL), "-o", "Acquire::https::CaInfo="+caFile)
-	apt.update()
-	apt.mustRun("install", "hi")
+	apt.Update()
+	apt.MustRun("install", "hi")
 	// Without the CA, apt refuses the server.
 	noCA := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", tr.pub, hs.URL))
-	if out, _ := noCA.run("update"); !strings.Contains(out, "Err:") && !strings.Contains(out, "W:") {
+	if out, _ := noCA.Run("update"); !strings.Contains(out, "Err:") && !strings.Contains(out, "W:") {
 		t.Fatalf("apt without the CA did not complain:\n%s", out)
 	}
 }

@@ -18,6 +18,9 @@ type AptRoot struct {
 	Root string
 	// Arch is the dpkg architecture apt acts as (default amd64).
 	Arch string
+	// Extra are further apt-get arguments for every run (e.g. "-o",
+	// "Acquire::https::CaInfo=ca.pem").
+	Extra []string
 }
 
 // NewAptRoot makes the directory skeleton apt and dpkg need, copies the
@@ -69,7 +72,8 @@ func AptOptions(root, arch string) []string {
 
 // Run runs apt-get in the root and returns its combined output.
 func (a *AptRoot) Run(args ...string) (string, error) {
-	cmd := exec.Command("apt-get", append(append(AptOptions(a.Root, a.Arch), "-q", "-y"), args...)...)
+	base := append(append(AptOptions(a.Root, a.Arch), "-q", "-y"), a.Extra...)
+	cmd := exec.Command("apt-get", append(base, args...)...)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -87,8 +91,9 @@ func (a *AptRoot) MustRun(args ...string) string {
 	return out
 }
 
-// Update runs apt-get update and fails the test on any warning or error.
-func (a *AptRoot) Update() {
+// Update runs apt-get update, fails the test on any warning or error, and
+// returns apt's output.
+func (a *AptRoot) Update() string {
 	a.t.Helper()
 	out := a.MustRun("update")
 	for _, l := range strings.Split(out, "\n") {
@@ -96,6 +101,7 @@ func (a *AptRoot) Update() {
 			a.t.Fatalf("apt-get update warned:\n%s", out)
 		}
 	}
+	return out
 }
 
 // Dpkg runs dpkg against the root's admin directory (e.g. "-i", FILE or
