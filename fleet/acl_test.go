@@ -27,7 +27,9 @@ func spoofThenOwn(t *testing.T, ctx context.Context, s *Store, a *device, b, cla
 	if err := a.publish(ctx, a.id, mustEncode(t, own)); err != nil {
 		t.Fatalf("own report: %v", err)
 	}
-	waitFor(t, "own report stored", func() bool { _, err := s.Device(a.id); return err == nil })
+	// The counters are published just after the commit that makes the
+	// device visible: wait for both.
+	waitFor(t, "own report stored", func() bool { _, err := s.Device(a.id); return err == nil && s.Stats().Stored >= 1 })
 	if d, err := s.Device(b); err == nil {
 		t.Errorf("spoofed report stored for %s: %+v", b, d)
 	}
