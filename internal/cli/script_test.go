@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
 )
 
 // TestMain lets the test binary act as the lampi-pkg command inside
@@ -14,6 +16,10 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"lampi-pkg": func() { os.Exit(Main(os.Args[1:], StdIO())) },
+		// The device side and a real broker, for the end-to-end scenarios
+		// (e2e-*.txtar).
+		"lampi-agent":    func() { os.Exit(agentcli.Main(os.Args[1:], agentcli.StdIO())) },
+		"test-mosquitto": testMosquittoMain,
 	})
 }
 
