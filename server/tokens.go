@@ -70,11 +70,15 @@ type TokenStore struct {
 	Timeout time.Duration
 }
 
-// CheckScope validates a scope: "upload:CODENAME" or "upload:*".
+// CheckScope validates a scope: "upload:CODENAME", "upload:*" or
+// ScopeDevices ("devices": manage the fleet's device credentials).
 func CheckScope(s string) error {
+	if s == ScopeDevices {
+		return nil
+	}
 	what, ok := strings.CutPrefix(s, "upload:")
 	if !ok || what == "" {
-		return fmt.Errorf("%w: %q; use upload:CODENAME, upload:SUITE or upload:*", ErrScope, s)
+		return fmt.Errorf("%w: %q; use upload:CODENAME, upload:SUITE, upload:* or %s", ErrScope, s, ScopeDevices)
 	}
 	if what == "*" {
 		return nil

@@ -1,52 +1,237 @@
 package cli
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
+// deviceOptions say where the credentials are: a fleet database (--repo
+// or --db) or a running server (--server with a "devices" token).
+type deviceOptions struct {
+	repo, db, server, tokenFile, ca string
+}
+
+func (o *deviceOptions) flags(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.repo, "repo", "", "repository `DIR` of 'lampi-pkg serve': the database is DIR/db/fleet.db, serve's default")
+	pf.StringVar(&o.db, "db", "", "fleet database `PATH` (serve --fleet-db)")
+	pf.StringVar(&o.server, "server", "", "manage the credentials through the running 'lampi-pkg serve' at `URL` (needs a token with scope "+server.ScopeDevices+")")
+	pf.StringVar(&o.tokenFile, "token-file", "", "read the --server token from `FILE` (default $"+TokenEnv+")")
+	pf.StringVar(&o.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")
+}
+
+// deviceBackend is either a fleet database or a server's device API.
+type deviceBackend struct {
+	store  *fleet.Store
+	client *fleet.DevicesClient
+	where  string // the database path or the server URL, for messages
+}
+
+func (b *deviceBackend) Close() {
+	if b.store != nil {
+		b.store.Close()
+	}
+}
+
+func (b *deviceBackend) add(ctx context.Context, role string, ids []string) ([]fleet.Issued, error) {
+	if b.client != nil {
+		return b.client.Add(ctx, role, ids...)
+	}
+	return b.store.IssueCredentials(role, ids...)
+}
+
+func (b *deviceBackend) list(ctx context.Context) ([]fleet.Credential, error) {
+	if b.client != nil {
+		return b.client.List(ctx)
+	}
+	return b.store.Credentials()
+}
+
+func (b *deviceBackend) remove(ctx context.Context, id string) error {
+	if b.client != nil {
+		return b.client.Remove(ctx, id)
+	}
+	return b.store.RemoveCredential(id)
+}
+
+// open picks the backend the flags name.
+func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
+	n := 0
+	for _, v := range []string{o.repo, o.db, o.server} {
+		if v != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, withHint(usageErrorf("device: say where the credentials are: --repo DIR, --db PATH or --server URL"),
+			"--repo DIR uses DIR/db/fleet.db, the database 'lampi-pkg serve --repo DIR' reads; while serve runs, use --server URL --token-file F")
+	case n > 1:
+		return nil, usageErrorf("device: give only one of --repo, --db and --server")
+	case o.server == "" && (o.tokenFile != "" || o.ca != ""):
+		return nil, usageErrorf("device: --token-file and --ca go with --server")
+	}
+	if o.server != "" {
+		c, err := o.client(env)
+		if err != nil {
+			return nil, err
+		}
+		return &deviceBackend{client: c, where: o.server}, nil
+	}
+	path := o.db
+	if o.repo != "" {
+		if _, err := os.Stat(filepath.Join(o.repo, "conf")); err != nil {
+			return nil, withHint(fmt.Errorf("device: %s is not a repository: %w", o.repo, err), "point --repo at the directory 'lampi-pkg serve --repo' serves (it holds conf/), or give --db PATH")
+		}
+		path = filepath.Join(o.repo, "db", "fleet.db")
+	}
+	if readOnly {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, withHint(fmt.Errorf("device: no fleet database at %s", path),
+				"check --repo/--db; 'device add' (or 'lampi-pkg serve') creates it")
+		}
+	}
+	s, err := fleet.Open(path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
+	if err != nil {
+		if errors.Is(err, fleet.ErrLocked) {
+			return nil, withHint(fmt.Errorf("device: %w", err),
+				"a running 'lampi-pkg serve' (or 'fleet collect') holds it: manage devices through serve with --server URL --token-file F (a token from 'lampi-pkg token create --scope "+server.ScopeDevices+"'), or stop that process")
+		}
+		return nil, withHint(fmt.Errorf("device: %w", err), "check --repo/--db: they name the fleet database that 'serve' or 'fleet collect' writes")
+	}
+	return &deviceBackend{store: s, where: path}, nil
+}
+
+// client builds the device-API client: the token from --token-file or
+// $LAMPI_TOKEN, never the command line; plain http only to loopback.
+func (o *deviceOptions) client(env *Env) (*fleet.DevicesClient, error) {
+	u, err := url.Parse(o.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErrorf("device: --server %q: want http://host:port or https://host[:port]", o.server)
+	}
+	if u.Scheme == "http" && !server.IsLoopbackHost(u.Hostname()) {
+		return nil, withHint(usageErrorf("device: --server %s: refusing plain http:// to %s, a non-loopback host: the token and the new secrets would travel in clear", o.server, u.Hostname()),
+			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
+	}
+	token := ""
+	if o.tokenFile != "" {
+		data, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, withHint(fmt.Errorf("device: token file: %w", err), "create a token on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeDevices+"' and save it in a file only you can read")
+		}
+		token = strings.TrimSpace(string(data))
+		if token == "" || strings.ContainsAny(token, " \t\r\n") {
+			return nil, usageErrorf("device: token file %s: want the token alone on one line", o.tokenFile)
+		}
+	} else {
+		token = strings.TrimSpace(env.Getenv(TokenEnv))
+	}
+	if token == "" {
+		return nil, withHint(usageErrorf("device: --server needs a token with scope %s", server.ScopeDevices),
+			"give --token-file F or set $"+TokenEnv+" (never the token on the command line); create one with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeDevices+"'")
+	}
+	hc := &http.Client{Timeout: time.Minute}
+	if o.ca != "" {
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			return nil, fmt.Errorf("device: --ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("device: --ca %s: no PEM certificate in it", o.ca)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc.Transport = tr
+	}
+	return &fleet.DevicesClient{Base: o.server, Token: token, HTTP: hc}, nil
+}
+
+// deviceError adds a true hint to a refusal of the server's device API.
+func deviceError(o *deviceOptions, err error) error {
+	var ae *fleet.DevicesAPIError
+	if !errors.As(err, &ae) {
+		if o.server != "" && !errors.Is(err, fleet.ErrExists) && !errors.Is(err, fleet.ErrNotFound) {
+			return withHint(fmt.Errorf("device: %w", err), "is 'lampi-pkg serve' running at "+o.server+"? check --server")
+		}
+		return err
+	}
+	err = fmt.Errorf("device: %s: %w", o.server, err)
+	switch {
+	case ae.Status == http.StatusUnauthorized:
+		return withHint(err, "the server does not know the token: check --token-file/$"+TokenEnv+", or create one on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeDevices+"'")
+	case ae.Code == "revoked":
+		return withHint(err, "the token was revoked: create a new one with 'lampi-pkg token create --scope "+server.ScopeDevices+"'")
+	case ae.Code == "forbidden":
+		return withHint(err, "upload tokens cannot manage devices: use a token created with --scope "+server.ScopeDevices)
+	case ae.Status == http.StatusNotFound && ae.Code != "not_found":
+		return withHint(err, "the server has no device API: is it 'lampi-pkg serve' with its fleet side on (not --no-fleet)?")
+	}
+	return err
+}
+
 func newDeviceCmd(env *Env) *cobra.Command {
-	var db string
+	o := &deviceOptions{}
 	cmd := &cobra.Command{
 		Use:   "device",
 		Short: "Issue and revoke the devices' MQTT credentials for the embedded broker",
 		Long: `Manage the credentials devices (and collectors) log in to the embedded
-MQTT broker with. They live in the fleet database (--db), which the broker
-of 'lampi-pkg serve' reads on every login, so changes apply at once to new
+MQTT broker with. They live in the fleet database, which the broker of
+'lampi-pkg serve' reads on every login, so changes apply at once to new
 connections.
+
+Where the credentials are:
+  --repo DIR     DIR/db/fleet.db, the database 'lampi-pkg serve --repo DIR'
+                 uses by default (serve must be stopped: it holds the file)
+  --db PATH      another database file (serve --fleet-db PATH)
+  --server URL   the running 'lampi-pkg serve' at URL, through its device
+                 API; the bearer token (created with 'lampi-pkg token create
+                 --scope ` + server.ScopeDevices + `') comes from --token-file F or $` + TokenEnv + `,
+                 never from the command line
 
 A device may publish and subscribe only under devices/<its id>/; a collector
 credential (--collector) may read every device's topics and publish nothing.
 Secrets are 256 random bits, stored only as a salted hash: 'device add'
 prints each secret once.`,
 	}
-	cmd.PersistentFlags().StringVar(&db, "db", "fleet.db", "fleet database `PATH`")
+	o.flags(cmd)
 
 	var collector, asJSON bool
 	add := &cobra.Command{
 		Use:   "add ID...",
 		Short: "Issue a credential for each device id and print the secrets (once)",
-		Example: `  lampi-pkg device add b827eb74663e --db /var/lib/lampi/fleet.db
-  lampi-pkg device add --collector collector1 --json`,
+		Example: `  lampi-pkg device add b827eb74663e --repo /srv/repo
+  lampi-pkg device add b827eb74663e --server http://127.0.0.1:8080 --token-file ops.token
+  lampi-pkg device add --collector collector1 --db /var/lib/lampi/fleet.db --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openFleetDB(db, false, env)
+			b, err := o.open(env, false)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer b.Close()
 			role := fleet.RoleDevice
 			if collector {
 				role = fleet.RoleCollector
 			}
-			issued, err := s.IssueCredentials(role, args...)
+			issued, err := b.add(cmd.Context(), role, args)
 			if err != nil {
-				return err
+				return deviceError(o, err)
 			}
 			if asJSON {
 				return writeJSON(env.Out, issued)
@@ -72,14 +257,17 @@ prints each secret once.`,
 		Short: "List the issued credentials (never the secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openFleetDB(db, true, env)
+			b, err := o.open(env, true)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			creds, err := s.Credentials()
+			defer b.Close()
+			creds, err := b.list(cmd.Context())
 			if err != nil {
-				return err
+				return deviceError(o, err)
+			}
+			for i := range creds { // a server never sends them; be sure
+				creds[i].Salt, creds[i].Hash = nil, nil
 			}
 			if listJSON {
 				return writeJSON(env.Out, creds)
@@ -97,16 +285,18 @@ prints each secret once.`,
 	remove := &cobra.Command{
 		Use:   "remove ID...",
 		Short: "Revoke credentials: those devices can no longer log in",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Revoke credentials: those devices can no longer log in. A device that is
+connected stays connected until it reconnects.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openFleetDB(db, false, env)
+			b, err := o.open(env, false)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer b.Close()
 			for _, id := range args {
-				if err := s.RemoveCredential(id); err != nil {
-					return err
+				if err := b.remove(cmd.Context(), id); err != nil {
+					return deviceError(o, err)
 				}
 				fmt.Fprintf(env.Out, "removed %s\n", id)
 			}
@@ -117,12 +307,13 @@ prints each secret once.`,
 	return cmd
 }
 
-// openFleetDB opens the fleet database for the CLI.
+// openFleetDB opens the fleet database for the CLI (fleet report,
+// fleet collect).
 func openFleetDB(path string, readOnly bool, env *Env) (*fleet.Store, error) {
 	s, err := fleet.Open(path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
 	if err != nil {
 		if errors.Is(err, fleet.ErrLocked) {
-			return nil, withHint(err, "query a running server with --server URL, or stop the process that holds the database")
+			return nil, withHint(err, "a running 'lampi-pkg serve' or 'fleet collect' holds it: read through its API with 'fleet report --server URL', or stop that process")
 		}
 		return nil, withHint(err, "check --db: it names the fleet database that 'serve' or 'fleet collect' writes")
 	}

@@ -191,7 +191,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	extra, stopFleet, err := startFleet(ctx, env, &o.fleet, o.repo, isLoopback(host), logger)
+	extra, stopFleet, err := startFleet(ctx, env, &o.fleet, o.repo, tokens, isLoopback(host), logger)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
 // serveFleetOptions are serve's flags for the fleet side: the MQTT broker
@@ -73,7 +74,7 @@ func (a *ephemeralCollector) Authenticate(user, secret string) (string, bool) {
 // an external one is named) and the collector, and returns the handlers
 // to mount: the dashboard at / and the JSON API under /api/v1/fleet/. stop
 // ends the collector, then the broker, then closes the database.
-func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir string, listenLoopback bool, logger *slog.Logger) (extra map[string]http.Handler, stop func(), err error) {
+func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, tokensPath string, listenLoopback bool, logger *slog.Logger) (extra map[string]http.Handler, stop func(), err error) {
 	if o.disabled {
 		return nil, func() {}, nil
 	}
@@ -162,9 +163,18 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir str
 	}()
 	fmt.Fprintf(env.Err, "lampi-pkg: collecting device reports into %s\n", dbPath)
 
+	// The device API (issue, list, revoke broker credentials) needs a
+	// token with scope "devices" from serve's token store, so it is
+	// served on every listener, like the upload API.
+	extra = map[string]http.Handler{}
+	tokens := &server.TokenStore{Path: tokensPath, Now: env.Now}
+	for pattern, h := range fleet.DevicesAPIHandlers(store) {
+		extra[pattern] = server.RequireScope(tokens, server.ScopeDevices, logger, h)
+	}
+
 	if !listenLoopback && !o.exposeFleet {
 		fmt.Fprintf(env.Err, "lampi-pkg: dashboard and fleet API not served on a non-loopback address (give --expose-fleet to serve them)\n")
-		return map[string]http.Handler{}, stop, nil
+		return extra, stop, nil
 	}
 	newest := newestPublished(repoDir, env.Now, logger)
 	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(store, newest, env.Now), fleet.DashboardOptions{
@@ -175,27 +185,38 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir str
 		return fail(err)
 	}
 	api := fleet.APIHandler(store, newest, fleet.APIOptions{Now: env.Now})
-	return map[string]http.Handler{"GET /{$}": dash, "GET /devices/": dash, "/api/v1/fleet/": api}, stop, nil
+	extra["GET /{$}"], extra["GET /devices/"], extra["/api/v1/fleet/"] = dash, dash, api
+	return extra, stop, nil
 }
 
 // newestPublished returns a function giving the newest version of every
-// package the repository publishes (over all its distributions), read at
-// most every few seconds: the dashboard's "behind" is measured against it.
+// package the repository publishes (over all its distributions): the
+// dashboard's "behind" is measured against it. The repository is read
+// again whenever a distribution's InRelease (or Release) was replaced —
+// one stat per distribution per call — so a release shows at once.
 func newestPublished(repoDir string, now func() time.Time, logger *slog.Logger) func() map[string]string {
 	var (
 		mu     sync.Mutex
 		cached map[string]string
-		at     time.Time
+		seen   string
 	)
 	return func() map[string]string {
 		mu.Lock()
 		defer mu.Unlock()
-		if cached != nil && now().Sub(at) < 5*time.Second {
-			return cached
-		}
 		r, err := repo.Open(repoDir, repo.Options{Now: now})
 		if err != nil {
 			logger.Warn("newest published versions", "error", err)
+			return cached
+		}
+		var sig strings.Builder
+		for _, d := range r.Conf.Distributions {
+			for _, name := range []string{"InRelease", "Release"} {
+				if fi, err := os.Stat(filepath.Join(repoDir, "dists", d.Codename, name)); err == nil {
+					fmt.Fprintf(&sig, "%s/%s %d %d;", d.Codename, name, fi.Size(), fi.ModTime().UnixNano())
+				}
+			}
+		}
+		if cached != nil && sig.String() == seen {
 			return cached
 		}
 		out := map[string]string{}
@@ -211,7 +232,7 @@ func newestPublished(repoDir string, now func() time.Time, logger *slog.Logger) 
 				}
 			}
 		}
-		cached, at = out, now()
+		cached, seen = out, sig.String()
 		return out
 	}
 }

@@ -24,10 +24,11 @@ func newTokenCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Create, list and revoke the upload tokens of lampi-pkg serve",
-		Long: `Upload tokens let CI on another machine publish through "lampi-pkg serve"
+		Long: `Tokens let CI on another machine publish through "lampi-pkg serve"
 (POST /api/v1/repos/CODENAME/packages with "Authorization: Bearer TOKEN").
 A token has scopes: upload:CODENAME, upload:SUITE or upload:* (every
-distribution). Only a SHA-256 of each token is stored, in REPO/db/tokens.db
+distribution), and devices (issue, list and revoke the devices' MQTT
+credentials on a running server: lampi-pkg device … --server URL). Only a SHA-256 of each token is stored, in REPO/db/tokens.db
 (or --tokens FILE); the token itself is printed once, by "token create".
 Tokens take effect at once, also on a running server.`,
 	}
@@ -62,8 +63,9 @@ func newTokenCreateCmd(env *Env, o *tokenOptions) *cobra.Command {
 		Long: `Create a token and print it on standard output, alone on its line (with
 --json, as the "token" field). It is not shown again: store it now, e.g.
 in your CI's secret store or a file only the uploader can read.`,
-		Example: `  lampi-pkg token create --repo /srv/repo --name ci --scope upload:stable > ci.token`,
-		Args:    cobra.NoArgs,
+		Example: `  lampi-pkg token create --repo /srv/repo --name ci --scope upload:stable > ci.token
+  lampi-pkg token create --repo /srv/repo --name ops --scope devices > ops.token`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" || len(scopes) == 0 {
 				return usageErrorf("token create: --name and at least one --scope are required")
@@ -94,7 +96,7 @@ in your CI's secret store or a file only the uploader can read.`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name of the token (who uses it, e.g. ci)")
-	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "upload:CODENAME, upload:SUITE or upload:* (repeatable)")
+	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "upload:CODENAME, upload:SUITE, upload:* or devices (repeatable)")
 	return cmd
 }
 

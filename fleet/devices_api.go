@@ -1,0 +1,212 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
+)
+
+// Paths of the device-credential API of a running server. The handler
+// does no authentication of its own: the server wraps it (lampi-pkg serve
+// requires a bearer token with the "devices" scope).
+const (
+	DevicesAPIPath     = "/api/v1/fleet/devices"     // POST: issue
+	CredentialsAPIPath = "/api/v1/fleet/credentials" // GET: list; DELETE …/{id}: revoke
+)
+
+// maxIssue bounds the ids of one POST.
+const maxIssue = 10000
+
+// IssueRequest is the body of POST /api/v1/fleet/devices.
+type IssueRequest struct {
+	IDs  []string `json:"ids"`
+	Role string   `json:"role,omitempty"` // RoleDevice (default) or RoleCollector
+}
+
+// DevicesAPIError is the JSON answer to a refused device-API request
+// (the same shape as the upload API's refusals), and the error
+// DevicesClient returns for one.
+type DevicesAPIError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"error"`
+}
+
+func (e *DevicesAPIError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d %s)", e.Message, e.Status, e.Code)
+}
+
+// Unwrap maps 404 to ErrNotFound and 409 to ErrExists.
+func (e *DevicesAPIError) Unwrap() error {
+	switch e.Status {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrExists
+	}
+	return nil
+}
+
+// DevicesAPIHandlers returns the handlers of the device-credential API,
+// pattern → handler, for a server to mount behind its own authorization:
+//
+//	POST   /api/v1/fleet/devices           {"ids":[…],"role":"device"} → 201 []Issued (secrets, shown once)
+//	GET    /api/v1/fleet/credentials       → []Credential (no secrets, no hashes)
+//	DELETE /api/v1/fleet/credentials/{id}  → {"removed":"ID"}
+func DevicesAPIHandlers(store *Store) map[string]http.Handler {
+	return map[string]http.Handler{
+		"POST " + DevicesAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req IssueRequest
+			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON {\"ids\":[\"ID\",…],\"role\":\"device\"}: "+err.Error())
+				return
+			}
+			if len(req.IDs) == 0 || len(req.IDs) > maxIssue {
+				devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(req.IDs)))
+				return
+			}
+			if req.Role == "" {
+				req.Role = RoleDevice
+			}
+			if req.Role != RoleDevice && req.Role != RoleCollector {
+				devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("role %q: use %q or %q", req.Role, RoleDevice, RoleCollector))
+				return
+			}
+			for _, id := range req.IDs {
+				if state.ValidDeviceID(id) != nil {
+					devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("%q is not a valid device id: use 1 to %d letters, digits, '.', '-' or '_', starting with a letter, digit or '_'", id, state.MaxIDLen))
+					return
+				}
+			}
+			issued, err := store.IssueCredentials(req.Role, req.IDs...)
+			switch {
+			case errors.Is(err, ErrExists):
+				devicesError(w, http.StatusConflict, "exists", err.Error())
+				return
+			case err != nil:
+				devicesError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusCreated)
+			json.NewEncoder(w).Encode(issued)
+		}),
+		"GET " + CredentialsAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			creds, err := store.Credentials()
+			if err != nil {
+				devicesError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			apiJSON(w, creds)
+		}),
+		"DELETE " + CredentialsAPIPath + "/{id}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.PathValue("id")
+			err := store.RemoveCredential(id)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				devicesError(w, http.StatusNotFound, "not_found", err.Error())
+				return
+			case err != nil:
+				devicesError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			apiJSON(w, map[string]string{"removed": id})
+		}),
+	}
+}
+
+func devicesError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(&DevicesAPIError{Status: status, Code: code, Message: msg})
+}
+
+// DevicesClient manages device credentials through the API of a running
+// server.
+type DevicesClient struct {
+	// Base is the server URL, e.g. http://127.0.0.1:8080.
+	Base string
+	// Token is the bearer token (scope "devices"); it is sent only in the
+	// Authorization header.
+	Token string
+	// HTTP is the client to use (default http.DefaultClient).
+	HTTP *http.Client
+}
+
+func (c *DevicesClient) do(ctx context.Context, method, path string, in, out any, want int) error {
+	u := strings.TrimRight(c.Base, "/") + path
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("device API %s: %w", u, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("device API: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("device API %s %s: %w", method, u, err)
+	}
+	if resp.StatusCode != want {
+		ae := &DevicesAPIError{}
+		if json.Unmarshal(data, ae) != nil || ae.Message == "" {
+			ae = &DevicesAPIError{Status: resp.StatusCode, Code: "http", Message: method + " " + u + ": " + resp.Status}
+		}
+		ae.Status = resp.StatusCode
+		return ae
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("device API %s %s: bad response: %w", method, u, err)
+	}
+	return nil
+}
+
+// Add issues credentials for ids with role (RoleDevice or RoleCollector)
+// and returns their secrets.
+func (c *DevicesClient) Add(ctx context.Context, role string, ids ...string) ([]Issued, error) {
+	var out []Issued
+	err := c.do(ctx, http.MethodPost, DevicesAPIPath, IssueRequest{IDs: ids, Role: role}, &out, http.StatusCreated)
+	return out, err
+}
+
+// List returns the issued credentials (no secrets).
+func (c *DevicesClient) List(ctx context.Context) ([]Credential, error) {
+	var out []Credential
+	err := c.do(ctx, http.MethodGet, CredentialsAPIPath, nil, &out, http.StatusOK)
+	return out, err
+}
+
+// Remove revokes the credential of id.
+func (c *DevicesClient) Remove(ctx context.Context, id string) error {
+	var out map[string]string
+	return c.do(ctx, http.MethodDelete, CredentialsAPIPath+"/"+url.PathEscape(id), nil, &out, http.StatusOK)
+}
