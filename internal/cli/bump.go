@@ -130,25 +130,10 @@ func runBump(env *Env, cmd *cobra.Command, o *bumpOptions, args []string) error 
 	}
 	opts := bump.Options{
 		Dir: dir, Part: part, NewVersion: o.newVersion, AllowDirty: o.allowDirty,
-		Now: env.Now,
-		LookupEnv: func(k string) (string, bool) {
-			v := env.Getenv(k)
-			return v, v != ""
-		},
+		Now:       env.Now,
+		LookupEnv: env.lookupEnv,
 	}
-	yes, no := true, false
-	switch {
-	case o.commit:
-		opts.Commit = &yes
-	case o.noCommit:
-		opts.Commit = &no
-	}
-	switch {
-	case o.tag:
-		opts.Tag = &yes
-	case o.noTag:
-		opts.Tag = &no
-	}
+	opts.Commit, opts.Tag = gitChoice(o.commit, o.noCommit), gitChoice(o.tag, o.noTag)
 	ctx := cmd.Context()
 	plan, err := bump.Prepare(ctx, opts)
 	if err != nil {
@@ -237,4 +222,17 @@ func bumpHint(err error) error {
 		return withHint(err, "lampi-pkg bump --help shows a .bumpversion.cfg")
 	}
 	return err
+}
+
+// gitChoice is a --commit/--no-commit (or --tag/--no-tag) pair: nil when
+// neither is given, so the configuration decides.
+func gitChoice(yes, no bool) *bool {
+	switch {
+	case yes:
+		return &yes
+	case no:
+		v := false
+		return &v
+	}
+	return nil
 }

@@ -206,24 +206,9 @@ func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) 
 		Part: o.part, AllowDirty: o.allowDirty, SignDeb: o.signDeb, OutDir: o.out,
 		Build:  deb.BuildOptions{Compression: comp, Mtime: mtime},
 		DryRun: o.dryRun, Now: env.Now,
-		LookupEnv: func(k string) (string, bool) {
-			v := env.Getenv(k)
-			return v, v != ""
-		},
+		LookupEnv: env.lookupEnv,
 	}
-	yes, no := true, false
-	switch {
-	case o.commit:
-		opts.Commit = &yes
-	case o.noCommit:
-		opts.Commit = &no
-	}
-	switch {
-	case o.tag:
-		opts.Tag = &yes
-	case o.noTag:
-		opts.Tag = &no
-	}
+	opts.Commit, opts.Tag = gitChoice(o.commit, o.noCommit), gitChoice(o.tag, o.noTag)
 	if o.key != "" {
 		key, err := loadSecretKey(env, o.key, o.passphraseFile)
 		if err != nil {

@@ -24,6 +24,12 @@ type Env struct {
 	IsTerminal func(f any) bool
 }
 
+// lookupEnv is os.LookupEnv over Getenv: an empty value counts as unset.
+func (e *Env) lookupEnv(k string) (string, bool) {
+	v := e.Getenv(k)
+	return v, v != ""
+}
+
 // StdIO returns the Env of the real process.
 func StdIO() *Env {
 	return &Env{
