@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 
@@ -48,6 +50,14 @@ func compressionOfMember(name string) (Compression, error) {
 // newDecompressor returns a reader of the decompressed content of r.
 // Close releases the decoder; it does not close r.
 func newDecompressor(r io.Reader, c Compression) (io.ReadCloser, error) {
+	return newSizedDecompressor(r, c, -1, nil)
+}
+
+// newSizedDecompressor is newDecompressor with what is known of the
+// compressed data up front: its size (-1 if unknown) and, for xz, the
+// uncompressed size of each block as the stream's index declares it
+// (nil if unknown; see xzBlockSizes). They only bound allocations.
+func newSizedDecompressor(r io.Reader, c Compression, size int64, xzBlocks []int64) (io.ReadCloser, error) {
 	switch c {
 	case CompressNone:
 		return io.NopCloser(r), nil
@@ -58,7 +68,9 @@ func newDecompressor(r io.Reader, c Compression) (io.ReadCloser, error) {
 		}
 		return z, nil
 	case CompressXZ:
-		z, err := xz.NewReader(newXZGuard(r))
+		g := newXZGuard(r, size)
+		g.blocks = xzBlocks
+		z, err := xz.NewReader(g)
 		if err != nil {
 			return nil, fmt.Errorf("xz: %w", decodeErr(err))
 		}
@@ -127,12 +139,22 @@ func (d *decodedReader) mapErr(err error) error {
 	return fmt.Errorf("%s: %w", d.c, decodeErr(err))
 }
 
-// xzGuard passes an xz stream through unchanged while following its
-// framing (stream header, block headers, LZMA2 chunk headers, index,
-// footer), so that a block header declaring a dictionary larger than
-// maxXZDict is refused before the xz decoder sees it and allocates the
-// dictionary. Structural errors stop the stream early; the decoder then
-// reports them.
+// xzGuard passes an xz stream through while following its framing
+// (stream header, block headers, LZMA2 chunk headers, index, footer), so
+// that a block header declaring a dictionary larger than maxXZDict is
+// refused before the xz decoder sees it and allocates the dictionary.
+// Structural errors stop the stream early; the decoder then reports them.
+//
+// It also bounds the dictionary by the data: the decoder allocates (and
+// clears) the whole declared dictionary, 8 MiB for xz -6, even for a block
+// of a few hundred bytes. LZMA2 never refers further back than the start
+// of the block, so a dictionary as large as the block's uncompressed size
+// decodes it exactly. When that size is known — from the block header's
+// Uncompressed Size field, or from the index (blocks) — the guard lowers
+// the declared dictionary to the smallest encodable size holding it and
+// fixes the header's CRC32. A size that lies cannot change the output:
+// a match reaching beyond the smaller dictionary is a decoding error, and
+// the decoder checks the actual sizes against the header and the index.
 type xzGuard struct {
 	r       *bufio.Reader
 	pending []byte // checked bytes not yet returned
@@ -141,6 +163,8 @@ type xzGuard struct {
 	check   int   // size of each block's check field
 	off     int64 // offset in the current stream
 	records int64 // index records left
+	blocks  []int64
+	block   int // blocks seen so far
 	err     error
 }
 
@@ -158,8 +182,14 @@ const (
 
 var xzGuardMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 
-func newXZGuard(r io.Reader) *xzGuard {
-	return &xzGuard{r: bufio.NewReaderSize(r, 32<<10)}
+// newXZGuard reads r, whose size is size (-1 if unknown): a small member
+// gets a small buffer.
+func newXZGuard(r io.Reader, size int64) *xzGuard {
+	n := 32 << 10
+	if size >= 0 && size < int64(n) {
+		n = max(int(size), 64)
+	}
+	return &xzGuard{r: bufio.NewReaderSize(r, n)}
 }
 
 func (g *xzGuard) Read(p []byte) (int, error) {
@@ -248,8 +278,17 @@ func (g *xzGuard) step() error {
 		if err != nil {
 			return err
 		}
-		if err := checkXZGuardBlockHeader(h); err != nil {
+		props, size, err := checkXZGuardBlockHeader(h)
+		if err != nil {
 			return err
+		}
+		if g.block < len(g.blocks) && (size < 0 || g.blocks[g.block] < size) {
+			size = g.blocks[g.block]
+		}
+		g.block++
+		if props >= 0 && size >= 0 {
+			// The size byte and h are pending, in one piece.
+			shrinkXZDict(g.pending[len(g.pending)-len(h)-1:], 1+props, size)
 		}
 		g.state = xzgChunk
 	case xzgChunk:
@@ -320,24 +359,17 @@ func (g *xzGuard) step() error {
 }
 
 // checkXZGuardBlockHeader checks a block header (without its size byte) and
-// refuses LZMA2 dictionaries larger than maxXZDict.
-func checkXZGuardBlockHeader(h []byte) error {
+// refuses LZMA2 dictionaries larger than maxXZDict. It returns the offset
+// in h of the LZMA2 properties byte (-1 without LZMA2) and the declared
+// uncompressed size (-1 when absent).
+func checkXZGuardBlockHeader(h []byte) (props int, size int64, err error) {
 	bad := fmt.Errorf("%w: xz: malformed block header", ErrCorrupt)
 	if len(h) < 5 {
-		return bad
+		return 0, 0, bad
 	}
 	body := h[:len(h)-4] // without the CRC32
 	flags := body[0]
 	pos := 1
-	skipVarint := func() bool {
-		for i := 0; i < 9 && pos < len(body); i++ {
-			pos++
-			if body[pos-1]&0x80 == 0 {
-				return true
-			}
-		}
-		return false
-	}
 	readVarint := func() (uint64, bool) {
 		var v uint64
 		for i := 0; i < 9 && pos < len(body); i++ {
@@ -350,31 +382,118 @@ func checkXZGuardBlockHeader(h []byte) error {
 		}
 		return 0, false
 	}
-	if flags&0x40 != 0 && !skipVarint() {
-		return bad
+	if flags&0x40 != 0 {
+		if _, ok := readVarint(); !ok {
+			return 0, 0, bad
+		}
 	}
-	if flags&0x80 != 0 && !skipVarint() {
-		return bad
+	props, size = -1, -1
+	if flags&0x80 != 0 {
+		v, ok := readVarint()
+		if !ok {
+			return 0, 0, bad
+		}
+		if v < 1<<62 {
+			size = int64(v)
+		}
 	}
 	for i := 0; i <= int(flags&3); i++ {
 		id, ok1 := readVarint()
-		size, ok2 := readVarint()
-		if !ok1 || !ok2 || size > uint64(len(body)-pos) {
-			return bad
+		n, ok2 := readVarint()
+		if !ok1 || !ok2 || n > uint64(len(body)-pos) {
+			return 0, 0, bad
 		}
-		props := body[pos : pos+int(size)]
-		pos += int(size)
+		p := body[pos : pos+int(n)]
 		if id == 0x21 { // LZMA2
-			if len(props) != 1 || props[0] > 40 {
-				return bad
+			if len(p) != 1 || p[0] > 40 {
+				return 0, 0, bad
 			}
-			dict := int64(2|props[0]&1) << (props[0]/2 + 11)
+			dict := xzDictSize(p[0])
 			if dict > maxXZDict {
-				return fmt.Errorf("%w: xz: the data asks for a %d MiB dictionary; the limit is %d MiB", ErrTooLarge, dict>>20, maxXZDict>>20)
+				return 0, 0, fmt.Errorf("%w: xz: the data asks for a %d MiB dictionary; the limit is %d MiB", ErrTooLarge, dict>>20, maxXZDict>>20)
 			}
+			props = pos
 		}
+		pos += int(n)
 	}
-	return nil
+	return props, size, nil
+}
+
+// xzDictSize is the dictionary size an LZMA2 properties byte declares.
+func xzDictSize(p byte) int64 { return int64(2|p&1) << (p/2 + 11) }
+
+// shrinkXZDict lowers the LZMA2 dictionary declared by the properties byte
+// at h[at] of the block header h (size byte included) to the smallest
+// size, at least 4 KiB, that holds size bytes, and recomputes the header's
+// CRC32. A dictionary that is already smaller stays.
+func shrinkXZDict(h []byte, at int, size int64) {
+	p := byte(0)
+	for p < 40 && xzDictSize(p) < size {
+		p++
+	}
+	if p >= h[at] {
+		return
+	}
+	h[at] = p
+	binary.LittleEndian.PutUint32(h[len(h)-4:], crc32.ChecksumIEEE(h[:len(h)-4]))
+}
+
+// xzBlockSizes reads the index at the end of the xz stream in r (size
+// bytes) and returns each block's uncompressed size, or nil when r is not
+// exactly one well-formed stream (then nothing is known up front; the
+// decoder reports what is wrong).
+func xzBlockSizes(r io.ReaderAt, size int64) []int64 {
+	const maxIndex = 1 << 20
+	var footer [12]byte
+	if size < 32 {
+		return nil
+	}
+	if _, err := r.ReadAt(footer[:], size-12); err != nil || footer[10] != 'Y' || footer[11] != 'Z' {
+		return nil
+	}
+	if crc32.ChecksumIEEE(footer[4:10]) != binary.LittleEndian.Uint32(footer[:4]) {
+		return nil
+	}
+	n := (int64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
+	if n > maxIndex || n > size-24 {
+		return nil
+	}
+	index := make([]byte, n)
+	if _, err := r.ReadAt(index, size-12-n); err != nil {
+		return nil
+	}
+	body := index[:n-4]
+	if index[0] != 0 || crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(index[n-4:]) {
+		return nil
+	}
+	pos := 1
+	varint := func() (int64, bool) {
+		v, k := binary.Uvarint(body[pos:])
+		if k <= 0 || k > 9 || v >= 1<<62 {
+			return 0, false
+		}
+		pos += k
+		return int64(v), true
+	}
+	count, ok := varint()
+	if !ok || count > int64(len(body)) {
+		return nil
+	}
+	out := make([]int64, 0, count)
+	total := int64(12) // the stream header
+	for range count {
+		unpadded, ok1 := varint()
+		uncompressed, ok2 := varint()
+		if !ok1 || !ok2 {
+			return nil
+		}
+		total += (unpadded + 3) &^ 3
+		out = append(out, uncompressed)
+	}
+	if total+n+12 != size {
+		return nil
+	}
+	return out
 }
 
 // xzGuardCheckSize returns the size of the block check for an xz check ID.

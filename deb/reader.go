@@ -50,7 +50,13 @@ func quoteName(s string) string {
 // ErrTooLarge and name the member and entry; the control member is bounded
 // by MaxControlSize. Errors are sticky.
 type Reader struct {
-	mr      *MemberReader
+	mr *MemberReader
+	// ra reads the archive at random (when the input is an io.ReaderAt
+	// and io.Seeker, such as a file), base being where it starts: the xz
+	// index at the end of a member is read before its blocks (see
+	// memberReader).
+	ra      io.ReaderAt
+	base    int64
 	control *ControlInfo
 	data    *Member
 	dec     io.ReadCloser
@@ -62,6 +68,13 @@ type Reader struct {
 
 // NewReader reads the ar magic and the debian-binary member of r.
 func NewReader(r io.Reader) (*Reader, error) {
+	base := int64(-1)
+	ra, _ := r.(io.ReaderAt)
+	if s, ok := r.(io.Seeker); ok && ra != nil {
+		if cur, err := s.Seek(0, io.SeekCurrent); err == nil {
+			base = cur
+		}
+	}
 	mr, err := NewMemberReader(r)
 	if err != nil {
 		return nil, err
@@ -69,7 +82,40 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if _, err := mr.Next(); err != nil {
 		return nil, err
 	}
-	return &Reader{mr: mr}, nil
+	dr := &Reader{mr: mr}
+	if base >= 0 && mr.seeker != nil {
+		dr.ra, dr.base = ra, base
+	}
+	return dr, nil
+}
+
+// maxBufferedMember is the largest compressed control member read into
+// memory whole from an input that cannot seek, to learn its xz block
+// sizes before decoding.
+const maxBufferedMember = 256 << 10
+
+// decompress returns the decompressed content of the current member m,
+// which is read from src. For xz the block sizes in the stream's index are
+// read first when possible — with random access, or by holding a small
+// member (buffer) in memory — so that the decoder's dictionary is
+// allocated by the data's size, not the compressor's setting.
+func (r *Reader) decompress(src io.Reader, m *Member, buffer bool) (io.ReadCloser, error) {
+	if m.Compression != CompressXZ {
+		return newDecompressor(src, m.Compression)
+	}
+	var blocks []int64
+	switch {
+	case r.ra != nil:
+		blocks = xzBlockSizes(io.NewSectionReader(r.ra, r.base+m.Offset, m.Size), m.Size)
+	case buffer && m.Size <= maxBufferedMember:
+		data, err := io.ReadAll(src)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Compression, decodeErr(err))
+		}
+		blocks = xzBlockSizes(bytes.NewReader(data), int64(len(data)))
+		src = bytes.NewReader(data)
+	}
+	return newSizedDecompressor(src, m.Compression, m.Size, blocks)
 }
 
 // FormatVersion returns the format version from debian-binary ("2.0").
@@ -96,7 +142,7 @@ func (r *Reader) Control() (*ControlInfo, error) {
 			return nil, err
 		}
 		if m.Kind == KindControl {
-			r.control, r.err = readControl(r.mr, m)
+			r.control, r.err = r.readControl(m)
 			return r.control, r.err
 		}
 	}
@@ -162,7 +208,7 @@ func (r *Reader) openData() error {
 		if m.Kind != KindData {
 			continue
 		}
-		dec, err := newDecompressor(r.mr, m.Compression)
+		dec, err := r.decompress(r.mr, m, false)
 		if err != nil {
 			return fmt.Errorf("member %s: %w", m.Name, err)
 		}
@@ -240,13 +286,13 @@ func (c *ControlInfo) File(name string) *ControlFile {
 	return nil
 }
 
-// readControl decompresses and parses a control member, bounded by
+// readControl decompresses and parses the control member m, bounded by
 // MaxControlSize and MaxControlFileSize.
-func readControl(src io.Reader, m *Member) (*ControlInfo, error) {
+func (r *Reader) readControl(m *Member) (*ControlInfo, error) {
 	fail := func(err error) (*ControlInfo, error) {
 		return nil, fmt.Errorf("member %s: %w", m.Name, err)
 	}
-	dec, err := newDecompressor(src, m.Compression)
+	dec, err := r.decompress(r.mr, m, true)
 	if err != nil {
 		return fail(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -84,5 +85,54 @@ func TestGenerateBenchDebs(t *testing.T) {
 	wg.Wait()
 	if firstErr != nil {
 		t.Fatal(firstErr)
+	}
+}
+
+var benchDebs = flag.String("bench-debs", "", "BenchmarkIncludeDebs: import DIR/all/*.deb (from -gen-bench-debs) instead of 300 generated packages")
+
+// BenchmarkIncludeDebs imports a batch of small packages into an empty
+// repository and publishes it signed, as scripts/bench-repo.sh does with
+// the command (profile it with -cpuprofile, -memprofile).
+func BenchmarkIncludeDebs(b *testing.B) {
+	var files []string
+	if *benchDebs != "" {
+		var err error
+		if files, err = filepath.Glob(filepath.Join(*benchDebs, "all", "*.deb")); err != nil || len(files) == 0 {
+			b.Fatalf("no packages in %s/all (%v)", *benchDebs, err)
+		}
+	} else {
+		dir := b.TempDir()
+		for i := range 300 {
+			name := fmt.Sprintf("bench-%05d", i)
+			data, file, err := benchDeb(name, i)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := filepath.Join(dir, file)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			files = append(files, p)
+		}
+	}
+	conf := "Codename: bench\nSuite: stable\nArchitectures: amd64\nComponents: main\nDescription: benchmark\nSignWith: " +
+		filepath.Join("..", "fixtures", "keys", "lampi-test.sec.asc") + "\n"
+	abs, err := filepath.Abs(filepath.Join("..", "fixtures", "keys", "lampi-test.sec.asc"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	conf = strings.Replace(conf, filepath.Join("..", "fixtures", "keys", "lampi-test.sec.asc"), abs, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		r := newTestRepo(b, conf, Options{})
+		b.StartTimer()
+		res, err := r.IncludeDeb(context.Background(), "bench", files, IncludeOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Changes) != len(files) || len(res.Exported) != 1 {
+			b.Fatalf("%d changes, exported %v; want %d and bench", len(res.Changes), res.Exported, len(files))
+		}
 	}
 }

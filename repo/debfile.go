@@ -3,10 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
-
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -104,6 +101,10 @@ type stager struct {
 	n    atomic.Int64
 	// budget is how many more bytes of packages may be kept in memory.
 	budget atomic.Int64
+	// spillValues: stanzas and checksums go to spill (a large batch).
+	spillValues bool
+	spill       spillFile
+	madeRoot    bool // DBDIR/tmp did not exist before
 }
 
 func newStager(r *Repo) *stager {
@@ -117,7 +118,11 @@ const stagingMemory = 8 << 20
 
 // name returns a new file name in the staging directory.
 func (s *stager) name() (string, error) {
-	s.once.Do(func() { s.dir, s.err = s.r.stagingDir() })
+	s.once.Do(func() {
+		_, err := os.Stat(s.r.tmpRoot)
+		s.madeRoot = os.IsNotExist(err)
+		s.dir, s.err = s.r.stagingDir()
+	})
 	if s.err != nil {
 		return "", s.err
 	}
@@ -130,13 +135,17 @@ func (s *stager) create() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644) // read back by inspect
 }
 
 // remove deletes the staging directory and what is left in it.
 func (s *stager) remove() {
+	s.closeSpill()
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
+		if s.madeRoot {
+			os.Remove(s.r.tmpRoot) // only if empty: others may be staging
+		}
 	}
 }
 
@@ -167,78 +176,24 @@ func (df *debFile) inspect(f io.ReaderAt, size int64) error {
 	if ctl == nil {
 		return bad(fmt.Errorf("%w: no control member", deb.ErrNotDeb))
 	}
-	info, err := readControlFast(f, size, ctl)
+	info, err := readControl(f, size)
 	if err != nil {
 		return bad(err)
 	}
 	return df.checkControl(info.Paragraph)
 }
 
-// readControlFast reads the control member with deb.Reader. For an xz
-// control member it first presents the reader a copy whose block header
-// declares a 64 KiB dictionary instead of the compressor's (8 MiB for
-// xz -6, allocated and cleared for every package): decoding with a smaller
-// dictionary either gives exactly the same bytes or fails on a match
-// distance beyond it, and then the file is read again as it is.
-func readControlFast(f io.ReaderAt, size int64, ctl *deb.Member) (*deb.ControlInfo, error) {
-	if ctl.Compression == deb.CompressXZ && ctl.Size <= 4<<20 {
-		buf := make([]byte, ctl.Size)
-		if _, err := f.ReadAt(buf, ctl.Offset); err == nil && shrinkXZDict(buf, 8) {
-			end := ctl.Offset + ctl.Size
-			r := io.MultiReader(io.NewSectionReader(f, 0, ctl.Offset), bytes.NewReader(buf), io.NewSectionReader(f, end, size-end))
-			if info, err := readControl(r); err == nil {
-				return info, nil
-			}
-		}
-	}
-	return readControl(io.NewSectionReader(f, 0, size))
-}
-
-func readControl(r io.Reader) (*deb.ControlInfo, error) {
-	dr, err := deb.NewReader(r)
+// readControl reads the control member with deb.Reader, which reads an
+// xz member's index first and sizes the decoder's dictionary by the data
+// (not the 8 MiB xz -6 declares): from a file or an in-memory package it
+// has random access.
+func readControl(f io.ReaderAt, size int64) (*deb.ControlInfo, error) {
+	dr, err := deb.NewReader(io.NewSectionReader(f, 0, size))
 	if err != nil {
 		return nil, err
 	}
 	defer dr.Close()
 	return dr.Control()
-}
-
-// shrinkXZDict rewrites the LZMA2 dictionary size in the first block
-// header of the xz stream in b to 2^(p/2+12) bytes when it declares more,
-// fixing the header's CRC32. It reports whether it changed anything.
-func shrinkXZDict(b []byte, p byte) bool {
-	const streamHeader = 12
-	if len(b) < streamHeader+8 || !bytes.HasPrefix(b, []byte("\xfd7zXZ\x00")) {
-		return false
-	}
-	h := b[streamHeader:]
-	size := (int(h[0]) + 1) * 4
-	if h[0] == 0 || len(h) < size {
-		return false
-	}
-	flags := h[1]
-	if flags&0x03 != 0 { // more than one filter
-		return false
-	}
-	i := 2
-	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} {
-		if present {
-			_, n := binary.Uvarint(h[i:size])
-			if n <= 0 {
-				return false
-			}
-			i += n
-		}
-	}
-	if i+3 > size-4 || h[i] != 0x21 || h[i+1] != 1 { // LZMA2, 1 property byte
-		return false
-	}
-	if h[i+2] <= p || h[i+2] > 40 {
-		return false
-	}
-	h[i+2] = p
-	binary.LittleEndian.PutUint32(h[size-4:], crc32.ChecksumIEEE(h[:size-4]))
-	return true
 }
 
 // checkControl validates the fields a Packages index needs.

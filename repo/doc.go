@@ -28,7 +28,11 @@
 //
 // Every modifying command is one bbolt transaction: it checks all its
 // input first, so a bad file, an unknown architecture or a version clash
-// leaves dists/, pool/ and db/ untouched. The version rules: the same file
+// leaves dists/, pool/ and db/ untouched. (A large batch into empty
+// package lists — taking a repository over — builds the new lists in
+// several transactions that nothing reads, then makes them visible in
+// one: still all or nothing, with a fraction of the memory.) The version
+// rules: the same file
 // again is a no-op; a newer version replaces the older one (the newest
 // Limit versions are kept, 1 by default); an older version, or the same
 // name, version and architecture with other bytes, is refused

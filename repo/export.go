@@ -53,21 +53,43 @@ type indexName struct {
 
 // readPackages returns the content of a target's Packages index: every
 // stanza in key order (package name, then version), each followed by a
-// blank line. sizeHint (the size last published) sizes the buffer, which
-// free releases once the index is published.
+// blank line. sizeHint (the size last published) sizes the buffer; without
+// one, a first pass over the bucket does — either way without copying
+// growth and off the Go heap. free releases the buffer once the index is
+// published. The database pages read are dropped from the process's
+// memory as the copy proceeds (dropMapped): the index is held once, not
+// twice.
 func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList) ([]byte, error) {
 	b, err := targetBucket(tx, t, false)
 	if err != nil || b == nil {
 		return nil, err
 	}
-	out, release := hugeBuffer(int(sizeHint + sizeHint/16 + 4096))
+	size := int(sizeHint + sizeHint/16 + 4096)
+	if sizeHint <= 0 {
+		size = 0
+		b.ForEach(func(k, v []byte) error {
+			_, stanza := splitPkgValue(v)
+			size += len(stanza) + 1
+			return nil
+		})
+		dropMapped(tx)
+	}
+	out, release := hugeBuffer(size)
 	free.add(release)
+	dropped := 0
 	err = b.ForEach(func(k, v []byte) error {
 		_, stanza := splitPkgValue(v)
 		out = append(out, stanza...)
 		out = append(out, '\n')
+		if len(out)-dropped > 2<<20 {
+			dropMapped(tx)
+			dropped = len(out)
+		}
 		return nil
 	})
+	if dropped > 0 {
+		dropMapped(tx)
+	}
 	return out, err
 }
 

@@ -52,7 +52,9 @@ type incoming struct {
 	component, section, priority string
 	filekey                      string
 	value                        []byte // pool file key "\x00" Packages stanza
-	targets                      []Target
+	// spilled: value and sums are in the stager's spill file instead.
+	spilled *spilled
+	targets []Target
 	// prewritten: the pool file did not exist and was written while
 	// the batch was read (removed again if the command fails).
 	prewritten bool
@@ -93,11 +95,18 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	defer w.close()
 	staging := newStager(r)
 	defer staging.remove()
+	staging.spillValues = len(files) >= r.bulkMin
 	debs, err := r.stageAll(ctx, files, staging, func(in *incoming) error {
 		if err := in.place(d, o); err != nil {
 			return err
 		}
-		return r.preWrite(ctx, in, staging)
+		if err := r.preWrite(ctx, in, staging); err != nil {
+			return err
+		}
+		if staging.spillValues {
+			return staging.keep(in)
+		}
+		return nil
 	})
 	undo := func(extra []string) {
 		for _, in := range debs {
@@ -126,27 +135,39 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	res := &Result{}
 	var unref []string
 	var written []string
-	err = w.db.Update(func(tx *bolt.Tx) error {
-		var toWrite []*incoming
-		for _, in := range debs {
-			added, gone, err := r.addPackage(tx, d, in, res)
-			if err != nil {
+	bulk, err := r.bulkEligible(w.db, debs)
+	if err != nil {
+		undo(nil)
+		return nil, err
+	}
+	if bulk {
+		written, err = r.includeBatch(ctx, w.db, debs, staging, res)
+	} else if err = staging.unspill(debs); err == nil {
+		err = w.db.Update(func(tx *bolt.Tx) error {
+			var toWrite []*incoming
+			for _, in := range debs {
+				added, gone, err := r.addPackage(tx, d, in, res)
+				if err != nil {
+					return err
+				}
+				unref = append(unref, gone...)
+				if added && !in.prewritten {
+					toWrite = append(toWrite, in)
+				}
+			}
+			var err error
+			if written, err = r.writePool(ctx, toWrite, staging); err != nil {
 				return err
 			}
-			unref = append(unref, gone...)
-			if added && !in.prewritten {
-				toWrite = append(toWrite, in)
-			}
-		}
-		var err error
-		if written, err = r.writePool(ctx, toWrite, staging); err != nil {
-			return err
-		}
-		return r.storage.Sync(ctx)
-	})
+			return r.storage.Sync(ctx)
+		})
+	}
 	if err != nil {
 		undo(written)
 		return nil, err
+	}
+	if bulk {
+		releaseBatch(debs)
 	}
 	r.log(d, logLines(d, res.Changes))
 	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)

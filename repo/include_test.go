@@ -1,8 +1,10 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,5 +166,25 @@ func TestIncrementalExport(t *testing.T) {
 		if want := f == "main/binary-amd64/Packages.gz" || f == "Release"; changed != want {
 			t.Errorf("%s rewritten: %v, want %v", f, changed, want)
 		}
+	}
+}
+
+// TestIncludeLargePackage: a package bigger than what is kept in memory
+// goes through a staging file, which is read back for its control file;
+// the pool file is the package, byte for byte.
+func TestIncludeLargePackage(t *testing.T) {
+	dir := t.TempDir()
+	payload := make([]byte, 3*maxInMemory)
+	rand.New(rand.NewSource(1)).Read(payload)
+	big := buildDeb(t, dir, pkgSpec{name: "big", version: "1.0", payload: string(payload), gzip: true})
+	if fi, err := os.Stat(big); err != nil || fi.Size() <= maxInMemory {
+		t.Fatalf("test package is %v bytes, want more than %d (%v)", fi.Size(), maxInMemory, err)
+	}
+	r := newTestRepo(t, testDistributions, Options{})
+	mustInclude(t, r, "bookworm", big)
+	want, _ := os.ReadFile(big)
+	got, err := os.ReadFile(filepath.Join(r.Base, "pool/main/b/big/big_1.0_all.deb"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("pool file differs from the package (%v)", err)
 	}
 }

@@ -17,13 +17,13 @@ import (
 // (nil, size, nil) when the file is larger, and an error wrapping
 // ErrBadPackage when it is not a regular file.
 func readSmall(path string, max int64) ([]byte, int64, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	fd, err := rawOpen(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer syscall.Close(fd)
+	defer rawClose(fd)
 	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	if err := rawFstat(fd, &st); err != nil {
 		return nil, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -38,7 +38,7 @@ func readSmall(path string, max int64) ([]byte, int64, error) {
 	buf := make([]byte, st.Size)
 	n := 0
 	for n < len(buf) {
-		k, err := syscall.Read(fd, buf[n:])
+		k, err := rawRead(fd, buf[n:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -55,22 +55,22 @@ func readSmall(path string, max int64) ([]byte, int64, error) {
 
 // writeNew creates path (which must not exist) with data, mode 0644.
 func writeNew(path string, data []byte) error {
-	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o644)
+	fd, err := rawOpen(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return &fs.PathError{Op: "create", Path: path, Err: err}
 	}
 	for len(data) > 0 {
-		k, err := syscall.Write(fd, data)
+		k, err := rawWrite(fd, data)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			syscall.Close(fd)
+			rawClose(fd)
 			return &fs.PathError{Op: "write", Path: path, Err: err}
 		}
 		data = data[k:]
 	}
-	if err := syscall.Close(fd); err != nil {
+	if err := rawClose(fd); err != nil {
 		return &fs.PathError{Op: "close", Path: path, Err: err}
 	}
 	return nil

@@ -76,6 +76,9 @@ type Repo struct {
 	dbPath  string
 	lockDir string
 	tmpRoot string
+	// bulkMin and bulkChunk steer includeBulk; bulkRuns counts its
+	// imports (for tests).
+	bulkMin, bulkChunk, bulkRuns int
 }
 
 // Open reads BASEDIR/conf and returns the repository. It neither locks
@@ -127,6 +130,7 @@ func OpenConfig(base string, conf *Config, opts Options) (*Repo, error) {
 		dbPath:  filepath.Join(opts.DBDir, "lampi.db"),
 		lockDir: opts.DBDir,
 		tmpRoot: filepath.Join(opts.DBDir, "tmp"),
+		bulkMin: bulkMin, bulkChunk: bulkChunk,
 	}
 	for _, w := range conf.Warnings {
 		opts.Warn(w)
@@ -180,6 +184,9 @@ func (w *writer) openDB() error {
 		return err
 	}
 	w.db = db
+	if err := dropPending(db); err != nil {
+		return fmt.Errorf("%s: remove an interrupted bulk import: %w", w.r.dbPath, err)
+	}
 	for _, d := range w.r.Conf.Distributions {
 		if _, err := w.r.adopt(context.Background(), db, d); err != nil {
 			return err

@@ -60,7 +60,7 @@ func (s *DirStorage) mkdir(p string) error {
 	if _, ok := s.dirs.Load(dir); ok {
 		return nil
 	}
-	err := os.Mkdir(dir, 0o755) // usually the parent exists: one call
+	err := mkdirFast(dir) // usually the parent exists: one call
 	if errors.Is(err, fs.ErrNotExist) {
 		err = os.MkdirAll(dir, 0o755)
 	}

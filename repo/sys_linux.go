@@ -2,8 +2,12 @@ package repo
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"syscall"
+	"unsafe"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,4 +44,84 @@ func hugeBuffer(n int) ([]byte, func()) {
 	}
 	unix.Madvise(b, unix.MADV_HUGEPAGE)
 	return b[:0:size], func() { unix.Munmap(b) }
+}
+
+// dropMapped takes the state database's pages that tx has read out of the
+// process's resident memory: bbolt reads through a read-only shared map
+// of the file, and reading a whole package list (10,000 stanzas: some
+// 8 MB) would otherwise count that much on top of what is built from it.
+// The pages stay in the page cache; touching them again maps them again.
+// bbolt never writes through the map, so nothing is lost.
+func dropMapped(tx *bolt.Tx) {
+	unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(tx.Size()), unix.MADV_DONTNEED)
+}
+
+// The small-file system calls of a batch (read a package, create its pool
+// directory and file) are made as raw system calls: each takes tens to
+// hundreds of microseconds in the kernel, and through the runtime's
+// ordinary path every one of them would let the scheduler's monitor hand
+// the processor to another thread and back (futex wake-ups and context
+// switches that, on a virtual machine, cost as much as the calls). They
+// are local file operations that do not wait for anything but the disk.
+
+const atFDCWD = ^uintptr(99) // AT_FDCWD, -100
+
+func rawOpen(path string, flags int, mode uint32) (int, error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return -1, err
+	}
+	fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), uintptr(flags), uintptr(mode), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(fd), nil
+}
+
+func rawRead(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawClose(fd int) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+func rawFstat(fd int, st *syscall.Stat_t) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(st)), 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// mkdirFast is os.Mkdir(dir, 0755) as a raw system call.
+func mkdirFast(dir string) error {
+	p, err := unix.BytePtrFromString(dir)
+	if err != nil {
+		return err
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_MKDIRAT, atFDCWD, uintptr(unsafe.Pointer(p)), 0o755); e != 0 {
+		return &fs.PathError{Op: "mkdir", Path: dir, Err: e}
+	}
+	return nil
 }

@@ -2,7 +2,12 @@
 
 package repo
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // syncFS flushes every file system: without syncfs(2) there is no
 // cheaper way to make many written files durable at once.
@@ -14,3 +19,9 @@ func syncFS(dir string) error {
 // hugeBuffer returns an empty buffer with capacity for at least n bytes
 // and the function that frees it (see the Linux version).
 func hugeBuffer(n int) ([]byte, func()) { return make([]byte, 0, n), func() {} }
+
+// dropMapped is a no-op here (see the Linux version).
+func dropMapped(tx *bolt.Tx) {}
+
+// mkdirFast is os.Mkdir(dir, 0755) (see the Linux version).
+func mkdirFast(dir string) error { return os.Mkdir(dir, 0o755) }

@@ -9,7 +9,9 @@
 #   remove one         remove it again and republish signed
 #
 # Prints the median wall time of each step (RUNS runs for add/remove), the
-# peak RSS of each tool, and the ratios lampi-pkg / other (< 1: faster).
+# CPU time (user + sys) of the import, the peak RSS of each tool, and the
+# ratios lampi-pkg / other (< 1: faster). On a shared machine the CPU time
+# is the steadier figure: wall time also counts waiting for other work.
 # The packages are generated once into BENCH_CACHE (about a minute).
 #
 # Usage: scripts/bench-repo.sh [BIN] ; N=10000 RUNS=5 by default.
@@ -40,11 +42,11 @@ export GNUPGHOME="$work/gnupg"
 mkdir -m 700 "$GNUPGHOME"
 gpg --batch --quiet --import "$key" 2>/dev/null
 
-# measure NAME CMD…: runs CMD, appends "seconds rss_kb" to $work/NAME.
+# measure NAME CMD…: runs CMD, appends "seconds rss_kb user sys" to $work/NAME.
 measure() {
   local name=$1
   shift
-  if ! /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>&1; then
+  if ! /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$work/out" 2>&1; then
     echo "bench-repo: $name failed: $*" >&2
     tail -20 "$work/out" >&2
     exit 1
@@ -107,6 +109,9 @@ for step in import add remove; do
   [ "$step" = remove ] && label="remove one, signed (s)"
   printf '%-22s %10s %10s %10s %12s %12s\n' "$label" "$lm" "$rm" "$am" "$(ratio "$lm" "$rm")" "$(ratio "$lm" "$am")"
 done
+cpu() { awk '{printf "%.2f", $3 + $4}' "$1"; }
+lc=$(cpu "$work/lampi.import") rc=$(cpu "$work/reprepro.import") ac=$(cpu "$work/aptly.import")
+printf '%-22s %10s %10s %10s %12s %12s\n' "import CPU (s)" "$lc" "$rc" "$ac" "$(ratio "$lc" "$rc")" "$(ratio "$lc" "$ac")"
 lp=$(peak lampi) rp=$(peak reprepro) ap=$(peak aptly)
 printf '%-22s %10s %10s %10s %12s %12s\n' "peak RSS (MB)" "$lp" "$rp" "$ap" "$(ratio "$lp" "$rp")" "$(ratio "$lp" "$ap")"
 echo "median of $runs runs for add/remove; reprepro $(reprepro --version 2>&1 | awk '{print $NF}'), $(command aptly version | head -1); $(nproc) cores"

@@ -92,7 +92,7 @@ written; listfilter compares Version as dpkg does.`,
 
 // repoMemoryLimit is the Go heap size above which the collector runs
 // more often during repository commands (GOMEMLIMIT overrides it).
-const repoMemoryLimit = 40 << 20
+const repoMemoryLimit = 24 << 20
 
 // open loads the repository the options name, applying conf/options
 // entries for what was not given on the command line.

@@ -1,0 +1,16 @@
+//go:build unix && !linux
+
+package repo
+
+import "syscall"
+
+// The raw system calls of sys_linux.go, here through the runtime's
+// ordinary path.
+
+func rawOpen(path string, flags int, mode uint32) (int, error) {
+	return syscall.Open(path, flags, mode)
+}
+func rawRead(fd int, b []byte) (int, error)     { return syscall.Read(fd, b) }
+func rawWrite(fd int, b []byte) (int, error)    { return syscall.Write(fd, b) }
+func rawClose(fd int) error                     { return syscall.Close(fd) }
+func rawFstat(fd int, st *syscall.Stat_t) error { return syscall.Fstat(fd, st) }
