@@ -89,7 +89,17 @@
 // newest one is kept and it is sent when a connection is up again (the
 // reconnect backoff grows exponentially from 0.5 s to reconnect_backoff).
 // Seq is persisted before a report is handed over, so it grows across
-// restarts.
+// restarts. Over TLS (mqtts://, tls://, ssl://) the broker is verified
+// against broker_ca (default: the system roots) and broker_cert/broker_key
+// are presented as a client certificate; Flush's error carries the last
+// connection attempt's error (a refused certificate, bad credentials).
+//
+// # Retry-After
+//
+// A 429 or 503 with Retry-After makes the check fail, and the time is
+// persisted in the state directory. NotBefore returns it while it holds.
+// Run waits it out before the first check, even after a restart, and
+// "lampi-agent once" makes no request before it (exit 20) unless --force.
 //
 // # Caveats
 //

@@ -183,6 +183,37 @@ func TestRetryAfter(t *testing.T) {
 	if d := w.a.NextDelay(o); d != 2*time.Hour {
 		t.Errorf("next delay %s, want the server's 2h", d)
 	}
+	// The wish outlives the process: a restarted agent knows it, and its
+	// Run waits it out before the first request.
+	want := at.Start.Add(time.Minute).Add(2 * time.Hour)
+	if nb := w.a.NotBefore(); !nb.Equal(want) {
+		t.Errorf("NotBefore %s, want %s", nb, want)
+	}
+	w.r.Requests()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []time.Duration
+	again := newAgent(t, w.d, w.clock, agent.Options{Sleep: func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		cancel()
+		return ctx.Err()
+	}})
+	if st := again.Status(); !st.NotBefore.Equal(want) {
+		t.Errorf("status after restart: not before %s, want %s", st.NotBefore, want)
+	}
+	if err := again.Run(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 1 || waits[0] != min(2*time.Hour, again.Config().Heartbeat) {
+		t.Errorf("run after restart waited %v first, want the rest of the server's 2h (in heartbeat steps)", waits)
+	}
+	if reqs := w.r.Requests(); len(reqs) != 0 {
+		t.Errorf("run after restart asked the server within its Retry-After: %q", reqs)
+	}
+	w.clock.Advance(2*time.Hour + time.Second)
+	if nb := again.NotBefore(); !nb.IsZero() {
+		t.Errorf("NotBefore %s after the time has passed", nb)
+	}
 }
 
 // TestInterruptedDpkgRepaired: dpkg was killed between unpack and

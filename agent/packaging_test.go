@@ -52,8 +52,22 @@ func TestPackagingTree(t *testing.T) {
 	if out, err := root.Dpkg("-i", debPath); err != nil {
 		t.Fatalf("dpkg -i: %v\n%s", err, out)
 	}
+	// dpkg --root sets DPKG_ROOT: the scripts leave the host's systemd alone.
+	if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/lampi-agent.service"); err == nil {
+		t.Error("installing into an isolated root enabled the service on the host")
+	}
+	// Purge drops the agent's state and cache inside the root.
+	stateDir := filepath.Join(root.Root, "var/lib/lampi-agent")
+	os.MkdirAll(stateDir, 0o755)
+	os.WriteFile(filepath.Join(stateDir, "state.json"), []byte("{}"), 0o644)
 	if out, err := root.Dpkg("--purge", "lampi-agent"); err != nil {
 		t.Fatalf("dpkg --purge: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(stateDir); !os.IsNotExist(err) {
+		t.Errorf("purge left %s: %v", stateDir, err)
+	}
+	if _, err := os.Stat(filepath.Join(root.Root, "etc/lampi-agent/agent.conf")); !os.IsNotExist(err) {
+		t.Errorf("purge left the conffile: %v", err)
 	}
 	// The shipped agent.conf is valid as it is (everything commented).
 	c, err := agent.LoadConfig(filepath.Join(src, "etc/lampi-agent/agent.conf"))
@@ -105,5 +119,69 @@ func TestResumeDownload(t *testing.T) {
 	}
 	if w.d.Hi() != "Hello Deb! Version 0.2" {
 		t.Error(w.d.Hi())
+	}
+}
+
+// TestMaintainerScripts runs the packaged maintainer scripts outside dpkg
+// (DPKG_ROOT unset) with stand-ins for systemctl, deb-systemd-helper and
+// deb-systemd-invoke that only log: without a running systemd they only
+// enable the unit (symlinks, as debhelper does); with it they also reload
+// and start on install, restart on upgrade, stop on remove. An
+// administrator's disable survives an upgrade.
+func TestMaintainerScripts(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(at.FixturesDir(), "..", "packaging", "lampi-agent", "DEBIAN")
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	log := filepath.Join(t.TempDir(), "calls")
+	for _, tool := range []string{"systemctl", "deb-systemd-helper", "deb-systemd-invoke"} {
+		// was-enabled answers no when $ADMIN_DISABLED=1 (default yes, like a first install)
+		script := "#!" + sh + "\necho " + tool + " \"$@\" >>" + log + "\n" +
+			"case \"$*\" in *was-enabled*) [ \"${ADMIN_DISABLED:-0}\" = 0 ] ;; esac\n"
+		os.WriteFile(filepath.Join(bin, tool), []byte(script), 0o755)
+	}
+	_, statErr := os.Stat("/run/systemd/system")
+	systemd := statErr == nil
+	runScript := func(env []string, name string, args ...string) string {
+		t.Helper()
+		os.Remove(log)
+		cmd := exec.Command(sh, append([]string{filepath.Join(src, name)}, args...)...)
+		// only the stand-ins on PATH: a real systemctl can never run
+		cmd.Env = append([]string{"PATH=" + bin}, env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		b, _ := os.ReadFile(log)
+		return string(b)
+	}
+	want := func(got string, lines ...string) {
+		t.Helper()
+		if strings.Join(lines, "") != got {
+			t.Errorf("calls:\n%s\nwant:\n%s", got, strings.Join(lines, ""))
+		}
+	}
+	enable := []string{"deb-systemd-helper unmask lampi-agent.service\n", "deb-systemd-helper --quiet was-enabled lampi-agent.service\n",
+		"deb-systemd-helper enable lampi-agent.service\n"}
+	ifSystemd := func(lines ...string) []string {
+		if systemd {
+			return lines
+		}
+		return nil
+	}
+	reload := "systemctl --system daemon-reload\n"
+	want(runScript(nil, "postinst", "configure", ""), append(enable, ifSystemd(reload, "deb-systemd-invoke start lampi-agent.service\n")...)...)
+	want(runScript(nil, "postinst", "configure", "0.2.0"), append(enable, ifSystemd(reload, "deb-systemd-invoke restart lampi-agent.service\n")...)...)
+	want(runScript([]string{"ADMIN_DISABLED=1"}, "postinst", "configure", "0.2.0"),
+		append([]string{enable[0], enable[1], "deb-systemd-helper update-state lampi-agent.service\n"}, ifSystemd(reload, "deb-systemd-invoke restart lampi-agent.service\n")...)...)
+	want(runScript(nil, "prerm", "upgrade", "0.4.0"))
+	want(runScript(nil, "prerm", "remove"), ifSystemd("deb-systemd-invoke stop lampi-agent.service\n")...)
+	want(runScript(nil, "postrm", "remove"), ifSystemd(reload)...)
+	want(runScript(nil, "postrm", "upgrade", "0.4.0"))
+	// Inside an image build or an isolated root: nothing at all.
+	for _, args := range [][]string{{"postinst", "configure", ""}, {"prerm", "remove"}, {"postrm", "remove"}} {
+		want(runScript([]string{"DPKG_ROOT=" + t.TempDir()}, args[0], args[1:]...))
 	}
 }

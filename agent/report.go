@@ -96,6 +96,10 @@ type MQTTReporter struct {
 	// the connection "online" was last published on (-1: none yet). Online
 	// goes out first on every connection, before any state.
 	downGen, onlineFor int
+	// connErr is the last connection attempt's error (nil once connected):
+	// Flush says why nothing was acknowledged (a refused certificate, bad
+	// credentials), not only that time ran out.
+	connErr error
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -136,6 +140,9 @@ func NewMQTTReporter(ctx context.Context, opts ReporterOptions) (*MQTTReporter, 
 		WillMessage:                   &paho.WillMessage{Topic: statusTopic, Payload: []byte(state.Offline), QoS: 1, Retain: true},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			opts.Logf("mqtt: connected to %s", opts.Broker.Redacted())
+			r.mu.Lock()
+			r.connErr = nil
+			r.mu.Unlock()
 			r.poke()
 		},
 		OnConnectionDown: func() bool {
@@ -145,8 +152,13 @@ func NewMQTTReporter(ctx context.Context, opts ReporterOptions) (*MQTTReporter, 
 			r.mu.Unlock()
 			return true
 		},
-		OnConnectError: func(err error) { opts.Logf("mqtt: connect %s: %v", opts.Broker.Redacted(), err) },
-		ClientConfig:   paho.ClientConfig{ClientID: "lampi-agent-" + opts.DeviceID},
+		OnConnectError: func(err error) {
+			opts.Logf("mqtt: connect %s: %v", opts.Broker.Redacted(), err)
+			r.mu.Lock()
+			r.connErr = err
+			r.mu.Unlock()
+		},
+		ClientConfig: paho.ClientConfig{ClientID: "lampi-agent-" + opts.DeviceID},
 	}
 	cm, err := autopaho.NewConnection(ctx, cfg)
 	if err != nil {
@@ -262,6 +274,12 @@ func (r *MQTTReporter) Flush(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			r.mu.Lock()
+			connErr := r.connErr
+			r.mu.Unlock()
+			if connErr != nil {
+				return fmt.Errorf("mqtt: state %d not acknowledged by %s: %w (last connection attempt: %v)", p.Seq, r.opts.Broker.Redacted(), ctx.Err(), connErr)
+			}
 			return fmt.Errorf("mqtt: state %d not acknowledged by %s: %w", p.Seq, r.opts.Broker.Redacted(), ctx.Err())
 		case <-ch:
 		}

@@ -63,6 +63,9 @@ type Status struct {
 	SelfUpdate   *SelfUpdate       `json:"self_update,omitempty"`
 	Window       string            `json:"maintenance_window"`
 	Failures     int               `json:"consecutive_failures,omitempty"`
+	// NotBefore is set while the repository's Retry-After holds: no
+	// check before then ("once" defers, "run" waits).
+	NotBefore time.Time `json:"not_before,omitzero"`
 	// ReleaseDates is the newest accepted Release Date per source.
 	ReleaseDates map[string]time.Time `json:"release_dates,omitempty"`
 }
@@ -74,7 +77,7 @@ func (a *Agent) Status() Status {
 	s := Status{Device: a.deviceID, Architecture: a.cfg.Architecture, LastCheck: a.st.LastCheck, LastAttempt: a.st.LastAttempt,
 		Result: a.st.Result, Error: a.st.Error, Pending: a.st.Pending, Target: a.st.Target, Seq: a.st.Seq,
 		Unsent: a.st.Unsent, SelfUpdate: a.st.SelfUpdate, Window: a.cfg.Window.String(), Failures: a.st.Failures,
-		Installed: map[string]string{}, ReleaseDates: map[string]time.Time{}}
+		Installed: map[string]string{}, ReleaseDates: map[string]time.Time{}, NotBefore: a.notBefore()}
 	for _, src := range a.sources {
 		s.Sources = append(s.Sources, src.String())
 		if ss := a.st.Sources[src.Key()]; ss != nil && !ss.ReleaseDate.IsZero() {
@@ -85,6 +88,22 @@ func (a *Agent) Status() Status {
 		s.Installed = a.managedVersions(inv, a.st.Managed)
 	}
 	return s
+}
+
+// NotBefore returns the time before which the repository asked not to be
+// contacted again (its Retry-After, persisted across runs), or the zero
+// time when that time has passed or there was none.
+func (a *Agent) NotBefore() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.notBefore()
+}
+
+func (a *Agent) notBefore() time.Time {
+	if nb := a.st.RetryAfter; nb.After(a.opts.Now()) {
+		return nb
+	}
+	return time.Time{}
 }
 
 // NextDelay returns how long to wait before the next check after o:
@@ -143,6 +162,21 @@ func (a *Agent) Run(ctx context.Context, rep Reporter) error {
 			return
 		}
 		rep.Report(s)
+	}
+	// A Retry-After from before a restart (or from "once") still holds.
+	if nb := a.NotBefore(); !nb.IsZero() {
+		wait := nb.Sub(a.opts.Now())
+		a.opts.Logf("the repository asked not to be contacted before %s: first check in %s", nb.Format(time.RFC3339), wait.Round(time.Second))
+		send()
+		for wait > 0 {
+			step := min(wait, a.cfg.Heartbeat)
+			if err := a.opts.Sleep(ctx, step); err != nil {
+				return nil
+			}
+			if wait -= step; wait > 0 {
+				send()
+			}
+		}
 	}
 	for {
 		o := a.Once(ctx)

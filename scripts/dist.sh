@@ -22,6 +22,8 @@ for arch in amd64 armhf arm64; do
 	GOOS=linux GOARCH=$goarch GOARM=$goarm go build -trimpath \
 		-ldflags "-s -w -X github.com/lampi-pkg/lampi-pkg/internal/agentcli.version=$VERSION" \
 		-o "$tree/usr/bin/lampi-agent" ./cmd/lampi-agent
+	mkdir -p "$tree/usr/share/doc/lampi-agent"
+	printf 'lampi-agent (%s) stable; urgency=medium\n\n  * Release %s.\n\n -- LAMPi <lampi@example.org>  %s\n' "$VERSION" "$VERSION" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")" | gzip -9n >"$tree/usr/share/doc/lampi-agent/changelog.gz"
 	sed -i "s/@VERSION@/$VERSION/; s/@ARCH@/$arch/" "$tree/DEBIAN/control"
 	"$LAMPI_PKG" build "$tree" -o "$out/"
 done

@@ -7,7 +7,8 @@
 //
 //	0   up to date (nothing to install)
 //	10  updated (installed and the health check passed)
-//	20  deferred (phasing, maintenance window, or a self-update handed to systemd-run)
+//	20  deferred (phasing, maintenance window, a self-update handed to systemd-run,
+//	    or the repository's Retry-After from an earlier run still holds)
 //	11  rolled back (the update or its health check failed; the previous version is back)
 //	1   failed (check, download, verification or install failed; see the message)
 //	2   usage or configuration error
@@ -171,13 +172,17 @@ func newAgentOpts(env *Env, g *globals, verbose bool, afterCycle func()) (*agent
 }
 
 func newOnceCmd(env *Env, g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, force bool
 	cmd := &cobra.Command{
 		Use:   "once",
 		Short: "Check once, install what is new, report, and exit with a code that says what happened",
 		Long: `once does one check: repair an interrupted dpkg, fetch and verify the
 repository, install newer versions of the managed packages, run the health
 check (rolling back on failure) and report over MQTT.
+
+When the repository answered an earlier check with Retry-After (429 or
+503), the time is kept in the state directory and once makes no request
+before it: it says so and exits 20 (deferred), unless --force.
 
 Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back, 1 failed,
 2 usage or configuration error.`,
@@ -188,6 +193,9 @@ Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back, 1 failed,
 				return err
 			}
 			ctx := cmd.Context()
+			if nb := a.NotBefore(); !nb.IsZero() && !force {
+				return deferredByServer(env, asJSON, a, nb)
+			}
 			o := a.Once(ctx)
 			reportErr := report(ctx, env, a)
 			if asJSON {
@@ -211,7 +219,25 @@ Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back, 1 failed,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the outcome as JSON")
+	cmd.Flags().BoolVar(&force, "force", false, "check now even if the repository asked (Retry-After) not to be contacted yet")
 	return cmd
+}
+
+// deferredByServer is "once" while an earlier answer's Retry-After holds:
+// no request, no report, exit 20.
+func deferredByServer(env *Env, asJSON bool, a *agent.Agent, nb time.Time) error {
+	st := a.Status()
+	why := fmt.Sprintf("the repository asked not to be contacted before %s (Retry-After; %s from now)",
+		nb.UTC().Format(time.RFC3339), nb.Sub(env.Now()).Round(time.Second))
+	if asJSON {
+		out := outcomeOut{Result: state.ResultDeferred, ExitCode: ExitDeferred, Error: why, Installed: st.Installed, NotBefore: nb, Skipped: true}
+		if err := writeJSON(env.Out, out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(env.Out, "deferred: not checking: %s\nlast error: %s\nTry: lampi-agent once --force to check anyway\n", why, orDash(st.Error))
+	}
+	return &exitError{code: ExitDeferred}
 }
 
 // report sends the state once (when a broker is configured) and waits up to
@@ -302,6 +328,9 @@ func newStatusCmd(env *Env, g *globals) *cobra.Command {
 			if st.Error != "" {
 				fmt.Fprintf(w, "error:        %s\n", st.Error)
 			}
+			if !st.NotBefore.IsZero() {
+				fmt.Fprintf(w, "not before:   %s (the repository's Retry-After)\n", fmtTime(st.NotBefore))
+			}
 			fmt.Fprintf(w, "window:       %s\n", st.Window)
 			fmt.Fprintf(w, "installed:    %s\n", fmtPkgs(st.Installed))
 			if len(st.Pending) > 0 {
@@ -329,6 +358,9 @@ type outcomeOut struct {
 	Repaired    bool              `json:"repaired,omitempty"`
 	SelfUpdate  *agent.SelfUpdate `json:"self_update,omitempty"`
 	ReportError string            `json:"report_error,omitempty"`
+	// NotBefore and Skipped: no check was made, an earlier Retry-After holds.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Skipped   bool      `json:"skipped,omitempty"`
 }
 
 func outcomeJSON(o *agent.Outcome, reportErr error) outcomeOut {
