@@ -52,7 +52,7 @@ func TestKillDuringWrites(t *testing.T) {
 		files = append(files, buildDeb(t, debs, pkgSpec{name: fmt.Sprintf("pkg%d", i%7), version: fmt.Sprintf("1.%d", i), gzip: true}))
 	}
 	mustInclude(t, r, "bookworm", files[0])
-	apt.update()
+	apt.Update()
 
 	// How long a whole command takes here: kills land uniformly within 1.5
 	// times that, so that every phase is hit and some commands finish.
@@ -95,7 +95,7 @@ func TestKillDuringWrites(t *testing.T) {
 			t.Fatalf("trial %d (killed %v after %v): check: %v\n%s", trial, killed, delay, err, strings.Join(problems, "\n"))
 		}
 		if trial%5 == 0 {
-			apt.update()
+			apt.Update()
 		}
 		if args[3] == "includedeb" {
 			next++
@@ -113,8 +113,8 @@ func TestKillDuringWrites(t *testing.T) {
 	if problems, err := r.CheckPool(ctx, false); err != nil {
 		t.Fatalf("final checkpool: %v %v", problems, err)
 	}
-	apt.update()
-	apt.mustRun("install", fmt.Sprintf("pkg%d", next%7))
+	apt.Update()
+	apt.MustRun("install", fmt.Sprintf("pkg%d", next%7))
 	if stale, _ := filepath.Glob(filepath.Join(r.Base, "db", "tmp", "*")); len(stale) != 0 {
 		t.Errorf("stale staging directories: %v", stale)
 	}
