@@ -35,24 +35,17 @@ func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.lockWrite(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer w.close()
-	res := &Result{}
-	var unref []string
-	err = w.db.Update(func(tx *bolt.Tx) error {
+	return r.change(ctx, d, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
 		found := map[string]bool{}
 		for _, t := range targets {
 			es, err := listTarget(tx, t, names, nil)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, e := range es {
 				gone, err := removeEntry(tx, e)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				if gone {
 					unref = append(unref, e.File)
@@ -62,14 +55,36 @@ func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names
 			}
 		}
 		if missing := notFound(names, found); len(missing) > 0 {
-			return fmt.Errorf("remove %s: %w: %s (nothing was removed; see lampi-pkg repo list %s)", codename, ErrNotFound, strings.Join(missing, ", "), codename)
+			return nil, fmt.Errorf("remove %s: %w: %s (nothing was removed; see lampi-pkg repo list %s)", codename, ErrNotFound, strings.Join(missing, ", "), codename)
 		}
-		return nil
+		return unref, nil
+	})
+}
+
+// change runs one command that changes distribution d: under the write
+// lock, fn makes its changes in one transaction, records them in res and
+// returns the pool files it left without a reference; then the changes
+// are logged (when log is set, as reprepro logs adds and removes) and d
+// is published.
+func (r *Repo) change(ctx context.Context, d *Distribution, log bool, fn func(tx *bolt.Tx, res *Result) ([]string, error)) (*Result, error) {
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	res := &Result{}
+	var unref []string
+	err = w.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		unref, err = fn(tx, res)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	r.log(d, logLines(d, res.Changes))
+	if log {
+		r.log(d, logLines(d, res.Changes))
+	}
 	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
 }
 
@@ -107,14 +122,7 @@ func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names 
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.lockWrite(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer w.close()
-	res := &Result{}
-	var unref []string
-	err = w.db.Update(func(tx *bolt.Tx) error {
+	return r.change(ctx, dd, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
 		found := map[string]bool{}
 		for _, t := range targets {
 			if !dd.HasComponent(t.Component) || !dd.HasArchitecture(t.Arch) {
@@ -122,29 +130,24 @@ func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names 
 			}
 			es, err := listTarget(tx, t, names, nil)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, e := range newestOnly(es) {
 				found[e.Package] = true
 				dt := Target{dd.Codename, t.Component, t.Arch}
 				gone, err := r.putEntry(tx, dd, dt, e, res)
 				if err != nil {
-					return fmt.Errorf("copy %s to %s: %w", e, dest, err)
+					return nil, fmt.Errorf("copy %s to %s: %w", e, dest, err)
 				}
 				unref = append(unref, gone...)
 			}
 		}
 		if missing := notFound(names, found); len(missing) > 0 {
-			return fmt.Errorf("copy %s to %s: %w in %s (or not in a component and architecture %s has): %s",
+			return nil, fmt.Errorf("copy %s to %s: %w in %s (or not in a component and architecture %s has): %s",
 				src, dest, ErrNotFound, src, dest, strings.Join(missing, ", "))
 		}
-		return nil
+		return unref, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	r.log(dd, logLines(dd, res.Changes))
-	return res, r.finish(ctx, w, []*Distribution{dd}, unref, res)
 }
 
 // notFound returns the names (in the order given) that found lacks.
@@ -292,43 +295,33 @@ func (r *Repo) Phase(ctx context.Context, codename string, sel Selection, name s
 	if err != nil {
 		return nil, err
 	}
-	w, err := r.lockWrite(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer w.close()
-	res := &Result{}
 	value := strconv.Itoa(percent)
 	if percent == 100 {
 		value = ""
 	}
-	err = w.db.Update(func(tx *bolt.Tx) error {
+	return r.change(ctx, d, false, func(tx *bolt.Tx, res *Result) ([]string, error) {
 		for _, t := range targets {
 			es, err := listTarget(tx, t, []string{name}, nil)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			for _, e := range newestOnly(es) {
 				b, _ := targetBucket(tx, t, false)
 				stanza := setStanzaField(e.Stanza, "Phased-Update-Percentage", value)
 				if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, stanza)); err != nil {
-					return err
+					return nil, err
 				}
 				if err := markDirty(tx, t); err != nil {
-					return err
+					return nil, err
 				}
 				res.Changes = append(res.Changes, Change{Action: "phase", Target: t, Package: e.Package, Version: e.Version, File: e.File})
 			}
 		}
 		if len(res.Changes) == 0 {
-			return fmt.Errorf("phase %s: %w: %s", codename, ErrNotFound, name)
+			return nil, fmt.Errorf("phase %s: %w: %s", codename, ErrNotFound, name)
 		}
-		return nil
+		return nil, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return res, r.finish(ctx, w, []*Distribution{d}, nil, res)
 }
 
 // looseVersion parses a version stored by this package (always valid);
