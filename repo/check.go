@@ -144,14 +144,26 @@ func (r *Repo) CheckPool(ctx context.Context, fast bool) ([]string, error) {
 		sums Checksums
 	}
 	var all []rec
-	err := r.view(func(tx *bolt.Tx) error {
+	// Files a killed deletion removed before it could forget them are
+	// not damage: the next writer forgets them.
+	deleting, err := r.interruptedDeletes()
+	if err != nil {
+		return nil, err
+	}
+	err = r.view(func(tx *bolt.Tx) error {
 		if tx == nil {
 			return nil
 		}
+		u := bucket(tx, bUnreferenced)
 		return bucket(tx, bFiles).ForEach(func(k, v []byte) error {
 			c, err := decodeChecksums(v)
 			if err != nil {
 				return fmt.Errorf("%s: %w", k, err)
+			}
+			if deleting[string(k)] && u.Get(k) != nil {
+				if ok, err := r.storage.Exists(ctx, string(k)); err == nil && !ok {
+					return nil
+				}
 			}
 			all = append(all, rec{string(k), c})
 			return nil

@@ -187,6 +187,9 @@ func (w *writer) openDB() error {
 	if err := dropPending(db); err != nil {
 		return fmt.Errorf("%s: remove an interrupted bulk import: %w", w.r.dbPath, err)
 	}
+	if err := w.r.finishDeletes(context.Background(), db); err != nil {
+		return err
+	}
 	for _, d := range w.r.Conf.Distributions {
 		if _, err := w.r.adopt(context.Background(), db, d); err != nil {
 			return err
