@@ -140,6 +140,14 @@ func pkgValue(filekey string, stanza []byte) []byte {
 	return append(v, stanza...)
 }
 
+// pkgStanza is the stanza of a package value, without copying.
+func pkgStanza(v []byte) []byte {
+	if i := bytes.IndexByte(v, 0); i >= 0 {
+		return v[i+1:]
+	}
+	return v
+}
+
 func splitPkgValue(v []byte) (filekey string, stanza []byte) {
 	i := bytes.IndexByte(v, 0)
 	if i < 0 {

@@ -2,10 +2,14 @@ package repo
 
 import (
 	"bytes"
-	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"errors"
-	"fmt"
-	"runtime"
+	"hash"
+	"io"
 	"strings"
 	"sync"
 
@@ -51,36 +55,41 @@ type indexName struct {
 	written bool
 }
 
-// readPackages returns the content of a target's Packages index: every
-// stanza in key order (package name, then version), each followed by a
-// blank line. sizeHint (the size last published) sizes the buffer; without
-// one, a first pass over the bucket does — either way without copying
-// growth and off the Go heap. free releases the buffer once the index is
-// published. The database pages read are dropped from the process's
-// memory as the copy proceeds (dropMapped): the index is held once, not
-// twice.
-func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList) ([]byte, error) {
+// readPackages reads the content of a target's Packages index into s:
+// every stanza in key order (package name, then version), each followed
+// by a blank line, handed on as it grows so that compressing and hashing
+// run while it is read. sizeHint (the size last published) sizes the
+// buffer; without one, a first pass over the bucket does — either way
+// without copying growth and off the Go heap. free releases the buffer
+// once the index is published. The database pages read are dropped from
+// the process's memory as the copy proceeds (dropMapped): the index is
+// held once, not twice. s is finished whatever happens.
+func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgStream) (err error) {
+	var out []byte
+	defer func() { s.finish(out, err) }()
 	b, err := targetBucket(tx, t, false)
 	if err != nil || b == nil {
-		return nil, err
+		return err
 	}
 	size := int(sizeHint + sizeHint/16 + 4096)
 	if sizeHint <= 0 {
 		size = 0
 		b.ForEach(func(k, v []byte) error {
-			_, stanza := splitPkgValue(v)
-			size += len(stanza) + 1
+			size += len(pkgStanza(v)) + 1
 			return nil
 		})
 		dropMapped(tx)
 	}
 	out, release := hugeBuffer(size)
 	free.add(release)
-	dropped := 0
+	dropped, handed := 0, 0
 	err = b.ForEach(func(k, v []byte) error {
-		_, stanza := splitPkgValue(v)
-		out = append(out, stanza...)
+		out = append(out, pkgStanza(v)...)
 		out = append(out, '\n')
+		if len(out)-handed >= streamChunk {
+			s.publish(out)
+			handed = len(out)
+		}
 		if len(out)-dropped > 2<<20 {
 			dropMapped(tx)
 			dropped = len(out)
@@ -90,12 +99,109 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList) ([]byte
 	if dropped > 0 {
 		dropMapped(tx)
 	}
-	return out, err
+	return err
+}
+
+// streamChunk is how much of an index readPackages reads before handing
+// it on.
+const streamChunk = 256 << 10
+
+// pkgStream is a Packages index being read out of the database while
+// other goroutines compress and hash it: a buffer that only grows, and
+// whose bytes never change once handed on.
+type pkgStream struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	buf  []byte
+	done bool
+	err  error
+}
+
+func newPkgStream() *pkgStream {
+	s := &pkgStream{}
+	s.cond.L = &s.mu
+	return s
+}
+
+// publish hands on buf (which extends what was handed on before).
+func (s *pkgStream) publish(buf []byte) {
+	s.mu.Lock()
+	s.buf = buf
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// finish hands on the whole content, or the error that ended reading.
+func (s *pkgStream) finish(buf []byte, err error) {
+	s.mu.Lock()
+	s.buf, s.done, s.err = buf, true, err
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// from waits for the bytes after off; it returns none at the end.
+func (s *pkgStream) from(off int) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.buf) <= off && !s.done {
+		s.cond.Wait()
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.buf[off:len(s.buf):len(s.buf)], nil
+}
+
+// copyTo writes the content to w as it is read.
+func (s *pkgStream) copyTo(w io.Writer) error {
+	for off := 0; ; {
+		b, err := s.from(off)
+		if err != nil || len(b) == 0 {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		off += len(b)
+	}
+}
+
+// all waits for the whole content.
+func (s *pkgStream) all() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.done {
+		s.cond.Wait()
+	}
+	return s.buf, s.err
+}
+
+// sums hashes the content as it is read, the four digests concurrently.
+func (s *pkgStream) sums() (Checksums, error) {
+	hs := []hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
+	out := make([]string, len(hs))
+	errs := make([]error, len(hs))
+	var wg sync.WaitGroup
+	for i, h := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.copyTo(h)
+			out[i] = hex.EncodeToString(h.Sum(nil))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Checksums{}, err
+	}
+	data, err := s.all()
+	return Checksums{Size: int64(len(data)), MD5: out[0], SHA1: out[1], SHA256: out[2], SHA512: out[3]}, err
 }
 
 // buildIndex makes a target's index files from its Packages content,
-// compressing and hashing the forms concurrently.
-func buildIndex(d *Distribution, t Target, packages []byte, free *freeList) ([]indexFile, error) {
+// compressing and hashing the forms concurrently, and while the content
+// is still being read. sizeHint is the size last published (0: unknown).
+func buildIndex(d *Distribution, t Target, packages *pkgStream, sizeHint int64, free *freeList) ([]indexFile, error) {
 	names := indexNames(d, t)
 	out := make([]indexFile, len(names))
 	errs := make([]error, len(names))
@@ -105,37 +211,44 @@ func buildIndex(d *Distribution, t Target, packages []byte, free *freeList) ([]i
 		go func() {
 			defer wg.Done()
 			f := indexFile{rel: n.rel, written: n.written}
+			var err error
 			switch {
 			case strings.HasSuffix(n.rel, "/"+d.DebIndices.Name):
-				f.data, f.byHash = packages, n.written
+				f.byHash = n.written
+				if f.sums, err = packages.sums(); err == nil {
+					f.data, err = packages.all()
+				}
 			case strings.HasSuffix(n.rel, ".gz"):
-				f.data, errs[i] = gzipBytes(packages, free)
+				f.data, err = gzipStream(packages, sizeHint, free)
 				f.byHash = true
 			case strings.HasSuffix(n.rel, ".xz"):
-				f.data, errs[i] = xzBytes(packages)
+				f.data, err = xzStream(packages, sizeHint)
 				f.byHash = true
 			default: // the per-architecture Release
 				f.data = archRelease(d, t)
 			}
-			f.sums = sumBytes(f.data)
-			out[i] = f
+			if f.sums == (Checksums{}) && err == nil {
+				f.sums = sumBytes(f.data)
+			}
+			out[i], errs[i] = f, err
 		}()
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
 }
 
-// gzipBytes compresses an index. klauspost's fastest level compresses
-// Packages files about as well as zlib's default, several times faster.
-func gzipBytes(data []byte, free *freeList) ([]byte, error) {
-	buf, release := hugeBuffer(len(data)/3 + 64)
+// gzipStream compresses an index as it is read. klauspost's fastest
+// level compresses Packages files about as well as zlib's default,
+// several times faster.
+func gzipStream(s *pkgStream, sizeHint int64, free *freeList) ([]byte, error) {
+	buf, release := hugeBuffer(int(sizeHint/3) + 64)
 	free.add(release)
 	b := bytes.NewBuffer(buf)
 	zw, err := kgzip.NewWriterLevel(b, kgzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := zw.Write(data); err != nil {
+	if err := s.copyTo(zw); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -144,14 +257,14 @@ func gzipBytes(data []byte, free *freeList) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func xzBytes(data []byte) ([]byte, error) {
+func xzStream(s *pkgStream, sizeHint int64) ([]byte, error) {
 	var b bytes.Buffer
-	b.Grow(len(data)/4 + 64)
+	b.Grow(int(sizeHint/4) + 64)
 	zw, err := xz.WriterConfig{DictCap: 1 << 20}.NewWriter(&b)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := zw.Write(data); err != nil {
+	if err := s.copyTo(zw); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -178,34 +291,4 @@ func (f *freeList) free() {
 		fn()
 	}
 	f.fns = nil
-}
-
-// buildIndexes runs buildIndex for several targets on all cores.
-func buildIndexes(ctx context.Context, d *Distribution, targets []Target, contents map[Target][]byte, free *freeList) (map[Target][]indexFile, error) {
-	out := make(map[Target][]indexFile, len(targets))
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, runtime.GOMAXPROCS(0))
-	)
-	for _, t := range targets {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			files, err := buildIndex(d, t, contents[t], free)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = fmt.Errorf("export %s: %w", t, err)
-			}
-			out[t] = files
-		}()
-	}
-	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
-	return out, firstErr
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,10 +33,15 @@ func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
 // Options.ByHashRetention.
 func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, force bool) (bool, error) {
 	var (
-		regen    []Target
-		contents = map[Target][]byte{}
-		stored   = map[string]Checksums{}
-		buffers  freeList
+		regen   []Target
+		stored  = map[string]Checksums{}
+		buffers freeList
+		// Each target's index files are built while its Packages
+		// content is read.
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		built    = map[Target][]indexFile{}
+		buildErr error
 	)
 	defer buffers.free()
 	err := db.View(func(tx *bolt.Tx) error {
@@ -66,24 +72,37 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 					hint = c.Size
 				}
 			}
-			pk, err := readPackages(tx, t, hint, &buffers)
-			if err != nil {
+			regen = append(regen, t)
+			s := newPkgStream()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				files, err := buildIndex(d, t, s, hint, &buffers)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && buildErr == nil {
+					buildErr = fmt.Errorf("export %s: %w", t, err)
+				}
+				built[t] = files
+			}()
+			if err := readPackages(tx, t, hint, &buffers, s); err != nil {
 				return err
 			}
-			regen = append(regen, t)
-			contents[t] = pk
 		}
 		return nil
 	})
+	wg.Wait()
 	if err != nil {
 		return false, fmt.Errorf("export %s: %w", d.Codename, err)
 	}
 	if len(regen) == 0 {
 		return false, nil
 	}
-	built, err := buildIndexes(ctx, d, regen, contents, &buffers)
-	if err != nil {
-		return false, err
+	if buildErr == nil {
+		buildErr = ctx.Err()
+	}
+	if buildErr != nil {
+		return false, buildErr
 	}
 	now := r.opts.Now()
 	var entries []releaseEntry

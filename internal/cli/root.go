@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,6 +90,15 @@ var commands = []func(*Env) *cobra.Command{
 
 // Main runs lampi-pkg with args and returns the process exit code.
 func Main(args []string, env *Env) int {
+	// LAMPI_CPUPROFILE=FILE writes a CPU profile of the whole command
+	// (for make bench and performance work; not a user feature).
+	if p, ok := env.lookupEnv("LAMPI_CPUPROFILE"); ok && p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	root := NewRootCmd(env)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
