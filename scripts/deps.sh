@@ -54,3 +54,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v go >/dev/null 2>&1 || { echo "deps: Go is not installed (need Go >= 1.26); see https://go.dev/doc/install" >&2; exit 1; }
 go mod download
+
+# MinIO, for the tests of publishing to object storage: built from the Go
+# module proxy at a pinned version (no binaries are downloaded) into a
+# cache that later runs reuse. The first build takes minutes.
+minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
+minio_dir=${XDG_CACHE_HOME:-$HOME/.cache}/lampi-pkg/minio-bin
+if [ "$(cat "$minio_dir/.version" 2>/dev/null)" != "$minio_version" ] || [ ! -x "$minio_dir/minio" ]; then
+  echo "deps: building MinIO $minio_version into $minio_dir (once; takes a few minutes)"
+  mkdir -p "$minio_dir"
+  GOFLAGS=-buildvcs=false GOBIN="$minio_dir" go install "github.com/minio/minio@$minio_version"
+  echo "$minio_version" > "$minio_dir/.version"
+fi
