@@ -52,6 +52,36 @@ type DirStorage struct {
 	Root string
 
 	dirs sync.Map // directories known to exist
+
+	// What Sync must make durable: files written and directories
+	// changed since the last Sync.
+	pendMu              sync.Mutex
+	pendFiles, pendDirs map[string]struct{}
+}
+
+// syncAllAbove is the number of pending files from which Sync flushes
+// the whole file system (one syncfs) rather than each file.
+const syncAllAbove = 256
+
+// touched records that the file p was written (its directory changed).
+func (s *DirStorage) touched(p string) {
+	s.pendMu.Lock()
+	if s.pendFiles == nil {
+		s.pendFiles, s.pendDirs = map[string]struct{}{}, map[string]struct{}{}
+	}
+	s.pendFiles[p] = struct{}{}
+	s.pendDirs[filepath.Dir(p)] = struct{}{}
+	s.pendMu.Unlock()
+}
+
+// dirChanged records a change of the directory holding p only (a removal).
+func (s *DirStorage) dirChanged(p string) {
+	s.pendMu.Lock()
+	if s.pendDirs == nil {
+		s.pendFiles, s.pendDirs = map[string]struct{}{}, map[string]struct{}{}
+	}
+	s.pendDirs[filepath.Dir(p)] = struct{}{}
+	s.pendMu.Unlock()
 }
 
 // mkdir makes sure the directory of p exists, remembering it.
@@ -120,6 +150,7 @@ func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) er
 		os.Remove(f.Name())
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	s.touched(p)
 	return nil
 }
 
@@ -149,6 +180,7 @@ func (s *DirStorage) CreateNew(ctx context.Context, name string, data []byte) (b
 		os.Remove(p)
 		return false, fmt.Errorf("create %s: %w", name, err)
 	}
+	s.touched(p)
 	return true, nil
 }
 
@@ -177,6 +209,7 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 	if err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
+	s.touched(p)
 	return nil
 }
 
@@ -204,6 +237,7 @@ func (s *DirStorage) copyFile(src, dst, name string) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("put %s: %w", name, err)
 	}
+	s.touched(dst)
 	return nil
 }
 
@@ -231,6 +265,7 @@ func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
+	s.touched(dp)
 	return nil
 }
 
@@ -266,6 +301,7 @@ func (s *DirStorage) Remove(ctx context.Context, name string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
+	s.dirChanged(p)
 	for dir := path.Dir(name); strings.Contains(dir, "/"); dir = path.Dir(dir) {
 		full := filepath.Join(s.Root, filepath.FromSlash(dir))
 		if os.Remove(full) != nil {
@@ -330,9 +366,58 @@ func (s *DirStorage) RemoveTemp(dir string) error {
 	})
 }
 
-// Sync implements Storage by flushing the file system holding Root.
+// Sync implements Storage: it flushes each file written and directory
+// changed since the last Sync, concurrently (the file system commits them
+// together), or, after many writes, the whole file system holding Root in
+// one call. Flushing only its own files keeps a command from waiting for
+// everything else the machine has written meanwhile.
 func (s *DirStorage) Sync(ctx context.Context) error {
-	return syncFS(s.Root)
+	s.pendMu.Lock()
+	files, dirs := s.pendFiles, s.pendDirs
+	s.pendFiles, s.pendDirs = nil, nil
+	s.pendMu.Unlock()
+	if len(files) > syncAllAbove {
+		return syncFS(s.Root)
+	}
+	// A directory removed since (an emptied pool directory) needs no
+	// flush: its parent is in the list.
+	var names []string
+	for p := range files {
+		names = append(names, p)
+	}
+	for d := range dirs {
+		names = append(names, d)
+	}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, p := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fsyncPath(p)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fsyncPath flushes one file or directory; one that is gone (replaced or
+// removed since) needs nothing.
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", p, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", p, err)
+	}
+	return nil
 }
 
 func rename(from, to string) error {
