@@ -260,7 +260,7 @@ func (r *Repo) Export(ctx context.Context, codenames ...string) (*Result, error)
 		}
 		res.Exported = append(res.Exported, d.Codename)
 	}
-	return res, nil
+	return res, r.syncTargets(ctx, w.db)
 }
 
 // pick returns the named distributions, or all of them.

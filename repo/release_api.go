@@ -157,7 +157,7 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 			r.opts.Warn(fmt.Sprintf("release %s: published, but removing pool files nothing needs any more failed: %v (lampi-pkg repo deleteunreferenced retries)", codename, err))
 		}
 	}
-	return res, nil
+	return res, r.syncTargets(ctx, nil) // publish targets (target_sync.go)
 }
 
 // innerRepo is r with a private lock: it runs the ordinary commands while

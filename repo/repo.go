@@ -62,6 +62,9 @@ type Options struct {
 	// Warn receives warnings (ignored configuration, skipped work); nil
 	// discards them.
 	Warn func(msg string)
+	// Mirror, if set, names publish targets that receive a copy of the
+	// published tree after every publish (see MirrorOptions).
+	Mirror *MirrorOptions
 }
 
 // Repo is a reprepro-style repository: BASEDIR/conf (configuration),

@@ -18,7 +18,8 @@ import (
 // pool files that lost their last reference (unless
 // Options.KeepUnreferenced) — after the new indices are live, so that no
 // published index ever names a deleted file.
-func (r *Repo) finish(ctx context.Context, w *writer, dists []*Distribution, unref []string, res *Result) error {
+func (r *Repo) finish(ctx context.Context, w *writer, dists []*Distribution, unref []string, res *Result) (err error) {
+	defer func() { err = r.mirrorAfter(ctx, w.db, err) }() // publish targets (target_sync.go)
 	if r.opts.Export != ExportNever {
 		for _, d := range dists {
 			did, err := r.exportDist(ctx, w.db, d, false)

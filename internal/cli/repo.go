@@ -32,6 +32,7 @@ type repoOptions struct {
 	passphraseFile                         string
 	byHashKeep                             time.Duration
 	json                                   bool
+	target                                 targetFlags // repo_target.go
 }
 
 func newRepoCmd(env *Env) *cobra.Command {
@@ -87,6 +88,7 @@ written; listfilter compares Version as dpkg does.`,
 		newRepoCheckCmd(env, o), newRepoCheckPoolCmd(env, o), newRepoDumpUnreferencedCmd(env, o),
 		newRepoDeleteUnreferencedCmd(env, o), newRepoCreateSymlinksCmd(env, o), newRepoInitCmd(env, o),
 	)
+	addTargetFlags(cmd, env, o) // publish targets: repo_target.go
 	return cmd
 }
 
@@ -186,6 +188,9 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	opts.Signer = repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
 		return readPassphrase(env, o.passphraseFile, "Passphrase for signing key "+fpr+": ", false)
 	})
+	if err := o.applyTargets(env, cmd, conf, &opts); err != nil { // repo_target.go
+		return nil, err
+	}
 	return repo.OpenConfig(base, conf, opts)
 }
 

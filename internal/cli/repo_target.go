@@ -1,0 +1,307 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
+)
+
+// targetFlags are the publish-target options of "lampi-pkg repo".
+type targetFlags struct {
+	publishTo []string
+	endpoint  string
+	region    string
+	pathStyle bool
+	insecure  bool
+	workers   int
+	repair    bool
+	targets   bool
+	check     time.Duration
+}
+
+// targetCheckTimeout bounds the reachability check done before a command
+// changes the local repository.
+var targetCheckTimeout = 15 * time.Second
+
+// addTargetFlags registers --publish-to and its companions on the repo
+// command, and teaches "check" to compare a target with the repository.
+func addTargetFlags(cmd *cobra.Command, env *Env, o *repoOptions) {
+	tf := &o.target
+	f := cmd.PersistentFlags()
+	f.StringArrayVar(&tf.publishTo, "publish-to", nil, "also publish to this target: s3://BUCKET/PREFIX or file:///DIR (repeatable; conf/targets names more)")
+	f.StringVar(&tf.endpoint, "s3-endpoint", "", "S3 endpoint host[:port] for --publish-to (default: from conf/targets, else s3.amazonaws.com)")
+	f.StringVar(&tf.region, "s3-region", "", "S3 region for --publish-to")
+	f.BoolVar(&tf.pathStyle, "s3-path-style", false, "address the bucket as ENDPOINT/BUCKET (MinIO, Ceph)")
+	f.BoolVar(&tf.insecure, "s3-insecure", false, "plain http to the S3 endpoint (a local MinIO only)")
+	f.IntVar(&tf.workers, "upload-workers", 8, "parallel uploads per publish target")
+	for _, c := range cmd.Commands() {
+		if c.Name() != "check" {
+			continue
+		}
+		c.Flags().BoolVar(&tf.targets, "targets", false, "compare the publish targets (conf/targets, --publish-to) with the repository")
+		c.Flags().BoolVar(&tf.repair, "repair", false, "with --targets or --publish-to: upload what a target lacks or holds in another version")
+		if c.Flags().Lookup("json") == nil && cmd.PersistentFlags().Lookup("json") == nil {
+			c.Flags().BoolVar(&o.json, "json", false, "print the target report as JSON")
+		}
+		orig := c.RunE
+		c.Long += `
+
+With --targets or --publish-to, check compares each publish target
+(conf/targets, --publish-to) with the repository instead: objects missing,
+different (size, checksum) or extra; --repair uploads the missing and
+different ones.`
+		c.Example += "\n  lampi-pkg repo -b /srv/repo --publish-to s3://apt/lampi --s3-endpoint minio:9000 check --repair"
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(tf.publishTo) == 0 && !tf.repair && !tf.targets {
+				return orig(cmd, args)
+			}
+			return runTargetCheck(env, cmd, o, args)
+		}
+	}
+}
+
+// modifyingVerbs publish, so they check their targets before they start.
+var modifyingVerbs = map[string]bool{
+	"includedeb": true, "remove": true, "copy": true, "export": true, "phase": true, "release": true,
+}
+
+// applyTargets sets opts.Mirror from conf/targets and --publish-to, with
+// credentials from the environment, and makes sure the targets are
+// usable before a modifying command touches the local repository.
+func (o *repoOptions) applyTargets(env *Env, cmd *cobra.Command, conf *repo.Config, opts *repo.Options) error {
+	m, err := mirrorOptions(env, conf.Dir, &o.target, o.silent, o.verbose > 0)
+	if err != nil || m == nil {
+		return err
+	}
+	opts.Mirror = m
+	if modifyingVerbs[cmd.Name()] && opts.Export != repo.ExportNever {
+		for _, t := range m.Targets {
+			if err := t.Check(cmd.Context(), targetCheckTimeout); err != nil {
+				return withHint(err, "nothing was changed; fix the target (or drop --publish-to) and run the command again")
+			}
+		}
+	}
+	return nil
+}
+
+// ConfTargetsMirror returns the publish targets conf/targets of the
+// repository at base configures (nil when none), with credentials from
+// the environment: for commands that open a repository themselves (the
+// upload API of serve). Check them (Repo.CheckTargets) before changing
+// the repository.
+func ConfTargetsMirror(env *Env, base string) (*repo.MirrorOptions, error) {
+	return mirrorOptions(env, filepath.Join(base, "conf"), &targetFlags{}, true, false)
+}
+
+// mirrorOptions builds the publish targets of conf/targets in confDir
+// and of tf's --publish-to.
+func mirrorOptions(env *Env, confDir string, tf *targetFlags, silent, verbose bool) (*repo.MirrorOptions, error) {
+	confTargets, err := repo.LoadTargets(confDir)
+	if err != nil {
+		return nil, withHint(err, "fix conf/targets at the place shown")
+	}
+	var cfgs []repo.TargetConfig
+	for _, c := range confTargets {
+		cfgs = append(cfgs, *c)
+	}
+	for _, u := range tf.publishTo {
+		var match *repo.TargetConfig
+		for _, c := range confTargets {
+			if c.URL == u || c.Name == u {
+				match = c
+			}
+		}
+		if match != nil {
+			continue // conf/targets has it, with its settings
+		}
+		cfgs = append(cfgs, repo.TargetConfig{Name: u, URL: u, Endpoint: tf.endpoint, Region: tf.region,
+			PathStyle: tf.pathStyle, Insecure: tf.insecure})
+	}
+	if len(cfgs) == 0 {
+		return nil, nil
+	}
+	creds, err := awsCredentials(env)
+	if err != nil {
+		return nil, withHint(err, "publish targets take credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared credentials file")
+	}
+	m := &repo.MirrorOptions{Workers: tf.workers}
+	for _, c := range cfgs {
+		t, err := repo.OpenTarget(c, creds)
+		if err != nil {
+			return nil, withHint(err, "use --publish-to s3://BUCKET/PREFIX or file:///DIR")
+		}
+		m.Targets = append(m.Targets, t)
+	}
+	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !silent {
+		var mu sync.Mutex
+		printers := map[string]func(done, total int64){}
+		m.Progress = func(target string, done, total int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			p := printers[target]
+			if p == nil {
+				p = progressPrinter(env, "upload to "+target)
+				printers[target] = p
+			}
+			p(done, total)
+			if done >= total {
+				fmt.Fprintln(env.Err)
+			}
+		}
+	}
+	if !silent {
+		m.Done = func(r repo.SyncResult) {
+			if r.Uploaded+r.Copied+r.Deleted > 0 || verbose {
+				fmt.Fprintf(env.Err, "%s: uploaded %d objects (%s), copied %d in place, deleted %d\n",
+					r.Target, r.Uploaded, humanBytes(r.Bytes), r.Copied, r.Deleted)
+			}
+		}
+	}
+	return m, nil
+}
+
+// awsCredentials reads the standard AWS credentials: AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the profile
+// AWS_PROFILE (default "default") of the shared credentials file
+// (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials). None at all
+// gives anonymous access.
+func awsCredentials(env *Env) (repo.S3Credentials, error) {
+	id, secret := env.Getenv("AWS_ACCESS_KEY_ID"), env.Getenv("AWS_SECRET_ACCESS_KEY")
+	if id != "" || secret != "" {
+		if id == "" || secret == "" {
+			return repo.S3Credentials{}, fmt.Errorf("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+		}
+		return repo.S3Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: env.Getenv("AWS_SESSION_TOKEN")}, nil
+	}
+	file := env.Getenv("AWS_SHARED_CREDENTIALS_FILE")
+	explicit := file != ""
+	if file == "" {
+		home := env.Getenv("HOME")
+		if home == "" {
+			return repo.S3Credentials{}, nil
+		}
+		file = filepath.Join(home, ".aws", "credentials")
+	}
+	profile := env.Getenv("AWS_PROFILE")
+	if profile == "" {
+		profile = "default"
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit && env.Getenv("AWS_PROFILE") == "" {
+			return repo.S3Credentials{}, nil
+		}
+		return repo.S3Credentials{}, fmt.Errorf("credentials: %w", err)
+	}
+	defer f.Close()
+	var c repo.S3Credentials
+	section, found := "", false
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' || text[0] == ';' {
+			continue
+		}
+		if strings.HasPrefix(text, "[") && strings.HasSuffix(text, "]") {
+			section = strings.TrimSpace(text[1 : len(text)-1])
+			if section == profile {
+				found = true
+			}
+			continue
+		}
+		if section != profile {
+			continue
+		}
+		k, v, ok := strings.Cut(text, "=")
+		if !ok {
+			// Never echo the line: it may hold a secret.
+			return repo.S3Credentials{}, fmt.Errorf("%s:%d: expected 'key = value'", file, line)
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "aws_access_key_id":
+			c.AccessKeyID = strings.TrimSpace(v)
+		case "aws_secret_access_key":
+			c.SecretAccessKey = strings.TrimSpace(v)
+		case "aws_session_token":
+			c.SessionToken = strings.TrimSpace(v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return repo.S3Credentials{}, fmt.Errorf("%s: %w", file, err)
+	}
+	if !found {
+		return repo.S3Credentials{}, fmt.Errorf("%s: no profile [%s]; set AWS_PROFILE to one the file has", file, profile)
+	}
+	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+		return repo.S3Credentials{}, fmt.Errorf("%s: profile [%s] lacks aws_access_key_id or aws_secret_access_key", file, profile)
+	}
+	return c, nil
+}
+
+// runTargetCheck is "check" with publish targets: it compares each with
+// the repository and reports (and with --repair fixes) the differences.
+func runTargetCheck(env *Env, cmd *cobra.Command, o *repoOptions, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("repo check: with --publish-to, check takes no codename (a target covers its Codenames)")
+	}
+	r, err := o.open(env, cmd)
+	if err != nil {
+		return repoError(err)
+	}
+	targets := r.Targets()
+	if len(targets) == 0 {
+		return usageErrorf("repo check --repair: no publish target; give --publish-to or add one to conf/targets")
+	}
+	var reports []*repo.TargetReport
+	clean := true
+	for _, t := range targets {
+		rep, err := r.CheckTarget(cmd.Context(), t, o.target.repair)
+		if err != nil {
+			return repoError(err)
+		}
+		reports = append(reports, rep)
+		if !rep.Clean() && !(o.target.repair && len(rep.Extra) == 0) {
+			clean = false
+		}
+	}
+	if o.json {
+		if err := writeJSON(cmd.OutOrStdout(), reports); err != nil {
+			return err
+		}
+	} else {
+		out := cmd.OutOrStdout()
+		for _, rep := range reports {
+			for _, n := range rep.Missing {
+				fmt.Fprintf(out, "%s: missing %s\n", rep.Target, n)
+			}
+			for _, n := range rep.Different {
+				fmt.Fprintf(out, "%s: different %s\n", rep.Target, n)
+			}
+			for _, n := range rep.Extra {
+				fmt.Fprintf(out, "%s: extra %s\n", rep.Target, n)
+			}
+			if rep.Behind {
+				fmt.Fprintf(out, "%s: behind (the last upload did not complete)\n", rep.Target)
+			}
+			if rep.Repaired > 0 {
+				fmt.Fprintf(out, "%s: repaired %d objects\n", rep.Target, rep.Repaired)
+			}
+			if rep.Clean() && !o.silent {
+				fmt.Fprintf(out, "%s: ok (%d objects)\n", rep.Target, rep.Checked)
+			}
+		}
+	}
+	if !clean {
+		return &ExitError{Code: 1, Err: fmt.Errorf("publish target differs from the repository; 'lampi-pkg repo check --publish-to … --repair' uploads what is missing or different")}
+	}
+	return nil
+}
