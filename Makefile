@@ -34,6 +34,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./deb/
 	@scripts/bench.sh $(BIN)/lampi-pkg
 	@scripts/bench-repo.sh $(BIN)/lampi-pkg
+	@scripts/bench-s3.sh $(BIN)/lampi-pkg
 	@scripts/bench-serve.sh $(BIN)/lampi-pkg
 	@scripts/bench-fleet.sh
 	@scripts/bench-loadtest.sh $(BIN)/lampi-pkg
