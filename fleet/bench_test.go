@@ -6,13 +6,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
@@ -39,48 +41,51 @@ func benchEnv(name string, def int) int {
 // published at, the rate each receiver got everything at, their ratio and
 // lost reports (must be 0).
 func BenchmarkIngest(b *testing.B) {
+	// The collector (and the embedded broker) run with the garbage
+	// collector settings of lampi-pkg serve and fleet collect.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	b.Run("mosquitto", func(b *testing.B) {
-		benchIngest(b, startMosquitto(b, "allow_anonymous true"))
+		benchIngest(b, startMosquitto(b, "allow_anonymous true"), nil)
 	})
 	b.Run("embedded", func(b *testing.B) {
-		br, err := StartBroker(context.Background(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
+		br, err := StartBroker(context.Background(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { br.Close() })
-		benchIngest(b, br.URL())
+		srv := br.engine.(*mqtt.Server)
+		benchIngest(b, br.URL(), func() (int64, string) {
+			q, f := atomic.LoadInt64(&srv.Info.MessagesDropped), atomic.LoadInt64(&srv.Info.InflightDropped)
+			return q + f, fmt.Sprintf("%d with the write queue full, %d over the inflight limit", q, f)
+		})
 	})
 }
 
-func benchIngest(b *testing.B, broker string) {
+// benchSenders is how many goroutines drive the simulated devices.
+const benchSenders = 4
+
+// benchIngest runs the benchmark through broker; dropped, if set, counts
+// the messages the broker dropped (it fails the run at once: each is a
+// report lost after its PUBACK).
+func benchIngest(b *testing.B, broker string, dropped func() (int64, string)) {
 	nDev := benchEnv("FLEET_BENCH_DEVICES", 4000)
 	perDev := benchEnv("FLEET_BENCH_REPORTS", 50)
 	rate := benchEnv("FLEET_BENCH_RATE", 0)
+	separate := os.Getenv("FLEET_BENCH_PLAIN") == "separate"
 	total := int64(nDev * perDev)
-	ctx := context.Background()
-
-	s := openTestStore(b, StoreOptions{})
-	runCollector(b, s, CollectorOptions{Broker: broker, ClientID: "bench-collector",
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-
-	// The plain subscriber: paho with automatic acknowledgement.
-	var plainN atomic.Int64
-	var plainDone atomic.Int64
-	plainCl, err := connectPlain(ctx, broker, func() {
-		if plainN.Add(1) == total {
-			plainDone.Store(time.Now().UnixNano())
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
+	rounds := 1
+	if separate {
+		rounds = 2
 	}
-	defer plainCl.close()
 
-	devs := make([]*rawDevice, nDev)
+	devs := make([]*benchDevice, nDev)
 	g := newLimitGroup(64)
 	for i := range devs {
 		g.Go(func() (err error) {
-			devs[i], err = dialRaw(broker, fmt.Sprintf("bench%05d", i), 16)
+			devs[i], err = dialBenchDevice(broker, fmt.Sprintf("bench%05d", i), 16)
 			return err
 		})
 	}
@@ -94,56 +99,107 @@ func benchIngest(b *testing.B, broker string) {
 			}
 		}
 	}()
-	// Reports are encoded before the clock starts.
-	packets := make([][][]byte, nDev)
-	for i, d := range devs {
-		packets[i] = make([][]byte, perDev)
-		for k := range perDev {
-			// Periodic reports: the seq and time change, the versions
-			// do not (the steady state of a fleet).
-			st := testState(d.id, i, uint64(k+1))
-			st.Packages["lampi-service"] = "1.0"
-			packets[i][k] = publishPacket(state.StateTopic(state.DefaultPrefix, d.id), uint16(k+1), mustEncode(b, st))
+	// Reports are encoded before the clock starts: round r sends
+	// packets[r], seqs r·perDev+1 … (r+1)·perDev.
+	packets := make([][][][]byte, rounds)
+	for r := range rounds {
+		packets[r] = make([][][]byte, nDev)
+		for i, d := range devs {
+			packets[r][i] = make([][]byte, perDev)
+			for k := range perDev {
+				// Periodic reports: the seq and time change, the versions
+				// do not (the steady state of a fleet).
+				seq := uint64(r*perDev + k + 1)
+				st := testState(d.id, i, seq)
+				st.Packages["lampi-service"] = "1.0"
+				packets[r][i][k] = publishPacket(state.StateTopic(state.DefaultPrefix, d.id), uint16(k+1), mustEncode(b, st))
+			}
+		}
+	}
+
+	// The plain subscriber: counts and acknowledges, nothing else.
+	var plainN, plainDone atomic.Int64
+	var plainStart time.Time
+	plainCl, err := dialRawSubscriber(broker, "bench-plain", "devices/+/state", func() {
+		if plainN.Add(1) == total {
+			plainDone.Store(time.Now().UnixNano())
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plainCl.close()
+	publish := func(r int) (start time.Time, published time.Duration) {
+		for _, d := range devs {
+			d.acked, d.failed = 0, 0
+		}
+		start = time.Now()
+		if err := sendAll(devs, packets[r], float64(rate), benchSenders, start); err != nil {
+			b.Fatal(err)
+		}
+		var acked, failed int64
+		for _, d := range devs {
+			acked += d.acked
+			failed += d.failed
+		}
+		if failed > 0 || acked != total {
+			b.Fatalf("broker acknowledged %d of %d reports, refused %d", acked, total, failed)
+		}
+		return start, time.Since(start)
+	}
+	var s *Store
+	checkDrops := func() {
+		if dropped != nil {
+			if n, how := dropped(); n > 0 {
+				var coll uint64
+				if s != nil {
+					coll = s.Stats().Received
+				}
+				b.Fatalf("the broker dropped %d messages (%s) for its subscribers after acknowledging them (collector has %d, plain subscriber %d of %d)",
+					n, how, coll, plainN.Load(), total)
+			}
+		}
+	}
+	waitPlain := func(deadline time.Time) {
+		for plainN.Load() < total {
+			checkDrops()
+			if time.Now().After(deadline) {
+				b.Fatalf("plain subscriber stuck at %d of %d reports", plainN.Load(), total)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	b.ResetTimer()
+	var plainPublished time.Duration
+	if separate {
+		// Round 0: the broker delivers to the plain subscriber alone.
+		plainStart, plainPublished = publish(0)
+		waitPlain(time.Now().Add(10 * time.Minute))
+		plainCl.close()
+	}
+
+	b.StopTimer()
+	s = openTestStore(b, StoreOptions{})
+	runCollector(b, s, CollectorOptions{Broker: broker, ClientID: "bench-collector",
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if separate {
+		// A new subscription gets every device's retained report of
+		// round 0 first: let those in before the clock starts.
+		deadline := time.Now().Add(5 * time.Minute)
+		for s.Stats().Received < uint64(nDev) {
+			if time.Now().After(deadline) {
+				b.Fatalf("collector got %d of %d retained reports", s.Stats().Received, nDev)
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	before := s.Stats()
-	b.ResetTimer()
-	start := time.Now()
-	g = newLimitGroup(nDev)
-	for i, d := range devs {
-		g.Go(func() error {
-			for k := range perDev {
-				if rate > 0 {
-					due := start.Add(time.Duration(float64(k*nDev+i) / float64(rate) * float64(time.Second)))
-					if w := time.Until(due); w > 0 {
-						time.Sleep(w)
-					}
-				}
-				if err := d.send(packets[i][k]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	cpu0, broker0 := selfCPU(), childCPU("mosquitto")
+	b.StartTimer()
+	start, published := publish(rounds - 1)
+	if !separate {
+		plainStart, plainPublished = start, published
 	}
-	if err := g.Wait(); err != nil {
-		b.Fatal(err)
-	}
-	for {
-		var acked, failed int64
-		for _, d := range devs {
-			acked += d.acked.Load()
-			failed += d.failed.Load()
-		}
-		if failed > 0 {
-			b.Fatalf("broker refused %d reports", failed)
-		}
-		if acked == total {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	published := time.Since(start)
 	var collected time.Duration
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
@@ -155,14 +211,16 @@ func benchIngest(b *testing.B, broker string) {
 		if time.Now().After(deadline) {
 			b.Fatalf("collector stuck at %d of %d reports", st.Received-before.Received, total)
 		}
+		checkDrops()
 		time.Sleep(2 * time.Millisecond)
 	}
-	for plainN.Load() < total && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
+	if !separate {
+		waitPlain(deadline)
 	}
 	b.StopTimer()
+	cpu1, broker1 := selfCPU(), childCPU("mosquitto")
 	st := s.Stats()
-	plainTook := time.Duration(plainDone.Load() - start.UnixNano())
+	plainTook := time.Duration(plainDone.Load() - plainStart.UnixNano())
 	lost := total - int64(st.Stored-before.Stored)
 	collRate := float64(total) / collected.Seconds()
 	plainRate := float64(total) / plainTook.Seconds()
@@ -171,32 +229,60 @@ func benchIngest(b *testing.B, broker string) {
 	b.ReportMetric(collRate, "collected/s")
 	b.ReportMetric(collRate/plainRate, "ratio")
 	b.ReportMetric(float64(lost), "lost")
-	b.Logf("%d devices × %d reports = %d: published in %v, plain subscriber had all after %v, collector after %v; stats %+v",
-		nDev, perDev, total, published.Round(time.Millisecond), plainTook.Round(time.Millisecond), collected.Round(time.Millisecond), st)
+	// CPU per report while the collector ran: this process (devices,
+	// collector, the plain subscriber unless separate, the embedded
+	// broker) and a Mosquitto child process.
+	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(total), "proc-cpu-µs/report")
+	if broker1 > 0 {
+		b.ReportMetric(float64((broker1-broker0).Microseconds())/float64(total), "broker-cpu-µs/report")
+	}
+	mode := "concurrently"
+	if separate {
+		mode = fmt.Sprintf("alone before (its devices published in %v)", plainPublished.Round(time.Millisecond))
+	}
+	b.Logf("%d devices × %d reports = %d: published in %v, collector had all after %v; plain subscriber (%s) after %v; stats %+v",
+		nDev, perDev, total, published.Round(time.Millisecond), collected.Round(time.Millisecond), mode, plainTook.Round(time.Millisecond), st)
 	if lost != 0 || st.Stale != before.Stale || st.Invalid != before.Invalid {
 		b.Errorf("lost %d reports (stats %+v)", lost, st)
 	}
 }
 
-// plainSub is a subscriber that counts and acknowledges, nothing else.
-type plainSub struct{ d *device }
-
-func (p *plainSub) close() { p.d.close() }
-
-func connectPlain(ctx context.Context, broker string, got func()) (*plainSub, error) {
-	d, err := connectDevice(ctx, broker, "bench-plain", deviceOptions{keepAlive: 60})
-	if err != nil {
-		return nil, err
+// selfCPU is the user + system time this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-	d.cl.AddOnPublishReceived(func(paho.PublishReceived) (bool, error) {
-		got()
-		return true, nil
-	})
-	if _, err := d.cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/+/state", QoS: 1}}}); err != nil {
-		d.close()
-		return nil, err
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childCPU is the user + system time used so far by this process's
+// children named comm (0 if none).
+func childCPU(comm string) time.Duration {
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	var total time.Duration
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, pid := range strings.Fields(string(b)) {
+			stat, err := os.ReadFile("/proc/" + pid + "/stat")
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid … field 14 utime, 15 stime (clock ticks)
+			j, i := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+			if j < 0 || i < j || string(stat[j+1:i]) != comm {
+				continue
+			}
+			f := strings.Fields(string(stat[i+2:]))
+			if len(f) < 13 {
+				continue
+			}
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			stt, _ := strconv.ParseInt(f[12], 10, 64)
+			total += time.Duration(ut+stt) * time.Second / 100 // USER_HZ
+		}
 	}
-	return &plainSub{d: d}, nil
+	return total
 }
 
 func rssKiB() int64 {

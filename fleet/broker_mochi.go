@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -53,6 +55,13 @@ type mochiHook struct {
 	// client object around; entries are keyed by id so they never pile
 	// up, and the object is compared so a stale one gets no rights.
 	clients sync.Map // string → login
+	// sinks are the connections subscribed with QoS 1 or 2 (collectors,
+	// plain subscribers), by client id: see OnPublish.
+	sinks sync.Map // string → *mqtt.Client
+	// Publishers held back wait for wake to be closed (see OnPublish).
+	waiting atomic.Int32
+	wakeMu  sync.Mutex
+	wake    chan struct{}
 }
 
 type login struct {
@@ -64,7 +73,7 @@ func (h *mochiHook) ID() string { return "lampi-policy" }
 
 func (h *mochiHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
-		mqtt.OnClientExpired, mqtt.OnSessionEstablished}, []byte{b})
+		mqtt.OnClientExpired, mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnQosComplete}, []byte{b})
 }
 
 func (h *mochiHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -101,7 +110,117 @@ func (h *mochiHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 }
 
-func (h *mochiHook) OnClientExpired(cl *mqtt.Client) { h.forget(cl) }
+func (h *mochiHook) OnClientExpired(cl *mqtt.Client) {
+	h.forget(cl)
+	h.sinks.CompareAndDelete(cl.ID, cl)
+}
+
+// OnSubscribed remembers a collector (or, with anonymous access, any
+// client) that receives QoS 1 or 2: only those hold the devices back, so a
+// device login cannot slow down the fleet by subscribing and not reading.
+func (h *mochiHook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, codes []byte) {
+	v, ok := h.clients.Load(cl.ID)
+	if !ok || v.(login).cl != cl {
+		return
+	}
+	if role := v.(login).who.role; role != RoleCollector && role != "" {
+		return
+	}
+	for _, c := range codes {
+		if c == 1 || c == 2 {
+			h.sinks.Store(cl.ID, cl)
+			return
+		}
+	}
+}
+
+// Backpressure. mochi drops a QoS 1 message for a connected subscriber
+// when the subscriber's write queue (MaximumClientWritesPending, 8192) is
+// full, or when it has 65535 unacknowledged messages — after the
+// publisher got its PUBACK, so the report is lost (seen in the 4,000-device
+// benchmark: 1,107 of 200,000 dropped). OnPublish runs before the PUBACK:
+// while a connected QoS 1 subscriber has sinkHighWater or more messages
+// unacknowledged (its queued ones included), a QoS 1 publish waits (woken
+// by the subscriber's acknowledgements, OnQosComplete), so the
+// devices slow down to what the collector acknowledges instead of losing
+// reports. Each waiting device holds one message, so the queue overflows
+// only with more than 8192 − sinkHighWater devices publishing at the same
+// moment. After sinkMaxWait the publish is refused (MQTT 5: PUBACK reason
+// code 0x97, quota exceeded; MQTT 3.1.1: no PUBACK) rather than dropped
+// behind the device's back: the device has to send it again.
+const (
+	sinkHighWater = 2048
+	sinkRecheck   = 100 * time.Millisecond
+	sinkMaxWait   = 30 * time.Second
+)
+
+func (h *mochiHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
+		return pk, nil
+	}
+	var waited time.Duration
+	var timer *time.Timer
+	for waited < sinkMaxWait {
+		h.wakeMu.Lock()
+		if h.wake == nil {
+			h.wake = make(chan struct{})
+		}
+		wake := h.wake
+		h.wakeMu.Unlock()
+		if !h.sinkFull(cl) {
+			break
+		}
+		h.waiting.Add(1)
+		if timer == nil {
+			timer = time.NewTimer(sinkRecheck)
+			defer timer.Stop()
+		} else {
+			timer.Reset(sinkRecheck)
+		}
+		select {
+		case <-wake:
+		case <-timer.C: // a subscriber gone away acknowledges nothing
+			waited += sinkRecheck
+		}
+		h.waiting.Add(-1)
+	}
+	if waited >= sinkMaxWait {
+		if cl.Properties.ProtocolVersion == 5 {
+			return pk, packets.ErrQuotaExceeded
+		}
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
+}
+
+// sinkFull says whether a connected QoS 1 subscriber other than cl has
+// sinkHighWater or more messages unacknowledged.
+func (h *mochiHook) sinkFull(cl *mqtt.Client) bool {
+	full := false
+	h.sinks.Range(func(_, v any) bool {
+		sink := v.(*mqtt.Client)
+		full = sink != cl && !sink.Closed() && sink.State.Inflight.Len() >= sinkHighWater
+		return !full
+	})
+	return full
+}
+
+// OnQosComplete wakes the held-back publishers when a subscriber's
+// acknowledgement brings it below the high-water mark.
+func (h *mochiHook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
+	if h.waiting.Load() == 0 || cl.State.Inflight.Len() >= sinkHighWater {
+		return
+	}
+	if _, ok := h.sinks.Load(cl.ID); !ok {
+		return
+	}
+	h.wakeMu.Lock()
+	if h.wake != nil {
+		close(h.wake)
+		h.wake = nil
+	}
+	h.wakeMu.Unlock()
+}
 
 // OnSessionEstablished turns off mochi's outbound flow control for the
 // client. With a send quota, mochi calls Inflight.NextImmediate after
@@ -114,4 +233,8 @@ func (h *mochiHook) OnClientExpired(cl *mqtt.Client) { h.forget(cl) }
 // ids), and the collector asks for exactly that many (Receive Maximum).
 func (h *mochiHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	cl.State.Inflight.ResetSendQuota(0)
+	// A resumed session keeps its subscriptions under the new connection.
+	if _, ok := h.sinks.Load(cl.ID); ok {
+		h.sinks.Store(cl.ID, cl)
+	}
 }

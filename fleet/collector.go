@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
@@ -253,7 +251,10 @@ func (c *Collector) Run(ctx context.Context) error {
 	return err
 }
 
-// batchLoop groups incoming messages into batches and decodes them.
+// batchLoop groups incoming messages into batches and decodes them. A
+// batch closes after BatchDelay, but while the previous one is still
+// being committed it keeps growing (up to BatchSize): the busier the
+// collector, the more messages share a commit and its fsync.
 func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<- batch) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -263,14 +264,14 @@ func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<
 		case <-ctx.Done():
 			return
 		case m := <-in:
-			b.msgs = append(b.msgs, m)
+			c.add(&b, m)
 		}
 		timer.Reset(c.opts.BatchDelay)
 	fill:
 		for len(b.msgs) < c.opts.BatchSize {
 			select {
 			case m := <-in:
-				b.msgs = append(b.msgs, m)
+				c.add(&b, m)
 			case <-timer.C:
 				break fill
 			case <-ctx.Done():
@@ -278,17 +279,33 @@ func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<
 			}
 		}
 		timer.Stop()
-		b.ps = make([]prepared, len(b.msgs))
-		for i, m := range b.msgs {
-			p := m.pr.Packet
-			b.ps[i] = prepare(c.opts.Prefix, Message{Topic: p.Topic, Payload: p.Payload, Retained: p.Retain, Received: m.recv})
-		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return // not acknowledged: the broker sends them again
+	send:
+		for {
+			if len(b.msgs) >= c.opts.BatchSize {
+				select {
+				case out <- b:
+					break send
+				case <-ctx.Done():
+					return // not acknowledged: the broker sends them again
+				}
+			}
+			select {
+			case out <- b:
+				break send
+			case m := <-in:
+				c.add(&b, m)
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
+}
+
+// add decodes m into the batch.
+func (c *Collector) add(b *batch, m incoming) {
+	p := m.pr.Packet
+	b.msgs = append(b.msgs, m)
+	b.ps = append(b.ps, prepare(c.opts.Prefix, Message{Topic: p.Topic, Payload: p.Payload, Retained: p.Retain, Received: m.recv}))
 }
 
 // commitLoop commits each batch, then acknowledges its messages.
@@ -315,8 +332,8 @@ type pahoLog struct{ l *slog.Logger }
 func (p pahoLog) Println(v ...any)               { p.l.Warn(strings.TrimSpace(fmt.Sprintln(v...))) }
 func (p pahoLog) Printf(format string, v ...any) { p.l.Warn(fmt.Sprintf(format, v...)) }
 
-// dial connects to the broker with a buffered reader: paho reads each
-// packet's header byte by byte, a system call each without a buffer.
+// dial connects to the broker through a coalescingConn: buffered reads,
+// and acknowledgements written in batches.
 func (c *Collector) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -340,12 +357,5 @@ func (c *Collector) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.UR
 		}
 		conn = tc
 	}
-	return packets.NewThreadSafeConn(&bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 64<<10)}), nil
+	return newCoalescingConn(conn), nil
 }
-
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -31,4 +32,49 @@ func FuzzPrepare(f *testing.F) {
 			t.Fatalf("outcome %d", p.outcome)
 		}
 	})
+}
+
+// FuzzDecodeState: the collector's report decoder agrees with
+// state.Decode on every input — the same report, or an error from both —
+// and its fast path accepts the reports agents write.
+func FuzzDecodeState(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{"hi":"0.1"}}`))
+	f.Add([]byte(` { "seq" : 18446744073709551615 , "time":"2026-11-22T10:00:00.123456789+02:00", "device":"lamp-1","agent":"0.3","arch":"armhf",` +
+		`"packages":{"hi":"0.1","lampi-service":"1.2.0"},"last_check":"2026-11-22T09:00:00Z","result":"failed","error":"postinst exited 1","target":{"hi":"0.2"}}` + "\n"))
+	f.Add([]byte(`{"seq":18446744073709551616,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{}}`))
+	f.Add([]byte(`{"seq":1.0,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{}}`))
+	f.Add([]byte(`{"seq":01,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{}}`))
+	f.Add([]byte(`{"Seq":1,"seq":2,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{"a":"1"},"packages":{"b":"2"}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp\u0031","packages":{"hi":"\u00e9"}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{"hi":"\xff"}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":null}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{}}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{}} x`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T25:00:00Z","device":"lamp1","packages":{}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"","packages":{}}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"extra":[1,{"a":null}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotErr := decodeState(b)
+		want, wantErr := state.Decode(b)
+		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeState(%q) = %+v, %v; state.Decode: %+v, %v", b, got, gotErr, want, wantErr)
+		}
+	})
+}
+
+// TestDecodeStateFastPath: the reports agents and the load generator
+// write take the fast path (no fallback to encoding/json).
+func TestDecodeStateFastPath(t *testing.T) {
+	for i, st := range []state.State{testState("lamp-1", 0, 1), testState("lamp-7", 7, 99), {Seq: 1, Device: "x", Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600))}} {
+		b := mustEncode(t, st)
+		got, ok := fastDecode(b)
+		if !ok {
+			t.Fatalf("%d: %s takes the slow path", i, b)
+		}
+		want, err := state.Decode(b)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%d: fast %+v, state.Decode %+v (%v)", i, got, want, err)
+		}
+	}
 }

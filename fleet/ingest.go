@@ -68,7 +68,7 @@ func prepare(prefix string, m Message) prepared {
 		p.outcome = OutcomeStatus
 		return p
 	}
-	st, err := state.Decode(m.Payload)
+	st, err := decodeState(m.Payload)
 	if err != nil {
 		p.outcome = OutcomeInvalid
 		return p

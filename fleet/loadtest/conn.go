@@ -31,12 +31,41 @@ type bufferedConn struct {
 	spare    []byte
 	flushing bool
 	err      error
+	// wake, when set, hands flushing to a background goroutine: Unlock
+	// only signals it, and whatever accumulated until it runs leaves in
+	// one write (a subscriber's PUBACKs, written one after another by one
+	// goroutine, would otherwise cost a system call each).
+	wake chan struct{}
+	stop chan struct{}
 }
 
 func newBufferedConn(c net.Conn) net.Conn {
 	bc := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 4<<10)}
 	bc.idle = sync.NewCond(&bc.mu)
 	return bc
+}
+
+// newBatchingConn is newBufferedConn with background flushing.
+func newBatchingConn(c net.Conn) net.Conn {
+	bc := newBufferedConn(c).(*bufferedConn)
+	bc.wake, bc.stop = make(chan struct{}, 1), make(chan struct{})
+	go bc.flusher()
+	return bc
+}
+
+func (c *bufferedConn) flusher() {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		if !c.flushing {
+			c.flushLocked()
+		}
+		c.mu.Unlock()
+	}
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
@@ -65,6 +94,21 @@ func (c *bufferedConn) Unlock() {
 		c.mu.Unlock()
 		return
 	}
+	if c.wake != nil {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
+// flushLocked writes everything pending, the lock released during each
+// write; called and returns with c.mu held.
+func (c *bufferedConn) flushLocked() {
 	c.flushing = true
 	for len(c.pending) > 0 && c.err == nil {
 		buf := c.pending
@@ -80,7 +124,6 @@ func (c *bufferedConn) Unlock() {
 	}
 	c.flushing = false
 	c.idle.Broadcast()
-	c.mu.Unlock()
 }
 
 // Close writes what is pending (a DISCONNECT must reach the broker, or it
@@ -96,6 +139,13 @@ func (c *bufferedConn) Close() error {
 	}
 	if c.err == nil {
 		c.err = net.ErrClosed
+	}
+	if c.stop != nil {
+		select {
+		case <-c.stop:
+		default:
+			close(c.stop)
+		}
 	}
 	c.idle.Broadcast()
 	c.mu.Unlock()

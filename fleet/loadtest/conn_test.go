@@ -13,6 +13,11 @@ import (
 // pieces each from many goroutines, as paho does, and reads them back
 // whole and all there, including what was pending at Close.
 func TestBufferedConnKeepsPacketsWhole(t *testing.T) {
+	t.Run("flush-in-unlock", func(t *testing.T) { testConnKeepsPacketsWhole(t, newBufferedConn) })
+	t.Run("background-flush", func(t *testing.T) { testConnKeepsPacketsWhole(t, newBatchingConn) })
+}
+
+func testConnKeepsPacketsWhole(t *testing.T, wrap func(net.Conn) net.Conn) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +58,7 @@ func TestBufferedConnKeepsPacketsWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newBufferedConn(raw)
+	c := wrap(raw)
 	locker := c.(sync.Locker)
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {

@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,6 +131,8 @@ type Options struct {
 	Now func() time.Time
 	// Progress, if set, is called about once a second during the run.
 	Progress func(Progress)
+
+	defaultPayload bool // Payload is DefaultPayload: encoded by appendDefaultPayload
 }
 
 // Progress is a running count, for a status line.
@@ -182,6 +185,7 @@ func (o *Options) check() error {
 	}
 	if o.Payload == nil {
 		o.Payload = DefaultPayload
+		o.defaultPayload = true
 	}
 	if o.Codename == "" {
 		o.Codename = "stable"
@@ -239,19 +243,44 @@ func deviceID(prefix string, i, n int) string {
 // on 70 % of the devices, 0.2 on 20 %, 0.1 on 10 %; lampi-service 1.2.0
 // on 95 % and 1.1.0 on the rest; every report is "up-to-date".
 func DefaultPayload(i int, id string, seq uint64, now time.Time) state.State {
-	hi := "0.3"
+	hi, svc := defaultVersions(i)
+	return state.State{Seq: seq, Time: now, Device: id, Agent: "lampi-loadtest", Arch: "armhf",
+		Packages: map[string]string{"hi": hi, "lampi-service": svc}, LastCheck: now, Result: state.ResultUpToDate}
+}
+
+func defaultVersions(i int) (hi, svc string) {
+	hi = "0.3"
 	switch {
 	case i%10 == 9:
 		hi = "0.1"
 	case i%10 >= 7:
 		hi = "0.2"
 	}
-	svc := "1.2.0"
+	svc = "1.2.0"
 	if i%20 == 19 {
 		svc = "1.1.0"
 	}
-	return state.State{Seq: seq, Time: now, Device: id, Agent: "lampi-loadtest", Arch: "armhf",
-		Packages: map[string]string{"hi": hi, "lampi-service": svc}, LastCheck: now, Result: state.ResultUpToDate}
+	return hi, svc
+}
+
+// appendDefaultPayload appends the JSON of DefaultPayload(i, id, seq,
+// now) as state.Encode writes it, without reflection or allocation; the
+// publisher checks it against state.Encode on each device's first report.
+func appendDefaultPayload(b []byte, i int, id string, seq uint64, now time.Time) []byte {
+	hi, svc := defaultVersions(i)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","device":"`...)
+	b = append(b, id...)
+	b = append(b, `","agent":"lampi-loadtest","arch":"armhf","packages":{"hi":"`...)
+	b = append(b, hi...)
+	b = append(b, `","lampi-service":"`...)
+	b = append(b, svc...)
+	b = append(b, `"},"last_check":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `","result":"`+state.ResultUpToDate+`"}`...)
 }
 
 // Run performs one load test and reports what happened. It returns an

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
@@ -40,11 +41,12 @@ type publisher struct {
 	lat                      *recorder
 	errs                     *errorLog
 	seq, lastAcked           []uint64 // per device; touched by its worker only
+	stopPing                 chan struct{}
 }
 
 type mqttConn struct {
 	clientID string
-	client   *paho.Client
+	client   *leanClient
 	devices  []int
 }
 
@@ -54,6 +56,12 @@ type worker struct {
 	conn    *mqttConn
 	devices []int
 	index   int
+	// ids and topics of the devices, by position in devices; fast
+	// says a device's default payload matched state.Encode (checked on
+	// its first report), checked that it was checked.
+	ids, topics   []string
+	fast, checked []bool
+	buf           []byte
 }
 
 // connect opens every connection and announces the devices. It fails only
@@ -115,26 +123,81 @@ func connect(ctx context.Context, u *url.URL, opts *Options) (*publisher, error)
 			p.workers = append(p.workers, wk)
 		}
 	}
+	p.stopPing = make(chan struct{})
+	go p.pingLoop()
 	if opts.Status {
 		p.announce(ctx, state.Online)
 	}
 	return p, nil
 }
 
-func (p *publisher) dial(ctx context.Context, u *url.URL, c *mqttConn, perDevice bool) (*paho.Client, error) {
-	var will *paho.WillMessage
-	if perDevice && p.opts.Status {
-		will = &paho.WillMessage{Retain: true, QoS: 1,
-			Topic: state.StatusTopic(p.opts.Prefix, c.clientID), Payload: []byte(state.Offline)}
+// pingLoop keeps idle connections alive (a slow rate leaves a device
+// silent for longer than the keep-alive).
+func (p *publisher) pingLoop() {
+	t := time.NewTicker(keepAlive * time.Second / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopPing:
+			return
+		case <-t.C:
+		}
+		for _, c := range p.conns {
+			if c.client != nil && !closed(c.client) {
+				c.client.ping()
+			}
+		}
 	}
-	return dialMQTT(ctx, u, p.opts, c.clientID, will, nil)
 }
 
-// dialMQTT opens one MQTT 5 connection with a clean session.
-func dialMQTT(ctx context.Context, u *url.URL, opts *Options, clientID string, will *paho.WillMessage,
-	onPublish []func(paho.PublishReceived) (bool, error)) (*paho.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+// dial opens a device connection: a lean MQTT 5 client with a clean
+// session, the device's id as client id, its login and its Will.
+func (p *publisher) dial(ctx context.Context, u *url.URL, c *mqttConn, perDevice bool) (*leanClient, error) {
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
+	nc, err := dialNet(cctx, u, p.opts)
+	if err != nil {
+		return nil, err // "dial tcp HOST: …"
+	}
+	cp := &packets.Connect{ProtocolName: "MQTT", ProtocolVersion: 5, ClientID: c.clientID,
+		KeepAlive: keepAlive, CleanStart: true, Properties: &packets.Properties{}}
+	if perDevice && p.opts.Status {
+		cp.WillFlag, cp.WillQOS, cp.WillRetain = true, 1, true
+		cp.WillTopic = state.StatusTopic(p.opts.Prefix, c.clientID)
+		cp.WillMessage = []byte(state.Offline)
+		cp.WillProperties = &packets.Properties{}
+	}
+	if user, pass, ok := login(u, p.opts, c.clientID); ok {
+		cp.Username, cp.UsernameFlag = user, true
+		cp.Password, cp.PasswordFlag = pass, pass != nil
+	}
+	window := 1
+	if !perDevice {
+		window = min(len(c.devices), p.opts.Inflight)
+	}
+	return dialLean(cctx, nc, cp, window)
+}
+
+// keepAlive is the devices' MQTT keep-alive in seconds.
+const keepAlive = 30
+
+// login returns the credentials a connection logs in with.
+func login(u *url.URL, opts *Options, clientID string) (string, []byte, bool) {
+	switch {
+	case opts.Credentials != nil:
+		return opts.Credentials(clientID)
+	case u.User != nil: // mqtt://user:password@host: one login for all
+		var pass []byte
+		if pw, ok := u.User.Password(); ok {
+			pass = []byte(pw)
+		}
+		return u.User.Username(), pass, true
+	}
+	return "", nil, false
+}
+
+// dialNet opens the TCP or TLS connection to the broker.
+func dialNet(ctx context.Context, u *url.URL, opts *Options) (net.Conn, error) {
 	host := u.Host
 	if u.Port() == "" {
 		port := "1883"
@@ -160,10 +223,20 @@ func dialMQTT(ctx context.Context, u *url.URL, opts *Options, clientID string, w
 	} else {
 		nc, err = d.DialContext(ctx, "tcp", host)
 	}
+	return nc, err
+}
+
+// dialMQTT opens one paho MQTT 5 connection with a clean session (the
+// plain subscriber's).
+func dialMQTT(ctx context.Context, u *url.URL, opts *Options, clientID string, will *paho.WillMessage,
+	onPublish []func(paho.PublishReceived) (bool, error)) (*paho.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	nc, err := dialNet(ctx, u, opts)
 	if err != nil {
 		return nil, err // "dial tcp HOST: …"
 	}
-	nc = newBufferedConn(nc)
+	nc = newBatchingConn(nc)
 	client := paho.NewClient(paho.ClientConfig{ClientID: clientID, Conn: nc, PacketTimeout: publishTimeout,
 		OnPublishReceived: onPublish})
 	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true, WillMessage: will}
@@ -173,17 +246,9 @@ func dialMQTT(ctx context.Context, u *url.URL, opts *Options, clientID string, w
 		recvMax := uint16(16)
 		cp.Properties = &paho.ConnectProperties{ReceiveMaximum: &recvMax, RequestProblemInfo: true}
 	}
-	switch {
-	case opts.Credentials != nil:
-		if user, pass, ok := opts.Credentials(clientID); ok {
-			cp.Username, cp.UsernameFlag = user, true
-			cp.Password, cp.PasswordFlag = pass, pass != nil
-		}
-	case u.User != nil: // mqtt://user:password@host: one login for all
-		cp.Username, cp.UsernameFlag = u.User.Username(), true
-		if pass, ok := u.User.Password(); ok {
-			cp.Password, cp.PasswordFlag = []byte(pass), true
-		}
+	if user, pass, ok := login(u, opts, clientID); ok {
+		cp.Username, cp.UsernameFlag = user, true
+		cp.Password, cp.PasswordFlag = pass, pass != nil
 	}
 	ack, err := client.Connect(ctx, cp)
 	if err != nil {
@@ -222,8 +287,7 @@ func (p *publisher) announce(ctx context.Context, status string) {
 			}
 			id := deviceID(p.opts.IDPrefix, d, p.opts.Devices)
 			pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-			_, err := w.conn.client.Publish(pctx, &paho.Publish{QoS: 1, Retain: true,
-				Topic: state.StatusTopic(p.opts.Prefix, id), Payload: []byte(status)})
+			err := w.conn.client.Publish(pctx, 1, true, state.StatusTopic(p.opts.Prefix, id), []byte(status))
 			cancel()
 			p.statusSent.Add(1)
 			if err != nil {
@@ -287,12 +351,35 @@ func (p *publisher) work(ctx context.Context, w *worker, start time.Time) {
 		if opts.MaxReports > 0 && p.budget.Add(-1) < 0 {
 			return
 		}
-		d := w.devices[j%len(w.devices)]
+		k := j % len(w.devices)
+		d := w.devices[k]
 		p.seq[d]++
 		seq := p.seqBase + p.seq[d]
-		id := deviceID(opts.IDPrefix, d, opts.Devices)
+		if w.ids == nil {
+			w.ids, w.topics = make([]string, len(w.devices)), make([]string, len(w.devices))
+			w.fast, w.checked = make([]bool, len(w.devices)), make([]bool, len(w.devices))
+		}
+		if w.ids[k] == "" {
+			w.ids[k] = deviceID(opts.IDPrefix, d, opts.Devices)
+			w.topics[k] = state.StateTopic(opts.Prefix, w.ids[k])
+		}
+		id := w.ids[k]
 		now := opts.Now()
-		payload, err := state.Encode(opts.Payload(d, id, seq, now))
+		var payload []byte
+		var err error
+		if w.fast[k] {
+			w.buf = appendDefaultPayload(w.buf[:0], d, id, seq, now)
+			payload = w.buf
+		} else {
+			payload, err = state.Encode(opts.Payload(d, id, seq, now))
+			if err == nil && opts.defaultPayload && !w.checked[k] {
+				// Encode this device's next reports without reflection
+				// if that gives exactly the same bytes.
+				w.checked[k] = true
+				w.buf = appendDefaultPayload(w.buf[:0], d, id, seq, now)
+				w.fast[k] = string(w.buf) == string(payload)
+			}
+		}
 		if err != nil {
 			p.errs.add(fmt.Errorf("encode report: %w", err))
 			p.sent.Add(1)
@@ -309,8 +396,7 @@ func (p *publisher) work(ctx context.Context, w *worker, start time.Time) {
 		// The publish outlives the run's deadline: a report sent at the
 		// last moment still gets its PUBACK.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
-		_, err = w.conn.client.Publish(pctx, &paho.Publish{QoS: opts.QoS, Retain: true,
-			Topic: state.StateTopic(opts.Prefix, id), Payload: payload})
+		err = w.conn.client.Publish(pctx, opts.QoS, true, w.topics[k], payload)
 		cancel()
 		if err != nil {
 			p.failed.Add(1)
@@ -326,12 +412,13 @@ func (p *publisher) work(ctx context.Context, w *worker, start time.Time) {
 // close says goodbye: the devices' "offline" status if asked for, then a
 // clean DISCONNECT (which suppresses the Will).
 func (p *publisher) close(ctx context.Context) {
+	defer close(p.stopPing)
 	if p.opts.Status {
 		p.announce(ctx, state.Offline)
 	}
 	parallel(len(p.conns), dialParallel, func(k int) {
 		if c := p.conns[k].client; c != nil && !closed(c) {
-			_ = c.Disconnect(&paho.Disconnect{ReasonCode: 0})
+			c.Disconnect()
 		}
 	})
 }
@@ -350,7 +437,7 @@ func (p *publisher) result(elapsed time.Duration) *MQTTResult {
 	return r
 }
 
-func closed(c *paho.Client) bool {
+func closed(c interface{ Done() <-chan struct{} }) bool {
 	select {
 	case <-c.Done():
 		return true
