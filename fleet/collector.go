@@ -16,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/mqttconn"
 )
 
 // DefaultReceiveMaximum is the collector's default MQTT Receive Maximum:
@@ -332,7 +333,7 @@ type pahoLog struct{ l *slog.Logger }
 func (p pahoLog) Println(v ...any)               { p.l.Warn(strings.TrimSpace(fmt.Sprintln(v...))) }
 func (p pahoLog) Printf(format string, v ...any) { p.l.Warn(fmt.Sprintf(format, v...)) }
 
-// dial connects to the broker through a coalescingConn: buffered reads,
+// dial connects to the broker through an mqttconn.Conn: buffered reads,
 // and acknowledgements written in batches.
 func (c *Collector) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -357,5 +358,5 @@ func (c *Collector) dial(ctx context.Context, _ autopaho.ClientConfig, u *url.UR
 		}
 		conn = tc
 	}
-	return newCoalescingConn(conn), nil
+	return mqttconn.NewBatching(conn, 64<<10), nil
 }

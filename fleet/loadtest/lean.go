@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
+	"github.com/lampi-pkg/lampi-pkg/internal/mqttconn"
 )
 
 // leanClient is the simulated devices' MQTT 5 client: one real
@@ -27,7 +28,7 @@ import (
 // and gives it back after its PUBACK, so at most window reports are in
 // flight and an id is never reused while unacknowledged.
 type leanClient struct {
-	conn *bufferedConn
+	conn *mqttconn.Conn
 	r    *bufio.Reader
 
 	ids   chan uint16   // free packet ids
@@ -49,14 +50,14 @@ func dialLean(ctx context.Context, nc net.Conn, cp *packets.Connect, window int)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	bc := newBufferedConn(nc).(*bufferedConn)
+	bc := mqttconn.New(nc, 4<<10)
 	pkt := packets.NewControlPacket(packets.CONNECT)
 	pkt.Content = cp
 	if _, err := pkt.WriteTo(bc); err != nil {
 		_ = bc.Close()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	in, err := packets.ReadPacket(bc.r)
+	in, err := packets.ReadPacket(bc.Reader())
 	if err != nil {
 		_ = bc.Close()
 		return nil, fmt.Errorf("connect: reading CONNACK: %w", err)
@@ -74,7 +75,7 @@ func dialLean(ctx context.Context, nc net.Conn, cp *packets.Connect, window int)
 		window = max(1, min(window, int(*ca.Properties.ReceiveMaximum)))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &leanClient{conn: bc, r: bc.r, ids: make(chan uint16, window), acks: make([]chan byte, window+1),
+	c := &leanClient{conn: bc, r: bc.Reader(), ids: make(chan uint16, window), acks: make([]chan byte, window+1),
 		done: make(chan struct{})}
 	for id := 1; id <= window; id++ {
 		c.ids <- uint16(id)
@@ -190,7 +191,7 @@ func appendVBI(b []byte, n int) []byte {
 }
 
 // write sends one whole packet; packets of concurrent writers share
-// system calls (see bufferedConn).
+// system calls (see mqttconn.Conn).
 func (c *leanClient) write(pkt []byte) error {
 	c.conn.Lock()
 	_, err := c.conn.Write(pkt)

@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/mqttconn"
 )
 
 // How long one connect or one publish may take.
@@ -236,7 +237,7 @@ func dialMQTT(ctx context.Context, u *url.URL, opts *Options, clientID string, w
 	if err != nil {
 		return nil, err // "dial tcp HOST: …"
 	}
-	nc = newBatchingConn(nc)
+	nc = mqttconn.NewBatching(nc, 4<<10)
 	client := paho.NewClient(paho.ClientConfig{ClientID: clientID, Conn: nc, PacketTimeout: publishTimeout,
 		OnPublishReceived: onPublish})
 	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true, WillMessage: will}

@@ -1,4 +1,7 @@
-package loadtest
+// Package mqttconn is the connection under an MQTT client (paho, or the
+// load generator's lean client) for streams of small packets: buffered
+// reads, whole packets, and writes combined into few system calls.
+package mqttconn
 
 import (
 	"bufio"
@@ -10,7 +13,7 @@ import (
 // a writer past it waits for the flush.
 const maxPending = 1 << 20
 
-// bufferedConn is the connection under one paho client, tuned for many
+// Conn is the connection under one MQTT client, tuned for many
 // small packets:
 //
 //   - reads go through a buffer: paho reads each packet a few bytes at a
@@ -21,7 +24,7 @@ const maxPending = 1 << 20
 //     the writer that finds no flush under way writes everything pending
 //     in one system call, again until nothing is left. Under load many
 //     packets share a write; alone a packet goes out at once.
-type bufferedConn struct {
+type Conn struct {
 	net.Conn
 	r *bufio.Reader
 
@@ -39,21 +42,29 @@ type bufferedConn struct {
 	stop chan struct{}
 }
 
-func newBufferedConn(c net.Conn) net.Conn {
-	bc := &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 4<<10)}
+// New wraps c with a read buffer of readBuf bytes; a packet is written
+// when its writer unlocks, together with whatever others added meanwhile.
+func New(c net.Conn, readBuf int) *Conn {
+	bc := &Conn{Conn: c, r: bufio.NewReaderSize(c, readBuf)}
 	bc.idle = sync.NewCond(&bc.mu)
 	return bc
 }
 
-// newBatchingConn is newBufferedConn with background flushing.
-func newBatchingConn(c net.Conn) net.Conn {
-	bc := newBufferedConn(c).(*bufferedConn)
+// NewBatching is New with background flushing: Unlock only wakes a
+// flusher, and what accumulated until it runs leaves in one write (a
+// subscriber's PUBACKs, written one after another by one goroutine,
+// would otherwise cost a system call each).
+func NewBatching(c net.Conn, readBuf int) *Conn {
+	bc := New(c, readBuf)
 	bc.wake, bc.stop = make(chan struct{}, 1), make(chan struct{})
 	go bc.flusher()
 	return bc
 }
 
-func (c *bufferedConn) flusher() {
+// Reader is the buffered reader of the connection (Read reads from it).
+func (c *Conn) Reader() *bufio.Reader { return c.r }
+
+func (c *Conn) flusher() {
 	for {
 		select {
 		case <-c.stop:
@@ -68,10 +79,10 @@ func (c *bufferedConn) flusher() {
 	}
 }
 
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Lock starts a packet.
-func (c *bufferedConn) Lock() {
+func (c *Conn) Lock() {
 	c.mu.Lock()
 	for len(c.pending) >= maxPending && c.err == nil {
 		c.idle.Wait()
@@ -79,7 +90,7 @@ func (c *bufferedConn) Lock() {
 }
 
 // Write appends to the pending bytes; paho calls it holding the lock.
-func (c *bufferedConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
@@ -89,7 +100,7 @@ func (c *bufferedConn) Write(p []byte) (int, error) {
 
 // Unlock ends a packet and, unless another writer is flushing (it will
 // take this packet along), flushes.
-func (c *bufferedConn) Unlock() {
+func (c *Conn) Unlock() {
 	if c.flushing || len(c.pending) == 0 {
 		c.mu.Unlock()
 		return
@@ -108,7 +119,7 @@ func (c *bufferedConn) Unlock() {
 
 // flushLocked writes everything pending, the lock released during each
 // write; called and returns with c.mu held.
-func (c *bufferedConn) flushLocked() {
+func (c *Conn) flushLocked() {
 	c.flushing = true
 	for len(c.pending) > 0 && c.err == nil {
 		buf := c.pending
@@ -128,7 +139,7 @@ func (c *bufferedConn) flushLocked() {
 
 // Close writes what is pending (a DISCONNECT must reach the broker, or it
 // publishes the Will) and closes the connection.
-func (c *bufferedConn) Close() error {
+func (c *Conn) Close() error {
 	c.mu.Lock()
 	for c.flushing {
 		c.idle.Wait()

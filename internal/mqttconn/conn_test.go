@@ -1,4 +1,4 @@
-package loadtest
+package mqttconn
 
 import (
 	"bufio"
@@ -9,12 +9,14 @@ import (
 	"testing"
 )
 
-// TestBufferedConnKeepsPacketsWhole writes framed "packets" in three
+// TestConnKeepsPacketsWhole writes framed "packets" in three
 // pieces each from many goroutines, as paho does, and reads them back
 // whole and all there, including what was pending at Close.
-func TestBufferedConnKeepsPacketsWhole(t *testing.T) {
-	t.Run("flush-in-unlock", func(t *testing.T) { testConnKeepsPacketsWhole(t, newBufferedConn) })
-	t.Run("background-flush", func(t *testing.T) { testConnKeepsPacketsWhole(t, newBatchingConn) })
+func TestConnKeepsPacketsWhole(t *testing.T) {
+	t.Run("flush-in-unlock", func(t *testing.T) { testConnKeepsPacketsWhole(t, func(c net.Conn) net.Conn { return New(c, 4<<10) }) })
+	t.Run("background-flush", func(t *testing.T) {
+		testConnKeepsPacketsWhole(t, func(c net.Conn) net.Conn { return NewBatching(c, 4<<10) })
+	})
 }
 
 func testConnKeepsPacketsWhole(t *testing.T, wrap func(net.Conn) net.Conn) {
