@@ -7,14 +7,23 @@
 #   Packages   full GET of a 5 MB dists/…/Packages
 #   deb        full GET of a 1 MB pool/…/.deb
 #
-# Both servers log every request to a file (nginx's default access log;
-# lampi-pkg's JSON access log, buffered). nginx runs with its Debian
-# defaults plus sendfile on, worker_processes auto.
+# Both servers log every request to a file, buffered in memory and
+# written out at least every second: nginx's combined access log with
+# "buffer=64k flush=1s", lampi-pkg's JSON access log (its LogWriter).
+# (Earlier versions of this script left nginx on Debian's unbuffered
+# default, one write(2) per request that lampi-pkg did not pay: unfair
+# to nginx.) nginx runs with its Debian defaults plus sendfile on,
+# tcp_nopush on, worker_processes auto (2 workers here; lampi-pkg runs
+# with GOMAXPROCS = the CPU count, the same 2).
 #
 # Usage: scripts/bench-serve.sh [BIN]
 #   CONNS=50 THREADS=2 DURATION=5s ROUNDS=3 by default: each test runs
 #   ROUNDS times, alternating lampi-pkg and nginx so that load from other
-#   processes hits both alike; the table shows the median of each.
+#   processes hits both alike; the table shows the median of each, and
+#   the median CPU time (user + system, from /proc) each server spent per
+#   request: on a machine shared with other work req/s swings with the
+#   neighbours' load, CPU per request much less. VERBOSE=1 prints every
+#   round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${CONNS:-50}
@@ -69,6 +78,7 @@ nport=$(port)
 
 "$bin" serve --repo "$repo" --no-fleet --listen "127.0.0.1:$lport" --access-log "$work/lampi-access.log" 2>"$work/lampi.err" &
 pids+=($!)
+lpid=$!
 
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<EOF
@@ -84,7 +94,7 @@ http {
   tcp_nopush on;
   keepalive_timeout 65;
   keepalive_requests 1000000;
-  access_log $work/nginx/access.log;
+  access_log $work/nginx/access.log combined buffer=64k flush=1s;
   client_body_temp_path $work/nginx/body;
   proxy_temp_path $work/nginx/proxy;
   fastcgi_temp_path $work/nginx/fastcgi;
@@ -100,6 +110,7 @@ http {
 EOF
 "$nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
+npid=$!
 
 for p in "$lport" "$nport"; do
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$p/dists/stable/InRelease" >/dev/null && break; sleep 0.1; done
@@ -109,7 +120,18 @@ cat > "$work/cond.lua" <<'EOF'
 wrk.headers["If-None-Match"] = os.getenv("ETAG")
 EOF
 
-# run NAME PORT PATH [cond]: prints "req/s p99(ms) status-check"
+# cputicks PID: user+system clock ticks of PID and its child processes
+# (nginx's workers).
+cputicks() {
+  local t=0 q
+  for q in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{print $14+$15}' "/proc/$q/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+# run NAME PORT PATH [cond]: prints "req/s p99(ms) cpu-us/request status-check"
 run() {
   local url="http://127.0.0.1:$2$3" args=()
   if [ "${4:-}" = cond ]; then
@@ -119,11 +141,18 @@ run() {
     export ETAG=$etag
     args=(-s "$work/cond.lua")
   fi
+  local pid=$lpid
+  [ "$1" = nginx ] && pid=$npid
+  local t0 t1
+  t0=$(cputicks "$pid")
   out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "${args[@]}" "$url")
+  t1=$(cputicks "$pid")
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
   p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  nreq=$(awk '/requests in/{print $1}' <<<"$out")
+  cpu=$(python3 -c "print(f'{($t1-$t0)*1e6/$hz/max($nreq,1):.1f}')")
   errs=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr '\n' ' ' || true)
-  echo "$rps $p99 $errs"
+  echo "$rps $p99 $cpu $errs"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -131,8 +160,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000} print v}'; }
 
 echo "wrk -t$threads -c$conns -d$duration --latency, median of $rounds alternating rounds; $(nproc) CPUs; $(nginx -v 2>&1); $("$bin" --version)"
-printf '| %-9s | %-11s | %-13s | %-11s | %-13s | %-11s | %-9s |\n' test "lampi req/s" "lampi p99 ms" "nginx req/s" "nginx p99 ms" "req/s ratio" "p99 ratio"
-printf '|%s|\n' "-----------|-------------|---------------|-------------|---------------|-------------|-----------"
+printf '| %-9s | %-11s | %-13s | %-11s | %-13s | %-11s | %-9s | %-15s | %-15s |\n' test "lampi req/s" "lampi p99 ms" "nginx req/s" "nginx p99 ms" "req/s ratio" "p99 ratio" "lampi CPU µs/req" "nginx CPU µs/req"
+printf '|%s|\n' "-----------|-------------|---------------|-------------|---------------|-------------|-----------|------------------|-----------------"
 for t in "304 /dists/stable/InRelease cond" "Packages /dists/bookworm/main/binary-amd64/Packages" "deb /$deb"; do
   set -- $t
   : > "$work/l" ; : > "$work/n"
@@ -142,6 +171,11 @@ for t in "304 /dists/stable/InRelease cond" "Packages /dists/bookworm/main/binar
   done
   lr=$(awk '{print $1}' "$work/l" | median); lp=$(awk '{print $2}' "$work/l" | ms | median)
   nr=$(awk '{print $1}' "$work/n" | median); np=$(awk '{print $2}' "$work/n" | ms | median)
-  printf '| %-9s | %-11s | %-13s | %-11s | %-13s | %-11s | %-9s |\n' "$1" "$lr" "$lp" "$nr" "$np" \
-    "$(python3 -c "print(f'{$lr/$nr:.2f}')")" "$(python3 -c "print(f'{$lp/$np:.2f}')")"
+  lc=$(awk '{print $3}' "$work/l" | median); nc=$(awk '{print $3}' "$work/n" | median)
+  printf '| %-9s | %-11s | %-13s | %-11s | %-13s | %-11s | %-9s | %-16s | %-16s |\n' "$1" "$lr" "$lp" "$nr" "$np" \
+    "$(python3 -c "print(f'{$lr/$nr:.2f}')")" "$(python3 -c "print(f'{$lp/$np:.2f}')")" "$lc" "$nc"
+  if [ -n "${VERBOSE:-}" ]; then
+    echo "  lampi rounds (req/s p99 cpu): $(tr '\n' ';' < "$work/l")"
+    echo "  nginx rounds (req/s p99 cpu): $(tr '\n' ';' < "$work/n")"
+  fi
 done

@@ -158,3 +158,39 @@ func TestAptThroughServer(t *testing.T) {
 		t.Fatalf("no Range request answered 206 for the package: %+v", rec.requests())
 	}
 }
+
+// TestAptThroughFront: apt through the Front, as lampi-pkg serve runs
+// for plain HTTP: update and install work, and apt's requests (with its
+// Cache-Control, Accept and If-Modified-Since headers) are the ones the
+// fast path answers — the second update's 304s come from it.
+func TestAptThroughFront(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	tr.include(t, "bookworm", buildDeb(t, "hi", "0.1", ""), "hi_0.1_all.deb")
+	var log strings.Builder
+	var mu sync.Mutex
+	s, front := startServer(t, Options{Dir: tr.dir, AccessLog: writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.Write(p)
+	})})
+	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", tr.pub, front.URL))
+	apt.Update()
+	fast, n304 := s.Metrics().FastPath(), s.Metrics().NotModified()
+	out := apt.Update()
+	if s.Metrics().NotModified() <= n304 {
+		t.Fatalf("second apt-get update got no 304:\n%s", out)
+	}
+	if got, want := s.Metrics().FastPath()-fast, s.Metrics().NotModified()-n304; got < want {
+		mu.Lock()
+		t.Fatalf("second update: %d answers by the fast path, %d 304s; access log:\n%s", got, want, log.String())
+	}
+	apt.MustRun("install", "hi")
+	if _, err := os.Stat(filepath.Join(apt.Root, "usr/share/hi/data")); err != nil {
+		t.Fatalf("hi not installed: %v", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

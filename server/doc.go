@@ -9,7 +9,11 @@
 //
 //	srv, err := server.New(server.Options{Dir: "/srv/repo", Now: time.Now, Logger: slog.Default()})
 //	defer srv.Close()
-//	http.Serve(ln, srv)
+//	hs := &http.Server{Handler: srv}
+//	front := srv.Front(hs)
+//	go front.Serve(ln) // plain HTTP; hs.ServeTLS(ln, cert, key) for TLS
+//	…
+//	front.Shutdown(ctx)
 //
 // Routes:
 //
@@ -37,6 +41,23 @@
 // one fstat; bigger files get a tag made of that identity. The publisher
 // replaces files by rename, which always gives a new inode and ctime, so
 // a cached tag can never describe other bytes.
+//
+// Plain HTTP is best served through [Server.Front] (lampi-pkg serve
+// does): a fast path in front of net/http answers simple GET and HEAD
+// requests for files under dists/ and pool/ — apt's and the agents'
+// "has anything changed?" and downloads — parsing them in place and
+// answering from the ETag cache (304) or with one openat2 and
+// sendfile(2); every other request, and everything after it on the same
+// connection, is handed with the bytes already read to the http.Server,
+// so its answers are net/http's. The fast path's answers are the same
+// bytes (Date aside) as net/http's for the same request (tested side by
+// side); it exists because net/http's per-request machinery costs more
+// CPU than the rest of a 304.
+//
+// The access log: Options.AccessLog takes the per-request records in
+// slog's JSON format from a specialised encoder; [LogWriter] is the
+// asynchronous buffer for it (never blocks a request; lines it has to
+// drop are counted in /metrics).
 //
 // Uploads are authenticated by bearer tokens (see [TokenStore]), size
 // limited, staged in a temporary file, checked as a .deb and, when

@@ -133,7 +133,7 @@ func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 		// The common case of a fleet: "has anything changed?" (apt asks
 		// with If-Modified-Since, other clients with If-None-Match).
 		if e, ok := s.hot.lookup(name); ok && e.unchanged(inm, ims) {
-			h["Etag"] = []string{e.tag}
+			h["Etag"] = e.tagHdr
 			if immutable {
 				h["Cache-Control"] = []string{cacheImmutable}
 			}
@@ -162,9 +162,9 @@ func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cacheable {
-		s.hot.store(name, hotEntry{gen: gen, tag: tag, mod: fi.ModTime(), lastMod: fi.ModTime().UTC().Format(http.TimeFormat)})
+		s.hot.store(name, newHotEntry(gen, tag, fi.ModTime()))
 	}
-	h["Content-Type"] = []string{contentType(rest)}
+	h["Content-Type"] = contentTypeHdr(rest)
 	h["Etag"] = []string{tag}
 	if immutable {
 		// Content addressed: never changes under this name.
@@ -241,6 +241,26 @@ func isPublicKeyring(data []byte) bool {
 		}
 	}
 	return true
+}
+
+// contentTypeHdrs are the header values of contentType's answers,
+// shared by all responses (net/http never modifies a header value slice
+// in place, and each has len == cap, so an append copies).
+var contentTypeHdrs = map[string][]string{}
+
+func init() {
+	for _, n := range []string{"a.deb", "a.gz", "a.xz", "a.zst", "a.bz2", "Release.gpg", "a.gpg", "a.asc", "InRelease", "a"} {
+		ct := contentType(n)
+		contentTypeHdrs[ct] = []string{ct}
+	}
+}
+
+func contentTypeHdr(name string) []string {
+	ct := contentType(name)
+	if h, ok := contentTypeHdrs[ct]; ok {
+		return h
+	}
+	return []string{ct}
 }
 
 // contentType maps published names to media types. by-hash files have no

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -143,9 +144,40 @@ func startServer(t testing.TB, o Options) (*Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	hs := httptest.NewServer(s)
-	t.Cleanup(hs.Close)
-	return s, hs
+	return s, startFront(t, s)
+}
+
+// startFront serves h (the server s, possibly wrapped) on 127.0.0.1
+// through s's Front, as lampi-pkg serve does for plain HTTP. The
+// httptest.Server is only a holder of URL and Listener: it is not
+// started, and Close stops the front.
+func startFront(t testing.TB, s *Server, h ...http.Handler) *httptest.Server {
+	t.Helper()
+	handler := http.Handler(s)
+	if len(h) > 0 {
+		handler = h[0]
+	}
+	hs := httptest.NewUnstartedServer(handler)
+	hs.URL = "http://" + hs.Listener.Addr().String()
+	front := s.Front(hs.Config)
+	done := make(chan error, 1)
+	go func() { done <- front.Serve(hs.Listener) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := front.Shutdown(ctx); err != nil {
+				t.Errorf("front shutdown: %v", err)
+			}
+			if err := <-done; err != http.ErrServerClosed {
+				t.Errorf("front serve: %v", err)
+			}
+			http.DefaultClient.CloseIdleConnections()
+		})
+	}
+	t.Cleanup(stop)
+	return hs
 }
 
 // treeSum hashes every file, directory and symlink under the given

@@ -11,8 +11,13 @@ import (
 type hotEntry struct {
 	gen     uint64 // the change generation it was read in
 	tag     string
+	tagHdr  []string // {tag}, shared by the responses (len == cap)
 	mod     time.Time
 	lastMod string // mod as Last-Modified
+}
+
+func newHotEntry(gen uint64, tag string, mod time.Time) hotEntry {
+	return hotEntry{gen: gen, tag: tag, tagHdr: []string{tag}, mod: mod, lastMod: mod.UTC().Format(http.TimeFormat)}
 }
 
 // unchanged answers a conditional request as http.ServeContent would:

@@ -44,7 +44,9 @@ type Metrics struct {
 	fileGets    atomic.Uint64      // GET/HEAD of repository files
 	conditional atomic.Uint64      // … carrying If-None-Match / If-Modified-Since
 	notModified atomic.Uint64      // … answered 304
+	fast        atomic.Uint64      // … answered by the Front's fast path
 	uploads     sync.Map           // outcome → *atomic.Uint64
+	logDropped  func() uint64      // access log lines dropped (LogWriter), or nil
 
 	mu      sync.Mutex
 	pubSum  float64
@@ -61,9 +63,9 @@ func (m *Metrics) request(code int, n int64) {
 	}
 }
 
-func (m *Metrics) fileRequest(r *http.Request, code int) {
+func (m *Metrics) fileRequest(code int, conditional bool) {
 	m.fileGets.Add(1)
-	if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" {
+	if conditional {
 		m.conditional.Add(1)
 	}
 	if code == http.StatusNotModified {
@@ -97,6 +99,9 @@ func (m *Metrics) Requests(code int) uint64 {
 	return m.byCode[code].Load()
 }
 
+// FastPath returns how many requests the Front's fast path answered.
+func (m *Metrics) FastPath() uint64 { return m.fast.Load() }
+
 // NotModified returns how many repository file requests were answered 304.
 func (m *Metrics) NotModified() uint64 { return m.notModified.Load() }
 
@@ -129,6 +134,8 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("lampi_repo_conditional_requests_total %d\n", cond)
 	p("# HELP lampi_repo_not_modified_total Repository file requests answered 304 Not Modified.\n# TYPE lampi_repo_not_modified_total counter\n")
 	p("lampi_repo_not_modified_total %d\n", nm)
+	p("# HELP lampi_repo_fast_path_requests_total Repository file requests answered by the fast path in front of net/http.\n# TYPE lampi_repo_fast_path_requests_total counter\n")
+	p("lampi_repo_fast_path_requests_total %d\n", m.fast.Load())
 	ratio := 0.0
 	if cond > 0 {
 		ratio = float64(nm) / float64(cond)
@@ -136,6 +143,10 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("# HELP lampi_repo_not_modified_ratio Share of conditional repository requests answered 304.\n# TYPE lampi_repo_not_modified_ratio gauge\n")
 	p("lampi_repo_not_modified_ratio %s\n", strconv.FormatFloat(ratio, 'g', -1, 64))
 
+	if m.logDropped != nil {
+		p("# HELP lampi_access_log_dropped_total Access log lines dropped because the log output could not keep up.\n# TYPE lampi_access_log_dropped_total counter\n")
+		p("lampi_access_log_dropped_total %d\n", m.logDropped())
+	}
 	p("# HELP lampi_uploads_total Package uploads by outcome.\n# TYPE lampi_uploads_total counter\n")
 	var names []string
 	m.uploads.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })

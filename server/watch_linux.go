@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,7 +51,7 @@ func (w *watcher) enabled() bool {
 // queued so far, or ^0 when the state is unknown (a drain by another
 // goroutine is under way, or the watcher failed): no entry matches it.
 func (w *watcher) generation() uint64 {
-	n, err := unix.IoctlGetInt(w.fd, unix.TIOCINQ) // FIONREAD
+	n, err := queued(w.fd)
 	if err != nil {
 		w.off.Store(true)
 		return ^uint64(0)
@@ -113,4 +114,17 @@ func (w *watcher) close() {
 	if !w.off.Swap(true) && w.fd >= 0 {
 		unix.Close(w.fd)
 	}
+}
+
+// queued returns the number of bytes of events queued on the inotify
+// descriptor (FIONREAD). The ioctl never blocks, so it is made as a raw
+// system call, without telling the scheduler: it is on the path of every
+// conditional request.
+func queued(fd int) (int, error) {
+	var n int32
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(unix.TIOCINQ), uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }

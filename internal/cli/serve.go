@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +36,7 @@ type serveOptions struct {
 	passphraseFile                           string
 	accessLog, logFormat                     string
 	addrFile                                 string
+	cpuProfile                               string
 	fleet                                    serveFleetOptions
 }
 
@@ -78,6 +79,8 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.StringVar(&o.accessLog, "access-log", "-", `access log file ("-" standard error, "off" none)`)
 	f.StringVar(&o.logFormat, "log-format", "json", "access log format: json or text")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	f.MarkHidden("cpuprofile")
 	o.fleet.flags(cmd)
 	return cmd
 }
@@ -196,18 +199,35 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		return err
 	}
 	defer stopFleet()
+	var accessLog io.Writer // the fast JSON encoder, when the format is slog's JSON
+	if o.logFormat == "json" {
+		accessLog = logw
+	}
 	srv, err := server.New(server.Options{
-		Dir: o.repo, Now: env.Now, Logger: logger, MaxUpload: maxUpload,
+		Dir: o.repo, Now: env.Now, Logger: logger, AccessLog: accessLog, MaxUpload: maxUpload,
 		Tokens:           &server.TokenStore{Path: tokens, Now: env.Now},
 		LockTimeout:      o.lockTimeout,
 		RequireSignature: required,
 		OpenRepo: func() (*repo.Repo, error) {
-			return repo.Open(o.repo, repo.Options{
-				Now: env.Now, LockTimeout: o.lockTimeout,
+			// Uploads publish to the targets of conf/targets too, which
+			// are checked before anything changes.
+			m, err := ConfTargetsMirror(env, o.repo)
+			if err != nil {
+				return nil, err
+			}
+			r, err := repo.Open(o.repo, repo.Options{
+				Now: env.Now, LockTimeout: o.lockTimeout, Mirror: m,
 				Signer: repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
 					return readPassphrase(&noTTY, o.passphraseFile, "", false)
 				}),
 			})
+			if err != nil {
+				return nil, err
+			}
+			if err := r.CheckTargets(context.Background(), 15*time.Second); err != nil {
+				return nil, err
+			}
+			return r, nil
 		},
 		Extra: extra,
 	})
@@ -245,12 +265,28 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s)\n", o.repo, scheme, addr, humanBytes(maxUpload))
 
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: --cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			ln.Close()
+			return fmt.Errorf("serve: --cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
+	// Plain HTTP goes through the server's front: simple file requests
+	// are answered by its fast path, everything else by hs.
+	front := srv.Front(hs)
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
 			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
 		} else {
-			errc <- hs.Serve(ln)
+			errc <- front.Serve(ln)
 		}
 	}()
 	select {
@@ -261,7 +297,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	fmt.Fprintf(env.Err, "lampi-pkg: shutting down (finishing requests in flight)\n")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	shutdown := hs.Shutdown
+	if !useTLS {
+		shutdown = front.Shutdown
+	}
+	if err := shutdown(sctx); err != nil {
 		return fmt.Errorf("serve: shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -271,9 +311,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	return nil
 }
 
-// openAccessLog returns the access log's writer: buffered and flushed
-// every second (and at the end), so that logging costs no write(2) per
-// request.
+// openAccessLog returns the access log's writer: a server.LogWriter,
+// which buffers in memory, writes from its own goroutine (a request
+// never waits for the disk; lines it cannot keep are counted in
+// /metrics as lampi_access_log_dropped_total) and is flushed every
+// second and at the end.
 func openAccessLog(env *Env, where string) (io.Writer, func(), error) {
 	var out io.Writer
 	var file *os.File
@@ -289,7 +331,7 @@ func openAccessLog(env *Env, where string) (io.Writer, func(), error) {
 		}
 		out, file = f, f
 	}
-	bw := &flushWriter{w: bufio.NewWriterSize(out, 64<<10)}
+	lw := server.NewLogWriter(out, 1<<20)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -300,35 +342,18 @@ func openAccessLog(env *Env, where string) (io.Writer, func(), error) {
 		for {
 			select {
 			case <-t.C:
-				bw.flush()
+				lw.Flush()
 			case <-done:
 				return
 			}
 		}
 	}()
-	return bw, func() {
+	return lw, func() {
 		close(done)
 		wg.Wait()
-		bw.flush()
+		lw.Close()
 		if file != nil {
 			file.Close()
 		}
 	}, nil
-}
-
-type flushWriter struct {
-	mu sync.Mutex
-	w  *bufio.Writer
-}
-
-func (f *flushWriter) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.w.Write(p)
-}
-
-func (f *flushWriter) flush() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.w.Flush()
 }

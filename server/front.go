@@ -1,0 +1,683 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Front serves plain-HTTP connections with a fast path in front of
+// net/http for the requests a fleet makes all day: a simple GET or HEAD
+// of a file under dists/ or pool/, conditional or not. Such a request is
+// parsed in place and answered straight from the hot cache (304) or with
+// one openat2, one header write and sendfile(2) (200), logged and counted
+// as by ServeHTTP. Anything else on the connection — another path or
+// method, a Range, a body, an unusual header, HTTP/1.0, a 404, a header
+// that does not fit in 4 KiB — hands the connection over, with the bytes
+// already read, to the http.Server, which serves that request and all
+// later ones on the connection exactly as without the front. The fast
+// path answers only what it can answer exactly as net/http would (same
+// status, headers and body; tested side by side in front_test.go).
+//
+// TLS connections are not fronted: serve them with the http.Server.
+type Front struct {
+	s    *Server
+	hs   *http.Server
+	hand *handoffListener
+	fast bool // no Options.Extra pattern shadows dists/ or pool/
+
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*frontConn]struct{}
+	closing atomic.Bool
+	wg      sync.WaitGroup
+	date    atomic.Pointer[dateLine]
+}
+
+// Front returns a front for hs, whose Handler must be s (possibly
+// wrapped). hs's IdleTimeout, ReadHeaderTimeout and WriteTimeout apply
+// to fronted connections too.
+func (s *Server) Front(hs *http.Server) *Front {
+	return &Front{s: s, hs: hs, hand: newHandoffListener(), fast: s.fastOK, conns: map[*frontConn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Shutdown (then it returns
+// http.ErrServerClosed) or an accept error.
+func (f *Front) Serve(ln net.Listener) error {
+	f.mu.Lock()
+	if f.closing.Load() {
+		f.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	f.ln = ln
+	f.hand.addr = ln.Addr()
+	f.mu.Unlock()
+	hsDone := make(chan error, 1)
+	go func() { hsDone <- f.hs.Serve(f.hand) }()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if f.closing.Load() {
+				return http.ErrServerClosed
+			}
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				// EMFILE and the like: net/http waits and retries too.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			f.hand.Close()
+			<-hsDone
+			return err
+		}
+		backoff = 0
+		tc, ok := c.(*net.TCPConn)
+		if !ok || !f.fast {
+			f.hand.put(c)
+			continue
+		}
+		fc := &frontConn{f: f, tc: tc}
+		f.mu.Lock()
+		if f.closing.Load() {
+			f.mu.Unlock()
+			c.Close()
+			continue
+		}
+		f.conns[fc] = struct{}{}
+		f.wg.Add(1)
+		f.mu.Unlock()
+		go fc.serve()
+	}
+}
+
+// Shutdown stops accepting, lets the requests in flight finish (on
+// fronted and handed-over connections), closes idle connections and
+// waits for them, at most until ctx is done.
+func (f *Front) Shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	f.closing.Store(true)
+	ln := f.ln
+	conns := make([]*frontConn, 0, len(f.conns))
+	for c := range f.conns {
+		conns = append(conns, c)
+	}
+	f.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, c := range conns {
+		c.tc.SetReadDeadline(aLongTimeAgo) // wakes a connection waiting for a request
+	}
+	err := f.hs.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.mu.Lock()
+		for c := range f.conns {
+			c.tc.Close()
+		}
+		f.mu.Unlock()
+		return ctx.Err()
+	}
+	return err
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// frontConn is one fronted connection.
+type frontConn struct {
+	f        *Front
+	tc       *net.TCPConn
+	br       *bufio.Reader
+	out      []byte // response header being built
+	remote   string
+	deadline time.Time   // the read deadline in place (zero: none)
+	prev     fastRequest // the last request parsed
+}
+
+// maxFrontHead is the largest request head the front parses; a longer
+// one goes to net/http (which allows up to MaxHeaderBytes).
+const maxFrontHead = 4096
+
+func (c *frontConn) serve() {
+	f := c.f
+	handed := false
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		if !handed {
+			c.tc.Close()
+		}
+		f.wg.Done()
+	}()
+	c.br = bufio.NewReaderSize(c.tc, maxFrontHead)
+	c.remote = c.tc.RemoteAddr().String()
+	c.out = make([]byte, 0, 512)
+	for {
+		idle := f.hs.IdleTimeout
+		if idle == 0 {
+			idle = f.hs.ReadTimeout
+		}
+		if idle > 0 {
+			// Network deadlines are real time, whatever Options.Now says
+			// (net/http's are too). Moving the deadline costs a timer
+			// update: it is moved when it is more than a second behind,
+			// so the idle time allowed is between idle-1s and idle.
+			if d := time.Now().Add(idle); d.Sub(c.deadline) > time.Second || d.Before(c.deadline) {
+				c.tc.SetReadDeadline(d)
+				c.deadline = d
+			}
+		} else if !c.deadline.IsZero() {
+			c.tc.SetReadDeadline(time.Time{})
+			c.deadline = time.Time{}
+		}
+		if f.closing.Load() {
+			return
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		head, ok := c.readHead()
+		if !ok {
+			return
+		}
+		var rq fastRequest
+		if head == nil || !rq.parse(head, &c.prev) {
+			handed = c.handOff()
+			return
+		}
+		c.prev = rq
+		start := f.s.opts.Now()
+		code, n, handled, err := f.s.serveFast(c, &rq, start)
+		if !handled {
+			handed = c.handOff()
+			return
+		}
+		c.br.Discard(len(head))
+		f.s.record(rq.method, rq.path, code, n, start, c.remote, rq.ua, true, rq.inm != "" || rq.ims != "")
+		if err != nil || f.closing.Load() {
+			return
+		}
+	}
+}
+
+// readHead returns the complete request head at the start of the
+// buffer (not consumed), nil when the front should not parse it (too
+// long, bare LF line ends), ok=false when the connection failed.
+func (c *frontConn) readHead() (head []byte, ok bool) {
+	deadlineSet := false
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
+			head = buf[:i+4]
+			if hasBareLF(head) {
+				return nil, true
+			}
+			return head, true
+		}
+		if len(buf) >= maxFrontHead || hasBareLF(buf) {
+			return nil, true
+		}
+		if !deadlineSet && c.f.hs.ReadHeaderTimeout > 0 {
+			c.deadline = time.Now().Add(c.f.hs.ReadHeaderTimeout)
+			c.tc.SetReadDeadline(c.deadline)
+			deadlineSet = true
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return nil, false
+		}
+	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// hasBareLF: a LF not preceded by CR (net/http accepts those; the front
+// leaves them to it).
+func hasBareLF(b []byte) bool {
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// handOff gives the connection, with what was read and not answered, to
+// the http.Server.
+func (c *frontConn) handOff() bool {
+	pre, _ := c.br.Peek(c.br.Buffered())
+	hc := &handConn{TCPConn: c.tc, pre: bytes.Clone(pre)}
+	c.tc.SetReadDeadline(time.Time{})
+	return c.f.hand.put(hc)
+}
+
+// fastRequest is a parsed simple request.
+type fastRequest struct {
+	method, path, host, ua string
+	inm, ims               string // If-None-Match, If-Modified-Since
+}
+
+// parse accepts only "GET|HEAD /dists/…|/pool/… HTTP/1.1" with a plain
+// path (no query, no percent-encoding, no dot segments, no empty
+// segments) and a short list of header fields, each at most once, with a
+// Host. Everything else is for net/http.
+//
+// prev is the connection's previous request: its strings are reused when
+// the bytes are the same (Host and User-Agent always are, the path and
+// validators often), which saves an allocation and a copy each.
+func (rq *fastRequest) parse(head []byte, prev *fastRequest) bool {
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		rq.method, line = http.MethodGet, line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		rq.method, line = http.MethodHead, line[5:]
+	default:
+		return false
+	}
+	target, proto, ok := bytes.Cut(line, []byte(" "))
+	if !ok || string(proto) != "HTTP/1.1" || !plainTarget(target) {
+		return false
+	}
+	if !bytes.HasPrefix(target, []byte("/dists/")) && !bytes.HasPrefix(target, []byte("/pool/")) {
+		return false
+	}
+	rq.path = reuse(target, prev.path)
+	if badPath(rq.path) || strings.Contains(rq.path, "//") {
+		return false
+	}
+	seen := 0
+	for len(rest) > 2 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		if len(l) == 0 || l[0] == ' ' || l[0] == '\t' {
+			return false // obs-fold
+		}
+		name, value, ok := bytes.Cut(l, []byte(":"))
+		if !ok || len(name) == 0 || !isToken(name) {
+			return false
+		}
+		value = trimOWS(value)
+		for _, b := range value {
+			if b < ' ' && b != '\t' || b == 0x7f {
+				return false
+			}
+		}
+		var bit int
+		switch h := headerName(name); {
+		case h == "Host":
+			bit = 1
+			if len(value) == 0 || !plainHost(value) {
+				return false
+			}
+			rq.host = reuse(value, prev.host)
+		case h == "User-Agent":
+			bit = 2
+			rq.ua = reuse(value, prev.ua)
+		case h == "If-None-Match":
+			bit = 4
+			rq.inm = reuse(value, prev.inm)
+			if rq.inm == "" {
+				return false
+			}
+		case h == "If-Modified-Since":
+			bit = 8
+			rq.ims = reuse(value, prev.ims)
+			if rq.ims == "" {
+				return false
+			}
+		case h == "Connection":
+			bit = 16
+			if !asciiEqualFold(value, "keep-alive") {
+				return false
+			}
+		case h == "Accept", h == "Accept-Encoding", h == "Accept-Language", h == "Cache-Control", h == "Pragma":
+			continue // no effect on a static file's answer
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+	}
+	return seen&1 != 0
+}
+
+// reuse returns old when it holds the bytes b, else a new string.
+func reuse(b []byte, old string) string {
+	if string(b) == old {
+		return old
+	}
+	return string(b)
+}
+
+// plainTarget: an origin-form path of unreserved characters, '/' and a
+// few sub-delimiters, so that it is its own decoded form.
+func plainTarget(t []byte) bool {
+	if len(t) == 0 || t[0] != '/' {
+		return false
+	}
+	for _, b := range t {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '/', b == '-', b == '.', b == '_', b == '~', b == '+', b == ':', b == '@', b == ',', b == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func plainHost(h []byte) bool {
+	for _, b := range h {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '.', b == '-', b == ':', b == '[', b == ']', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// frontHeaders are the header fields the fast path knows, canonical.
+var frontHeaders = [...]string{"Host", "User-Agent", "If-None-Match", "If-Modified-Since", "Connection",
+	"Accept", "Accept-Encoding", "Accept-Language", "Cache-Control", "Pragma"}
+
+// headerName returns the canonical name of a known header field, or "".
+func headerName(name []byte) string {
+	for _, h := range frontHeaders {
+		if len(h) == len(name) && asciiEqualFold(name, h) {
+			return h
+		}
+	}
+	return ""
+}
+
+// trimOWS removes optional white space (SP, HTAB) around a field value.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// serveFast answers rq as servePublished and http.ServeContent would, or
+// returns handled=false having written nothing (the request then goes to
+// net/http: missing files, directories, errors).
+func (s *Server) serveFast(c *frontConn, rq *fastRequest, now time.Time) (code int, n int64, handled bool, err error) {
+	fsrv := s.files
+	rel := rq.path[1:]
+	top, rest, _ := strings.Cut(rel, "/")
+	root := fsrv.root(top)
+	if root == nil || rest == "" || strings.HasSuffix(rest, "/") {
+		return 0, 0, false, nil
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg == "" || seg[0] == '.' {
+			return 0, 0, false, nil
+		}
+	}
+	immutable := top == "dists" && strings.Contains(rest, "/by-hash/")
+	var inm, ims []string
+	if rq.inm != "" {
+		inm = []string{rq.inm}
+	}
+	if rq.ims != "" {
+		ims = []string{rq.ims}
+	}
+	if top == "dists" && (inm != nil || ims != nil) {
+		if e, ok := fsrv.hot.lookup(rel); ok && e.unchanged(inm, ims) {
+			err := c.writeNotModified(now, e.tag, immutable)
+			return http.StatusNotModified, 0, true, err
+		}
+	}
+	gen, cacheable := uint64(0), false
+	if top == "dists" {
+		gen, cacheable = fsrv.hot.prepare(fsrv.dir+"/"+top, rest)
+	}
+	f, oerr := root.open(rest)
+	if oerr != nil {
+		return 0, 0, false, nil
+	}
+	defer f.Close()
+	fi, serr := f.Stat()
+	if serr != nil || !fi.Mode().IsRegular() || isZeroTime(fi.ModTime()) {
+		return 0, 0, false, nil
+	}
+	tag, terr := fsrv.tags.get(rel, f, fi)
+	if terr != nil {
+		return 0, 0, false, nil
+	}
+	mod := fi.ModTime()
+	e := newHotEntry(gen, tag, mod)
+	if cacheable {
+		fsrv.hot.store(rel, e)
+	}
+	if (inm != nil || ims != nil) && e.unchanged(inm, ims) {
+		err := c.writeNotModified(now, tag, immutable)
+		return http.StatusNotModified, 0, true, err
+	}
+	size := fi.Size()
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\n"...)
+	if immutable {
+		b = append(b, "Cache-Control: "+cacheImmutable+"\r\n"...)
+	}
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, size, 10)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, contentType(rest)...)
+	b = append(b, "\r\nEtag: "...)
+	b = append(b, tag...)
+	b = append(b, "\r\nLast-Modified: "...)
+	b = append(b, e.lastMod...)
+	b = append(b, "\r\n"...)
+	b = c.f.appendTrailer(b, now)
+	c.out = b
+	if wt := c.f.hs.WriteTimeout; wt > 0 {
+		c.tc.SetWriteDeadline(time.Now().Add(wt))
+	}
+	body := rq.method == http.MethodGet && size > 0
+	s.metrics.fast.Add(1) // counted before the answer leaves, for tests
+	if err := writeHead(c.tc, b, body); err != nil {
+		return http.StatusOK, 0, true, err
+	}
+	if !body {
+		return http.StatusOK, 0, true, nil
+	}
+	n, err = c.tc.ReadFrom(&io.LimitedReader{R: f, N: size})
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF // the file shrank: the connection cannot go on
+	}
+	return http.StatusOK, n, true, err
+}
+
+// isZeroTime is http.ServeContent's test for "no modification time".
+func isZeroTime(t time.Time) bool {
+	return t.IsZero() || t.Equal(time.Unix(0, 0))
+}
+
+func (c *frontConn) writeNotModified(now time.Time, tag string, immutable bool) error {
+	b := c.out[:0]
+	b = append(b, "HTTP/1.1 304 Not Modified\r\n"...)
+	if immutable {
+		b = append(b, "Cache-Control: "+cacheImmutable+"\r\n"...)
+	}
+	b = append(b, "Etag: "...)
+	b = append(b, tag...)
+	b = append(b, "\r\n"...)
+	b = c.f.appendTrailer(b, now)
+	c.out = b
+	if wt := c.f.hs.WriteTimeout; wt > 0 {
+		c.tc.SetWriteDeadline(time.Now().Add(wt))
+	}
+	c.f.s.metrics.fast.Add(1)
+	_, err := c.tc.Write(b)
+	return err
+}
+
+// appendTrailer ends a response head: Connection: close while shutting
+// down, Date, the empty line.
+func (f *Front) appendTrailer(b []byte, now time.Time) []byte {
+	if f.closing.Load() {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	return append(append(b, f.dateLine(now)...), "\r\n"...)
+}
+
+// dateLine is "Date: …\r\n" for the current second, formatted once.
+type dateLine struct {
+	sec  int64
+	line string
+}
+
+func (f *Front) dateLine(now time.Time) string {
+	sec := now.Unix()
+	if d := f.date.Load(); d != nil && d.sec == sec {
+		return d.line
+	}
+	d := &dateLine{sec: sec, line: "Date: " + now.UTC().Format(http.TimeFormat) + "\r\n"}
+	f.date.Store(d)
+	return d.line
+}
+
+// handoffListener is the listener the http.Server gets its handed-over
+// connections from.
+type handoffListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+	addr   net.Addr
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *handoffListener) put(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.closed:
+		c.Close()
+		return true
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr {
+	if l.addr == nil {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	}
+	return l.addr
+}
+
+// handConn is a handed-over connection: the bytes the front read come
+// first. The embedded *net.TCPConn keeps ReadFrom (sendfile) and
+// CloseWrite.
+type handConn struct {
+	*net.TCPConn
+	mu  sync.Mutex
+	pre []byte
+}
+
+func (c *handConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		c.mu.Unlock()
+		return n, nil
+	}
+	c.mu.Unlock()
+	return c.TCPConn.Read(p)
+}
+
+// WriteTo keeps the read-ahead bytes in front of a hijacker's copy.
+func (c *handConn) WriteTo(w io.Writer) (int64, error) {
+	c.mu.Lock()
+	pre := c.pre
+	c.pre = nil
+	c.mu.Unlock()
+	var n int64
+	if len(pre) > 0 {
+		m, err := w.Write(pre)
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	m, err := io.Copy(w, c.TCPConn)
+	return n + m, err
+}
+
+// File is not offered: the read-ahead bytes would be lost.
+func (c *handConn) File() (*os.File, error) { return nil, errors.ErrUnsupported }
