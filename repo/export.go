@@ -82,6 +82,7 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgS
 	}
 	out, release := hugeBuffer(size)
 	free.add(release)
+	s.expect(size)
 	dropped, handed := 0, 0
 	err = b.ForEach(func(k, v []byte) error {
 		out = append(out, pkgStanza(v)...)
@@ -90,7 +91,7 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgS
 			s.publish(out)
 			handed = len(out)
 		}
-		if len(out)-dropped > 2<<20 {
+		if len(out)-dropped > dropEvery {
 			dropMapped(tx)
 			dropped = len(out)
 		}
@@ -101,6 +102,10 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgS
 	}
 	return err
 }
+
+// dropEvery is how much of an index readPackages copies before it drops
+// the database pages read from the process's memory.
+const dropEvery = 512 << 10
 
 // streamChunk is how much of an index readPackages reads before handing
 // it on.
@@ -113,8 +118,28 @@ type pkgStream struct {
 	mu   sync.Mutex
 	cond sync.Cond
 	buf  []byte
+	size int // the expected size, 0 until known
 	done bool
 	err  error
+}
+
+// expect records the expected size of the content, before anything is
+// handed on: consumers size their output buffers by it.
+func (s *pkgStream) expect(n int) {
+	s.mu.Lock()
+	s.size = n
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// expected waits until the expected size is known, or reading ended.
+func (s *pkgStream) expected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.size == 0 && !s.done {
+		s.cond.Wait()
+	}
+	return s.size
 }
 
 func newPkgStream() *pkgStream {
@@ -200,8 +225,8 @@ func (s *pkgStream) sums() (Checksums, error) {
 
 // buildIndex makes a target's index files from its Packages content,
 // compressing and hashing the forms concurrently, and while the content
-// is still being read. sizeHint is the size last published (0: unknown).
-func buildIndex(d *Distribution, t Target, packages *pkgStream, sizeHint int64, free *freeList) ([]indexFile, error) {
+// is still being read.
+func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) ([]indexFile, error) {
 	names := indexNames(d, t)
 	out := make([]indexFile, len(names))
 	errs := make([]error, len(names))
@@ -219,10 +244,10 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, sizeHint int64, 
 					f.data, err = packages.all()
 				}
 			case strings.HasSuffix(n.rel, ".gz"):
-				f.data, err = gzipStream(packages, sizeHint, free)
+				f.data, err = gzipStream(packages, free)
 				f.byHash = true
 			case strings.HasSuffix(n.rel, ".xz"):
-				f.data, err = xzStream(packages, sizeHint)
+				f.data, err = xzStream(packages)
 				f.byHash = true
 			default: // the per-architecture Release
 				f.data = archRelease(d, t)
@@ -240,8 +265,8 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, sizeHint int64, 
 // gzipStream compresses an index as it is read. klauspost's fastest
 // level compresses Packages files about as well as zlib's default,
 // several times faster.
-func gzipStream(s *pkgStream, sizeHint int64, free *freeList) ([]byte, error) {
-	buf, release := hugeBuffer(int(sizeHint/3) + 64)
+func gzipStream(s *pkgStream, free *freeList) ([]byte, error) {
+	buf, release := hugeBuffer(s.expected()/3 + 64)
 	free.add(release)
 	b := bytes.NewBuffer(buf)
 	zw, err := kgzip.NewWriterLevel(b, kgzip.BestSpeed)
@@ -257,9 +282,9 @@ func gzipStream(s *pkgStream, sizeHint int64, free *freeList) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func xzStream(s *pkgStream, sizeHint int64) ([]byte, error) {
+func xzStream(s *pkgStream) ([]byte, error) {
 	var b bytes.Buffer
-	b.Grow(int(sizeHint/4) + 64)
+	b.Grow(s.expected()/4 + 64)
 	zw, err := xz.WriterConfig{DictCap: 1 << 20}.NewWriter(&b)
 	if err != nil {
 		return nil, err

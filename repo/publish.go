@@ -74,19 +74,32 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 			}
 			regen = append(regen, t)
 			s := newPkgStream()
-			wg.Add(1)
-			go func() {
+			build := func() {
 				defer wg.Done()
-				files, err := buildIndex(d, t, s, hint, &buffers)
+				files, err := buildIndex(d, t, s, &buffers)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil && buildErr == nil {
 					buildErr = fmt.Errorf("export %s: %w", t, err)
 				}
 				built[t] = files
-			}()
+			}
+			wg.Add(1)
+			// An index published before is built while it is read (an
+			// add or remove: latency). A first one is read whole first
+			// (a big import: the database pages read are dropped before
+			// the compressor's memory is taken, for a lower peak).
+			if hint > 0 {
+				go build()
+			}
 			if err := readPackages(tx, t, hint, &buffers, s); err != nil {
+				if hint <= 0 {
+					go build()
+				}
 				return err
+			}
+			if hint <= 0 {
+				go build()
 			}
 		}
 		return nil
