@@ -57,6 +57,7 @@ type DirStorage struct {
 	// changed since the last Sync.
 	pendMu              sync.Mutex
 	pendFiles, pendDirs map[string]struct{}
+	syncAll             bool // too many to list: Sync flushes everything
 }
 
 // syncAllAbove is the number of pending files from which Sync flushes
@@ -66,22 +67,31 @@ const syncAllAbove = 256
 // touched records that the file p was written (its directory changed).
 func (s *DirStorage) touched(p string) {
 	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	if s.syncAll {
+		return
+	}
 	if s.pendFiles == nil {
 		s.pendFiles, s.pendDirs = map[string]struct{}{}, map[string]struct{}{}
 	}
 	s.pendFiles[p] = struct{}{}
 	s.pendDirs[filepath.Dir(p)] = struct{}{}
-	s.pendMu.Unlock()
+	if len(s.pendFiles) > syncAllAbove {
+		s.syncAll, s.pendFiles, s.pendDirs = true, nil, nil
+	}
 }
 
 // dirChanged records a change of the directory holding p only (a removal).
 func (s *DirStorage) dirChanged(p string) {
 	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	if s.syncAll {
+		return
+	}
 	if s.pendDirs == nil {
 		s.pendFiles, s.pendDirs = map[string]struct{}{}, map[string]struct{}{}
 	}
 	s.pendDirs[filepath.Dir(p)] = struct{}{}
-	s.pendMu.Unlock()
 }
 
 // mkdir makes sure the directory of p exists, remembering it.
@@ -373,10 +383,10 @@ func (s *DirStorage) RemoveTemp(dir string) error {
 // everything else the machine has written meanwhile.
 func (s *DirStorage) Sync(ctx context.Context) error {
 	s.pendMu.Lock()
-	files, dirs := s.pendFiles, s.pendDirs
-	s.pendFiles, s.pendDirs = nil, nil
+	files, dirs, all := s.pendFiles, s.pendDirs, s.syncAll
+	s.pendFiles, s.pendDirs, s.syncAll = nil, nil, false
 	s.pendMu.Unlock()
-	if len(files) > syncAllAbove {
+	if all {
 		return syncFS(s.Root)
 	}
 	// A directory removed since (an emptied pool directory) needs no

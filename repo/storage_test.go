@@ -55,8 +55,11 @@ func TestDirStorageSync(t *testing.T) {
 	for i := range syncAllAbove + 1 {
 		must(s.WriteFile(ctx, fmt.Sprintf("pool/main/p/p/p_%d_all.deb", i), nil))
 	}
+	if !s.syncAll || s.pendFiles != nil {
+		t.Fatalf("%d files pending: want a whole-file-system Sync and no list", len(s.pendFiles))
+	}
 	must(s.Sync(ctx))
-	if len(s.pendFiles) != 0 {
+	if s.syncAll || len(s.pendFiles) != 0 {
 		t.Fatal("still pending after a whole-file-system Sync")
 	}
 }
