@@ -167,13 +167,14 @@ func aptFetch(client *http.Client, base, codename string) string {
 	return strings.Join(problems, "; ")
 }
 
-// TestS3PublishWhileClientsFetch: 8 clients fetch as apt does (InRelease,
-// then the indices by hash) in a loop while packages are published: no
-// hash mismatch, no missing index.
+// TestS3PublishWhileClientsFetch: while 12 releases are published to
+// MinIO, 8 real apt clients loop apt-get update against the bucket and 8
+// Go clients fetch as apt does (InRelease, then the indices by hash): no
+// hash mismatch, no missing index, no warning.
 func TestS3PublishWhileClientsFetch(t *testing.T) {
 	t.Parallel()
 	pt, base, _ := s3Target(t)
-	r, _ := signedRepo(t, nil)
+	r, pub := signedRepo(t, time.Now)
 	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
 	debs := t.TempDir()
 	mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}))
@@ -183,7 +184,31 @@ func TestS3PublishWhileClientsFetch(t *testing.T) {
 		mu       sync.Mutex
 		problems []string
 		fetches  atomic.Int64
+		updates  atomic.Int64
 	)
+	// 8 real apt clients loop apt-get update against the bucket: any
+	// warning or error (a hash sum mismatch, a bad signature, a missing
+	// index) is a failure.
+	for range 8 {
+		apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ bookworm main\n", pub, base))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				out, err := apt.Run("update")
+				for _, l := range strings.Split(out, "\n") {
+					if err != nil || strings.HasPrefix(l, "W:") || strings.HasPrefix(l, "E:") || strings.Contains(l, "Hash Sum mismatch") {
+						mu.Lock()
+						problems = append(problems, fmt.Sprintf("apt-get update (%v): %s", err, l))
+						mu.Unlock()
+					}
+				}
+				updates.Add(1)
+			}
+		}()
+	}
+	// And 8 Go clients doing apt's fetches (InRelease, then every index
+	// by hash) many times more often.
 	for range 8 {
 		wg.Add(1)
 		go func() {
@@ -203,7 +228,7 @@ func TestS3PublishWhileClientsFetch(t *testing.T) {
 		mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: fmt.Sprintf("p%d", i%4), version: fmt.Sprintf("1.%d", i), arch: "amd64"}))
 	}
 	// Let the clients see the last generation too.
-	for n := fetches.Load(); fetches.Load() < n+16; {
+	for n, u := fetches.Load(), updates.Load(); fetches.Load() < n+16 || updates.Load() < u+8; {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stop.Store(true)
@@ -211,7 +236,7 @@ func TestS3PublishWhileClientsFetch(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("%d of %d fetches failed, e.g. %s", len(problems), fetches.Load(), problems[0])
 	}
-	t.Logf("%d fetches, all consistent", fetches.Load())
+	t.Logf("%d apt-get updates and %d fetches, all consistent", updates.Load(), fetches.Load())
 }
 
 // TestS3KillDuringUpload kills the real lampi-pkg (SIGKILL) at random
