@@ -248,7 +248,7 @@ func TestS3KillDuringUpload(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
 	pt, base, m := s3Target(t)
-	r, _ := signedRepo(t, time.Now)
+	r, pub := signedRepo(t, time.Now)
 	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
 	debs := t.TempDir()
 	const trials = 12
@@ -275,6 +275,8 @@ func TestS3KillDuringUpload(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
 	t.Logf("seed %d, kills within %v", seed, span)
 	client := &http.Client{Timeout: 10 * time.Second}
+	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ bookworm main\n", pub, base))
+	apt.Update()
 	kills, midUpload := 0, 0
 	for trial := 1; trial <= trials; trial++ {
 		cmd := exec.Command(bin, args("includedeb", "bookworm", files[trial])...)
@@ -328,6 +330,9 @@ func TestS3KillDuringUpload(t *testing.T) {
 		if p := aptFetch(client, base, "bookworm"); p != "" {
 			t.Fatalf("trial %d: bucket inconsistent after the kill: %s", trial, p)
 		}
+		if trial%4 == 1 {
+			apt.Update() // a real apt client, holding the previous lists
+		}
 	}
 	t.Logf("%d of %d commands killed, %d of them while uploading", kills, trials, midUpload)
 	if midUpload == 0 {
@@ -346,4 +351,6 @@ func TestS3KillDuringUpload(t *testing.T) {
 	if p := aptFetch(client, base, "bookworm"); p != "" {
 		t.Fatal(p)
 	}
+	apt.Update()
+	apt.MustRun("install", "k0") // included before the trials: always there
 }
