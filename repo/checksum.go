@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"strconv"
@@ -77,17 +78,32 @@ func sumBytes(data []byte) Checksums {
 		h.Write(data)
 		return h.sums()
 	}
+	c, _ := sumParallel(int64(len(data)), func(h hash.Hash) error {
+		h.Write(data)
+		return nil
+	})
+	return c
+}
+
+// sumParallel computes the four digests of what feed writes, each on its
+// own goroutine (feed is called once per digest); size is the content's
+// size.
+func sumParallel(size int64, feed func(hash.Hash) error) (Checksums, error) {
 	hs := []hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
 	out := make([]string, len(hs))
+	errs := make([]error, len(hs))
 	var wg sync.WaitGroup
 	for i, h := range hs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.Write(data)
+			errs[i] = feed(h)
 			out[i] = hex.EncodeToString(h.Sum(nil))
 		}()
 	}
 	wg.Wait()
-	return Checksums{Size: int64(len(data)), MD5: out[0], SHA1: out[1], SHA256: out[2], SHA512: out[3]}
+	if err := errors.Join(errs...); err != nil {
+		return Checksums{}, err
+	}
+	return Checksums{Size: size, MD5: out[0], SHA1: out[1], SHA256: out[2], SHA512: out[3]}, nil
 }

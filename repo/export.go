@@ -2,11 +2,6 @@ package repo
 
 import (
 	"bytes"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"hash"
 	"io"
@@ -105,7 +100,7 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgS
 
 // dropEvery is how much of an index readPackages copies before it drops
 // the database pages read from the process's memory.
-const dropEvery = 512 << 10
+const dropEvery = 2 << 20
 
 // streamChunk is how much of an index readPackages reads before handing
 // it on.
@@ -203,24 +198,13 @@ func (s *pkgStream) all() ([]byte, error) {
 
 // sums hashes the content as it is read, the four digests concurrently.
 func (s *pkgStream) sums() (Checksums, error) {
-	hs := []hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
-	out := make([]string, len(hs))
-	errs := make([]error, len(hs))
-	var wg sync.WaitGroup
-	for i, h := range hs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = s.copyTo(h)
-			out[i] = hex.EncodeToString(h.Sum(nil))
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return Checksums{}, err
+	c, err := sumParallel(0, func(h hash.Hash) error { return s.copyTo(h) })
+	if err != nil {
+		return c, err
 	}
 	data, err := s.all()
-	return Checksums{Size: int64(len(data)), MD5: out[0], SHA1: out[1], SHA256: out[2], SHA512: out[3]}, err
+	c.Size = int64(len(data))
+	return c, err
 }
 
 // buildIndex makes a target's index files from its Packages content,

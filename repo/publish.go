@@ -92,14 +92,12 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 			if hint > 0 {
 				go build()
 			}
-			if err := readPackages(tx, t, hint, &buffers, s); err != nil {
-				if hint <= 0 {
-					go build()
-				}
-				return err
-			}
+			err := readPackages(tx, t, hint, &buffers, s)
 			if hint <= 0 {
 				go build()
+			}
+			if err != nil {
+				return err
 			}
 		}
 		return nil

@@ -65,7 +65,12 @@ type DirStorage struct {
 const syncAllAbove = 256
 
 // touched records that the file p was written (its directory changed).
-func (s *DirStorage) touched(p string) {
+func (s *DirStorage) touched(p string) { s.pending(p, true) }
+
+// dirChanged records a change of the directory holding p only (a removal).
+func (s *DirStorage) dirChanged(p string) { s.pending(p, false) }
+
+func (s *DirStorage) pending(p string, file bool) {
 	s.pendMu.Lock()
 	defer s.pendMu.Unlock()
 	if s.syncAll {
@@ -74,24 +79,13 @@ func (s *DirStorage) touched(p string) {
 	if s.pendFiles == nil {
 		s.pendFiles, s.pendDirs = map[string]struct{}{}, map[string]struct{}{}
 	}
-	s.pendFiles[p] = struct{}{}
 	s.pendDirs[filepath.Dir(p)] = struct{}{}
+	if file {
+		s.pendFiles[p] = struct{}{}
+	}
 	if len(s.pendFiles) > syncAllAbove {
 		s.syncAll, s.pendFiles, s.pendDirs = true, nil, nil
 	}
-}
-
-// dirChanged records a change of the directory holding p only (a removal).
-func (s *DirStorage) dirChanged(p string) {
-	s.pendMu.Lock()
-	defer s.pendMu.Unlock()
-	if s.syncAll {
-		return
-	}
-	if s.pendDirs == nil {
-		s.pendFiles, s.pendDirs = map[string]struct{}{}, map[string]struct{}{}
-	}
-	s.pendDirs[filepath.Dir(p)] = struct{}{}
 }
 
 // mkdir makes sure the directory of p exists, remembering it.
