@@ -174,8 +174,13 @@ func TestSpoofIgnoredByCollector(t *testing.T) {
 			if err := spoofThenOwn(t, t.Context(), s, a, "lampB", "lampA"); err != nil {
 				t.Fatal(err)
 			}
-			if st := s.Stats(); st.Spoofed != 1 || st.Stored != 1 {
-				t.Errorf("stats %+v, want 1 spoofed, 1 stored", st)
+			// QoS 1 is at least once: mochi writes the SUBACK before it
+			// sends the retained messages, so a publish that lands in
+			// between reaches the collector live and again as retained.
+			// The counters count deliveries; what matters is that every
+			// delivery of the spoof was recognised and none was stored.
+			if st := s.Stats(); st.Spoofed < 1 || st.Stored != 1 || st.Received != st.Spoofed+st.Stored {
+				t.Errorf("stats %+v, want the spoof counted (once, or again if redelivered), 1 stored", st)
 			}
 		})
 	}

@@ -116,8 +116,10 @@ func TestFleetCollectAndReport(t *testing.T) {
 	api := &fleet.APIClient{Base: server}
 	for i := 0; ; i++ {
 		st, err := api.Stats(ctx)
-		if err == nil && st.Received == 12 && st.Status == 6 {
-			if st.Stored != 6 || st.Stale != 6 {
+		// At least once: a report may be delivered twice (live and as
+		// retained); the second copy is stale.
+		if err == nil && st.Received >= 12 && st.Status >= 6 {
+			if st.Stored != 6 || st.Stale < 6 || st.Stored+st.Stale != st.Received {
 				t.Fatalf("stats %+v", st)
 			}
 			break
