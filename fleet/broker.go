@@ -46,6 +46,13 @@ type BrokerOptions struct {
 	MaxQueued int
 	// Logger receives the broker's log (default: discarded).
 	Logger *slog.Logger
+	// Deliver, if set, receives every message published on a device's
+	// state or status topic (<Prefix>/<id>/state|status), and every such
+	// Will, before the publisher gets its PUBACK: the broker acknowledges
+	// a report only once Deliver returned nil, and refuses it when Deliver
+	// fails (MQTT 5: PUBACK reason code 0x80; 3.1.1: no PUBACK), so the
+	// device sends it again. A direct Collector's Deliver goes here.
+	Deliver func(Message) error
 }
 
 // CertCollectorOU in a client certificate's Organizational Unit makes it
@@ -148,6 +155,18 @@ func (p *policy) may(who identity, topic string, write bool) bool {
 		return strings.HasPrefix(topic, p.prefix+"/")
 	}
 	return false
+}
+
+// collected says whether topic matches the collector's subscriptions,
+// <prefix>/+/state and <prefix>/+/status (an invalid device id in it is
+// for the collector to count).
+func (p *policy) collected(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, p.prefix+"/")
+	if !ok {
+		return false
+	}
+	_, kind, ok := strings.Cut(rest, "/")
+	return ok && (kind == state.KindState || kind == state.KindStatus)
 }
 
 // StartBroker starts the embedded broker and returns once it accepts

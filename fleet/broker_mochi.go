@@ -34,7 +34,7 @@ func startMochi(ln net.Listener, pol *policy, opts BrokerOptions) (engine, error
 		ClientNetWriteBufferSize: 32 << 10,
 		ClientNetReadBufferSize:  8 << 10,
 	})
-	if err := srv.AddHook(&mochiHook{pol: pol}, nil); err != nil {
+	if err := srv.AddHook(&mochiHook{pol: pol, deliver: opts.Deliver}, nil); err != nil {
 		return nil, err
 	}
 	if err := srv.AddListener(listeners.NewNet("lampi", ln)); err != nil {
@@ -49,7 +49,8 @@ func startMochi(ln net.Listener, pol *policy, opts BrokerOptions) (engine, error
 // mochiHook applies the policy to mochi's authentication and ACL calls.
 type mochiHook struct {
 	mqtt.HookBase
-	pol *policy
+	pol     *policy
+	deliver func(Message) error // BrokerOptions.Deliver
 	// clients maps a client id to the connection that logged in with it
 	// last. A session taken over by a new connection keeps the old
 	// client object around; entries are keyed by id so they never pile
@@ -73,7 +74,8 @@ func (h *mochiHook) ID() string { return "lampi-policy" }
 
 func (h *mochiHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
-		mqtt.OnClientExpired, mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnQosComplete}, []byte{b})
+		mqtt.OnClientExpired, mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnQosComplete,
+		mqtt.OnWillSent}, []byte{b})
 }
 
 func (h *mochiHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -154,10 +156,39 @@ const (
 	sinkMaxWait   = 30 * time.Second
 )
 
+// OnPublish runs before the publisher's PUBACK: it holds QoS 1 publishes
+// back while a subscriber lags (see above), then hands device reports to
+// BrokerOptions.Deliver. A report Deliver could not commit is refused
+// (MQTT 5: PUBACK 0x80; 3.1.1: no PUBACK), so the device sends it again.
 func (h *mochiHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
+	if cl.Net.Inline {
 		return pk, nil
 	}
+	if pk.FixedHeader.Qos > 0 {
+		if err := h.holdBack(cl); err != nil {
+			return pk, err
+		}
+	}
+	if h.deliver != nil && h.pol.collected(pk.TopicName) {
+		if err := h.deliver(Message{Topic: pk.TopicName, Payload: pk.Payload}); err != nil {
+			if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+				return pk, packets.ErrUnspecifiedError
+			}
+			return pk, packets.ErrRejectPacket
+		}
+	}
+	return pk, nil
+}
+
+// OnWillSent hands a device's Will (its offline status) to Deliver.
+func (h *mochiHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	if h.deliver != nil && h.pol.collected(pk.TopicName) {
+		_ = h.deliver(Message{Topic: pk.TopicName, Payload: pk.Payload})
+	}
+}
+
+// holdBack waits while a QoS 1 subscriber other than cl lags (see above).
+func (h *mochiHook) holdBack(cl *mqtt.Client) error {
 	var waited time.Duration
 	var timer *time.Timer
 	for waited < sinkMaxWait {
@@ -186,11 +217,11 @@ func (h *mochiHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 	}
 	if waited >= sinkMaxWait {
 		if cl.Properties.ProtocolVersion == 5 {
-			return pk, packets.ErrQuotaExceeded
+			return packets.ErrQuotaExceeded
 		}
-		return pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	}
-	return pk, nil
+	return nil
 }
 
 // sinkFull says whether a connected QoS 1 subscriber other than cl has

@@ -67,17 +67,34 @@ type CollectorOptions struct {
 // persistent QoS 1 session and stores what arrives, acknowledging each
 // message only after its batch is committed: a collector killed at any
 // point loses nothing, the broker re-delivers what was not acknowledged.
+//
+// A direct collector (NewDirectCollector) has no connection of its own:
+// the embedded broker in the same process hands it each report with
+// Deliver before it acknowledges the report to the device, so the device's
+// PUBACK itself means "committed".
 type Collector struct {
 	store *Store
 	opts  CollectorOptions
-	url   *url.URL
+	url   *url.URL // nil for a direct collector
 	ready chan struct{}
 	once  sync.Once
+	// A direct collector's queue, and what Deliver waits on besides.
+	in       chan incoming
+	stopped  chan struct{} // closed when Run has returned
+	stopOnce sync.Once
 }
 
+// incoming is one message on its way to a commit: from the collector's
+// subscription (pkt and client, acknowledged after the commit) or handed
+// in with Deliver (done receives the commit's result).
 type incoming struct {
-	pr   paho.PublishReceived
-	recv time.Time
+	topic   string
+	payload []byte
+	retain  bool
+	recv    time.Time
+	pkt     *paho.Publish
+	client  *paho.Client
+	done    chan error
 }
 
 type batch struct {
@@ -100,9 +117,6 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 	if opts.ClientID == "" {
 		return nil, errors.New("collector: a client id is required (it names the persistent session)")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = state.DefaultPrefix
-	}
 	if opts.SessionExpiry <= 0 {
 		opts.SessionExpiry = 7 * 24 * time.Hour
 	}
@@ -111,6 +125,28 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 	}
 	if opts.ReceiveMaximum == 0 {
 		opts.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	c := newCollector(store, opts)
+	c.url = u
+	return c, nil
+}
+
+// NewDirectCollector returns a collector for the embedded broker of the
+// same process: it subscribes to nothing, the broker calls Deliver (see
+// BrokerOptions.Deliver). Of opts only Prefix, BatchSize, BatchDelay, Now
+// and Logger apply.
+func NewDirectCollector(store *Store, opts CollectorOptions) *Collector {
+	if opts.ReceiveMaximum == 0 {
+		opts.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	c := newCollector(store, opts)
+	c.in = make(chan incoming, 65536)
+	return c
+}
+
+func newCollector(store *Store, opts CollectorOptions) *Collector {
+	if opts.Prefix == "" {
+		opts.Prefix = state.DefaultPrefix
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 4096
@@ -127,7 +163,42 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{store: store, opts: opts, url: u, ready: make(chan struct{})}, nil
+	return &Collector{store: store, opts: opts, ready: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+// ErrCollectorStopped is Deliver's error once the collector has stopped.
+var ErrCollectorStopped = errors.New("fleet collector stopped")
+
+var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// Deliver hands m to a direct collector and waits until it is committed
+// to the fleet database (nil), the commit failed, or the collector
+// stopped (ErrCollectorStopped). Ignored messages (invalid, spoofed,
+// stale) count as delivered: they are counted in the same commit. Safe
+// for concurrent use; before Run starts, messages wait for it.
+func (c *Collector) Deliver(m Message) error {
+	if c.url != nil {
+		return errors.New("fleet collector: Deliver is for a direct collector (NewDirectCollector)")
+	}
+	if m.Received.IsZero() {
+		m.Received = c.opts.Now()
+	}
+	done := donePool.Get().(chan error)
+	select {
+	case c.in <- incoming{topic: m.Topic, payload: m.Payload, retain: m.Retained, recv: m.Received, done: done}:
+	case <-c.stopped:
+		donePool.Put(done)
+		return ErrCollectorStopped
+	}
+	select {
+	case err := <-done:
+		donePool.Put(done)
+		return err
+	case <-c.stopped:
+		// Not reused: the answer may still come (it cannot, once Run
+		// has returned, but the channel is cheap).
+		return ErrCollectorStopped
+	}
 }
 
 // Ready is closed once the collector is connected and subscribed.
@@ -151,6 +222,11 @@ func (c *Collector) Filters() []string {
 func (c *Collector) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if c.url == nil {
+		defer c.stopOnce.Do(func() { close(c.stopped) })
+		c.once.Do(func() { close(c.ready) })
+		return c.pipeline(ctx, c.in)
+	}
 	log := c.opts.Logger
 	in := make(chan incoming, 65536)
 	expiry := uint32(min(c.opts.SessionExpiry/time.Second, 0xFFFFFFFF))
@@ -222,8 +298,9 @@ func (c *Collector) Run(ctx context.Context) error {
 			OnClientError: func(err error) { log.Warn("collector connection error", "error", err) },
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 				func(pr paho.PublishReceived) (bool, error) {
+					p := pr.Packet
 					select {
-					case in <- incoming{pr: pr, recv: c.opts.Now()}:
+					case in <- incoming{topic: p.Topic, payload: p.Payload, retain: p.Retain, recv: c.opts.Now(), pkt: p, client: pr.Client}:
 					case <-ctx.Done():
 					}
 					return true, nil
@@ -236,7 +313,16 @@ func (c *Collector) Run(ctx context.Context) error {
 		return fmt.Errorf("collector: %w: %w", ErrBroker, err)
 	}
 
-	// Two stages: decode the next batch while the previous one commits.
+	err = c.pipeline(ctx, in)
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer dcancel()
+	cm.Disconnect(dctx)
+	return err
+}
+
+// pipeline commits what arrives on in until ctx is cancelled, in two
+// stages: the next batch is decoded while the previous one commits.
+func (c *Collector) pipeline(ctx context.Context, in <-chan incoming) error {
 	batches := make(chan batch, 1)
 	errc := make(chan error, 1)
 	go func() {
@@ -244,12 +330,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	c.batchLoop(ctx, in, batches)
 	close(batches)
-	err = <-errc
-
-	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer dcancel()
-	cm.Disconnect(dctx)
-	return err
+	return <-errc
 }
 
 // batchLoop groups incoming messages into batches and decodes them. A
@@ -304,27 +385,36 @@ func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<
 
 // add decodes m into the batch.
 func (c *Collector) add(b *batch, m incoming) {
-	p := m.pr.Packet
 	b.msgs = append(b.msgs, m)
-	b.ps = append(b.ps, prepare(c.opts.Prefix, Message{Topic: p.Topic, Payload: p.Payload, Retained: p.Retain, Received: m.recv}))
+	b.ps = append(b.ps, prepare(c.opts.Prefix, Message{Topic: m.topic, Payload: m.payload, Retained: m.retain, Received: m.recv}))
 }
 
-// commitLoop commits each batch, then acknowledges its messages.
+// commitLoop commits each batch, then acknowledges its messages (or
+// tells their Deliver calls). After a failed commit nothing more is
+// committed or acknowledged: the broker keeps those messages, and
+// Deliver calls get the error.
 func (c *Collector) commitLoop(batches <-chan batch) error {
+	var failed error
 	for b := range batches {
-		if _, err := c.store.applyPrepared(b.ps); err != nil {
-			for range batches {
+		if failed == nil {
+			if _, err := c.store.applyPrepared(b.ps); err != nil {
+				failed = fmt.Errorf("collector: commit to %s: %w", c.store.Path(), err)
 			}
-			return fmt.Errorf("collector: commit to %s: %w", c.store.Path(), err)
 		}
 		for _, m := range b.msgs {
-			// An error means the connection is gone; the broker
-			// re-delivers on the next one and the seq check drops
-			// the duplicate.
-			_ = m.pr.Client.Ack(m.pr.Packet)
+			if m.done != nil {
+				m.done <- failed
+				continue
+			}
+			if failed == nil {
+				// An error means the connection is gone; the broker
+				// re-delivers on the next one and the seq check drops
+				// the duplicate.
+				_ = m.client.Ack(m.pkt)
+			}
 		}
 	}
-	return nil
+	return failed
 }
 
 // pahoLog sends paho's error log to slog.

@@ -25,6 +25,9 @@ type childConfig struct {
 	User     string
 	Pass     string
 	AddrFile string // the child writes its API address here once subscribed
+	// Listen, if set, makes the child a whole embedded fleet server: a
+	// broker on Listen (anonymous) handing reports to a direct collector.
+	Listen string
 }
 
 func TestMain(m *testing.M) {
@@ -47,8 +50,13 @@ func runChild(cfgJSON string) error {
 	if err != nil {
 		return err
 	}
-	c, err := NewCollector(s, CollectorOptions{Broker: cfg.Broker, ClientID: cfg.ClientID, Username: cfg.User, Password: []byte(cfg.Pass)})
-	if err != nil {
+	var c *Collector
+	if cfg.Listen != "" {
+		c = NewDirectCollector(s, CollectorOptions{})
+		if _, err := StartBroker(context.Background(), BrokerOptions{Addr: cfg.Listen, AllowAnonymous: true, Deliver: c.Deliver}); err != nil {
+			return err
+		}
+	} else if c, err = NewCollector(s, CollectorOptions{Broker: cfg.Broker, ClientID: cfg.ClientID, Username: cfg.User, Password: []byte(cfg.Pass)}); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

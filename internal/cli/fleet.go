@@ -39,7 +39,7 @@ the other verbs read what it stored, from the fleet database (--db) or from a
 running server or collector (--server URL).`,
 	}
 	cmd.AddCommand(newFleetCollectCmd(env), newFleetReportCmd(env), newFleetDevicesCmd(env),
-		newFleetDeviceCmd(env), newFleetHistoryCmd(env))
+		newFleetDeviceCmd(env), newFleetHistoryCmd(env), newFleetBrokerCmd(env))
 	return cmd
 }
 

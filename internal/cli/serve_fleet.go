@@ -36,6 +36,7 @@ type serveFleetOptions struct {
 	passwordFile   string
 	exposeFleet    bool
 	mqttAddrFile   string
+	subscribe      bool
 }
 
 func (o *serveFleetOptions) flags(cmd *cobra.Command) {
@@ -48,6 +49,7 @@ func (o *serveFleetOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.username, "broker-username", "", "collector login at the external --broker ('lampi-pkg device add --collector')")
 	f.StringVar(&o.passwordFile, "broker-password-file", "", "read the collector's broker password from `FILE`")
 	f.StringVar(&o.mqttAddrFile, "mqtt-addr-file", "", "write the embedded broker's address to this file (for --mqtt-listen 127.0.0.1:0)")
+	f.BoolVar(&o.subscribe, "collector-subscribe", false, "with the embedded broker, collect through a QoS 1 MQTT subscription like an external collector, instead of taking each report from the broker before it acknowledges it to the device")
 	f.BoolVar(&o.exposeFleet, "expose-fleet", false, "serve the dashboard and fleet API also when --listen is not loopback (they list every device)")
 }
 
@@ -123,17 +125,35 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 
 	host, _ := os.Hostname()
 	copts := fleet.CollectorOptions{ClientID: "lampi-serve-" + host, Now: env.Now, Logger: logger}
+	var col *fleet.Collector
 	if o.broker == "" {
-		secret := make([]byte, 24)
-		if _, err := rand.Read(secret); err != nil {
-			return fail(err)
+		// By default the broker hands each report to the collector
+		// before it acknowledges it: a device's PUBACK means the report
+		// is committed, even if this process is killed the next moment
+		// (the embedded broker keeps nothing on disk, so a subscription
+		// could not promise that). --collector-subscribe logs the
+		// collector in over MQTT instead, with a secret that exists only
+		// in this process.
+		bopts := fleet.BrokerOptions{Addr: o.mqttListen, AllowAnonymous: o.allowAnonymous, Logger: logger, Auth: store}
+		var auth *ephemeralCollector
+		if o.subscribe {
+			secret := make([]byte, 24)
+			if _, err := rand.Read(secret); err != nil {
+				return fail(err)
+			}
+			auth = &ephemeralCollector{store: store, user: "lampi-serve-collector", secret: hex.EncodeToString(secret)}
+			bopts.Auth = auth
+		} else {
+			col = fleet.NewDirectCollector(store, copts)
+			bopts.Deliver = col.Deliver
 		}
-		auth := &ephemeralCollector{store: store, user: "lampi-serve-collector", secret: hex.EncodeToString(secret)}
-		broker, err = fleet.StartBroker(ctx, fleet.BrokerOptions{Addr: o.mqttListen, Auth: auth, AllowAnonymous: o.allowAnonymous, Logger: logger})
+		broker, err = fleet.StartBroker(ctx, bopts)
 		if err != nil {
 			return fail(withHint(fmt.Errorf("serve: %w", err), "choose another --mqtt-listen, use --broker URL for an external broker, or --no-fleet"))
 		}
-		copts.Broker, copts.Username, copts.Password = broker.URL(), auth.user, []byte(auth.secret)
+		if auth != nil {
+			copts.Broker, copts.Username, copts.Password = broker.URL(), auth.user, []byte(auth.secret)
+		}
 		if o.mqttAddrFile != "" {
 			if err := os.WriteFile(o.mqttAddrFile, []byte(broker.Addr().String()+"\n"), 0o644); err != nil {
 				return fail(fmt.Errorf("serve: --mqtt-addr-file: %w", err))
@@ -150,9 +170,10 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 			copts.Password = []byte(strings.TrimRight(string(b), "\r\n"))
 		}
 	}
-	col, err := fleet.NewCollector(store, copts)
-	if err != nil {
-		return fail(usageErrorf("serve: collector: %v", err))
+	if col == nil {
+		if col, err = fleet.NewCollector(store, copts); err != nil {
+			return fail(usageErrorf("serve: collector: %v", err))
+		}
 	}
 	wg.Add(1)
 	go func() {

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/fleet"
+)
+
+type brokerOptions struct {
+	listen         string
+	db             string
+	allowAnonymous bool
+	addrFile       string
+}
+
+func newFleetBrokerCmd(env *Env) *cobra.Command {
+	o := &brokerOptions{}
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run the embedded MQTT broker alone, for collectors running elsewhere",
+		Long: `Run the MQTT broker that 'lampi-pkg serve' embeds, without the server and
+its collector: devices log in with the credentials in --db ('lampi-pkg
+device add' writes them) and may publish only under devices/<their id>/;
+collectors ('lampi-pkg fleet collect', e.g. several with --group) log in
+with collector credentials. Retained messages never expire. Nothing is kept
+on disk: a report waits in memory until a collector acknowledges it.
+
+--allow-anonymous lets clients without credentials connect with no topic
+restrictions (loopback addresses only): for tests and benchmarks.
+Stop with SIGINT or SIGTERM.`,
+		Example: `  lampi-pkg fleet broker --listen 127.0.0.1:1883 --db /var/lib/lampi/fleet.db
+  lampi-pkg fleet broker --listen 127.0.0.1:18830 --allow-anonymous`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runBroker(cmd.Context(), env, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", fleet.DefaultBrokerAddr, "broker address `HOST:PORT`")
+	f.StringVar(&o.db, "db", "", "fleet database `PATH` holding the device and collector credentials")
+	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let clients without credentials connect (no topic restrictions; loopback only)")
+	f.StringVar(&o.addrFile, "addr-file", "", "write the broker's address to `FILE` once it listens (for --listen 127.0.0.1:0)")
+	return cmd
+}
+
+func runBroker(ctx context.Context, env *Env, o *brokerOptions) error {
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return usageErrorf("fleet broker: --listen %q: %v (want host:port, e.g. 127.0.0.1:1883)", o.listen, err)
+	}
+	if o.allowAnonymous && !isLoopback(host) {
+		return withHint(usageErrorf("fleet broker: refusing an anonymous MQTT broker on %s, which is not a loopback address", o.listen),
+			"drop --allow-anonymous and give each device credentials with 'lampi-pkg device add ID'")
+	}
+	if o.db == "" && !o.allowAnonymous {
+		return withHint(usageErrorf("fleet broker: nobody could log in: give --db (credentials from 'lampi-pkg device add') or --allow-anonymous"),
+			"e.g. lampi-pkg fleet broker --db /var/lib/lampi/fleet.db")
+	}
+	opts := fleet.BrokerOptions{Addr: o.listen, AllowAnonymous: o.allowAnonymous,
+		Logger: slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if o.db != "" {
+		s, err := openFleetDB(o.db, false, env)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		opts.Auth = s
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := fleet.StartBroker(ctx, opts)
+	if err != nil {
+		return withHint(fmt.Errorf("fleet broker: %w", err), "choose another --listen address")
+	}
+	defer b.Close()
+	if o.addrFile != "" {
+		if err := os.WriteFile(o.addrFile, []byte(b.Addr().String()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("fleet broker: --addr-file: %w", err)
+		}
+	}
+	fmt.Fprintf(env.Err, "MQTT broker on %s\n", b.URL())
+	<-ctx.Done()
+	return nil
+}
