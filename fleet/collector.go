@@ -324,11 +324,15 @@ func (c *Collector) Run(ctx context.Context) error {
 // stages: the next batch is decoded while the previous one commits.
 func (c *Collector) pipeline(ctx context.Context, in <-chan incoming) error {
 	batches := make(chan batch, 1)
+	// Committed batches come back for reuse: at full speed a batch holds
+	// thousands of messages, and growing its slices anew each time
+	// costs more than decoding them.
+	free := make(chan batch, 3)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- c.commitLoop(batches)
+		errc <- c.commitLoop(batches, free)
 	}()
-	c.batchLoop(ctx, in, batches)
+	c.batchLoop(ctx, in, batches, free)
 	close(batches)
 	return <-errc
 }
@@ -337,11 +341,15 @@ func (c *Collector) pipeline(ctx context.Context, in <-chan incoming) error {
 // batch closes after BatchDelay, but while the previous one is still
 // being committed it keeps growing (up to BatchSize): the busier the
 // collector, the more messages share a commit and its fsync.
-func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<- batch) {
+func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<- batch, free <-chan batch) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		var b batch
+		select {
+		case b = <-free:
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -393,7 +401,7 @@ func (c *Collector) add(b *batch, m incoming) {
 // tells their Deliver calls). After a failed commit nothing more is
 // committed or acknowledged: the broker keeps those messages, and
 // Deliver calls get the error.
-func (c *Collector) commitLoop(batches <-chan batch) error {
+func (c *Collector) commitLoop(batches <-chan batch, free chan<- batch) error {
 	var failed error
 	for b := range batches {
 		if failed == nil {
@@ -412,6 +420,13 @@ func (c *Collector) commitLoop(batches <-chan batch) error {
 				// the duplicate.
 				_ = m.client.Ack(m.pkt)
 			}
+		}
+		clear(b.msgs) // drop the payloads and clients they point to
+		clear(b.ps)
+		b.msgs, b.ps = b.msgs[:0], b.ps[:0]
+		select {
+		case free <- b:
+		default:
 		}
 	}
 	return failed
