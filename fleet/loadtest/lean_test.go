@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,41 @@ import (
 // the broker's Receive Maximum bounds the reports in flight; a refused
 // PUBACK is an error naming the reason; an idle connection pings; a
 // DISCONNECT from the broker fails the publish waiting for its PUBACK.
+// The connection is read by a goroutine of its own (TLS), or by a reactor
+// (plain TCP on Linux).
 func TestLeanClientProtocol(t *testing.T) {
+	t.Run("goroutine", func(t *testing.T) { testLeanClientProtocol(t, nil) })
+	t.Run("reactor", func(t *testing.T) {
+		rx, err := newReactor()
+		if err != nil {
+			if runtime.GOOS == "linux" {
+				t.Fatal(err)
+			}
+			t.Skipf("no reactor: %v", err)
+		}
+		quit, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				rx.poll(reactorIdle)
+			}
+		}()
+		defer func() {
+			close(quit)
+			rx.wake()
+			<-done
+			rx.close()
+		}()
+		testLeanClientProtocol(t, rx)
+	})
+}
+
+func testLeanClientProtocol(t *testing.T, rx *reactor) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,9 +144,12 @@ func TestLeanClientProtocol(t *testing.T) {
 		CleanStart: true, UsernameFlag: true, Username: "lamp-1", PasswordFlag: true, Password: []byte("pw"),
 		WillFlag: true, WillQOS: 1, WillRetain: true, WillTopic: "devices/lamp-1/status", WillMessage: []byte("offline"),
 		WillProperties: &packets.Properties{}, Properties: &packets.Properties{}}
-	c, err := dialLean(context.Background(), nc, cp, 16)
+	c, err := dialLean(context.Background(), nc, cp, 16, rx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if (rx != nil) != (c.fd >= 0) {
+		t.Fatalf("reactor %v, connection's socket %d", rx != nil, c.fd)
 	}
 	errs := make(chan error, 3)
 	for range 3 {
@@ -174,11 +212,11 @@ func TestAppendDefaultPayload(t *testing.T) {
 	for i := range 40 {
 		id := deviceID("loadtest-", i, 4000)
 		now := times[i%len(times)]
-		want, err := state.Encode(DefaultPayload(i, id, uint64(1795393577000000+i), now))
+		want, err := state.Encode(DefaultPayload(i, id, uint64(1795393577000000)+uint64(i), now))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendDefaultPayload(nil, i, id, uint64(1795393577000000+i), now); string(got) != string(want) {
+		if got := appendDefaultPayload(nil, i, id, uint64(1795393577000000)+uint64(i), now); string(got) != string(want) {
 			t.Errorf("device %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
