@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,8 +35,11 @@ import (
 // synced before the first transaction.
 
 // bPending holds the package lists a bulk import is building, by target
-// ("codename|component|arch"), and under pendingFiles the pool files it
-// has recorded in bFiles and bRefs so far.
+// ("codename|component|arch"). Their values name the pool files it has
+// recorded in bFiles and bRefs so far (each chunk writes both). Earlier
+// versions also listed those files under pendingFiles, which dropPending
+// still reads: one more bucket the last transaction had to delete page
+// by page, reading all of them.
 const (
 	bPending     = "pending"
 	pendingFiles = "files"
@@ -45,7 +50,7 @@ const (
 	// bulkMin is the smallest batch imported in bulk.
 	bulkMin = 1000
 	// bulkChunk is how many packages one bulk transaction writes.
-	bulkChunk = 1000
+	bulkChunk = 250
 )
 
 // bulkEligible tells whether debs (sorted by name and version) can be
@@ -108,12 +113,12 @@ func (r *Repo) includeBulk(db *bolt.DB, debs []*incoming, st *stager, res *Resul
 			if err != nil {
 				return err
 			}
-			written, err := pending.CreateBucketIfNotExists([]byte(pendingFiles))
-			if err != nil {
-				return err
-			}
 			files, refs := bucket(tx, bFiles), bucket(tx, bRefs)
 			lists := map[Target]*bolt.Bucket{}
+			// The pages read to append are mapped with their freshly
+			// written neighbours (the kernel's fault-around): drop them
+			// each chunk, or the whole new list would count as resident.
+			defer dropMapped(tx)
 			return st.values(chunk, func(in *incoming, value, sums []byte) error {
 				for _, t := range in.targets {
 					b := lists[t]
@@ -124,17 +129,14 @@ func (r *Repo) includeBulk(db *bolt.DB, debs []*incoming, st *stager, res *Resul
 						b.FillPercent = 1 // keys come in order
 						lists[t] = b
 					}
-					if err := b.Put(pkgKey(in.name, in.version.String()), value); err != nil {
+					if err := b.Put(pkgKey(in.name, in.vers), value); err != nil {
 						return err
 					}
 					if err := refs.Put(refKey(in.filekey, t), nil); err != nil {
 						return err
 					}
 				}
-				if err := files.Put([]byte(in.filekey), sums); err != nil {
-					return err
-				}
-				return written.Put([]byte(in.filekey), nil)
+				return files.Put([]byte(in.filekey), sums)
 			})
 		})
 		if err != nil {
@@ -144,11 +146,14 @@ func (r *Repo) includeBulk(db *bolt.DB, debs []*incoming, st *stager, res *Resul
 			in.value = nil // committed: only the database holds it now
 		}
 	}
-	return db.Update(func(tx *bolt.Tx) error {
+	n := 0
+	err := db.Update(func(tx *bolt.Tx) error {
+		defer dropMapped(tx) // deleting bPending reads all its pages
 		pending := tx.Bucket([]byte(bPending))
 		pk := bucket(tx, bPackages)
 		moved := map[Target]bool{}
 		for _, in := range debs {
+			n += len(in.targets)
 			for _, t := range in.targets {
 				if !moved[t] {
 					key := []byte(t.String())
@@ -165,19 +170,29 @@ func (r *Repo) includeBulk(db *bolt.DB, debs []*incoming, st *stager, res *Resul
 					}
 					moved[t] = true
 				}
-				res.Changes = append(res.Changes, Change{Action: "add", Target: t, Package: in.name, Version: in.version.String(), File: in.filekey})
 			}
 		}
 		return tx.DeleteBucket([]byte(bPending))
 	})
+	if err != nil {
+		return err
+	}
+	res.Changes = slices.Grow(res.Changes, n)
+	for _, in := range debs {
+		for _, t := range in.targets {
+			res.Changes = append(res.Changes, Change{Action: "add", Target: t, Package: in.name, Version: in.vers, File: in.filekey})
+		}
+	}
+	return nil
 }
 
 // dropPending undoes what a killed bulk import left: the package lists it
 // was building and the pool file records and references it wrote for them
-// (listed under bPending/pendingFiles; none of these files was known
-// before the import began). Only called while holding the writers' lock,
-// so no import is under way. The pool files themselves stay, like those
-// of any interrupted inclusion: no index names them, and the next
+// (the files those lists name, and those listed under
+// bPending/pendingFiles by earlier versions; none of these files was
+// known before the import began). Only called while holding the writers'
+// lock, so no import is under way. The pool files themselves stay, like
+// those of any interrupted inclusion: no index names them, and the next
 // inclusion of their package replaces them.
 func dropPending(db *bolt.DB) error {
 	var found bool
@@ -189,28 +204,40 @@ func dropPending(db *bolt.DB) error {
 		return nil
 	}
 	return db.Update(func(tx *bolt.Tx) error {
+		defer dropMapped(tx) // deleting bPending reads all its pages
 		pending := tx.Bucket([]byte(bPending))
-		if written := pending.Bucket([]byte(pendingFiles)); written != nil {
-			files, refs, unref := bucket(tx, bFiles), bucket(tx, bRefs), bucket(tx, bUnreferenced)
-			err := written.ForEach(func(k, _ []byte) error {
-				if err := files.Delete(k); err != nil {
-					return err
-				}
-				if err := unref.Delete(k); err != nil {
-					return err
-				}
-				prefix := append(append([]byte(nil), k...), 0)
-				c := refs.Cursor()
-				for rk, _ := c.Seek(prefix); rk != nil && bytes.HasPrefix(rk, prefix); rk, _ = c.Seek(prefix) {
-					if err := c.Delete(); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
+		files, refs, unref := bucket(tx, bFiles), bucket(tx, bRefs), bucket(tx, bUnreferenced)
+		forget := func(k []byte) error {
+			if err := files.Delete(k); err != nil {
 				return err
 			}
+			if err := unref.Delete(k); err != nil {
+				return err
+			}
+			prefix := append(append([]byte(nil), k...), 0)
+			c := refs.Cursor()
+			for rk, _ := c.Seek(prefix); rk != nil && bytes.HasPrefix(rk, prefix); rk, _ = c.Seek(prefix) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		err := pending.ForEachBucket(func(name []byte) error {
+			sub := pending.Bucket(name)
+			if string(name) == pendingFiles {
+				return sub.ForEach(func(k, _ []byte) error { return forget(k) })
+			}
+			return sub.ForEach(func(_, v []byte) error {
+				fk, _ := splitPkgValue(v)
+				if fk == "" {
+					return nil
+				}
+				return forget([]byte(fk))
+			})
+		})
+		if err != nil {
+			return err
 		}
 		return tx.DeleteBucket([]byte(bPending))
 	})
@@ -263,6 +290,15 @@ type spilled struct {
 
 func (s spilled) end() int64 { return s.at + int64(s.valueLen+s.sumsLen) }
 
+// spilled says where in's stanza and checksums are (stored in in as
+// narrow fields, padding included: a big batch holds thousands).
+func (in *incoming) spilled() spilled {
+	return spilled{in.spillAt, int(in.spillLen), int(in.sumsLen)}
+}
+
+// isSpilled tells whether the stanza and checksums are in the spill file.
+func (in *incoming) isSpilled() bool { return in.spillLen > 0 }
+
 // spillFile is the stager's spill file.
 type spillFile struct {
 	mu  sync.Mutex
@@ -287,15 +323,18 @@ func (s *stager) keep(in *incoming) error {
 		}
 		sp.w = bufio.NewWriterSize(sp.f, 64<<10)
 	}
+	if len(in.value) == 0 || len(in.value) > math.MaxInt32 || len(rec) > math.MaxUint16 {
+		return fmt.Errorf("stage %s: %w: stanza of %d bytes", in.src, ErrBadPackage, len(in.value))
+	}
 	if _, err := sp.w.Write(in.value); err != nil {
 		return fmt.Errorf("stage %s: %w", in.src, err)
 	}
 	if _, err := sp.w.Write(rec); err != nil {
 		return fmt.Errorf("stage %s: %w", in.src, err)
 	}
-	in.spilled = &spilled{at: sp.off, valueLen: len(in.value), sumsLen: len(rec)}
+	in.spillAt, in.spillLen, in.sumsLen = sp.off, int32(len(in.value)), uint16(len(rec))
 	sp.off += int64(len(in.value) + len(rec))
-	in.value, in.sums = nil, Checksums{}
+	in.value, in.sums = nil, nil
 	return nil
 }
 
@@ -314,10 +353,11 @@ func (s *stager) readSpilled(list []*incoming, fn func(in *incoming, value, sums
 	if err != nil {
 		return err
 	}
-	lo, hi, need := list[0].spilled.at, list[0].spilled.end(), int64(0)
+	lo, hi, need := list[0].spillAt, list[0].spilled().end(), int64(0)
 	for _, in := range list {
-		lo, hi = min(lo, in.spilled.at), max(hi, in.spilled.end())
-		need += in.spilled.end() - in.spilled.at
+		p := in.spilled()
+		lo, hi = min(lo, p.at), max(hi, p.end())
+		need += p.end() - p.at
 	}
 	var buf []byte
 	if hi-lo <= 2*need {
@@ -327,7 +367,7 @@ func (s *stager) readSpilled(list []*incoming, fn func(in *incoming, value, sums
 		}
 	}
 	for _, in := range list {
-		p := in.spilled
+		p := in.spilled()
 		var rec []byte
 		if buf != nil {
 			rec = buf[p.at-lo : p.end()-lo]
@@ -337,7 +377,7 @@ func (s *stager) readSpilled(list []*incoming, fn func(in *incoming, value, sums
 				return fmt.Errorf("read back staged stanzas: %w", err)
 			}
 		}
-		if err := fn(in, rec[:p.valueLen], rec[p.valueLen:]); err != nil {
+		if err := fn(in, rec[:p.valueLen:p.valueLen], rec[p.valueLen:]); err != nil {
 			return err
 		}
 	}
@@ -349,7 +389,7 @@ func (s *stager) readSpilled(list []*incoming, fn func(in *incoming, value, sums
 func (s *stager) unspill(debs []*incoming) error {
 	var list []*incoming
 	for _, in := range debs {
-		if in.spilled != nil {
+		if in.isSpilled() {
 			list = append(list, in)
 		}
 	}
@@ -358,7 +398,7 @@ func (s *stager) unspill(debs []*incoming) error {
 		if err != nil {
 			return err
 		}
-		in.value, in.sums, in.spilled = append([]byte(nil), value...), c, nil
+		in.value, in.sums, in.spillLen = append([]byte(nil), value...), &c, 0
 		return nil
 	})
 }
@@ -375,7 +415,7 @@ func (s *stager) closeSpill() {
 func (s *stager) values(list []*incoming, fn func(in *incoming, value, sums []byte) error) error {
 	var spilled []*incoming
 	for _, in := range list {
-		if in.spilled != nil {
+		if in.isSpilled() {
 			spilled = append(spilled, in)
 			continue
 		}

@@ -37,12 +37,13 @@ func bulkDebs(t testing.TB, dir string, n int, version string) []string {
 }
 
 // bulkPair returns two repositories with the same configuration: one
-// importing batches of 5 or more in bulk (chunks of 4), one never.
+// importing batches of 5 or more in bulk (chunks of 4) and spooling every
+// first Packages index to a file, one never doing either.
 func bulkPair(t *testing.T) (bulk, plain *Repo) {
 	bulk = newTestRepo(t, bulkConf, Options{})
-	bulk.bulkMin, bulk.bulkChunk = 5, 4
+	bulk.bulkMin, bulk.bulkChunk, bulk.spoolMin = 5, 4, 1
 	plain = newTestRepo(t, bulkConf, Options{})
-	plain.bulkMin = 1 << 30
+	plain.bulkMin, plain.spoolMin = 1<<30, 1<<30
 	return bulk, plain
 }
 
@@ -72,6 +73,9 @@ func sameRepos(t *testing.T, a, b *Repo) {
 		t.Errorf("published trees differ:\nbulk:\n%s\nplain:\n%s", sa, sb)
 	}
 	for _, r := range []*Repo{a, b} {
+		if _, err := os.Stat(r.tmpRoot); !os.IsNotExist(err) {
+			t.Errorf("%s is left behind (%v)", r.tmpRoot, err)
+		}
 		if problems, err := r.Check(ctx); err != nil {
 			t.Errorf("check: %v %v", err, problems)
 		}
@@ -175,9 +179,20 @@ func mustRemove(t *testing.T, r *Repo, names ...string) {
 }
 
 // TestBulkInterruptedIsDropped: what a killed bulk import leaves (package
-// lists under construction) is invisible and removed by the next writer.
+// lists under construction) is invisible and removed by the next writer,
+// with the pool file records the lists name (and, as earlier versions
+// wrote them, listed under pendingFiles).
 func TestBulkInterruptedIsDropped(t *testing.T) {
 	t.Parallel()
+	for _, withList := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pendingFiles=%v", withList), func(t *testing.T) {
+			t.Parallel()
+			testBulkInterruptedIsDropped(t, withList)
+		})
+	}
+}
+
+func testBulkInterruptedIsDropped(t *testing.T, withList bool) {
 	r, _ := bulkPair(t)
 	dir := t.TempDir()
 	mustInclude(t, r, "bulk", buildDeb(t, dir, pkgSpec{name: "keep", version: "1", arch: "amd64"}))
@@ -198,12 +213,14 @@ func TestBulkInterruptedIsDropped(t *testing.T) {
 		if err := b.Put(pkgKey("ghost", "1"), pkgValue(ghost, []byte("Package: ghost\n"))); err != nil {
 			return err
 		}
-		w, err := p.CreateBucket([]byte(pendingFiles))
-		if err != nil {
-			return err
-		}
-		if err := w.Put([]byte(ghost), nil); err != nil {
-			return err
+		if withList {
+			w, err := p.CreateBucket([]byte(pendingFiles))
+			if err != nil {
+				return err
+			}
+			if err := w.Put([]byte(ghost), nil); err != nil {
+				return err
+			}
 		}
 		if err := bucket(tx, bFiles).Put([]byte(ghost), Checksums{Size: 1, MD5: "a", SHA1: "b", SHA256: "c", SHA512: "d"}.encode()); err != nil {
 			return err

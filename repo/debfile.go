@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
 )
@@ -19,15 +20,14 @@ import (
 // staging directory, and inspected from what was read (so the bytes we
 // check are the bytes that go into the pool).
 type debFile struct {
-	src     string // the path the user gave
-	data    []byte // the content, when kept in memory
-	staged  string // the copy in the staging directory, otherwise
-	sums    Checksums
+	src     string     // the path the user gave
+	data    []byte     // the content, when kept in memory
+	staged  string     // the copy in the staging directory, otherwise
+	sums    *Checksums // nil once recorded or spilled
 	control *deb.Paragraph
 	name    string
 	version deb.Version
 	arch    string
-	source  string // source package name (pool directory)
 }
 
 // maxInMemory bounds the size of a package kept in memory.
@@ -35,9 +35,9 @@ const maxInMemory = 1 << 20
 
 // stageDeb reads src, computes its checksums and reads its control file.
 // Errors wrap ErrBadPackage (and the deb package's sentinel) and name src.
-func stageDeb(ctx context.Context, src string, st *stager) (*debFile, error) {
+func stageDeb(ctx context.Context, src string, st *stager, df *debFile) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	limit := int64(maxInMemory)
 	if st.budget.Load() <= 0 {
@@ -45,32 +45,34 @@ func stageDeb(ctx context.Context, src string, st *stager) (*debFile, error) {
 	}
 	data, size, err := readSmall(src, limit)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	df := &debFile{src: src}
+	*df = debFile{src: src}
 	if data != nil {
 		st.budget.Add(-size)
-		df.data, df.sums = data, sumBytes(data)
-		return df, df.inspect(bytes.NewReader(data), int64(len(data)))
+		sums := sumBytes(data)
+		df.data, df.sums = data, &sums
+		return df.inspect(bytes.NewReader(data), int64(len(data)))
 	}
 	in, err := os.Open(src)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer in.Close()
 	f, err := st.create()
 	if err != nil {
-		return nil, fmt.Errorf("stage %s: %w", src, err)
+		return fmt.Errorf("stage %s: %w", src, err)
 	}
 	defer f.Close()
 	df.staged = f.Name()
 	h := newHasher()
 	n, err := io.Copy(io.MultiWriter(f, h), in)
 	if err != nil {
-		return nil, fmt.Errorf("stage %s: %w", src, err)
+		return fmt.Errorf("stage %s: %w", src, err)
 	}
-	df.sums = h.sums()
-	return df, df.inspect(f, n)
+	sums := h.sums()
+	df.sums = &sums
+	return df.inspect(f, n)
 }
 
 // spill writes an in-memory package to the staging directory, for the
@@ -105,6 +107,93 @@ type stager struct {
 	spillValues bool
 	spill       spillFile
 	madeRoot    bool // DBDIR/tmp did not exist before
+	// arena holds the strings every staged package keeps; shared holds
+	// the target lists, one per component and architecture.
+	arena  strArena
+	shared struct {
+		sync.Mutex
+		targets map[string][]Target
+	}
+}
+
+// targets returns the targets of a package of architecture arch going
+// into component, shared with every other such package (arches: the
+// architectures of the command).
+func (s *stager) targets(d *Distribution, component, arch string, arches []string) []Target {
+	key := component + "\x00" + arch
+	s.shared.Lock()
+	defer s.shared.Unlock()
+	if ts, ok := s.shared.targets[key]; ok {
+		return ts
+	}
+	var ts []Target
+	if arch == "all" {
+		for _, a := range arches {
+			ts = append(ts, Target{d.Codename, component, a})
+		}
+	} else {
+		ts = []Target{{d.Codename, component, strings.Clone(arch)}}
+	}
+	if s.shared.targets == nil {
+		s.shared.targets = map[string][]Target{}
+	}
+	s.shared.targets[key] = ts
+	return ts
+}
+
+// strArena hands out strings copied into shared blocks: thousands of
+// small strings kept for a whole command then take their own size, in a
+// few blocks, instead of one allocation each spread over the heap (which
+// keeps partly used pages from being returned once the rest is freed).
+type strArena struct {
+	mu       sync.Mutex
+	block    []byte
+	interned map[string]string
+}
+
+// arenaBlock is the size of one arena block.
+const arenaBlock = 32 << 10
+
+// concat returns parts concatenated, in the arena.
+func (a *strArena) concat(parts ...string) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n == 0 {
+		return ""
+	}
+	if n > arenaBlock/8 {
+		return strings.Join(parts, "")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cap(a.block)-len(a.block) < n {
+		a.block = make([]byte, 0, arenaBlock)
+	}
+	start := len(a.block)
+	for _, p := range parts {
+		a.block = append(a.block, p...)
+	}
+	// The bytes are never written again: the block only grows, and a
+	// full block is replaced, not reused.
+	return unsafe.String(&a.block[start], n)
+}
+
+// intern returns s, shared with every equal string interned before (for
+// the few distinct values of a field such as Architecture).
+func (a *strArena) intern(s string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if v, ok := a.interned[s]; ok {
+		return v
+	}
+	if a.interned == nil {
+		a.interned = map[string]string{}
+	}
+	v := strings.Clone(s)
+	a.interned[v] = v
+	return v
 }
 
 func newStager(r *Repo) *stager {
@@ -221,15 +310,19 @@ func (df *debFile) checkControl(p *deb.Paragraph) error {
 	if p.Get("Description") == "" {
 		return bad("no Description field")
 	}
-	df.source = df.name
-	if s := p.Get("Source"); s != "" {
-		name, _, _ := strings.Cut(s, " ")
-		if err := deb.ValidatePackageName(name); err != nil {
-			return bad("Source: %v", err)
-		}
-		df.source = name
+	if err := deb.ValidatePackageName(sourceName(p, df.name)); err != nil {
+		return bad("Source: %v", err)
 	}
 	return nil
+}
+
+// sourceName is the source package name of a binary package (its pool
+// directory): the Source field without a version, or the package name.
+func sourceName(p *deb.Paragraph, name string) string {
+	if s := p.Get("Source"); s != "" {
+		name, _, _ = strings.Cut(s, " ")
+	}
+	return name
 }
 
 // errorList joins per-file errors, keeping errors.Is working on each.

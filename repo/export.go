@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -17,6 +18,9 @@ import (
 type indexFile struct {
 	rel  string // relative to dists/<codename>/: "main/binary-amd64/Packages.gz"
 	data []byte
+	// path: the content is in this local file instead of data (a big
+	// Packages index, spooled; publishing moves the file).
+	path string
 	sums Checksums
 	// written is false for a file listed in Release only (the
 	// uncompressed index when DebIndices lacks ".").
@@ -59,7 +63,12 @@ type indexName struct {
 // once the index is published. The database pages read are dropped from
 // the process's memory as the copy proceeds (dropMapped): the index is
 // held once, not twice. s is finished whatever happens.
-func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgStream) (err error) {
+//
+// An index without a size hint (a first publish, after a big import) is
+// not held at all when spool returns a file for its size: it is written
+// to that file, and its readers read it back from there (the page cache),
+// so that the command's peak memory does not grow with it.
+func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, spool func(size int) (*os.File, error), s *pkgStream) (err error) {
 	var out []byte
 	defer func() { s.finish(out, err) }()
 	b, err := targetBucket(tx, t, false)
@@ -69,11 +78,28 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgS
 	size := int(sizeHint + sizeHint/16 + 4096)
 	if sizeHint <= 0 {
 		size = 0
+		counted := 0
 		b.ForEach(func(k, v []byte) error {
 			size += len(pkgStanza(v)) + 1
+			if size-counted > dropEvery {
+				dropMapped(tx)
+				counted = size
+			}
 			return nil
 		})
 		dropMapped(tx)
+		if spool != nil {
+			f, err := spool(size)
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				free.add(func() { f.Close() })
+				s.spoolTo(f)
+				s.expect(size)
+				return spoolPackages(tx, b, s)
+			}
+		}
 	}
 	out, release := hugeBuffer(size)
 	free.add(release)
@@ -98,9 +124,46 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, s *pkgS
 	return err
 }
 
+// spoolMin is the default of Repo.spoolMin: smaller indices are held in
+// memory.
+const spoolMin = 1 << 20
+
+// spoolPackages writes the stanzas of b to s's spool file, handing each
+// chunk on once written.
+func spoolPackages(tx *bolt.Tx, b *bolt.Bucket, s *pkgStream) error {
+	chunk := make([]byte, 0, streamChunk)
+	written, dropped := 0, 0
+	flush := func() error {
+		if _, err := s.file.WriteAt(chunk, int64(written)); err != nil {
+			return err
+		}
+		written += len(chunk)
+		chunk = chunk[:0]
+		s.publishFile(written)
+		if written-dropped > dropEvery {
+			dropMapped(tx)
+			dropped = written
+		}
+		return nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		chunk = append(chunk, pkgStanza(v)...)
+		chunk = append(chunk, '\n')
+		if len(chunk) >= streamChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(chunk) > 0 {
+		err = flush()
+	}
+	dropMapped(tx)
+	return err
+}
+
 // dropEvery is how much of an index readPackages copies before it drops
 // the database pages read from the process's memory.
-const dropEvery = 2 << 20
+const dropEvery = 512 << 10
 
 // streamChunk is how much of an index readPackages reads before handing
 // it on.
@@ -116,6 +179,82 @@ type pkgStream struct {
 	size int // the expected size, 0 until known
 	done bool
 	err  error
+	// file: the content is spooled to this file instead of buf (set
+	// before the expected size is known); n bytes of it are written.
+	file *os.File
+	n    int
+}
+
+// spoolTo makes f hold the content instead of memory; called before
+// expect.
+func (s *pkgStream) spoolTo(f *os.File) {
+	s.mu.Lock()
+	s.file = f
+	s.mu.Unlock()
+}
+
+// publishFile hands on the first n bytes of the spool file.
+func (s *pkgStream) publishFile(n int) {
+	s.mu.Lock()
+	s.n = n
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
+// spooled returns the spool file (nil: the content is in memory) once
+// the expected size is known.
+func (s *pkgStream) spooled() *os.File {
+	s.expected()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.file
+}
+
+// length waits for the end and returns the content's size.
+func (s *pkgStream) length() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.done {
+		s.cond.Wait()
+	}
+	if s.file != nil {
+		return s.n, s.err
+	}
+	return len(s.buf), s.err
+}
+
+// spoolRead is the buffer each reader of a spooled index reads it with.
+const spoolRead = 64 << 10
+
+// copyFileTo writes the spooled content to w as it is written.
+func (s *pkgStream) copyFileTo(w io.Writer) error {
+	buf := make([]byte, spoolRead)
+	for off := 0; ; {
+		s.mu.Lock()
+		for s.n <= off && !s.done {
+			s.cond.Wait()
+		}
+		n, err := s.n, s.err
+		s.mu.Unlock()
+		if err != nil || n <= off {
+			return err
+		}
+		for off < n {
+			k, err := s.file.ReadAt(buf[:min(len(buf), n-off)], int64(off))
+			if k > 0 {
+				if _, err := w.Write(buf[:k]); err != nil {
+					return err
+				}
+				off += k
+			}
+			if err != nil && !(err == io.EOF && k > 0) {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+	}
 }
 
 // expect records the expected size of the content, before anything is
@@ -174,6 +313,9 @@ func (s *pkgStream) from(off int) ([]byte, error) {
 
 // copyTo writes the content to w as it is read.
 func (s *pkgStream) copyTo(w io.Writer) error {
+	if s.spooled() != nil {
+		return s.copyFileTo(w)
+	}
 	for off := 0; ; {
 		b, err := s.from(off)
 		if err != nil || len(b) == 0 {
@@ -202,8 +344,8 @@ func (s *pkgStream) sums() (Checksums, error) {
 	if err != nil {
 		return c, err
 	}
-	data, err := s.all()
-	c.Size = int64(len(data))
+	n, err := s.length()
+	c.Size = int64(n)
 	return c, err
 }
 
@@ -225,7 +367,11 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) 
 			case strings.HasSuffix(n.rel, "/"+d.DebIndices.Name):
 				f.byHash = n.written
 				if f.sums, err = packages.sums(); err == nil {
-					f.data, err = packages.all()
+					if sf := packages.spooled(); sf != nil {
+						f.path = sf.Name()
+					} else {
+						f.data, err = packages.all()
+					}
 				}
 			case strings.HasSuffix(n.rel, ".gz"):
 				f.data, err = gzipStream(packages, free)

@@ -46,15 +46,23 @@ type Result struct {
 	Deleted []string
 }
 
-// incoming is a staged package with where it goes.
+// incoming is a staged package with where it goes. A big batch holds
+// thousands of them until its last commit: what they keep is kept small
+// (the stanza and checksums go to the spill file, the strings share
+// arena blocks, the targets are shared).
 type incoming struct {
-	*debFile
-	component, section, priority string
-	filekey                      string
-	value                        []byte // pool file key "\x00" Packages stanza
-	// spilled: value and sums are in the stager's spill file instead.
-	spilled *spilled
+	debFile
+	filekey string
+	// vers is the version as a string (in the arena, like filekey and
+	// name): the form of keys and of Change.Version.
+	vers    string
+	value   []byte // pool file key "\x00" Packages stanza
 	targets []Target
+	// spillAt, spillLen and sumsLen: value and sums are in the stager's
+	// spill file instead (see spilled; spillLen 0: not spilled).
+	spillAt  int64
+	spillLen int32
+	sumsLen  uint16
 	// prewritten: the pool file did not exist and was written while
 	// the batch was read (removed again if the command fails).
 	prewritten bool
@@ -97,7 +105,7 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	defer staging.remove()
 	staging.spillValues = len(files) >= r.bulkMin
 	debs, err := r.stageAll(ctx, files, staging, func(in *incoming) error {
-		if err := in.place(d, o); err != nil {
+		if err := in.place(d, o, staging); err != nil {
 			return err
 		}
 		if err := r.preWrite(ctx, in, staging); err != nil {
@@ -174,42 +182,49 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 }
 
 // place decides component, section, priority, pool file and targets.
-func (in *incoming) place(d *Distribution, o IncludeOptions) error {
-	in.section, in.priority = in.control.Get("Section"), in.control.Get("Priority")
+func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
+	section, priority := in.control.Get("Section"), in.control.Get("Priority")
 	if o.Section != "" {
-		in.section = o.Section
+		section = o.Section
 	}
 	if o.Priority != "" {
-		in.priority = o.Priority
+		priority = o.Priority
 	}
 	switch {
-	case in.section == "":
+	case section == "":
 		return fmt.Errorf("%s: %w: %s has no Section; add one to its control file or give it with -S", in.src, ErrBadPackage, in.name)
-	case in.priority == "":
+	case priority == "":
 		return fmt.Errorf("%s: %w: %s has no Priority; add one to its control file or give it with -P", in.src, ErrBadPackage, in.name)
 	}
-	in.component = o.Component
-	if in.component == "" {
-		in.component = guessComponent(d, in.section)
+	component := o.Component
+	if component == "" {
+		component = guessComponent(d, section)
 	}
 	arches := d.Architectures
 	if len(o.Architectures) > 0 {
 		arches = o.Architectures
 	}
-	switch {
-	case in.arch == "all":
-		for _, a := range arches {
-			in.targets = append(in.targets, Target{d.Codename, in.component, a})
-		}
-	case contains(arches, in.arch):
-		in.targets = []Target{{d.Codename, in.component, in.arch}}
-	default:
+	if in.arch != "all" && !contains(arches, in.arch) {
 		return fmt.Errorf("%s: %w: %s %s is for %s, but %s has Architectures: %v (%s:%d); add %s there or build the package for one of them",
 			in.src, ErrArchitecture, in.name, in.version, in.arch, d.Codename, arches, d.File, d.Line, in.arch)
 	}
-	in.filekey = PoolPath(in.component, in.source, in.name, in.version, in.arch)
-	in.value = pkgValue(in.filekey, makeStanza(in.control, in.section, in.priority, in.filekey, in.sums))
-	in.control = nil // only the stanza is needed from here on
+	in.targets = st.targets(d, component, in.arch, arches)
+	filekey := PoolPath(component, sourceName(in.control, in.name), in.name, in.version, in.arch)
+	in.value = pkgValue(filekey, makeStanza(in.control, section, priority, filekey, *in.sums))
+	// Only the stanza is needed from here on. The strings kept are
+	// copied into the stager's arena: those parsed from the control file
+	// would each keep a line of it alive, scattered over the heap.
+	in.control = nil
+	vers := in.version.String()
+	all := st.arena.concat(filekey, in.name, vers)
+	in.filekey = all[:len(filekey)]
+	in.name = all[len(filekey) : len(filekey)+len(in.name)]
+	in.vers = all[len(filekey)+len(in.name):]
+	v, err := deb.ParseVersion(in.vers)
+	if err != nil { // parsed before: cannot happen
+		return fmt.Errorf("%s: %w: %w", in.src, ErrBadPackage, err)
+	}
+	in.version, in.arch = v, st.arena.intern(in.arch)
 	return nil
 }
 
@@ -245,7 +260,7 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 	if err != nil {
 		return false, nil, err
 	}
-	if haveFile && known != in.sums {
+	if haveFile && known != *in.sums {
 		return false, nil, fmt.Errorf("%s: %w: %s already holds %s %s (%s) with SHA256 %s, this file has %s; give the new build a new version",
 			in.src, ErrVersionClash, in.filekey, in.name, in.version, in.arch, known.SHA256, in.sums.SHA256)
 	}
@@ -273,12 +288,12 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 					in.src, ErrOlderVersion, t, in.name, e.version, in.version)
 			}
 		}
-		ch := Change{Action: "unchanged", Target: t, Package: in.name, Version: in.version.String(), File: in.filekey}
+		ch := Change{Action: "unchanged", Target: t, Package: in.name, Version: in.vers, File: in.filekey}
 		if same {
 			res.Changes = append(res.Changes, ch)
 			continue
 		}
-		if err := b.Put(pkgKey(in.name, in.version.String()), in.value); err != nil {
+		if err := b.Put(pkgKey(in.name, in.vers), in.value); err != nil {
 			return false, nil, err
 		}
 		if err := addRef(tx, in.filekey, t); err != nil {
@@ -310,6 +325,6 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 		return false, gone, nil
 	}
 	err = bucket(tx, bFiles).Put([]byte(in.filekey), in.sums.encode())
-	in.sums = Checksums{} // recorded; a big batch need not keep the strings
+	in.sums = nil // recorded; a big batch need not keep the strings
 	return true, gone, err
 }

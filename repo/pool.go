@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 )
 
@@ -77,11 +78,15 @@ func (r *Repo) writePool(ctx context.Context, list []*incoming, st *stager) ([]s
 // together.
 func (r *Repo) stageAll(ctx context.Context, files []string, st *stager, prep func(*incoming) error) ([]*incoming, error) {
 	out := make([]*incoming, len(files))
-	errs := make([]error, len(files))
+	type fileErr struct {
+		i   int
+		err error
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		done int
+		errs []fileErr // usually none: not one slot per file
 		next = make(chan int)
 	)
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
@@ -89,16 +94,21 @@ func (r *Repo) stageAll(ctx context.Context, files []string, st *stager, prep fu
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				df, err := stageDeb(ctx, files[i], st)
+				in := &incoming{}
+				err := stageDeb(ctx, files[i], st, &in.debFile)
 				if err == nil {
-					out[i] = &incoming{debFile: df}
-					err = prep(out[i])
+					out[i] = in // before prep: undo needs it if prep wrote
+					err = prep(in)
 				}
-				errs[i] = err
-				if r.opts.Progress != nil {
+				if err != nil || r.opts.Progress != nil {
 					mu.Lock()
-					done++
-					r.opts.Progress(done, len(files))
+					if err != nil {
+						errs = append(errs, fileErr{i, err})
+					}
+					if r.opts.Progress != nil {
+						done++
+						r.opts.Progress(done, len(files))
+					}
 					mu.Unlock()
 				}
 			}
@@ -109,11 +119,11 @@ func (r *Repo) stageAll(ctx context.Context, files []string, st *stager, prep fu
 	}
 	close(next)
 	wg.Wait()
+	// In the order of files, as given.
+	sort.Slice(errs, func(a, b int) bool { return errs[a].i < errs[b].i })
 	var bad []error
 	for _, e := range errs {
-		if e != nil {
-			bad = append(bad, e)
-		}
+		bad = append(bad, e.err)
 	}
 	return out, joinErrors(bad)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -11,6 +12,15 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// putIndex writes an index file to name: its data, or the file it was
+// spooled to (moved, so at most once).
+func putIndex(ctx context.Context, st Storage, name string, f indexFile) error {
+	if f.path != "" {
+		return st.PutFile(ctx, name, f.path)
+	}
+	return st.WriteFile(ctx, name, f.data)
+}
 
 // byHashNames are the by-hash paths of an index file, relative to the
 // storage root: SHA256 and SHA512 (apt fetches the strongest hash the
@@ -44,6 +54,37 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 		buildErr error
 	)
 	defer buffers.free()
+	// A big first index is spooled to a file in a staging directory of
+	// its own (see readPackages); publishing moves it into place.
+	var spoolDir string
+	var madeRoot bool
+	defer func() {
+		if spoolDir != "" {
+			os.RemoveAll(spoolDir)
+			if madeRoot {
+				os.Remove(r.tmpRoot) // only if empty: others may be staging
+			}
+		}
+	}()
+	spool := func(size int) (*os.File, error) {
+		if size < r.spoolMin {
+			return nil, nil
+		}
+		if spoolDir == "" {
+			_, err := os.Stat(r.tmpRoot)
+			made := os.IsNotExist(err)
+			dir, err := r.stagingDir()
+			if err != nil {
+				return nil, err
+			}
+			spoolDir, madeRoot = dir, made
+		}
+		f, err := os.CreateTemp(spoolDir, "Packages-*")
+		if err == nil {
+			err = f.Chmod(0o644) // published as it is (moved into place)
+		}
+		return f, err
+	}
 	err := db.View(func(tx *bolt.Tx) error {
 		dirty, exp := bucket(tx, bDirty), bucket(tx, bExported)
 		for _, t := range d.Targets() {
@@ -92,7 +133,7 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 			if hint > 0 {
 				go build()
 			}
-			err := readPackages(tx, t, hint, &buffers, s)
+			err := readPackages(tx, t, hint, &buffers, spool, s)
 			if hint <= 0 {
 				go build()
 			}
@@ -243,7 +284,7 @@ func (r *Repo) publishFiles(ctx context.Context, d *Distribution, regen []Target
 			}
 			a, b := byHashNames(d.Codename, f)
 			if ok, err := st.Exists(ctx, a); err != nil || !ok {
-				if err := st.WriteFile(ctx, a, f.data); err != nil {
+				if err := putIndex(ctx, st, a, f); err != nil {
 					return fail(a, err)
 				}
 			}
@@ -266,7 +307,7 @@ func (r *Repo) publishFiles(ctx context.Context, d *Distribution, regen []Target
 				a, _ := byHashNames(d.Codename, f)
 				err = st.Copy(ctx, a, name)
 			} else {
-				err = st.WriteFile(ctx, name, f.data)
+				err = putIndex(ctx, st, name, f)
 			}
 			if err != nil {
 				return fail(name, err)

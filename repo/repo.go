@@ -82,6 +82,9 @@ type Repo struct {
 	// bulkMin and bulkChunk steer includeBulk; bulkRuns counts its
 	// imports (for tests).
 	bulkMin, bulkChunk, bulkRuns int
+	// spoolMin is the size from which a first Packages index is spooled
+	// to a file rather than held in memory (see readPackages).
+	spoolMin int
 }
 
 // Open reads BASEDIR/conf and returns the repository. It neither locks
@@ -133,7 +136,7 @@ func OpenConfig(base string, conf *Config, opts Options) (*Repo, error) {
 		dbPath:  filepath.Join(opts.DBDir, "lampi.db"),
 		lockDir: opts.DBDir,
 		tmpRoot: filepath.Join(opts.DBDir, "tmp"),
-		bulkMin: bulkMin, bulkChunk: bulkChunk,
+		bulkMin: bulkMin, bulkChunk: bulkChunk, spoolMin: spoolMin,
 	}
 	for _, w := range conf.Warnings {
 		opts.Warn(w)

@@ -51,7 +51,7 @@ type DirStorage struct {
 	// Root is the directory holding pool/ and dists/.
 	Root string
 
-	dirs sync.Map // directories known to exist
+	dirs dirCache // directories known to exist (some of them)
 
 	// What Sync must make durable: files written and directories
 	// changed since the last Sync.
@@ -88,10 +88,43 @@ func (s *DirStorage) pending(p string, file bool) {
 	}
 }
 
+// dirCache remembers up to dirCacheSize directories known to exist.
+// Bounded: a big import creates one pool directory per source package,
+// and remembering each of them for the whole command would hold as much
+// memory as the batch's own records, for no gain (each is made once).
+type dirCache struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const dirCacheSize = 256
+
+func (c *dirCache) known(dir string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[dir]
+	return ok
+}
+
+func (c *dirCache) add(dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= dirCacheSize {
+		c.m = make(map[string]struct{}, 16)
+	}
+	c.m[strings.Clone(dir)] = struct{}{} // not the file name it was cut from
+}
+
+func (c *dirCache) forget(dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, dir)
+}
+
 // mkdir makes sure the directory of p exists, remembering it.
 func (s *DirStorage) mkdir(p string) error {
 	dir := filepath.Dir(p)
-	if _, ok := s.dirs.Load(dir); ok {
+	if s.dirs.known(dir) {
 		return nil
 	}
 	err := mkdirFast(dir) // usually the parent exists: one call
@@ -101,7 +134,7 @@ func (s *DirStorage) mkdir(p string) error {
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	s.dirs.Store(dir, true)
+	s.dirs.add(dir)
 	return nil
 }
 
@@ -122,7 +155,7 @@ func (s *DirStorage) tempFor(p string) (*os.File, error) {
 	}
 	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
 	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
-		s.dirs.Delete(filepath.Dir(p))
+		s.dirs.forget(filepath.Dir(p))
 		if err = s.mkdir(p); err == nil {
 			f, err = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
 		}
@@ -172,7 +205,7 @@ func (s *DirStorage) CreateNew(ctx context.Context, name string, data []byte) (b
 	}
 	err = writeNew(p, data)
 	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
-		s.dirs.Delete(filepath.Dir(p))
+		s.dirs.forget(filepath.Dir(p))
 		if err = s.mkdir(p); err == nil {
 			err = writeNew(p, data)
 		}
@@ -202,7 +235,7 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 	// call per pool file).
 	err = rename(src, p)
 	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
-		s.dirs.Delete(filepath.Dir(p))
+		s.dirs.forget(filepath.Dir(p))
 		if err = s.mkdir(p); err == nil {
 			err = rename(src, p)
 		}
@@ -311,7 +344,7 @@ func (s *DirStorage) Remove(ctx context.Context, name string) error {
 		if os.Remove(full) != nil {
 			break
 		}
-		s.dirs.Delete(full)
+		s.dirs.forget(full)
 	}
 	return nil
 }
