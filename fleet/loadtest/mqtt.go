@@ -333,8 +333,13 @@ func dialMQTT(ctx context.Context, u *url.URL, opts *Options, clientID string, w
 		return nil, err // "dial tcp HOST: …"
 	}
 	nc = mqttconn.NewBatching(nc, 4<<10)
-	client := paho.NewClient(paho.ClientConfig{ClientID: clientID, Conn: nc, PacketTimeout: publishTimeout,
-		OnPublishReceived: onPublish})
+	cfg := paho.ClientConfig{ClientID: clientID, Conn: nc, PacketTimeout: publishTimeout, OnPublishReceived: onPublish}
+	if onPublish != nil {
+		// A subscriber's PUBACKs leave in batches every 2 ms (its handlers
+		// acknowledge each message) rather than a write each.
+		cfg.EnableManualAcknowledgment, cfg.SendAcksInterval = true, 2*time.Millisecond
+	}
+	client := paho.NewClient(cfg)
 	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true, WillMessage: will}
 	if onPublish == nil {
 		// A device receives nothing; paho sizes a channel by the receive

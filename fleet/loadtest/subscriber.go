@@ -64,10 +64,18 @@ func subscribePlain(ctx context.Context, u *url.URL, opts *Options) (*plainSubsc
 	return s, nil
 }
 
+// receive counts one delivery and acknowledges it (the client acknowledges
+// manually, in batches).
 func (s *plainSubscriber) receive(pr paho.PublishReceived) (bool, error) {
-	id, _, ok := state.ParseTopic(s.opts.Prefix, pr.Packet.Topic)
+	s.count(pr.Packet)
+	_ = pr.Client.Ack(pr.Packet) // an error: the connection is gone
+	return true, nil
+}
+
+func (s *plainSubscriber) count(pk *paho.Publish) {
+	id, _, ok := state.ParseTopic(s.opts.Prefix, pk.Topic)
 	if !ok || !strings.HasPrefix(id, s.opts.IDPrefix) {
-		return true, nil // another device's report
+		return // another device's report
 	}
 	// A plain subscriber does little: only the fields it needs, so that it
 	// measures the broker rather than itself.
@@ -75,9 +83,9 @@ func (s *plainSubscriber) receive(pr paho.PublishReceived) (bool, error) {
 		Device string    `json:"device"`
 		Time   time.Time `json:"time"`
 	}
-	if err := json.Unmarshal(pr.Packet.Payload, &st); err != nil || st.Device != id {
+	if err := json.Unmarshal(pk.Payload, &st); err != nil || st.Device != id {
 		s.invalid.Add(1)
-		return true, nil
+		return
 	}
 	s.received.Add(1)
 	now := s.opts.Now()
@@ -86,7 +94,6 @@ func (s *plainSubscriber) receive(pr paho.PublishReceived) (bool, error) {
 	s.mu.Lock()
 	s.tally.add(d)
 	s.mu.Unlock()
-	return true, nil
 }
 
 // finish waits until want reports arrived, or none arrived for
