@@ -88,13 +88,10 @@ type Collector struct {
 // subscription (pkt and client, acknowledged after the commit) or handed
 // in with Deliver (done receives the commit's result).
 type incoming struct {
-	topic   string
-	payload []byte
-	retain  bool
-	recv    time.Time
-	pkt     *paho.Publish
-	client  *paho.Client
-	done    chan error
+	msg    Message
+	pkt    *paho.Publish
+	client *paho.Client
+	done   chan error
 }
 
 type batch struct {
@@ -123,9 +120,6 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 30 * time.Second
 	}
-	if opts.ReceiveMaximum == 0 {
-		opts.ReceiveMaximum = DefaultReceiveMaximum
-	}
 	c := newCollector(store, opts)
 	c.url = u
 	return c, nil
@@ -136,9 +130,6 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 // BrokerOptions.Deliver). Of opts only Prefix, BatchSize, BatchDelay, Now
 // and Logger apply.
 func NewDirectCollector(store *Store, opts CollectorOptions) *Collector {
-	if opts.ReceiveMaximum == 0 {
-		opts.ReceiveMaximum = DefaultReceiveMaximum
-	}
 	c := newCollector(store, opts)
 	c.in = make(chan incoming, 65536)
 	return c
@@ -147,6 +138,9 @@ func NewDirectCollector(store *Store, opts CollectorOptions) *Collector {
 func newCollector(store *Store, opts CollectorOptions) *Collector {
 	if opts.Prefix == "" {
 		opts.Prefix = state.DefaultPrefix
+	}
+	if opts.ReceiveMaximum == 0 {
+		opts.ReceiveMaximum = DefaultReceiveMaximum
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 4096
@@ -185,7 +179,7 @@ func (c *Collector) Deliver(m Message) error {
 	}
 	done := donePool.Get().(chan error)
 	select {
-	case c.in <- incoming{topic: m.Topic, payload: m.Payload, retain: m.Retained, recv: m.Received, done: done}:
+	case c.in <- incoming{msg: m, done: done}:
 	case <-c.stopped:
 		donePool.Put(done)
 		return ErrCollectorStopped
@@ -195,9 +189,7 @@ func (c *Collector) Deliver(m Message) error {
 		donePool.Put(done)
 		return err
 	case <-c.stopped:
-		// Not reused: the answer may still come (it cannot, once Run
-		// has returned, but the channel is cheap).
-		return ErrCollectorStopped
+		return ErrCollectorStopped // done is not put back: left to the GC
 	}
 }
 
@@ -300,7 +292,7 @@ func (c *Collector) Run(ctx context.Context) error {
 				func(pr paho.PublishReceived) (bool, error) {
 					p := pr.Packet
 					select {
-					case in <- incoming{topic: p.Topic, payload: p.Payload, retain: p.Retain, recv: c.opts.Now(), pkt: p, client: pr.Client}:
+					case in <- incoming{msg: Message{Topic: p.Topic, Payload: p.Payload, Retained: p.Retain, Received: c.opts.Now()}, pkt: p, client: pr.Client}:
 					case <-ctx.Done():
 					}
 					return true, nil
@@ -394,7 +386,7 @@ func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<
 // add decodes m into the batch.
 func (c *Collector) add(b *batch, m incoming) {
 	b.msgs = append(b.msgs, m)
-	b.ps = append(b.ps, prepare(c.opts.Prefix, Message{Topic: m.topic, Payload: m.payload, Retained: m.retain, Received: m.recv}))
+	b.ps = append(b.ps, prepare(c.opts.Prefix, m.msg))
 }
 
 // commitLoop commits each batch, then acknowledges its messages (or

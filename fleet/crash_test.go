@@ -19,6 +19,18 @@ func crashState(id string, seq uint64) state.State {
 		Packages: map[string]string{"lampi-service": fmt.Sprintf("1.%d", seq)}}
 }
 
+// serviceVersions lists the lampi-service versions an audit log records,
+// in order.
+func serviceVersions(h []Event) []string {
+	var out []string
+	for _, e := range h {
+		if e.Package == "lampi-service" {
+			out = append(out, e.To)
+		}
+	}
+	return out
+}
+
 // TestCollectorKilledMidStream: the collector process is SIGKILLed while
 // reports stream in, more reports arrive while it is down, and it is
 // restarted; every report of every device must end up stored.
@@ -143,13 +155,7 @@ func testKilledMidStream(t *testing.T, broker string, strictOrder bool, cfg chil
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, e := range h {
-			if e.Package == "lampi-service" {
-				got = append(got, e.To)
-			}
-		}
-		if want := []string{"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		if got, want := serviceVersions(h), []string{"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"}; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: versions logged %v, want %v", id, got, want)
 		}
 	}

@@ -271,13 +271,7 @@ func TestDirectServerKilledLosesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, e := range h {
-			if e.Package == "lampi-service" {
-				got = append(got, e.To)
-			}
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := serviceVersions(h); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: versions logged %v, want %v", deviceID(i), got, want)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -50,13 +49,8 @@ Stop with SIGINT or SIGTERM.`,
 }
 
 func runBroker(ctx context.Context, env *Env, o *brokerOptions) error {
-	host, _, err := net.SplitHostPort(o.listen)
-	if err != nil {
-		return usageErrorf("fleet broker: --listen %q: %v (want host:port, e.g. 127.0.0.1:1883)", o.listen, err)
-	}
-	if o.allowAnonymous && !isLoopback(host) {
-		return withHint(usageErrorf("fleet broker: refusing an anonymous MQTT broker on %s, which is not a loopback address", o.listen),
-			"drop --allow-anonymous and give each device credentials with 'lampi-pkg device add ID'")
+	if err := checkBrokerListen(env, "fleet broker", "--listen", o.listen, o.allowAnonymous); err != nil {
+		return err
 	}
 	if o.db == "" && !o.allowAnonymous {
 		return withHint(usageErrorf("fleet broker: nobody could log in: give --db (credentials from 'lampi-pkg device add') or --allow-anonymous"),

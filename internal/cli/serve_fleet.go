@@ -53,6 +53,25 @@ func (o *serveFleetOptions) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.exposeFleet, "expose-fleet", false, "serve the dashboard and fleet API also when --listen is not loopback (they list every device)")
 }
 
+// checkBrokerListen checks the embedded broker's address (flag of
+// command verb): anonymous access only on a loopback address; beyond it,
+// a note of what is listening (devices log in with their credentials).
+func checkBrokerListen(env *Env, verb, flag, addr string, anonymous bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageErrorf("%s: %s %q: %v (want host:port, e.g. 127.0.0.1:1883)", verb, flag, addr, err)
+	}
+	if isLoopback(host) {
+		return nil
+	}
+	if anonymous {
+		return withHint(usageErrorf("%s: refusing an anonymous MQTT broker on %s, which is not a loopback address", verb, addr),
+			"drop --allow-anonymous and give each device credentials with 'lampi-pkg device add ID'")
+	}
+	fmt.Fprintf(env.Err, "lampi-pkg: the embedded MQTT broker listens beyond loopback on %s (devices log in with 'lampi-pkg device add' credentials)\n", addr)
+	return nil
+}
+
 // ephemeralCollector lets the in-process collector log in to the embedded
 // broker with a secret that exists only in this process, beside the
 // credentials of the fleet database.
@@ -81,18 +100,8 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 		return nil, func() {}, nil
 	}
 	if o.broker == "" {
-		host, _, err := net.SplitHostPort(o.mqttListen)
-		if err != nil {
-			return nil, nil, usageErrorf("serve: --mqtt-listen %q: %v (want host:port, e.g. 127.0.0.1:1883)", o.mqttListen, err)
-		}
-		if !isLoopback(host) && !o.allowAnonymous {
-			// Devices log in with their credentials, so a public broker is
-			// fine; but say what is listening.
-			fmt.Fprintf(env.Err, "lampi-pkg: the embedded MQTT broker listens beyond loopback on %s (devices log in with 'lampi-pkg device add' credentials)\n", o.mqttListen)
-		}
-		if !isLoopback(host) && o.allowAnonymous {
-			return nil, nil, withHint(usageErrorf("serve: refusing an anonymous MQTT broker on %s, which is not a loopback address", o.mqttListen),
-				"drop --allow-anonymous and give each device credentials with 'lampi-pkg device add ID'")
+		if err := checkBrokerListen(env, "serve", "--mqtt-listen", o.mqttListen, o.allowAnonymous); err != nil {
+			return nil, nil, err
 		}
 	} else if o.username != "" && o.passwordFile == "" {
 		return nil, nil, usageErrorf("serve: --broker-username needs --broker-password-file")
