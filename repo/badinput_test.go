@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestBadInputLeavesRepositoryUntouched feeds includedeb what it must
@@ -57,13 +59,13 @@ func TestBadInputLeavesRepositoryUntouched(t *testing.T) {
 		{"one bad among good", "bookworm", []string{fresh, notDeb}, IncludeOptions{}, ErrBadPackage, "notes.deb"},
 		{"good then clash", "trixie", []string{fresh, clash}, IncludeOptions{}, ErrVersionClash, "hi"},
 	}
-	before := treeSum(t, r.Base, "dists", "pool", "db")
+	before := testutil.TreeSum(t, r.Base, "dists", "pool", "db")
 	for _, c := range cases {
 		_, err := r.IncludeDeb(ctx, c.codename, c.files, c.opts)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%s: got %v, want %v mentioning %q", c.name, err, c.want, c.msg)
 		}
-		if after := treeSum(t, r.Base, "dists", "pool", "db"); after != before {
+		if after := testutil.TreeSum(t, r.Base, "dists", "pool", "db"); after != before {
 			t.Fatalf("%s changed the repository", c.name)
 		}
 	}
@@ -74,7 +76,7 @@ func TestBadInputLeavesRepositoryUntouched(t *testing.T) {
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "distributions:20:") {
 		t.Errorf("broken conf: %v", err)
 	}
-	if after := treeSum(t, r.Base, "dists", "pool", "db"); after != before {
+	if after := testutil.TreeSum(t, r.Base, "dists", "pool", "db"); after != before {
 		t.Fatal("broken conf changed the repository")
 	}
 }

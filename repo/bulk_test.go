@@ -14,6 +14,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 const bulkConf = "Origin: Bulk\nCodename: bulk\nSuite: stable\nArchitectures: amd64 arm64\nComponents: main contrib\nDescription: bulk import\n"
@@ -69,7 +71,7 @@ func sameRepos(t *testing.T, a, b *Repo) {
 			t.Errorf("%s: stanzas differ:\n%s\n%s", la[i].Package, la[i].Stanza, lb[i].Stanza)
 		}
 	}
-	if sa, sb := treeSum(t, a.Base, "dists", "pool"), treeSum(t, b.Base, "dists", "pool"); sa != sb {
+	if sa, sb := testutil.TreeSum(t, a.Base, "dists", "pool"), testutil.TreeSum(t, b.Base, "dists", "pool"); sa != sb {
 		t.Errorf("published trees differ:\nbulk:\n%s\nplain:\n%s", sa, sb)
 	}
 	for _, r := range []*Repo{a, b} {
@@ -153,7 +155,7 @@ func TestBulkBadInputUntouched(t *testing.T) {
 	dir := t.TempDir()
 	mustInclude(t, bulk, "bulk", buildDeb(t, dir, pkgSpec{name: "first", version: "1", arch: "amd64"}))
 	mustRemove(t, bulk, "first")
-	before := treeSum(t, bulk.Base, "dists", "pool", "db")
+	before := testutil.TreeSum(t, bulk.Base, "dists", "pool", "db")
 	files := bulkDebs(t, dir, 8, "1.0")
 	bad := filepath.Join(dir, "broken_1_all.deb")
 	data, err := os.ReadFile(files[3])
@@ -166,7 +168,7 @@ func TestBulkBadInputUntouched(t *testing.T) {
 	if _, err := bulk.IncludeDeb(context.Background(), "bulk", append(files, bad), IncludeOptions{}); err == nil {
 		t.Fatal("a batch with a truncated package was accepted")
 	}
-	if after := treeSum(t, bulk.Base, "dists", "pool", "db"); after != before {
+	if after := testutil.TreeSum(t, bulk.Base, "dists", "pool", "db"); after != before {
 		t.Errorf("the failed batch changed the repository:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }

@@ -3,14 +3,9 @@ package repo
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -129,37 +124,6 @@ func testKey(t testing.TB, dir string) (*signing.Key, string) {
 		t.Fatal(err)
 	}
 	return k, p
-}
-
-// treeSum hashes every file (name, mode, content) and symlink under the
-// given top-level directories of base.
-func treeSum(t testing.TB, base string, dirs ...string) string {
-	t.Helper()
-	var lines []string
-	for _, d := range dirs {
-		root := filepath.Join(base, d)
-		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			rel, _ := filepath.Rel(base, p)
-			info, _ := e.Info()
-			switch {
-			case e.Type()&fs.ModeSymlink != 0:
-				target, _ := os.Readlink(p)
-				lines = append(lines, rel+" -> "+target)
-			case e.IsDir():
-				lines = append(lines, rel+"/")
-			default:
-				data, _ := os.ReadFile(p)
-				h := sha256.Sum256(data)
-				lines = append(lines, fmt.Sprintf("%s %v %s", rel, info.Mode(), hex.EncodeToString(h[:])))
-			}
-			return nil
-		})
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
 }
 
 func readFile(t testing.TB, p string) string {

@@ -3,17 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -178,35 +173,6 @@ func startFront(t testing.TB, s *Server, h ...http.Handler) *httptest.Server {
 	}
 	t.Cleanup(stop)
 	return hs
-}
-
-// treeSum hashes every file, directory and symlink under the given
-// top-level directories of base (temporary staging excluded).
-func treeSum(t testing.TB, base string, dirs ...string) string {
-	t.Helper()
-	var lines []string
-	for _, d := range dirs {
-		filepath.WalkDir(filepath.Join(base, d), func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			rel, _ := filepath.Rel(base, p)
-			switch {
-			case e.Type()&fs.ModeSymlink != 0:
-				target, _ := os.Readlink(p)
-				lines = append(lines, rel+" -> "+target)
-			case e.IsDir():
-				lines = append(lines, rel+"/")
-			default:
-				data, _ := os.ReadFile(p)
-				h := sha256.Sum256(data)
-				lines = append(lines, rel+" "+hex.EncodeToString(h[:]))
-			}
-			return nil
-		})
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
 }
 
 func get(t testing.TB, c *http.Client, url string, hdr ...string) (*http.Response, []byte) {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 func memFile(name string, data []byte) UploadFile {
@@ -45,7 +47,7 @@ func TestUploadBatch(t *testing.T) {
 		t.Errorf("%d uploads published", n)
 	}
 
-	before := treeSum(t, tr.dir, "db", "pool", "dists")
+	before := testutil.TreeSum(t, tr.dir, "db", "pool", "dists")
 	older, clash, fresh := buildDeb(t, "hi", "0.1", ""), buildDeb(t, "hi", "0.2", "other content\n"), buildDeb(t, "lampi-service", "1.1", "")
 	var got []string
 	var results []PackageResult
@@ -76,7 +78,7 @@ func TestUploadBatch(t *testing.T) {
 	if ds, err := c.Distributions(ctx); err != nil || len(ds) != 1 || ds[0].Codename != "bookworm" {
 		t.Errorf("distributions: %+v %v", ds, err)
 	}
-	if after := treeSum(t, tr.dir, "db", "pool", "dists"); after != before {
+	if after := testutil.TreeSum(t, tr.dir, "db", "pool", "dists"); after != before {
 		t.Errorf("a dry run changed the repository")
 	}
 }
@@ -107,12 +109,12 @@ func TestUploadBatchAllOrNothing(t *testing.T) {
 		{"the same package twice", good, http.StatusUnprocessableEntity, ErrRejected, "good.deb and bad.deb are both lampi-service 1.0"},
 	}
 	for _, cs := range cases {
-		before := treeSum(t, tr.dir, "db", "pool", "dists", "logs")
+		before := testutil.TreeSum(t, tr.dir, "db", "pool", "dists", "logs")
 		_, err := c.UploadFiles(ctx, "stable", []UploadFile{memFile("good.deb", good), memFile("bad.deb", cs.bad)}, UploadOptions{})
 		if !IsStatus(err, cs.status) || !errors.Is(err, cs.target) || !strings.Contains(err.Error(), cs.want) || !strings.Contains(err.Error(), "nothing was published") {
 			t.Errorf("%s: %v; want %d %q", cs.name, err, cs.status, cs.want)
 		}
-		if after := treeSum(t, tr.dir, "db", "pool", "dists", "logs"); after != before {
+		if after := testutil.TreeSum(t, tr.dir, "db", "pool", "dists", "logs"); after != before {
 			t.Errorf("%s: the repository changed", cs.name)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -117,7 +118,7 @@ func TestUploadRefused(t *testing.T) {
 
 	okDeb := buildDeb(t, "hi", "0.3", "")
 	big := buildDeb(t, "big", "1.0", strings.Repeat("x", 1<<10)+string(randomBytes(t, 128<<10)))
-	before := treeSum(t, tr.dir, "dists", "pool", "db/lampi.db")
+	before := testutil.TreeSum(t, tr.dir, "dists", "pool", "db/lampi.db")
 	for _, tc := range []struct {
 		name, token, codename string
 		body                  []byte
@@ -170,7 +171,7 @@ func TestUploadRefused(t *testing.T) {
 			}
 		})
 	}
-	if after := treeSum(t, tr.dir, "dists", "pool", "db/lampi.db"); after != before {
+	if after := testutil.TreeSum(t, tr.dir, "dists", "pool", "db/lampi.db"); after != before {
 		t.Errorf("refused uploads changed the repository:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// The client reports refusals as *APIError with the status.
@@ -279,7 +280,7 @@ func TestUploadLockBusyAndConcurrent(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	before := treeSum(t, tr.dir, "dists", "pool", "db/lampi.db")
+	before := testutil.TreeSum(t, tr.dir, "dists", "pool", "db/lampi.db")
 	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/api/v1/repos/bookworm/packages", bytes.NewReader(buildDeb(t, "hi", "1.0", "")))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
@@ -291,7 +292,7 @@ func TestUploadLockBusyAndConcurrent(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"code":"busy"`) {
 		t.Fatalf("upload under a held lock: %s %s", resp.Status, b)
 	}
-	if after := treeSum(t, tr.dir, "dists", "pool", "db/lampi.db"); after != before {
+	if after := testutil.TreeSum(t, tr.dir, "dists", "pool", "db/lampi.db"); after != before {
 		t.Fatalf("a busy upload changed the repository")
 	}
 	lock.Close() // releases the flock

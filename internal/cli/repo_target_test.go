@@ -3,15 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -31,25 +27,6 @@ func runEnv(t *testing.T, vars map[string]string, args ...string) (stdout, stder
 		Now: time.Now, IsTerminal: func(any) bool { return false }}
 	code = Main(args, env)
 	return out.String(), errb.String(), code
-}
-
-// stateSum hashes every file under dists/, pool/ and db/ of a repository.
-func stateSum(t *testing.T, base string) string {
-	t.Helper()
-	var lines []string
-	for _, d := range []string{"dists", "pool", "db"} {
-		filepath.WalkDir(filepath.Join(base, d), func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return nil
-			}
-			data, _ := os.ReadFile(p)
-			h := sha256.Sum256(data)
-			lines = append(lines, p+" "+hex.EncodeToString(h[:]))
-			return nil
-		})
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
 }
 
 // targetRepo makes a signed repository and builds hi 0.1 and 0.2.
@@ -103,7 +80,7 @@ func TestRepoPublishToErrors(t *testing.T) {
 	bucket := m.NewBucket(t, false)
 	dead := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	const secret = "sEcReT-do-not-print-4242"
-	before := stateSum(t, base)
+	before := testutil.TreeSum(t, base, "dists", "pool", "db")
 	for _, c := range []struct {
 		name     string
 		vars     map[string]string
@@ -137,7 +114,7 @@ func TestRepoPublishToErrors(t *testing.T) {
 			if strings.Contains(out+errs, secret) {
 				t.Errorf("the secret was printed:\n%s", errs)
 			}
-			if after := stateSum(t, base); after != before {
+			if after := testutil.TreeSum(t, base, "dists", "pool", "db"); after != before {
 				t.Errorf("local repository changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
