@@ -40,6 +40,7 @@ const (
 	ResultDeferred   = "deferred"    // an update exists but waits (phasing, maintenance window)
 	ResultFailed     = "failed"      // the check or the update failed; Error says why
 	ResultRolledBack = "rolled-back" // the update failed and the previous version was reinstalled
+	ResultHeldBack   = "held-back"   // Target rolled back before: not tried again until a newer version appears or the operator asks
 )
 
 // MaxSize bounds one state report; larger payloads are refused by Decode.
@@ -65,6 +66,11 @@ type State struct {
 	Error string `json:"error,omitempty"`
 	// Target is what the last update attempt tried to install (package → version).
 	Target map[string]string `json:"target,omitempty"`
+	// ReleaseDate is the Date field of the newest signed Release file the
+	// agent accepted: how fresh the device's view of the repository is. A
+	// mirror or cache that keeps serving an old InRelease shows up as a
+	// ReleaseDate that stops moving.
+	ReleaseDate time.Time `json:"release_date,omitzero"`
 }
 
 // ErrInvalid is wrapped by every validation and decoding error.
@@ -122,7 +128,7 @@ func (s *State) Validate() error {
 		return fmt.Errorf("%w: time is missing", ErrInvalid)
 	}
 	switch s.Result {
-	case "", ResultUpToDate, ResultUpdated, ResultDeferred, ResultFailed, ResultRolledBack:
+	case "", ResultUpToDate, ResultUpdated, ResultDeferred, ResultFailed, ResultRolledBack, ResultHeldBack:
 	default:
 		return fmt.Errorf("%w: unknown result %q", ErrInvalid, s.Result)
 	}
