@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/bytesize"
 )
 
 // DefaultConfigPath is where lampi-agent looks for its configuration.
@@ -95,7 +95,10 @@ type Config struct {
 	// to verify against this keyring.
 	OriginKeyring string
 
-	MaxIndexSize int64 // bound on InRelease and decompressed Packages
+	// MaxIndexSize bounds InRelease and a decompressed Packages, MaxDebSize
+	// a package (max_index_size, max_deb_size: sizes as package bytesize
+	// reads them, 64MB = 64·10⁶ bytes, 64MiB or 64M = 64·2²⁰).
+	MaxIndexSize int64
 	MaxDebSize   int64
 	// MaxFuture tolerates a Release Date this far in the future (clock skew).
 	MaxFuture time.Duration
@@ -222,7 +225,10 @@ func (c *Config) set(k, v string) error {
 		return nil
 	}
 	size := func(n *int64) error {
-		x, err := parseSize(v)
+		x, err := bytesize.Parse(v)
+		if err == nil && x == 0 {
+			err = fmt.Errorf("%q would refuse everything: give at least 1B, or leave the key out for the default", v)
+		}
 		if err != nil {
 			return err
 		}
@@ -379,24 +385,6 @@ func (c Config) Validate() error {
 		return errf("poll_jitter %s is longer than poll_interval %s", c.PollJitter, c.PollInterval)
 	}
 	return nil
-}
-
-func parseSize(v string) (int64, error) {
-	mult := int64(1)
-	s := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(v, "B"), "i"))
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mult, s = 1<<10, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, s[:len(s)-1]
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1<<30, s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<50)/mult {
-		return 0, fmt.Errorf("%q is not a size such as 64M", v)
-	}
-	return n * mult, nil
 }
 
 func brokerURL(s string) (*url.URL, error) {

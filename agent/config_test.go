@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +174,66 @@ func TestParseConfigErrors(t *testing.T) {
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.in, err, c.want)
 		}
+	}
+}
+
+// TestConfigSizes is issue 13 §6: max_index_size and max_deb_size read
+// sizes as serve --max-upload does; "64MB" was 64 MiB here and 64·10⁶
+// bytes there.
+func TestConfigSizes(t *testing.T) {
+	for in, want := range map[string]int64{"64MB": 64_000_000, "64MiB": 64 << 20, "64M": 64 << 20, "1GB": 1_000_000_000, "1 GiB": 1 << 30, "1.5GB": 1_500_000_000, "65536": 65536, "512kB": 512_000} {
+		for _, key := range []string{"max_index_size", "max_deb_size"} {
+			c, err := ParseConfig(strings.NewReader(key+" = "+in+"\n"), "agent.conf")
+			if err != nil {
+				t.Errorf("%s = %s: %v", key, in, err)
+				continue
+			}
+			got := c.MaxIndexSize
+			if key == "max_deb_size" {
+				got = c.MaxDebSize
+			}
+			if got != want {
+				t.Errorf("%s = %s: %d bytes, want %d", key, in, got, want)
+			}
+		}
+	}
+	for in, want := range map[string]string{
+		"64 M B": `agent.conf:1: max_deb_size: "64 M B" is not a size: use a number with B, kB, MB, GB, KiB, MiB, GiB`,
+		"0":      `agent.conf:1: max_deb_size: "0" would refuse everything`,
+		"1.5B":   `agent.conf:1: max_deb_size: "1.5B" is not a whole number of bytes`,
+		"-1M":    `is not a size`,
+	} {
+		_, err := ParseConfig(strings.NewReader("max_deb_size = "+in+"\n"), "agent.conf")
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("max_deb_size = %s: %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestShippedBoundsAreTheDefaults: the bounds the packaged agent.conf
+// shows, uncommented, are the defaults in the words of package bytesize.
+func TestShippedBoundsAreTheDefaults(t *testing.T) {
+	data, err := os.ReadFile("../packaging/lampi-agent/etc/lampi-agent/agent.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf strings.Builder
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "#max_index_size") || strings.HasPrefix(l, "#max_deb_size") || strings.HasPrefix(l, "#max_future") {
+			kv, _, _ := strings.Cut(strings.TrimPrefix(l, "#"), "  (")
+			conf.WriteString(strings.TrimSpace(kv) + "\n")
+		}
+	}
+	if strings.Count(conf.String(), "\n") != 3 {
+		t.Fatalf("want max_index_size, max_deb_size and max_future in the packaged file, got:\n%s", conf.String())
+	}
+	c, err := ParseConfig(strings.NewReader(conf.String()), "agent.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Config{}.Defaults()
+	if c.MaxIndexSize != def.MaxIndexSize || c.MaxDebSize != def.MaxDebSize || c.MaxFuture != def.MaxFuture {
+		t.Errorf("the packaged file shows %d, %d, %s; the defaults are %d, %d, %s", c.MaxIndexSize, c.MaxDebSize, c.MaxFuture, def.MaxIndexSize, def.MaxDebSize, def.MaxFuture)
 	}
 }
 

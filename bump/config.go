@@ -149,15 +149,20 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	_, c.CommitSet = vals["commit"]
 	_, c.TagSet = vals["tag"]
 
-	mainParse, ok := vals["parse"]
-	if !ok {
-		mainParse = DefaultParse
-	}
-	mainSerialize := []string{DefaultSerialize}
+	// Without parse, versions are whole Debian versions (DebianParse);
+	// without serialize either, they are written as they are.
+	mainParse, hasParse := vals["parse"]
+	mainSerialize, hasSerialize := []string{DefaultSerialize}, false
 	if v, ok := vals["serialize"]; ok {
-		mainSerialize = nonEmptyLines(v, false)
+		mainSerialize, hasSerialize = nonEmptyLines(v, false), true
 	}
 	c.main = &versionConfig{parseSrc: mainParse, serialize: mainSerialize, search: DefaultSearch, replace: DefaultReplace, parts: map[string]*partConfig{}}
+	if !hasParse {
+		c.main.parseSrc, c.main.debian = DebianParse, true
+		if !hasSerialize {
+			c.main.serialize, c.main.whole = nil, true
+		}
+	}
 	if v, ok := vals["search"]; ok {
 		c.main.search = v
 	}
@@ -167,7 +172,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	if err := c.main.check(name, sec.line, "[bumpversion]"); err != nil {
 		return nil, err
 	}
-	if c.main.parse, err = compileParse(mainParse); err != nil {
+	if c.main.parse, err = compileParse(c.main.parseSrc); err != nil {
 		return nil, fmt.Errorf("%s:%d: %w: %w", name, optLine(sec, "parse"), ErrConfig, err)
 	}
 
@@ -191,13 +196,15 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			c.main.parts[value] = pc
 			continue
 		}
-		vc := &versionConfig{parseSrc: mainParse, serialize: mainSerialize, search: c.main.search, replace: c.main.replace, parts: c.main.parts}
+		vc := *c.main
 		for key, v := range opts {
 			switch key {
 			case "parse":
+				// bump2version 1.0.1 reads versions with the main
+				// parse only; a file's parse changes nothing.
 				vc.parseSrc = v
 			case "serialize":
-				vc.serialize = nonEmptyLines(v, true)
+				vc.serialize, vc.whole = nonEmptyLines(v, true), false
 			case "search":
 				vc.search = v
 			case "replace":
@@ -209,7 +216,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		if err := vc.check(name, s.line, "["+s.name+"]"); err != nil {
 			return nil, err
 		}
-		c.files = append(c.files, fileSpec{path: value, cfg: name, glob: m[sectionType.SubexpIndex("file")] == "glob", section: s.name, line: s.line, vc: vc})
+		c.files = append(c.files, fileSpec{path: value, cfg: name, glob: m[sectionType.SubexpIndex("file")] == "glob", section: s.name, line: s.line, vc: &vc})
 	}
 	if v, _, ok, _ := get(sec, deprecatedFilesOp); ok {
 		for _, p := range strings.Split(v, " ") {
@@ -221,7 +228,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 // check validates the templates of one version configuration.
 func (vc *versionConfig) check(file string, line int, where string) error {
-	if len(vc.serialize) == 0 {
+	if len(vc.serialize) == 0 && !vc.whole {
 		return fmt.Errorf("%s:%d: %w: %s: serialize is empty: give at least one template such as {major}.{minor}.{patch}", file, line, ErrConfig, where)
 	}
 	for _, t := range append([]string{vc.search, vc.replace}, vc.serialize...) {

@@ -16,25 +16,51 @@ func (p *Plan) prepareConfigured(o Options, cfg *Config, ws *workspace, control 
 	if cfg.CurrentVersion == "" {
 		return fmt.Errorf("%s: %w: [bumpversion] has no current_version: add current_version = <the version in your files>", cfg.Path, ErrNoVersion)
 	}
-	cur := cfg.main.parseVersion(cfg.CurrentVersion)
-	if cur == nil {
-		return fmt.Errorf("%s: %w: current_version %q does not match the parse pattern %q: fix one of them", where, ErrVersion, cfg.CurrentVersion, cfg.main.parseSrc)
+	cur, err := cfg.readVersion(cfg.CurrentVersion, "current_version")
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	p.ConfigOld, p.ConfigNew = cfg.CurrentVersion, cfg.CurrentVersion
 	var nv *version
 	upstream := true
 	order := cfg.main.order()
+	debianOld, _ := deb.ParseVersion(cfg.CurrentVersion) // read by readVersion
+	given := o.NewVersion
+	if given == "" {
+		given = cfg.NewVersion
+	}
 	switch {
-	case o.NewVersion != "" || cfg.NewVersion != "":
-		p.ConfigNew = o.NewVersion
-		if p.ConfigNew == "" {
-			p.ConfigNew = cfg.NewVersion
+	case given != "":
+		// The version asked for goes into current_version and, through
+		// the main serialize, into the files: exactly, or not at all.
+		p.ConfigNew = given
+		if nv, err = cfg.readVersion(given, "the new version"); err != nil {
+			return err
 		}
-		if nv = cfg.main.parseVersion(p.ConfigNew); nv == nil {
-			return fmt.Errorf("%w: new version %q does not match the parse pattern %q of %s", ErrVersion, p.ConfigNew, cfg.main.parseSrc, cfg.Path)
+		if s, err := cfg.main.render(nv, tctx.lookup); err != nil {
+			return fmt.Errorf("%s: %w: serialize: %w", cfg.Path, ErrConfig, err)
+		} else if s != given {
+			return fmt.Errorf("%s: %w: the new version %s would be written %q: ask for --new-version %s, or change serialize so that one of its templates writes %s (the configuration has %s)", cfg.Path, ErrSerialize, given, s, s, given, cfg.main.describe())
 		}
-	case cur.parts[o.Part] != nil && slices.Contains(order, o.Part):
-		var err error
+	case cfg.main.debian && slices.Contains(DebianParts, o.Part) && (o.Part != Revision || control == nil || debianOld.Revision != ""):
+		// Without parse the parts step as without a configuration (Next):
+		// patch from 1.5.0~rc1 is 1.5.0, pre from 1.4.10 is 1.4.11~rc1;
+		// revision steps current_version when it has a revision.
+		next, err := Next(debianOld, o.Part)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		target, err := parseDebianVersion(next.String())
+		if err != nil {
+			return fmt.Errorf("%s: %w: %w", where, ErrVersion, err)
+		}
+		if p.ConfigNew, err = cfg.renderNew(cfg.main, target, tctx.lookup); err != nil {
+			return fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+		if nv, err = cfg.readVersion(p.ConfigNew, "the new version"); err != nil {
+			return fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+	case !cfg.main.debian && cur.parts[o.Part] != nil && slices.Contains(order, o.Part):
 		if nv, _, err = cur.bump(o.Part, order); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -47,14 +73,19 @@ func (p *Plan) prepareConfigured(o Options, cfg *Config, ws *workspace, control 
 		if nv = cfg.main.parseVersion(p.ConfigNew); nv == nil {
 			return fmt.Errorf("%s: %w: the new version %q does not match the parse pattern %q: make serialize and parse agree", cfg.Path, ErrConfig, p.ConfigNew, cfg.main.parseSrc)
 		}
+		if _, err := cfg.readVersion(p.ConfigNew, "the new version"); err != nil {
+			return err
+		}
 	case o.Part == Revision && control != nil:
 		// The configuration knows the upstream version only: the Debian
 		// revision lives in DEBIAN/control alone.
 		upstream = false
+	case cfg.main.debian:
+		return fmt.Errorf("%s: %w: unknown part %q: without parse in [bumpversion], the parts are %s (as without a configuration), or give --new-version", cfg.Path, ErrPart, o.Part, strings.Join(DebianParts, ", "))
 	default:
 		hint := ""
 		if o.Part == Pre || o.Part == Final {
-			hint = "; for Debian pre-releases give parse a pre-release group, e.g. (~(?P<release>rc)(?P<rc>\\d+))?, and a [bumpversion:part:release] with values rc and final"
+			hint = "; for Debian pre-releases remove parse and serialize from [bumpversion] (the default then steps pre and final), or give parse a pre-release group, e.g. (~(?P<release>rc)(?P<rc>\\d+))?, and a [bumpversion:part:release] with values rc and final"
 		}
 		return fmt.Errorf("%s: %w: %q is not a part of %s (parse %q, serialize %q): use one of %s, or --new-version%s", cfg.Path, ErrPart, o.Part, cfg.CurrentVersion, cfg.main.parseSrc, cfg.main.serialize[0], strings.Join(order, ", "), hint)
 	}
@@ -73,7 +104,7 @@ func (p *Plan) prepareConfigured(o Options, cfg *Config, ws *workspace, control 
 			}
 		}
 		for _, cf := range files {
-			if err := cf.replace(ws, cur, nv, tctx); err != nil {
+			if err := cf.replace(cfg, ws, cur, nv, tctx); err != nil {
 				return err
 			}
 		}

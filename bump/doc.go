@@ -45,11 +45,23 @@
 // tab, [bumpversion] first). A table test runs the real bumpversion on the
 // same trees and compares every byte.
 //
+// A configuration without parse reads current_version and --new-version
+// as whole Debian versions (epoch, ~pre-release, +build, -revision), not
+// as bump2version's three numbers found anywhere in the string; its parts
+// are those of [Next] below, stepped the same way, and every file gets the
+// version as it is, unless its section has its own serialize over the
+// parts of [DebianParse] ({major}.{minor}, v{major}.{minor}.{patch}{pre}).
+// On plain versions such as 1.4.10 the files change exactly as
+// bump2version changes them.
+//
 // Without a configuration, the Version field of DEBIAN/control is stepped
 // by [Next], Debian-aware: the epoch stays, the Debian revision goes back
 // to 1 when the upstream version changes, pre-releases use '~' so that
 // 1.2.3~rc1 sorts before 1.2.3, and "pre" walks 1.2.3 → 1.2.4~rc1 → ~rc2,
-// then "final" (or "patch") makes it 1.2.4. Only the Version value of
+// then "final" (or "patch") makes it 1.2.4. A step from a pre-release
+// that would release it releases it, as semver's increments do: patch,
+// minor and final from 1.5.0~rc1 all give 1.5.0, major gives 2.0.0, and
+// minor from 1.5.1~rc1 gives 1.6.0. Only the Version value of
 // DEBIAN/control is changed; every other byte stays.
 //
 // # Caveats
@@ -61,6 +73,21 @@
 //     ErrOrder: a "1.2.3-rc1 → 1.2.3" release (semver style) is refused,
 //     because dpkg sorts 1.2.3-rc1 after 1.2.3. Both versions must
 //     therefore be valid Debian versions.
+//   - The version asked for lands exactly, or nothing changes
+//     (ErrSerialize): bump2version writes --new-version 1.5.0~rc1 into
+//     current_version but 1.5.0 into the files, because its parse reads
+//     only the three numbers; a release then publishes 1.5.0 and blocks
+//     the real one. Here parse must match the whole version (also
+//     current_version), the main serialize must write --new-version as
+//     given, and no file may get a form that names a later version in
+//     dpkg's order (1.5.0 for 1.5.0~rc1; a shorter form that sorts before
+//     it, such as 1.5 for 1.5.1, is fine). Without parse every file's
+//     form is judged so (0.1 written as 0.1.0 is refused too); with a
+//     parse of its own, only forms that leave out a part that is set. The
+//     error says which parse or serialize would write the version.
+//   - Without parse, versions are read as Debian versions and the parts
+//     are major, minor, patch, revision, pre and final (see above), where
+//     bump2version would count up the patch of 1.5.0~rc1 to 1.5.1.
 //   - With a configuration, DEBIAN/control is updated too (from
 //     current_version, keeping its epoch and resetting its revision),
 //     unless the configuration lists it and its search/replace changes it.

@@ -17,6 +17,12 @@ var (
 	// ErrVersion: a version is not one dpkg accepts, or the parse pattern
 	// does not match it.
 	ErrVersion = errors.New("invalid version")
+	// ErrSerialize: the configuration cannot write the new version as it
+	// is: its parse reads only part of it, its serialize writes it
+	// differently (--new-version), or a file would get a form that names
+	// a later version (1.5.0 for 1.5.0~rc1). The message says which
+	// parse or serialize would.
+	ErrSerialize = errors.New("configuration cannot write the version exactly")
 	// ErrOrder: the new version does not sort after the old one in dpkg's
 	// order.
 	ErrOrder = errors.New("new version does not sort after the old one")

@@ -136,7 +136,9 @@ func equalMiddle(a, b []string) bool {
 // version as written in the configuration.
 func (cf *configuredFile) check(cur *version, ctx *tmplContext) error {
 	serialized, err := cf.spec.vc.render(cur, ctx.lookup)
-	if err != nil {
+	if errors.Is(err, ErrVersion) {
+		return cf.errorf("%w", err)
+	} else if err != nil {
 		return cf.errorf("%w: %w", ErrConfig, err)
 	}
 	ctx.set("current_version", serialized)
@@ -160,7 +162,7 @@ func (cf *configuredFile) check(cur *version, ctx *tmplContext) error {
 // replace is bump2version's ConfiguredFile.replace: every occurrence of the
 // search text becomes the replace text; when there is none, every
 // occurrence of the configured current version does.
-func (cf *configuredFile) replace(ws *workspace, cur, nv *version, ctx *tmplContext) error {
+func (cf *configuredFile) replace(cfg *Config, ws *workspace, cur, nv *version, ctx *tmplContext) error {
 	text, nl, err := fileText(cf.file.rel, cf.file.cur)
 	if err != nil {
 		return err
@@ -173,8 +175,10 @@ func (cf *configuredFile) replace(ws *workspace, cur, nv *version, ctx *tmplCont
 	if nv == nil {
 		return cf.errorf("%w: the new version does not match the parse pattern", ErrVersion)
 	}
-	newS, err := cf.spec.vc.render(nv, ctx.lookup)
-	if err != nil {
+	newS, err := cfg.renderNew(cf.spec.vc, nv, ctx.lookup)
+	if errors.Is(err, ErrSerialize) || errors.Is(err, ErrVersion) {
+		return cf.errorf("%w", err)
+	} else if err != nil {
 		return cf.errorf("%w: %w", ErrConfig, err)
 	}
 	ctx.set("new_version", newS)

@@ -106,11 +106,16 @@ func TestDirtyTree(t *testing.T) {
 }
 
 func TestRollbackAfterCommit(t *testing.T) {
-	dir := gitTree(t, hiTree)
+	// Without parse and serialize, so that the configuration reads the
+	// pre-release (the course's parse would refuse it).
+	dir := gitTree(t, strings.Replace(hiTree, "parse = (?P<major>\\d+)\\.(?P<minor>\\d+)\nserialize = {major}.{minor}\n", "", 1))
 	head := git(t, dir, "rev-parse", "HEAD")
 	before := snapshot(t, dir)
 	yes := true
 	_, a, res := bumpAll(t, Options{Dir: dir, NewVersion: "0.2~rc1", Commit: &yes, Tag: &yes})
+	if got := readFile(t, dir, "opt/hi/__VERSION__"); got != "0.2~rc1\n" {
+		t.Errorf("__VERSION__ = %q, want the version asked for", got)
+	}
 	// 0.1 → 0.2~rc1 in the configuration: git refuses '~' in a tag.
 	if res.Tag != "v0.2_rc1" {
 		t.Errorf("tag %q, want v0.2_rc1", res.Tag)

@@ -90,16 +90,45 @@ type versionConfig struct {
 	search    string
 	replace   string
 	parts     map[string]*partConfig
+	// debian: the configuration has no parse, so versions are read whole
+	// as Debian versions (parseDebianVersion) and stepped with Next.
+	// whole: there is no serialize either, so the version is written as
+	// it is.
+	debian, whole bool
 }
 
 // order is the part order: the fields of the first serialize template.
-func (vc *versionConfig) order() []string { return pyLabels(vc.serialize[0]) }
+func (vc *versionConfig) order() []string {
+	if vc.whole {
+		return debianOrder
+	}
+	return pyLabels(vc.serialize[0])
+}
+
+// describe says how the configuration writes versions, for messages.
+func (vc *versionConfig) describe() string {
+	switch {
+	case vc.whole:
+		return "the whole version (no parse, no serialize)"
+	case vc.debian:
+		return fmt.Sprintf("no parse, serialize = %s", strings.Join(vc.serialize, " | "))
+	}
+	return fmt.Sprintf("parse = %s, serialize = %s", vc.parseSrc, strings.Join(vc.serialize, " | "))
+}
 
 // parseVersion matches s with the parse pattern (anywhere in s, as
-// re.search does); nil when s is empty or does not match.
+// re.search does); nil when s is empty or does not match. Without parse,
+// s must be a whole Debian version.
 func (vc *versionConfig) parseVersion(s string) *version {
 	if s == "" {
 		return nil
+	}
+	if vc.debian {
+		v, err := parseDebianVersion(s)
+		if err != nil {
+			return nil
+		}
+		return v
 	}
 	m := vc.parse.FindStringSubmatchIndex(s)
 	if m == nil {
@@ -156,8 +185,33 @@ var errIncomplete = errors.New("template does not show every part")
 
 // render renders v with the first fitting template, as bump2version's
 // VersionConfig.serialize: the last template that shows every needed part,
-// or the first template when none does.
+// or the first template when none does. Without serialize (and parse), it
+// is v as written.
 func (vc *versionConfig) render(v *version, ctx lookupFunc) (string, error) {
+	s, _, err := vc.renderTemplate(v, ctx)
+	return s, err
+}
+
+// renderTemplate is render that also returns the template chosen ("" for
+// the whole version).
+func (vc *versionConfig) renderTemplate(v *version, ctx lookupFunc) (string, string, error) {
+	if vc.whole {
+		if v.original == "" {
+			return "", "", fmt.Errorf("%w: no version string to write", ErrVersion)
+		}
+		return v.original, "", nil
+	}
+	if vc.debian && len(v.labels) == 0 {
+		return "", "", shapeError(v.original)
+	}
+	s, tmpl, err := vc.renderParts(v, ctx)
+	if err != nil && vc.debian && errors.Is(err, errMissingKey) {
+		err = fmt.Errorf("%w (without parse in [bumpversion], a serialize template may use %s)", err, debianPartsHint)
+	}
+	return s, tmpl, err
+}
+
+func (vc *versionConfig) renderParts(v *version, ctx lookupFunc) (string, string, error) {
 	lookup := func(name string) (any, bool, error) {
 		if p, ok := v.parts[name]; ok {
 			return p, true, nil
@@ -175,10 +229,11 @@ func (vc *versionConfig) render(v *version, ctx lookupFunc) (string, error) {
 				chosen = tmpl
 			}
 		default:
-			return "", err
+			return "", "", err
 		}
 	}
-	return pyFormat(chosen, lookup)
+	s, err := pyFormat(chosen, lookup)
+	return s, chosen, err
 }
 
 // checkTemplate is bump2version's _serialize with raise_if_incomplete.

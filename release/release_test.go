@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/bump"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/signing"
@@ -415,5 +417,72 @@ func TestReleaseWarnsOfStaleVersionFile(t *testing.T) {
 	want := "opt/hi/__VERSION__ holds the old version 0.1 and was not bumped"
 	if len(p.Warnings) != 1 || !strings.HasPrefix(p.Warnings[0], want) {
 		t.Errorf("warnings %q; want one starting %q", p.Warnings, want)
+	}
+}
+
+// TestReleasePreReleases is issue 13 §4 through release: with a
+// .bumpversion.cfg without parse, --bump pre publishes the release
+// candidate as such (control, configuration, the version file inside the
+// package), final then publishes the release, and dpkg orders them; a
+// file that would show the candidate as the release stops the release
+// before anything changes.
+func TestReleasePreReleases(t *testing.T) {
+	dpkgDeb := testutil.RequireTool(t, "dpkg-deb")
+	dpkg := testutil.RequireTool(t, "dpkg")
+	dir := t.TempDir()
+	hi := newTree(t, dir, "hi", "1.4.10")
+	must(t, os.WriteFile(filepath.Join(hi, ".bumpversion.cfg"), []byte("[bumpversion]\ncurrent_version = 1.4.10\n\n[bumpversion:file:opt/hi/__VERSION__]\n"), 0o644))
+	r := newRepo(t, dir, repo.Options{})
+
+	// published checks the pool file of version v: its Version field and
+	// the __VERSION__ it installs.
+	published := func(p release.Package, v string) {
+		t.Helper()
+		if p.Version != v || p.Status != release.StatusPublished {
+			t.Fatalf("report %+v, want %s published", p, v)
+		}
+		deb := filepath.Join(r.Base, p.Pool)
+		out, err := exec.Command(dpkgDeb, "--field", deb, "Version").Output()
+		if err != nil || strings.TrimSpace(string(out)) != v {
+			t.Errorf("dpkg-deb --field Version: %q, %v; want %s", out, err, v)
+		}
+		root := t.TempDir()
+		if out, err := exec.Command(dpkgDeb, "-x", deb, root).CombinedOutput(); err != nil {
+			t.Fatalf("dpkg-deb -x: %v\n%s", err, out)
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, "opt/hi/__VERSION__")); string(got) != v+"\n" {
+			t.Errorf("the package installs __VERSION__ %q, want %s", got, v)
+		}
+	}
+
+	o := options(r, hi)
+	o.Part = "pre"
+	published(run(t, o).Packages[0], "1.4.11~rc1")
+	o.Part = "pre"
+	published(run(t, o).Packages[0], "1.4.11~rc2")
+	o.Part = "patch" // releases the candidate: 1.4.11, not 1.4.12
+	published(run(t, o).Packages[0], "1.4.11")
+	if got := strings.Join(versions(t, r, "hi"), " "); got != "amd64:1.4.11 armhf:1.4.11" {
+		t.Errorf("repository holds %s", got)
+	}
+	if err := exec.Command(dpkg, "--compare-versions", "1.4.11", "gt", "1.4.11~rc2").Run(); err != nil {
+		t.Errorf("dpkg does not sort 1.4.11 after 1.4.11~rc2: %v", err)
+	}
+
+	// A Dockerfile whose serialize leaves out {pre} would say v1.4.12 for
+	// 1.4.12~rc1: the bump step refuses, nothing changes.
+	cfg := "[bumpversion]\ncurrent_version = 1.4.11\n\n[bumpversion:file:opt/hi/__VERSION__]\n\n[bumpversion:file:Dockerfile]\nserialize = v{major}.{minor}.{patch}\n"
+	must(t, os.WriteFile(filepath.Join(hi, ".bumpversion.cfg"), []byte(cfg), 0o644))
+	must(t, os.WriteFile(filepath.Join(hi, "Dockerfile"), []byte("LABEL version=v1.4.11\n"), 0o644))
+	before, repoBefore := state(t, hi), testutil.TreeSum(t, r.Base, "db", "dists", "pool")
+	o.Part = "pre"
+	_, err := release.Run(context.Background(), o)
+	var se *release.StepError
+	if !errors.As(err, &se) || se.Step != release.StepBump || !errors.Is(err, bump.ErrSerialize) || !strings.Contains(err.Error(), "v{major}.{minor}.{patch}{pre}") {
+		t.Fatalf("release = %v, want the bump step refusing with bump.ErrSerialize", err)
+	}
+	sameState(t, before, state(t, hi))
+	if testutil.TreeSum(t, r.Base, "db", "dists", "pool") != repoBefore {
+		t.Errorf("the repository changed")
 	}
 }

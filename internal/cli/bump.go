@@ -54,8 +54,10 @@ Debian way: the epoch stays; the revision goes back to 1 when the upstream
 version changes (1:1.2-3 → minor → 1:1.3-1; a native 0.1 stays native);
 "revision" counts it up (1.2-1 → 1.2-2); pre-releases use '~', which dpkg
 sorts first (1.2.3~rc1 < 1.2.3): "pre" goes 1.2.3 → 1.2.4~rc1 → 1.2.4~rc2,
-"final" (or "patch") then gives 1.2.4. Only the Version value changes in
-DEBIAN/control; every other byte stays.
+"final" (or "patch") then gives 1.2.4. A step that would release a
+pre-release releases it: patch, minor or final from 1.5.0~rc1 give 1.5.0,
+major gives 2.0.0. Only the Version value changes in DEBIAN/control; every
+other byte stays.
 
 With a bumpversion/bump2version configuration (.bumpversion.cfg, or setup.cfg
 with [bumpversion]) the files it lists change exactly as bump2version 1.0.1
@@ -71,9 +73,18 @@ kept and its revision reset. For example, for the course's hi package:
   serialize = {major}.{minor}
   [bumpversion:file:opt/hi/__VERSION__]
 
+A configuration without parse reads its versions as whole Debian versions
+(epoch, ~pre-release, +build, -revision) and steps them as above; the files
+it lists get the version as it is (bump2version would read only 1.5.0 of
+1.5.0~rc1 and write that), or, with a serialize of their own, a form built
+from {major}, {minor}, {patch}, {epoch}, {pre}, {build}, {revision}.
+
 Either way the new version must sort after the old one in dpkg's order, or
 nothing is changed. Every file must contain the current version before any
-is written.
+is written. The version lands exactly or not at all: when parse reads only
+part of it, when serialize would write --new-version otherwise, or when a
+file would get a form that sorts after it (1.5.0 for 1.5.0~rc1), bump
+refuses and names the parse or serialize that would write it.
 
 --commit and --tag (or commit = True, tag = True in the configuration) commit
 the changed files and tag the commit (v{new_version}; '~' and ':' become '_'
@@ -218,6 +229,8 @@ func bumpHint(err error) error {
 		return withHint(err, "pick a later version with --new-version; lampi-pkg version compare NEW gt OLD checks one")
 	case errors.Is(err, bump.ErrPart):
 		return withHint(err, "lampi-pkg bump --help lists the parts")
+	case errors.Is(err, bump.ErrSerialize):
+		return withHint(err, "fix parse or serialize in the configuration as the message says, or ask for a version it can write; lampi-pkg bump --help explains the default without parse")
 	case errors.Is(err, bump.ErrNoVersion):
 		return withHint(err, "lampi-pkg bump --help shows a .bumpversion.cfg")
 	}

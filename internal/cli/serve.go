@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/bytesize"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 	"github.com/lampi-pkg/lampi-pkg/signing"
@@ -71,7 +71,7 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate chain (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	f.BoolVar(&o.insecureListen, "insecure-listen", false, "allow plain HTTP on a non-loopback address")
-	f.StringVar(&o.maxUpload, "max-upload", "200MB", "largest accepted upload (e.g. 50MB, 1GiB)")
+	f.StringVar(&o.maxUpload, "max-upload", bytesize.Format(server.DefaultMaxUpload), "largest accepted upload: bytes, or a number with "+bytesize.Units+" (MB = 10⁶ bytes, MiB = 2²⁰)")
 	f.StringVar(&o.tokens, "tokens", "", "token store (default REPO/db/tokens.db)")
 	f.StringArrayVar(&o.requireSignature, "require-signature", nil, "CODENAME=KEYRING: uploads to CODENAME need an origin signature by a key of KEYRING (repeatable)")
 	f.DurationVar(&o.lockTimeout, "lock-timeout", 30*time.Second, "how long an upload waits for the repository lock before a 503")
@@ -83,26 +83,6 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.MarkHidden("cpuprofile")
 	o.fleet.flags(cmd)
 	return cmd
-}
-
-// parseSize reads "200MB", "1GiB", "512k" or a byte count.
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (e.g. 200MB, 1GiB, 1048576)", s)
-	}
-	return n * mult, nil
 }
 
 // isLoopback reports whether host (of host:port) is a loopback address.
@@ -131,7 +111,10 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		return withHint(usageErrorf("serve: refusing plain HTTP on %s, which is not a loopback address", o.listen),
 			"give --tls-cert and --tls-key, listen on 127.0.0.1, or say --insecure-listen (e.g. behind a TLS proxy)")
 	}
-	maxUpload, err := parseSize(o.maxUpload)
+	maxUpload, err := bytesize.Parse(o.maxUpload)
+	if err == nil && maxUpload == 0 {
+		err = fmt.Errorf("%q would refuse every upload: give at least 1B", o.maxUpload)
+	}
 	if err != nil {
 		return usageErrorf("serve: --max-upload: %v", err)
 	}
@@ -263,7 +246,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 			return fmt.Errorf("serve: --addr-file: %w", err)
 		}
 	}
-	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s)\n", o.repo, scheme, addr, humanBytes(maxUpload))
+	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s, %d bytes)\n", o.repo, scheme, addr, bytesize.Format(maxUpload), maxUpload)
 
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
