@@ -62,6 +62,7 @@ and tells which device runs which version.`,
 	for _, add := range commands {
 		root.AddCommand(add(env))
 	}
+	refuseUnknownVerbs(root)
 	return root
 }
 
