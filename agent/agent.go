@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -43,7 +44,8 @@ type Options struct {
 }
 
 // Agent is lampi-agent's library: one device's updater. Its methods are
-// safe for one goroutine at a time; Status may be called concurrently.
+// safe for concurrent use: cycles (Once) run one at a time, and Status,
+// NewState and MarkSent never wait for a running cycle.
 type Agent struct {
 	cfg       Config
 	opts      Options
@@ -55,6 +57,12 @@ type Agent struct {
 	deviceID  string
 	machineID string
 
+	// cycleMu serialises cycles; cyc is the running cycle's working copy
+	// of the persisted state (only its goroutine touches it).
+	cycleMu sync.Mutex
+	cyc     *Cycle
+
+	// mu guards st, the committed state (reports, Status).
 	mu sync.Mutex
 	st *Persisted
 
@@ -135,7 +143,7 @@ func New(cfg Config, opts Options) (*Agent, error) {
 	if a.st, err = loadPersisted(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	a.f = &fetcher{client: opts.HTTPClient, userAgent: "lampi-agent/" + opts.Version, now: opts.Now}
+	a.f = &fetcher{client: opts.HTTPClient, userAgent: "lampi-agent/" + opts.Version, now: opts.Now, idle: cfg.FetchIdleTimeout}
 	a.inst = &installer{cfg: cfg, env: opts.Env, logf: opts.Logf, sleep: opts.Sleep}
 	return a, nil
 }
@@ -176,6 +184,14 @@ func DefaultDeviceID(machineID string) string {
 	return ""
 }
 
+// rand returns a number in [0,1) from Options.Rand (math/rand without).
+func (a *Agent) rand() float64 {
+	if a.opts.Rand != nil {
+		return a.opts.Rand()
+	}
+	return rand.Float64()
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -208,7 +224,8 @@ type Outcome struct {
 	Pending map[string]string
 	// Installed is the managed packages' installed versions afterwards.
 	Installed map[string]string
-	// RetryAfter is the server's wish for the next request (0: none).
+	// RetryAfter is the server's wish for the next request (0: none, or
+	// ignored: see maxPlainDeferrals).
 	RetryAfter time.Duration
 	// NotModified is true when InRelease was answered 304 and nothing
 	// was re-planned.
@@ -220,10 +237,17 @@ type Outcome struct {
 	SelfUpdate *SelfUpdate
 	// Checked is when the repository index was last fetched.
 	Checked time.Time
+	// NextAttempt is when an update waiting for the backoff of an
+	// earlier failed attempt may be tried again (zero: none waits).
+	NextAttempt time.Time
+
+	// attempted: an update was tried (or a self-update's result found),
+	// so its result is remembered for holds and backoffs.
+	attempted bool
 }
 
 // ExitCode maps an outcome to "lampi-agent once"'s exit code: 0 up to
-// date, 10 updated, 20 deferred, 11 rolled back, 1 failed.
+// date, 10 updated, 20 deferred, 11 rolled back, 12 held back, 1 failed.
 func (o *Outcome) ExitCode() int {
 	switch o.Result {
 	case state.ResultUpToDate:
@@ -234,6 +258,8 @@ func (o *Outcome) ExitCode() int {
 		return 20
 	case state.ResultRolledBack:
 		return 11
+	case state.ResultHeldBack:
+		return 12
 	}
 	return 1
 }

@@ -17,7 +17,7 @@ const maxInRelease = 16 << 20
 func (a *Agent) checkSource(ctx context.Context, i int) (*Release, bool, error) {
 	src, kr := a.sources[i], a.keyrings[i]
 	now := a.opts.Now()
-	ss := a.st.Sources[src.Key()]
+	ss := a.cyc.Sources[src.Key()]
 	if ss == nil {
 		ss = &SourceState{}
 	}
@@ -93,7 +93,7 @@ func (a *Agent) acceptRelease(src Source, ss *SourceState, rel *Release, body []
 	if rel.Date.After(ss.ReleaseDate) {
 		ss.ReleaseDate = rel.Date
 	}
-	a.st.Sources[src.Key()] = ss
+	a.cyc.Sources[src.Key()] = ss
 	return rel, notModified, nil
 }
 

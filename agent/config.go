@@ -100,6 +100,15 @@ type Config struct {
 	// reads them, 64MB = 64·10⁶ bytes, 64MiB or 64M = 64·2²⁰).
 	MaxIndexSize int64
 	MaxDebSize   int64
+	// FetchIdleTimeout fails a request that receives nothing (no
+	// headers, no body bytes) for this long: a stalled server or
+	// something on the path that holds the connection.
+	FetchIdleTimeout time.Duration
+	// FetchTimeout bounds all the requests of one cycle together
+	// (InRelease, Packages, .deb downloads), so a server trickling a byte
+	// now and then cannot hold a cycle; installing is not bounded by it.
+	// A .deb cut off by it is resumed by the next cycle.
+	FetchTimeout time.Duration
 	// MaxFuture tolerates a Release Date this far in the future (clock skew).
 	MaxFuture time.Duration
 }
@@ -143,6 +152,8 @@ func (c Config) Defaults() Config {
 		c.MaxDebSize = 1 << 30
 	}
 	defd(&c.MaxFuture, 10*time.Minute)
+	defd(&c.FetchIdleTimeout, time.Minute)
+	defd(&c.FetchTimeout, 30*time.Minute)
 	return c
 }
 
@@ -351,6 +362,10 @@ func (c *Config) set(k, v string) error {
 		return size(&c.MaxDebSize)
 	case "max_future":
 		return dur(&c.MaxFuture)
+	case "fetch_idle_timeout":
+		return dur(&c.FetchIdleTimeout)
+	case "fetch_timeout":
+		return dur(&c.FetchTimeout)
 	default:
 		return fmt.Errorf("unknown key; the keys are: %s", strings.Join(configKeys, ", "))
 	}
@@ -363,7 +378,7 @@ var configKeys = []string{"device_id", "machine_id_file", "sources", "broker", "
 	"packages", "self_package", "poll_interval", "poll_jitter", "max_backoff", "maintenance_window", "health_check",
 	"health_check_timeout", "install_method", "root", "admin_dir", "apt_option", "dpkg_option", "apt_get", "dpkg",
 	"systemd_run", "lock_timeout", "cache_dir", "state_dir", "architecture", "origin_keyring", "max_index_size",
-	"max_deb_size", "max_future"}
+	"max_deb_size", "max_future", "fetch_idle_timeout", "fetch_timeout"}
 
 // Validate checks the combination of settings.
 func (c Config) Validate() error {

@@ -12,6 +12,7 @@
 //	s, err := a.NewState("")      // the next report (seq persisted first)
 //	rep.Report(s)                 // *MQTTReporter: latest state only, QoS 1, retained
 //	err = a.Run(ctx, rep)         // the daemon loop: schedule, backoff, heartbeats
+//	_, err = a.RetryFailed()      // forget held-back and failed versions ("once --retry-failed")
 //
 // # One cycle (Agent.Once)
 //
@@ -56,6 +57,34 @@
 //     "rolled-back" with the error; without a cached previous version it is
 //     "failed" wrapping ErrNoRollback.
 //
+// # Stalls
+//
+// Every request has an idle deadline, fetch_idle_timeout (default 1 min):
+// no answer, or no body byte, for that long fails the request with
+// ErrStalled (http.Transport's ResponseHeaderTimeout does not bound a
+// body). All the requests of one cycle together are bounded by
+// fetch_timeout (default 30 min), so a server or proxy that trickles a
+// byte now and then cannot hold a cycle either; installs and health
+// checks are not cut by it. A stall is a failed check like any other:
+// reported, backed off, and the schedule goes on; a .deb cut off is
+// resumed by the next cycle (Range). Run sends its heartbeat while a
+// cycle runs, and Status, NewState and MarkSent never wait for a cycle.
+//
+// # Failed updates
+//
+// The agent remembers in its state directory (FailedUpdate) which versions
+// failed. A version that was rolled back is held back: later cycles do not
+// download or install it again, and report "held-back" with the held
+// versions as Target, until a newer version is published or the operator
+// calls RetryFailed ("lampi-agent once --retry-failed"). When several
+// packages were updated together, all of them are held (the agent cannot
+// tell which one broke). A version whose update failed otherwise
+// (download, verification, install without a rollback, a self-update
+// that did not complete) is tried again after a backoff of 5 min,
+// doubling with each further failure of that version up to max_backoff,
+// jittered over its upper half; meanwhile the result is "deferred" with
+// the reason. A dpkg lock held by another program does not count.
+//
 // # Phasing
 //
 // Phased-Update-Percentage is honoured as apt does it (apt-pkg/upgrade.cc,
@@ -89,17 +118,28 @@
 // newest one is kept and it is sent when a connection is up again (the
 // reconnect backoff grows exponentially from 0.5 s to reconnect_backoff).
 // Seq is persisted before a report is handed over, so it grows across
-// restarts. Over TLS (mqtts://, tls://, ssl://) the broker is verified
+// restarts. Every report carries release_date, the Date of the newest
+// Release whose signature verified (the oldest such date of several
+// sources), persisted with the replay defence: a device behind a mirror
+// or cache that stopped moving shows an old date. Over TLS (mqtts://, tls://, ssl://) the broker is verified
 // against broker_ca (default: the system roots) and broker_cert/broker_key
 // are presented as a client certificate; Flush's error carries the last
 // connection attempt's error (a refused certificate, bad credentials).
 //
 // # Retry-After
 //
-// A 429 or 503 with Retry-After makes the check fail, and the time is
-// persisted in the state directory. NotBefore returns it while it holds.
-// Run waits it out before the first check, even after a restart, and
-// "lampi-agent once" makes no request before it (exit 20) unless --force.
+// A 429 or 503 with Retry-After makes the check fail, and the time
+// (capped at 24 h) is persisted in the state directory. NotBefore returns
+// it while it holds. Run waits it out before the first check, even after
+// a restart, and "lampi-agent once" makes no request before it (exit 20)
+// unless --force.
+//
+// Over plain HTTP anyone on the path can send that answer, every day. The
+// agent honours at most 3 such deferrals in a row (maxPlainDeferrals)
+// without a successful check between them; after that a plain-HTTP
+// Retry-After is ignored (the check fails with the usual backoff, the
+// error says so) until a check succeeds. Answers over TLS are always
+// honoured: use https:// sources where the device can.
 //
 // # Caveats
 //

@@ -35,6 +35,11 @@ var (
 	ErrIndex = errors.New("bad repository index")
 	// ErrHTTP: the server answered with an unexpected status.
 	ErrHTTP = errors.New("unexpected HTTP response")
+	// ErrStalled: a request received nothing for fetch_idle_timeout, or
+	// the cycle's requests together took longer than fetch_timeout (a
+	// stalled or trickling server, or something on the path holding the
+	// connection).
+	ErrStalled = errors.New("transfer stalled")
 	// ErrLocked: the dpkg lock stayed taken for the whole lock timeout.
 	ErrLocked = errors.New("dpkg is locked")
 	// ErrInstall: apt-get or dpkg failed.
@@ -51,7 +56,11 @@ var (
 type RetryAfterError struct {
 	URL   string
 	After time.Duration
-	Err   error
+	// TLS is true when the answer came over TLS (from the server the
+	// certificate names); a plain-HTTP answer may come from anyone on
+	// the path.
+	TLS bool
+	Err error
 }
 
 func (e *RetryAfterError) Error() string {

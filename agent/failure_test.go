@@ -62,8 +62,8 @@ func TestHealthCheckFailsRollsBack(t *testing.T) {
 	if v := w.d.Version("hi"); v != "0.1" {
 		t.Fatalf("hi is %q", v)
 	}
-	// The next check does not retry forever in a loop within one cycle;
-	// it tries again (and rolls back again) on the next poll.
+	// The status shows what rolled back; later polls hold it back
+	// (TestRolledBackHeldBack).
 	if st := w.a.Status(); st.Result != state.ResultRolledBack || st.Target["hi"] != "0.2" {
 		t.Errorf("status %+v", st)
 	}

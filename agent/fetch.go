@@ -14,11 +14,17 @@ import (
 )
 
 // fetcher makes the agent's HTTP requests; every body is read through a
-// bound, so a server streaming an endless file costs at most the bound.
+// bound, so a server streaming an endless file costs at most the bound,
+// and every request through an idle deadline, so a server that stops
+// sending costs at most idle.
 type fetcher struct {
 	client    *http.Client
 	userAgent string
 	now       func() time.Time
+	// idle fails a request that receives nothing for this long: no
+	// answer, or no body bytes (http.Transport's ResponseHeaderTimeout
+	// does not bound the body).
+	idle time.Duration
 }
 
 // statusError is a non-2xx answer.
@@ -38,7 +44,52 @@ func isNotFound(err error) bool {
 	return errors.As(err, &se) && (se.code == http.StatusNotFound || se.code == http.StatusGone)
 }
 
+// idleBody is a response body whose reads keep its request alive: the
+// request is cancelled (cause: ErrStalled) when no byte arrived for idle.
+type idleBody struct {
+	rc     io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	idle   time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF && b.ctx.Err() != nil {
+		err = context.Cause(b.ctx)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.rc.Close()
+	b.cancel(nil)
+	return err
+}
+
 func (f *fetcher) do(ctx context.Context, url string, hdr map[string]string) (*http.Response, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(f.idle, func() {
+		cancel(fmt.Errorf("%w: nothing received for %s (fetch_idle_timeout)", ErrStalled, f.idle))
+	})
+	resp, err := f.send(rctx, url, hdr)
+	if err != nil {
+		timer.Stop()
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &idleBody{rc: resp.Body, ctx: rctx, cancel: cancel, timer: timer, idle: f.idle}
+	return resp, nil
+}
+
+// send makes the request and sorts out the status; ctx carries the idle
+// deadline.
+func (f *fetcher) send(ctx context.Context, url string, hdr map[string]string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -51,6 +102,9 @@ func (f *fetcher) do(ctx context.Context, url string, hdr map[string]string) (*h
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", url, context.Cause(ctx))
+		}
 		return nil, fmt.Errorf("%w: %v", ErrHTTP, err)
 	}
 	switch {
@@ -58,7 +112,7 @@ func (f *fetcher) do(ctx context.Context, url string, hdr map[string]string) (*h
 		resp.Body.Close()
 		se := &statusError{url: url, code: resp.StatusCode}
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), f.now()); ok {
-			return nil, &RetryAfterError{URL: url, After: d, Err: se}
+			return nil, &RetryAfterError{URL: url, After: d, TLS: resp.TLS != nil, Err: se}
 		}
 		return nil, se
 	case resp.StatusCode == http.StatusNotModified, resp.StatusCode >= 200 && resp.StatusCode < 300:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/deb"
@@ -25,42 +26,65 @@ type update struct {
 	deb  string // verified .deb of the new version
 }
 
+// maxPlainDeferrals is how many Retry-After answers in a row (without a
+// successful check between them) the agent honours when they come over
+// plain HTTP, where anyone on the path can send them: after that it
+// ignores them and backs off as after any failed check, until a check
+// succeeds again. Answers over TLS are always honoured (capped at 24 h).
+const maxPlainDeferrals = 3
+
 // Once does one cycle: repair an interrupted dpkg, check every source,
-// install what is newer (unless phased out or outside the maintenance
-// window), run the health check and roll back on failure. The outcome is
-// also persisted (Status reads it).
+// install what is newer (unless phased out, outside the maintenance
+// window, held back after a rollback or waiting for the backoff of a
+// failed attempt), run the health check and roll back on failure. The
+// cycle's requests are bounded together by fetch_timeout and each by
+// fetch_idle_timeout. The outcome is also persisted (Status reads it).
 func (a *Agent) Once(ctx context.Context) *Outcome {
+	a.cycleMu.Lock()
+	defer a.cycleMu.Unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	o := a.once(ctx)
-	var ra *RetryAfterError
-	if o.RetryAfter == 0 && errors.As(o.Err, &ra) {
-		o.RetryAfter = ra.After
+	cyc, err := a.st.Cycle.clone()
+	a.mu.Unlock()
+	if err != nil {
+		return failed(fmt.Errorf("state: %w", err))
 	}
+	a.cyc = cyc
+	defer func() { a.cyc = nil }()
+
+	o := a.once(ctx)
+	if o.attempted && ctx.Err() == nil {
+		a.noteAttempt(o)
+	}
+	a.retryAfter(o)
 	now := a.opts.Now()
-	a.st.LastAttempt = now
-	a.st.Result = o.Result
-	a.st.Error = ""
+	c := a.cyc
+	c.LastAttempt = now
+	c.Result = o.Result
+	c.Error = ""
 	if o.Err != nil {
-		a.st.Error = o.Err.Error()
+		c.Error = o.Err.Error()
 	}
 	if o.Result == state.ResultFailed {
-		a.st.Failures++
+		c.Failures++
 	} else {
-		a.st.Failures = 0
+		c.Failures = 0
 	}
-	a.st.RetryAfter = now.Add(o.RetryAfter)
+	c.RetryAfter = now.Add(o.RetryAfter)
 	if o.RetryAfter == 0 {
-		a.st.RetryAfter = now
+		c.RetryAfter = now
 	}
-	a.st.Target = o.Target
-	a.st.Pending = o.Pending
+	c.Target = o.Target
+	c.Pending = o.Pending
 	if o.Installed != nil {
-		a.st.Managed = o.Installed
+		c.Managed = o.Installed
 	}
-	o.Installed = a.st.Managed
-	o.Checked = a.st.LastCheck
-	if err := a.st.save(a.cfg.StateDir); err != nil && o.Err == nil {
+	o.Installed = c.Managed
+	o.Checked = c.LastCheck
+	a.mu.Lock()
+	a.st.Cycle = *c
+	err = a.st.save(a.cfg.StateDir)
+	a.mu.Unlock()
+	if err != nil && o.Err == nil {
 		o.Result, o.Err = state.ResultFailed, fmt.Errorf("state: %w", err)
 	}
 	if o.Err != nil {
@@ -71,13 +95,27 @@ func (a *Agent) Once(ctx context.Context) *Outcome {
 	return o
 }
 
-func failed(err error) *Outcome {
-	o := &Outcome{Result: state.ResultFailed, Err: err}
+// retryAfter sets o.RetryAfter from the server's Retry-After, unless it
+// came over plain HTTP maxPlainDeferrals times in a row already.
+func (a *Agent) retryAfter(o *Outcome) {
 	var ra *RetryAfterError
-	if errors.As(err, &ra) {
-		o.RetryAfter = ra.After
+	if !errors.As(o.Err, &ra) {
+		return
 	}
-	return o
+	if !ra.TLS {
+		if a.cyc.PlainDeferrals >= maxPlainDeferrals {
+			o.RetryAfter = 0
+			o.Err = fmt.Errorf("%w (Retry-After ignored: %d answers in a row asked to come back later over plain HTTP, which anyone on the path can send; use an https:// source)",
+				o.Err, a.cyc.PlainDeferrals)
+			return
+		}
+		a.cyc.PlainDeferrals++
+	}
+	o.RetryAfter = ra.After
+}
+
+func failed(err error) *Outcome {
+	return &Outcome{Result: state.ResultFailed, Err: err}
 }
 
 func (a *Agent) once(ctx context.Context) *Outcome {
@@ -97,30 +135,40 @@ func (a *Agent) once(ctx context.Context) *Outcome {
 		}
 	}
 	selfResult := a.finishSelfUpdate(inv)
+	if selfResult != nil {
+		a.noteAttempt(selfResult)
+	}
+
+	// Every request of the cycle together gets fetch_timeout; installs
+	// and health checks run on ctx alone.
+	fctx, cancel := context.WithTimeoutCause(ctx, a.cfg.FetchTimeout,
+		fmt.Errorf("%w: this cycle's requests took longer than fetch_timeout %s together (a server or proxy trickling data?)", ErrStalled, a.cfg.FetchTimeout))
+	defer cancel()
 
 	// A 304 for every source, an unchanged dpkg database and nothing
 	// pending last time: nothing to plan. This is the idle check.
 	stamp := statusStamp(a.cfg.AdminDir)
-	quick := !repaired && stamp == a.st.StatusStamp && a.st.Result == state.ResultUpToDate && selfResult == nil
+	quick := !repaired && stamp == a.cyc.StatusStamp && a.cyc.Result == state.ResultUpToDate && selfResult == nil
 	rels := make([]*Release, len(a.sources))
 	allNotModified := true
 	for i := range a.sources {
-		rel, notModified, err := a.checkSource(ctx, i)
+		rel, notModified, err := a.checkSource(fctx, i)
 		if err != nil {
 			return failed(err)
 		}
 		rels[i] = rel
 		allNotModified = allNotModified && notModified
 	}
-	a.st.LastCheck = a.opts.Now()
+	a.cyc.LastCheck = a.opts.Now()
+	a.cyc.PlainDeferrals = 0
 	if quick && allNotModified {
-		return &Outcome{Result: state.ResultUpToDate, NotModified: true, Installed: a.st.Managed}
+		return &Outcome{Result: state.ResultUpToDate, NotModified: true, Installed: a.cyc.Managed}
 	}
 	var cands []Candidate
 	var indexFiles []string
 	for i, src := range a.sources {
 		for _, comp := range src.Components {
-			c, file, err := a.fetchIndex(ctx, src, rels[i], comp, a.cfg.Architecture)
+			c, file, err := a.fetchIndex(fctx, src, rels[i], comp, a.cfg.Architecture)
 			if err != nil {
 				return failed(fmt.Errorf("source %s: %w", src, err))
 			}
@@ -130,7 +178,7 @@ func (a *Agent) once(ctx context.Context) *Outcome {
 	}
 	a.pruneIndices(indexFiles)
 
-	o := a.plan(ctx, inv, cands)
+	o := a.plan(ctx, fctx, inv, cands)
 	o.Repaired = repaired
 	if selfResult != nil && o.Result == state.ResultUpToDate {
 		o.Result, o.Err, o.Target = selfResult.Result, selfResult.Err, selfResult.Target
@@ -138,9 +186,9 @@ func (a *Agent) once(ctx context.Context) *Outcome {
 	if after, err := a.inventory(); err == nil {
 		o.Installed = a.managedVersions(after, o.Installed)
 		if o.Result == state.ResultUpToDate {
-			a.st.StatusStamp = statusStamp(a.cfg.AdminDir)
+			a.cyc.StatusStamp = statusStamp(a.cfg.AdminDir)
 		} else {
-			a.st.StatusStamp = ""
+			a.cyc.StatusStamp = ""
 		}
 	}
 	return o
@@ -180,7 +228,9 @@ func (a *Agent) best(cands []Candidate) map[string]Candidate {
 	return out
 }
 
-func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Outcome {
+// plan decides what to install and installs it: fctx bounds the
+// downloads (the cycle's fetch_timeout), ctx the installs.
+func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidate) *Outcome {
 	best := a.best(cands)
 	managed := map[string]string{}
 	if len(a.cfg.Packages) > 0 {
@@ -199,7 +249,9 @@ func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Ou
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	now := a.opts.Now()
 	var ups []*update
+	var held, waiting []*FailedUpdate
 	pending := map[string]string{}
 	for _, name := range names {
 		from := managed[name]
@@ -216,7 +268,7 @@ func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Ou
 				// up to date, or the repository holds an older version:
 				// never downgrade on our own.
 				if cmp == 0 && c.Err == nil {
-					a.keepForRollback(ctx, c)
+					a.keepForRollback(fctx, c)
 				}
 				continue
 			}
@@ -224,6 +276,16 @@ func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Ou
 		if c.Err != nil {
 			return &Outcome{Result: state.ResultFailed, Err: fmt.Errorf("refusing %s %s: %w", c.Package, c.Version, c.Err), Installed: managed,
 				Target: map[string]string{c.Package: c.Version}}
+		}
+		if h, w := a.failedGate(c, now); h != nil {
+			a.opts.Logf("%s %s rolled back before: held back", c.Package, c.Version)
+			held = append(held, h)
+			continue
+		} else if w != nil {
+			a.opts.Logf("%s %s failed before: next attempt after %s", c.Package, c.Version, w.NotBefore.Format(time.RFC3339))
+			waiting = append(waiting, w)
+			pending[c.Package] = c.Version
+			continue
 		}
 		if from != "" && PhasedOut(c, a.machineID) {
 			a.opts.Logf("%s %s is phased (%d%%) and this device is not in the cohort yet", c.Package, c.Version, c.Phased)
@@ -237,6 +299,20 @@ func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Ou
 		if len(pending) > 0 {
 			o.Result, o.Pending = state.ResultDeferred, pending
 		}
+		if len(waiting) > 0 {
+			o.Err = waitingError(waiting)
+			for _, w := range waiting {
+				if o.NextAttempt.IsZero() || w.NotBefore.Before(o.NextAttempt) {
+					o.NextAttempt = w.NotBefore
+				}
+			}
+		}
+		if len(held) > 0 {
+			o.Result, o.Err, o.Target = state.ResultHeldBack, heldBackError(held), map[string]string{}
+			for _, h := range held {
+				o.Target[h.Package] = h.Version
+			}
+		}
 		return o
 	}
 	target := map[string]string{}
@@ -244,15 +320,15 @@ func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Ou
 		target[u.cand.Package] = u.cand.Version
 		pending[u.cand.Package] = u.cand.Version
 	}
-	if now := a.opts.Now(); !a.cfg.Window.Open(now) {
+	if !a.cfg.Window.Open(now) {
 		return &Outcome{Result: state.ResultDeferred, Pending: pending, Installed: managed,
 			Err: fmt.Errorf("outside the maintenance window %s; next opening %s", a.cfg.Window, a.cfg.Window.Next(now).Format("2006-01-02 15:04"))}
 	}
 	// Download and verify everything before touching dpkg.
 	for _, u := range ups {
-		p, err := a.fetchDeb(ctx, u.cand)
+		p, err := a.fetchDeb(fctx, u.cand)
 		if err != nil {
-			return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed}
+			return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed, attempted: true}
 		}
 		u.deb = p
 		if u.from != "" {
@@ -268,22 +344,25 @@ func (a *Agent) plan(ctx context.Context, inv *Inventory, cands []Candidate) *Ou
 			normal = append(normal, u)
 		}
 	}
-	o := &Outcome{Result: state.ResultUpdated, Target: target, Installed: managed}
+	// A dpkg lock held by someone else is no failure of the update:
+	// nothing was touched, and the next cycle finds the .deb cached.
+	o := &Outcome{Result: state.ResultUpdated, Target: target, Installed: managed, attempted: true}
 	if len(normal) > 0 {
 		if res, err := a.apply(ctx, normal); err != nil {
-			o.Result, o.Err = res, err
+			o.Result, o.Err, o.attempted = res, err, !errors.Is(err, ErrLocked)
 			return o
 		}
 	}
 	if self != nil {
 		su, err := a.startSelfUpdate(ctx, self)
 		if err != nil {
-			o.Result, o.Err = state.ResultFailed, err
+			o.Result, o.Err, o.attempted = state.ResultFailed, err, !errors.Is(err, ErrLocked)
 			return o
 		}
 		o.SelfUpdate = su
 		if len(normal) == 0 {
-			o.Result = state.ResultDeferred
+			// its result is the next agent's to report
+			o.Result, o.attempted = state.ResultDeferred, false
 			o.Pending = map[string]string{self.cand.Package: self.cand.Version}
 		}
 	}

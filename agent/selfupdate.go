@@ -51,26 +51,26 @@ func (a *Agent) startSelfUpdate(ctx context.Context, u *update) (*SelfUpdate, er
 		return nil, fmt.Errorf("%w: self-update through %s: %v: %s", ErrInstall, a.cfg.SystemdRun, err, tail([]byte(out), 800))
 	}
 	su := &SelfUpdate{Package: u.cand.Package, From: u.from, To: u.cand.Version, Unit: unit, Started: a.opts.Now()}
-	a.st.SelfUpdate = su
+	a.cyc.SelfUpdate = su
 	return su, nil
 }
 
 // finishSelfUpdate reports a self-update the previous agent started: nil
 // when there is none or it may still be running.
 func (a *Agent) finishSelfUpdate(inv *Inventory) *Outcome {
-	su := a.st.SelfUpdate
+	su := a.cyc.SelfUpdate
 	if su == nil {
 		return nil
 	}
 	target := map[string]string{su.Package: su.To}
 	if v := inv.Version(su.Package); v == su.To {
-		a.st.SelfUpdate = nil
+		a.cyc.SelfUpdate = nil
 		return &Outcome{Result: state.ResultUpdated, Target: target}
 	}
 	if a.opts.Now().Sub(su.Started) < selfUpdateGrace {
 		return nil
 	}
-	a.st.SelfUpdate = nil
+	a.cyc.SelfUpdate = nil
 	return &Outcome{Result: state.ResultFailed, Target: target,
 		Err: fmt.Errorf("%w: self-update of %s to %s (unit %s) did not complete; installed: %q", ErrInstall, su.Package, su.To, su.Unit, inv.Version(su.Package))}
 }

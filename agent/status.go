@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
@@ -33,7 +32,24 @@ func (a *Agent) NewState(arch string) (state.State, error) {
 	if s.LastCheck.Equal(time.Time{}.UTC()) {
 		s.LastCheck = time.Time{}
 	}
+	s.ReleaseDate = a.releaseDate()
 	return s, nil
+}
+
+// releaseDate is the Date of the newest Release accepted (signature
+// verified) from each source; with several sources, the oldest of those,
+// so a source whose view stopped moving shows. Zero before any.
+func (a *Agent) releaseDate() time.Time {
+	var d time.Time
+	for _, src := range a.sources {
+		if ss := a.st.Sources[src.Key()]; ss != nil && !ss.ReleaseDate.IsZero() && (d.IsZero() || ss.ReleaseDate.Before(d)) {
+			d = ss.ReleaseDate
+		}
+	}
+	if d.IsZero() {
+		return d
+	}
+	return d.UTC()
 }
 
 // MarkSent records that the report with seq reached the broker.
@@ -68,6 +84,11 @@ type Status struct {
 	NotBefore time.Time `json:"not_before,omitzero"`
 	// ReleaseDates is the newest accepted Release Date per source.
 	ReleaseDates map[string]time.Time `json:"release_dates,omitempty"`
+	// ReleaseDate is what the reports carry (state.State.ReleaseDate).
+	ReleaseDate time.Time `json:"release_date,omitzero"`
+	// FailedUpdates are the versions held back after a rollback or
+	// waiting for the backoff of a failed attempt.
+	FailedUpdates []FailedUpdate `json:"failed_updates,omitempty"`
 }
 
 // Status returns what the agent knows, without contacting anything.
@@ -77,7 +98,8 @@ func (a *Agent) Status() Status {
 	s := Status{Device: a.deviceID, Architecture: a.cfg.Architecture, LastCheck: a.st.LastCheck, LastAttempt: a.st.LastAttempt,
 		Result: a.st.Result, Error: a.st.Error, Pending: a.st.Pending, Target: a.st.Target, Seq: a.st.Seq,
 		Unsent: a.st.Unsent, SelfUpdate: a.st.SelfUpdate, Window: a.cfg.Window.String(), Failures: a.st.Failures,
-		Installed: map[string]string{}, ReleaseDates: map[string]time.Time{}, NotBefore: a.notBefore()}
+		Installed: map[string]string{}, ReleaseDates: map[string]time.Time{}, NotBefore: a.notBefore(),
+		ReleaseDate: a.releaseDate(), FailedUpdates: a.st.FailedUpdates}
 	for _, src := range a.sources {
 		s.Sources = append(s.Sources, src.String())
 		if ss := a.st.Sources[src.Key()]; ss != nil && !ss.ReleaseDate.IsZero() {
@@ -108,32 +130,26 @@ func (a *Agent) notBefore() time.Time {
 
 // NextDelay returns how long to wait before the next check after o:
 // poll_interval plus a random part of poll_jitter; after failures an
-// exponential backoff from 30 s (capped by max_backoff, with jitter); never
-// less than the server's Retry-After.
+// exponential backoff from 30 s (capped by max_backoff, with jitter); no
+// later than when a waiting update may be tried again or the maintenance
+// window opens; never less than the server's Retry-After.
 func (a *Agent) NextDelay(o *Outcome) time.Duration {
-	r := a.opts.Rand
-	if r == nil {
-		r = rand.Float64
-	}
 	a.mu.Lock()
 	failures := a.st.Failures
 	a.mu.Unlock()
-	d := a.cfg.PollInterval + time.Duration(r()*float64(a.cfg.PollJitter))
+	d := a.cfg.PollInterval + time.Duration(a.rand()*float64(a.cfg.PollJitter))
 	if o.Result == state.ResultFailed && failures > 0 {
-		b := 30 * time.Second
-		for i := 1; i < failures && b < a.cfg.MaxBackoff; i++ {
-			b *= 2
-		}
-		if b > a.cfg.MaxBackoff {
-			b = a.cfg.MaxBackoff
-		}
-		// full jitter on the upper half: between b/2 and b
-		d = b/2 + time.Duration(r()*float64(b/2))
+		d = a.jittered(backoff(30*time.Second, failures, a.cfg.MaxBackoff))
 	}
+	now := a.opts.Now()
 	if o.Result == state.ResultDeferred && len(o.Pending) > 0 && a.cfg.Window.Set {
-		now := a.opts.Now()
 		if open := a.cfg.Window.Next(now).Sub(now); open > 0 && open < d {
-			d = open + time.Duration(r()*float64(a.cfg.PollJitter))
+			d = open + time.Duration(a.rand()*float64(a.cfg.PollJitter))
+		}
+	}
+	if !o.NextAttempt.IsZero() {
+		if next := o.NextAttempt.Sub(now); next > 0 && next < d {
+			d = next
 		}
 	}
 	if o.RetryAfter > d {
@@ -150,7 +166,8 @@ type Reporter interface {
 
 // Run checks on the poll schedule until ctx ends, handing each outcome's
 // state to rep (nil: no reporting), and re-sending the state as a
-// heartbeat every Heartbeat.
+// heartbeat every Heartbeat — also while a cycle runs, however long it
+// takes.
 func (a *Agent) Run(ctx context.Context, rep Reporter) error {
 	send := func() {
 		if rep == nil {
@@ -179,7 +196,7 @@ func (a *Agent) Run(ctx context.Context, rep Reporter) error {
 		}
 	}
 	for {
-		o := a.Once(ctx)
+		o := a.onceBeating(ctx, send)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -198,6 +215,24 @@ func (a *Agent) Run(ctx context.Context, rep Reporter) error {
 			if wait > 0 {
 				send()
 			}
+		}
+	}
+}
+
+// onceBeating runs one cycle in a goroutine of its own and sends the
+// heartbeat every Heartbeat until it ends: a cycle stuck in a request or
+// an install never silences the device's reports.
+func (a *Agent) onceBeating(ctx context.Context, send func()) *Outcome {
+	done := make(chan *Outcome, 1)
+	go func() { done <- a.Once(ctx) }()
+	tick := time.NewTicker(a.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case o := <-done:
+			return o
+		case <-tick.C:
+			send()
 		}
 	}
 }

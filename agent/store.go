@@ -11,10 +11,21 @@ import (
 )
 
 // Persisted is what the agent keeps in its state directory
-// (STATE_DIR/agent.json) across restarts.
+// (STATE_DIR/agent.json) across restarts. Seq and Unsent belong to the
+// reports; Cycle belongs to the check cycle, which works on a copy of it
+// and commits it when the cycle ends (so reports and Status never wait
+// for a check).
 type Persisted struct {
 	// Seq is the last report sequence number used.
 	Seq uint64 `json:"seq"`
+	// Unsent is true while the latest state was not acknowledged by the
+	// broker.
+	Unsent bool `json:"unsent,omitempty"`
+	Cycle
+}
+
+// Cycle is the part of the persisted state a check cycle owns.
+type Cycle struct {
 	// Sources holds per source (Source.Key) the last accepted Release
 	// date and the HTTP validators of its InRelease.
 	Sources map[string]*SourceState `json:"sources,omitempty"`
@@ -24,7 +35,8 @@ type Persisted struct {
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	Result      string    `json:"result,omitempty"`
 	Error       string    `json:"error,omitempty"`
-	// Target is what the last update attempt tried to install.
+	// Target is what the last update attempt tried to install (or, for
+	// a held-back result, what is held back).
 	Target map[string]string `json:"target,omitempty"`
 	// Pending lists updates known but not installed (deferred).
 	Pending map[string]string `json:"pending,omitempty"`
@@ -35,15 +47,34 @@ type Persisted struct {
 	Failures int `json:"failures,omitempty"`
 	// RetryAfter is the earliest next check the server asked for.
 	RetryAfter time.Time `json:"retry_after,omitzero"`
-	// Unsent is true while the latest state was not acknowledged by the
-	// broker.
-	Unsent bool `json:"unsent,omitempty"`
+	// PlainDeferrals counts the Retry-After answers over plain HTTP
+	// honoured since the last successful check (see maxPlainDeferrals).
+	PlainDeferrals int `json:"plain_http_deferrals,omitempty"`
+	// FailedUpdates remembers the package versions whose update failed:
+	// rolled back (held back) or failed (retried after a backoff).
+	FailedUpdates []FailedUpdate `json:"failed_updates,omitempty"`
 	// SelfUpdate is a self-update handed to systemd-run, checked by the
 	// next agent.
 	SelfUpdate *SelfUpdate `json:"self_update,omitempty"`
 	// StatusStamp identifies the dpkg status file at the last check
 	// (size and mtime), to skip re-planning on an unchanged 304.
 	StatusStamp string `json:"status_stamp,omitempty"`
+}
+
+// clone returns a deep copy (the cycle's working copy).
+func (c *Cycle) clone() (*Cycle, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	out := &Cycle{}
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, err
+	}
+	if out.Sources == nil {
+		out.Sources = map[string]*SourceState{}
+	}
+	return out, nil
 }
 
 // SourceState is the agent's memory of one source.

@@ -8,8 +8,11 @@
 //	0   up to date (nothing to install)
 //	10  updated (installed and the health check passed)
 //	20  deferred (phasing, maintenance window, a self-update handed to systemd-run,
-//	    or the repository's Retry-After from an earlier run still holds)
+//	    a failed update waiting for its backoff, or the repository's Retry-After
+//	    from an earlier run still holds)
 //	11  rolled back (the update or its health check failed; the previous version is back)
+//	12  held back (a version that rolled back before is not tried again until a newer
+//	    one is published, or once --retry-failed)
 //	1   failed (check, download, verification or install failed; see the message)
 //	2   usage or configuration error
 package agentcli
@@ -41,6 +44,7 @@ const (
 	ExitUsage      = 2
 	ExitUpdated    = 10
 	ExitRolledBack = 11
+	ExitHeldBack   = 12
 	ExitDeferred   = 20
 )
 
@@ -172,7 +176,7 @@ func newAgentOpts(env *Env, g *globals, verbose bool, afterCycle func()) (*agent
 }
 
 func newOnceCmd(env *Env, g *globals) *cobra.Command {
-	var asJSON, force bool
+	var asJSON, force, retryFailed bool
 	cmd := &cobra.Command{
 		Use:   "once",
 		Short: "Check once, install what is new, report, and exit with a code that says what happened",
@@ -184,8 +188,14 @@ When the repository answered an earlier check with Retry-After (429 or
 503), the time is kept in the state directory and once makes no request
 before it: it says so and exits 20 (deferred), unless --force.
 
-Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back, 1 failed,
-2 usage or configuration error.`,
+A version that was rolled back is held back: it is not installed again
+until a newer one is published (exit 12). A version whose update failed
+otherwise (download, verification, install) is tried again after a
+backoff (5 min, doubling up to max_backoff; exit 20 while it waits).
+--retry-failed forgets both and tries now.
+
+Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back,
+12 held back, 1 failed, 2 usage or configuration error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := newAgent(env, g, g.verbose)
@@ -195,6 +205,15 @@ Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back, 1 failed,
 			ctx := cmd.Context()
 			if nb := a.NotBefore(); !nb.IsZero() && !force {
 				return deferredByServer(env, asJSON, a, nb)
+			}
+			if retryFailed {
+				forgot, err := a.RetryFailed()
+				if err != nil {
+					return err
+				}
+				for _, f := range forgot {
+					fmt.Fprintf(env.Err, "lampi-agent: retrying %s %s (failed %d time(s), last %s)\n", f.Package, f.Version, f.Failures, fmtTime(f.Last))
+				}
 			}
 			o := a.Once(ctx)
 			reportErr := report(ctx, env, a)
@@ -220,6 +239,7 @@ Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back, 1 failed,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the outcome as JSON")
 	cmd.Flags().BoolVar(&force, "force", false, "check now even if the repository asked (Retry-After) not to be contacted yet")
+	cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "try again the versions held back after a rollback or waiting after a failed update")
 	return cmd
 }
 
@@ -331,6 +351,14 @@ func newStatusCmd(env *Env, g *globals) *cobra.Command {
 			if !st.NotBefore.IsZero() {
 				fmt.Fprintf(w, "not before:   %s (the repository's Retry-After)\n", fmtTime(st.NotBefore))
 			}
+			fmt.Fprintf(w, "release date: %s (the newest signed Release accepted)\n", fmtTime(st.ReleaseDate))
+			for _, f := range st.FailedUpdates {
+				if f.RolledBack {
+					fmt.Fprintf(w, "held back:    %s %s (rolled back %s; lampi-agent once --retry-failed to try again)\n", f.Package, f.Version, fmtTime(f.Last))
+				} else {
+					fmt.Fprintf(w, "failed:       %s %s (%d time(s); next attempt after %s)\n", f.Package, f.Version, f.Failures, fmtTime(f.NotBefore))
+				}
+			}
 			fmt.Fprintf(w, "window:       %s\n", st.Window)
 			fmt.Fprintf(w, "installed:    %s\n", fmtPkgs(st.Installed))
 			if len(st.Pending) > 0 {
@@ -395,6 +423,8 @@ func printOutcome(w io.Writer, o *agent.Outcome) {
 		fmt.Fprintln(w)
 	case state.ResultRolledBack:
 		fmt.Fprintf(w, "rolled back: %s failed: %v\nnow installed: %s\n", fmtPkgs(o.Target), o.Err, fmtPkgs(o.Installed))
+	case state.ResultHeldBack:
+		fmt.Fprintf(w, "held back: %s (%v)\ninstalled: %s\n", fmtPkgs(o.Target), o.Err, fmtPkgs(o.Installed))
 	}
 	if o.SelfUpdate != nil {
 		fmt.Fprintf(w, "self-update to %s handed to systemd (unit %s); the new agent reports the result\n", o.SelfUpdate.To, o.SelfUpdate.Unit)

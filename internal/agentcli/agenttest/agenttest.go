@@ -84,6 +84,9 @@ type RepoOptions struct {
 	ValidFor string
 	// Key signs the repository (nil: a new ed25519 key).
 	Key *signing.Key
+	// TLS serves it over HTTPS with httptest's certificate (agents then
+	// need Repo.Server.Client() as their HTTP client).
+	TLS bool
 }
 
 // NewKey makes a signing key valid from before Start.
@@ -141,7 +144,7 @@ func NewRepo(t testing.TB, clock *Clock, o RepoOptions) *Repo {
 	}
 	tr := &Repo{t: t, R: r, Key: k, Keyring: pubPath, KeyArmor: arm.String(), Clock: clock}
 	files := fileServer(r.Base)
-	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	tr.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		tr.mu.Lock()
 		tr.requests = append(tr.requests, req.Method+" "+req.URL.Path)
 		hook := tr.hook
@@ -151,6 +154,11 @@ func NewRepo(t testing.TB, clock *Clock, o RepoOptions) *Repo {
 		}
 		files.ServeHTTP(w, req)
 	}))
+	if o.TLS {
+		tr.Server.StartTLS()
+	} else {
+		tr.Server.Start()
+	}
 	t.Cleanup(tr.Server.Close)
 	tr.URL = tr.Server.URL
 	return tr
@@ -190,6 +198,50 @@ func (r *Repo) SetHook(h func(w http.ResponseWriter, req *http.Request) bool) {
 	r.mu.Lock()
 	r.hook = h
 	r.mu.Unlock()
+}
+
+// Stall makes the repository answer the requests whose path match accepts
+// with 200 and the file's headers, then no body at all — or, with every >
+// 0, the genuine file one byte every every: a server, proxy or attacker
+// holding the connection. Each such request is held until the client gives
+// up or the test ends. The channel receives the path of each stalled
+// request when its headers went out. SetHook(nil) ends it for new requests.
+func (r *Repo) Stall(match func(path string) bool, every time.Duration) <-chan string {
+	r.t.Helper()
+	stop := make(chan struct{})
+	r.t.Cleanup(func() { close(stop) }) // before the server's Close, which waits for handlers
+	started := make(chan string, 1000)
+	r.SetHook(func(w http.ResponseWriter, req *http.Request) bool {
+		if !match(req.URL.Path) {
+			return false
+		}
+		b, err := os.ReadFile(filepath.Join(r.R.Base, filepath.FromSlash(path.Clean("/"+req.URL.Path))))
+		if err == nil {
+			w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		}
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		select {
+		case started <- req.URL.Path:
+		default:
+		}
+		for i := 0; ; i++ {
+			var next <-chan time.Time
+			if every > 0 && i < len(b) {
+				next = time.After(every)
+			}
+			select {
+			case <-req.Context().Done():
+				return true
+			case <-stop:
+				return true
+			case <-next:
+				w.Write(b[i : i+1])
+				http.NewResponseController(w).Flush()
+			}
+		}
+	})
+	return started
 }
 
 // Requests returns and clears the request log ("GET /path").
@@ -339,6 +391,27 @@ func NewDevice(t testing.TB, r *Repo, id, extra string) *Device {
 		id, d.Sources, d.Root, d.StateDir, d.CacheDir, mid, extra)
 	mustWrite(t, d.Conf, []byte(conf), 0o644)
 	return d
+}
+
+// Hi01 is a repository publishing hi 0.1 and a device (NewDevice with
+// id and extra) that has it installed: the usual start of a test.
+type Hi01 struct {
+	Clock  *Clock
+	Repo   *Repo
+	Device *Device
+	Debs   string // where BuildHi puts the test's packages
+}
+
+// NewHi01 sets up Hi01 on a clock at Start.
+func NewHi01(t testing.TB, ro RepoOptions, id, extra string) *Hi01 {
+	t.Helper()
+	h := &Hi01{Clock: NewClock(Start), Debs: t.TempDir()}
+	h.Repo = NewRepo(t, h.Clock, ro)
+	hi01 := BuildHi(t, h.Debs, "0.1", HiOptions{})
+	h.Repo.Publish(hi01)
+	h.Device = NewDevice(t, h.Repo, id, extra)
+	h.Device.InstallDeb(hi01)
+	return h
 }
 
 // InstallDeb installs a .deb with dpkg into the root.
