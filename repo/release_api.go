@@ -111,7 +111,7 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 		return nil, fmt.Errorf("snapshot before release: %w", err)
 	}
 	defer snap.discard()
-	before, err := r.DumpUnreferenced(ctx)
+	before, err := r.knownUnreferenced()
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 	}
 	// The release is out; what follows only tidies up.
 	if !r.opts.KeepUnreferenced {
-		after, err := inner.DumpUnreferenced(ctx)
+		after, err := inner.knownUnreferenced()
 		if err == nil {
 			old := make(map[string]bool, len(before))
 			for _, n := range before {
