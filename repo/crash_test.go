@@ -35,6 +35,20 @@ func buildBinary(t testing.TB) string {
 	return bin
 }
 
+// startCmd starts cmd with its standard output and error collected in
+// out; done receives what Wait returns.
+func startCmd(t testing.TB, cmd *exec.Cmd) (out *bytes.Buffer, done <-chan error) {
+	t.Helper()
+	out = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := make(chan error, 1)
+	go func() { c <- cmd.Wait() }()
+	return out, c
+}
+
 // TestKillDuringWrites kills lampi-pkg with SIGKILL at random moments of
 // includedeb and export. After each kill the repository must pass check,
 // and apt-get update (whose lists hold the previous InRelease) must work;
@@ -76,14 +90,8 @@ func TestKillDuringWrites(t *testing.T) {
 			args = []string{"repo", "-b", r.Base, "export"}
 		}
 		cmd := exec.Command(bin, args...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		out, done := startCmd(t, cmd)
 		delay := time.Duration(rng.Int64N(int64(span) * 3 / 2))
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		killed := false
 		select {
 		case err := <-done:
@@ -284,13 +292,7 @@ func TestKillDuringIncludeOrphans(t *testing.T) {
 		}
 		files, probe := batch(n)
 		cmd := exec.Command(bin, append([]string{"repo", "-b", r.Base, "includedeb", "bookworm"}, files...)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		out, done := startCmd(t, cmd)
 		// Most kills land once the probe's file is written (the batch's
 		// pool files are being written); every third at a random moment.
 		var deadline <-chan time.Time
