@@ -19,10 +19,11 @@ func (r *Repo) SetProgress(fn func(done, total int)) { r.opts.Progress = fn }
 // Check verifies the named distributions (all when none is named), as
 // "reprepro check" and more: every package's pool file is registered,
 // referenced and present; every index the published Release lists can be
-// fetched by hash; a signed distribution has its InRelease. It returns
-// the problems found, and an error wrapping ErrCheck when there are any.
-// Checking all distributions also warns (Options.Warn) about pool files
-// of interrupted commands.
+// fetched by hash; a signed distribution has its InRelease; the published
+// Release has not expired (Valid-Until). It returns the problems found,
+// and an error wrapping ErrCheck when there are any. Checking all
+// distributions also warns (Options.Warn) about pool files of
+// interrupted commands.
 func (r *Repo) Check(ctx context.Context, codenames ...string) ([]string, error) {
 	dists, err := r.pick(codenames)
 	if err != nil {
@@ -98,6 +99,13 @@ func (r *Repo) checkPublished(ctx context.Context, d *Distribution, used bool) [
 	}
 	defer rc.Close()
 	var problems []string
+	switch rel, err := r.publishedRelease(ctx, d); {
+	case err != nil:
+		problems = append(problems, err.Error())
+	case !rel.validUntil.IsZero() && !r.opts.Now().Before(rel.validUntil):
+		problems = append(problems, fmt.Sprintf("%sRelease: expired (Valid-Until %s), apt refuses it; re-sign it with lampi-pkg repo export --renew (lampi-pkg serve does it on its own)",
+			base, releaseDate(rel.validUntil)))
+	}
 	if d.SignWith != "" {
 		for _, n := range []string{"InRelease", "Release.gpg"} {
 			if ok, _ := r.storage.Exists(ctx, base+n); !ok {

@@ -193,7 +193,7 @@ func (r *Repo) exportLocked(ctx context.Context, d *Distribution) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	did, err := r.exportDist(ctx, w.db, d, false)
+	did, err := r.exportDist(ctx, w.db, d, false, false)
 	if cerr := w.close(); err == nil && cerr != nil {
 		err = cerr
 	}
