@@ -20,9 +20,13 @@ import (
 func renewReleases(ctx context.Context, env *Env, open func() (*repo.Repo, error), interval time.Duration) {
 	if r, err := open(); err == nil {
 		for _, d := range r.Conf.Distributions {
-			if d.ValidFor == 0 {
+			switch {
+			case d.ValidFor == 0:
 				fmt.Fprintf(env.Err, "lampi-pkg: note: %s has no ValidFor in %s: its Release never expires, so a mirror or cache that keeps serving an old InRelease holds devices on old packages unnoticed; add \"ValidFor: %s\" there and serve renews it\n",
 					d.Codename, d.File, repo.DefaultValidFor)
+			case d.ValidFor/2 <= interval:
+				fmt.Fprintf(env.Err, "lampi-pkg: warning: %s has ValidFor %v in %s, renewed when half of it is left: checking every %v (--renew-interval) may be too late\n",
+					d.Codename, d.ValidFor, d.File, interval)
 			}
 		}
 	}
