@@ -61,9 +61,10 @@ type Renewal struct {
 // A renewal is an ordinary publish of the distribution, under the lock
 // and through the same signed, atomic path as every export: Release,
 // Release.gpg and InRelease get a new Date and Valid-Until, and nothing
-// else changes, unless package lists changed since the last publish
-// (ExportNever), which are then published too, as any export would. The
-// publish targets (Options.Mirror) receive the new files.
+// else changes — unless package lists changed since the last publish
+// (ExportNever) or conf/distributions was edited: those changes are then
+// published too, as any export would publish them. The publish targets
+// (Options.Mirror) receive the new files.
 //
 // Deciding needs only the published Release files: when nothing is due
 // Renew takes no lock, so it can be run often.
