@@ -110,25 +110,14 @@ func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, er
 func (r *Repo) readPublished(ctx context.Context, d *Distribution, t Target) ([]*deb.Paragraph, error) {
 	base := t.Dir() + "/" + d.DebIndices.Name
 	for _, ext := range []string{"", ".gz", ".xz"} {
-		rc, err := r.storage.Open(ctx, base+ext)
+		in, err := r.openIndex(ctx, base+ext)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("adopt: %w", err)
 		}
-		defer rc.Close()
-		var in io.Reader = rc
-		switch ext {
-		case ".gz":
-			if in, err = gzip.NewReader(rc); err != nil {
-				return nil, fmt.Errorf("adopt %s: %w", base+ext, err)
-			}
-		case ".xz":
-			if in, err = xz.NewReader(rc); err != nil {
-				return nil, fmt.Errorf("adopt %s: %w", base+ext, err)
-			}
-		}
+		defer in.Close()
 		ps, err := deb.ParseParagraphs(in, base+ext)
 		if err != nil {
 			return nil, fmt.Errorf("adopt: %w", err)
@@ -141,6 +130,36 @@ func (r *Repo) readPublished(ctx context.Context, d *Distribution, t Target) ([]
 		return ps, nil
 	}
 	return nil, nil
+}
+
+// openIndex opens a published index file, decompressed by its name's
+// ending (.gz, .xz). A missing file gives an error matching
+// fs.ErrNotExist.
+func (r *Repo) openIndex(ctx context.Context, name string) (io.ReadCloser, error) {
+	rc, err := r.storage.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var in io.Reader
+	switch {
+	case strings.HasSuffix(name, ".gz"):
+		in, err = gzip.NewReader(rc)
+	case strings.HasSuffix(name, ".xz"):
+		in, err = xz.NewReader(rc)
+	default:
+		return rc, nil
+	}
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return readCloser{in, rc}, nil
+}
+
+// readCloser reads from a decompressor and closes what it reads from.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // verifyAdopted hashes a published package's pool file and checks it

@@ -23,10 +23,9 @@ func newAptRoot(t testing.TB, sources string) *testutil.AptRoot {
 	return testutil.NewAptRoot(t, sources)
 }
 
-// signedRepo makes a signed repository with a stable → bookworm link and
-// returns it with the public keyring's path. now dates its Release files
-// (nil: the fixed test time).
-func signedRepo(t testing.TB, now func() time.Time) (*Repo, string) {
+// testKeyFile generates a signing key and writes its secret key file (for
+// SignWith) and its public keyring; it returns both paths.
+func testKeyFile(t testing.TB) (secret, public string) {
 	t.Helper()
 	keys := t.TempDir()
 	k, pub := testKey(t, keys)
@@ -38,6 +37,15 @@ func signedRepo(t testing.TB, now func() time.Time) (*Repo, string) {
 	if err := os.WriteFile(secPath, sec.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return secPath, pub
+}
+
+// signedRepo makes a signed repository with a stable → bookworm link and
+// returns it with the public keyring's path. now dates its Release files
+// (nil: the fixed test time).
+func signedRepo(t testing.TB, now func() time.Time) (*Repo, string) {
+	t.Helper()
+	secPath, pub := testKeyFile(t)
 	conf := fmt.Sprintf("Origin: Lampi\nLabel: Lampi\nSuite: stable\nCodename: bookworm\nArchitectures: amd64 armhf\nComponents: main\nDescription: apt test\nSignWith: %s\nDebIndices: Packages Release . .gz .xz\n", secPath)
 	r := newTestRepo(t, conf, Options{Now: now})
 	if _, err := r.Export(context.Background()); err != nil {

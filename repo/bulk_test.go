@@ -284,14 +284,8 @@ func TestKillDuringBulkImport(t *testing.T) {
 			mustRemove(t, r, all...)
 		}
 		cmd := child()
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		out, done := startCmd(t, cmd)
 		delay := time.Duration(rng.Int64N(int64(span) * 3 / 2))
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		select {
 		case err := <-done:
 			if err != nil {

@@ -19,8 +19,11 @@ func (r *Repo) SetProgress(fn func(done, total int)) { r.opts.Progress = fn }
 // Check verifies the named distributions (all when none is named), as
 // "reprepro check" and more: every package's pool file is registered,
 // referenced and present; every index the published Release lists can be
-// fetched by hash; a signed distribution has its InRelease. It returns
-// the problems found, and an error wrapping ErrCheck when there are any.
+// fetched by hash; a signed distribution has its InRelease; the published
+// Release has not expired (Valid-Until). It returns the problems found,
+// and an error wrapping ErrCheck when there are any. Checking all
+// distributions also warns (Options.Warn) about pool files of
+// interrupted commands.
 func (r *Repo) Check(ctx context.Context, codenames ...string) ([]string, error) {
 	dists, err := r.pick(codenames)
 	if err != nil {
@@ -73,6 +76,9 @@ func (r *Repo) Check(ctx context.Context, codenames ...string) ([]string, error)
 	for _, d := range dists {
 		problems = append(problems, r.checkPublished(ctx, d, used[d.Codename])...)
 	}
+	if len(codenames) == 0 {
+		r.warnOrphans(ctx)
+	}
 	if len(problems) > 0 {
 		return problems, fmt.Errorf("%w: %d problem(s)", ErrCheck, len(problems))
 	}
@@ -93,6 +99,13 @@ func (r *Repo) checkPublished(ctx context.Context, d *Distribution, used bool) [
 	}
 	defer rc.Close()
 	var problems []string
+	switch rel, err := r.publishedRelease(ctx, d); {
+	case err != nil:
+		problems = append(problems, err.Error())
+	case !rel.validUntil.IsZero() && !r.opts.Now().Before(rel.validUntil):
+		problems = append(problems, fmt.Sprintf("%sRelease: expired (Valid-Until %s), apt refuses it; re-sign it with lampi-pkg repo export --renew (lampi-pkg serve does it on its own)",
+			base, releaseDate(rel.validUntil)))
+	}
 	if d.SignWith != "" {
 		for _, n := range []string{"InRelease", "Release.gpg"} {
 			if ok, _ := r.storage.Exists(ctx, base+n); !ok {
@@ -137,7 +150,9 @@ func isIndexName(rel string, ix Indices) bool {
 // CheckPool verifies every pool file the state database knows: present,
 // and (unless fast) with the recorded size and checksums, as "reprepro
 // checkpool [fast]". It returns the problems found, and an error wrapping
-// ErrCheck when there are any.
+// ErrCheck when there are any. Pool files of interrupted commands (which
+// the database does not know) are warned about through Options.Warn: they
+// are not damage.
 func (r *Repo) CheckPool(ctx context.Context, fast bool) ([]string, error) {
 	type rec struct {
 		name string
@@ -195,6 +210,7 @@ func (r *Repo) CheckPool(ctx context.Context, fast bool) ([]string, error) {
 			out = append(out, p)
 		}
 	}
+	r.warnOrphans(ctx)
 	if len(out) > 0 {
 		return out, fmt.Errorf("%w: %d of %d pool files", ErrCheck, len(out), len(all))
 	}
@@ -227,8 +243,28 @@ func (r *Repo) checkPoolFile(ctx context.Context, name string, want Checksums, f
 	return ""
 }
 
-// DumpUnreferenced lists the known pool files nothing needs any more.
+// DumpUnreferenced lists the pool files nothing needs any more, sorted:
+// those the database knows that lost their last reference (as "reprepro
+// dumpunreferenced"), and those interrupted commands wrote but never
+// recorded, which no published index names (see orphans.go). Files a
+// running writer is writing are not listed.
 func (r *Repo) DumpUnreferenced(ctx context.Context) ([]string, error) {
+	out, err := r.knownUnreferenced()
+	if err != nil {
+		return nil, err
+	}
+	orphans, err := r.orphans(ctx, nil, r.publishedOnce())
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, orphans...)
+	sort.Strings(out)
+	return out, nil
+}
+
+// knownUnreferenced lists the pool files the database knows that nothing
+// references.
+func (r *Repo) knownUnreferenced() ([]string, error) {
 	var out []string
 	err := r.view(func(tx *bolt.Tx) error {
 		if tx == nil {
@@ -242,8 +278,12 @@ func (r *Repo) DumpUnreferenced(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
-// DeleteUnreferenced deletes (and forgets) the known pool files nothing
-// needs any more.
+// DeleteUnreferenced deletes what DumpUnreferenced lists: the known pool
+// files nothing needs any more (and forgets them), and the files of
+// interrupted commands. A file that an index published under dists/
+// still names is kept, with a warning: after changes made with
+// ExportNever the published indices may name files the database no
+// longer needs; they can go once the distribution is exported.
 func (r *Repo) DeleteUnreferenced(ctx context.Context) (*Result, error) {
 	w, err := r.lockWrite(ctx)
 	if err != nil {
@@ -260,6 +300,42 @@ func (r *Repo) DeleteUnreferenced(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	deleted, err := r.deleteFiles(ctx, w.db, names)
-	return &Result{Deleted: deleted}, err
+	published := r.publishedOnce()
+	if len(names) > 0 {
+		named, err := published(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("deleteunreferenced: %w", err)
+		}
+		var del, kept []string
+		for _, n := range names {
+			if named[n] {
+				kept = append(kept, n)
+			} else {
+				del = append(del, n)
+			}
+		}
+		if len(kept) > 0 {
+			r.opts.Warn(fmt.Sprintf("kept %d pool file(s) that nothing in the database needs but a published index still names: %s; publish first (lampi-pkg repo export), then delete them",
+				len(kept), briefList(kept)))
+		}
+		names = del
+	}
+	res := &Result{}
+	if res.Deleted, err = r.deleteFiles(ctx, w.db, names); err != nil {
+		return res, err
+	}
+	orphans, err := r.orphans(ctx, w.db, published)
+	if err != nil {
+		return res, fmt.Errorf("deleteunreferenced: %w", err)
+	}
+	gone, err := r.removeOrphans(ctx, orphans, published)
+	res.Deleted = append(res.Deleted, gone...)
+	sort.Strings(res.Deleted)
+	if err != nil {
+		return res, fmt.Errorf("deleteunreferenced: %w", err)
+	}
+	if ds, ok := r.storage.(*DirStorage); ok {
+		ds.RemoveTemp("pool") // interrupted copies into the pool
+	}
+	return res, nil
 }

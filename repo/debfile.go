@@ -106,7 +106,9 @@ type stager struct {
 	// spillValues: stanzas and checksums go to spill (a large batch).
 	spillValues bool
 	spill       spillFile
-	madeRoot    bool // DBDIR/tmp did not exist before
+	// journal names the pool files the command writes (orphans.go).
+	journal  writeJournal
+	madeRoot bool // DBDIR/tmp did not exist before
 	// arena holds the strings every staged package keeps; shared holds
 	// the target lists, one per component and architecture.
 	arena  strArena
@@ -198,6 +200,7 @@ func (a *strArena) intern(s string) string {
 
 func newStager(r *Repo) *stager {
 	s := &stager{r: r}
+	s.journal.path = r.writeJournalPath()
 	s.budget.Store(stagingMemory)
 	return s
 }
@@ -227,8 +230,10 @@ func (s *stager) create() (*os.File, error) {
 	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644) // read back by inspect
 }
 
-// remove deletes the staging directory and what is left in it.
+// remove deletes the staging directory and what is left in it, and the
+// journal of pool writes.
 func (s *stager) remove() {
+	s.journal.close()
 	s.closeSpill()
 	if s.dir != "" {
 		os.RemoveAll(s.dir)

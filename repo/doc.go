@@ -14,13 +14,14 @@
 //	                     and architecture; pool files with checksums and
 //	                     who references them; what was published
 //	db/lampi.lock        the writers' lock
+//	db/pool-writing      the pool files a writer is writing (while it runs)
 //	pool/, dists/        the published tree, laid out as reprepro lays it out
 //
 // [Open] reads the configuration; each method is one command:
 // [Repo.IncludeDeb], [Repo.Remove], [Repo.List] (with a [Filter] for
 // listfilter), [Repo.Copy], [Repo.Export], [Repo.Check],
 // [Repo.CheckPool], [Repo.DumpUnreferenced], [Repo.DeleteUnreferenced],
-// [Repo.CreateSymlinks] and [Repo.Phase]. [Init] writes a new
+// [Repo.CreateSymlinks], [Repo.Phase] and [Repo.Renew]. [Init] writes a new
 // conf/distributions.
 //
 //	r, err := repo.Open("/srv/repo", repo.Options{Now: time.Now, LockTimeout: time.Minute})
@@ -49,6 +50,14 @@
 // Options.ByHashRetention (and the previous generation always). Pool
 // files that lose their last reference are deleted after the new indices
 // are live.
+//
+// Freshness: with ValidFor (which [Init] sets to [DefaultValidFor]) the
+// Release carries a Valid-Until, and apt refuses a Release that a mirror
+// or cache kept serving past it, so a frozen repository is noticed.
+// [Repo.Renew] re-signs the Release files that have less than half of
+// their validity left — through the ordinary publish, changing only Date
+// and Valid-Until — and takes no lock when nothing is due, so that a
+// server or cron can call it often.
 //
 // Everything published goes through a [Storage]: [DirStorage] for a local
 // directory; object storage can implement the same interface. Signing goes
@@ -84,7 +93,18 @@
 // flock locks of dead processes; durability across power loss on one
 // syncfs(2) before the database commit and another before Release is
 // written. Stale temporary files of interrupted commands are removed by
-// the next writer. A command killed while writing new pool files may
-// leave a partial file under a pool path no index and no database record
-// names; the next inclusion of that package replaces it.
+// the next writer. A command killed while writing new pool files leaves
+// files (some partial) that no index and no database record names; it
+// named them in db/pool-writing first, and the next writer deletes them.
+// What that journal misses (it is not synced: a power loss; or files of
+// older versions) DumpUnreferenced finds by listing the pool and
+// DeleteUnreferenced deletes. Nothing that an index published under dists/
+// names is deleted, for any distribution there: a pool shared with
+// distributions published by other tools keeps their files. Several state
+// databases writing into one pool (several base directories with one
+// --outdir) are not supported: DeleteUnreferenced of one would take the
+// other's files that are not published yet for orphans. Object storage
+// may keep the parts of a big upload (64 MiB and more) interrupted half
+// way, invisible but billed: give the bucket a lifecycle rule that aborts
+// incomplete multipart uploads.
 package repo

@@ -25,6 +25,7 @@ type pkgSpec struct {
 	extra               string // more control lines, "Field: value\n"
 	payload             string // content of /usr/share/<name>/data
 	gzip                bool
+	plain               bool   // uncompressed members: fast to build (many packages)
 	control             string // the whole control file, instead of the above
 }
 
@@ -50,6 +51,9 @@ func buildDeb(t testing.TB, dir string, p pkgSpec) string {
 	opts := deb.BuildOptions{Mtime: testNow}
 	if p.gzip {
 		opts.Compression = deb.CompressGzip
+	}
+	if p.plain {
+		opts.Compression, opts.Workers = deb.CompressNone, 1
 	}
 	var buf bytes.Buffer
 	res, err := deb.Build(context.Background(), fsys, &buf, opts)

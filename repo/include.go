@@ -116,14 +116,20 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 		}
 		return nil
 	})
+	// undo removes the pool files the command wrote; those it cannot
+	// remove stay in the journal for the next writer (orphans.go).
 	undo := func(extra []string) {
 		for _, in := range debs {
 			if in != nil && in.prewritten {
-				r.storage.Remove(ctx, in.filekey)
+				if r.storage.Remove(ctx, in.filekey) != nil {
+					staging.journal.failedUndo()
+				}
 			}
 		}
 		for _, name := range extra {
-			r.storage.Remove(ctx, name)
+			if r.storage.Remove(ctx, name) != nil {
+				staging.journal.failedUndo()
+			}
 		}
 	}
 	if err != nil {

@@ -18,17 +18,31 @@ type InitOptions struct {
 	SignWith string
 	// Limit, when not 0, is written as "Limit: N".
 	Limit int
+	// ValidFor is written as "ValidFor: …" (conf/distributions syntax,
+	// e.g. "7d", "1m"): Release files then carry a Valid-Until, and apt
+	// refuses one that a mirror or cache kept serving past it. "" writes
+	// DefaultValidFor; "none" writes no ValidFor.
+	ValidFor string
 }
 
 // Init creates a repository in dir: conf/distributions with one
 // distribution, checked as LoadConfig reads it. It refuses to overwrite
-// an existing conf/distributions.
+// an existing conf/distributions. The distribution gets ValidFor:
+// DefaultValidFor unless o.ValidFor says otherwise (distributions written
+// by hand or by reprepro keep what they have; without ValidFor, a Release
+// never expires).
 func Init(dir string, o InitOptions) error {
 	if len(o.Components) == 0 {
 		o.Components = []string{"main"}
 	}
 	if len(o.Architectures) == 0 {
 		o.Architectures = []string{"armhf", "arm64", "amd64"}
+	}
+	switch o.ValidFor {
+	case "":
+		o.ValidFor = DefaultValidFor
+	case "none":
+		o.ValidFor = ""
 	}
 	if o.SignWith != "" {
 		if _, err := os.Stat(o.SignWith); err == nil {
@@ -56,6 +70,7 @@ func Init(dir string, o InitOptions) error {
 	if o.Limit != 0 {
 		field("Limit", fmt.Sprint(o.Limit))
 	}
+	field("ValidFor", o.ValidFor)
 	p := &confParagraph{file: "conf/distributions", line: 1}
 	ps, err := parseConf(bytes.NewReader(b.Bytes()), "conf/distributions")
 	if err != nil {

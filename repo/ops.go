@@ -242,7 +242,8 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 
 // Export publishes the named distributions (all when none is named),
 // regenerating every index, as "reprepro export". Run it after changing
-// conf/distributions, and regularly when ValidFor is set.
+// conf/distributions. It re-signs every distribution; Renew re-signs only
+// those whose Valid-Until is near.
 func (r *Repo) Export(ctx context.Context, codenames ...string) (*Result, error) {
 	dists, err := r.pick(codenames)
 	if err != nil {
@@ -255,7 +256,7 @@ func (r *Repo) Export(ctx context.Context, codenames ...string) (*Result, error)
 	defer w.close()
 	res := &Result{}
 	for _, d := range dists {
-		if _, err := r.exportDist(ctx, w.db, d, true); err != nil {
+		if _, err := r.exportDist(ctx, w.db, d, true, false); err != nil {
 			return res, err
 		}
 		res.Exported = append(res.Exported, d.Codename)

@@ -21,6 +21,9 @@ func (r *Repo) preWrite(ctx context.Context, in *incoming, st *stager) error {
 	if !ok || in.data == nil {
 		return nil
 	}
+	if err := st.journal.add(in.filekey); err != nil {
+		return err
+	}
 	created, err := c.CreateNew(ctx, in.filekey, in.data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", in.src, err)
@@ -47,6 +50,13 @@ func (r *Repo) writePool(ctx context.Context, list []*incoming, st *stager) ([]s
 		wg       sync.WaitGroup
 		next     = make(chan *incoming)
 	)
+	names := make([]string, len(list))
+	for i, in := range list {
+		names[i] = in.filekey
+	}
+	if err := st.journal.add(names...); err != nil {
+		return nil, err
+	}
 	for range min(poolWriters, len(list)) {
 		wg.Add(1)
 		go func() {

@@ -32,8 +32,9 @@ func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
 
 // exportDist publishes a distribution: the indices of targets whose
 // package lists changed (all of them when force is set, or when their
-// files were never published), then the Release files. It reports whether
-// it published anything.
+// files were never published), then the Release files — also when no
+// index changed if resign is set (Renew: a new Date and Valid-Until,
+// nothing else). It reports whether it published anything.
 //
 // The order makes a half-done publish invisible to apt: content-addressed
 // by-hash files first, then the index files under their names (renamed
@@ -41,7 +42,7 @@ func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
 // holding the previous InRelease still finds every index it lists under
 // by-hash, because superseded by-hash files are kept for
 // Options.ByHashRetention.
-func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, force bool) (bool, error) {
+func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, force, resign bool) (bool, error) {
 	var (
 		regen   []Target
 		stored  = map[string]Checksums{}
@@ -147,7 +148,7 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 	if err != nil {
 		return false, fmt.Errorf("export %s: %w", d.Codename, err)
 	}
-	if len(regen) == 0 {
+	if len(regen) == 0 && !resign {
 		return false, nil
 	}
 	if buildErr == nil {

@@ -111,7 +111,7 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 		return nil, fmt.Errorf("snapshot before release: %w", err)
 	}
 	defer snap.discard()
-	before, err := r.DumpUnreferenced(ctx)
+	before, err := r.knownUnreferenced()
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 	}
 	// The release is out; what follows only tidies up.
 	if !r.opts.KeepUnreferenced {
-		after, err := inner.DumpUnreferenced(ctx)
+		after, err := inner.knownUnreferenced()
 		if err == nil {
 			old := make(map[string]bool, len(before))
 			for _, n := range before {
@@ -193,7 +193,7 @@ func (r *Repo) exportLocked(ctx context.Context, d *Distribution) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	did, err := r.exportDist(ctx, w.db, d, false)
+	did, err := r.exportDist(ctx, w.db, d, false, false)
 	if cerr := w.close(); err == nil && cerr != nil {
 		err = cerr
 	}

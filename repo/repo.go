@@ -169,6 +169,8 @@ func (r *Repo) lockWrite(ctx context.Context) (*writer, error) {
 }
 
 // lock takes the repository lock only; openDB opens the database later.
+// What a writer killed while writing pool files left is removed first
+// (recoverWrites).
 func (r *Repo) lock(ctx context.Context) (*writer, error) {
 	if err := os.MkdirAll(r.lockDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", r.lockDir, err)
@@ -178,7 +180,12 @@ func (r *Repo) lock(ctx context.Context) (*writer, error) {
 		return nil, err
 	}
 	r.cleanStaleTemp()
-	return &writer{r: r, lock: lock}, nil
+	w := &writer{r: r, lock: lock}
+	if err := w.recoverWrites(ctx); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
 }
 
 // openDB opens the state database for writing; readers wait (briefly)

@@ -281,13 +281,7 @@ func TestS3KillDuringUpload(t *testing.T) {
 	for trial := 1; trial <= trials; trial++ {
 		cmd := exec.Command(bin, args("includedeb", "bookworm", files[trial])...)
 		cmd.Env = env
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		out, done := startCmd(t, cmd)
 		// Odd trials: kill as soon as the new pool file is in the bucket
 		// (the upload is under way); even ones at a random moment.
 		trigger := time.After(time.Duration(rng.Int64N(int64(span))))

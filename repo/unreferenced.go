@@ -22,7 +22,7 @@ func (r *Repo) finish(ctx context.Context, w *writer, dists []*Distribution, unr
 	defer func() { err = r.mirrorAfter(ctx, w.db, err) }() // publish targets (target_sync.go)
 	if r.opts.Export != ExportNever {
 		for _, d := range dists {
-			did, err := r.exportDist(ctx, w.db, d, false)
+			did, err := r.exportDist(ctx, w.db, d, false, false)
 			if err != nil {
 				return err
 			}

@@ -14,9 +14,11 @@ func newRepoCheckCmd(env *Env, o *repoOptions) *cobra.Command {
 		Use:   "check [CODENAME…]",
 		Short: "Check that every package's pool file and every published index is there",
 		Long: `Check the named distributions (all by default): every package's pool file
-is registered, referenced and present, and every index the published
-Release lists can be fetched by hash, as apt does. Exit status 1 lists the
-problems.`,
+is registered, referenced and present, every index the published
+Release lists can be fetched by hash, as apt does, and the Release has not
+expired (Valid-Until). Exit status 1 lists the problems. Checking all
+distributions also warns about pool files that interrupted commands left
+(see dumpunreferenced).`,
 		Example: `  lampi-pkg repo -b /srv/repo check`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := o.open(env, cmd)
@@ -48,7 +50,9 @@ func newRepoCheckPoolCmd(env *Env, o *repoOptions) *cobra.Command {
 		Short: "Verify every pool file against its recorded checksums",
 		Long: `Read every pool file the repository knows and compare its size and
 checksums with those recorded when it was included ("fast": only check
-that it exists). Exit status 1 lists the problems.`,
+that it exists). Exit status 1 lists the problems. Pool files the
+repository does not know, which interrupted commands left, are warned
+about (they are no damage; deleteunreferenced deletes them).`,
 		Example: `  lampi-pkg repo -b /srv/repo checkpool`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,7 +77,12 @@ func newRepoDumpUnreferencedCmd(env *Env, o *repoOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "dumpunreferenced",
 		Short: "List pool files nothing needs any more",
-		Args:  cobra.NoArgs,
+		Long: `List the pool files nothing needs any more: those that lost their last
+package (kept by --keepunreferencedfiles, or by a command interrupted
+before it deleted them), and those a command killed while including
+packages wrote but never recorded, which no index published under dists/
+names. Files a running command is writing are not listed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := o.open(env, cmd)
 			if err != nil {
@@ -95,7 +104,13 @@ func newRepoDeleteUnreferencedCmd(env *Env, o *repoOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "deleteunreferenced",
 		Short: "Delete pool files nothing needs any more",
-		Args:  cobra.NoArgs,
+		Long: `Delete what dumpunreferenced lists, under the repository lock. A file that
+an index published under dists/ still names (after a remove with
+--export=never, until the next export) is never deleted: it is kept, with
+a warning. The next writing command already deletes the files of a
+command killed while including packages; this finds the rest (after a
+power loss, or left by an older lampi-pkg).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := o.open(env, cmd)
 			if err != nil {
@@ -147,9 +162,9 @@ kept unless --delete is given.`,
 }
 
 type repoInitOptions struct {
-	codename, suite, origin, label, description, signWith string
-	components, architectures                             []string
-	limit                                                 int
+	codename, suite, origin, label, description, signWith, validFor string
+	components, architectures                                       []string
+	limit                                                           int
 }
 
 func newRepoInitCmd(env *Env, o *repoOptions) *cobra.Command {
@@ -161,7 +176,14 @@ func newRepoInitCmd(env *Env, o *repoOptions) *cobra.Command {
 so reprepro can read it too), then publish it empty, so that apt can
 already update from it. --sign-with names a secret key file (see
 'lampi-pkg key generate'); export its public part for the devices with
-'lampi-pkg key export'.`,
+'lampi-pkg key export'.
+
+The distribution gets "ValidFor: 7d" (--valid-for): its Release files
+carry a Valid-Until a week ahead, so that apt on the devices refuses an
+InRelease that a mirror or cache kept serving for longer (a freeze
+attack) instead of silently staying on old packages. The Release must
+then be re-signed before it expires: 'lampi-pkg serve' does it on its
+own; without serve, run 'lampi-pkg repo export --renew' from cron.`,
 		Example: `  lampi-pkg repo init /srv/repo --codename bookworm --suite stable --sign-with signing-key.asc
   lampi-pkg repo init /srv/repo --codename lampi --components main,beta --architectures armhf`,
 		Args: cobra.ExactArgs(1),
@@ -172,6 +194,7 @@ already update from it. --sign-with names a secret key file (see
 			err := repo.Init(args[0], repo.InitOptions{
 				Codename: io.codename, Suite: io.suite, Origin: io.origin, Label: io.label, Description: io.description,
 				Components: splitList(io.components), Architectures: splitList(io.architectures), SignWith: io.signWith, Limit: io.limit,
+				ValidFor: io.validFor,
 			})
 			if err != nil {
 				return repoError(err)
@@ -201,6 +224,7 @@ already update from it. --sign-with names a secret key file (see
 	f.StringSliceVar(&io.architectures, "architectures", nil, "architectures (default armhf,arm64,amd64)")
 	f.StringVar(&io.signWith, "sign-with", "", "secret key file (or fingerprint in the key directory) that signs the Release")
 	f.IntVar(&io.limit, "limit", 0, "versions of each package to keep (default 1)")
+	f.StringVar(&io.validFor, "valid-for", repo.DefaultValidFor, `how long a published Release stays valid (ValidFor: d days, w weeks, m months); "none" for no Valid-Until`)
 	return cmd
 }
 

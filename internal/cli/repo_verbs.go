@@ -178,20 +178,78 @@ $PackageType are computed. Version and $Version compare as dpkg does
 }
 
 func newRepoExportCmd(env *Env, o *repoOptions) *cobra.Command {
+	var renew bool
+	export := o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
+		return r.Export(cmd.Context(), args...)
+	})
 	cmd := &cobra.Command{
-		Use:   "export [CODENAME…]",
+		Use:   "export [--renew] [CODENAME…]",
 		Short: "Regenerate and publish every index of the distributions",
 		Long: `Regenerate every index file of the named distributions (all by default),
-sign them and publish atomically. Run it after editing conf/distributions,
-and regularly (cron) when ValidFor is set, to renew Valid-Until.`,
+sign them and publish atomically. Run it after editing conf/distributions.
+
+With --renew, only re-sign the Release files whose Valid-Until (ValidFor in
+conf/distributions) is near: less than half of ValidFor left, or passed.
+They get a new Date and Valid-Until and nothing else changes; the others
+are left alone (without --renew, export re-signs every distribution it
+publishes). 'lampi-pkg serve' does this on its own; for a repository
+served by another web server or from object storage, run it from cron,
+more often than half of ValidFor, e.g. hourly:
+
+  17 * * * *  lampi-pkg repo -b /srv/repo --silent export --renew`,
 		Example: `  lampi-pkg repo -b /srv/repo export
-  lampi-pkg repo -b /srv/repo export bookworm`,
-		RunE: o.changeVerb(env, func(cmd *cobra.Command, r *repo.Repo, args []string) (*repo.Result, error) {
-			return r.Export(cmd.Context(), args...)
-		}),
+  lampi-pkg repo -b /srv/repo export bookworm
+  lampi-pkg repo -b /srv/repo export --renew`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !renew {
+				return export(cmd, args)
+			}
+			r, err := o.open(env, cmd)
+			if err != nil {
+				return err
+			}
+			rs, err := r.Renew(cmd.Context(), repo.RenewOptions{}, args...)
+			if perr := o.printRenewals(cmd, rs); err == nil {
+				err = perr
+			}
+			return repoError(err)
+		},
 	}
+	cmd.Flags().BoolVar(&renew, "renew", false, "only re-sign the Release files whose Valid-Until is near (for cron)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// printRenewals reports what export --renew did: each renewal, and with
+// -v the distributions left alone.
+func (o *repoOptions) printRenewals(cmd *cobra.Command, rs []repo.Renewal) error {
+	w := cmd.OutOrStdout()
+	if o.json {
+		if rs == nil {
+			rs = []repo.Renewal{}
+		}
+		return writeJSON(w, rs)
+	}
+	if o.silent {
+		return nil
+	}
+	for _, n := range rs {
+		switch {
+		case n.Renewed && n.ValidUntil.IsZero():
+			fmt.Fprintf(w, "renewed %s\n", n.Codename)
+		case n.Renewed:
+			fmt.Fprintf(w, "renewed %s (valid until %s)\n", n.Codename, n.ValidUntil.UTC().Format(time.RFC1123))
+		case o.verbose == 0:
+		case n.Date.IsZero():
+			fmt.Fprintf(w, "%s: not published\n", n.Codename)
+		case n.Due.IsZero():
+			fmt.Fprintf(w, "%s: no Valid-Until, nothing to renew\n", n.Codename)
+		default:
+			fmt.Fprintf(w, "%s: valid until %s, renewed from %s\n", n.Codename,
+				n.ValidUntil.UTC().Format(time.RFC1123), n.Due.UTC().Format(time.RFC1123))
+		}
+	}
+	return nil
 }
 
 func newRepoCopyCmd(env *Env, o *repoOptions) *cobra.Command {

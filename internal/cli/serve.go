@@ -37,6 +37,7 @@ type serveOptions struct {
 	accessLog, logFormat                     string
 	addrFile                                 string
 	cpuProfile                               string
+	renewInterval                            time.Duration
 	fleet                                    serveFleetOptions
 }
 
@@ -58,7 +59,12 @@ GET /healthz answers "ok"; GET /metrics is in the Prometheus text format.
 
 Plain HTTP is for loopback only: listening on another address needs
 --tls-cert and --tls-key, or --insecure-listen (e.g. behind a TLS proxy).
-SIGINT or SIGTERM stop the server gracefully.`,
+SIGINT or SIGTERM stop the server gracefully.
+
+Release files with a Valid-Until (ValidFor in conf/distributions) are
+re-signed before they expire: every --renew-interval, a distribution with
+less than half of ValidFor left is published again under the repository
+lock, with a new Date and Valid-Until and nothing else changed.`,
 		Example: `  lampi-pkg serve --repo /srv/repo
   lampi-pkg serve --repo /srv/repo --listen :8443 --tls-cert server.pem --tls-key server.key
   lampi-pkg serve --repo /srv/repo --require-signature bookworm=release-keys.gpg`,
@@ -79,6 +85,7 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.StringVar(&o.accessLog, "access-log", "-", `access log file ("-" standard error, "off" none)`)
 	f.StringVar(&o.logFormat, "log-format", "json", "access log format: json or text")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
+	f.DurationVar(&o.renewInterval, "renew-interval", 10*time.Minute, "how often to check whether Release files need re-signing before Valid-Until (0: never)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	f.MarkHidden("cpuprofile")
 	o.fleet.flags(cmd)
@@ -186,27 +193,31 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if o.logFormat == "json" {
 		accessLog = logw
 	}
+	// Uploads and Release renewals open the repository the same way, and
+	// publish to the targets of conf/targets too.
+	openRepo := func() (*repo.Repo, error) {
+		m, err := ConfTargetsMirror(env, o.repo)
+		if err != nil {
+			return nil, err
+		}
+		return repo.Open(o.repo, repo.Options{
+			Now: env.Now, LockTimeout: o.lockTimeout, Mirror: m,
+			Signer: repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
+				return readPassphrase(&noTTY, o.passphraseFile, "", false)
+			}),
+		})
+	}
 	srv, err := server.New(server.Options{
 		Dir: o.repo, Now: env.Now, Logger: logger, AccessLog: accessLog, MaxUpload: maxUpload,
 		Tokens:           &server.TokenStore{Path: tokens, Now: env.Now},
 		LockTimeout:      o.lockTimeout,
 		RequireSignature: required,
 		OpenRepo: func() (*repo.Repo, error) {
-			// Uploads publish to the targets of conf/targets too, which
-			// are checked before anything changes.
-			m, err := ConfTargetsMirror(env, o.repo)
+			r, err := openRepo()
 			if err != nil {
 				return nil, err
 			}
-			r, err := repo.Open(o.repo, repo.Options{
-				Now: env.Now, LockTimeout: o.lockTimeout, Mirror: m,
-				Signer: repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
-					return readPassphrase(&noTTY, o.passphraseFile, "", false)
-				}),
-			})
-			if err != nil {
-				return nil, err
-			}
+			// An upload checks the targets before anything changes.
 			if err := r.CheckTargets(context.Background(), 15*time.Second); err != nil {
 				return nil, err
 			}
@@ -247,6 +258,15 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		}
 	}
 	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s, %d bytes)\n", o.repo, scheme, addr, bytesize.Format(maxUpload), maxUpload)
+	if o.renewInterval > 0 {
+		rctx, stopRenew := context.WithCancel(ctx)
+		renewDone := make(chan struct{})
+		go func() {
+			defer close(renewDone)
+			renewReleases(rctx, env, openRepo, o.renewInterval)
+		}()
+		defer func() { stopRenew(); <-renewDone }()
+	}
 
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
