@@ -123,8 +123,12 @@ func New(o Options) (s *Server, err error) {
 	}()
 	s.mux.HandleFunc("GET /dists/", s.files.servePublished)
 	s.mux.HandleFunc("GET /pool/", s.files.servePublished)
-	for _, name := range publicKeyFiles(o.Dir) {
+	keys, refused := publicKeyFiles(files.base)
+	for _, name := range keys {
 		s.mux.Handle("GET /"+name, s.files.serveKey(name))
+	}
+	for name, err := range refused {
+		logger.Warn("key file not served", "file", name, "error", err.Error())
 	}
 	s.mux.HandleFunc("POST /api/v1/repos/{codename}/packages", s.handleUpload)
 	s.mux.HandleFunc("GET /api/v1/repos", s.handleDistributions)
