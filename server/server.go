@@ -55,6 +55,13 @@ type Options struct {
 	RequireSignature map[string]*signing.Keyring
 	// TempDir is where uploads are staged (""= Dir/db/uploads).
 	TempDir string
+	// MaxConns bounds the connections open at once, MaxConnsPerAddr those
+	// from one client address (IPv4 address, IPv6 /64); a connection over
+	// a limit is closed as soon as it is accepted. 0 means
+	// DefaultMaxConns, DefaultMaxConnsPerAddr; a negative value, no
+	// limit. They apply to connections accepted by the Front or by a
+	// Listener (see Server.Listener).
+	MaxConns, MaxConnsPerAddr int
 
 	// Extra mounts further handlers on the server's mux, pattern →
 	// handler (net/http ServeMux patterns, e.g. "/" and "/api/v1/fleet/"
@@ -75,6 +82,7 @@ type Server struct {
 	closeMu sync.Once
 	fastOK  bool // no Options.Extra pattern can take dists/ or pool/ paths (see Front)
 	access  *accessLog
+	conns   *connLimiter
 }
 
 // New opens the repository's published tree and builds the handler.
@@ -90,6 +98,12 @@ func New(o Options) (s *Server, err error) {
 	}
 	if o.Tokens == nil {
 		o.Tokens = &TokenStore{Path: filepath.Join(o.Dir, "db", "tokens.db"), Now: o.Now}
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerAddr == 0 {
+		o.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
 	if o.TempDir == "" {
 		o.TempDir = filepath.Join(o.Dir, "db", "uploads")
@@ -109,6 +123,7 @@ func New(o Options) (s *Server, err error) {
 		return nil, err
 	}
 	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger, publish: make(chan struct{}, 1)}
+	s.conns = newConnLimiter(o.MaxConns, o.MaxConnsPerAddr, s.metrics)
 	if o.AccessLog != nil {
 		s.access = newAccessLog(o.AccessLog)
 		if d, ok := o.AccessLog.(interface{ Dropped() uint64 }); ok {
