@@ -19,6 +19,22 @@ import (
 // DefaultMaxUpload is the default limit of an upload's body.
 const DefaultMaxUpload = 200 << 20
 
+// Defaults of the checks of uploaded packages (Options.MaxControlSize,
+// Options.MaxValidations, Options.ValidationWait).
+const (
+	// DefaultMaxControlSize bounds an uploaded package's decompressed
+	// control member: 16 MiB is several times the largest in Debian
+	// (md5sums of tens of thousands of files), a quarter of what
+	// deb.MaxControlSize allows a local file.
+	DefaultMaxControlSize = 16 << 20
+	// DefaultMaxValidations: checking a package takes milliseconds, so
+	// two at a time keep a queue of uploads moving while bounding the
+	// memory of the checks to about 2 × 2 × MaxControlSize.
+	DefaultMaxValidations = 2
+	// DefaultValidationWait is how long an upload waits for its turn.
+	DefaultValidationWait = 10 * time.Second
+)
+
 // Options configure a Server. Dir and Now are required.
 type Options struct {
 	// Dir is the repository's base directory (conf/, db/, dists/, pool/).
@@ -37,6 +53,17 @@ type Options struct {
 	AccessLog io.Writer
 	// MaxUpload bounds an upload's body in bytes (0: DefaultMaxUpload).
 	MaxUpload int64
+	// MaxControlSize bounds an uploaded package's decompressed control
+	// member (0: DefaultMaxControlSize), and with it the memory one check
+	// takes, whatever the package declares: about twice this (see
+	// deb.ReaderOptions). A package over it is refused 422.
+	MaxControlSize int64
+	// MaxValidations bounds the uploads whose packages are checked at
+	// the same time (0: DefaultMaxValidations); an upload waits for its
+	// turn at most ValidationWait (0: DefaultValidationWait), then is
+	// answered 503 busy with Retry-After.
+	MaxValidations int
+	ValidationWait time.Duration
 	// Tokens authenticates uploads; nil is a TokenStore at
 	// Dir/db/tokens.db.
 	Tokens *TokenStore
@@ -79,6 +106,7 @@ type Server struct {
 	metrics *Metrics
 	log     *slog.Logger
 	publish chan struct{} // one upload is included at a time
+	checks  chan struct{} // Options.MaxValidations uploads are checked at a time
 	closeMu sync.Once
 	fastOK  bool // no Options.Extra pattern can take dists/ or pool/ paths (see Front)
 	access  *accessLog
@@ -98,6 +126,15 @@ func New(o Options) (s *Server, err error) {
 	}
 	if o.Tokens == nil {
 		o.Tokens = &TokenStore{Path: filepath.Join(o.Dir, "db", "tokens.db"), Now: o.Now}
+	}
+	if o.MaxControlSize <= 0 {
+		o.MaxControlSize = DefaultMaxControlSize
+	}
+	if o.MaxValidations <= 0 {
+		o.MaxValidations = DefaultMaxValidations
+	}
+	if o.ValidationWait <= 0 {
+		o.ValidationWait = DefaultValidationWait
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
@@ -122,7 +159,8 @@ func New(o Options) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger, publish: make(chan struct{}, 1)}
+	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger,
+		publish: make(chan struct{}, 1), checks: make(chan struct{}, o.MaxValidations)}
 	s.conns = newConnLimiter(o.MaxConns, o.MaxConnsPerAddr, s.metrics)
 	if o.AccessLog != nil {
 		s.access = newAccessLog(o.AccessLog)
@@ -296,3 +334,20 @@ func (s *Server) acquirePublish(ctx context.Context) error {
 }
 
 func (s *Server) releasePublish() { <-s.publish }
+
+// acquireCheck waits for a turn to check an upload's packages, at most
+// Options.ValidationWait and as long as the client waits; a refusal says
+// why.
+func (s *Server) acquireCheck(ctx context.Context) *refusal {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ValidationWait)
+	defer cancel()
+	select {
+	case s.checks <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return refuse(OutcomeBusy, http.StatusServiceUnavailable, "busy",
+			"%d uploads are being checked (serve --max-validations); this one waited %v for its turn; try again", cap(s.checks), s.opts.ValidationWait)
+	}
+}
+
+func (s *Server) releaseCheck() { <-s.checks }
