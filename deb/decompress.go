@@ -173,18 +173,14 @@ func (d *decodedReader) mapErr(err error) error {
 // a match reaching beyond the smaller dictionary is a decoding error, and
 // the decoder checks the actual sizes against the header and the index.
 type xzGuard struct {
-	r       *bufio.Reader
-	pending []byte // checked bytes not yet returned
-	raw     int64  // compressed chunk bytes to pass through unchecked
+	framing // off: the offset in the current stream
 	state   xzGuardState
 	check   int   // size of each block's check field
-	off     int64 // offset in the current stream
 	records int64 // index records left
 	blocks  []int64
 	block   int   // blocks seen so far
 	limit   int64 // the output is cut there (-1: no limit)
 	dicts   int64 // dictionary bytes of the blocks so far (with a limit)
-	err     error
 }
 
 type xzGuardState int
@@ -208,16 +204,30 @@ func newXZGuard(r io.Reader, size int64) *xzGuard {
 	if size >= 0 && size < int64(n) {
 		n = max(int(size), 64)
 	}
-	return &xzGuard{r: bufio.NewReaderSize(r, n)}
+	g := &xzGuard{framing: framing{r: bufio.NewReaderSize(r, n)}}
+	g.next = g.step
+	return g
 }
 
-func (g *xzGuard) Read(p []byte) (int, error) {
+// framing is what the framing guards (xzGuard, zstdGuard) share: Read
+// returns the bytes next has checked and queued with take, then the raw
+// bytes next said to pass through unchecked (compressed data).
+type framing struct {
+	r       *bufio.Reader
+	next    func() error // checks the next structural element
+	pending []byte       // checked bytes not yet returned
+	raw     int64        // bytes to pass through unchecked
+	off     int64        // input bytes read (the guard may reset it)
+	err     error
+}
+
+func (g *framing) Read(p []byte) (int, error) {
 	for len(g.pending) == 0 && g.raw == 0 {
 		if g.err != nil {
 			return 0, g.err
 		}
 		g.pending = g.pending[:0]
-		g.err = g.step()
+		g.err = g.next()
 		if g.err != nil && !errors.Is(g.err, io.EOF) {
 			g.pending = nil // never hand out a half-checked structure
 		}
@@ -240,7 +250,7 @@ func (g *xzGuard) Read(p []byte) (int, error) {
 }
 
 // take reads exactly n more bytes into pending and returns them.
-func (g *xzGuard) take(n int) ([]byte, error) {
+func (g *framing) take(n int) ([]byte, error) {
 	start := len(g.pending)
 	g.pending = append(g.pending, make([]byte, n)...)
 	k, err := io.ReadFull(g.r, g.pending[start:])
@@ -597,13 +607,10 @@ func xzStreamBlocks(r io.ReaderAt, end int64) ([]int64, int64) {
 // output can never refer further back than the limit, so the output is
 // the same. Structural errors stop the stream; the decoder reports them.
 type zstdGuard struct {
-	r       *bufio.Reader
-	limit   int64
-	pending []byte // checked bytes not yet returned
-	raw     int64  // block or skippable frame bytes to pass unchecked
-	state   zstdGuardState
-	check   bool // the current frame ends with a checksum
-	err     error
+	framing
+	limit int64
+	state zstdGuardState
+	check bool // the current frame ends with a checksum
 }
 
 type zstdGuardState int
@@ -618,44 +625,9 @@ const (
 const zstdMaxBlock = 128 << 10
 
 func newZstdGuard(r io.Reader, limit int64) *zstdGuard {
-	return &zstdGuard{r: bufio.NewReaderSize(r, 4<<10), limit: limit}
-}
-
-func (g *zstdGuard) Read(p []byte) (int, error) {
-	for len(g.pending) == 0 && g.raw == 0 {
-		if g.err != nil {
-			return 0, g.err
-		}
-		g.pending = g.pending[:0]
-		g.err = g.step()
-		if g.err != nil && !errors.Is(g.err, io.EOF) {
-			g.pending = nil
-		}
-	}
-	if len(g.pending) > 0 {
-		n := copy(p, g.pending)
-		g.pending = g.pending[n:]
-		return n, nil
-	}
-	if int64(len(p)) > g.raw {
-		p = p[:g.raw]
-	}
-	n, err := g.r.Read(p)
-	g.raw -= int64(n)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (g *zstdGuard) take(n int) ([]byte, error) {
-	start := len(g.pending)
-	g.pending = append(g.pending, make([]byte, n)...)
-	_, err := io.ReadFull(g.r, g.pending[start:])
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return g.pending[start:], err
+	g := &zstdGuard{framing: framing{r: bufio.NewReaderSize(r, 4<<10)}, limit: limit}
+	g.next = g.step
+	return g
 }
 
 func (g *zstdGuard) step() error {

@@ -13,19 +13,7 @@ import (
 func TestReadPublicKeyring(t *testing.T) {
 	k := readFixture(t, "gpg-subkey.sec.asc")
 	other := sharedKey(t, Ed25519)
-	enc := func(k *Key, secret, armored bool) []byte {
-		var b bytes.Buffer
-		var err error
-		if secret {
-			err = k.WriteSecret(&b, armored)
-		} else {
-			err = k.WritePublic(&b, armored)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
-	}
+	enc := func(k *Key, secret, armored bool) []byte { return keyBytes(t, k, secret, armored) }
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	text := []byte("\nSome words about the key.\n\n")
 	for _, c := range []struct {
@@ -83,13 +71,7 @@ func FuzzReadPublicKeyring(f *testing.F) {
 	k := readFixture(f, "gpg-subkey.sec.asc")
 	for _, armored := range []bool{true, false} {
 		for _, secret := range []bool{true, false} {
-			var b bytes.Buffer
-			if secret {
-				k.WriteSecret(&b, armored)
-			} else {
-				k.WritePublic(&b, armored)
-			}
-			f.Add(b.Bytes())
+			f.Add(keyBytes(f, k, secret, armored))
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
