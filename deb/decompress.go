@@ -58,6 +58,15 @@ func newDecompressor(r io.Reader, c Compression) (io.ReadCloser, error) {
 // uncompressed size of each block as the stream's index declares it
 // (nil if unknown; see xzBlockSizes). They only bound allocations.
 func newSizedDecompressor(r io.Reader, c Compression, size int64, xzBlocks []int64) (io.ReadCloser, error) {
+	return newBoundedDecompressor(r, c, size, xzBlocks, -1)
+}
+
+// newBoundedDecompressor is newSizedDecompressor for output that is cut
+// at limit bytes (-1: no limit): the decoder's window never exceeds what
+// the first limit bytes can refer to, so that its memory is bounded by
+// the limit, not by what the data declares; data that declares more
+// output than the limit is refused up front (ErrTooLarge).
+func newBoundedDecompressor(r io.Reader, c Compression, size int64, xzBlocks []int64, limit int64) (io.ReadCloser, error) {
 	switch c {
 	case CompressNone:
 		return io.NopCloser(r), nil
@@ -69,13 +78,16 @@ func newSizedDecompressor(r io.Reader, c Compression, size int64, xzBlocks []int
 		return z, nil
 	case CompressXZ:
 		g := newXZGuard(r, size)
-		g.blocks = xzBlocks
+		g.blocks, g.limit = xzBlocks, limit
 		z, err := xz.NewReader(g)
 		if err != nil {
 			return nil, fmt.Errorf("xz: %w", decodeErr(err))
 		}
 		return io.NopCloser(z), nil
 	case CompressZstd:
+		if limit >= 0 {
+			r = newZstdGuard(r, limit)
+		}
 		z, err := zstd.NewReader(r,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderLowmem(true),
@@ -145,6 +157,11 @@ func (d *decodedReader) mapErr(err error) error {
 // refused before the xz decoder sees it and allocates the dictionary.
 // Structural errors stop the stream early; the decoder then reports them.
 //
+// With a limit on the output (≥ 0), a block declaring more is refused,
+// no dictionary is larger than the limit (the first limit bytes of output
+// never refer further back) and neither are all the blocks' dictionaries
+// together (the sizes of honest blocks add up to the output).
+//
 // It also bounds the dictionary by the data: the decoder allocates (and
 // clears) the whole declared dictionary, 8 MiB for xz -6, even for a block
 // of a few hundred bytes. LZMA2 never refers further back than the start
@@ -156,16 +173,14 @@ func (d *decodedReader) mapErr(err error) error {
 // a match reaching beyond the smaller dictionary is a decoding error, and
 // the decoder checks the actual sizes against the header and the index.
 type xzGuard struct {
-	r       *bufio.Reader
-	pending []byte // checked bytes not yet returned
-	raw     int64  // compressed chunk bytes to pass through unchecked
+	framing // off: the offset in the current stream
 	state   xzGuardState
 	check   int   // size of each block's check field
-	off     int64 // offset in the current stream
 	records int64 // index records left
 	blocks  []int64
-	block   int // blocks seen so far
-	err     error
+	block   int   // blocks seen so far
+	limit   int64 // the output is cut there (-1: no limit)
+	dicts   int64 // dictionary bytes of the blocks so far (with a limit)
 }
 
 type xzGuardState int
@@ -189,16 +204,30 @@ func newXZGuard(r io.Reader, size int64) *xzGuard {
 	if size >= 0 && size < int64(n) {
 		n = max(int(size), 64)
 	}
-	return &xzGuard{r: bufio.NewReaderSize(r, n)}
+	g := &xzGuard{framing: framing{r: bufio.NewReaderSize(r, n)}}
+	g.next = g.step
+	return g
 }
 
-func (g *xzGuard) Read(p []byte) (int, error) {
+// framing is what the framing guards (xzGuard, zstdGuard) share: Read
+// returns the bytes next has checked and queued with take, then the raw
+// bytes next said to pass through unchecked (compressed data).
+type framing struct {
+	r       *bufio.Reader
+	next    func() error // checks the next structural element
+	pending []byte       // checked bytes not yet returned
+	raw     int64        // bytes to pass through unchecked
+	off     int64        // input bytes read (the guard may reset it)
+	err     error
+}
+
+func (g *framing) Read(p []byte) (int, error) {
 	for len(g.pending) == 0 && g.raw == 0 {
 		if g.err != nil {
 			return 0, g.err
 		}
 		g.pending = g.pending[:0]
-		g.err = g.step()
+		g.err = g.next()
 		if g.err != nil && !errors.Is(g.err, io.EOF) {
 			g.pending = nil // never hand out a half-checked structure
 		}
@@ -221,7 +250,7 @@ func (g *xzGuard) Read(p []byte) (int, error) {
 }
 
 // take reads exactly n more bytes into pending and returns them.
-func (g *xzGuard) take(n int) ([]byte, error) {
+func (g *framing) take(n int) ([]byte, error) {
 	start := len(g.pending)
 	g.pending = append(g.pending, make([]byte, n)...)
 	k, err := io.ReadFull(g.r, g.pending[start:])
@@ -286,9 +315,28 @@ func (g *xzGuard) step() error {
 			size = g.blocks[g.block]
 		}
 		g.block++
+		if g.limit >= 0 {
+			if size > g.limit {
+				return fmt.Errorf("%w: a block declares %d bytes; the limit is %s", ErrTooLarge, size, limitString(g.limit))
+			}
+			if size < 0 {
+				size = g.limit
+			}
+		}
 		if props >= 0 && size >= 0 {
 			// The size byte and h are pending, in one piece.
-			shrinkXZDict(g.pending[len(g.pending)-len(h)-1:], 1+props, size)
+			hdr := g.pending[len(g.pending)-len(h)-1:]
+			shrinkXZDict(hdr, 1+props, size)
+			if g.limit >= 0 {
+				// The decoder allocates a dictionary per block: their sum
+				// is bounded too, or many small streams would each cost a
+				// whole dictionary.
+				if d := xzDictSize(hdr[1+props]); d > g.limit-g.dicts {
+					return fmt.Errorf("%w: the blocks ask for more than %s of dictionaries in all, the limit", ErrTooLarge, limitString(g.limit))
+				} else {
+					g.dicts += d
+				}
+			}
 		}
 		g.state = xzgChunk
 	case xzgChunk:
@@ -438,33 +486,81 @@ func shrinkXZDict(h []byte, at int, size int64) {
 	binary.LittleEndian.PutUint32(h[len(h)-4:], crc32.ChecksumIEEE(h[:len(h)-4]))
 }
 
-// xzBlockSizes reads the index at the end of the xz stream in r (size
-// bytes) and returns each block's uncompressed size, or nil when r is not
-// exactly one well-formed stream (then nothing is known up front; the
-// decoder reports what is wrong).
+// xzBlockSizes reads the indexes of the xz streams in r (size bytes:
+// one stream, or several concatenated with stream padding between and
+// after them, as the format allows) and returns each block's uncompressed
+// size in order, or nil when r is not such a sequence of well-formed
+// streams (then nothing is known up front; the decoder reports what is
+// wrong). Streams are found from the end, footer to index to header.
 func xzBlockSizes(r io.ReaderAt, size int64) []int64 {
+	const maxStreams = 1024
+	var streams [][]int64
+	for end := size; ; {
+		if end = skipXZPadding(r, end); end <= 0 {
+			return nil // too much padding, or padding first
+		}
+		blocks, start := xzStreamBlocks(r, end)
+		if blocks == nil || len(streams) == maxStreams {
+			return nil
+		}
+		streams = append(streams, blocks)
+		if start == 0 {
+			break
+		}
+		end = start
+	}
+	var out []int64
+	for i := len(streams) - 1; i >= 0; i-- {
+		out = append(out, streams[i]...)
+	}
+	return out
+}
+
+// skipXZPadding returns where the stream padding (zero bytes, in fours)
+// ending at end starts, or -1 when there is more than 64 KiB of it.
+func skipXZPadding(r io.ReaderAt, end int64) int64 {
+	var b [4]byte
+	for n := 0; end >= 4; n += 4 {
+		if n > 64<<10 {
+			return -1
+		}
+		if _, err := r.ReadAt(b[:], end-4); err != nil {
+			return -1
+		}
+		if b != [4]byte{} {
+			return end
+		}
+		end -= 4
+	}
+	return end
+}
+
+// xzStreamBlocks reads the index of the xz stream that ends at end in r
+// and returns its blocks' uncompressed sizes (non-nil) and where the
+// stream starts, or nil.
+func xzStreamBlocks(r io.ReaderAt, end int64) ([]int64, int64) {
 	const maxIndex = 1 << 20
 	var footer [12]byte
-	if size < 32 {
-		return nil
+	if end < 32 {
+		return nil, 0
 	}
-	if _, err := r.ReadAt(footer[:], size-12); err != nil || footer[10] != 'Y' || footer[11] != 'Z' {
-		return nil
+	if _, err := r.ReadAt(footer[:], end-12); err != nil || footer[10] != 'Y' || footer[11] != 'Z' {
+		return nil, 0
 	}
 	if crc32.ChecksumIEEE(footer[4:10]) != binary.LittleEndian.Uint32(footer[:4]) {
-		return nil
+		return nil, 0
 	}
 	n := (int64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
-	if n > maxIndex || n > size-24 {
-		return nil
+	if n > maxIndex || n > end-24 {
+		return nil, 0
 	}
 	index := make([]byte, n)
-	if _, err := r.ReadAt(index, size-12-n); err != nil {
-		return nil
+	if _, err := r.ReadAt(index, end-12-n); err != nil {
+		return nil, 0
 	}
 	body := index[:n-4]
 	if index[0] != 0 || crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(index[n-4:]) {
-		return nil
+		return nil, 0
 	}
 	pos := 1
 	varint := func() (int64, bool) {
@@ -477,23 +573,172 @@ func xzBlockSizes(r io.ReaderAt, size int64) []int64 {
 	}
 	count, ok := varint()
 	if !ok || count > int64(len(body)) {
-		return nil
+		return nil, 0
 	}
 	out := make([]int64, 0, count)
 	total := int64(12) // the stream header
 	for range count {
 		unpadded, ok1 := varint()
 		uncompressed, ok2 := varint()
-		if !ok1 || !ok2 {
-			return nil
+		if !ok1 || !ok2 || unpadded > end {
+			return nil, 0
 		}
 		total += (unpadded + 3) &^ 3
 		out = append(out, uncompressed)
 	}
-	if total+n+12 != size {
-		return nil
+	start := end - 12 - n - total
+	var magic [6]byte
+	if start < 0 || total > end {
+		return nil, 0
 	}
-	return out
+	if _, err := r.ReadAt(magic[:], start); err != nil || !bytes.Equal(magic[:], xzGuardMagic) {
+		return nil, 0
+	}
+	return out, start
+}
+
+// zstdGuard passes a zstd stream through while following its framing
+// (frame headers, block headers, checksums, skippable frames) for output
+// that is cut at limit bytes: a frame whose header declares more content
+// than the limit is refused, and a window larger than the limit (plus
+// one block, which the decoder works in) is lowered to it in the frame
+// header. The decoder allocates the declared window up front — up to
+// 128 MiB for a frame of a few bytes — while the first limit bytes of
+// output can never refer further back than the limit, so the output is
+// the same. Structural errors stop the stream; the decoder reports them.
+type zstdGuard struct {
+	framing
+	limit int64
+	state zstdGuardState
+	check bool // the current frame ends with a checksum
+}
+
+type zstdGuardState int
+
+const (
+	zsgFrame zstdGuardState = iota
+	zsgBlock
+	zsgChecksum
+)
+
+// zstdMaxBlock is the largest block a zstd frame holds decompressed.
+const zstdMaxBlock = 128 << 10
+
+func newZstdGuard(r io.Reader, limit int64) *zstdGuard {
+	g := &zstdGuard{framing: framing{r: bufio.NewReaderSize(r, 4<<10)}, limit: limit}
+	g.next = g.step
+	return g
+}
+
+func (g *zstdGuard) step() error {
+	switch g.state {
+	case zsgFrame:
+		if _, err := g.r.Peek(1); err == io.EOF {
+			return io.EOF
+		}
+		m, err := g.take(4)
+		if err != nil {
+			return err
+		}
+		magic := binary.LittleEndian.Uint32(m)
+		if magic&0xfffffff0 == 0x184d2a50 { // skippable frame
+			s, err := g.take(4)
+			if err != nil {
+				return err
+			}
+			g.raw = int64(binary.LittleEndian.Uint32(s))
+			return nil
+		}
+		if magic != 0xfd2fb528 {
+			return fmt.Errorf("%w: bad frame magic", ErrCorrupt)
+		}
+		d, err := g.take(1)
+		if err != nil {
+			return err
+		}
+		fhd := d[0]
+		single := fhd&0x20 != 0
+		g.check = fhd&0x04 != 0
+		// Window_Descriptor (unless single segment), Dictionary_ID,
+		// Frame_Content_Size, in this order.
+		wdLen, dictLen, fcsLen := 1, [4]int{0, 1, 2, 4}[fhd&3], [4]int{0, 2, 4, 8}[fhd>>6]
+		if single {
+			wdLen = 0
+			if fcsLen == 0 {
+				fcsLen = 1
+			}
+		}
+		h, err := g.take(wdLen + dictLen + fcsLen)
+		if err != nil {
+			return err
+		}
+		if fcsLen > 0 {
+			var size uint64
+			for i := len(h) - 1; i >= len(h)-fcsLen; i-- {
+				size = size<<8 | uint64(h[i])
+			}
+			if fcsLen == 2 {
+				size += 256
+			}
+			if size > uint64(g.limit) {
+				return fmt.Errorf("%w: a frame declares %d bytes; the limit is %s", ErrTooLarge, size, limitString(g.limit))
+			}
+		}
+		if wdLen == 1 && zstdWindow(h[0]) > g.limit+zstdMaxBlock {
+			h[0] = zstdWindowFor(g.limit + zstdMaxBlock)
+		}
+		g.state = zsgBlock
+	case zsgBlock:
+		b, err := g.take(3)
+		if err != nil {
+			return err
+		}
+		hdr := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+		switch (hdr >> 1) & 3 {
+		case 0, 2: // raw, compressed
+			g.raw = int64(hdr >> 3)
+		case 1: // RLE: one byte
+			g.raw = 1
+		default:
+			return fmt.Errorf("%w: reserved block type", ErrCorrupt)
+		}
+		if hdr&1 != 0 {
+			g.state = zsgFrame
+			if g.check {
+				g.state = zsgChecksum
+			}
+		}
+	case zsgChecksum:
+		if _, err := g.take(4); err != nil {
+			return err
+		}
+		g.state = zsgFrame
+	}
+	return nil
+}
+
+// limitString shows a size limit in messages: in MiB when it is whole.
+func limitString(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// zstdWindow is the window size a zstd Window_Descriptor byte declares.
+func zstdWindow(wd byte) int64 {
+	base := int64(1) << (10 + wd>>3)
+	return base + base/8*int64(wd&7)
+}
+
+// zstdWindowFor is the smallest Window_Descriptor declaring at least n
+// bytes (n ≤ 128 MiB).
+func zstdWindowFor(n int64) byte {
+	wd := byte(0)
+	for zstdWindow(wd) < n {
+		wd++
+	}
+	return wd
 }
 
 // xzGuardCheckSize returns the size of the block check for an xz check ID.

@@ -24,7 +24,8 @@ var (
 // The data member is streamed and has no bound.
 const (
 	// MaxControlSize bounds the decompressed control.tar (all entries and
-	// tar headers): a zip bomb there fails instead of exhausting memory.
+	// tar headers) by default (see ReaderOptions): a zip bomb there fails
+	// instead of exhausting memory.
 	MaxControlSize = 64 << 20
 	// MaxControlFileSize bounds the control file itself.
 	MaxControlFileSize = 1 << 20
@@ -47,8 +48,11 @@ func quoteName(s string) string {
 //
 // Every archive is treated as hostile: structural problems are errors
 // wrapping ErrNotDeb, ErrTruncated, ErrCompression, ErrCorrupt or
-// ErrTooLarge and name the member and entry; the control member is bounded
-// by MaxControlSize. Errors are sticky.
+// ErrTooLarge and name the member and entry. Reading the control member
+// costs memory bounded by ReaderOptions.MaxControlSize (MaxControlSize by
+// default), whatever the archive declares: at most that much decompressed
+// data is read, at most that much is kept, and no decoder window or
+// dictionary is larger; about twice the bound in all. Errors are sticky.
 type Reader struct {
 	mr *MemberReader
 	// ra reads the archive at random (when the input is an io.ReaderAt
@@ -57,6 +61,7 @@ type Reader struct {
 	// memberReader).
 	ra      io.ReaderAt
 	base    int64
+	ctlMax  int64 // ReaderOptions.MaxControlSize
 	control *ControlInfo
 	data    *Member
 	dec     io.ReadCloser
@@ -66,8 +71,24 @@ type Reader struct {
 	err     error
 }
 
+// ReaderOptions bound what a Reader holds in memory.
+type ReaderOptions struct {
+	// MaxControlSize bounds the decompressed control member and with it
+	// the memory spent reading it (0: MaxControlSize). A server checking
+	// untrusted uploads sets a smaller one.
+	MaxControlSize int64
+}
+
 // NewReader reads the ar magic and the debian-binary member of r.
 func NewReader(r io.Reader) (*Reader, error) {
+	return NewReaderOptions(r, ReaderOptions{})
+}
+
+// NewReaderOptions is NewReader with bounds other than the defaults.
+func NewReaderOptions(r io.Reader, o ReaderOptions) (*Reader, error) {
+	if o.MaxControlSize <= 0 {
+		o.MaxControlSize = MaxControlSize
+	}
 	base := int64(-1)
 	ra, _ := r.(io.ReaderAt)
 	if s, ok := r.(io.Seeker); ok && ra != nil {
@@ -82,7 +103,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if _, err := mr.Next(); err != nil {
 		return nil, err
 	}
-	dr := &Reader{mr: mr}
+	dr := &Reader{mr: mr, ctlMax: o.MaxControlSize}
 	if base >= 0 && mr.seeker != nil {
 		dr.ra, dr.base = ra, base
 	}
@@ -95,13 +116,15 @@ func NewReader(r io.Reader) (*Reader, error) {
 const maxBufferedMember = 256 << 10
 
 // decompress returns the decompressed content of the current member m,
-// which is read from src. For xz the block sizes in the stream's index are
-// read first when possible — with random access, or by holding a small
-// member (buffer) in memory — so that the decoder's dictionary is
-// allocated by the data's size, not the compressor's setting.
-func (r *Reader) decompress(src io.Reader, m *Member, buffer bool) (io.ReadCloser, error) {
+// which is read from src and cut at limit bytes (-1: no limit). For xz
+// the block sizes in the stream's index are read first when possible —
+// with random access, or by holding a small member (buffer) in memory —
+// so that the decoder's dictionary is allocated by the data's size, not
+// the compressor's setting, and a member declaring more than limit bytes
+// is refused before anything is decoded.
+func (r *Reader) decompress(src io.Reader, m *Member, buffer bool, limit int64) (io.ReadCloser, error) {
 	if m.Compression != CompressXZ {
-		return newDecompressor(src, m.Compression)
+		return newBoundedDecompressor(src, m.Compression, m.Size, nil, limit)
 	}
 	var blocks []int64
 	switch {
@@ -115,7 +138,15 @@ func (r *Reader) decompress(src io.Reader, m *Member, buffer bool) (io.ReadClose
 		blocks = xzBlockSizes(bytes.NewReader(data), int64(len(data)))
 		src = bytes.NewReader(data)
 	}
-	return newSizedDecompressor(src, m.Compression, m.Size, blocks)
+	if limit >= 0 {
+		total := int64(0)
+		for _, b := range blocks {
+			if total += b; total > limit {
+				return nil, fmt.Errorf("%w: it declares more than %s uncompressed, the limit", ErrTooLarge, limitString(limit))
+			}
+		}
+	}
+	return newBoundedDecompressor(src, m.Compression, m.Size, blocks, limit)
 }
 
 // FormatVersion returns the format version from debian-binary ("2.0").
@@ -208,7 +239,7 @@ func (r *Reader) openData() error {
 		if m.Kind != KindData {
 			continue
 		}
-		dec, err := r.decompress(r.mr, m, false)
+		dec, err := r.decompress(r.mr, m, false, -1)
 		if err != nil {
 			return fmt.Errorf("member %s: %w", m.Name, err)
 		}
@@ -287,19 +318,23 @@ func (c *ControlInfo) File(name string) *ControlFile {
 }
 
 // readControl decompresses and parses the control member m, bounded by
-// MaxControlSize and MaxControlFileSize.
+// r.ctlMax and MaxControlFileSize. What it keeps (file contents, names)
+// is bounded by r.ctlMax too, whatever the tar headers declare: an
+// entry's content is allocated at its declared size, once, after the
+// size was checked against what is left.
 func (r *Reader) readControl(m *Member) (*ControlInfo, error) {
 	fail := func(err error) (*ControlInfo, error) {
 		return nil, fmt.Errorf("member %s: %w", m.Name, err)
 	}
-	dec, err := r.decompress(r.mr, m, true)
+	dec, err := r.decompress(r.mr, m, true, r.ctlMax)
 	if err != nil {
 		return fail(err)
 	}
 	defer dec.Close()
-	tr := tar.NewReader(&decodedReader{r: dec, c: m.Compression, limit: MaxControlSize})
+	tr := tar.NewReader(&decodedReader{r: dec, c: m.Compression, limit: r.ctlMax})
 	info := &ControlInfo{Member: *m}
 	seen := map[string]bool{}
+	kept := int64(0) // bytes of content and names kept
 	for {
 		h, err := tarNext(tr)
 		if err == io.EOF {
@@ -324,13 +359,22 @@ func (r *Reader) readControl(m *Member) (*ControlInfo, error) {
 		}
 		seen[p] = true
 		f := ControlFile{Entry: *e, Path: p}
+		kept += int64(len(e.Name) + len(p) + len(e.Linkname))
 		if e.Type == TypeFile {
 			if p == "control" && e.Size > MaxControlFileSize {
 				return fail(fmt.Errorf("entry %s: %w: the control file is %d bytes; the limit is %d", quoteName(e.Name), ErrTooLarge, e.Size, MaxControlFileSize))
 			}
-			if f.Data, err = io.ReadAll(tr); err != nil {
+			if e.Size > r.ctlMax-kept {
+				return fail(fmt.Errorf("entry %s: %w: it is %d bytes; the control member's limit is %s in all", quoteName(e.Name), ErrTooLarge, e.Size, limitString(r.ctlMax)))
+			}
+			kept += e.Size
+			f.Data = make([]byte, e.Size)
+			if _, err := io.ReadFull(tr, f.Data); err != nil {
 				return fail(fmt.Errorf("entry %s: %w", quoteName(e.Name), tarErr(err)))
 			}
+		}
+		if kept > r.ctlMax {
+			return fail(fmt.Errorf("entry %s: %w: the control member's names and contents exceed %s", quoteName(e.Name), ErrTooLarge, limitString(r.ctlMax)))
 		}
 		info.Files = append(info.Files, f)
 	}

@@ -126,24 +126,34 @@ func TestXZDictionaryLyingIndex(t *testing.T) {
 	}
 }
 
-// TestXZBlockSizesRefuses: anything but exactly one well-formed stream
-// gives no sizes (and decoding then uses the declared dictionary).
+// TestXZBlockSizesRefuses: anything but a sequence of well-formed
+// streams (with stream padding between and after them) gives no sizes,
+// and decoding then uses the declared dictionary; concatenated streams
+// give every block's size, in order.
 func TestXZBlockSizesRefuses(t *testing.T) {
 	stream := xzBig(t, repeated(1000))
-	two := append(append([]byte(nil), stream...), stream...)
-	padded := append(append([]byte(nil), stream...), 0, 0, 0, 0)
+	other := xzBig(t, repeated(3000))
+	two := append(append([]byte(nil), stream...), other...)
+	padded := append(append(append([]byte(nil), stream...), 0, 0, 0, 0), other...)
+	padded = append(padded, 0, 0, 0, 0, 0, 0, 0, 0)
 	for name, s := range map[string][]byte{
-		"two streams": two, "padding": padded, "truncated": stream[:len(stream)-1],
-		"cut at the front": stream[4:], "empty": nil,
+		"truncated": stream[:len(stream)-1], "cut at the front": stream[4:], "empty": nil,
+		"padding first":   append([]byte{0, 0, 0, 0}, stream...),
+		"odd padding":     append(append([]byte(nil), stream...), 0, 0),
+		"garbage between": append(append(append([]byte(nil), stream...), 1, 2, 3, 4), other...),
 	} {
 		if got := xzBlockSizes(bytes.NewReader(s), int64(len(s))); got != nil {
 			t.Errorf("%s: block sizes %v, want none", name, got)
 		}
 	}
 	for name, s := range map[string][]byte{"two streams": two, "padding": padded} {
-		got, err := decodeAll(t, bytes.NewReader(s), int64(len(s)), xzBlockSizes(bytes.NewReader(s), int64(len(s))))
-		if err != nil || len(got) == 0 {
-			t.Errorf("%s: %v", name, err)
+		blocks := xzBlockSizes(bytes.NewReader(s), int64(len(s)))
+		if len(blocks) != 2 || blocks[0] != 2000 || blocks[1] != 6000 {
+			t.Errorf("%s: block sizes %v, want [2000 6000]", name, blocks)
+		}
+		got, err := decodeAll(t, bytes.NewReader(s), int64(len(s)), blocks)
+		if err != nil || len(got) != 8000 {
+			t.Errorf("%s: %d bytes, %v", name, len(got), err)
 		}
 	}
 }

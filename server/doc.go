@@ -18,7 +18,7 @@
 // Routes:
 //
 //	GET  /dists/…, /pool/…          the published tree (GET and HEAD)
-//	GET  /<name>.gpg|.asc           public keyrings at the top of the repository
+//	GET  /<name>.gpg|.asc|.pub      the public keys of a keyring at the top of the repository
 //	POST /api/v1/repos/{codename}/packages   upload one .deb, or several (multipart) published
 //	                                         together; ?dry_run=1 returns verdicts only (bearer token)
 //	GET  /api/v1/repos               the distributions the token may upload to
@@ -29,7 +29,11 @@
 // "..", nor an encoded or double-encoded variant, nor a symbolic link
 // inside the repository can reach conf/, db/ or anything outside those two
 // trees; names starting with '.' (the publisher's temporary files) are
-// never served. Responses carry a strong ETag, Last-Modified and
+// never served, nor is anything but a regular file (files are opened
+// with O_NONBLOCK, so a FIFO is refused at once instead of holding a
+// thread until a writer comes). A keyring file at the top is served as
+// the public keys it holds, re-serialized, never as it is; one holding
+// secret key material anywhere is not served (signing.ReadPublicKeyring). Responses carry a strong ETag, Last-Modified and
 // Accept-Ranges; If-None-Match, If-Modified-Since, Range and If-Range are
 // answered as RFC 9110 says (http.ServeContent). Nothing is compressed on
 // the fly: apt asks for the .gz/.xz indices itself, and a Content-Encoding
@@ -59,8 +63,17 @@
 // asynchronous buffer for it (never blocks a request; lines it has to
 // drop are counted in /metrics).
 //
+// Connections are capped in all and per client address
+// (Options.MaxConns, Options.MaxConnsPerAddr) by the Front, or by
+// [Server.Listener] for a server without it (TLS); one over a cap is
+// closed when accepted. The Front closes a connection whose first
+// request's head has not arrived within the http.Server's
+// ReadHeaderTimeout, as net/http does.
+//
 // Uploads are authenticated by bearer tokens (see [TokenStore]), size
-// limited, staged in a temporary file, checked as a .deb and, when
+// limited, staged in a temporary file, checked as a .deb (at most
+// Options.MaxValidations uploads at a time, each control member within
+// Options.MaxControlSize, which bounds the memory of a check) and, when
 // Options.RequireSignature names a keyring for the distribution, checked
 // for a good origin signature (debsigs _gpgorigin) before the repo
 // package includes and publishes them.

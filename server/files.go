@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -175,72 +176,116 @@ func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 
 const cacheImmutable = "public, max-age=31536000, immutable"
 
-// serveKey serves a public keyring at the top of the repository; the
-// file is checked to hold no secret key (the answer is cached).
+// serveKey serves a keyring at the top of the repository: not the file
+// itself but the public keys it holds, re-serialized (armored when the
+// file is), so that nothing else in the file can ever be served; a file
+// holding secret key material anywhere, or anything but public keys, is
+// not served at all (see keyCache). The answer is cached per version of
+// the file.
 func (s *fileServer) serveKey(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := s.base.Open(name)
+		f, err := openNoWait(s.base, name)
 		if err != nil {
 			http.NotFound(w, r)
 			return
 		}
 		defer f.Close()
 		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() || !s.keys.public(name, f, fi) {
+		if err != nil || !fi.Mode().IsRegular() {
 			http.NotFound(w, r)
 			return
 		}
-		tag, err := s.tags.get(name, f, fi)
-		if err != nil {
-			http.Error(w, "cannot read file", http.StatusInternalServerError)
+		k := s.keys.get(name, f, fi)
+		if k.body == nil {
+			http.NotFound(w, r)
 			return
 		}
 		w.Header()["Content-Type"] = []string{contentType(name)}
-		w.Header()["Etag"] = []string{tag}
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+		w.Header()["Etag"] = []string{k.tag}
+		http.ServeContent(w, r, "", fi.ModTime(), bytes.NewReader(k.body))
 	})
 }
 
-// publicKeyFiles lists the top-level *.gpg, *.asc and *.pub files of dir
-// that hold public keys only.
-func publicKeyFiles(dir string) []string {
-	entries, err := os.ReadDir(dir)
+// publicKeyFiles lists the top-level *.gpg, *.asc and *.pub files of the
+// repository base that hold public keys only; refused maps the others to
+// the reason.
+func publicKeyFiles(base *os.Root) (names []string, refused map[string]error) {
+	dir, err := openNoWait(base, ".")
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var out []string
+	entries, err := dir.ReadDir(-1)
+	dir.Close()
+	if err != nil {
+		return nil, nil
+	}
+	refused = map[string]error{}
 	for _, e := range entries {
 		n := e.Name()
 		if strings.HasPrefix(n, ".") || !keyExt(n) {
 			continue
 		}
-		data, err := os.ReadFile(path.Join(dir, n))
-		if err == nil && isPublicKeyring(data) {
-			out = append(out, n)
+		if _, err := readPublicKeys(base, n); err != nil {
+			refused[n] = err
+			continue
 		}
+		names = append(names, n)
 	}
-	return out
+	return names, refused
 }
 
 func keyExt(n string) bool {
 	return strings.HasSuffix(n, ".gpg") || strings.HasSuffix(n, ".asc") || strings.HasSuffix(n, ".pub")
 }
 
-// isPublicKeyring: data parses as OpenPGP keys, none with secret material.
-func isPublicKeyring(data []byte) bool {
-	if len(data) > 1<<20 {
-		return false
+// maxKeyFile bounds a served key file.
+const maxKeyFile = 1 << 20
+
+// errNotKeyFile: a key file is not a regular file or too large.
+var errNotKeyFile = errors.New("not a regular file of at most 1 MiB")
+
+// readPublicKeys opens the key file name in base (never waiting on a
+// FIFO) and returns what is served for it (see publicKeys).
+func readPublicKeys(base *os.Root, name string) ([]byte, error) {
+	f, err := openNoWait(base, name)
+	if err != nil {
+		return nil, err
 	}
-	kr, err := signing.ReadKeyring(bytes.NewReader(data))
-	if err != nil || len(kr.Keys()) == 0 {
-		return false
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
-	for _, k := range kr.Keys() {
-		if k.IsSecret() {
-			return false
-		}
+	if !fi.Mode().IsRegular() {
+		return nil, errNotKeyFile
 	}
-	return true
+	return publicKeys(f, fi.Size())
+}
+
+// publicKeys reads a key file (size bytes) and returns the public keys
+// it holds, re-serialized: armored when the file is text, else binary.
+// A file with secret key material anywhere, or anything but public keys,
+// is refused (signing.ReadPublicKeyring).
+func publicKeys(f io.ReaderAt, size int64) ([]byte, error) {
+	if size > maxKeyFile {
+		return nil, errNotKeyFile
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFile {
+		return nil, errNotKeyFile
+	}
+	kr, err := signing.ReadPublicKeyring(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := kr.Write(&out, len(data) > 0 && data[0]&0x80 == 0); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // contentTypeHdrs are the header values of contentType's answers,
@@ -353,29 +398,39 @@ func identityTag(id fileID) string {
 		strconv.FormatInt(id.mtime, 16) + "-" + strconv.FormatInt(id.ctime, 16) + `"`
 }
 
-// keyCache remembers whether a top-level key file holds public keys only.
+// keyCache remembers what is served for each top-level key file, per
+// version of the file.
 type keyCache struct {
 	mu sync.Mutex
 	m  map[string]keyEntry
 }
 
+// keyEntry: body is nil when the file is not served.
 type keyEntry struct {
-	id     fileID
-	public bool
+	id   fileID
+	body []byte
+	tag  string
 }
 
-func (c *keyCache) public(name string, f *os.File, fi fs.FileInfo) bool {
+func (c *keyCache) get(name string, f *os.File, fi fs.FileInfo) keyEntry {
 	id := idOf(fi)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[name]; ok && e.id == id {
-		return e.public
+		return e
 	}
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20+1))
-	pub := err == nil && isPublicKeyring(data)
+	e := keyEntry{id: id}
+	if body, err := publicKeys(f, fi.Size()); err == nil {
+		sum := sha256.Sum256(body)
+		e.body, e.tag = body, `"`+hex.EncodeToString(sum[:16])+`"`
+	}
+	// A file rewritten while it was read gets no cached answer.
+	if now, err := f.Stat(); err != nil || idOf(now) != id {
+		return e
+	}
 	if c.m == nil {
 		c.m = make(map[string]keyEntry)
 	}
-	c.m[name] = keyEntry{id, pub}
-	return pub
+	c.m[name] = e
+	return e
 }

@@ -46,7 +46,13 @@ type Front struct {
 
 // Front returns a front for hs, whose Handler must be s (possibly
 // wrapped). hs's IdleTimeout, ReadHeaderTimeout and WriteTimeout apply
-// to fronted connections too.
+// to fronted connections too, as net/http applies them: the first
+// request's head must arrive within ReadHeaderTimeout (else ReadTimeout)
+// of the accept, so a connection that never sends a byte is closed then;
+// later ones get IdleTimeout to start and ReadHeaderTimeout from their
+// first byte. The server's connection limits (Options.MaxConns,
+// Options.MaxConnsPerAddr) apply to every connection the front accepts,
+// handed over or not.
 func (s *Server) Front(hs *http.Server) *Front {
 	return &Front{s: s, hs: hs, hand: newHandoffListener(), fast: s.fastOK, conns: map[*frontConn]struct{}{}}
 }
@@ -82,16 +88,26 @@ func (f *Front) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		tc, ok := c.(*net.TCPConn)
-		if !ok || !f.fast {
-			f.hand.put(c)
+		release, ok := f.s.conns.acquire(c.RemoteAddr())
+		if !ok {
+			c.Close() // over a limit: free the descriptor at once
 			continue
 		}
-		fc := &frontConn{f: f, tc: tc}
+		tc, ok := c.(*net.TCPConn)
+		if !ok || !f.fast {
+			if ok {
+				f.hand.put(&handConn{TCPConn: tc, release: release})
+			} else {
+				f.hand.put(&limitedConn{Conn: c, release: release})
+			}
+			continue
+		}
+		fc := &frontConn{f: f, tc: tc, release: release}
 		f.mu.Lock()
 		if f.closing.Load() {
 			f.mu.Unlock()
 			c.Close()
+			release()
 			continue
 		}
 		f.conns[fc] = struct{}{}
@@ -146,6 +162,7 @@ type frontConn struct {
 	remote   string
 	deadline time.Time   // the read deadline in place (zero: none)
 	prev     fastRequest // the last request parsed
+	release  func()      // gives the connection's slot back (connLimiter)
 }
 
 // maxFrontHead is the largest request head the front parses; a longer
@@ -161,18 +178,28 @@ func (c *frontConn) serve() {
 		f.mu.Unlock()
 		if !handed {
 			c.tc.Close()
+			c.release()
 		}
 		f.wg.Done()
 	}()
 	c.br = bufio.NewReaderSize(c.tc, maxFrontHead)
 	c.remote = c.tc.RemoteAddr().String()
 	c.out = make([]byte, 0, 512)
+	first := true
 	for {
 		idle := f.hs.IdleTimeout
 		if idle == 0 {
 			idle = f.hs.ReadTimeout
 		}
-		if idle > 0 {
+		headTimeout := f.readHeaderTimeout()
+		if first && headTimeout > 0 {
+			// The first request's head, first byte included, must come
+			// within the header timeout of the accept (as net/http
+			// wants): a silent connection must not hold its descriptor
+			// for the idle timeout.
+			c.deadline = time.Now().Add(headTimeout)
+			c.tc.SetReadDeadline(c.deadline)
+		} else if idle > 0 {
 			// Network deadlines are real time, whatever Options.Now says
 			// (net/http's are too). Moving the deadline costs a timer
 			// update: it is moved when it is more than a second behind,
@@ -191,7 +218,8 @@ func (c *frontConn) serve() {
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		head, ok := c.readHead()
+		head, ok := c.readHead(first && headTimeout > 0)
+		first = false
 		if !ok {
 			return
 		}
@@ -218,8 +246,9 @@ func (c *frontConn) serve() {
 // readHead returns the complete request head at the start of the
 // buffer (not consumed), nil when the front should not parse it (too
 // long, bare LF line ends), ok=false when the connection failed.
-func (c *frontConn) readHead() (head []byte, ok bool) {
-	deadlineSet := false
+// deadlineSet: the header deadline is in place already; else it is set
+// once the head has started.
+func (c *frontConn) readHead(deadlineSet bool) (head []byte, ok bool) {
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
@@ -232,8 +261,8 @@ func (c *frontConn) readHead() (head []byte, ok bool) {
 		if len(buf) >= maxFrontHead || hasBareLF(buf) {
 			return nil, true
 		}
-		if !deadlineSet && c.f.hs.ReadHeaderTimeout > 0 {
-			c.deadline = time.Now().Add(c.f.hs.ReadHeaderTimeout)
+		if t := c.f.readHeaderTimeout(); !deadlineSet && t > 0 {
+			c.deadline = time.Now().Add(t)
 			c.tc.SetReadDeadline(c.deadline)
 			deadlineSet = true
 		}
@@ -244,6 +273,14 @@ func (c *frontConn) readHead() (head []byte, ok bool) {
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// readHeaderTimeout is net/http's: ReadHeaderTimeout, else ReadTimeout.
+func (f *Front) readHeaderTimeout() time.Duration {
+	if f.hs.ReadHeaderTimeout > 0 {
+		return f.hs.ReadHeaderTimeout
+	}
+	return f.hs.ReadTimeout
+}
 
 // hasBareLF: a LF not preceded by CR (net/http accepts those; the front
 // leaves them to it).
@@ -265,7 +302,7 @@ func hasBareLF(b []byte) bool {
 // the http.Server.
 func (c *frontConn) handOff() bool {
 	pre, _ := c.br.Peek(c.br.Buffered())
-	hc := &handConn{TCPConn: c.tc, pre: bytes.Clone(pre)}
+	hc := &handConn{TCPConn: c.tc, pre: bytes.Clone(pre), release: c.release}
 	c.tc.SetReadDeadline(time.Time{})
 	return c.f.hand.put(hc)
 }
@@ -642,11 +679,18 @@ func (l *handoffListener) Addr() net.Addr {
 
 // handConn is a handed-over connection: the bytes the front read come
 // first. The embedded *net.TCPConn keeps ReadFrom (sendfile) and
-// CloseWrite.
+// CloseWrite. Close gives the connection's slot back.
 type handConn struct {
 	*net.TCPConn
-	mu  sync.Mutex
-	pre []byte
+	mu      sync.Mutex
+	pre     []byte
+	release func()
+}
+
+func (c *handConn) Close() error {
+	err := c.TCPConn.Close()
+	c.release()
+	return err
 }
 
 func (c *handConn) Read(p []byte) (int, error) {

@@ -39,14 +39,16 @@ var publishBuckets = [...]float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 // the client_golang registry and its dependency tree; the names follow
 // Prometheus conventions, so a later switch changes nothing for scrapers.
 type Metrics struct {
-	byCode      [600]atomic.Uint64 // requests by status code (100–599)
-	bytes       atomic.Uint64      // response body bytes
-	fileGets    atomic.Uint64      // GET/HEAD of repository files
-	conditional atomic.Uint64      // … carrying If-None-Match / If-Modified-Since
-	notModified atomic.Uint64      // … answered 304
-	fast        atomic.Uint64      // … answered by the Front's fast path
-	uploads     sync.Map           // outcome → *atomic.Uint64
-	logDropped  func() uint64      // access log lines dropped (LogWriter), or nil
+	byCode       [600]atomic.Uint64 // requests by status code (100–599)
+	bytes        atomic.Uint64      // response body bytes
+	fileGets     atomic.Uint64      // GET/HEAD of repository files
+	conditional  atomic.Uint64      // … carrying If-None-Match / If-Modified-Since
+	notModified  atomic.Uint64      // … answered 304
+	fast         atomic.Uint64      // … answered by the Front's fast path
+	uploads      sync.Map           // outcome → *atomic.Uint64
+	logDropped   func() uint64      // access log lines dropped (LogWriter), or nil
+	connsOpen    atomic.Int64       // connections open (Front, Listener)
+	connsRefused atomic.Uint64      // … closed at once, over a limit
 
 	mu      sync.Mutex
 	pubSum  float64
@@ -102,6 +104,14 @@ func (m *Metrics) Requests(code int) uint64 {
 // FastPath returns how many requests the Front's fast path answered.
 func (m *Metrics) FastPath() uint64 { return m.fast.Load() }
 
+// OpenConns returns how many connections the server's limits count as
+// open (those accepted by the Front or a Listener).
+func (m *Metrics) OpenConns() int64 { return m.connsOpen.Load() }
+
+// ConnsRefused returns how many connections were closed at once because
+// they were over Options.MaxConns or Options.MaxConnsPerAddr.
+func (m *Metrics) ConnsRefused() uint64 { return m.connsRefused.Load() }
+
 // NotModified returns how many repository file requests were answered 304.
 func (m *Metrics) NotModified() uint64 { return m.notModified.Load() }
 
@@ -127,6 +137,10 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 	p("# HELP lampi_http_response_bytes_total Bytes of response bodies sent.\n# TYPE lampi_http_response_bytes_total counter\n")
 	p("lampi_http_response_bytes_total %d\n", m.bytes.Load())
+	p("# HELP lampi_http_connections_open Connections open (counted against serve --max-conns).\n# TYPE lampi_http_connections_open gauge\n")
+	p("lampi_http_connections_open %d\n", m.connsOpen.Load())
+	p("# HELP lampi_http_connections_refused_total Connections closed at once: over serve --max-conns or --max-conns-per-ip.\n# TYPE lampi_http_connections_refused_total counter\n")
+	p("lampi_http_connections_refused_total %d\n", m.connsRefused.Load())
 	gets, cond, nm := m.fileGets.Load(), m.conditional.Load(), m.notModified.Load()
 	p("# HELP lampi_repo_requests_total GET and HEAD requests for repository files.\n# TYPE lampi_repo_requests_total counter\n")
 	p("lampi_repo_requests_total %d\n", gets)

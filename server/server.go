@@ -19,6 +19,22 @@ import (
 // DefaultMaxUpload is the default limit of an upload's body.
 const DefaultMaxUpload = 200 << 20
 
+// Defaults of the checks of uploaded packages (Options.MaxControlSize,
+// Options.MaxValidations, Options.ValidationWait).
+const (
+	// DefaultMaxControlSize bounds an uploaded package's decompressed
+	// control member: 16 MiB is several times the largest in Debian
+	// (md5sums of tens of thousands of files), a quarter of what
+	// deb.MaxControlSize allows a local file.
+	DefaultMaxControlSize = 16 << 20
+	// DefaultMaxValidations: checking a package takes milliseconds, so
+	// two at a time keep a queue of uploads moving while bounding the
+	// memory of the checks to about 2 × 2 × MaxControlSize.
+	DefaultMaxValidations = 2
+	// DefaultValidationWait is how long an upload waits for its turn.
+	DefaultValidationWait = 10 * time.Second
+)
+
 // Options configure a Server. Dir and Now are required.
 type Options struct {
 	// Dir is the repository's base directory (conf/, db/, dists/, pool/).
@@ -37,6 +53,17 @@ type Options struct {
 	AccessLog io.Writer
 	// MaxUpload bounds an upload's body in bytes (0: DefaultMaxUpload).
 	MaxUpload int64
+	// MaxControlSize bounds an uploaded package's decompressed control
+	// member (0: DefaultMaxControlSize), and with it the memory one check
+	// takes, whatever the package declares: about twice this (see
+	// deb.ReaderOptions). A package over it is refused 422.
+	MaxControlSize int64
+	// MaxValidations bounds the uploads whose packages are checked at
+	// the same time (0: DefaultMaxValidations); an upload waits for its
+	// turn at most ValidationWait (0: DefaultValidationWait), then is
+	// answered 503 busy with Retry-After.
+	MaxValidations int
+	ValidationWait time.Duration
 	// Tokens authenticates uploads; nil is a TokenStore at
 	// Dir/db/tokens.db.
 	Tokens *TokenStore
@@ -55,6 +82,13 @@ type Options struct {
 	RequireSignature map[string]*signing.Keyring
 	// TempDir is where uploads are staged (""= Dir/db/uploads).
 	TempDir string
+	// MaxConns bounds the connections open at once, MaxConnsPerAddr those
+	// from one client address (IPv4 address, IPv6 /64); a connection over
+	// a limit is closed as soon as it is accepted. 0 means
+	// DefaultMaxConns, DefaultMaxConnsPerAddr; a negative value, no
+	// limit. They apply to connections accepted by the Front or by a
+	// Listener (see Server.Listener).
+	MaxConns, MaxConnsPerAddr int
 
 	// Extra mounts further handlers on the server's mux, pattern →
 	// handler (net/http ServeMux patterns, e.g. "/" and "/api/v1/fleet/"
@@ -72,9 +106,11 @@ type Server struct {
 	metrics *Metrics
 	log     *slog.Logger
 	publish chan struct{} // one upload is included at a time
+	checks  chan struct{} // Options.MaxValidations uploads are checked at a time
 	closeMu sync.Once
 	fastOK  bool // no Options.Extra pattern can take dists/ or pool/ paths (see Front)
 	access  *accessLog
+	conns   *connLimiter
 }
 
 // New opens the repository's published tree and builds the handler.
@@ -90,6 +126,21 @@ func New(o Options) (s *Server, err error) {
 	}
 	if o.Tokens == nil {
 		o.Tokens = &TokenStore{Path: filepath.Join(o.Dir, "db", "tokens.db"), Now: o.Now}
+	}
+	if o.MaxControlSize <= 0 {
+		o.MaxControlSize = DefaultMaxControlSize
+	}
+	if o.MaxValidations <= 0 {
+		o.MaxValidations = DefaultMaxValidations
+	}
+	if o.ValidationWait <= 0 {
+		o.ValidationWait = DefaultValidationWait
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerAddr == 0 {
+		o.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
 	if o.TempDir == "" {
 		o.TempDir = filepath.Join(o.Dir, "db", "uploads")
@@ -108,7 +159,9 @@ func New(o Options) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger, publish: make(chan struct{}, 1)}
+	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger,
+		publish: make(chan struct{}, 1), checks: make(chan struct{}, o.MaxValidations)}
+	s.conns = newConnLimiter(o.MaxConns, o.MaxConnsPerAddr, s.metrics)
 	if o.AccessLog != nil {
 		s.access = newAccessLog(o.AccessLog)
 		if d, ok := o.AccessLog.(interface{ Dropped() uint64 }); ok {
@@ -123,8 +176,12 @@ func New(o Options) (s *Server, err error) {
 	}()
 	s.mux.HandleFunc("GET /dists/", s.files.servePublished)
 	s.mux.HandleFunc("GET /pool/", s.files.servePublished)
-	for _, name := range publicKeyFiles(o.Dir) {
+	keys, refused := publicKeyFiles(files.base)
+	for _, name := range keys {
 		s.mux.Handle("GET /"+name, s.files.serveKey(name))
+	}
+	for name, err := range refused {
+		logger.Warn("key file not served", "file", name, "error", err.Error())
 	}
 	s.mux.HandleFunc("POST /api/v1/repos/{codename}/packages", s.handleUpload)
 	s.mux.HandleFunc("GET /api/v1/repos", s.handleDistributions)
@@ -277,3 +334,20 @@ func (s *Server) acquirePublish(ctx context.Context) error {
 }
 
 func (s *Server) releasePublish() { <-s.publish }
+
+// acquireCheck waits for a turn to check an upload's packages, at most
+// Options.ValidationWait and as long as the client waits; a refusal says
+// why.
+func (s *Server) acquireCheck(ctx context.Context) *refusal {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ValidationWait)
+	defer cancel()
+	select {
+	case s.checks <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return refuse(OutcomeBusy, http.StatusServiceUnavailable, "busy",
+			"%d uploads are being checked (serve --max-validations); this one waited %v for its turn; try again", cap(s.checks), s.opts.ValidationWait)
+	}
+}
+
+func (s *Server) releaseCheck() { <-s.checks }

@@ -24,7 +24,14 @@ func (t *tree) open(name string) (*os.File, error) {
 	if f, ok, err := t.fast.open(name); ok {
 		return f, err
 	}
-	return t.root.Open(name)
+	return openNoWait(t.root, name)
+}
+
+// openNoWait opens name in r for reading with O_NONBLOCK: a FIFO opens
+// at once rather than waiting for a writer (with an OS thread pinned);
+// the caller refuses it, as anything else that is not a regular file.
+func openNoWait(r *os.Root, name string) (*os.File, error) {
+	return r.OpenFile(name, os.O_RDONLY|noBlock, 0)
 }
 
 func (t *tree) close() {

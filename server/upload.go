@@ -296,8 +296,15 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3. Is each a .deb, (if required) signed by whom it must be, fit for
-	// the distribution? Every file is checked before anything is written.
-	if f := s.validate(ctx, d, ups); f != nil {
+	// the distribution? Every file is checked before anything is written,
+	// by at most Options.MaxValidations uploads at a time.
+	if f := s.acquireCheck(ctx); f != nil {
+		s.refused(w, f)
+		return
+	}
+	f = s.validate(ctx, d, ups)
+	s.releaseCheck()
+	if f != nil {
 		s.refused(w, f)
 		return
 	}
@@ -422,7 +429,7 @@ func (s *Server) validate(ctx context.Context, d *repo.Distribution, ups []*stag
 		if err != nil {
 			return refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging file: %v", err)
 		}
-		ctl, err := readControl(f)
+		ctl, err := readControl(f, s.opts.MaxControlSize)
 		if err != nil {
 			f.Close()
 			return refuse(OutcomeBadPackage, http.StatusUnprocessableEntity, "not_a_deb", "%s is not a usable .deb: %v; nothing was published", u.name, err)
@@ -631,13 +638,13 @@ func safeName(name string) string {
 	return name
 }
 
-// readControl checks f as a .deb (structure, control member) and returns
-// its control paragraph.
-func readControl(f *os.File) (*deb.Paragraph, error) {
+// readControl checks f as a .deb (structure, control member of at most
+// maxControl bytes decompressed) and returns its control paragraph.
+func readControl(f *os.File, maxControl int64) (*deb.Paragraph, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	dr, err := deb.NewReader(f)
+	dr, err := deb.NewReaderOptions(f, deb.ReaderOptions{MaxControlSize: maxControl})
 	if err != nil {
 		return nil, err
 	}

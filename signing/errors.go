@@ -26,6 +26,9 @@ var (
 	ErrKeyRevoked = errors.New("key revoked")
 	// ErrNoSigningKey: neither the primary key nor any subkey may sign.
 	ErrNoSigningKey = errors.New("no signing-capable key")
+	// ErrSecretKey: data that is to be published (a keyring served to
+	// apt clients) holds secret key material.
+	ErrSecretKey = errors.New("secret key material in public key data")
 	// ErrNotSecretKey: a public key was given where a secret key is needed,
 	// or the secret part of the signing key is missing (a gpg stub).
 	ErrNotSecretKey = errors.New("not a secret key")

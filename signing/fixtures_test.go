@@ -85,17 +85,7 @@ func writeFixtures(t *testing.T) {
 		return k
 	}
 	write := func(name string, k *Key, secret, armored bool) {
-		var b bytes.Buffer
-		var err error
-		if secret {
-			err = k.WriteSecret(&b, armored)
-		} else {
-			err = k.WritePublic(&b, armored)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(fixtureDir, name), b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(fixtureDir, name), keyBytes(t, k, secret, armored), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

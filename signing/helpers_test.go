@@ -48,8 +48,9 @@ func mustSigner(t testing.TB, k *Key, now time.Time) *Signer {
 	return s
 }
 
-// roundTrip writes k and reads it back, as a user's file would be.
-func roundTrip(t testing.TB, k *Key, secret, armored bool) *Key {
+// keyBytes is k as a key file holds it: secret or public, armored or
+// binary.
+func keyBytes(t testing.TB, k *Key, secret, armored bool) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	var err error
@@ -61,7 +62,13 @@ func roundTrip(t testing.TB, k *Key, secret, armored bool) *Key {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, err := ReadKey(&b)
+	return b.Bytes()
+}
+
+// roundTrip writes k and reads it back, as a user's file would be.
+func roundTrip(t testing.TB, k *Key, secret, armored bool) *Key {
+	t.Helper()
+	k2, err := ReadKey(bytes.NewReader(keyBytes(t, k, secret, armored)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,19 @@ type Keyring struct {
 // private key blocks (.asc). Secret key material, if any, is kept but not
 // needed for verification. Errors wrap ErrMalformed.
 func ReadKeyring(r io.Reader) (*Keyring, error) {
+	data, err := readKeyData(r)
+	if err != nil {
+		return nil, err
+	}
+	list, err := parseKeys(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Keyring{list: list}, nil
+}
+
+// readKeyData reads key data, at most maxKeyData bytes.
+func readKeyData(r io.Reader) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxKeyData+1))
 	if err != nil {
 		return nil, err
@@ -39,11 +52,7 @@ func ReadKeyring(r io.Reader) (*Keyring, error) {
 	if len(data) > maxKeyData {
 		return nil, fmt.Errorf("%w: key data larger than %d MiB", ErrMalformed, maxKeyData>>20)
 	}
-	list, err := parseKeys(data)
-	if err != nil {
-		return nil, err
-	}
-	return &Keyring{list: list}, nil
+	return data, nil
 }
 
 // ReadKey reads exactly one key from r (armored or binary, public or

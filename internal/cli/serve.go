@@ -38,6 +38,10 @@ type serveOptions struct {
 	addrFile                                 string
 	cpuProfile                               string
 	renewInterval                            time.Duration
+	maxConns, maxConnsPerIP                  int
+	maxConnsSet                              bool // --max-conns given (else it follows the open-file limit)
+	maxValidations                           int
+	maxControlSize                           string
 	fleet                                    serveFleetOptions
 }
 
@@ -59,17 +63,29 @@ GET /healthz answers "ok"; GET /metrics is in the Prometheus text format.
 
 Plain HTTP is for loopback only: listening on another address needs
 --tls-cert and --tls-key, or --insecure-listen (e.g. behind a TLS proxy).
-SIGINT or SIGTERM stop the server gracefully.
 
 Release files with a Valid-Until (ValidFor in conf/distributions) are
 re-signed before they expire: every --renew-interval, a distribution with
 less than half of ValidFor left is published again under the repository
-lock, with a new Date and Valid-Until and nothing else changed.`,
+lock, with a new Date and Valid-Until and nothing else changed.
+
+Against hostile clients: a connection must send its first request within
+10 seconds; connections are capped (--max-conns, --max-conns-per-ip; one
+over a cap is closed at once); an upload's packages are checked at most
+--max-validations at a time, each control member within --max-control-size
+decompressed, and an upload that waits longer than 10 seconds for its turn
+is answered 503. A key file at the top of the repository is served as the
+public keys it holds, never as is, and not at all if it holds a secret key.
+
+SIGINT or SIGTERM stop the server gracefully.`,
 		Example: `  lampi-pkg serve --repo /srv/repo
   lampi-pkg serve --repo /srv/repo --listen :8443 --tls-cert server.pem --tls-key server.key
   lampi-pkg serve --repo /srv/repo --require-signature bookworm=release-keys.gpg`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), env, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.maxConnsSet = cmd.Flags().Changed("max-conns")
+			return runServe(cmd.Context(), env, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repo, "repo", "", "repository base directory (conf/, db/, dists/, pool/)")
@@ -86,10 +102,43 @@ lock, with a new Date and Valid-Until and nothing else changed.`,
 	f.StringVar(&o.logFormat, "log-format", "json", "access log format: json or text")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
 	f.DurationVar(&o.renewInterval, "renew-interval", 10*time.Minute, "how often to check whether Release files need re-signing before Valid-Until (0: never)")
+	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most connections open at once, 0 for no limit (lowered to half the open-file limit unless given)")
+	f.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerAddr, "most connections open at once from one client address (IPv6: one /64), 0 for no limit; raise it behind a proxy")
+	f.IntVar(&o.maxValidations, "max-validations", server.DefaultMaxValidations, "most uploads checked at once; each check's memory is bounded by --max-control-size (0: the default)")
+	f.StringVar(&o.maxControlSize, "max-control-size", "16MiB", "largest decompressed control member of an uploaded package")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	f.MarkHidden("cpuprofile")
 	o.fleet.flags(cmd)
 	return cmd
+}
+
+// connLimit returns the --max-conns to apply: a limit above half the
+// process's open-file limit would let connections take the descriptors
+// that files, the broker and the databases need (accept then fails for
+// everyone), so the default is lowered to it, and a limit given
+// explicitly is kept with a warning. note is what to tell the operator.
+func connLimit(n int, given bool) (limit int, note string) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur >= 1<<31 {
+		return n, ""
+	}
+	half := int(rl.Cur / 2)
+	switch {
+	case n != 0 && n <= half:
+		return n, ""
+	case given:
+		return n, fmt.Sprintf("warning: --max-conns %d (or none) with an open-file limit of %d: connections may use up the descriptors files need", n, rl.Cur)
+	}
+	return half, fmt.Sprintf("at most %d connections at once, half the open-file limit of %d (raise it, e.g. LimitNOFILE=, or give --max-conns)", half, rl.Cur)
+}
+
+// noLimitIsNegative maps a flag's 0 ("no limit") to server.Options'
+// negative value (0 there is the default).
+func noLimitIsNegative(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // isLoopback reports whether host (of host:port) is a loopback address.
@@ -124,6 +173,23 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	if err != nil {
 		return usageErrorf("serve: --max-upload: %v", err)
+	}
+	var maxControl int64 // 0: the server's default
+	if o.maxControlSize != "" {
+		maxControl, err = bytesize.Parse(o.maxControlSize)
+		if err == nil && maxControl == 0 {
+			err = fmt.Errorf("%q would refuse every upload: give at least 1B", o.maxControlSize)
+		}
+		if err != nil {
+			return usageErrorf("serve: --max-control-size: %v", err)
+		}
+	}
+	if o.maxConns < 0 || o.maxConnsPerIP < 0 || o.maxValidations < 0 {
+		return usageErrorf("serve: --max-conns, --max-conns-per-ip and --max-validations take a number, 0 or more")
+	}
+	maxConns, note := connLimit(o.maxConns, o.maxConnsSet)
+	if note != "" {
+		fmt.Fprintf(env.Err, "lampi-pkg: %s\n", note)
 	}
 	conf, err := repo.LoadConfig(filepath.Join(o.repo, "conf"))
 	if err != nil {
@@ -209,6 +275,8 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	srv, err := server.New(server.Options{
 		Dir: o.repo, Now: env.Now, Logger: logger, AccessLog: accessLog, MaxUpload: maxUpload,
+		MaxControlSize: maxControl, MaxValidations: o.maxValidations,
+		MaxConns: noLimitIsNegative(maxConns), MaxConnsPerAddr: noLimitIsNegative(o.maxConnsPerIP),
 		Tokens:           &server.TokenStore{Path: tokens, Now: env.Now},
 		LockTimeout:      o.lockTimeout,
 		RequireSignature: required,
@@ -287,7 +355,7 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
-			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
+			errc <- hs.ServeTLS(srv.Listener(ln), o.tlsCert, o.tlsKey)
 		} else {
 			errc <- front.Serve(ln)
 		}
