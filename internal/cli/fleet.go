@@ -427,7 +427,10 @@ killed and restarted loses nothing, the broker keeps what it did not
 acknowledge. 'lampi-pkg serve' runs the same collector inside the server.
 
 --group NAME uses the MQTT 5 shared subscription $share/NAME/… so several
-collectors (each with its own --client-id and database) split the load.
+collectors (each with its own login, or --client-id, and database) split
+the load. The persistent session is named by the login (--username): a
+broker that binds client ids to logins, as lampi-pkg's does, refuses any
+other client id.
 --listen ADDR serves the fleet JSON API, for 'fleet report --server'.
 Stop with SIGINT or SIGTERM.`,
 		Example: `  lampi-pkg fleet collect --broker mqtt://127.0.0.1:1883 --db fleet.db --listen 127.0.0.1:8081
@@ -440,7 +443,7 @@ Stop with SIGINT or SIGTERM.`,
 	f.StringVar(&o.broker, "broker", "mqtt://"+fleet.DefaultBrokerAddr, "MQTT broker `URL` (mqtt:// or mqtts://)")
 	f.StringVar(&o.db, "db", "fleet.db", "fleet database `PATH`")
 	f.StringVar(&o.group, "group", "", "share the subscription with the other collectors of group `NAME`")
-	f.StringVar(&o.clientID, "client-id", "", "MQTT client id naming the persistent session (default lampi-collector-HOSTNAME[-GROUP])")
+	f.StringVar(&o.clientID, "client-id", "", "MQTT client id naming the persistent session (default: the --username, else lampi-collector-HOSTNAME[-GROUP])")
 	f.StringVar(&o.username, "username", "", "broker login (a collector credential: 'lampi-pkg device add --collector')")
 	f.StringVar(&o.passwordFile, "password-file", "", "read the broker password from `FILE`")
 	f.StringVar(&o.caFile, "ca-file", "", "CA certificates (PEM) to verify an mqtts:// broker")
@@ -453,12 +456,20 @@ Stop with SIGINT or SIGTERM.`,
 }
 
 func runCollect(ctx context.Context, env *Env, o *collectOptions) error {
-	if o.clientID == "" {
+	switch {
+	case o.clientID == "" && o.username != "":
+		// A broker that binds client ids to logins (lampi-pkg's, or
+		// Mosquitto with use_username_as_clientid) knows the
+		// collector's session by its login.
+		o.clientID = o.username
+	case o.clientID == "":
 		host, _ := os.Hostname()
 		o.clientID = "lampi-collector-" + host
 		if o.group != "" {
 			o.clientID += "-" + o.group
 		}
+	case o.username != "" && o.clientID != o.username:
+		fmt.Fprintf(env.Err, "lampi-pkg: --client-id %s is not the --username %s: lampi-pkg's broker refuses it, and Mosquitto with use_username_as_clientid replaces it (give each collector its own login instead)\n", o.clientID, o.username)
 	}
 	copts := fleet.CollectorOptions{Broker: o.broker, ClientID: o.clientID, Username: o.username, Group: o.group,
 		BatchSize: o.batchSize, BatchDelay: o.batchDelay, Now: env.Now,
