@@ -86,6 +86,10 @@ type Collector struct {
 	in       chan incoming
 	stopped  chan struct{} // closed when Run has returned
 	stopOnce sync.Once
+	// Reports rejected for a seq from the future since the last log line
+	// about them, and when that was (batchLoop's goroutine only).
+	rejected     int
+	rejectLogged time.Time
 }
 
 // incoming is one message on its way to a commit: from the collector's
@@ -421,8 +425,25 @@ func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<
 
 // add decodes m into the batch.
 func (c *Collector) add(b *batch, m incoming) {
+	p := prepare(c.opts.Prefix, m.msg)
+	if p.outcome == OutcomeRejected {
+		c.logRejected(&p, m.msg.Received)
+	}
 	b.msgs = append(b.msgs, m)
-	b.ps = append(b.ps, prepare(c.opts.Prefix, m.msg))
+	b.ps = append(b.ps, p)
+}
+
+// logRejected logs a report rejected for its seq, at most once a minute
+// with the number rejected since: a device that keeps sending them does
+// not flood the log.
+func (c *Collector) logRejected(p *prepared, now time.Time) {
+	c.rejected++
+	if !c.rejectLogged.IsZero() && now.Sub(c.rejectLogged) < time.Minute {
+		return
+	}
+	c.opts.Logger.Warn("report ignored: its seq is more than 24 h ahead of this collector's clock, and would make every later report of the device stale; fix the device's clock (lampi-pkg fleet reset DEVICE forgets a seq stored before)",
+		"device", p.id, "seq", p.st.Seq, "limit", seqLimit(now), "rejected", c.rejected)
+	c.rejected, c.rejectLogged = 0, now
 }
 
 // commitLoop commits each batch, then acknowledges its messages (or

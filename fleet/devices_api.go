@@ -20,7 +20,19 @@ import (
 const (
 	DevicesAPIPath     = "/api/v1/fleet/devices"     // POST: issue
 	CredentialsAPIPath = "/api/v1/fleet/credentials" // GET: list; DELETE …/{id}: revoke
+	ResetAPIPath       = "/api/v1/fleet/reset"       // POST: forget devices' stored seq
 )
+
+// ResetRequest is the body of POST /api/v1/fleet/reset, and ResetResponse
+// its answer.
+type ResetRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// ResetResponse lists the devices whose stored seq was forgotten.
+type ResetResponse struct {
+	Reset []string `json:"reset"`
+}
 
 // maxIssue bounds the ids of one POST.
 const maxIssue = 10000
@@ -61,8 +73,32 @@ func (e *DevicesAPIError) Unwrap() error {
 //	POST   /api/v1/fleet/devices           {"ids":[…],"role":"device"} → 201 []Issued (secrets, shown once)
 //	GET    /api/v1/fleet/credentials       → []Credential (no secrets, no hashes)
 //	DELETE /api/v1/fleet/credentials/{id}  → {"removed":"ID"}
+//	POST   /api/v1/fleet/reset             {"ids":[…]} → {"reset":[…]} (Store.ResetSeq; 404 if one never reported)
 func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 	return map[string]http.Handler{
+		"POST " + ResetAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req ResetRequest
+			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON {\"ids\":[\"ID\",…]}: "+err.Error())
+				return
+			}
+			if len(req.IDs) == 0 || len(req.IDs) > maxIssue {
+				devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(req.IDs)))
+				return
+			}
+			err := store.ResetSeq(req.IDs...)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				devicesError(w, http.StatusNotFound, "not_found", err.Error())
+				return
+			case err != nil:
+				devicesError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			apiJSON(w, ResetResponse{Reset: req.IDs})
+		}),
 		"POST " + DevicesAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req IssueRequest
 			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -203,6 +239,12 @@ func (c *DevicesClient) List(ctx context.Context) ([]Credential, error) {
 	var out []Credential
 	err := c.do(ctx, http.MethodGet, CredentialsAPIPath, nil, &out, http.StatusOK)
 	return out, err
+}
+
+// Reset forgets the stored seq of the devices ids (Store.ResetSeq).
+func (c *DevicesClient) Reset(ctx context.Context, ids ...string) error {
+	var out ResetResponse
+	return c.do(ctx, http.MethodPost, ResetAPIPath, ResetRequest{IDs: ids}, &out, http.StatusOK)
 }
 
 // Remove revokes the credential of id.

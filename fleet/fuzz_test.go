@@ -27,6 +27,10 @@ func FuzzPrepare(f *testing.F) {
 			if s := string(payload); s != state.Online && s != state.Offline {
 				t.Fatalf("status %q accepted", s)
 			}
+		case OutcomeRejected:
+			if p.st.Seq <= seqLimit(time.Unix(1, 0)) {
+				t.Fatalf("seq %d rejected, within the limit", p.st.Seq)
+			}
 		case OutcomeInvalid, OutcomeSpoofed:
 		default:
 			t.Fatalf("outcome %d", p.outcome)

@@ -99,6 +99,7 @@ type Stats struct {
 	Stale    uint64 `json:"stale"`    // seq not newer than the stored one
 	Invalid  uint64 `json:"invalid"`  // bad JSON or failed validation
 	Spoofed  uint64 `json:"spoofed"`  // topic id and payload id differ
+	Rejected uint64 `json:"rejected"` // seq more than MaxSeqAhead in the future
 	Status   uint64 `json:"status"`   // status messages
 	Devices  int    `json:"devices"`
 }

@@ -39,7 +39,7 @@ the other verbs read what it stored, from the fleet database (--db) or from a
 running server or collector (--server URL).`,
 	}
 	cmd.AddCommand(newFleetCollectCmd(env), newFleetReportCmd(env), newFleetDevicesCmd(env),
-		newFleetDeviceCmd(env), newFleetHistoryCmd(env), newFleetBrokerCmd(env))
+		newFleetDeviceCmd(env), newFleetHistoryCmd(env), newFleetBrokerCmd(env), newFleetResetCmd(env))
 	return cmd
 }
 
@@ -531,8 +531,8 @@ func runCollect(ctx context.Context, env *Env, o *collectOptions) error {
 	fmt.Fprintf(env.Err, "collecting from %s into %s (client id %s)\n", o.broker, o.db, o.clientID)
 	err = c.Run(ctx)
 	st := s.Stats()
-	fmt.Fprintf(env.Err, "stopped: %d devices; %d reports received, %d stored, %d stale, %d invalid, %d spoofed; %d status messages\n",
-		st.Devices, st.Received, st.Stored, st.Stale, st.Invalid, st.Spoofed, st.Status)
+	fmt.Fprintf(env.Err, "stopped: %d devices; %d reports received, %d stored, %d stale, %d invalid, %d spoofed, %d rejected (seq from the future); %d status messages\n",
+		st.Devices, st.Received, st.Stored, st.Stale, st.Invalid, st.Spoofed, st.Rejected, st.Status)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
