@@ -270,7 +270,7 @@ func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.Sta
 		}
 	}
 	switch cur.Result {
-	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack:
+	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
 		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
 			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
 		}

@@ -89,19 +89,26 @@ func newFleetReportCmd(env *Env) *cobra.Command {
 	var src fleetSource
 	var out outputFormat
 	var pkg string
-	var stale time.Duration
+	var stale, staleView time.Duration
 	var newest []string
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Version distribution per package, devices behind, offline and failed devices",
+		Short: "Version distribution per package, devices behind, offline, failed and with a stale view of the repository",
 		Long: `Print, per package, how many devices run each version (count and share of
 the devices that have the package), how many are behind the newest published
-version, then the offline devices with the age of their last sign of life
-and the devices whose last update failed, with the reason.
+version, then the offline devices with the age of their last sign of life,
+the devices whose last update failed (or is held back after a rollback),
+with the reason, and the devices whose view of the repository is stale.
 
 The newest published versions come from the server (--server); with --db
 give them with --newest NAME=VERSION. --stale 24h lists only the devices
-offline for at least 24 hours.`,
+offline for at least 24 hours.
+
+A device's view of the repository is the Date of the newest Release it
+accepted (lampi-agent reports it). --stale-view D (default 336h, 14 days:
+twice a weekly ValidFor) lists the devices whose view is at least that old:
+they cannot reach the repository, or a mirror, a cache or an attacker keeps
+serving them an old Release (a freeze attack). --stale-view 0: no list.`,
 		Example: `  lampi-pkg fleet report --server http://127.0.0.1:8080
   lampi-pkg fleet report --db fleet.db --package hi --newest hi=0.2 --json`,
 		Args: cobra.NoArgs,
@@ -120,10 +127,16 @@ offline for at least 24 hours.`,
 			defer src.close()
 			var rep *fleet.Report
 			var err error
+			if staleView < 0 {
+				return usageErrorf("--stale-view %v: want a duration such as 336h, or 0 for no list", staleView)
+			}
+			if staleView == 0 {
+				staleView = -1 // no list
+			}
 			if src.api != nil {
-				rep, err = src.api.Report(cmd.Context(), pkg, stale)
+				rep, err = src.api.Report(cmd.Context(), fleet.ReportQuery{Package: pkg, Stale: stale, StaleView: staleView})
 			} else {
-				rep, err = src.store.Report(fleet.ReportOptions{Package: pkg, Stale: stale, Newest: nv, Now: env.Now})
+				rep, err = src.store.Report(fleet.ReportOptions{Package: pkg, Stale: stale, StaleView: staleView, Newest: nv, Now: env.Now})
 			}
 			if err != nil {
 				return err
@@ -141,6 +154,7 @@ offline for at least 24 hours.`,
 	out.flags(cmd, true)
 	cmd.Flags().StringVar(&pkg, "package", "", "report only package `P` (and devices that have it)")
 	cmd.Flags().DurationVar(&stale, "stale", 0, "list only devices offline for at least `D` (e.g. 24h)")
+	cmd.Flags().DurationVar(&staleView, "stale-view", fleet.DefaultStaleView, "list devices whose newest accepted Release is at least `D` old (0: no list)")
 	cmd.Flags().StringArrayVar(&newest, "newest", nil, "newest published version, `NAME=VERSION` (repeatable; with --db)")
 	return cmd
 }
@@ -176,6 +190,15 @@ func reportText(w io.Writer, r *fleet.Report) error {
 		}
 		tw.Flush()
 	}
+	if len(r.StaleViewDevices) > 0 {
+		fmt.Fprintf(w, "\nstale view of the repository (%d, newest accepted Release at least %s old):\n", len(r.StaleViewDevices), durationText(r.StaleView))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, d := range r.StaleViewDevices {
+			fmt.Fprintf(tw, "  %s\tRelease of %s\tlast check %s\tlast seen %s\n", d.ID, timeText(d.ReleaseDate),
+				ageText(d.LastCheck, r.Generated.Sub(d.LastCheck)), ageText(d.LastSeen, d.Age))
+		}
+		tw.Flush()
+	}
 	return nil
 }
 
@@ -192,6 +215,15 @@ func ageText(seen time.Time, age time.Duration) string {
 		return fmt.Sprintf("%dh ago", int(age.Hours()))
 	}
 	return fmt.Sprintf("%dd ago", int(age.Hours()/24))
+}
+
+// durationText writes whole days as such ("14d"), other durations as Go
+// does ("36h0m0s").
+func durationText(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // oneLine keeps device-supplied text from breaking the table.
@@ -250,10 +282,10 @@ func newFleetDevicesCmd(env *Env) *cobra.Command {
 				return writeJSON(env.Out, devs)
 			case out.csv:
 				cw := csv.NewWriter(env.Out)
-				cw.Write([]string{"id", "online", "last_seen", "seq", "result", "error", "packages"})
+				cw.Write([]string{"id", "online", "last_seen", "seq", "result", "error", "packages", "release_date"})
 				for _, d := range devs {
 					cw.Write([]string{d.ID, strconv.FormatBool(d.Online), timeText(d.LastSeen), strconv.FormatUint(d.State.Seq, 10),
-						d.State.Result, d.State.Error, packagesText(d.State.Packages)})
+						d.State.Result, d.State.Error, packagesText(d.State.Packages), timeText(d.State.ReleaseDate)})
 				}
 				cw.Flush()
 				return cw.Error()
@@ -330,6 +362,7 @@ func newFleetDeviceCmd(env *Env) *cobra.Command {
 			fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
 			fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
 			fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
+			fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
 			fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)
 			if d.State.Error != "" {
 				fmt.Fprintf(tw, "error:\t%s\n", oneLine(d.State.Error))

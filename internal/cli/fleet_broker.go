@@ -69,9 +69,6 @@ func runBroker(ctx context.Context, env *Env, o *brokerOptions) error {
 		return withHint(usageErrorf("fleet broker: nobody could log in: give --db (credentials from 'lampi-pkg device add') or --allow-anonymous"),
 			"e.g. lampi-pkg fleet broker --db /var/lib/lampi/fleet.db")
 	}
-	if o.maxPending == 0 || o.connectTimeout <= 0 {
-		return usageErrorf("fleet broker: --max-pending-per-address must be positive or -1, --connect-timeout positive")
-	}
 	opts := fleet.BrokerOptions{Addr: o.listen, AllowAnonymous: o.allowAnonymous, MaxPendingPerAddr: o.maxPending, ConnectTimeout: o.connectTimeout,
 		Logger: slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if o.db != "" {

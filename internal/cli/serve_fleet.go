@@ -39,6 +39,7 @@ type serveFleetOptions struct {
 	subscribe      bool
 	maxPending     int
 	connectTimeout time.Duration
+	staleView      time.Duration
 }
 
 func (o *serveFleetOptions) flags(cmd *cobra.Command) {
@@ -54,6 +55,7 @@ func (o *serveFleetOptions) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.subscribe, "collector-subscribe", false, "with the embedded broker, collect through a QoS 1 MQTT subscription like an external collector, instead of taking each report from the broker before it acknowledges it to the device")
 	f.IntVar(&o.maxPending, "mqtt-max-pending-per-address", fleet.DefaultMaxPendingPerAddr, "embedded broker: connections of one address (IPv6: one /64) that may wait at the login at once, -1 for no limit (devices behind one NAT share an address; logged-in connections do not count)")
 	f.DurationVar(&o.connectTimeout, "mqtt-connect-timeout", fleet.DefaultConnectTimeout, "embedded broker: close a connection that has not sent its CONNECT (TLS handshake included) within `D`")
+	f.DurationVar(&o.staleView, "stale-view", fleet.DefaultStaleView, "dashboard and fleet report: list devices whose newest accepted Release is at least `D` old (0: no list)")
 	f.BoolVar(&o.exposeFleet, "expose-fleet", false, "serve the dashboard and fleet API also when --listen is not loopback (they list every device)")
 }
 
@@ -103,12 +105,12 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 	if o.disabled {
 		return nil, func() {}, nil
 	}
+	if o.staleView < 0 {
+		return nil, nil, usageErrorf("serve: --stale-view %v: want a duration such as 336h, or 0 for no list", o.staleView)
+	}
 	if o.broker == "" {
 		if err := checkBrokerListen(env, "serve", "--mqtt-listen", o.mqttListen, o.allowAnonymous); err != nil {
 			return nil, nil, err
-		}
-		if o.maxPending == 0 || o.connectTimeout <= 0 {
-			return nil, nil, usageErrorf("serve: --mqtt-max-pending-per-address must be positive or -1, --mqtt-connect-timeout positive")
 		}
 	} else if o.username != "" && o.passwordFile == "" {
 		return nil, nil, usageErrorf("serve: --broker-username needs --broker-password-file")
@@ -219,14 +221,18 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 		return extra, stop, nil
 	}
 	newest := newestPublished(repoDir, env.Now, logger)
-	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(store, newest, env.Now), fleet.DashboardOptions{
+	staleView := o.staleView
+	if staleView == 0 {
+		staleView = -1 // no list
+	}
+	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(store, newest, fleet.ReportOptions{Now: env.Now, StaleView: staleView}), fleet.DashboardOptions{
 		Now: env.Now, Title: "LAMPi fleet",
 		Logf: func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return fail(err)
 	}
-	api := fleet.APIHandler(store, newest, fleet.APIOptions{Now: env.Now})
+	api := fleet.APIHandler(store, newest, fleet.APIOptions{Now: env.Now, StaleView: staleView})
 	extra["GET /{$}"], extra["GET /devices/"], extra["/api/v1/fleet/"] = dash, dash, api
 	return extra, stop, nil
 }
