@@ -78,14 +78,7 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 	return map[string]http.Handler{
 		"POST " + ResetAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req ResetRequest
-			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON {\"ids\":[\"ID\",…]}: "+err.Error())
-				return
-			}
-			if len(req.IDs) == 0 || len(req.IDs) > maxIssue {
-				devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(req.IDs)))
+			if !decodeIDsRequest(w, r, &req, &req.IDs, `{"ids":["ID",…]}`) {
 				return
 			}
 			err := store.ResetSeq(req.IDs...)
@@ -101,14 +94,7 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 		}),
 		"POST " + DevicesAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req IssueRequest
-			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON {\"ids\":[\"ID\",…],\"role\":\"device\"}: "+err.Error())
-				return
-			}
-			if len(req.IDs) == 0 || len(req.IDs) > maxIssue {
-				devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(req.IDs)))
+			if !decodeIDsRequest(w, r, &req, &req.IDs, `{"ids":["ID",…],"role":"device"}`) {
 				return
 			}
 			if req.Role == "" {
@@ -160,6 +146,24 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 			apiJSON(w, map[string]string{"removed": id})
 		}),
 	}
+}
+
+// decodeIDsRequest reads the JSON body of r into req (unknown fields
+// refused) and checks that *ids, a field of req, holds 1 to maxIssue ids;
+// otherwise it answers 400 (the body should look like shape) and returns
+// false.
+func decodeIDsRequest(w http.ResponseWriter, r *http.Request, req any, ids *[]string, shape string) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON "+shape+": "+err.Error())
+		return false
+	}
+	if len(*ids) == 0 || len(*ids) > maxIssue {
+		devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(*ids)))
+		return false
+	}
+	return true
 }
 
 func devicesError(w http.ResponseWriter, status int, code, msg string) {

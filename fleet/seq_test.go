@@ -1,17 +1,15 @@
 package fleet
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // usAt is a seq as lampi-agent makes it: the clock in microseconds.
@@ -67,19 +65,9 @@ func TestSeqFromTheFuture(t *testing.T) {
 // normal report is stored.
 func TestSeqFromTheFutureOverMQTT(t *testing.T) {
 	s := openTestStore(t, StoreOptions{})
-	var logs lockedBuf
-	c := NewDirectCollector(s, CollectorOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true, Deliver: c.Deliver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	d, err := connectDevice(t.Context(), b.URL(), "lampA", deviceOptions{})
+	var logs testutil.SyncBuffer
+	url, _ := startDirectWith(t, s, CollectorOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, false)
+	d, err := connectDevice(t.Context(), url, "lampA", deviceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,22 +153,4 @@ func TestResetSeq(t *testing.T) {
 	if out, _ := s.Apply(state.DefaultPrefix, []Message{rep("lampQ", usAt(t0), "0.2")}); out[0] != OutcomeStale {
 		t.Errorf("lampQ was reset too")
 	}
-}
-
-// lockedBuf is a log sink safe for concurrent writes.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -38,7 +38,7 @@ type Mosquitto struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    lockedBuffer
+	log    SyncBuffer
 }
 
 // NewMosquitto writes the configuration of a broker on a free port — the
@@ -162,18 +162,21 @@ func (m *Mosquitto) Process() *os.Process {
 // Log is what the broker has logged so far.
 func (m *Mosquitto) Log() string { return m.log.String() }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer that may be written while it is read: a
+// log sink for a process or a logger under test.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is what was written so far.
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
