@@ -98,8 +98,8 @@ const CertCollectorOU = "lampi-collector"
 // Broker is a running embedded MQTT broker (MQTT 3.1.1 and 5). Retained
 // messages never expire; devices may publish only their own
 // <prefix>/<id>/state (a report of at most state.MaxSize bytes) and
-// <prefix>/<id>/status ("online" or "offline"), and subscribe only under
-// <prefix>/<id>/; collectors may only read device topics. A login may use
+// <prefix>/<id>/status ("online" or "offline"), and subscribe to nothing;
+// collectors may only read device topics. A login may use
 // only its own client id (see clientIDOwner), so no login can take over
 // another's session.
 type Broker struct {
@@ -204,17 +204,15 @@ func certIdentity(conn net.Conn, who *identity) bool {
 }
 
 // may is the ACL: topic is a topic name or, for subscribe, a filter. A
-// device writes only its own state and status topics, and reads only
-// under its own <prefix>/<id>/.
+// device writes only its own state and status topics and subscribes to
+// nothing (lampi-agent needs nothing; a subscriber that does not read its
+// socket would hold the retained store, see mochiHook.retainMu).
 func (p *policy) may(who identity, topic string, write bool) bool {
 	switch who.role {
 	case "":
 		return p.anonymous
 	case RoleDevice:
-		if write {
-			return topic == state.StateTopic(p.prefix, who.id) || topic == state.StatusTopic(p.prefix, who.id)
-		}
-		return strings.HasPrefix(topic, p.prefix+"/"+who.id+"/")
+		return write && (topic == state.StateTopic(p.prefix, who.id) || topic == state.StatusTopic(p.prefix, who.id))
 	case RoleCollector:
 		if write {
 			return false

@@ -129,6 +129,13 @@ type mochiHook struct {
 	waiting atomic.Int32
 	wakeMu  sync.Mutex
 	wake    chan struct{}
+	// retainMu orders mochi's retained store: a publish or Will that
+	// retains holds it for writing (from OnPublish or OnWill to
+	// OnRetainMessage), a new subscription's scan for reading (from
+	// OnSubscribe to OnPacketProcessed). mochi v2.7.9 reads a topic's
+	// retained path without its lock while scanning, so a device's
+	// retained report racing a collector's SUBSCRIBE was a data race.
+	retainMu sync.RWMutex
 }
 
 type login struct {
@@ -141,7 +148,7 @@ func (h *mochiHook) ID() string { return "lampi-policy" }
 func (h *mochiHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
 		mqtt.OnClientExpired, mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnQosComplete,
-		mqtt.OnWillSent}, []byte{b})
+		mqtt.OnWillSent, mqtt.OnSubscribe, mqtt.OnPacketProcessed, mqtt.OnWill, mqtt.OnRetainMessage}, []byte{b})
 }
 
 func (h *mochiHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -152,6 +159,9 @@ func (h *mochiHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bo
 	who, err := h.pol.login(string(pk.Connect.Username), pk.Connect.Password, pk.Connect.PasswordFlag, cl.Net.Conn, cl.ID, will, willPayload)
 	switch err {
 	case nil:
+		// Wills are sent at once: mochi sends a delayed one from its own
+		// loop, past OnWill (see retainMu).
+		cl.Properties.Will.WillDelayInterval = 0
 		h.clients.Store(cl.ID, login{cl: cl, who: who})
 		loggedIn(cl.Net.Conn)
 		return true
@@ -267,7 +277,49 @@ func (h *mochiHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 			return pk, refusePublish(cl, pk, packets.ErrUnspecifiedError)
 		}
 	}
+	if pk.FixedHeader.Retain {
+		// mochi retains an accepted publish next, then calls
+		// OnRetainMessage, which unlocks.
+		h.retainMu.Lock()
+	}
 	return pk, nil
+}
+
+// OnWill locks the retained store for a retained Will, which mochi
+// retains next (then OnRetainMessage unlocks); mochi's condition, to the
+// letter. (A delayed Will would be retained later without OnWill: logins
+// have their delay set to 0.)
+func (h *mochiHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if will.Retain && cl.Properties.Will.WillDelayInterval == 0 {
+		h.retainMu.Lock()
+	}
+	return will, nil
+}
+
+func (h *mochiHook) OnRetainMessage(*mqtt.Client, packets.Packet, int64) { h.retainMu.Unlock() }
+
+// subscribeWriteTimeout bounds the SUBACK write, which mochi does while
+// the retained store is held for the subscription: a subscriber that does
+// not read its socket is dropped then instead of holding back every
+// retained publish.
+const subscribeWriteTimeout = 5 * time.Second
+
+// OnSubscribe holds the retained store still while mochi scans it for the
+// new subscription (until OnPacketProcessed). Only collectors (and, on a
+// test broker, anonymous clients) subscribe.
+func (h *mochiHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if !cl.Net.Inline {
+		// mochi sets the next deadline before it reads the next packet.
+		_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(subscribeWriteTimeout))
+		h.retainMu.RLock()
+	}
+	return pk
+}
+
+func (h *mochiHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type == packets.Subscribe && !cl.Net.Inline {
+		h.retainMu.RUnlock()
+	}
 }
 
 // refusePublish is OnPublish's error that refuses pk: MQTT 5 QoS 1 and 2

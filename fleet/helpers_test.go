@@ -69,7 +69,8 @@ func connectDevice(ctx context.Context, broker, id string, o deviceOptions) (*de
 	if o.clientID != "" {
 		cid = o.clientID
 	}
-	cfg := paho.ClientConfig{ClientID: cid, Conn: conn}
+	// A generous acknowledgement deadline: it only bounds a failing test.
+	cfg := paho.ClientConfig{ClientID: cid, Conn: conn, PacketTimeout: 2 * time.Minute}
 	if o.received != nil {
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			o.received(pr.Packet.Topic)

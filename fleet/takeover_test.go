@@ -1,9 +1,15 @@
 package fleet
 
 import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
@@ -219,5 +225,108 @@ func TestCollectorResumesQueuedSession(t *testing.T) {
 				t.Errorf("stored %+v, %v; want seq 3", dev.State, err)
 			}
 		})
+	}
+}
+
+// TestRetainedWhileSubscribing: devices retain reports while a collector
+// subscribes, again and again. mochi v2.7.9 reads a topic's retained path
+// without its lock while it scans the retained messages for a new
+// subscription: without the broker's own ordering (mochiHook.retainMu)
+// this is a data race, reported by go test -race.
+func TestRetainedWhileSubscribing(t *testing.T) {
+	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := t.Context()
+	sub, err := connectDevice(ctx, b.URL(), "subscriber", deviceOptions{received: func(string) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.close()
+	stop := make(chan struct{})
+	var g sync.WaitGroup
+	for i := range 4 {
+		id := deviceID(i)
+		d, err := connectDevice(ctx, b.URL(), id, deviceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.close()
+		g.Go(func() {
+			for seq := uint64(1); ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := d.publish(ctx, id, mustEncode(t, state.State{Seq: seq, Time: t0, Device: id})); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range 100 {
+		if _, err := sub.cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/+/state", QoS: 0}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	g.Wait()
+}
+
+// TestStuckSubscriberDoesNotHoldRetained: a subscriber that stops reading
+// its socket and subscribes again holds the retained store (see
+// TestRetainedWhileSubscribing) only until its SUBACK write times out;
+// the devices' retained reports then go on. Without the write deadline
+// they waited for the subscriber's keep-alive (here 7.5 minutes).
+func TestStuckSubscriberDoesNotHoldRetained(t *testing.T) {
+	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := t.Context()
+	stuck, r, err := rawConnect(b.URL(), "stuck", 5, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	subscribe := func(id uint16) []byte {
+		var p []byte
+		p = binary.BigEndian.AppendUint16(p, id)
+		p = append(p, 0) // no properties
+		p = appendString(p, "devices/#")
+		p = append(p, 0) // QoS 0
+		return append(appendVarint([]byte{0x82}, len(p)), p...)
+	}
+	if _, err := stuck.Write(subscribe(1)); err != nil {
+		t.Fatal(err)
+	}
+	if typ, _, err := readPacket(r); err != nil || typ>>4 != 9 {
+		t.Fatalf("SUBACK: %x %v", typ, err)
+	}
+	// From now on the subscriber reads nothing: the broker's writes to it
+	// block once the socket buffers are full.
+	d, err := connectDevice(ctx, b.URL(), "lampA", deviceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	big := bytes.Repeat([]byte("x"), 60<<10)
+	for i := range 300 {
+		if err := d.publishTo(ctx, fmt.Sprintf("devices/lampA/fill%d", i%10), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := stuck.Write(subscribe(2)); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := d.publish(ctx, "lampA", mustEncode(t, state.State{Seq: seq, Time: t0, Device: "lampA"})); err != nil {
+			t.Fatalf("retained report %d after the stuck subscription: %v", seq, err)
+		}
 	}
 }

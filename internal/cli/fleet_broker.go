@@ -30,13 +30,13 @@ func newFleetBrokerCmd(env *Env) *cobra.Command {
 		Short: "Run the embedded MQTT broker alone, for collectors running elsewhere",
 		Long: `Run the MQTT broker that 'lampi-pkg serve' embeds, without the server and
 its collector: devices log in with the credentials in --db ('lampi-pkg
-device add' writes them) and may publish only under devices/<their id>/;
-collectors ('lampi-pkg fleet collect', e.g. several with --group) log in
-with collector credentials. Each login may use only its own MQTT client id
-(its id, or lampi-agent-<id> for a device), so no login can take over
-another's session. A device publishes only its own state (at most 64 KiB)
-and status; retained messages never expire. Nothing is kept on disk: a
-report waits in memory until a collector acknowledges it.
+device add' writes them) and may publish only their own devices/<id>/state
+(at most 64 KiB) and status, and subscribe to nothing; collectors ('lampi-pkg
+fleet collect', e.g. several with --group) log in with collector
+credentials. Each login may use only its own MQTT client id (its id, or
+lampi-agent-<id> for a device), so no login can take over another's
+session. Retained messages never expire. Nothing is kept on disk: a report
+waits in memory until a collector acknowledges it.
 
 Before the login a connection must send its CONNECT within
 --connect-timeout, no packet may exceed 68 KiB, and at most
