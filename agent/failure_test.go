@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -126,7 +127,7 @@ func TestBrokerDownDuringUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range sub.Messages() {
-		if strings.Contains(m.Payload, `"seq":1,`) {
+		if strings.Contains(m.Payload, fmt.Sprintf(`"seq":%d,`, s1.Seq)) {
 			t.Errorf("superseded state sent: %s", m.Payload)
 		}
 	}

@@ -10,12 +10,14 @@ import (
 )
 
 // NewState builds the next state report from the persisted outcome of the
-// last attempt, with the next sequence number (persisted before it is
-// returned, so seq grows across restarts).
+// last attempt, with the next sequence number: one more than the last, or
+// the clock in microseconds since 1970 when that is higher (persisted
+// before it is returned, so seq grows across restarts, and a device that
+// lost its state starts above its old counter when its clock is sane).
 func (a *Agent) NewState(arch string) (state.State, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.st.Seq++
+	a.st.Seq = max(a.st.Seq+1, uint64(max(0, a.opts.Now().UnixMicro())))
 	a.st.Unsent = true
 	if err := a.st.save(a.cfg.StateDir); err != nil {
 		return state.State{}, fmt.Errorf("state: %w", err)

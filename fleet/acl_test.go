@@ -2,9 +2,6 @@ package fleet
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +39,7 @@ func TestSpoofRefusedByEmbeddedBrokerACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll, _ := s.IssueCredentials(RoleCollector, "collector")
+	coll, _ := s.IssueCredentials(RoleCollector, "collector", "collector2")
 	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", Auth: s})
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +59,11 @@ func TestSpoofRefusedByEmbeddedBrokerACL(t *testing.T) {
 	if st := s.Stats(); st.Spoofed != 0 || st.Stored != 1 {
 		t.Errorf("stats %+v: the broker should have stopped the spoof", st)
 	}
-	// Nor may A read B's topics.
-	sa, err := a.cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/lampB/#", QoS: 1}, {Topic: "devices/#", QoS: 1}}})
-	if err == nil && sa != nil && (sa.Reasons[0] < 0x80 || sa.Reasons[1] < 0x80) {
-		t.Errorf("subscription to other devices granted: %v", sa.Reasons)
+	// Nor may A read B's topics, nor subscribe at all (lampi-agent needs
+	// no subscription; a subscriber holds the retained store).
+	sa, err := a.cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "devices/lampB/#", QoS: 1}, {Topic: "devices/#", QoS: 1}, {Topic: "devices/lampA/state", QoS: 1}}})
+	if err == nil && sa != nil && (sa.Reasons[0] < 0x80 || sa.Reasons[1] < 0x80 || sa.Reasons[2] < 0x80) {
+		t.Errorf("device subscription granted: %v", sa.Reasons)
 	}
 
 	// Logins that must fail: wrong secret, another device's secret,
@@ -77,7 +75,11 @@ func TestSpoofRefusedByEmbeddedBrokerACL(t *testing.T) {
 		"unknown user":     {user: "lampC", pass: creds[0].Secret},
 		"collector secret": {user: "lampB", pass: coll[0].Secret},
 	} {
-		if d, err := connectDevice(ctx, b.URL(), "x"+strings.ReplaceAll(name, " ", ""), o); err == nil {
+		cid := o.user // the login's own client id: only the credential is wrong
+		if cid == "" {
+			cid = "x" + strings.ReplaceAll(name, " ", "")
+		}
+		if d, err := connectDevice(ctx, b.URL(), cid, o); err == nil {
 			d.close()
 			t.Errorf("%s: login accepted", name)
 		}
@@ -94,7 +96,7 @@ func TestSpoofRefusedByEmbeddedBrokerACL(t *testing.T) {
 		t.Error("Will on another device's topic accepted")
 	}
 	// A collector may not publish.
-	cd, err := connectDevice(ctx, b.URL(), "collector-pub", deviceOptions{user: "collector", pass: coll[0].Secret})
+	cd, err := connectDevice(ctx, b.URL(), "collector2", deviceOptions{user: "collector2", pass: coll[1].Secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,25 +107,8 @@ func TestSpoofRefusedByEmbeddedBrokerACL(t *testing.T) {
 }
 
 func TestSpoofRefusedByMosquittoACL(t *testing.T) {
-	passwd := testutil.RequireTool(t, "mosquitto_passwd")
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "passwd")
 	secrets := map[string]string{"lampA": "secret-a", "lampB": "secret-b", "collector": "secret-c"}
-	for user, pass := range secrets {
-		args := []string{"-b", pwFile, user, pass}
-		if _, err := os.Stat(pwFile); err != nil {
-			args = append([]string{"-c"}, args...)
-		}
-		if out, err := exec.Command(passwd, args...).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
-		}
-	}
-	aclFile := filepath.Join(dir, "acl")
-	acl := "user collector\ntopic read devices/#\n\npattern readwrite devices/%u/#\n"
-	if err := os.WriteFile(aclFile, []byte(acl), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	broker := startMosquitto(t, "allow_anonymous false", "password_file "+pwFile, "acl_file "+aclFile)
+	broker := startMosquitto(t, testutil.FleetMosquittoConf(t, secrets, "collector")...)
 	s := openTestStore(t, StoreOptions{})
 	runCollector(t, s, CollectorOptions{Broker: broker, Username: "collector", Password: []byte(secrets["collector"])})
 	ctx := t.Context()

@@ -12,6 +12,9 @@ import (
 type APIOptions struct {
 	// Now is the clock for report ages (default time.Now).
 	Now func() time.Time
+	// StaleView is the report's ReportOptions.StaleView when the request
+	// gives no stale_view (default DefaultStaleView).
+	StaleView time.Duration
 }
 
 // APIHandler serves the fleet JSON API (see the package doc) from store.
@@ -43,7 +46,18 @@ func APIHandler(store *Store, newest func() map[string]string, opts ...APIOption
 			apiError(w, http.StatusBadRequest, err)
 			return
 		}
-		ro := ReportOptions{Package: r.URL.Query().Get("package"), Stale: d, Now: o.Now}
+		ro := ReportOptions{Package: r.URL.Query().Get("package"), Stale: d, Now: o.Now, StaleView: o.StaleView}
+		if sv := r.URL.Query().Get("stale_view"); sv != "" {
+			v, err := time.ParseDuration(sv)
+			if err != nil || v < 0 {
+				apiError(w, http.StatusBadRequest, fmt.Errorf("stale_view=%q: want a duration such as 336h, or 0 for no list", sv))
+				return
+			}
+			ro.StaleView = v
+			if v == 0 {
+				ro.StaleView = -1
+			}
+		}
 		if newest != nil {
 			ro.Newest = newest()
 		}

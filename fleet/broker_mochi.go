@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -12,8 +13,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// startMochi runs a mochi-mqtt server on ln with pol as its only hook.
-func startMochi(ln net.Listener, pol *policy, opts BrokerOptions) (engine, error) {
+// startMochi runs a mochi-mqtt server on ln (guard, or TLS around it)
+// with pol as its only hook.
+func startMochi(ln net.Listener, guard *guardListener, pol *policy, opts BrokerOptions) (engine, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	// Retained states and statuses must outlive any quiet period: mochi
 	// would delete them after 24 h, and would also expire queued QoS 1
@@ -27,6 +29,11 @@ func startMochi(ln net.Listener, pol *policy, opts BrokerOptions) (engine, error
 	// messages back and never takes mochi's slow "send when quota frees"
 	// path), which keeps its queue short.
 	caps.MaximumClientWritesPending = 8192
+	// mochi reads a packet's announced length before the packet: larger
+	// ones close the connection unread, CONNECT included (without a limit
+	// one CONNECT header announcing 256 MiB had it allocate and fill
+	// 256 MiB before any credential was checked).
+	caps.MaximumPacketSize = uint32(opts.MaxPacketSize)
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		Logger:                   opts.Logger,
@@ -34,10 +41,10 @@ func startMochi(ln net.Listener, pol *policy, opts BrokerOptions) (engine, error
 		ClientNetWriteBufferSize: 32 << 10,
 		ClientNetReadBufferSize:  8 << 10,
 	})
-	if err := srv.AddHook(&mochiHook{pol: pol, deliver: opts.Deliver}, nil); err != nil {
+	if err := srv.AddHook(&mochiHook{srv: srv, pol: pol, deliver: opts.Deliver, log: opts.Logger}, nil); err != nil {
 		return nil, err
 	}
-	if err := srv.AddListener(listeners.NewNet("lampi", ln)); err != nil {
+	if err := srv.AddListener(&mochiListener{ln: ln, guard: guard, log: opts.Logger}); err != nil {
 		return nil, err
 	}
 	if err := srv.Serve(); err != nil {
@@ -46,9 +53,68 @@ func startMochi(ln net.Listener, pol *policy, opts BrokerOptions) (engine, error
 	return srv, nil
 }
 
+// mochiListener serves ln to mochi (in place of its listeners.Net). On
+// Close it also closes the connections that never logged in, which mochi
+// does not know of, and waits for every connection's goroutine: mochi's
+// own Close would otherwise wait for a silent connection's deadline, and
+// its wait group would race with connections still being set up.
+type mochiListener struct {
+	ln    net.Listener
+	guard *guardListener
+	log   *slog.Logger
+
+	mu     sync.Mutex // orders wg.Add against closing
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (l *mochiListener) ID() string                  { return "lampi" }
+func (l *mochiListener) Address() string             { return l.ln.Addr().String() }
+func (l *mochiListener) Protocol() string            { return l.ln.Addr().Network() }
+func (l *mochiListener) Init(log *slog.Logger) error { return nil }
+
+func (l *mochiListener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			conn.Close()
+			return
+		}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.wg.Done()
+			if err := establish(l.ID(), conn); err != nil {
+				l.log.Debug("mqtt: connection closed", "remote", conn.RemoteAddr().String(), "error", err)
+			}
+		}()
+	}
+}
+
+func (l *mochiListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.ln.Close()
+	closeClients(l.ID())
+	l.guard.closeOpen()
+	l.wg.Wait()
+}
+
 // mochiHook applies the policy to mochi's authentication and ACL calls.
 type mochiHook struct {
 	mqtt.HookBase
+	srv     *mqtt.Server
+	log     *slog.Logger
 	pol     *policy
 	deliver func(Message) error // BrokerOptions.Deliver
 	// clients maps a client id to the connection that logged in with it
@@ -63,6 +129,13 @@ type mochiHook struct {
 	waiting atomic.Int32
 	wakeMu  sync.Mutex
 	wake    chan struct{}
+	// retainMu orders mochi's retained store: a publish or Will that
+	// retains holds it for writing (from OnPublish or OnWill to
+	// OnRetainMessage), a new subscription's scan for reading (from
+	// OnSubscribe to OnPacketProcessed). mochi v2.7.9 reads a topic's
+	// retained path without its lock while scanning, so a device's
+	// retained report racing a collector's SUBSCRIBE was a data race.
+	retainMu sync.RWMutex
 }
 
 type login struct {
@@ -75,19 +148,40 @@ func (h *mochiHook) ID() string { return "lampi-policy" }
 func (h *mochiHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect,
 		mqtt.OnClientExpired, mqtt.OnSessionEstablished, mqtt.OnSubscribed, mqtt.OnPublish, mqtt.OnQosComplete,
-		mqtt.OnWillSent}, []byte{b})
+		mqtt.OnWillSent, mqtt.OnSubscribe, mqtt.OnPacketProcessed, mqtt.OnWill, mqtt.OnRetainMessage}, []byte{b})
 }
 
 func (h *mochiHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	will := ""
+	will, willPayload := "", []byte(nil)
 	if pk.Connect.WillFlag {
-		will = pk.Connect.WillTopic
+		will, willPayload = pk.Connect.WillTopic, pk.Connect.WillPayload
 	}
-	who, ok := h.pol.login(string(pk.Connect.Username), pk.Connect.Password, pk.Connect.PasswordFlag, cl.Net.Conn, will)
-	if ok {
+	who, err := h.pol.login(string(pk.Connect.Username), pk.Connect.Password, pk.Connect.PasswordFlag, cl.Net.Conn, cl.ID, will, willPayload)
+	switch err {
+	case nil:
+		// Wills are sent at once: mochi sends a delayed one from its own
+		// loop, past OnWill (see retainMu).
+		cl.Properties.Will.WillDelayInterval = 0
 		h.clients.Store(cl.ID, login{cl: cl, who: who})
+		loggedIn(cl.Net.Conn)
+		return true
+	case errClientID:
+		h.log.Warn("mqtt: login refused: the client id belongs to another login", "login", who.id, "client_id", cl.ID,
+			"remote", cl.Net.Remote, "allowed", who.id+" or "+AgentClientIDPrefix+who.id)
+		h.refuseConnect(cl, packets.ErrClientIdentifierNotValid)
+	case errWill:
+		h.log.Warn("mqtt: login refused: Will on a topic or with a payload the login may not publish", "login", who.id, "will_topic", will, "remote", cl.Net.Remote)
+		h.refuseConnect(cl, packets.ErrNotAuthorized)
 	}
-	return ok
+	return false
+}
+
+// refuseConnect answers a CONNECT with code (mochi itself knows only
+// "bad user name or password") and closes the connection, so mochi's own
+// refusal that follows goes nowhere.
+func (h *mochiHook) refuseConnect(cl *mqtt.Client, code packets.Code) {
+	_ = h.srv.SendConnack(cl, code, false, nil)
+	cl.Stop(code)
 }
 
 func (h *mochiHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
@@ -164,6 +258,15 @@ func (h *mochiHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 	if cl.Net.Inline {
 		return pk, nil
 	}
+	if v, ok := h.clients.Load(cl.ID); ok && v.(login).cl == cl {
+		if err := h.pol.checkPayload(v.(login).who, pk.TopicName, pk.Payload); err != nil {
+			code := packets.ErrPayloadFormatInvalid
+			if err == errTooLarge {
+				code = packets.ErrPacketTooLarge
+			}
+			return pk, refusePublish(cl, pk, code)
+		}
+	}
 	if pk.FixedHeader.Qos > 0 {
 		if err := h.holdBack(cl); err != nil {
 			return pk, err
@@ -171,13 +274,63 @@ func (h *mochiHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 	}
 	if h.deliver != nil && h.pol.collected(pk.TopicName) {
 		if err := h.deliver(Message{Topic: pk.TopicName, Payload: pk.Payload}); err != nil {
-			if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-				return pk, packets.ErrUnspecifiedError
-			}
-			return pk, packets.ErrRejectPacket
+			return pk, refusePublish(cl, pk, packets.ErrUnspecifiedError)
 		}
 	}
+	if pk.FixedHeader.Retain {
+		// mochi retains an accepted publish next, then calls
+		// OnRetainMessage, which unlocks.
+		h.retainMu.Lock()
+	}
 	return pk, nil
+}
+
+// OnWill locks the retained store for a retained Will, which mochi
+// retains next (then OnRetainMessage unlocks); mochi's condition, to the
+// letter. (A delayed Will would be retained later without OnWill: logins
+// have their delay set to 0.)
+func (h *mochiHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if will.Retain && cl.Properties.Will.WillDelayInterval == 0 {
+		h.retainMu.Lock()
+	}
+	return will, nil
+}
+
+func (h *mochiHook) OnRetainMessage(*mqtt.Client, packets.Packet, int64) { h.retainMu.Unlock() }
+
+// subscribeWriteTimeout bounds the SUBACK write, which mochi does while
+// the retained store is held for the subscription: a subscriber that does
+// not read its socket is dropped then instead of holding back every
+// retained publish.
+const subscribeWriteTimeout = 5 * time.Second
+
+// OnSubscribe holds the retained store still while mochi scans it for the
+// new subscription (until OnPacketProcessed). Only collectors (and, on a
+// test broker, anonymous clients) subscribe.
+func (h *mochiHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if !cl.Net.Inline {
+		// mochi sets the next deadline before it reads the next packet.
+		_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(subscribeWriteTimeout))
+		h.retainMu.RLock()
+	}
+	return pk
+}
+
+func (h *mochiHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+	if pk.FixedHeader.Type == packets.Subscribe && !cl.Net.Inline {
+		h.retainMu.RUnlock()
+	}
+}
+
+// refusePublish is OnPublish's error that refuses pk: MQTT 5 QoS 1 and 2
+// publishers get code in their acknowledgement; anything else is dropped
+// unacknowledged (mochi would forward and retain a publish refused with a
+// code it cannot send).
+func refusePublish(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return code
+	}
+	return packets.ErrRejectPacket
 }
 
 // OnWillSent hands a device's Will (its offline status) to Deliver.

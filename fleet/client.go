@@ -64,11 +64,25 @@ func staleQuery(q url.Values, stale time.Duration) url.Values {
 	return q
 }
 
+// ReportQuery selects a report from the API: ReportOptions's Package,
+// Stale and StaleView (0: the server's default; negative: no list).
+type ReportQuery struct {
+	Package   string
+	Stale     time.Duration
+	StaleView time.Duration
+}
+
 // Report fetches GET /api/v1/fleet/report.
-func (c *APIClient) Report(ctx context.Context, pkg string, stale time.Duration) (*Report, error) {
-	q := staleQuery(url.Values{}, stale)
-	if pkg != "" {
-		q.Set("package", pkg)
+func (c *APIClient) Report(ctx context.Context, rq ReportQuery) (*Report, error) {
+	q := staleQuery(url.Values{}, rq.Stale)
+	if rq.Package != "" {
+		q.Set("package", rq.Package)
+	}
+	switch {
+	case rq.StaleView > 0:
+		q.Set("stale_view", rq.StaleView.String())
+	case rq.StaleView < 0:
+		q.Set("stale_view", "0")
 	}
 	var r Report
 	return &r, c.get(ctx, "/api/v1/fleet/report", q, &r)

@@ -31,7 +31,11 @@ type CollectorOptions struct {
 	Broker string
 	// ClientID identifies the collector's persistent session at the
 	// broker: keep it stable across restarts, and distinct for each
-	// collector of a group. Required.
+	// collector of a group (default: Username; required without one).
+	// lampi-pkg's broker accepts only the login's own id (the Username,
+	// or a certificate's Common Name), and Mosquitto configured as the
+	// README says replaces it with the username: give each collector its
+	// own credential.
 	ClientID string
 	// Username and Password log in (a collector credential).
 	Username string
@@ -82,6 +86,10 @@ type Collector struct {
 	in       chan incoming
 	stopped  chan struct{} // closed when Run has returned
 	stopOnce sync.Once
+	// Reports rejected for a seq from the future since the last log line
+	// about them, and when that was (batchLoop's goroutine only).
+	rejected     int
+	rejectLogged time.Time
 }
 
 // incoming is one message on its way to a commit: from the collector's
@@ -112,7 +120,10 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 		return nil, fmt.Errorf("broker URL %q: scheme %q: want mqtt:// or mqtts://", opts.Broker, u.Scheme)
 	}
 	if opts.ClientID == "" {
-		return nil, errors.New("collector: a client id is required (it names the persistent session)")
+		opts.ClientID = opts.Username
+	}
+	if opts.ClientID == "" {
+		return nil, errors.New("collector: a client id is required (it names the persistent session): give a username or a client id")
 	}
 	if opts.SessionExpiry <= 0 {
 		opts.SessionExpiry = 7 * 24 * time.Hour
@@ -251,21 +262,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 			log.Info("collector connected", "broker", c.url.Redacted(), "session_present", ca.SessionPresent)
-			go func() {
-				sa, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
-				if err != nil {
-					log.Error("subscribe", "error", err)
-					return
-				}
-				for i, code := range sa.Reasons {
-					if code >= 0x80 {
-						log.Error("subscription refused by the broker", "filter", subs[i].Topic, "reason", code)
-						return
-					}
-				}
-				log.Info("subscribed", "filters", c.Filters())
-				c.once.Do(func() { close(c.ready) })
-			}()
+			go c.subscribe(ctx, cm, subs)
 		},
 		OnConnectionDown: func() bool {
 			log.Warn("collector connection lost; reconnecting", "broker", c.url.Redacted())
@@ -310,6 +307,49 @@ func (c *Collector) Run(ctx context.Context) error {
 	defer dcancel()
 	cm.Disconnect(dctx)
 	return err
+}
+
+// subscribe subscribes on a new connection, then says Ready. mochi
+// answers "packet identifier in use" (0x91) to a SUBSCRIBE whose packet id
+// equals one of the reports it is re-sending from the session (it shares
+// one id space for both directions); the id is free again once that
+// report is acknowledged, so the subscription is retried.
+func (c *Collector) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, subs []paho.SubscribeOptions) {
+	log := c.opts.Logger
+	wait := 20 * time.Millisecond
+	for {
+		sa, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
+		if sa == nil {
+			if ctx.Err() == nil {
+				log.Error("subscribe", "error", err)
+			}
+			return
+		}
+		inUse, refused := false, false
+		for i, code := range sa.Reasons {
+			switch {
+			case code == 0x91:
+				inUse = true
+			case code >= 0x80:
+				refused = true
+				log.Error("subscription refused by the broker", "filter", subs[i].Topic, "reason", code)
+			}
+		}
+		if refused {
+			return
+		}
+		if !inUse {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+	log.Info("subscribed", "filters", c.Filters())
+	c.once.Do(func() { close(c.ready) })
 }
 
 // pipeline commits what arrives on in until ctx is cancelled, in two
@@ -385,8 +425,25 @@ func (c *Collector) batchLoop(ctx context.Context, in <-chan incoming, out chan<
 
 // add decodes m into the batch.
 func (c *Collector) add(b *batch, m incoming) {
+	p := prepare(c.opts.Prefix, m.msg)
+	if p.outcome == OutcomeRejected {
+		c.logRejected(&p, m.msg.Received)
+	}
 	b.msgs = append(b.msgs, m)
-	b.ps = append(b.ps, prepare(c.opts.Prefix, m.msg))
+	b.ps = append(b.ps, p)
+}
+
+// logRejected logs a report rejected for its seq, at most once a minute
+// with the number rejected since: a device that keeps sending them does
+// not flood the log.
+func (c *Collector) logRejected(p *prepared, now time.Time) {
+	c.rejected++
+	if !c.rejectLogged.IsZero() && now.Sub(c.rejectLogged) < time.Minute {
+		return
+	}
+	c.opts.Logger.Warn("report ignored: its seq is more than 24 h ahead of this collector's clock, and would make every later report of the device stale; fix the device's clock (lampi-pkg fleet reset DEVICE forgets a seq stored before)",
+		"device", p.id, "seq", p.st.Seq, "limit", seqLimit(now), "rejected", c.rejected)
+	c.rejected, c.rejectLogged = 0, now
 }
 
 // commitLoop commits each batch, then acknowledges its messages (or

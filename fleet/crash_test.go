@@ -74,7 +74,9 @@ func testKilledMidStream(t *testing.T, broker string, strictOrder bool, cfg chil
 	const rounds = 6
 	cfg.DB = filepath.Join(t.TempDir(), "fleet.db")
 	cfg.Broker = broker
-	cfg.ClientID = "crash-collector"
+	if cfg.User == "" {
+		cfg.ClientID = "crash-collector" // with a login, its own id
+	}
 	child := startChildCollector(t, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -16,7 +16,8 @@ import (
 
 // Roles of a broker credential.
 const (
-	// RoleDevice may publish and subscribe only under <prefix>/<its id>/.
+	// RoleDevice may publish only its own <prefix>/<id>/state and
+	// <prefix>/<id>/status, and subscribe to nothing.
 	RoleDevice = "device"
 	// RoleCollector may subscribe to every device's state and status
 	// (also through shared subscriptions) and publish nothing.

@@ -58,7 +58,7 @@ func TestDashboardInChromium(t *testing.T) {
 	dom := string(chromium(t, srv.URL+"/", "--dump-dom"))
 	for _, want := range []string{
 		"LAMPi fleet", "Rollout of <strong>0.3</strong>", "28 · 70% · newest", "1.1.0~rc1",
-		"Last update failed (3)", "lamp-29", "Offline (4)",
+		"Last update failed or held back (3)", "lamp-29", "Offline (4)",
 		`&lt;script&gt;alert("pwned")&lt;/script&gt; health check failed`,
 	} {
 		if !strings.Contains(dom, want) {

@@ -4,24 +4,24 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 )
 
 // StoreDashboardSource lets the dashboard read a Store directly. newest,
 // if not nil, returns the newest published version of each package (for
-// the rollout progress); now is the report clock.
-func StoreDashboardSource(s *Store, newest func() map[string]string, now func() time.Time) DashboardSource {
-	return &storeDashSource{s: s, newest: newest, now: now}
+// the rollout progress); opts gives the report's clock (Now) and
+// StaleView.
+func StoreDashboardSource(s *Store, newest func() map[string]string, opts ReportOptions) DashboardSource {
+	return &storeDashSource{s: s, newest: newest, opts: opts}
 }
 
 type storeDashSource struct {
 	s      *Store
 	newest func() map[string]string
-	now    func() time.Time
+	opts   ReportOptions
 }
 
 func (d *storeDashSource) Report(context.Context) (*Report, error) {
-	ro := ReportOptions{Now: d.now}
+	ro := ReportOptions{Now: d.opts.Now, StaleView: d.opts.StaleView}
 	if d.newest != nil {
 		ro.Newest = d.newest()
 	}
@@ -61,7 +61,9 @@ func APIDashboardSource(c *APIClient) DashboardSource { return &apiDashSource{c:
 
 type apiDashSource struct{ c *APIClient }
 
-func (a *apiDashSource) Report(ctx context.Context) (*Report, error) { return a.c.Report(ctx, "", 0) }
+func (a *apiDashSource) Report(ctx context.Context) (*Report, error) {
+	return a.c.Report(ctx, ReportQuery{})
+}
 
 func (a *apiDashSource) FindDevices(ctx context.Context, prefix string, limit int) ([]Device, error) {
 	devs, err := a.c.Devices(ctx, 0)

@@ -50,7 +50,7 @@ func checkDashboardSource(t *testing.T, src DashboardSource) {
 		t.Fatalf("GET / = %d\n%s", code, body)
 	}
 	mustContain(t, body, `<b>3</b><span>devices</span>`, `Rollout of <strong>0.3</strong>: <strong>0</strong> of 3 devices up to date (0%), 3 behind`,
-		`2 · 67%`, `1 · 33%`, `Last update failed (1)`, `<a href="devices/lamp-b">lamp-b</a>`, `&lt;script&gt;`, `Offline (1)`,
+		`2 · 67%`, `1 · 33%`, `Last update failed or held back (1)`, `<a href="devices/lamp-b">lamp-b</a>`, `&lt;script&gt;`, `Offline (1)`,
 		`<a href="devices/lamp-c">lamp-c</a>`)
 	if strings.Contains(body, "<script") {
 		t.Error("unescaped script")
@@ -70,7 +70,7 @@ func checkDashboardSource(t *testing.T, src DashboardSource) {
 func TestStoreDashboardSource(t *testing.T) {
 	s := dashStore(t)
 	newest := func() map[string]string { return map[string]string{"hi": "0.3"} }
-	checkDashboardSource(t, StoreDashboardSource(s, newest, func() time.Time { return dashNow }))
+	checkDashboardSource(t, StoreDashboardSource(s, newest, ReportOptions{Now: func() time.Time { return dashNow }}))
 }
 
 func TestAPIDashboardSource(t *testing.T) {

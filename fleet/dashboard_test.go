@@ -184,7 +184,7 @@ func TestDashboardOverview(t *testing.T) {
 		`aria-label="Versions of hi across the fleet"`,
 		`28 · 70% · newest`, `9 · 22%`, `3 · 8%`, `1.1.0~rc1`,
 		`<a href="devices/lamp-36">lamp-36</a>`, `7h 0m`, `1d 4h`,
-		`Last update failed (3)`, `rolled-back`, `connection refused`,
+		`Last update failed or held back (3)`, `rolled-back`, `connection refused`,
 		`Generated 2026-11-22 12:00:00 UTC`,
 	)
 	// The biggest bar spans the whole bar area; the others are to scale.
@@ -270,7 +270,7 @@ func TestDashboardLimits(t *testing.T) {
 	healthy := sampleFleet()
 	healthy.report.FailedDevices, healthy.report.OfflineDevices = nil, nil
 	_, _, body := get(t, newTestDashboard(t, healthy, DashboardOptions{}), "/")
-	mustContain(t, body, `No device reports a failed update.`, `Every device is online.`)
+	mustContain(t, body, `No device reports a failed or held-back update.`, `Every device is online.`)
 
 	f := sampleFleet()
 	_, _, body = get(t, newTestDashboard(t, f, DashboardOptions{MaxRows: 2}), "/")

@@ -49,6 +49,12 @@ type dashFleet struct {
 	OfflineMore                      int
 	FailedList                       []dashSummary
 	FailedMore                       int
+	// Devices whose view of the repository is StaleAfter old or older
+	// ("" when the report did not check).
+	StaleAfter    string
+	StaleView     int
+	StaleViewList []dashSummary
+	StaleViewMore int
 }
 
 // Chart geometry, in SVG user units (the charts scale to the page width).
@@ -108,18 +114,24 @@ type dashSummary struct {
 	Result   string
 	Error    string
 	Packages string
+	// For the stale view list: the Release date the device last accepted,
+	// its age, and when the device last checked.
+	ReleaseDate string
+	ViewAge     string
+	LastCheck   string
 }
 
 type dashDevice struct {
 	dashDeviceRow
-	Agent     string
-	Arch      string
-	Time      string
-	StateTime string
-	LastCheck string
-	Target    string
-	Installed []dashKV
-	Events    []dashEvent
+	Agent       string
+	Arch        string
+	Time        string
+	StateTime   string
+	LastCheck   string
+	ReleaseDate string // with its age
+	Target      string
+	Installed   []dashKV
+	Events      []dashEvent
 }
 
 type dashKV struct{ Key, Value string }
@@ -144,6 +156,14 @@ func buildFleetView(rep *Report, now time.Time, maxRows int) *dashFleet {
 	}
 	f.OfflineList, f.OfflineMore = buildSummaries(rep.OfflineDevices, now, maxRows)
 	f.FailedList, f.FailedMore = buildSummaries(rep.FailedDevices, now, maxRows)
+	if rep.StaleView > 0 {
+		f.StaleAfter = dashAge(rep.StaleView)
+		if rep.StaleView%(24*time.Hour) == 0 {
+			f.StaleAfter = fmt.Sprintf("%d days", rep.StaleView/(24*time.Hour))
+		}
+		f.StaleView = len(rep.StaleViewDevices)
+		f.StaleViewList, f.StaleViewMore = buildSummaries(rep.StaleViewDevices, now, maxRows)
+	}
 	return f
 }
 
@@ -251,6 +271,11 @@ func buildSummaries(in []DeviceSummary, now time.Time, maxRows int) ([]dashSumma
 		if !d.LastSeen.IsZero() || d.Age > 0 {
 			s.Age = dashAge(age)
 		}
+		if !d.ReleaseDate.IsZero() {
+			s.ReleaseDate = d.ReleaseDate.UTC().Format("2006-01-02 15:04 UTC")
+			s.ViewAge = dashAge(now.Sub(d.ReleaseDate))
+		}
+		s.LastCheck = dashTime(d.LastCheck)
 		out = append(out, s)
 	}
 	return out, more
@@ -272,6 +297,9 @@ func buildDeviceView(d *Device, events []Event, now time.Time) *dashDevice {
 	v.Time = dashTime(d.LastSeen)
 	v.StateTime = dashTime(d.State.Time)
 	v.LastCheck = dashTime(d.State.LastCheck)
+	if rd := d.State.ReleaseDate; !rd.IsZero() {
+		v.ReleaseDate = dashTime(rd) + " (" + dashAge(now.Sub(rd)) + " old)"
+	}
 	for _, name := range dashSortedKeys(d.State.Packages) {
 		v.Installed = append(v.Installed, dashKV{name, d.State.Packages[name]})
 	}

@@ -37,6 +37,7 @@ const (
 	fResult
 	fError
 	fTarget
+	fReleaseDate
 )
 
 type scanner struct {
@@ -201,6 +202,9 @@ func fastDecode(b []byte) (s state.State, ok bool) {
 			case "target":
 				bit = fTarget
 				s.Target, ok = p.strMap()
+			case "release_date":
+				bit = fReleaseDate
+				s.ReleaseDate, ok = p.time()
 			default:
 				return s, false
 			}

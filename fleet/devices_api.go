@@ -20,7 +20,19 @@ import (
 const (
 	DevicesAPIPath     = "/api/v1/fleet/devices"     // POST: issue
 	CredentialsAPIPath = "/api/v1/fleet/credentials" // GET: list; DELETE …/{id}: revoke
+	ResetAPIPath       = "/api/v1/fleet/reset"       // POST: forget devices' stored seq
 )
+
+// ResetRequest is the body of POST /api/v1/fleet/reset, and ResetResponse
+// its answer.
+type ResetRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// ResetResponse lists the devices whose stored seq was forgotten.
+type ResetResponse struct {
+	Reset []string `json:"reset"`
+}
 
 // maxIssue bounds the ids of one POST.
 const maxIssue = 10000
@@ -61,18 +73,28 @@ func (e *DevicesAPIError) Unwrap() error {
 //	POST   /api/v1/fleet/devices           {"ids":[…],"role":"device"} → 201 []Issued (secrets, shown once)
 //	GET    /api/v1/fleet/credentials       → []Credential (no secrets, no hashes)
 //	DELETE /api/v1/fleet/credentials/{id}  → {"removed":"ID"}
+//	POST   /api/v1/fleet/reset             {"ids":[…]} → {"reset":[…]} (Store.ResetSeq; 404 if one never reported)
 func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 	return map[string]http.Handler{
-		"POST " + DevicesAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req IssueRequest
-			dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON {\"ids\":[\"ID\",…],\"role\":\"device\"}: "+err.Error())
+		"POST " + ResetAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req ResetRequest
+			if !decodeIDsRequest(w, r, &req, &req.IDs, `{"ids":["ID",…]}`) {
 				return
 			}
-			if len(req.IDs) == 0 || len(req.IDs) > maxIssue {
-				devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(req.IDs)))
+			err := store.ResetSeq(req.IDs...)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				devicesError(w, http.StatusNotFound, "not_found", err.Error())
+				return
+			case err != nil:
+				devicesError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			apiJSON(w, ResetResponse{Reset: req.IDs})
+		}),
+		"POST " + DevicesAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req IssueRequest
+			if !decodeIDsRequest(w, r, &req, &req.IDs, `{"ids":["ID",…],"role":"device"}`) {
 				return
 			}
 			if req.Role == "" {
@@ -124,6 +146,24 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 			apiJSON(w, map[string]string{"removed": id})
 		}),
 	}
+}
+
+// decodeIDsRequest reads the JSON body of r into req (unknown fields
+// refused) and checks that *ids, a field of req, holds 1 to maxIssue ids;
+// otherwise it answers 400 (the body should look like shape) and returns
+// false.
+func decodeIDsRequest(w http.ResponseWriter, r *http.Request, req any, ids *[]string, shape string) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		devicesError(w, http.StatusBadRequest, "bad_request", "body: want JSON "+shape+": "+err.Error())
+		return false
+	}
+	if len(*ids) == 0 || len(*ids) > maxIssue {
+		devicesError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("give 1 to %d ids, got %d", maxIssue, len(*ids)))
+		return false
+	}
+	return true
 }
 
 func devicesError(w http.ResponseWriter, status int, code, msg string) {
@@ -203,6 +243,12 @@ func (c *DevicesClient) List(ctx context.Context) ([]Credential, error) {
 	var out []Credential
 	err := c.do(ctx, http.MethodGet, CredentialsAPIPath, nil, &out, http.StatusOK)
 	return out, err
+}
+
+// Reset forgets the stored seq of the devices ids (Store.ResetSeq).
+func (c *DevicesClient) Reset(ctx context.Context, ids ...string) error {
+	var out ResetResponse
+	return c.do(ctx, http.MethodPost, ResetAPIPath, ResetRequest{IDs: ids}, &out, http.StatusOK)
 }
 
 // Remove revokes the credential of id.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
 
 func startDevicesAPI(t *testing.T) (*Store, *DevicesClient, *http.Header) {
@@ -107,5 +109,29 @@ func TestDevicesAPIBadBody(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("body %q: status %d, want 400", body, resp.StatusCode)
 		}
+	}
+}
+
+// TestDevicesAPIReset: POST /api/v1/fleet/reset forgets a pinned device's
+// seq (DevicesClient.Reset); an unknown id is a 404 and resets nothing.
+func TestDevicesAPIReset(t *testing.T) {
+	ctx := context.Background()
+	s, c, _ := startDevicesAPI(t)
+	pinBeforeTheFix(t, s, "lampP", 1<<63, "6.6.6")
+	next := stateMsg(t, "lampP", state.State{Seq: usAt(t0), Time: t0, Device: "lampP"}, t0)
+	if err := c.Reset(ctx, "lampP", "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("reset of an unknown device: %v", err)
+	}
+	if out, _ := s.Apply(state.DefaultPrefix, []Message{next}); out[0] != OutcomeStale {
+		t.Fatal("a refused reset changed the device")
+	}
+	if err := c.Reset(ctx, "lampP"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := s.Apply(state.DefaultPrefix, []Message{next}); out[0] != OutcomeStored {
+		t.Errorf("report after the reset: outcome %d", out[0])
+	}
+	if err := c.Reset(ctx); err == nil {
+		t.Error("reset of no device accepted")
 	}
 }

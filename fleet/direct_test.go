@@ -19,7 +19,13 @@ import (
 // stops the collector.
 func startDirect(t *testing.T, s *Store, commitErr bool) (string, func()) {
 	t.Helper()
-	c := NewDirectCollector(s, CollectorOptions{})
+	return startDirectWith(t, s, CollectorOptions{}, commitErr)
+}
+
+// startDirectWith is startDirect with the collector's options.
+func startDirectWith(t *testing.T, s *Store, opts CollectorOptions, commitErr bool) (string, func()) {
+	t.Helper()
+	c := NewDirectCollector(s, opts)
 	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true, Deliver: c.Deliver})
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,10 @@ func FuzzPrepare(f *testing.F) {
 			if s := string(payload); s != state.Online && s != state.Offline {
 				t.Fatalf("status %q accepted", s)
 			}
+		case OutcomeRejected:
+			if p.st.Seq <= seqLimit(time.Unix(1, 0)) {
+				t.Fatalf("seq %d rejected, within the limit", p.st.Seq)
+			}
 		case OutcomeInvalid, OutcomeSpoofed:
 		default:
 			t.Fatalf("outcome %d", p.outcome)
@@ -54,6 +58,9 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add([]byte(`{"seq":1,"time":"2026-11-22T25:00:00Z","device":"lamp1","packages":{}}`))
 	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"","packages":{}}`))
 	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"extra":[1,{"a":null}]}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"result":"held-back","release_date":"2026-11-20T08:00:00Z"}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"release_date":"2026-11-20T08:00:00Z","release_date":"2026-11-21T08:00:00Z"}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"release_date":null}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, gotErr := decodeState(b)
 		want, wantErr := state.Decode(b)
@@ -66,7 +73,10 @@ func FuzzDecodeState(f *testing.F) {
 // TestDecodeStateFastPath: the reports agents and the load generator
 // write take the fast path (no fallback to encoding/json).
 func TestDecodeStateFastPath(t *testing.T) {
-	for i, st := range []state.State{testState("lamp-1", 0, 1), testState("lamp-7", 7, 99), {Seq: 1, Device: "x", Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600))}} {
+	withView := testState("lamp-9", 9, 3)
+	withView.Result, withView.Target = state.ResultHeldBack, map[string]string{"hi": "0.3"}
+	withView.ReleaseDate = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for i, st := range []state.State{testState("lamp-1", 0, 1), testState("lamp-7", 7, 99), {Seq: 1, Device: "x", Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600))}, withView} {
 		b := mustEncode(t, st)
 		got, ok := fastDecode(b)
 		if !ok {
@@ -76,5 +86,28 @@ func TestDecodeStateFastPath(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%d: fast %+v, state.Decode %+v (%v)", i, got, want, err)
 		}
+	}
+}
+
+// BenchmarkDecodeState: a report as lampi-agent writes it now, with
+// release_date, through the collector's decoder and through state.Decode
+// (which decodeState fell back to for every such report before the fast
+// path knew release_date).
+func BenchmarkDecodeState(b *testing.B) {
+	st := testState("lamp-0042", 42, 3)
+	st.Seq = 1795348800000000
+	st.LastCheck = st.Time.Add(-time.Minute)
+	st.ReleaseDate = st.Time.Add(-36 * time.Hour)
+	payload := mustEncode(b, st)
+	for name, decode := range map[string]func([]byte) (state.State, error){"decodeState": decodeState, "state.Decode": state.Decode} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				if _, err := decode(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

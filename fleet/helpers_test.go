@@ -37,7 +37,14 @@ type deviceOptions struct {
 	keepAlive  uint16
 	will       bool
 	willTopic  string // default: the device's own status topic
+	willBody   []byte // default: "offline"
 	tls        *tls.Config
+	clientID   string // default: the device id
+	// resume connects without clean start, with a session that outlives
+	// the connection (as a collector does).
+	resume bool
+	// received, if set, is called with every message the broker sends.
+	received func(topic string)
 }
 
 // connectDevice connects a simulated device to broker (an mqtt:// URL).
@@ -58,8 +65,24 @@ func connectDevice(ctx context.Context, broker, id string, o deviceOptions) (*de
 			return nil, err
 		}
 	}
-	cl := paho.NewClient(paho.ClientConfig{ClientID: id, Conn: conn})
-	cp := &paho.Connect{ClientID: id, KeepAlive: o.keepAlive, CleanStart: true}
+	cid := id
+	if o.clientID != "" {
+		cid = o.clientID
+	}
+	// A generous acknowledgement deadline: it only bounds a failing test.
+	cfg := paho.ClientConfig{ClientID: cid, Conn: conn, PacketTimeout: 2 * time.Minute}
+	if o.received != nil {
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			o.received(pr.Packet.Topic)
+			return true, nil
+		}}
+	}
+	cl := paho.NewClient(cfg)
+	cp := &paho.Connect{ClientID: cid, KeepAlive: o.keepAlive, CleanStart: !o.resume}
+	if o.resume {
+		expiry := uint32(3600)
+		cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &expiry}
+	}
 	if o.user != "" {
 		cp.UsernameFlag, cp.Username = true, o.user
 		cp.PasswordFlag, cp.Password = true, []byte(o.pass)
@@ -69,15 +92,19 @@ func connectDevice(ctx context.Context, broker, id string, o deviceOptions) (*de
 		if topic == "" {
 			topic = state.StatusTopic(state.DefaultPrefix, id)
 		}
-		cp.WillMessage = &paho.WillMessage{Topic: topic, Payload: []byte(state.Offline), QoS: 1, Retain: true}
+		body := o.willBody
+		if body == nil {
+			body = []byte(state.Offline)
+		}
+		cp.WillMessage = &paho.WillMessage{Topic: topic, Payload: body, QoS: 1, Retain: true}
 	}
 	ca, err := cl.Connect(ctx, cp)
 	if err != nil {
 		conn.Close()
 		if ca != nil {
-			return nil, fmt.Errorf("connect %s: reason %d %s", id, ca.ReasonCode, ca.Properties.ReasonString)
+			return nil, fmt.Errorf("connect %s as %s: reason %d (%#x) %s", id, cid, ca.ReasonCode, ca.ReasonCode, ca.Properties.ReasonString)
 		}
-		return nil, fmt.Errorf("connect %s: %w", id, err)
+		return nil, fmt.Errorf("connect %s as %s: %w", id, cid, err)
 	}
 	return &device{id: id, conn: conn, cl: cl}, nil
 }
@@ -85,6 +112,22 @@ func connectDevice(ctx context.Context, broker, id string, o deviceOptions) (*de
 // publish sends a state report (retained, QoS 1) to topicID's state topic.
 func (d *device) publish(ctx context.Context, topicID string, payload []byte) error {
 	pr, err := d.cl.Publish(ctx, &paho.Publish{Topic: state.StateTopic(state.DefaultPrefix, topicID), QoS: 1, Retain: true, Payload: payload})
+	if err != nil {
+		return err
+	}
+	if pr != nil && pr.ReasonCode >= 0x80 {
+		return fmt.Errorf("publish refused: reason code %#x", pr.ReasonCode)
+	}
+	return nil
+}
+
+// publishTo publishes payload retained at QoS 1 on any topic; a refusal
+// in the PUBACK is an error.
+func (d *device) publishTo(ctx context.Context, topic string, payload []byte) error {
+	pr, err := d.cl.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: payload})
+	if err != nil && pr != nil {
+		return fmt.Errorf("publish refused: reason code %#x: %w", pr.ReasonCode, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -153,7 +196,23 @@ func openTestStore(t testing.TB, opts StoreOptions) *Store {
 // runCollector runs a collector in this process until the test ends.
 func runCollector(t testing.TB, s *Store, opts CollectorOptions) *Collector {
 	t.Helper()
-	if opts.ClientID == "" {
+	c, _ := startCollectorFor(t, s, opts)
+	return c
+}
+
+// startCollector runs a collector in this process until stop (or the end
+// of the test); stop returns once it has disconnected.
+func startCollector(t testing.TB, s *Store, opts CollectorOptions) (stop func()) {
+	t.Helper()
+	_, stop = startCollectorFor(t, s, opts)
+	return stop
+}
+
+func startCollectorFor(t testing.TB, s *Store, opts CollectorOptions) (*Collector, func()) {
+	t.Helper()
+	if opts.ClientID == "" && opts.Username == "" {
+		// Anonymous, or a certificate: the login's own id is the
+		// Username's default otherwise.
 		opts.ClientID = "collector-" + strings.ReplaceAll(t.Name(), "/", "-")
 	}
 	c, err := NewCollector(s, opts)
@@ -163,12 +222,16 @@ func runCollector(t testing.TB, s *Store, opts CollectorOptions) *Collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-c.Ready():
 	case err := <-done:
@@ -176,7 +239,7 @@ func runCollector(t testing.TB, s *Store, opts CollectorOptions) *Collector {
 	case <-time.After(60 * time.Second):
 		t.Fatal("collector did not subscribe")
 	}
-	return c
+	return c, stop
 }
 
 // limitGroup runs functions with bounded concurrency and keeps the first error.

@@ -33,7 +33,22 @@ const (
 	OutcomeInvalid                    // bad topic, JSON or status payload: ignored
 	OutcomeSpoofed                    // topic id and payload id differ: ignored
 	OutcomeStatus                     // status message, committed
+	// OutcomeRejected: a seq more than MaxSeqAhead beyond the receive
+	// time in microseconds; ignored, or one report "from the future"
+	// would make every later one of its device stale.
+	OutcomeRejected
 )
+
+// MaxSeqAhead is how far a report's seq may be ahead of the collector's
+// clock, in microseconds since 1970 (lampi-agent's seq is at most its
+// clock in microseconds, or one more than its last): clocks that are off
+// by less are accepted.
+const MaxSeqAhead = 24 * time.Hour
+
+// seqLimit is the highest seq accepted at receive time t.
+func seqLimit(t time.Time) uint64 {
+	return uint64(max(0, t.UnixMicro())) + uint64(MaxSeqAhead/time.Microsecond)
+}
 
 // prepared is a message decoded outside the write transaction.
 type prepared struct {
@@ -78,6 +93,10 @@ func prepare(prefix string, m Message) prepared {
 		return p
 	}
 	p.st = st
+	if st.Seq > seqLimit(m.Received) {
+		p.outcome = OutcomeRejected
+		return p
+	}
 	p.fp = fingerprint(&st)
 	p.outcome = OutcomeStored // provisional: Apply decides stale or stored
 	return p
@@ -106,7 +125,9 @@ func fingerprint(s *state.State) uint64 {
 
 // Apply stores a batch of messages in one transaction and returns what it
 // did with each. For state reports it keeps the highest seq per device and
-// appends version changes and update results to the device's audit log.
+// appends version changes and update results to the device's audit log; a
+// seq more than MaxSeqAhead beyond the message's receive time (default:
+// StoreOptions.Now) is rejected.
 // Status messages set online/offline; a retained status equal to the stored
 // one (a re-delivery on subscribe) keeps its original time.
 //
@@ -115,6 +136,9 @@ func fingerprint(s *state.State) uint64 {
 func (s *Store) Apply(prefix string, msgs []Message) ([]Outcome, error) {
 	ps := make([]prepared, len(msgs))
 	for i, m := range msgs {
+		if m.Received.IsZero() {
+			m.Received = s.opts.Now()
+		}
 		ps[i] = prepare(prefix, m)
 	}
 	return s.applyPrepared(ps)
@@ -163,9 +187,11 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 					out[i] = OutcomeStale
 					continue
 				}
-				if !old.valid() || old.seq() == 0 || old.fingerprint() != p.fp {
+				// A record may hold a state with seq 0: one reset by the
+				// operator (ResetSeq).
+				if !old.hasState() || old.fingerprint() != p.fp {
 					var prev *state.State
-					if old.valid() && old.seq() > 0 {
+					if old.hasState() {
 						prev = new(state.State)
 						if json.Unmarshal(old.stateJSON(), prev) != nil {
 							prev = nil
@@ -216,6 +242,8 @@ func (s *Store) statsAfter(out []Outcome, added int) Stats {
 			st.Invalid++
 		case OutcomeSpoofed:
 			st.Spoofed++
+		case OutcomeRejected:
+			st.Rejected++
 		}
 		st.Received++
 	}
@@ -242,7 +270,7 @@ func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.Sta
 		}
 	}
 	switch cur.Result {
-	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack:
+	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
 		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
 			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
 		}

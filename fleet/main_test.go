@@ -26,8 +26,11 @@ type childConfig struct {
 	Pass     string
 	AddrFile string // the child writes its API address here once subscribed
 	// Listen, if set, makes the child a whole embedded fleet server: a
-	// broker on Listen (anonymous) handing reports to a direct collector.
+	// broker on Listen (anonymous unless Auth) handing reports to a
+	// direct collector.
 	Listen string
+	// Auth makes the child's broker check logins against DB's credentials.
+	Auth bool
 }
 
 func TestMain(m *testing.M) {
@@ -53,7 +56,11 @@ func runChild(cfgJSON string) error {
 	var c *Collector
 	if cfg.Listen != "" {
 		c = NewDirectCollector(s, CollectorOptions{})
-		if _, err := StartBroker(context.Background(), BrokerOptions{Addr: cfg.Listen, AllowAnonymous: true, Deliver: c.Deliver}); err != nil {
+		bo := BrokerOptions{Addr: cfg.Listen, AllowAnonymous: !cfg.Auth, Deliver: c.Deliver}
+		if cfg.Auth {
+			bo.Auth = s
+		}
+		if _, err := StartBroker(context.Background(), bo); err != nil {
 			return err
 		}
 	} else if c, err = NewCollector(s, CollectorOptions{Broker: cfg.Broker, ClientID: cfg.ClientID, Username: cfg.User, Password: []byte(cfg.Pass)}); err != nil {

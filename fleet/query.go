@@ -74,6 +74,16 @@ func (s *Store) History(id string) ([]Event, error) {
 	return out, err
 }
 
+// DefaultStaleView is ReportOptions.StaleView's default, 14 days. A
+// repository re-signed at least once a week (ValidFor 7d renewed by a
+// daily cron, the usual setup against freeze attacks) never gives a device
+// that checks a Release older than 7 days; a view twice that old means the
+// device missed at least one renewal: it cannot reach the repository, or a
+// mirror, a cache or an attacker keeps serving it an old Release. (A
+// repository without ValidFor that publishes less often than that makes
+// every device look stale: give a longer --stale-view.)
+const DefaultStaleView = 14 * 24 * time.Hour
+
 // ReportOptions selects and qualifies a Report.
 type ReportOptions struct {
 	// Package limits the report to one package; the offline and failed
@@ -86,6 +96,12 @@ type ReportOptions struct {
 	// Newest maps package names to the newest published version; devices
 	// on an older one are listed as behind.
 	Newest map[string]string
+	// StaleView lists in StaleViewDevices the devices whose view of the
+	// repository — the Date of the newest Release they accepted,
+	// state.State.ReleaseDate — is at least that old (default
+	// DefaultStaleView; negative: no list). Devices that report no
+	// release date (agents before it) are not judged.
+	StaleView time.Duration
 	// Now is the report time (default time.Now), for ages.
 	Now func() time.Time
 }
@@ -140,9 +156,15 @@ type reportBuilder struct {
 }
 
 func newReportBuilder(opts ReportOptions, now time.Time) *reportBuilder {
-	return &reportBuilder{opts: opts, now: now,
-		rep: &Report{Generated: now.UTC(), Packages: []PackageReport{},
-			OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}},
+	if opts.StaleView == 0 {
+		opts.StaleView = DefaultStaleView
+	}
+	rep := &Report{Generated: now.UTC(), Packages: []PackageReport{},
+		OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}, StaleViewDevices: []DeviceSummary{}}
+	if opts.StaleView > 0 {
+		rep.StaleView = opts.StaleView
+	}
+	return &reportBuilder{opts: opts, now: now, rep: rep,
 		counts: map[string]map[string]int{}, behind: map[string][]string{}, older: map[[2]string]bool{}}
 }
 
@@ -161,7 +183,7 @@ func (b *reportBuilder) add(d *Device) {
 	}
 	sum := func() DeviceSummary {
 		return DeviceSummary{ID: d.ID, LastSeen: d.LastSeen, Age: age, Result: d.State.Result,
-			Error: d.State.Error, Packages: d.State.Packages}
+			Error: d.State.Error, Packages: d.State.Packages, LastCheck: d.State.LastCheck, ReleaseDate: d.State.ReleaseDate}
 	}
 	if !d.Online {
 		rep.Offline++
@@ -171,8 +193,14 @@ func (b *reportBuilder) add(d *Device) {
 	} else {
 		rep.Online++
 	}
-	if d.State.Result == state.ResultFailed || d.State.Result == state.ResultRolledBack {
+	switch d.State.Result {
+	case state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
 		rep.FailedDevices = append(rep.FailedDevices, sum())
+	}
+	if rd := d.State.ReleaseDate; rep.StaleView > 0 && !rd.IsZero() && b.now.Sub(rd) >= rep.StaleView {
+		s := sum()
+		s.ViewAge = b.now.Sub(rd)
+		rep.StaleViewDevices = append(rep.StaleViewDevices, s)
 	}
 	for name, v := range d.State.Packages {
 		if opts.Package != "" && name != opts.Package {

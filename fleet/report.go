@@ -7,7 +7,7 @@
 // JSON API (served by the collector's handler, read by the dashboard,
 // `lampi-pkg fleet … --server URL` and `lampi-pkg loadtest`):
 //
-//	GET /api/v1/fleet/report[?package=P&stale=24h]   Report
+//	GET /api/v1/fleet/report[?package=P&stale=24h&stale_view=336h]   Report (stale_view=0: no stale view list)
 //	GET /api/v1/fleet/devices[?stale=24h]            []Device
 //	GET /api/v1/fleet/devices/{id}                   Device
 //	GET /api/v1/fleet/devices/{id}/history           []Event
@@ -57,9 +57,19 @@ type Report struct {
 	Offline   int       `json:"offline"`
 	// Packages is sorted by name.
 	Packages []PackageReport `json:"packages"`
-	// OfflineDevices and FailedDevices are sorted by id.
+	// OfflineDevices and FailedDevices are sorted by id. FailedDevices
+	// are those whose last update failed, was rolled back, or is held
+	// back because that version rolled back before: all wait for the
+	// operator.
 	OfflineDevices []DeviceSummary `json:"offline_devices"`
 	FailedDevices  []DeviceSummary `json:"failed_devices"`
+	// StaleView is the age from which a device's view of the repository
+	// (the Date of the newest Release it accepted) counts as stale, 0 when
+	// not checked; StaleViewDevices are the devices whose view is that
+	// old, sorted by id: cut off from the repository, or served an old
+	// Release (a freeze attack).
+	StaleView        time.Duration   `json:"stale_view_ns"`
+	StaleViewDevices []DeviceSummary `json:"stale_view_devices"`
 }
 
 // PackageReport is the version distribution of one package.
@@ -90,6 +100,11 @@ type DeviceSummary struct {
 	Result   string            `json:"result,omitempty"`
 	Error    string            `json:"error,omitempty"`
 	Packages map[string]string `json:"packages,omitempty"`
+	// LastCheck and ReleaseDate are the device's (state.State); ViewAge
+	// is the age of ReleaseDate, in StaleViewDevices.
+	LastCheck   time.Time     `json:"last_check,omitzero"`
+	ReleaseDate time.Time     `json:"release_date,omitzero"`
+	ViewAge     time.Duration `json:"view_age_ns,omitempty"`
 }
 
 // Stats counts what the collector received.
@@ -99,6 +114,7 @@ type Stats struct {
 	Stale    uint64 `json:"stale"`    // seq not newer than the stored one
 	Invalid  uint64 `json:"invalid"`  // bad JSON or failed validation
 	Spoofed  uint64 `json:"spoofed"`  // topic id and payload id differ
+	Rejected uint64 `json:"rejected"` // seq more than MaxSeqAhead in the future
 	Status   uint64 `json:"status"`   // status messages
 	Devices  int    `json:"devices"`
 }

@@ -133,7 +133,7 @@ func (s *Store) Stats() Stats {
 // path reads without decoding JSON, then the state report exactly as the
 // device sent it.
 //
-//	[0:8]   seq of the stored state (0 = none yet)
+//	[0:8]   seq of the stored state (0 = none yet, or reset: ResetSeq)
 //	[8:16]  unix ns the state was received
 //	[16:24] unix ns of the last status message (0 = none)
 //	[24]    1 if the last status was "online"
@@ -150,6 +150,7 @@ func (r record) online() bool        { return r[24] == 1 }
 func (r record) fingerprint() uint64 { return binary.BigEndian.Uint64(r[25:33]) }
 func (r record) stateJSON() []byte   { return r[recordHeader:] }
 func (r record) valid() bool         { return len(r) >= recordHeader }
+func (r record) hasState() bool      { return r.valid() && len(r) > recordHeader }
 func (r record) setStatus(t int64, online bool) {
 	binary.BigEndian.PutUint64(r[16:24], uint64(t))
 	r[24] = 0
@@ -180,7 +181,7 @@ func unixNano(ns int64) time.Time {
 // device decodes a record into the API type.
 func (r record) device(id string) (Device, error) {
 	d := Device{ID: id, Online: r.online(), StatusTime: unixNano(r.statusTime())}
-	if r.seq() > 0 {
+	if r.hasState() {
 		if err := json.Unmarshal(r.stateJSON(), &d.State); err != nil {
 			return d, fmt.Errorf("device %s: %w: stored state: %w", id, ErrDatabase, err)
 		}

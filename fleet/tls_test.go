@@ -69,7 +69,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	s := openTestStore(t, StoreOptions{})
 	collCert := ca.issue(t, pkix.Name{CommonName: "collector1", OrganizationalUnit: []string{CertCollectorOU}}, false)
-	runCollector(t, s, CollectorOptions{Broker: b.URL(), TLS: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{collCert}}})
+	runCollector(t, s, CollectorOptions{Broker: b.URL(), ClientID: "collector1", TLS: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{collCert}}})
 
 	client := func(cert tls.Certificate) deviceOptions {
 		return deviceOptions{tls: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{cert}}}

@@ -49,8 +49,14 @@ const MaxSize = 64 << 10
 // MaxIDLen bounds a device id.
 const MaxIDLen = 64
 
-// State is one device's report. Seq grows by one with every report a device
-// sends, across restarts; the collector keeps the report with the highest Seq.
+// State is one device's report. Seq orders a device's reports, across
+// restarts: the collector keeps the report with the highest Seq.
+// lampi-agent sends max(previous Seq + 1, its clock in microseconds since
+// 1970), so a device that lost its state starts above its old counter when
+// its clock is sane. The collector refuses a Seq more than 24 hours ahead
+// of its own clock in microseconds (one "from the future", say 2⁶⁴−1,
+// would make every later report of the device stale); the small counters
+// of older agents stay valid.
 type State struct {
 	Seq      uint64            `json:"seq"`
 	Time     time.Time         `json:"time"`

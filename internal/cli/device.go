@@ -204,8 +204,10 @@ Where the credentials are:
                  --scope ` + server.ScopeDevices + `') comes from --token-file F or $` + TokenEnv + `,
                  never from the command line
 
-A device may publish and subscribe only under devices/<its id>/; a collector
-credential (--collector) may read every device's topics and publish nothing.
+A device may publish only its own devices/<id>/state and status, with its
+id (or lampi-agent-<id>) as MQTT client id, and subscribe to nothing; a
+collector credential (--collector) may read every device's topics and
+publish nothing, with its id as client id.
 Secrets are 256 random bits, stored only as a salted hash: 'device add'
 prints each secret once.`,
 	}

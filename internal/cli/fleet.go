@@ -39,7 +39,7 @@ the other verbs read what it stored, from the fleet database (--db) or from a
 running server or collector (--server URL).`,
 	}
 	cmd.AddCommand(newFleetCollectCmd(env), newFleetReportCmd(env), newFleetDevicesCmd(env),
-		newFleetDeviceCmd(env), newFleetHistoryCmd(env), newFleetBrokerCmd(env))
+		newFleetDeviceCmd(env), newFleetHistoryCmd(env), newFleetBrokerCmd(env), newFleetResetCmd(env))
 	return cmd
 }
 
@@ -89,19 +89,26 @@ func newFleetReportCmd(env *Env) *cobra.Command {
 	var src fleetSource
 	var out outputFormat
 	var pkg string
-	var stale time.Duration
+	var stale, staleView time.Duration
 	var newest []string
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Version distribution per package, devices behind, offline and failed devices",
+		Short: "Version distribution per package, devices behind, offline, failed and with a stale view of the repository",
 		Long: `Print, per package, how many devices run each version (count and share of
 the devices that have the package), how many are behind the newest published
-version, then the offline devices with the age of their last sign of life
-and the devices whose last update failed, with the reason.
+version, then the offline devices with the age of their last sign of life,
+the devices whose last update failed (or is held back after a rollback),
+with the reason, and the devices whose view of the repository is stale.
 
 The newest published versions come from the server (--server); with --db
 give them with --newest NAME=VERSION. --stale 24h lists only the devices
-offline for at least 24 hours.`,
+offline for at least 24 hours.
+
+A device's view of the repository is the Date of the newest Release it
+accepted (lampi-agent reports it). --stale-view D (default 336h, 14 days:
+twice a weekly ValidFor) lists the devices whose view is at least that old:
+they cannot reach the repository, or a mirror, a cache or an attacker keeps
+serving them an old Release (a freeze attack). --stale-view 0: no list.`,
 		Example: `  lampi-pkg fleet report --server http://127.0.0.1:8080
   lampi-pkg fleet report --db fleet.db --package hi --newest hi=0.2 --json`,
 		Args: cobra.NoArgs,
@@ -120,10 +127,16 @@ offline for at least 24 hours.`,
 			defer src.close()
 			var rep *fleet.Report
 			var err error
+			if staleView < 0 {
+				return usageErrorf("--stale-view %v: want a duration such as 336h, or 0 for no list", staleView)
+			}
+			if staleView == 0 {
+				staleView = -1 // no list
+			}
 			if src.api != nil {
-				rep, err = src.api.Report(cmd.Context(), pkg, stale)
+				rep, err = src.api.Report(cmd.Context(), fleet.ReportQuery{Package: pkg, Stale: stale, StaleView: staleView})
 			} else {
-				rep, err = src.store.Report(fleet.ReportOptions{Package: pkg, Stale: stale, Newest: nv, Now: env.Now})
+				rep, err = src.store.Report(fleet.ReportOptions{Package: pkg, Stale: stale, StaleView: staleView, Newest: nv, Now: env.Now})
 			}
 			if err != nil {
 				return err
@@ -141,6 +154,7 @@ offline for at least 24 hours.`,
 	out.flags(cmd, true)
 	cmd.Flags().StringVar(&pkg, "package", "", "report only package `P` (and devices that have it)")
 	cmd.Flags().DurationVar(&stale, "stale", 0, "list only devices offline for at least `D` (e.g. 24h)")
+	cmd.Flags().DurationVar(&staleView, "stale-view", fleet.DefaultStaleView, "list devices whose newest accepted Release is at least `D` old (0: no list)")
 	cmd.Flags().StringArrayVar(&newest, "newest", nil, "newest published version, `NAME=VERSION` (repeatable; with --db)")
 	return cmd
 }
@@ -176,6 +190,15 @@ func reportText(w io.Writer, r *fleet.Report) error {
 		}
 		tw.Flush()
 	}
+	if len(r.StaleViewDevices) > 0 {
+		fmt.Fprintf(w, "\nstale view of the repository (%d, newest accepted Release at least %s old):\n", len(r.StaleViewDevices), durationText(r.StaleView))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, d := range r.StaleViewDevices {
+			fmt.Fprintf(tw, "  %s\tRelease of %s\tlast check %s\tlast seen %s\n", d.ID, timeText(d.ReleaseDate),
+				ageText(d.LastCheck, r.Generated.Sub(d.LastCheck)), ageText(d.LastSeen, d.Age))
+		}
+		tw.Flush()
+	}
 	return nil
 }
 
@@ -192,6 +215,15 @@ func ageText(seen time.Time, age time.Duration) string {
 		return fmt.Sprintf("%dh ago", int(age.Hours()))
 	}
 	return fmt.Sprintf("%dd ago", int(age.Hours()/24))
+}
+
+// durationText writes whole days as such ("14d"), other durations as Go
+// does ("36h0m0s").
+func durationText(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // oneLine keeps device-supplied text from breaking the table.
@@ -250,10 +282,10 @@ func newFleetDevicesCmd(env *Env) *cobra.Command {
 				return writeJSON(env.Out, devs)
 			case out.csv:
 				cw := csv.NewWriter(env.Out)
-				cw.Write([]string{"id", "online", "last_seen", "seq", "result", "error", "packages"})
+				cw.Write([]string{"id", "online", "last_seen", "seq", "result", "error", "packages", "release_date"})
 				for _, d := range devs {
 					cw.Write([]string{d.ID, strconv.FormatBool(d.Online), timeText(d.LastSeen), strconv.FormatUint(d.State.Seq, 10),
-						d.State.Result, d.State.Error, packagesText(d.State.Packages)})
+						d.State.Result, d.State.Error, packagesText(d.State.Packages), timeText(d.State.ReleaseDate)})
 				}
 				cw.Flush()
 				return cw.Error()
@@ -330,6 +362,7 @@ func newFleetDeviceCmd(env *Env) *cobra.Command {
 			fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
 			fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
 			fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
+			fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
 			fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)
 			if d.State.Error != "" {
 				fmt.Fprintf(tw, "error:\t%s\n", oneLine(d.State.Error))
@@ -427,7 +460,10 @@ killed and restarted loses nothing, the broker keeps what it did not
 acknowledge. 'lampi-pkg serve' runs the same collector inside the server.
 
 --group NAME uses the MQTT 5 shared subscription $share/NAME/… so several
-collectors (each with its own --client-id and database) split the load.
+collectors (each with its own login, or --client-id, and database) split
+the load. The persistent session is named by the login (--username): a
+broker that binds client ids to logins, as lampi-pkg's does, refuses any
+other client id.
 --listen ADDR serves the fleet JSON API, for 'fleet report --server'.
 Stop with SIGINT or SIGTERM.`,
 		Example: `  lampi-pkg fleet collect --broker mqtt://127.0.0.1:1883 --db fleet.db --listen 127.0.0.1:8081
@@ -440,7 +476,7 @@ Stop with SIGINT or SIGTERM.`,
 	f.StringVar(&o.broker, "broker", "mqtt://"+fleet.DefaultBrokerAddr, "MQTT broker `URL` (mqtt:// or mqtts://)")
 	f.StringVar(&o.db, "db", "fleet.db", "fleet database `PATH`")
 	f.StringVar(&o.group, "group", "", "share the subscription with the other collectors of group `NAME`")
-	f.StringVar(&o.clientID, "client-id", "", "MQTT client id naming the persistent session (default lampi-collector-HOSTNAME[-GROUP])")
+	f.StringVar(&o.clientID, "client-id", "", "MQTT client id naming the persistent session (default: the --username, else lampi-collector-HOSTNAME[-GROUP])")
 	f.StringVar(&o.username, "username", "", "broker login (a collector credential: 'lampi-pkg device add --collector')")
 	f.StringVar(&o.passwordFile, "password-file", "", "read the broker password from `FILE`")
 	f.StringVar(&o.caFile, "ca-file", "", "CA certificates (PEM) to verify an mqtts:// broker")
@@ -453,12 +489,20 @@ Stop with SIGINT or SIGTERM.`,
 }
 
 func runCollect(ctx context.Context, env *Env, o *collectOptions) error {
-	if o.clientID == "" {
+	switch {
+	case o.clientID == "" && o.username != "":
+		// A broker that binds client ids to logins (lampi-pkg's, or
+		// Mosquitto with use_username_as_clientid) knows the
+		// collector's session by its login.
+		o.clientID = o.username
+	case o.clientID == "":
 		host, _ := os.Hostname()
 		o.clientID = "lampi-collector-" + host
 		if o.group != "" {
 			o.clientID += "-" + o.group
 		}
+	case o.username != "" && o.clientID != o.username:
+		fmt.Fprintf(env.Err, "lampi-pkg: --client-id %s is not the --username %s: lampi-pkg's broker refuses it, and Mosquitto with use_username_as_clientid replaces it (give each collector its own login instead)\n", o.clientID, o.username)
 	}
 	copts := fleet.CollectorOptions{Broker: o.broker, ClientID: o.clientID, Username: o.username, Group: o.group,
 		BatchSize: o.batchSize, BatchDelay: o.batchDelay, Now: env.Now,
@@ -520,8 +564,8 @@ func runCollect(ctx context.Context, env *Env, o *collectOptions) error {
 	fmt.Fprintf(env.Err, "collecting from %s into %s (client id %s)\n", o.broker, o.db, o.clientID)
 	err = c.Run(ctx)
 	st := s.Stats()
-	fmt.Fprintf(env.Err, "stopped: %d devices; %d reports received, %d stored, %d stale, %d invalid, %d spoofed; %d status messages\n",
-		st.Devices, st.Received, st.Stored, st.Stale, st.Invalid, st.Spoofed, st.Status)
+	fmt.Fprintf(env.Err, "stopped: %d devices; %d reports received, %d stored, %d stale, %d invalid, %d spoofed, %d rejected (seq from the future); %d status messages\n",
+		st.Devices, st.Received, st.Stored, st.Stale, st.Invalid, st.Spoofed, st.Rejected, st.Status)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

@@ -132,7 +132,7 @@ func TestFleetCollectAndReport(t *testing.T) {
 
 	// Through the API of the running collector.
 	out, stderr, code := runCLI(t, "fleet", "device", "lamp3", "--server", server)
-	if code != 0 || !strings.Contains(out, "error:        dpkg: error processing package hi") || !strings.Contains(out, "package:      hi 0.2") {
+	if code != 0 || !strings.Contains(out, "error:         dpkg: error processing package hi") || !strings.Contains(out, "package:       hi 0.2") {
 		t.Errorf("fleet device --server: %d\n%s%s", code, out, stderr)
 	}
 	if _, stderr, code := runCLI(t, "fleet", "device", "nosuch", "--server", server); code != 1 || !strings.Contains(stderr, "not found") {

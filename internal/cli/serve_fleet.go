@@ -37,6 +37,9 @@ type serveFleetOptions struct {
 	exposeFleet    bool
 	mqttAddrFile   string
 	subscribe      bool
+	maxPending     int
+	connectTimeout time.Duration
+	staleView      time.Duration
 }
 
 func (o *serveFleetOptions) flags(cmd *cobra.Command) {
@@ -50,6 +53,9 @@ func (o *serveFleetOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.passwordFile, "broker-password-file", "", "read the collector's broker password from `FILE`")
 	f.StringVar(&o.mqttAddrFile, "mqtt-addr-file", "", "write the embedded broker's address to this file (for --mqtt-listen 127.0.0.1:0)")
 	f.BoolVar(&o.subscribe, "collector-subscribe", false, "with the embedded broker, collect through a QoS 1 MQTT subscription like an external collector, instead of taking each report from the broker before it acknowledges it to the device")
+	f.IntVar(&o.maxPending, "mqtt-max-pending-per-address", fleet.DefaultMaxPendingPerAddr, "embedded broker: connections of one address (IPv6: one /64) that may wait at the login at once, -1 for no limit (devices behind one NAT share an address; logged-in connections do not count)")
+	f.DurationVar(&o.connectTimeout, "mqtt-connect-timeout", fleet.DefaultConnectTimeout, "embedded broker: close a connection that has not sent its CONNECT (TLS handshake included) within `D`")
+	f.DurationVar(&o.staleView, "stale-view", fleet.DefaultStaleView, "dashboard and fleet report: list devices whose newest accepted Release is at least `D` old (0: no list)")
 	f.BoolVar(&o.exposeFleet, "expose-fleet", false, "serve the dashboard and fleet API also when --listen is not loopback (they list every device)")
 }
 
@@ -99,6 +105,9 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 	if o.disabled {
 		return nil, func() {}, nil
 	}
+	if o.staleView < 0 {
+		return nil, nil, usageErrorf("serve: --stale-view %v: want a duration such as 336h, or 0 for no list", o.staleView)
+	}
 	if o.broker == "" {
 		if err := checkBrokerListen(env, "serve", "--mqtt-listen", o.mqttListen, o.allowAnonymous); err != nil {
 			return nil, nil, err
@@ -134,6 +143,9 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 
 	host, _ := os.Hostname()
 	copts := fleet.CollectorOptions{ClientID: "lampi-serve-" + host, Now: env.Now, Logger: logger}
+	if o.username != "" {
+		copts.ClientID = o.username // brokers bind client ids to logins
+	}
 	var col *fleet.Collector
 	if o.broker == "" {
 		// By default the broker hands each report to the collector
@@ -143,7 +155,8 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 		// could not promise that). --collector-subscribe logs the
 		// collector in over MQTT instead, with a secret that exists only
 		// in this process.
-		bopts := fleet.BrokerOptions{Addr: o.mqttListen, AllowAnonymous: o.allowAnonymous, Logger: logger, Auth: store}
+		bopts := fleet.BrokerOptions{Addr: o.mqttListen, AllowAnonymous: o.allowAnonymous, Logger: logger, Auth: store,
+			MaxPendingPerAddr: o.maxPending, ConnectTimeout: o.connectTimeout}
 		var auth *ephemeralCollector
 		if o.subscribe {
 			secret := make([]byte, 24)
@@ -162,6 +175,7 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 		}
 		if auth != nil {
 			copts.Broker, copts.Username, copts.Password = broker.URL(), auth.user, []byte(auth.secret)
+			copts.ClientID = auth.user
 		}
 		if o.mqttAddrFile != "" {
 			if err := os.WriteFile(o.mqttAddrFile, []byte(broker.Addr().String()+"\n"), 0o644); err != nil {
@@ -207,14 +221,18 @@ func startFleet(ctx context.Context, env *Env, o *serveFleetOptions, repoDir, to
 		return extra, stop, nil
 	}
 	newest := newestPublished(repoDir, env.Now, logger)
-	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(store, newest, env.Now), fleet.DashboardOptions{
+	staleView := o.staleView
+	if staleView == 0 {
+		staleView = -1 // no list
+	}
+	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(store, newest, fleet.ReportOptions{Now: env.Now, StaleView: staleView}), fleet.DashboardOptions{
 		Now: env.Now, Title: "LAMPi fleet",
 		Logf: func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return fail(err)
 	}
-	api := fleet.APIHandler(store, newest, fleet.APIOptions{Now: env.Now})
+	api := fleet.APIHandler(store, newest, fleet.APIOptions{Now: env.Now, StaleView: staleView})
 	extra["GET /{$}"], extra["GET /devices/"], extra["/api/v1/fleet/"] = dash, dash, api
 	return extra, stop, nil
 }

@@ -45,7 +45,7 @@ type MinIO struct {
 
 	dir string
 	cmd *exec.Cmd
-	log lockedBuffer
+	log SyncBuffer
 }
 
 // StartMinIO starts a private MinIO, stopped when the test ends. A

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ type Mosquitto struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    lockedBuffer
+	log    SyncBuffer
 }
 
 // NewMosquitto writes the configuration of a broker on a free port — the
@@ -161,19 +162,104 @@ func (m *Mosquitto) Process() *os.Process {
 // Log is what the broker has logged so far.
 func (m *Mosquitto) Log() string { return m.log.String() }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer that may be written while it is read: a
+// log sink for a process or a logger under test.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *SyncBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is what was written so far.
+func (l *SyncBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// FleetMosquittoConf returns the configuration lines of the Mosquitto
+// setup the README documents, packaging/mosquitto/lampi-fleet.conf, for
+// NewMosquitto or StartMosquitto: the file itself with its listener left
+// to NewMosquitto, and its password file and ACL replaced by files in a
+// temporary directory — logins (username → password, hashed with
+// mosquitto_passwd) and lampi-fleet.acl with its collector block repeated
+// for each of collectors.
+func FleetMosquittoConf(t testing.TB, logins map[string]string, collectors ...string) []string {
+	t.Helper()
+	passwd := RequireTool(t, "mosquitto_passwd")
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "lampi-fleet.passwd")
+	for user, pass := range logins {
+		args := []string{"-b", pwFile, user, pass}
+		if _, err := os.Stat(pwFile); err != nil {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command(passwd, args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
+		}
+	}
+	root := moduleRoot(t)
+	conf, err := os.ReadFile(filepath.Join(root, "packaging", "mosquitto", "lampi-fleet.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl, err := os.ReadFile(filepath.Join(root, "packaging", "mosquitto", "lampi-fleet.acl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ACL's collector block runs from "user collector1" to the next
+	// blank line.
+	var out []string
+	lines := strings.Split(string(acl), "\n")
+	for i := 0; i < len(lines); i++ {
+		if lines[i] != "user collector1" {
+			out = append(out, lines[i])
+			continue
+		}
+		end := i
+		for end < len(lines) && strings.TrimSpace(lines[end]) != "" {
+			end++
+		}
+		for _, c := range collectors {
+			out = append(out, "user "+c)
+			out = append(out, lines[i+1:end]...)
+		}
+		i = end - 1
+	}
+	aclFile := filepath.Join(dir, "lampi-fleet.acl")
+	if err := os.WriteFile(aclFile, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if len(collectors) > 0 && !strings.Contains(strings.Join(out, "\n"), "user "+collectors[0]) {
+		t.Fatal("packaging/mosquitto/lampi-fleet.acl has no \"user collector1\" block to repeat")
+	}
+	var lines2 []string
+	for _, l := range strings.Split(string(conf), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "listener "):
+			continue
+		case l == "password_file /etc/mosquitto/lampi-fleet.passwd":
+			l = "password_file " + pwFile
+		case l == "acl_file /etc/mosquitto/lampi-fleet.acl":
+			l = "acl_file " + aclFile
+		}
+		lines2 = append(lines2, l)
+	}
+	return lines2
+}
+
+// moduleRoot is the directory holding go.mod, found from this file.
+func moduleRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testutil: cannot find its own source file")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
