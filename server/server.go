@@ -104,7 +104,7 @@ func New(o Options) (s *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	files, err := newFileServer(o.Dir)
+	files, err := newFileServer(o.Dir, func(msg string, err error) { logger.Warn(msg, "err", err) })
 	if err != nil {
 		return nil, err
 	}

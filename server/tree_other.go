@@ -2,7 +2,10 @@
 
 package server
 
-import "os"
+import (
+	"io/fs"
+	"os"
+)
 
 // fastDir is Linux-only; elsewhere os.Root does the work.
 type fastDir struct{}
@@ -10,3 +13,4 @@ type fastDir struct{}
 func openFastDir(string) fastDir                    { return fastDir{} }
 func (fastDir) open(string) (*os.File, bool, error) { return nil, false, nil }
 func (fastDir) close()                              {}
+func (fastDir) is(fs.FileInfo) bool                 { return true }

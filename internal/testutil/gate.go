@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -96,5 +97,53 @@ func (h *Held) Pass(t testing.TB) {
 	case <-h.done:
 	case <-time.After(gateWait):
 		t.Fatal("gate: the server did not answer the held request")
+	}
+}
+
+// SeesEveryPublish makes publishes back to back, in pairs: the device's
+// apt (its lists kept between runs, as on every device) starts apt-get
+// update, its request for InRelease reaches the server through gate right
+// after the first publish of the pair, and the second publish follows the
+// answer at once — within the same second, most of the time. publish
+// makes a publish with a newer version of pkg and returns that version
+// (second: it is the second of its pair). After each update apt must
+// offer the version published last: apt revalidates InRelease with
+// If-Modified-Since only, so a publish dated within the second of the
+// InRelease apt holds looks unchanged to it.
+func SeesEveryPublish(t *testing.T, apt *AptRoot, gate *Gate, pairs int, pkg string, publish func(second bool) string) {
+	t.Helper()
+	var stale []string
+	offers := func(v, update string) {
+		t.Helper()
+		out := apt.MustRun("-s", "install", pkg)
+		if !strings.Contains(out, "Inst "+pkg+" ("+v+" ") {
+			stale = append(stale, fmt.Sprintf("%s %s unseen; apt-get update:\n%s\nsimulated install:\n%s", pkg, v, update, out))
+		}
+	}
+	for range pairs {
+		hold := gate.HoldNext()
+		updated := make(chan string, 1)
+		go func() {
+			out, err := apt.Run("update")
+			if err != nil {
+				out += "\n" + err.Error()
+			}
+			updated <- out
+		}()
+		hold.Arrived(t)
+		first := publish(false)
+		start := time.Now()
+		hold.Pass(t)
+		second := publish(true)
+		t.Logf("publishes of %s %s and %s: %v apart", pkg, first, second, time.Since(start))
+		out := <-updated
+		if strings.Contains(out, "\nW:") || strings.Contains(out, "\nE:") || strings.Contains(out, "\nErr:") {
+			t.Fatalf("apt-get update failed:\n%s", out)
+		}
+		offers(first, out)
+		offers(second, apt.Update())
+	}
+	if len(stale) > 0 {
+		t.Fatalf("%d of %d publishes unseen:\n%s", len(stale), 2*pairs, strings.Join(stale, "\n\n"))
 	}
 }
