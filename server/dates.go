@@ -58,8 +58,11 @@ type dateBook struct {
 	path string                      // the bbolt file
 	warn func(msg string, err error) // told once when the file cannot be used
 
-	mu     sync.Mutex
-	m      map[string]dated
+	mu sync.RWMutex // m
+	m  map[string]dated
+	// dating serialises new versions (the file is opened for each), so
+	// that versions already dated are answered meanwhile.
+	dating sync.Mutex
 	broken bool // the file failed: dates are kept in memory only
 }
 
@@ -73,10 +76,18 @@ type dated struct {
 // date returns the date (Unix seconds) of the version tag of name, whose
 // file is modified at mtime.
 func (b *dateBook) date(name, tag string, mtime int64) int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
 	d, seen := b.m[name]
+	b.mu.RUnlock()
 	if seen && d.tag == tag {
+		return d.sec
+	}
+	b.dating.Lock()
+	defer b.dating.Unlock()
+	b.mu.RLock()
+	d, seen = b.m[name]
+	b.mu.RUnlock()
+	if seen && d.tag == tag { // dated meanwhile
 		return d.sec
 	}
 	floor := int64(-1 << 62)
@@ -91,10 +102,12 @@ func (b *dateBook) date(name, tag string, mtime int64) int64 {
 		b.broken = true
 		sec = max(mtime, floor+1)
 	}
+	b.mu.Lock()
 	if b.m == nil || len(b.m) >= maxCachedTags {
 		b.m = make(map[string]dated)
 	}
 	b.m[name] = dated{tag: tag, sec: sec, max: max(floor, sec)}
+	b.mu.Unlock()
 	return sec
 }
 
