@@ -33,10 +33,12 @@ import (
 // costs at most a second, and only for a publish within the same second
 // as the one before.
 
-// revalidatedByDate tells the names clients fetch by name and revalidate
-// with If-Modified-Since: everything under dists/ but the content-addressed
-// by-hash files (whose name changes with their content).
-func revalidatedByDate(name string) bool {
+// RevalidatedByDate tells the names of a published tree that clients
+// fetch by name and revalidate with If-Modified-Since: everything under
+// dists/ but the content-addressed by-hash files (whose name changes with
+// their content). A replacement of such a name must be dated later (see
+// Storage); the update server dates their versions itself.
+func RevalidatedByDate(name string) bool {
 	return strings.HasPrefix(name, "dists/") && !strings.Contains(name, "/by-hash/")
 }
 
@@ -93,20 +95,10 @@ func dateAfter(ctx context.Context, tmp, dst string) error {
 			}
 			return nil
 		}
-		if err := sleepCtx(ctx, gap+clockSlack); err != nil {
-			return fmt.Errorf("date %s: %w", dst, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("date %s: %w", dst, ctx.Err())
+		case <-time.After(gap + clockSlack):
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -23,7 +23,7 @@ func datedNames(t testing.TB, root string) map[string]time.Time {
 		}
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
-		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 || !revalidatedByDate(rel) {
+		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 || !RevalidatedByDate(rel) {
 			return nil
 		}
 		fi, err := e.Info()

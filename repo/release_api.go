@@ -447,7 +447,7 @@ func (s *snapshot) restoreFile(ctx context.Context, st Storage, name string) err
 	// The content goes back byte for byte, but not its time: a client
 	// may have fetched the failed release's file meanwhile, and only a
 	// later Last-Modified tells it the file changed again.
-	if revalidatedByDate(name) {
+	if RevalidatedByDate(name) {
 		if err := dateAfter(ctx, src, dst); err != nil {
 			return err
 		}

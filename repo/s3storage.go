@@ -257,7 +257,7 @@ func (s *S3Storage) Copy(ctx context.Context, src, dst string) error {
 // old one's second is written again once the service's clock, as its
 // Last-Modified shows it, has passed that second.
 func (s *S3Storage) dated(ctx context.Context, name string, write func() error) error {
-	if !revalidatedByDate(name) {
+	if !RevalidatedByDate(name) {
 		return write()
 	}
 	old, err := s.stat(ctx, name)
@@ -286,8 +286,10 @@ func (s *S3Storage) dated(ctx context.Context, name string, write func() error) 
 			return fmt.Errorf("%s: %w: %s: the service dated the new object %s, not after the one it replaces (%s); clients revalidating by date would not see the change: is the service's clock behind? The next sync writes it again",
 				s.Where(), ErrTarget, name, cur.LastModified.UTC().Format(time.RFC3339), old.LastModified.UTC().Format(time.RFC3339))
 		}
-		if err := sleepCtx(ctx, gap+clockSlack); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(gap + clockSlack):
 		}
 	}
 }

@@ -186,7 +186,7 @@ func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) er
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && revalidatedByDate(name) {
+	if err == nil && RevalidatedByDate(name) {
 		err = dateAfter(ctx, f.Name(), p)
 	}
 	if err == nil {
@@ -240,7 +240,7 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 	if err := s.mkdir(p); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	if revalidatedByDate(name) {
+	if RevalidatedByDate(name) {
 		if err := dateAfter(ctx, src, p); err != nil {
 			return fmt.Errorf("put %s: %w", name, err)
 		}
@@ -283,7 +283,7 @@ func (s *DirStorage) copyFile(ctx context.Context, src, dst, name string) error 
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && revalidatedByDate(name) {
+	if err == nil && RevalidatedByDate(name) {
 		err = dateAfter(ctx, f.Name(), dst)
 	}
 	if err == nil {
@@ -320,7 +320,7 @@ func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
 	if err := os.Link(sp, f.Name()); err != nil {
 		return s.copyFile(ctx, sp, dp, dst)
 	}
-	if revalidatedByDate(dst) {
+	if RevalidatedByDate(dst) {
 		if err := dateAfter(ctx, f.Name(), dp); err != nil {
 			os.Remove(f.Name())
 			return fmt.Errorf("copy %s to %s: %w", src, dst, err)

@@ -22,8 +22,8 @@ import (
 // on the old release when the file was replaced within the second the
 // device holds — by a publisher that did not wait (lampi-pkg's does),
 // rsync, a restored backup dated before it, a tree moved into place. So
-// for these files (under dists/, outside by-hash/) the server dates each
-// version itself, per path:
+// for these files (under dists/, outside by-hash/: repo.RevalidatedByDate)
+// the server dates each version itself, per path:
 //
 //   - a version (its ETag: the content's hash for files up to 1 MiB) keeps
 //     the date it was first given;
@@ -45,12 +45,6 @@ import (
 const datesFile = "db/serve-dates.db"
 
 var bDates = []byte("dates")
-
-// revalidatedByDate tells the names whose dates the book keeps: under
-// dists/, outside the content-addressed by-hash/ directories.
-func revalidatedByDate(name string) bool {
-	return strings.HasPrefix(name, "dists/") && !strings.Contains(name, "/by-hash/")
-}
 
 // dateBook gives the versions of the files revalidated by date their
 // Last-Modified.

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -189,7 +190,7 @@ func (s *fileServer) validators(name string, f *os.File, fi fs.FileInfo) (valida
 		return validators{}, err
 	}
 	sec := fi.ModTime().Unix()
-	if revalidatedByDate(name) {
+	if repo.RevalidatedByDate(name) {
 		sec = s.dates.date(name, tag, sec)
 	}
 	return newValidators(tag, sec), nil
