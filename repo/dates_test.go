@@ -119,3 +119,48 @@ func TestPublishDatesEveryReplacement(t *testing.T) {
 		}
 	}
 }
+
+// TestS3DatesEveryReplacement: an object under dists/ replaced by an
+// upload, a file upload or a server-side copy right after the one before
+// gets a Last-Modified (as MinIO serves it, whole seconds) strictly later;
+// by-hash and pool objects are written once, without waiting.
+func TestS3DatesEveryReplacement(t *testing.T) {
+	t.Parallel()
+	pt, _, _ := s3Target(t)
+	st := pt.Storage.(*S3Storage)
+	ctx := t.Context()
+	const name = "dists/bookworm/InRelease"
+	var last time.Time
+	check := func(step string) {
+		t.Helper()
+		info, err := st.stat(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !last.IsZero() && info.LastModified.Unix() <= last.Unix() {
+			t.Fatalf("%s: Last-Modified %s, not after the object it replaced (%s)", step, info.LastModified, last)
+		}
+		last = info.LastModified
+	}
+	if err := st.WriteFile(ctx, "dists/bookworm/main/by-hash/SHA256/00", []byte("index\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := st.WriteFile(ctx, name, []byte(fmt.Sprintf("upload %d\n", i))); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("upload %d", i))
+		src := filepath.Join(t.TempDir(), "InRelease")
+		if err := os.WriteFile(src, []byte(fmt.Sprintf("file upload %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutFile(ctx, name, src); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("file upload %d", i))
+		if err := st.Copy(ctx, "dists/bookworm/main/by-hash/SHA256/00", name); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("copy %d", i))
+	}
+}
