@@ -41,11 +41,12 @@ type fileServer struct {
 	trees [numTops]atomic.Pointer[tree]
 	// checked is 1 + the watcher's chain generation in which the trees
 	// were last found to be the directories at their paths (0: never).
-	checked atomic.Uint64
-	tags    tagCache
-	hot     hotCache
-	keys    keyCache
-	dates   dateBook
+	checked   atomic.Uint64
+	unwatched atomic.Bool // the paths could not be watched: look every time
+	tags      tagCache
+	hot       hotCache
+	keys      keyCache
+	dates     dateBook
 }
 
 // The served trees: the repository's base (key files only), dists/, pool/.
@@ -87,70 +88,105 @@ func topOf(seg string) (int, bool) {
 // current makes sure the open trees are the directories at their paths
 // and returns the watcher generation the hot cache's entries must have to
 // be trusted (^0 when it must not be used).
+//
+// With the watcher on, the paths are looked at only after an event on an
+// entry they are looked up through (the first time, the watches are put
+// in place). Without it (not Linux, a watch refused, or the state unknown
+// while another request reads the events), every request looks: a stat
+// of each path.
 func (s *fileServer) current() uint64 {
 	w := &s.hot.w
-	if !w.enabled() {
-		s.revalidate(false, 0)
+	if !w.enabled() || s.unwatched.Load() {
+		s.look()
 		return ^uint64(0)
 	}
 	gen, chain := w.generations()
-	if chain == ^uint64(0) || s.checked.Load() != chain+1 {
-		if !s.revalidate(true, chain) {
-			return ^uint64(0)
-		}
+	if chain == ^uint64(0) {
+		s.look()
+		return ^uint64(0)
+	}
+	if s.checked.Load() != chain+1 && !s.rewatch(chain) {
+		return ^uint64(0)
 	}
 	return gen
 }
 
-// revalidate opens, in place of each open tree, the directory at its
-// path now (none when there is none), and with watching set watches the
-// directories the paths are looked up through. It reports whether the
-// trees are known current until the next chain event.
-func (s *fileServer) revalidate(watching bool, chain uint64) bool {
+// rewatch watches the directories the paths are looked up through, then
+// looks at the paths, and records that the trees are current as of the
+// chain generation chain. It reports false when the watches could not be
+// put in place (from then on every request looks).
+func (s *fileServer) rewatch(chain uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if watching && chain != ^uint64(0) && s.checked.Load() == chain+1 {
+	if s.checked.Load() == chain+1 {
 		return true // another request just did
 	}
-	watched := false
-	if watching {
-		// Watches first, then the look: a change after the look is an
-		// event.
-		dirs := map[string][]string{}
-		err := lookups(path.Join(s.dir, "dists"), dirs)
-		if err == nil {
-			err = lookups(path.Join(s.dir, "pool"), dirs)
-		}
-		watched = err == nil && s.hot.w.watchChain(dirs)
+	// Watches first, then the look: a change after the look is an event.
+	dirs := map[string][]string{}
+	err := lookups(path.Join(s.dir, "dists"), dirs)
+	if err == nil {
+		err = lookups(path.Join(s.dir, "pool"), dirs)
 	}
+	if err != nil || !s.hot.w.watchChain(dirs) {
+		s.unwatched.Store(true)
+		s.swapStale()
+		return false
+	}
+	s.swapStale()
+	s.checked.Store(chain + 1)
+	return true
+}
+
+// look makes the open trees the directories at their paths now.
+func (s *fileServer) look() {
+	for i := range s.trees {
+		if !s.isCurrent(i) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.swapStale()
+			return
+		}
+	}
+}
+
+// isCurrent reports whether tree i is the directory at its path (both
+// absent counts).
+func (s *fileServer) isCurrent(i int) bool {
+	cur := s.trees[i].Load()
+	fi, err := os.Stat(path.Join(s.dir, topNames[i]))
+	if err != nil || !fi.IsDir() {
+		return cur == nil
+	}
+	return cur != nil && os.SameFile(cur.info, fi)
+}
+
+// swapStale opens, in place of each tree that is not the directory at its
+// path, the one there now (none when there is none). Only call it holding
+// s.mu.
+func (s *fileServer) swapStale() {
 	changed := false
 	for i := range s.trees {
-		p := path.Join(s.dir, topNames[i])
-		cur := s.trees[i].Load()
-		fi, err := os.Stat(p)
-		if err == nil && cur != nil && os.SameFile(cur.info, fi) {
+		if s.isCurrent(i) {
 			continue
 		}
 		var t *tree
-		if err == nil && fi.IsDir() {
-			t, _ = openTree(p)
+		if p := path.Join(s.dir, topNames[i]); isDir(p) {
+			t, _ = openTree(p) // none when it cannot be opened: 404 until it can
 		}
-		if cur == nil && t == nil {
-			continue
-		}
-		s.trees[i].Store(t)
+		cur := s.trees[i].Swap(t)
 		if cur != nil {
 			cur.release()
 		}
-		changed = true
+		changed = changed || cur != nil || t != nil
 	}
-	if changed && watching {
+	if changed {
 		s.hot.w.forgetTree()
 	}
-	if watched && chain != ^uint64(0) {
-		s.checked.Store(chain + 1)
-	}
-	return watched && chain != ^uint64(0)
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // open opens name (relative, slash-separated) in a tree; a missing tree

@@ -88,9 +88,20 @@ func status(t *testing.T, bases []string, path string) int {
 // repository directory is replaced, and a symbolic link naming the
 // repository is switched: every request made afterwards — full or
 // conditional, through the fast path or net/http — is answered from what
-// is at the path now, and the cache answers 304 again afterwards.
+// is at the path now, and the cache answers 304 again afterwards. Once
+// with the inotify watches, once without (as where the paths cannot be
+// watched: every request looks).
 func TestServeFollowsReplacedTree(t *testing.T) {
 	t.Parallel()
+	for _, watched := range []bool{true, false} {
+		t.Run(fmt.Sprintf("watched=%v", watched), func(t *testing.T) {
+			t.Parallel()
+			followsReplacedTree(t, watched)
+		})
+	}
+}
+
+func followsReplacedTree(t *testing.T, watched bool) {
 	tr := newTestRepo(t)
 	tr.include(t, "bookworm", buildDeb(t, "hi", "0.1", ""), "hi_0.1_all.deb")
 	saved := filepath.Join(t.TempDir(), "v1")
@@ -103,6 +114,7 @@ func TestServeFollowsReplacedTree(t *testing.T) {
 	}
 
 	s, front := startServer(t, Options{Dir: tr.dir})
+	s.files.unwatched.Store(!watched)
 	plain := httptest.NewServer(s)
 	defer plain.Close()
 	bases := []string{front.URL, plain.URL}
@@ -162,6 +174,7 @@ func TestServeFollowsReplacedTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2, front2 := startServer(t, Options{Dir: link})
+	s2.files.unwatched.Store(!watched)
 	plain2 := httptest.NewServer(s2)
 	defer plain2.Close()
 	bases = []string{front2.URL, plain2.URL}
