@@ -39,7 +39,7 @@ import (
 // each new version and closed again), so a restart, or a second server on
 // the same directory, never gives a date to two versions either. When that
 // file cannot be used (a read-only directory), the dates are kept for the
-// life of the process only, and a warning is logged once.
+// life of the process only, and a warning is logged (once).
 
 // datesFile is where a server keeps the dates, relative to its Dir.
 const datesFile = "db/serve-dates.db"
@@ -57,7 +57,7 @@ type dateBook struct {
 	// dating serialises new versions (the file is opened for each), so
 	// that versions already dated are answered meanwhile.
 	dating sync.Mutex
-	broken bool // the file failed: dates are kept in memory only
+	warned bool // the file failed once (and that was logged)
 }
 
 // dated is what the book knows of a path: the current version's tag and
@@ -90,10 +90,12 @@ func (b *dateBook) date(name, tag string, mtime int64) int64 {
 	}
 	sec, err := b.record(name, tag, mtime, floor)
 	if err != nil {
-		if !b.broken && b.warn != nil {
-			b.warn("serve: cannot keep the Last-Modified dates of served files in "+b.path+"; keeping them in memory (a restart may date a replaced file as its predecessor)", err)
+		// This version's date is kept in memory only; the next new
+		// version tries the file again.
+		if !b.warned && b.warn != nil {
+			b.warn("serve: cannot keep the Last-Modified dates of served files in "+b.path+"; keeping them in memory meanwhile (a restart may then date a file replaced within a second as its predecessor)", err)
 		}
-		b.broken = true
+		b.warned = true
 		sec = max(mtime, floor+1)
 	}
 	b.mu.Lock()
@@ -110,7 +112,7 @@ var errNoBook = errors.New("no dates file")
 // record looks the version up in the file, dating it there if it is new:
 // after the path's recorded date and after floor.
 func (b *dateBook) record(name, tag string, mtime, floor int64) (int64, error) {
-	if b.broken || b.path == "" {
+	if b.path == "" {
 		return 0, errNoBook
 	}
 	opts := &bolt.Options{Timeout: 2 * time.Second}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +195,43 @@ func TestAptThroughServeSeesEveryPublish(t *testing.T) {
 		}
 		return v
 	})
+}
+
+// TestDatesKeptInMemoryWhenTheFileFails: with db/serve-dates.db unusable
+// (here a directory in its place), the server still never answers 304 for
+// a file replaced within the second a client holds, and warns once.
+func TestDatesKeptInMemoryWhenTheFileFails(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	if err := os.MkdirAll(filepath.Join(tr.dir, "db", "serve-dates.db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	_, front := startServer(t, Options{Dir: tr.dir, Logger: logger})
+	bases := []string{front.URL}
+	const u = "/dists/stable/InRelease"
+	p := filepath.Join(tr.dir, "dists", "bookworm", "InRelease")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fetchAll(t, bases, u)
+	for i := range 3 {
+		next := fmt.Sprintf("version %d\n", i)
+		replaceDated(t, p, next, fi.ModTime())
+		revalidate(t, fmt.Sprintf("replacement %d", i), bases, u, h, next)
+		h = fetchAll(t, bases, u)
+		revalidate(t, fmt.Sprintf("replacement %d held", i), bases, u, h, next)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logged.String(), "cannot keep the Last-Modified dates"); n != 1 {
+		t.Errorf("warned %d times, want once:\n%s", n, logged.String())
+	}
 }
