@@ -59,6 +59,24 @@
 // and Valid-Until — and takes no lock when nothing is due, so that a
 // server or cron can call it often.
 //
+// apt revalidates InRelease (and the indices it fetches by name) with
+// If-Modified-Since alone, and Last-Modified has whole seconds: a file
+// replaced within the second of the one a device holds looks unchanged to
+// it behind any static server, S3 or CDN. So every file a publish
+// replaces under such a name (under dists/, outside by-hash/) gets a
+// modification time strictly later, in whole seconds, than the file it
+// replaces — in the directory, on every publish target (an S3 object's
+// Last-Modified) and when a failed release is rolled back. The publish
+// waits for the next second when it must (at most one; measured on the
+// storage's own clock: the file system's timestamps, the object store's
+// Last-Modified — never Options.Now) rather than date files ahead: a
+// Last-Modified later than the response's Date breaks RFC 9110 and
+// servers that follow it clamp it, S3 dates an object itself at its
+// upload, and the Release file's Date: must not be in the future either.
+// A file being replaced that is dated more than two seconds ahead of the
+// clock (the clock was set back since) is not waited for: the new one is
+// dated a second after it.
+//
 // Everything published goes through a [Storage]: [DirStorage] for a local
 // directory; object storage can implement the same interface. Signing goes
 // through a [Signer] (see [KeyDirSigners] for SignWith key files), so a

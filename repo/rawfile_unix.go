@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Small package files are read and written with plain system calls: the
@@ -72,6 +74,15 @@ func writeNew(path string, data []byte) error {
 	}
 	if err := rawClose(fd); err != nil {
 		return &fs.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
+}
+
+// touchNow sets the modification time of path to the file system's
+// current time (utimensat with no times).
+func touchNow(path string) error {
+	if err := unix.Utimes(path, nil); err != nil {
+		return &fs.PathError{Op: "utimes", Path: path, Err: err}
 	}
 	return nil
 }

@@ -444,6 +444,14 @@ func (s *snapshot) restoreFile(ctx context.Context, st Storage, name string) err
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
+	// The content goes back byte for byte, but not its time: a client
+	// may have fetched the failed release's file meanwhile, and only a
+	// later Last-Modified tells it the file changed again.
+	if RevalidatedByDate(name) {
+		if err := dateAfter(ctx, src, dst); err != nil {
+			return err
+		}
+	}
 	return os.Rename(src, dst)
 }
 

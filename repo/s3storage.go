@@ -194,10 +194,12 @@ func (s *S3Storage) put(ctx context.Context, name string, data []byte, meta map[
 	if err != nil {
 		return err
 	}
-	if _, err := s.client.PutObject(ctx, s.opts.Bucket, key, bytes.NewReader(data), int64(len(data)), s.putOpts(int64(len(data)), meta)); err != nil {
-		return s.explain("upload "+name, err)
-	}
-	return nil
+	return s.dated(ctx, name, func() (time.Time, error) {
+		if _, err := s.client.PutObject(ctx, s.opts.Bucket, key, bytes.NewReader(data), int64(len(data)), s.putOpts(int64(len(data)), meta)); err != nil {
+			return time.Time{}, s.explain("upload "+name, err)
+		}
+		return time.Time{}, nil
+	})
 }
 
 // upload copies the local file src to name, leaving src in place;
@@ -211,10 +213,12 @@ func (s *S3Storage) upload(ctx context.Context, name, src string, meta map[strin
 	if err != nil {
 		return err
 	}
-	if _, err := s.client.FPutObject(ctx, s.opts.Bucket, key, src, s.putOpts(st.Size(), meta)); err != nil {
-		return s.explain("upload "+name, err)
-	}
-	return nil
+	return s.dated(ctx, name, func() (time.Time, error) {
+		if _, err := s.client.FPutObject(ctx, s.opts.Bucket, key, src, s.putOpts(st.Size(), meta)); err != nil {
+			return time.Time{}, s.explain("upload "+name, err)
+		}
+		return time.Time{}, nil
+	})
 }
 
 // PutFile implements Storage: it uploads src and removes it.
@@ -236,12 +240,66 @@ func (s *S3Storage) Copy(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.opts.Bucket, Object: dk},
-		minio.CopySrcOptions{Bucket: s.opts.Bucket, Object: sk})
-	if err != nil {
-		return s.explain("copy "+src+" to "+dst, err)
+	return s.dated(ctx, dst, func() (time.Time, error) {
+		info, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.opts.Bucket, Object: dk},
+			minio.CopySrcOptions{Bucket: s.opts.Bucket, Object: sk})
+		if err != nil {
+			return time.Time{}, s.explain("copy "+src+" to "+dst, err)
+		}
+		return info.LastModified, nil // the copy's answer says it
+	})
+}
+
+// dated runs write, which creates or replaces name and returns the new
+// object's Last-Modified when the service's answer tells it (zero: ask),
+// so that a name revalidated by date ends up with a Last-Modified strictly
+// later, in whole seconds, than the object it replaced (see dates.go).
+// The service dates an object when it receives it, so an object that
+// landed in the old one's second is written again once the service's
+// clock, as its Last-Modified shows it, has passed that second. It costs
+// a HEAD request before (and one after an upload) per such name.
+func (s *S3Storage) dated(ctx context.Context, name string, write func() (time.Time, error)) error {
+	if !RevalidatedByDate(name) {
+		_, err := write()
+		return err
 	}
-	return nil
+	old, err := s.stat(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, err := write()
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	want := old.LastModified.Unix() + 1 // the first second allowed
+	for attempt := 1; ; attempt++ {
+		cur, err := write()
+		if err != nil {
+			return err
+		}
+		if cur.IsZero() {
+			info, err := s.stat(ctx, name)
+			if err != nil {
+				return err
+			}
+			cur = info.LastModified
+		}
+		if cur.Unix() >= want {
+			return nil
+		}
+		// The write happened within cur's second: after this long the
+		// service's clock is past the old object's.
+		gap := time.Unix(want, 0).Sub(cur)
+		if gap > maxDateWait || attempt == 3 {
+			return fmt.Errorf("%s: %w: %s: the service dated the new object %s, not after the one it replaces (%s); clients revalidating by date would not see the change: is the service's clock behind? The next sync writes it again",
+				s.Where(), ErrTarget, name, cur.UTC().Format(time.RFC3339), old.LastModified.UTC().Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(gap + clockSlack):
+		}
+	}
 }
 
 // Open implements Storage.

@@ -21,7 +21,13 @@ import (
 // implementations.
 //
 // Every write must be atomic per name: a reader sees the old content or
-// the new, never a mix or a truncated file.
+// the new, never a mix or a truncated file. A write that replaces a name
+// under dists/ outside by-hash/ — InRelease, Release, Release.gpg, the
+// indices by name: what apt fetches by name and revalidates with
+// If-Modified-Since — must give it a modification time (a file's mtime,
+// an object's Last-Modified) strictly later, in whole seconds, than the
+// content it replaces, waiting for the storage's clock if need be (see
+// dates.go).
 type Storage interface {
 	// WriteFile creates or replaces name with data.
 	WriteFile(ctx context.Context, name string, data []byte) error
@@ -180,6 +186,9 @@ func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) er
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && RevalidatedByDate(name) {
+		err = dateAfter(ctx, f.Name(), p)
+	}
 	if err == nil {
 		err = os.Rename(f.Name(), p)
 	}
@@ -231,6 +240,11 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 	if err := s.mkdir(p); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
+	if RevalidatedByDate(name) {
+		if err := dateAfter(ctx, src, p); err != nil {
+			return fmt.Errorf("put %s: %w", name, err)
+		}
+	}
 	// syscall.Rename: os.Rename first stats the target (one more system
 	// call per pool file).
 	err = rename(src, p)
@@ -241,7 +255,7 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 		}
 	}
 	if errors.Is(err, syscall.EXDEV) {
-		return s.copyFile(src, p, name)
+		return s.copyFile(ctx, src, p, name)
 	}
 	if err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
@@ -250,7 +264,9 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 	return nil
 }
 
-func (s *DirStorage) copyFile(src, dst, name string) error {
+// copyFile copies the local file src to dst (the file of name), by way of
+// a temporary file renamed into place.
+func (s *DirStorage) copyFile(ctx context.Context, src, dst, name string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -267,6 +283,9 @@ func (s *DirStorage) copyFile(src, dst, name string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && RevalidatedByDate(name) {
+		err = dateAfter(ctx, f.Name(), dst)
+	}
 	if err == nil {
 		err = os.Rename(f.Name(), dst)
 	}
@@ -279,7 +298,10 @@ func (s *DirStorage) copyFile(src, dst, name string) error {
 }
 
 // Copy implements Storage with a hard link renamed into place (a copy
-// where links are not possible).
+// where links are not possible). A link shares the source's modification
+// time; under a name revalidated by date that may be older than the file
+// it replaces (an index whose content an earlier generation had), so it
+// is dated as a new file would be (which changes the source's time too).
 func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
 	sp, err := s.path(src)
 	if err != nil {
@@ -296,7 +318,13 @@ func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
 	f.Close()
 	os.Remove(f.Name())
 	if err := os.Link(sp, f.Name()); err != nil {
-		return s.copyFile(sp, dp, dst)
+		return s.copyFile(ctx, sp, dp, dst)
+	}
+	if RevalidatedByDate(dst) {
+		if err := dateAfter(ctx, f.Name(), dp); err != nil {
+			os.Remove(f.Name())
+			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		}
 	}
 	if err := os.Rename(f.Name(), dp); err != nil {
 		os.Remove(f.Name())

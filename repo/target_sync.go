@@ -767,7 +767,7 @@ func (r *Repo) uploadObject(ctx context.Context, t *PublishTarget, o mirrorObjec
 		if data != nil {
 			err = st.WriteFile(ctx, o.name, data)
 		} else {
-			err = linkInto(st, o.name, path)
+			err = linkInto(ctx, st, o.name, path)
 		}
 	default:
 		if data == nil {
@@ -786,7 +786,7 @@ func (r *Repo) uploadObject(ctx context.Context, t *PublishTarget, o mirrorObjec
 // linkInto publishes the local file src as name in a directory target:
 // a copy renamed into place. Not a hard link: the mirror must not share
 // files with the repository, or an edit of one would change the other.
-func linkInto(st *DirStorage, name, src string) error {
+func linkInto(ctx context.Context, st *DirStorage, name, src string) error {
 	p, err := st.path(name)
 	if err != nil {
 		return err
@@ -794,7 +794,7 @@ func linkInto(st *DirStorage, name, src string) error {
 	if err := st.mkdir(p); err != nil {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
-	return st.copyFile(src, p, name)
+	return st.copyFile(ctx, src, p, name)
 }
 
 // deleteAll removes names from the target, forgetting each.

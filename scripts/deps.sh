@@ -22,6 +22,7 @@ need=(
   /usr/bin/time:time
   mosquitto:mosquitto
   curl:curl
+  python3:python3
   openssl:openssl
   chromium:chromium
 )

@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -136,4 +139,41 @@ func BenchmarkAccessLog(b *testing.B) {
 				slog.String("remote", "127.0.0.1:40000"), slog.String("ua", "Debian APT-HTTP/1.3 (2.6.1)"))
 		}
 	})
+}
+
+// BenchmarkNewVersionServed measures the first request for a file just
+// replaced under dists/ (what every device's poll after a publish is):
+// the file is renamed into place with new content, then asked for with
+// the previous Last-Modified (answered 200) — including, for a new
+// version, recording its date in db/serve-dates.db.
+func BenchmarkNewVersionServed(b *testing.B) {
+	tr := newTestRepo(b)
+	s, err := New(Options{Dir: tr.dir, Now: time.Now, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	p := filepath.Join(tr.dir, "dists", "bookworm", "InRelease")
+	tmp := p + ".bench"
+	lm := ""
+	i := 0
+	for b.Loop() {
+		i++
+		if err := os.WriteFile(tmp, []byte("version "+strconv.Itoa(i)+"\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			b.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/dists/stable/InRelease", nil)
+		if lm != "" {
+			req.Header.Set("If-Modified-Since", lm)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("version %d: status %d", i, w.Code)
+		}
+		lm = w.Header().Get("Last-Modified")
+	}
 }

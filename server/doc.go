@@ -33,9 +33,18 @@
 // with O_NONBLOCK, so a FIFO is refused at once instead of holding a
 // thread until a writer comes). A keyring file at the top is served as
 // the public keys it holds, re-serialized, never as it is; one holding
-// secret key material anywhere is not served (signing.ReadPublicKeyring). Responses carry a strong ETag, Last-Modified and
-// Accept-Ranges; If-None-Match, If-Modified-Since, Range and If-Range are
-// answered as RFC 9110 says (http.ServeContent). Nothing is compressed on
+// secret key material anywhere is not served (signing.ReadPublicKeyring).
+// The server serves what is at those paths now: when
+// dists/, pool/ or the whole repository is replaced (a backup restored, a
+// synced tree moved into place, a symbolic link switched), the next
+// request opens the new directory (on Linux an inotify watch on every
+// directory the paths are looked up through says when to look; elsewhere
+// each request checks). Responses carry a strong ETag, Last-Modified and
+// Accept-Ranges; If-None-Match, Range and If-Range are answered as RFC
+// 9110 says (http.ServeContent). If-Modified-Since is answered 304 only
+// for the bytes the client holds: each version of a file under dists/
+// (outside by-hash/) gets its own Last-Modified, which never goes back,
+// and the request must name it exactly (see dates.go). Nothing is compressed on
 // the fly: apt asks for the .gz/.xz indices itself, and a Content-Encoding
 // on them would make it store decompressed bytes under a compressed name.
 //

@@ -134,7 +134,7 @@ func TestTreeOpenFIFOFallback(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatalf("fast=%v: open of a FIFO still waits for a writer after a minute", fast)
 		}
-		tree.close()
+		tree.release()
 	}
 	_ = os.Remove(filepath.Join(dir, "fifo"))
 }

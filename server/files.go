@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -28,71 +30,207 @@ const maxCachedTags = 16384
 // fileServer serves dists/ and pool/ (each its own os.Root, so that no
 // symbolic link leads from one into conf/ or db/) and a fixed set of
 // public keyring files at the top of the repository.
+//
+// It serves what is at those paths now: when dists/, pool/ or the whole
+// repository is replaced (a backup restored, a synced tree moved into
+// place, a symbolic link switched), the next request opens the new
+// directory. On Linux the watcher tells when to look (an event on an
+// entry the paths are looked up through); elsewhere every request checks.
 type fileServer struct {
-	dir   string
-	mu    sync.Mutex // opening and closing roots
-	dists atomic.Pointer[tree]
-	pool  atomic.Pointer[tree] // opened when first there
-	base  *os.Root             // the repository base, for key files only
-	tags  tagCache
-	hot   hotCache
-	keys  keyCache
+	dir   string // absolute
+	mu    sync.Mutex
+	trees [numTops]atomic.Pointer[tree]
+	// checked is 1 + the watcher's chain generation in which the trees
+	// were last found to be the directories at their paths (0: never).
+	checked   atomic.Uint64
+	unwatched atomic.Bool // the paths could not be watched: look every time
+	tags      tagCache
+	hot       hotCache
+	keys      keyCache
+	dates     dateBook
 }
 
-func newFileServer(dir string) (*fileServer, error) {
-	fs := &fileServer{dir: dir}
-	base, err := os.OpenRoot(dir)
+// The served trees: the repository's base (key files only), dists/, pool/.
+const (
+	topBase = iota
+	topDists
+	topPool
+	numTops
+)
+
+var topNames = [numTops]string{"", "dists", "pool"}
+
+func newFileServer(dir string, warn func(string, error)) (*fileServer, error) {
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	fs.base = base
-	if _, err := os.Stat(path.Join(dir, "dists")); err != nil {
-		fs.close()
+	s := &fileServer{dir: abs, dates: dateBook{path: filepath.Join(abs, filepath.FromSlash(datesFile)), warn: warn}}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	if _, err := os.Stat(path.Join(abs, "dists")); err != nil {
 		return nil, fmt.Errorf("%s has no dists/: %w; export the repository first (lampi-pkg repo -b %s export)", dir, err, dir)
 	}
-	return fs, nil
+	return s, nil
 }
 
-// root returns the os.Root of dists/ or pool/, opening it the first time
-// the directory exists (pool/ appears with the first package).
-func (s *fileServer) root(top string) *tree {
-	var p *atomic.Pointer[tree]
-	switch top {
+// topOf maps the first segment of a request path to its tree.
+func topOf(seg string) (int, bool) {
+	switch seg {
 	case "dists":
-		p = &s.dists
+		return topDists, true
 	case "pool":
-		p = &s.pool
-	default:
-		return nil
+		return topPool, true
 	}
-	if r := p.Load(); r != nil {
-		return r
+	return 0, false
+}
+
+// current makes sure the open trees are the directories at their paths
+// and returns the watcher generation the hot cache's entries must have to
+// be trusted (^0 when it must not be used).
+//
+// With the watcher on, the paths are looked at only after an event on an
+// entry they are looked up through (the first time, the watches are put
+// in place). Without it (not Linux, a watch refused, or the state unknown
+// while another request reads the events), every request looks: a stat
+// of each path.
+func (s *fileServer) current() uint64 {
+	w := &s.hot.w
+	if !w.enabled() || s.unwatched.Load() {
+		s.look()
+		return ^uint64(0)
 	}
+	gen, chain := w.generations()
+	if chain == ^uint64(0) {
+		s.look()
+		return ^uint64(0)
+	}
+	if s.checked.Load() != chain+1 && !s.rewatch(chain) {
+		return ^uint64(0)
+	}
+	return gen
+}
+
+// rewatch watches the directories the paths are looked up through, then
+// looks at the paths, and records that the trees are current as of the
+// chain generation chain. It reports false when the watches could not be
+// put in place (from then on every request looks).
+func (s *fileServer) rewatch(chain uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := p.Load(); r != nil {
-		return r
+	if s.checked.Load() == chain+1 {
+		return true // another request just did
 	}
-	r, err := openTree(path.Join(s.dir, top))
-	if err != nil {
-		return nil
+	// Watches first, then the look: a change after the look is an event.
+	dirs := map[string][]string{}
+	err := lookups(path.Join(s.dir, "dists"), dirs)
+	if err == nil {
+		err = lookups(path.Join(s.dir, "pool"), dirs)
 	}
-	p.Store(r)
-	return r
+	if err != nil || !s.hot.w.watchChain(dirs) {
+		s.unwatched.Store(true)
+		s.swapStale()
+		return false
+	}
+	s.swapStale()
+	s.checked.Store(chain + 1)
+	return true
+}
+
+// look makes the open trees the directories at their paths now.
+func (s *fileServer) look() {
+	for i := range s.trees {
+		if !s.isCurrent(i) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.swapStale()
+			return
+		}
+	}
+}
+
+// isCurrent reports whether tree i is the directory at its path (both
+// absent counts).
+func (s *fileServer) isCurrent(i int) bool {
+	cur := s.trees[i].Load()
+	fi, err := os.Stat(path.Join(s.dir, topNames[i]))
+	if err != nil || !fi.IsDir() {
+		return cur == nil
+	}
+	return cur != nil && os.SameFile(cur.info, fi)
+}
+
+// swapStale opens, in place of each tree that is not the directory at its
+// path, the one there now (none when there is none). Only call it holding
+// s.mu.
+func (s *fileServer) swapStale() {
+	changed := false
+	for i := range s.trees {
+		if s.isCurrent(i) {
+			continue
+		}
+		var t *tree
+		if p := path.Join(s.dir, topNames[i]); isDir(p) {
+			t, _ = openTree(p) // none when it cannot be opened: 404 until it can
+		}
+		cur := s.trees[i].Swap(t)
+		if cur != nil {
+			cur.release()
+		}
+		changed = changed || cur != nil || t != nil
+	}
+	if changed {
+		s.hot.w.forgetTree()
+	}
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// open opens name (relative, slash-separated) in a tree; a missing tree
+// gives fs.ErrNotExist.
+func (s *fileServer) open(top int, name string) (*os.File, error) {
+	for range 3 { // a tree replaced meanwhile: take the new one
+		t := s.trees[top].Load()
+		if t == nil {
+			break
+		}
+		if !t.acquire() {
+			continue
+		}
+		f, err := t.open(name)
+		t.release()
+		return f, err
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
 func (s *fileServer) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hot.w.close()
-	for _, p := range []*atomic.Pointer[tree]{&s.dists, &s.pool} {
-		if r := p.Swap(nil); r != nil {
-			r.close()
+	for i := range s.trees {
+		if t := s.trees[i].Swap(nil); t != nil {
+			t.release()
 		}
 	}
-	if s.base != nil {
-		s.base.Close()
+}
+
+// validators returns the ETag and Last-Modified of the open file f
+// (fi = f.Stat()), name being its path in the repository.
+func (s *fileServer) validators(name string, f *os.File, fi fs.FileInfo) (validators, error) {
+	tag, err := s.tags.get(name, f, fi)
+	if err != nil {
+		return validators{}, err
 	}
+	sec := fi.ModTime().Unix()
+	if repo.RevalidatedByDate(name) {
+		sec = s.dates.date(name, tag, sec)
+	}
+	return newValidators(tag, sec), nil
 }
 
 // badPath reports whether a request path must be refused outright: a
@@ -110,12 +248,25 @@ func badPath(p string) bool {
 	return false
 }
 
+// conditional strips an If-Modified-Since that does not name the current
+// version's date exactly (see dates.go), so that http.ServeContent
+// answers it with the file; If-None-Match, when present, decides alone.
+func conditional(r *http.Request, v *validators) {
+	ims := r.Header["If-Modified-Since"]
+	if len(ims) == 0 || len(r.Header["If-None-Match"]) > 0 {
+		return
+	}
+	if len(ims) > 1 || v.modifiedSince(ims[0]) {
+		delete(r.Header, "If-Modified-Since")
+	}
+}
+
 // servePublished serves /dists/… and /pool/….
 func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 	rel := strings.TrimPrefix(r.URL.Path, "/")
 	top, rest, _ := strings.Cut(rel, "/")
-	root := s.root(top)
-	if root == nil || rest == "" || strings.HasSuffix(rest, "/") {
+	ti, ok := topOf(top)
+	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
 		http.NotFound(w, r)
 		return
 	}
@@ -127,13 +278,14 @@ func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	name := top + "/" + rest
-	immutable := top == "dists" && strings.Contains(rest, "/by-hash/")
+	immutable := ti == topDists && strings.Contains(rest, "/by-hash/")
 	h := w.Header()
 	inm, ims := r.Header["If-None-Match"], r.Header["If-Modified-Since"]
-	if top == "dists" && (len(inm) == 1 || len(inm) == 0 && len(ims) == 1) {
+	valid := s.current()
+	if ti == topDists && (len(inm) == 1 || len(inm) == 0 && len(ims) == 1) {
 		// The common case of a fleet: "has anything changed?" (apt asks
 		// with If-Modified-Since, other clients with If-None-Match).
-		if e, ok := s.hot.lookup(name); ok && e.unchanged(inm, ims) {
+		if e, ok := s.hot.lookup(name, valid); ok && e.unchanged(inm, ims) {
 			h["Etag"] = e.tagHdr
 			if immutable {
 				h["Cache-Control"] = []string{cacheImmutable}
@@ -143,10 +295,11 @@ func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	gen, cacheable := uint64(0), false
-	if top == "dists" {
+	if ti == topDists {
 		gen, cacheable = s.hot.prepare(path.Join(s.dir, top), rest)
+		cacheable = cacheable && gen == valid
 	}
-	f, err := root.open(rest)
+	f, err := s.open(ti, rest)
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -157,21 +310,22 @@ func (s *fileServer) servePublished(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	tag, err := s.tags.get(name, f, fi)
+	v, err := s.validators(name, f, fi)
 	if err != nil {
 		http.Error(w, "cannot read file", http.StatusInternalServerError)
 		return
 	}
 	if cacheable {
-		s.hot.store(name, newHotEntry(gen, tag, fi.ModTime()))
+		s.hot.store(name, newHotEntry(gen, v))
 	}
 	h["Content-Type"] = contentTypeHdr(rest)
-	h["Etag"] = []string{tag}
+	h["Etag"] = []string{v.tag}
 	if immutable {
 		// Content addressed: never changes under this name.
 		h["Cache-Control"] = []string{cacheImmutable}
 	}
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	conditional(r, &v)
+	http.ServeContent(w, r, "", v.mod, f)
 }
 
 const cacheImmutable = "public, max-age=31536000, immutable"
@@ -184,7 +338,8 @@ const cacheImmutable = "public, max-age=31536000, immutable"
 // the file.
 func (s *fileServer) serveKey(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := openNoWait(s.base, name)
+		s.current()
+		f, err := s.open(topBase, name)
 		if err != nil {
 			http.NotFound(w, r)
 			return
@@ -209,7 +364,12 @@ func (s *fileServer) serveKey(name string) http.Handler {
 // publicKeyFiles lists the top-level *.gpg, *.asc and *.pub files of the
 // repository base that hold public keys only; refused maps the others to
 // the reason.
-func publicKeyFiles(base *os.Root) (names []string, refused map[string]error) {
+func publicKeyFiles(repoDir string) (names []string, refused map[string]error) {
+	base, err := os.OpenRoot(repoDir)
+	if err != nil {
+		return nil, nil
+	}
+	defer base.Close()
 	dir, err := openNoWait(base, ".")
 	if err != nil {
 		return nil, nil

@@ -500,8 +500,8 @@ func (s *Server) serveFast(c *frontConn, rq *fastRequest, now time.Time) (code i
 	fsrv := s.files
 	rel := rq.path[1:]
 	top, rest, _ := strings.Cut(rel, "/")
-	root := fsrv.root(top)
-	if root == nil || rest == "" || strings.HasSuffix(rest, "/") {
+	ti, ok := topOf(top)
+	if !ok || rest == "" || strings.HasSuffix(rest, "/") {
 		return 0, 0, false, nil
 	}
 	for seg := range strings.SplitSeq(rest, "/") {
@@ -509,7 +509,7 @@ func (s *Server) serveFast(c *frontConn, rq *fastRequest, now time.Time) (code i
 			return 0, 0, false, nil
 		}
 	}
-	immutable := top == "dists" && strings.Contains(rest, "/by-hash/")
+	immutable := ti == topDists && strings.Contains(rest, "/by-hash/")
 	var inm, ims []string
 	if rq.inm != "" {
 		inm = []string{rq.inm}
@@ -517,36 +517,37 @@ func (s *Server) serveFast(c *frontConn, rq *fastRequest, now time.Time) (code i
 	if rq.ims != "" {
 		ims = []string{rq.ims}
 	}
-	if top == "dists" && (inm != nil || ims != nil) {
-		if e, ok := fsrv.hot.lookup(rel); ok && e.unchanged(inm, ims) {
+	valid := fsrv.current()
+	if ti == topDists && (inm != nil || ims != nil) {
+		if e, ok := fsrv.hot.lookup(rel, valid); ok && e.unchanged(inm, ims) {
 			err := c.writeNotModified(now, e.tag, immutable)
 			return http.StatusNotModified, 0, true, err
 		}
 	}
 	gen, cacheable := uint64(0), false
-	if top == "dists" {
+	if ti == topDists {
 		gen, cacheable = fsrv.hot.prepare(fsrv.dir+"/"+top, rest)
+		cacheable = cacheable && gen == valid
 	}
-	f, oerr := root.open(rest)
+	f, oerr := fsrv.open(ti, rest)
 	if oerr != nil {
 		return 0, 0, false, nil
 	}
 	defer f.Close()
 	fi, serr := f.Stat()
-	if serr != nil || !fi.Mode().IsRegular() || isZeroTime(fi.ModTime()) {
+	if serr != nil || !fi.Mode().IsRegular() {
 		return 0, 0, false, nil
 	}
-	tag, terr := fsrv.tags.get(rel, f, fi)
-	if terr != nil {
+	v, verr := fsrv.validators(rel, f, fi)
+	if verr != nil || isZeroTime(v.mod) {
 		return 0, 0, false, nil
 	}
-	mod := fi.ModTime()
-	e := newHotEntry(gen, tag, mod)
+	e := newHotEntry(gen, v)
 	if cacheable {
 		fsrv.hot.store(rel, e)
 	}
 	if (inm != nil || ims != nil) && e.unchanged(inm, ims) {
-		err := c.writeNotModified(now, tag, immutable)
+		err := c.writeNotModified(now, v.tag, immutable)
 		return http.StatusNotModified, 0, true, err
 	}
 	size := fi.Size()
@@ -560,7 +561,7 @@ func (s *Server) serveFast(c *frontConn, rq *fastRequest, now time.Time) (code i
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, contentType(rest)...)
 	b = append(b, "\r\nEtag: "...)
-	b = append(b, tag...)
+	b = append(b, v.tag...)
 	b = append(b, "\r\nLast-Modified: "...)
 	b = append(b, e.lastMod...)
 	b = append(b, "\r\n"...)

@@ -1,37 +1,29 @@
 package server
 
 import (
-	"net/http"
 	"strings"
 	"sync"
-	"time"
 )
 
 // hotEntry is what a 304 answer needs about a file under dists/.
 type hotEntry struct {
-	gen     uint64 // the change generation it was read in
-	tag     string
-	tagHdr  []string // {tag}, shared by the responses (len == cap)
-	mod     time.Time
-	lastMod string // mod as Last-Modified
+	gen uint64 // the change generation it was read in
+	validators
+	tagHdr []string // {tag}, shared by the responses (len == cap)
 }
 
-func newHotEntry(gen uint64, tag string, mod time.Time) hotEntry {
-	return hotEntry{gen: gen, tag: tag, tagHdr: []string{tag}, mod: mod, lastMod: mod.UTC().Format(http.TimeFormat)}
+func newHotEntry(gen uint64, v validators) hotEntry {
+	return hotEntry{gen: gen, validators: v, tagHdr: []string{v.tag}}
 }
 
-// unchanged answers a conditional request as http.ServeContent would:
+// unchanged answers a conditional request as servePublished does:
 // If-None-Match (weak comparison) when present, else If-Modified-Since
-// (one-second resolution).
+// naming exactly the version's date (see dates.go).
 func (e *hotEntry) unchanged(inm, ims []string) bool {
 	if len(inm) == 1 {
 		return matchesETag(inm[0], e.tag)
 	}
-	if ims[0] == e.lastMod {
-		return true
-	}
-	t, err := http.ParseTime(ims[0])
-	return err == nil && !e.mod.Truncate(time.Second).After(t)
+	return !e.modifiedSince(ims[0])
 }
 
 // hotCache answers "has anything changed?" without a system call: it
@@ -48,14 +40,16 @@ type hotCache struct {
 	m  map[string]hotEntry
 }
 
-func (c *hotCache) lookup(name string) (hotEntry, bool) {
-	if !c.w.enabled() {
+// lookup returns the entry of name if it was stored in generation gen
+// (fileServer.current's answer).
+func (c *hotCache) lookup(name string, gen uint64) (hotEntry, bool) {
+	if gen == ^uint64(0) {
 		return hotEntry{}, false
 	}
 	c.mu.RLock()
 	e, ok := c.m[name]
 	c.mu.RUnlock()
-	return e, ok && e.gen == c.w.generation()
+	return e, ok && e.gen == gen
 }
 
 // prepare watches the directories name is resolved through (dir is the

@@ -155,7 +155,7 @@ func New(o Options) (s *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	files, err := newFileServer(o.Dir)
+	files, err := newFileServer(o.Dir, func(msg string, err error) { logger.Warn(msg, "err", err) })
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func New(o Options) (s *Server, err error) {
 	}()
 	s.mux.HandleFunc("GET /dists/", s.files.servePublished)
 	s.mux.HandleFunc("GET /pool/", s.files.servePublished)
-	keys, refused := publicKeyFiles(files.base)
+	keys, refused := publicKeyFiles(o.Dir)
 	for _, name := range keys {
 		s.mux.Handle("GET /"+name, s.files.serveKey(name))
 	}

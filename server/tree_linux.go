@@ -1,7 +1,9 @@
 package server
 
 import (
+	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +52,23 @@ func (d fastDir) open(name string) (*os.File, bool, error) {
 
 // noBlock is O_NONBLOCK, for opens that must not wait on a FIFO.
 const noBlock = unix.O_NONBLOCK
+
+// is reports whether the directory d holds is info's (true when the
+// fast path is off: there is nothing to disagree).
+func (d fastDir) is(info fs.FileInfo) bool {
+	if d.fd < 0 {
+		return true
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	var own unix.Stat_t
+	if err := unix.Fstat(d.fd, &own); err != nil {
+		return false
+	}
+	return uint64(own.Dev) == uint64(st.Dev) && uint64(own.Ino) == uint64(st.Ino)
+}
 
 func (d fastDir) close() {
 	if d.fd >= 0 {

@@ -2,7 +2,10 @@
 
 package server
 
-import "os"
+import (
+	"io/fs"
+	"os"
+)
 
 // fastDir is Linux-only; elsewhere os.Root does the work.
 type fastDir struct{}
@@ -14,3 +17,5 @@ func (fastDir) close()                              {}
 // noBlock would be O_NONBLOCK; the server is made for Linux, and this
 // keeps it building elsewhere.
 const noBlock = 0
+
+func (fastDir) is(fs.FileInfo) bool                 { return true }
