@@ -18,4 +18,4 @@ func (fastDir) close()                              {}
 // keeps it building elsewhere.
 const noBlock = 0
 
-func (fastDir) is(fs.FileInfo) bool                 { return true }
+func (fastDir) is(fs.FileInfo) bool { return true }
