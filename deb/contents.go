@@ -228,8 +228,21 @@ func clip(s string, n int) string {
 	return s
 }
 
-// Lines counts the newline characters of a control file.
-func (f *ControlFile) Lines() int { return bytes.Count(f.Data, []byte("\n")) }
+// Lines counts the lines of a control file as "dpkg-deb --info" does: the
+// newline characters, except one that is the first character, or the
+// second after a '#' (dpkg-deb reads those two while looking for "#!" and
+// does not count them: ucf's templates, which start with an empty line,
+// have one line less than newlines).
+func (f *ControlFile) Lines() int {
+	n := bytes.Count(f.Data, []byte("\n"))
+	switch d := f.Data; {
+	case len(d) > 0 && d[0] == '\n':
+		n--
+	case len(d) > 1 && d[0] == '#' && d[1] == '\n':
+		n--
+	}
+	return n
+}
 
 // Interpreter returns the "#!" line's interpreter of a script ("#!/bin/sh"),
 // or "".
