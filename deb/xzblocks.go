@@ -8,14 +8,15 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/ulikunitz/xz"
+	"github.com/lampi-pkg/lampi-pkg/internal/xzenc"
 )
 
-// Parallel xz: the input is cut into fixed-size chunks, each compressed on
-// its own into a one-block xz stream; the blocks are then spliced, in
-// order, into a single multi-block stream with a combined index — what
-// "xz -T" writes. The output depends on the chunk size only, never on the
-// number of workers, so builds stay byte-identical on any machine.
+// Large xz members: the input is cut into chunks of three dictionaries
+// (as "xz -T" does), each compressed into a one-block xz stream by the
+// parallel encoder of internal/xzenc; the blocks are then spliced, in
+// order, into a single multi-block stream with a combined index. The
+// output depends on the level only, never on the number of workers, so
+// builds stay byte-identical on any machine.
 
 var xzMagic = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
 
@@ -28,24 +29,13 @@ type xzChunk struct {
 	records []xzRecord
 }
 
-// compressXZChunk compresses one chunk into a standalone stream and cuts
-// out its blocks and index records.
-func compressXZChunk(data []byte, dictCap int) (xzChunk, error) {
-	// A dictionary larger than the chunk buys nothing and costs its
-	// allocation: tiny packages would pay for 8 MiB tables twice.
-	dictCap = min(dictCap, max(len(data), 1<<16))
-	var buf bytes.Buffer
-	w, err := xz.WriterConfig{DictCap: dictCap, CheckSum: xz.CRC64, BlockSize: int64(len(data)) + 1}.NewWriter(&buf)
-	if err != nil {
-		return xzChunk{}, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return xzChunk{}, err
-	}
-	if err := w.Close(); err != nil {
-		return xzChunk{}, err
-	}
-	return splitXZStream(buf.Bytes())
+// compressXZChunk compresses one chunk into a standalone stream (with
+// the project's own encoder, see internal/xzenc) and cuts out its blocks
+// and index records. workers only speeds it up.
+func compressXZChunk(data []byte, level, workers int) (xzChunk, error) {
+	o := xzenc.Preset(level)
+	o.Workers = workers
+	return splitXZStream(xzenc.Compress(data, o))
 }
 
 // splitXZStream parses a single xz stream written by us and returns its
