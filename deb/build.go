@@ -71,7 +71,9 @@ type BuildResult struct {
 // directory (control, optional conffiles and maintainer scripts) and the
 // payload. fsys should not follow symbolic links out of the tree (use
 // os.Root's FS); Build itself never follows them: links are stored as
-// links. Every archive entry is owned by root:root, whoever runs Build.
+// links. Entries keep the tree's mode bits (less opts.Umask) and are owned
+// by root:root, whoever runs Build, unless opts.Owners declares otherwise;
+// a setuid or setgid entry left root:root undeclared is warned about.
 //
 // Build refuses what dpkg-deb refuses, and special files; errors wrap
 // ErrSyntax, ErrMissingField, ErrInvalidField, ErrInvalidVersion or
