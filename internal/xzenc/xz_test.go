@@ -38,7 +38,7 @@ func corpus() map[string][]byte {
 	runs = append(runs, bytes.Repeat([]byte("lamp\n"), 500000)...) // > 2 MiB: several chunks
 	mixed := append(append(text(400<<10), random(100<<10)...), text(300<<10)...)
 	mixed = append(mixed, mixed[:100<<10]...) // a repeat 800 KiB back
-	letters := make([]byte, 300<<10) // about 4.7 bits a byte: several 64 KiB outputs
+	letters := make([]byte, 300<<10)          // about 4.7 bits a byte: several 64 KiB outputs
 	for i := range letters {
 		letters[i] = byte('a' + rng.IntN(26))
 	}
