@@ -1,6 +1,9 @@
 package xzenc
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+)
 
 // finder runs the match finder ahead of the parser, in windows of
 // windowSize positions: the workers find the tree matches of their
@@ -147,9 +150,11 @@ func (f *finder) work(w *window, k int) {
 	buf, bt := f.buf, f.bt
 	flat := w.flat[k][:0]
 	last := len(buf) - 4
+	// Buckets go to workers by their top bits (no division per position).
+	shift := uint(bits.Len32(bt.mask4))
 	for pos := w.start; pos < w.end && pos <= last; pos++ {
 		h := hash4(buf[pos:], bt.mask4)
-		if int(h)%f.workers != k {
+		if int(uint64(h)*uint64(f.workers)>>shift) != k {
 			continue
 		}
 		i := pos - w.start

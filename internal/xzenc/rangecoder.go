@@ -1,6 +1,6 @@
 package xzenc
 
-import "math"
+import "math/bits"
 
 // The range coder and the prices of its bits, as the LZMA format defines
 // them: 11-bit probabilities, adapted by 1/32 of the distance to 0 or 1.
@@ -15,14 +15,33 @@ const (
 
 type prob uint16
 
-// probPrices[p >> 4] is the price of a 0 bit coded with probability p.
+// probPrices[p >> 4] is the price of a 0 bit coded with probability p:
+// -log2(p / 2048) in 1/16 bit. It is computed with integers only, so that
+// every machine makes the same parse, and so the same bytes.
 var probPrices = func() (t [1 << (probBits - 4)]uint32) {
 	for i := range t {
-		p := float64(i<<4+8) / (1 << probBits)
-		t[i] = uint32(math.Round(-math.Log2(p) * (1 << priceShift)))
+		t[i] = probBits<<priceShift - log2x16(uint32(i<<4+8))
 	}
 	return t
 }()
+
+// log2x16 is floor(16·log2(v)) for 1 ≤ v < 1<<16: the integer part from the top
+// bit, four fractional bits by squaring the mantissa (a bit is set each
+// time the square reaches 2).
+func log2x16(v uint32) uint32 {
+	n := uint32(bits.Len32(v)) - 1
+	x := uint64(v) << (16 - n) // mantissa in [1, 2) as Q16
+	var frac uint32
+	for i := 0; i < priceShift; i++ {
+		x = x * x >> 16
+		frac <<= 1
+		if x >= 2<<16 {
+			x >>= 1
+			frac |= 1
+		}
+	}
+	return n<<priceShift | frac
+}
 
 func price0(p prob) uint32 { return probPrices[p>>4] }
 func price1(p prob) uint32 { return probPrices[((1<<probBits)-p)>>4] }

@@ -3,6 +3,7 @@ package xzenc
 import (
 	"bytes"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os/exec"
 	"testing"
@@ -143,5 +144,17 @@ func TestChunks(t *testing.T) {
 	}
 	if stored, n := chunkKinds(t, Compress(c["mixed"], Options{})); n < 2 || stored < 1 {
 		t.Errorf("mixed input: %d LZMA and %d stored chunks, want LZMA after stored", n, stored)
+	}
+}
+
+// TestPrices: the integer prices are -log2(p/2048) in 1/16 bit, to within
+// one unit.
+func TestPrices(t *testing.T) {
+	for i, got := range probPrices {
+		p := float64(i<<4+8) / 2048
+		want := -math.Log2(p) * 16
+		if math.Abs(float64(got)-want) > 1 {
+			t.Errorf("price of p=%d/2048: %d, want %.2f", i<<4+8, got, want)
+		}
 	}
 }
