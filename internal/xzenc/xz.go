@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 var crc64Table = crc64.MakeTable(crc64.ECMA)
 
 // Compress returns the xz stream of data: one block, CRC64 check. The
-// block declares a dictionary no larger than data.
+// block declares a dictionary no larger than data, and its sizes.
 func Compress(data []byte, o Options) []byte {
 	o = o.withDefaults()
 	out := streamHeader()
@@ -75,13 +75,13 @@ func Compress(data []byte, o Options) []byte {
 		return append(out, indexAndFooter(nil)...)
 	}
 	dict := min(o.DictSize, max(len(data), 4096))
-	bh := blockHeader(dict)
-	out = append(out, bh...)
-	start := len(out)
-	out = encodeLZMA2(out, data, o)
-	out = append(out, 0) // end of LZMA2 data
-	compressed := len(out) - start
-	for (len(out)-start)%4 != 0 {
+	lz := encodeLZMA2(nil, data, o)
+	lz = append(lz, 0) // end of LZMA2 data
+	compressed := len(lz)
+	bh := blockHeader(dict, uint64(compressed), uint64(len(data)))
+	out = append(append(out, bh...), lz...)
+	for len(lz)%4 != 0 {
+		lz = append(lz, 0)
 		out = append(out, 0)
 	}
 	out = binary.LittleEndian.AppendUint64(out, crc64.Checksum(data, crc64Table))
@@ -97,9 +97,13 @@ func streamHeader() []byte {
 	return binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(streamFlags))
 }
 
-// blockHeader: one filter, LZMA2 with the dictionary size, no sizes.
-func blockHeader(dict int) []byte {
-	h := []byte{0, 0x00, 0x21, 0x01, dictByte(dict)}
+// blockHeader: both sizes (decoders size their dictionary by them, and
+// "xz -T" decodes in parallel), one filter: LZMA2 with the dictionary size.
+func blockHeader(dict int, compressed, uncompressed uint64) []byte {
+	h := []byte{0, 0xC0}
+	h = binary.AppendUvarint(h, compressed)
+	h = binary.AppendUvarint(h, uncompressed)
+	h = append(h, 0x21, 0x01, dictByte(dict))
 	for (len(h)+4)%4 != 0 {
 		h = append(h, 0)
 	}

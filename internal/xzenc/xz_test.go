@@ -5,7 +5,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/ulikunitz/xz"
@@ -156,5 +158,25 @@ func TestPrices(t *testing.T) {
 		if math.Abs(float64(got)-want) > 1 {
 			t.Errorf("price of p=%d/2048: %d, want %.2f", i<<4+8, got, want)
 		}
+	}
+}
+
+// TestBlockHeaderSizes: xz --list reads the block's sizes from its
+// header (what decoders size their dictionary by).
+func TestBlockHeaderSizes(t *testing.T) {
+	xzTool := testutil.RequireTool(t, "xz")
+	data := corpus()["text"]
+	f := filepath.Join(t.TempDir(), "text.xz")
+	if err := os.WriteFile(f, Compress(data, Options{}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(xzTool, "--robot", "--list", "--verbose", "--verbose", f).Output()
+	if err != nil {
+		t.Fatalf("xz --list: %v", err)
+	}
+	// block lines: ... header size, flags "cu" (compressed and
+	// uncompressed sizes present), ...
+	if !bytes.Contains(got, []byte("\tcu\t")) {
+		t.Errorf("block header without both sizes:\n%s", got)
 	}
 }
