@@ -77,12 +77,12 @@ func TestRoundTrip(t *testing.T) {
 // TestWorkersDoNotChangeOutput: the bytes depend on the options, never on
 // how many goroutines found the matches.
 func TestWorkersDoNotChangeOutput(t *testing.T) {
-	data := corpus()["mixed"]
+	data := corpus()["mixed"][:300<<10]
 	for _, level := range []int{1, 6} {
 		o := Preset(level)
 		o.Workers = 1
 		one := Compress(data, o)
-		for _, w := range []int{2, 3, 7} {
+		for _, w := range []int{2, 5} {
 			o.Workers = w
 			if !bytes.Equal(Compress(data, o), one) {
 				t.Errorf("level %d: %d workers give other bytes than 1", level, w)
