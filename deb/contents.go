@@ -114,18 +114,9 @@ func unixMode(m fs.FileMode) uint32 {
 // entryFromHeader converts a tar header; unknown types are errors.
 func entryFromHeader(h *tar.Header) (*Entry, error) {
 	e := &Entry{
-		Name: h.Name, Mode: fs.FileMode(h.Mode & 0o777),
+		Name: h.Name, Mode: modeFromUnix(uint32(h.Mode & 0o7777)),
 		UID: h.Uid, GID: h.Gid, User: h.Uname, Group: h.Gname,
 		ModTime: h.ModTime, Linkname: h.Linkname,
-	}
-	if h.Mode&0o4000 != 0 {
-		e.Mode |= fs.ModeSetuid
-	}
-	if h.Mode&0o2000 != 0 {
-		e.Mode |= fs.ModeSetgid
-	}
-	if h.Mode&0o1000 != 0 {
-		e.Mode |= fs.ModeSticky
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:

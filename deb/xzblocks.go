@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/xzenc"
@@ -75,12 +74,9 @@ func splitXZStream(s []byte) (xzChunk, error) {
 // the combined index and footer on close.
 type xzStreamWriter struct {
 	w       io.Writer
-	records []xzRecord
+	records [][2]uint64
 	started bool
 }
-
-// flags: no flags byte, check type CRC64 (0x04).
-var xzStreamFlags = []byte{0x00, 0x04}
 
 func (x *xzStreamWriter) writeChunk(c xzChunk) error {
 	if !x.started {
@@ -88,16 +84,16 @@ func (x *xzStreamWriter) writeChunk(c xzChunk) error {
 			return err
 		}
 	}
-	x.records = append(x.records, c.records...)
+	for _, r := range c.records {
+		x.records = append(x.records, [2]uint64{r.unpadded, r.uncompressed})
+	}
 	_, err := x.w.Write(c.blocks)
 	return err
 }
 
 func (x *xzStreamWriter) header() error {
 	x.started = true
-	h := append(append([]byte{}, xzMagic...), xzStreamFlags...)
-	h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(xzStreamFlags))
-	_, err := x.w.Write(h)
+	_, err := x.w.Write(xzenc.StreamHeader())
 	return err
 }
 
@@ -107,23 +103,6 @@ func (x *xzStreamWriter) close() error {
 			return err
 		}
 	}
-	idx := []byte{0x00}
-	idx = binary.AppendUvarint(idx, uint64(len(x.records)))
-	for _, r := range x.records {
-		idx = binary.AppendUvarint(idx, r.unpadded)
-		idx = binary.AppendUvarint(idx, r.uncompressed)
-	}
-	for len(idx)%4 != 0 {
-		idx = append(idx, 0)
-	}
-	idx = binary.LittleEndian.AppendUint32(idx, crc32.ChecksumIEEE(idx))
-	foot := binary.LittleEndian.AppendUint32(nil, uint32(len(idx)/4-1))
-	foot = append(foot, xzStreamFlags...)
-	foot = append(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(foot)), foot...)
-	foot = append(foot, 'Y', 'Z')
-	if _, err := x.w.Write(idx); err != nil {
-		return err
-	}
-	_, err := x.w.Write(foot)
+	_, err := x.w.Write(xzenc.IndexAndFooter(x.records))
 	return err
 }

@@ -70,9 +70,9 @@ var crc64Table = crc64.MakeTable(crc64.ECMA)
 // block declares a dictionary no larger than data, and its sizes.
 func Compress(data []byte, o Options) []byte {
 	o = o.withDefaults()
-	out := streamHeader()
+	out := StreamHeader()
 	if len(data) == 0 {
-		return append(out, indexAndFooter(nil)...)
+		return append(out, IndexAndFooter(nil)...)
 	}
 	dict := min(o.DictSize, max(len(data), 4096))
 	lz := encodeLZMA2(nil, data, o)
@@ -86,12 +86,13 @@ func Compress(data []byte, o Options) []byte {
 	}
 	out = binary.LittleEndian.AppendUint64(out, crc64.Checksum(data, crc64Table))
 	unpadded := uint64(len(bh) + compressed + 8)
-	return append(out, indexAndFooter([][2]uint64{{unpadded, uint64(len(data))}})...)
+	return append(out, IndexAndFooter([][2]uint64{{unpadded, uint64(len(data))}})...)
 }
 
 var streamFlags = []byte{0x00, 0x04} // check: CRC64
 
-func streamHeader() []byte {
+// StreamHeader returns the header of an xz stream with CRC64 checks.
+func StreamHeader() []byte {
 	h := []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
 	h = append(h, streamFlags...)
 	return binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(streamFlags))
@@ -122,9 +123,9 @@ func dictByte(dict int) byte {
 	return 40
 }
 
-// indexAndFooter writes the stream's index of the blocks' (unpadded,
-// uncompressed) sizes and the stream footer.
-func indexAndFooter(blocks [][2]uint64) []byte {
+// IndexAndFooter returns the end of an xz stream (CRC64 checks): the
+// index of its blocks' (unpadded, uncompressed) sizes and the footer.
+func IndexAndFooter(blocks [][2]uint64) []byte {
 	idx := []byte{0x00}
 	idx = binary.AppendUvarint(idx, uint64(len(blocks)))
 	for _, b := range blocks {
