@@ -282,7 +282,7 @@ func copyFile(fsys fs.FS, e entry, w io.Writer, buf []byte) (string, error) {
 
 // tarHeader is the common header: GNU format (as dpkg-deb writes), every
 // permission and special bit of mode, owner and group by name and id.
-func tarHeader(name string, mode fs.FileMode, mtime time.Time, user, group Account) *tar.Header {
+func tarHeader(name string, mode fs.FileMode, mtime time.Time, user, group account) *tar.Header {
 	return &tar.Header{Name: name, Mode: int64(unixMode(mode)), ModTime: mtime,
 		Uname: user.Name, Uid: user.ID, Gname: group.Name, Gid: group.ID, Format: tar.FormatGNU}
 }

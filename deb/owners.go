@@ -21,15 +21,15 @@ type Owners struct {
 type ownerRule struct {
 	file, pattern string // where it was declared, and the path (or glob) it covers
 	line          int
-	user, group   Account
+	user, group   account
 	mode          fs.FileMode // permission and special bits; keep is true when "-"
 	keep          bool
 }
 
-// Account is a user or group as stored in a tar header: dpkg looks the
+// account is a user or group as stored in a tar header: dpkg looks the
 // name up on the installing system and uses ID only where the name is
 // unknown there.
-type Account struct {
+type account struct {
 	Name string
 	ID   int
 }
@@ -48,7 +48,7 @@ var (
 		"sasl": 45, "plugdev": 46, "staff": 50, "games": 60, "users": 100, "nogroup": 65534}
 )
 
-var rootAccount = Account{Name: "root", ID: 0}
+var rootAccount = account{Name: "root", ID: 0}
 
 // ParseOwners reads an owners file (name is used in messages). Each line
 // that is not blank or a '#' comment has the fields of
@@ -112,23 +112,23 @@ func ParseOwners(r io.Reader, name string) (*Owners, error) {
 }
 
 // parseAccount reads NAME or NAME:ID.
-func parseAccount(s string, fixed map[string]int) (Account, error) {
+func parseAccount(s string, fixed map[string]int) (account, error) {
 	name, id, hasID := strings.Cut(s, ":")
 	if !validAccountName(name) {
-		return Account{}, fmt.Errorf("%q is not a valid user or group name", name)
+		return account{}, fmt.Errorf("%q is not a valid user or group name", name)
 	}
 	if hasID {
 		n, err := strconv.ParseUint(id, 10, 31)
 		if err != nil {
-			return Account{}, fmt.Errorf("%q: the id after ':' must be a number", s)
+			return account{}, fmt.Errorf("%q: the id after ':' must be a number", s)
 		}
-		return Account{Name: name, ID: int(n)}, nil
+		return account{Name: name, ID: int(n)}, nil
 	}
 	n, ok := fixed[name]
 	if !ok {
-		return Account{}, fmt.Errorf("%q has no id fixed by Debian's base-passwd; write it as %s:ID (ID is used where no %s exists at install time)", name, name, name)
+		return account{}, fmt.Errorf("%q has no id fixed by Debian's base-passwd; write it as %s:ID (ID is used where no %s exists at install time)", name, name, name)
 	}
-	return Account{Name: name, ID: n}, nil
+	return account{Name: name, ID: n}, nil
 }
 
 // validAccountName accepts what fits a tar header's 32-byte name field and
