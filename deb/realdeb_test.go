@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -113,6 +114,22 @@ func buildWith(t *testing.T, tree string, opts deb.BuildOptions) ([]byte, *deb.B
 	return buf.Bytes(), res
 }
 
+// md5sumsOf returns the sorted lines of a package's md5sums, read by the
+// real dpkg-deb; none for a package without (only directories and links).
+func md5sumsOf(t *testing.T, pkg string) []string {
+	t.Helper()
+	cmd := exec.Command("dpkg-deb", "--info", pkg, "md5sums")
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "contains no control component 'md5sums'") {
+			return nil
+		}
+		t.Fatalf("dpkg-deb --info %s md5sums: %v\n%s", pkg, err, out)
+	}
+	return sortedLines(string(out))
+}
+
 func sortedLines(s string) []string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	sort.Strings(l)
@@ -154,8 +171,7 @@ func TestRebuildRealPackages(t *testing.T) {
 			}
 
 			// md5sums: the same lines as the original's, hard links included.
-			want := sortedLines(mustRun(t, "dpkg-deb", "--info", orig, "md5sums"))
-			got := sortedLines(mustRun(t, "dpkg-deb", "--info", ours, "md5sums"))
+			want, got := md5sumsOf(t, orig), md5sumsOf(t, ours)
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("md5sums differ from the original's:\n%s", lineDiff(want, got))
 			}

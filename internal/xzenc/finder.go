@@ -40,10 +40,11 @@ func newFinder(buf []byte, o Options) *finder {
 		ready: make(chan *window, 2), free: make(chan *window, 4), stop: make(chan struct{}),
 		merged: make([]match, 0, maxMatchLen),
 	}
+	n := max(min(windowSize, len(buf)), 1) // small inputs need small windows
 	for i := 0; i < 4; i++ {
 		f.free <- &window{
-			ref: make([]uint32, windowSize), count: make([]uint16, windowSize),
-			owner: make([]uint8, windowSize), short: make([][2]match, windowSize),
+			ref: make([]uint32, n), count: make([]uint16, n),
+			owner: make([]uint8, n), short: make([][2]match, n),
 			flat: make([][]match, o.Workers),
 		}
 	}
