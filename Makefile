@@ -33,6 +33,7 @@ bench: build
 	@scripts/deps.sh bench
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./deb/
 	@scripts/bench.sh $(BIN)/lampi-pkg
+	@scripts/bench-real.sh $(BIN)/lampi-pkg
 	@scripts/bench-repo.sh $(BIN)/lampi-pkg
 	@scripts/bench-s3.sh $(BIN)/lampi-pkg
 	@scripts/bench-serve.sh $(BIN)/lampi-pkg

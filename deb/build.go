@@ -38,6 +38,14 @@ type BuildOptions struct {
 	// Workers bounds the goroutines compressing the data member (0 =
 	// GOMAXPROCS). The package's bytes do not depend on it.
 	Workers int
+	// Owners declares the owner, group and mode of payload paths (see
+	// ParseOwners); every other entry is root:root. nil declares nothing.
+	Owners *Owners
+	// Umask lists permission bits to clear from every payload entry, for
+	// trees checked out with a loose umask (0o022 drops group and other
+	// write). Zero keeps the tree's modes, as dpkg-deb does; a warning
+	// lists what it changed. Modes declared in Owners are applied after it.
+	Umask fs.FileMode
 }
 
 // BuildResult describes a package Build wrote.
@@ -63,7 +71,9 @@ type BuildResult struct {
 // directory (control, optional conffiles and maintainer scripts) and the
 // payload. fsys should not follow symbolic links out of the tree (use
 // os.Root's FS); Build itself never follows them: links are stored as
-// links. Every archive entry is owned by root:root, whoever runs Build.
+// links. Entries keep the tree's mode bits (less opts.Umask) and are owned
+// by root:root, whoever runs Build, unless opts.Owners declares otherwise;
+// a setuid or setgid entry left root:root undeclared is warned about.
 //
 // Build refuses what dpkg-deb refuses, and special files; errors wrap
 // ErrSyntax, ErrMissingField, ErrInvalidField, ErrInvalidVersion or
@@ -91,7 +101,13 @@ func Build(ctx context.Context, fsys fs.FS, w io.Writer, opts BuildOptions) (*Bu
 	if err != nil {
 		return nil, err
 	}
-	res := &BuildResult{Control: t.control.Clone(), Conffiles: conffiles, Warnings: t.warnings, Entries: len(t.entries)}
+	warns := append(t.warnings, applyUmask(t.entries, opts.Umask)...)
+	ownerWarns, err := opts.Owners.apply(t.entries)
+	if err != nil {
+		return nil, err
+	}
+	warns = append(warns, ownerWarns...)
+	res := &BuildResult{Control: t.control.Clone(), Conffiles: conffiles, Warnings: warns, Entries: len(t.entries)}
 	res.InstalledSize = installedSize(t.entries)
 	if f, ok := res.Control.Field("Installed-Size"); ok && f.Value != strconv.FormatInt(res.InstalledSize, 10) {
 		res.Warnings = append(res.Warnings, Warning{File: "DEBIAN/control", Line: f.Line,
@@ -177,7 +193,8 @@ type md5sum struct {
 }
 
 // writeData writes the compressed data.tar of entries to w and returns the
-// md5sums of its regular files (conffiles excluded, as dh_md5sums does).
+// md5sums of its regular files, every name of hard links included
+// (conffiles excluded, as dh_md5sums does).
 func writeData(ctx context.Context, fsys fs.FS, entries []entry, w io.Writer, comp Compression, level, workers int, clamp time.Time, conffiles []string, progress func(int64, int64)) ([]md5sum, error) {
 	isConf := map[string]bool{}
 	for _, c := range conffiles {
@@ -193,12 +210,15 @@ func writeData(ctx context.Context, fsys fs.FS, entries []entry, w io.Writer, co
 	}
 	tw := tar.NewWriter(zw)
 	var sums []md5sum
+	// Every name of a hard-linked file is listed, as dh_md5sums does:
+	// the sum of a link is that of its first name.
+	linked := map[string]string{}
 	buf := make([]byte, 256<<10)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		hdr := tarHeader(e.name, e.mode, clamp)
+		hdr := tarHeader(e.name, e.mode, clamp, e.user, e.group)
 		if e.mtime.Before(clamp) {
 			hdr.ModTime = e.mtime.Truncate(time.Second)
 		}
@@ -215,12 +235,17 @@ func writeData(ctx context.Context, fsys fs.FS, entries []entry, w io.Writer, co
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("%s: %w", e.src, err)
 		}
-		if hdr.Typeflag != tar.TypeReg {
+		var sum string
+		switch hdr.Typeflag {
+		case tar.TypeLink:
+			sum = linked[e.hardlink]
+		case tar.TypeReg:
+			if sum, err = copyFile(fsys, e, tw, buf); err != nil {
+				return nil, err
+			}
+			linked[e.name] = sum
+		default:
 			continue
-		}
-		sum, err := copyFile(fsys, e, tw, buf)
-		if err != nil {
-			return nil, err
 		}
 		if rel := strings.TrimPrefix(e.name, "./"); !isConf["/"+rel] {
 			sums = append(sums, md5sum{path: rel, sum: sum})
@@ -255,20 +280,39 @@ func copyFile(fsys fs.FS, e entry, w io.Writer, buf []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// tarHeader is the common header: root-owned, GNU format (as dpkg-deb
-// writes), permissions without group/other write bits.
-func tarHeader(name string, mode fs.FileMode, mtime time.Time) *tar.Header {
-	perm := int64(mode.Perm() &^ 0o022)
-	if mode&fs.ModeSetuid != 0 {
-		perm |= 0o4000
+// tarHeader is the common header: GNU format (as dpkg-deb writes), every
+// permission and special bit of mode, owner and group by name and id.
+func tarHeader(name string, mode fs.FileMode, mtime time.Time, user, group account) *tar.Header {
+	return &tar.Header{Name: name, Mode: int64(unixMode(mode)), ModTime: mtime,
+		Uname: user.Name, Uid: user.ID, Gname: group.Name, Gid: group.ID, Format: tar.FormatGNU}
+}
+
+// applyUmask clears the bits of umask from every entry but symbolic links
+// and returns one warning that says what changed.
+func applyUmask(entries []entry, umask fs.FileMode) []Warning {
+	umask &= fs.ModePerm
+	if umask == 0 {
+		return nil
 	}
-	if mode&fs.ModeSetgid != 0 {
-		perm |= 0o2000
+	var changed []string
+	for k := range entries {
+		e := &entries[k]
+		if e.mode&fs.ModeSymlink != 0 || e.mode&umask == 0 {
+			continue
+		}
+		old := unixMode(e.mode)
+		e.mode &^= umask
+		changed = append(changed, fmt.Sprintf("%s %04o→%04o", e.name, old, unixMode(e.mode)))
 	}
-	if mode&fs.ModeSticky != 0 {
-		perm |= 0o1000
+	if len(changed) == 0 {
+		return nil
 	}
-	return &tar.Header{Name: name, Mode: perm, ModTime: mtime, Uname: "root", Gname: "root", Format: tar.FormatGNU}
+	const shown = 5
+	list := strings.Join(changed[:min(len(changed), shown)], ", ")
+	if len(changed) > shown {
+		list += fmt.Sprintf(" and %d more", len(changed)-shown)
+	}
+	return []Warning{{Msg: fmt.Sprintf("umask %04o changed the mode of %d entries: %s", unixMode(umask), len(changed), list)}}
 }
 
 // writeControl writes the compressed control.tar: ./, control, md5sums,
@@ -292,13 +336,13 @@ func writeControl(w io.Writer, ctl *Paragraph, extra []controlFile, conffiles []
 		return err
 	}
 	tw := tar.NewWriter(zw)
-	dir := tarHeader("./", fs.ModeDir|0o755, clamp)
+	dir := tarHeader("./", fs.ModeDir|0o755, clamp, rootAccount, rootAccount)
 	dir.Typeflag = tar.TypeDir
 	if err := tw.WriteHeader(dir); err != nil {
 		return err
 	}
 	for _, f := range files {
-		hdr := tarHeader("./"+f.name, fs.FileMode(f.mode), clamp)
+		hdr := tarHeader("./"+f.name, fs.FileMode(f.mode), clamp, rootAccount, rootAccount)
 		hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(f.data))
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err

@@ -183,7 +183,7 @@ func TestBuildEntries(t *testing.T) {
 	want := []string{
 		"./ -rwxr-xr-x  2020-09-13", "./etc/ -rwxr-xr-x  2020-09-13", "./etc/hi.conf -rw-r--r--  2020-09-13",
 		"./opt/ -rwxr-xr-x  2020-09-13", "./opt/a -rw-r--r--  2020-09-13", "./opt/b -rw-r--r--  2020-09-13",
-		"./opt/link -rwxrwxrwx /etc/passwd 1970-01-01", "./opt/secret -rw-r--r--  2023-11-14",
+		"./opt/link -rwxrwxrwx /etc/passwd 1970-01-01", "./opt/secret -rw-rw-r--  2023-11-14",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("data.tar:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

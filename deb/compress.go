@@ -106,12 +106,6 @@ func newCompressor(w io.Writer, c Compression, level, workers int, sizeHint int6
 	return nil, fmt.Errorf("%w: %q", ErrCompression, c)
 }
 
-// xzDictCap follows xz's presets: 1 MiB at level 0 up to 64 MiB at 9.
-func xzDictCap(level int) int {
-	caps := []int{256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20}
-	return caps[level]
-}
-
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }

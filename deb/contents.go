@@ -114,18 +114,9 @@ func unixMode(m fs.FileMode) uint32 {
 // entryFromHeader converts a tar header; unknown types are errors.
 func entryFromHeader(h *tar.Header) (*Entry, error) {
 	e := &Entry{
-		Name: h.Name, Mode: fs.FileMode(h.Mode & 0o777),
+		Name: h.Name, Mode: modeFromUnix(uint32(h.Mode & 0o7777)),
 		UID: h.Uid, GID: h.Gid, User: h.Uname, Group: h.Gname,
 		ModTime: h.ModTime, Linkname: h.Linkname,
-	}
-	if h.Mode&0o4000 != 0 {
-		e.Mode |= fs.ModeSetuid
-	}
-	if h.Mode&0o2000 != 0 {
-		e.Mode |= fs.ModeSetgid
-	}
-	if h.Mode&0o1000 != 0 {
-		e.Mode |= fs.ModeSticky
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
@@ -228,8 +219,21 @@ func clip(s string, n int) string {
 	return s
 }
 
-// Lines counts the newline characters of a control file.
-func (f *ControlFile) Lines() int { return bytes.Count(f.Data, []byte("\n")) }
+// Lines counts the lines of a control file as "dpkg-deb --info" does: the
+// newline characters, except one that is the first character, or the
+// second after a '#' (dpkg-deb reads those two while looking for "#!" and
+// does not count them: ucf's templates, which start with an empty line,
+// have one line less than newlines).
+func (f *ControlFile) Lines() int {
+	n := bytes.Count(f.Data, []byte("\n"))
+	switch d := f.Data; {
+	case len(d) > 0 && d[0] == '\n':
+		n--
+	case len(d) > 1 && d[0] == '#' && d[1] == '\n':
+		n--
+	}
+	return n
+}
 
 // Interpreter returns the "#!" line's interpreter of a script ("#!/bin/sh"),
 // or "".

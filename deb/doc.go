@@ -11,9 +11,11 @@
 //
 // [Build] turns a directory tree laid out as for "dpkg-deb --build" (a
 // DEBIAN/ directory with control and scripts, everything else payload)
-// into a .deb without root: every entry is owned by root:root, entries are
-// sorted, directories are explicit and modification times are clamped to a
-// given time, so two builds of the same tree are byte-identical.
+// into a .deb without root: entries keep every mode bit of the tree and
+// are owned by root:root unless [Owners] (see [ParseOwners]) declare
+// otherwise, entries are sorted, directories are explicit and
+// modification times are clamped to a given time, so two builds of the
+// same tree are byte-identical. md5sums lists every name of hard links.
 //
 // [Version] parses and compares versions exactly as dpkg does.
 //
@@ -32,11 +34,12 @@
 //
 // Compression with zstd is only understood by dpkg ≥ 1.21.18 (Debian 12)
 // and is never the default. Build never follows symbolic links in the
-// source tree: they are stored as links. Build compresses xz in parallel
-// as one multi-block stream (as "xz -T" does) and gzip in parallel as one
-// member; the output depends on the chunk size only, never on the number of
-// workers. The pure-Go xz encoder is fast but compresses less tightly than
-// liblzma (see BENCHMARKS.md). Build drops group and other write
-// permission from every entry. Extract refuses device nodes and FIFOs, and
-// keeps ownership only when run as root.
+// source tree: they are stored as links. Build compresses xz with the
+// pure-Go encoder of internal/xzenc (optimal parsing, within about 2 % of
+// "xz -6"), its match finding shared out between the workers, in blocks
+// of three dictionaries (as "xz -T" does), and gzip in parallel as one
+// member; the output never depends on the number of workers. Build keeps
+// group and other write permission as the tree has it: BuildOptions.Umask
+// clears bits for trees checked out with a loose umask. Extract refuses
+// device nodes and FIFOs, and keeps ownership only when run as root.
 package deb

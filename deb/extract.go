@@ -144,7 +144,12 @@ func (x *extractor) run(ctx context.Context, dr *Reader, ctl *ControlInfo) error
 
 // control writes the control tarball's files into DEBIAN/.
 func (x *extractor) control(ctx context.Context, ctl *ControlInfo) error {
+	// DEBIAN takes the mode and time of the control tarball's top
+	// directory, as with dpkg-deb --raw-extract.
 	d := &Entry{Name: "DEBIAN", Type: TypeDir, Mode: 0o755}
+	if ctl.Root != nil {
+		d.Mode, d.ModTime = ctl.Root.Mode, ctl.Root.ModTime
+	}
 	if err := x.write(ctx, "DEBIAN", d, nil); err != nil {
 		return fmt.Errorf("control member %s: %w", ctl.Member.Name, err)
 	}

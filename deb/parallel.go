@@ -2,6 +2,8 @@ package deb
 
 import (
 	"io"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/xzenc"
 )
 
 // orderedPool compresses fixed-size chunks of its input on up to workers
@@ -56,7 +58,7 @@ func (p *orderedPool[T]) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
 		if p.buf == nil {
-			p.buf = make([]byte, 0, p.chunk)
+			p.buf = make([]byte, 0, min(p.chunk, 1<<20)) // grows up to chunk
 		}
 		m := min(p.chunk-len(p.buf), len(b))
 		p.buf = append(p.buf, b[:m]...)
@@ -87,10 +89,11 @@ type parallelXZ struct {
 }
 
 func newParallelXZ(w io.Writer, level, workers int) *parallelXZ {
-	dict := xzDictCap(level)
 	s := &xzStreamWriter{w: w}
-	chunk := max(dict, 1<<20)
-	pool := newOrderedPool(chunk, workers, func(b []byte) (xzChunk, error) { return compressXZChunk(b, dict) }, s.writeChunk)
+	chunk := max(3*xzenc.Preset(level).DictSize, 1<<20)
+	// One chunk at a time, each on every worker: chunks are large, and
+	// the encoder shares its work out without changing its output.
+	pool := newOrderedPool(chunk, 1, func(b []byte) (xzChunk, error) { return compressXZChunk(b, level, workers) }, s.writeChunk)
 	return &parallelXZ{pool: pool, stream: s}
 }
 

@@ -62,7 +62,14 @@ func TestMultiBlockXZAcceptedByDpkg(t *testing.T) {
 	t.Parallel()
 	testutil.RequireTool(t, "xz")
 	testutil.RequireTool(t, "dpkg-deb")
+	// Level 1 cuts blocks of 3 MiB (three dictionaries, as xz -T).
 	fsys := bigTree()
+	rng := rand.New(rand.NewPCG(3, 4))
+	more := make([]byte, 3<<20)
+	for j := range more {
+		more[j] = "lamp light on "[rng.IntN(14)]
+	}
+	fsys["usr/share/big/d"] = &fstest.MapFile{Data: more, Mode: 0o644, ModTime: time.Unix(1600000000, 0)}
 	pkg, _, err := buildMap(t, fsys, deb.BuildOptions{Compression: deb.CompressXZ, Level: 1, Workers: 3})
 	if err != nil {
 		t.Fatal(err)

@@ -295,6 +295,10 @@ type ControlInfo struct {
 	// in archive order, with the content of regular files: control,
 	// md5sums, conffiles, maintainer scripts…
 	Files []ControlFile
+	// Root is the control tarball's top directory entry ("./"), nil if it
+	// has none: its mode and time are those dpkg-deb --raw-extract gives
+	// to DEBIAN/.
+	Root *Entry
 }
 
 // ControlFile is one entry of a control tarball.
@@ -352,6 +356,9 @@ func (r *Reader) readControl(m *Member) (*ControlInfo, error) {
 			return fail(fmt.Errorf("entry %s: %w", quoteName(e.Name), err))
 		}
 		if p == "." {
+			if info.Root == nil && e.Type == TypeDir {
+				info.Root = e
+			}
 			continue
 		}
 		if seen[p] {

@@ -34,6 +34,8 @@ type entry struct {
 	mtime    time.Time
 	link     string // symlink target
 	hardlink string // archive name of the first link to the same inode
+	user     account
+	group    account
 }
 
 // controlFile is one member of control.tar besides the generated ones.

@@ -5,17 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 
-	"github.com/ulikunitz/xz"
+	"github.com/lampi-pkg/lampi-pkg/internal/xzenc"
 )
 
-// Parallel xz: the input is cut into fixed-size chunks, each compressed on
-// its own into a one-block xz stream; the blocks are then spliced, in
-// order, into a single multi-block stream with a combined index — what
-// "xz -T" writes. The output depends on the chunk size only, never on the
-// number of workers, so builds stay byte-identical on any machine.
+// Large xz members: the input is cut into chunks of three dictionaries
+// (as "xz -T" does), each compressed into a one-block xz stream by the
+// parallel encoder of internal/xzenc; the blocks are then spliced, in
+// order, into a single multi-block stream with a combined index. The
+// output depends on the level only, never on the number of workers, so
+// builds stay byte-identical on any machine.
 
 var xzMagic = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
 
@@ -28,24 +28,13 @@ type xzChunk struct {
 	records []xzRecord
 }
 
-// compressXZChunk compresses one chunk into a standalone stream and cuts
-// out its blocks and index records.
-func compressXZChunk(data []byte, dictCap int) (xzChunk, error) {
-	// A dictionary larger than the chunk buys nothing and costs its
-	// allocation: tiny packages would pay for 8 MiB tables twice.
-	dictCap = min(dictCap, max(len(data), 1<<16))
-	var buf bytes.Buffer
-	w, err := xz.WriterConfig{DictCap: dictCap, CheckSum: xz.CRC64, BlockSize: int64(len(data)) + 1}.NewWriter(&buf)
-	if err != nil {
-		return xzChunk{}, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return xzChunk{}, err
-	}
-	if err := w.Close(); err != nil {
-		return xzChunk{}, err
-	}
-	return splitXZStream(buf.Bytes())
+// compressXZChunk compresses one chunk into a standalone stream (with
+// the project's own encoder, see internal/xzenc) and cuts out its blocks
+// and index records. workers only speeds it up.
+func compressXZChunk(data []byte, level, workers int) (xzChunk, error) {
+	o := xzenc.Preset(level)
+	o.Workers = workers
+	return splitXZStream(xzenc.Compress(data, o))
 }
 
 // splitXZStream parses a single xz stream written by us and returns its
@@ -85,12 +74,9 @@ func splitXZStream(s []byte) (xzChunk, error) {
 // the combined index and footer on close.
 type xzStreamWriter struct {
 	w       io.Writer
-	records []xzRecord
+	records [][2]uint64
 	started bool
 }
-
-// flags: no flags byte, check type CRC64 (0x04).
-var xzStreamFlags = []byte{0x00, 0x04}
 
 func (x *xzStreamWriter) writeChunk(c xzChunk) error {
 	if !x.started {
@@ -98,16 +84,16 @@ func (x *xzStreamWriter) writeChunk(c xzChunk) error {
 			return err
 		}
 	}
-	x.records = append(x.records, c.records...)
+	for _, r := range c.records {
+		x.records = append(x.records, [2]uint64{r.unpadded, r.uncompressed})
+	}
 	_, err := x.w.Write(c.blocks)
 	return err
 }
 
 func (x *xzStreamWriter) header() error {
 	x.started = true
-	h := append(append([]byte{}, xzMagic...), xzStreamFlags...)
-	h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(xzStreamFlags))
-	_, err := x.w.Write(h)
+	_, err := x.w.Write(xzenc.StreamHeader())
 	return err
 }
 
@@ -117,23 +103,6 @@ func (x *xzStreamWriter) close() error {
 			return err
 		}
 	}
-	idx := []byte{0x00}
-	idx = binary.AppendUvarint(idx, uint64(len(x.records)))
-	for _, r := range x.records {
-		idx = binary.AppendUvarint(idx, r.unpadded)
-		idx = binary.AppendUvarint(idx, r.uncompressed)
-	}
-	for len(idx)%4 != 0 {
-		idx = append(idx, 0)
-	}
-	idx = binary.LittleEndian.AppendUint32(idx, crc32.ChecksumIEEE(idx))
-	foot := binary.LittleEndian.AppendUint32(nil, uint32(len(idx)/4-1))
-	foot = append(foot, xzStreamFlags...)
-	foot = append(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(foot)), foot...)
-	foot = append(foot, 'Y', 'Z')
-	if _, err := x.w.Write(idx); err != nil {
-		return err
-	}
-	_, err := x.w.Write(foot)
+	_, err := x.w.Write(xzenc.IndexAndFooter(x.records))
 	return err
 }

@@ -67,3 +67,20 @@ if [ "$(cat "$minio_dir/.version" 2>/dev/null)" != "$minio_version" ] || [ ! -x 
   GOFLAGS=-buildvcs=false GOBIN="$minio_dir" go install "github.com/minio/minio@$minio_version"
   echo "$minio_version" > "$minio_dir/.version"
 fi
+
+# Real Debian packages, for the tests that unpack them with dpkg-deb -R,
+# rebuild them with lampi-pkg build and judge the result against the
+# originals (md5sums, modes, owners, lintian, dpkg-deb --info). Fetched once
+# with apt-get download into a cache that later runs reuse; the tests read
+# every .deb there (LAMPI_REAL_DEBS names another directory).
+real_debs=(perl-base bzip2 gzip base-files sudo tzdata libutempter0 ucf passwd mount debconf)
+debs_dir=${XDG_CACHE_HOME:-$HOME/.cache}/lampi-pkg/debs
+mkdir -p "$debs_dir"
+want=()
+for p in "${real_debs[@]}"; do
+  compgen -G "$debs_dir/${p}_*.deb" >/dev/null || want+=("$p")
+done
+if [ ${#want[@]} -gt 0 ]; then
+  echo "deps: downloading real Debian packages for the tests into $debs_dir: ${want[*]}"
+  ( cd "$debs_dir" && { apt-get download -qq "${want[@]}" 2>/dev/null || { apt-get update -qq && apt-get download -qq "${want[@]}"; }; } )
+fi

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +22,8 @@ type buildOptions struct {
 	compress string
 	level    int
 	mtime    string
+	owners   string
+	umask    string
 	json     bool
 }
 
@@ -32,17 +36,37 @@ func newBuildCmd(env *Env) *cobra.Command {
 control, optional conffiles and maintainer scripts (preinst, postinst, prerm,
 postrm); everything else is the payload.
 
-Every entry is owned by root:root whoever builds (no sudo, no chown), entries
-are sorted, directories explicit, and times clamped to --mtime, else to
-SOURCE_DATE_EPOCH, else to the newest file of the tree: building the same
-tree twice gives the same bytes. md5sums, Installed-Size and conffiles (every
-file under /etc plus DEBIAN/conffiles) are generated.
+Entries keep the tree's mode bits, all of them (setuid, setgid, sticky, group
+and other write), as dpkg-deb does; --umask 022 clears group and other write
+for trees checked out with a loose umask, and says what it changed.
+
+Every entry is owned by root:root whoever builds (no sudo, no chown), unless
+an --owners file declares otherwise. Its lines are those of
+'dpkg-statoverride --list': OWNER GROUP MODE PATH, for example
+
+  root utmp 2755 /usr/lib/x86_64-linux-gnu/utempter/utempter
+  www-data www-data - /var/www/app
+  crontab-owner:107 crontab:107 0755 /var/spool/cron/jobs*
+
+MODE '-' keeps the tree's mode; PATH may be a glob ('*' does not cross '/');
+the last matching line wins. Names other than Debian's fixed ones (root,
+www-data, utmp, shadow, staff… from base-passwd) need ':ID', the id dpkg uses
+where the name does not exist at install time. A line that matches nothing is
+an error; a setuid or setgid entry left root:root because nothing declared it
+is a warning.
+
+Entries are sorted, directories explicit, and times clamped to --mtime, else
+to SOURCE_DATE_EPOCH, else to the newest file of the tree: building the same
+tree twice gives the same bytes. md5sums (every name of hard-linked files),
+Installed-Size and conffiles (every file under /etc plus DEBIAN/conffiles)
+are generated.
 
 The package is written to -o: a file name, or a directory (default: the
 current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
 		Example: `  lampi-pkg build hi
   lampi-pkg build hi -o dist/ --compress gzip
-  SOURCE_DATE_EPOCH=1700000000 lampi-pkg build hi -o hi.deb`,
+  SOURCE_DATE_EPOCH=1700000000 lampi-pkg build hi -o hi.deb
+  dpkg-deb -R utempter.deb tree && lampi-pkg build tree --owners owners.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.dir = args[0]
@@ -54,6 +78,8 @@ current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
 	f.StringVarP(&o.compress, "compress", "Z", "xz", "compression of the members: xz, gzip, zstd or none")
 	f.IntVar(&o.level, "level", 0, "compression level (default: gzip 9, xz 6, zstd 3)")
 	f.StringVar(&o.mtime, "mtime", "", "clamp timestamps to T (unix seconds, @seconds or RFC 3339; default SOURCE_DATE_EPOCH)")
+	f.StringVar(&o.owners, "owners", "", "file declaring owner, group and mode per path (lines: OWNER GROUP MODE PATH)")
+	f.StringVar(&o.umask, "umask", "", "octal permission bits to clear from every entry, e.g. 022 (default: keep the tree's modes)")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -66,6 +92,20 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	mtime, err := clampTime(o.mtime, env.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
 		return err
+	}
+	umask, err := parseUmask(o.umask)
+	if err != nil {
+		return err
+	}
+	var owners *deb.Owners
+	if o.owners != "" {
+		data, err := os.ReadFile(o.owners)
+		if err != nil {
+			return withHint(fmt.Errorf("build: --owners: %w", err), "give the path of a file with lines 'OWNER GROUP MODE PATH'")
+		}
+		if owners, err = deb.ParseOwners(bytes.NewReader(data), o.owners); err != nil {
+			return withHint(fmt.Errorf("build: %w", err), "see 'lampi-pkg build --help' for the owners file's format")
+		}
 	}
 	st, err := os.Stat(o.dir)
 	if err != nil || !st.IsDir() {
@@ -96,7 +136,7 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 			os.Remove(tmp.Name())
 		}
 	}()
-	opts := deb.BuildOptions{Compression: comp, Level: o.level, Mtime: mtime, TempDir: outDir}
+	opts := deb.BuildOptions{Compression: comp, Level: o.level, Mtime: mtime, TempDir: outDir, Owners: owners, Umask: umask}
 	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !o.json {
 		opts.Progress = progressPrinter(env, "archiving")
 	}
@@ -196,6 +236,18 @@ func inside(dir, tree string) bool {
 	t, _ = filepath.Abs(t)
 	rel, err := filepath.Rel(t, d)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// parseUmask reads --umask: octal permission bits, "" for none.
+func parseUmask(s string) (fs.FileMode, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o777 {
+		return 0, usageErrorf("--umask %q: want octal permission bits such as 022", s)
+	}
+	return fs.FileMode(n), nil
 }
 
 // clampTime reads --mtime, else SOURCE_DATE_EPOCH; zero means "newest file".

@@ -8,6 +8,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestMain lets the test binary act as the lampi-pkg command inside
@@ -25,7 +26,8 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs every scenario under testdata/script at the top of the
 // module. Scenarios may use the conditions [exec:dpkg-deb] etc. to say which
-// real tools they need; FIXTURES points at the fixtures directory.
+// real tools they need; FIXTURES points at the fixtures directory and
+// REAL_DEBS at the real Debian packages scripts/deps.sh downloads.
 func TestScripts(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -35,6 +37,7 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join(root, "testdata", "script"),
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("FIXTURES", filepath.Join(root, "fixtures"))
+			e.Setenv("REAL_DEBS", testutil.RealDebsDir())
 			e.Setenv("SOURCE_DATE_EPOCH", "")
 			return nil
 		},

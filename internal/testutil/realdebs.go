@@ -1,0 +1,52 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// RealDebsDir is where scripts/deps.sh downloads real Debian packages
+// (apt-get download): $LAMPI_REAL_DEBS, else
+// ${XDG_CACHE_HOME:-~/.cache}/lampi-pkg/debs.
+func RealDebsDir() string {
+	if d := os.Getenv("LAMPI_REAL_DEBS"); d != "" {
+		return d
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		cache = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(cache, "lampi-pkg", "debs")
+}
+
+// RealDebs returns every real Debian package in RealDebsDir, by package
+// name (the file name up to its first '_'). It fails the test when the
+// directory holds none or lacks one of the packages named in want.
+func RealDebs(t testing.TB, want ...string) map[string]string {
+	t.Helper()
+	dir := RealDebsDir()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	debs := map[string]string{}
+	for _, f := range files {
+		name, _, _ := strings.Cut(filepath.Base(f), "_")
+		debs[name] = f
+	}
+	var missing []string
+	for _, w := range want {
+		if debs[w] == "" {
+			missing = append(missing, w)
+		}
+	}
+	sort.Strings(missing)
+	if len(debs) == 0 || len(missing) > 0 {
+		t.Fatalf("real Debian packages missing from %s (%v): run scripts/deps.sh (make test), which fetches them once with apt-get download, or set LAMPI_REAL_DEBS to a directory of .debs", dir, missing)
+	}
+	return debs
+}

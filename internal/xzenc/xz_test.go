@@ -1,0 +1,182 @@
+package xzenc
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+)
+
+// corpus returns inputs that reach every path of the encoder: empty, one
+// byte, text with long and short repeats, random bytes (stored chunks),
+// runs (rep matches, matches up to 273), and more than one LZMA2 chunk
+// of input (2 MiB) and of output (64 KiB).
+func corpus() map[string][]byte {
+	rng := rand.New(rand.NewPCG(7, 8))
+	text := func(n int) []byte {
+		words := []string{"lamp ", "light ", "on ", "off ", "\n", "Description: ", "#!/bin/sh\n", "0123456789"}
+		var b bytes.Buffer
+		for b.Len() < n {
+			b.WriteString(words[rng.IntN(len(words))])
+		}
+		return b.Bytes()[:n]
+	}
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	runs := bytes.Repeat([]byte{'a'}, 100000)
+	runs = append(runs, bytes.Repeat([]byte("ab"), 50000)...)
+	runs = append(runs, bytes.Repeat([]byte("lamp\n"), 500000)...) // > 2 MiB: several chunks
+	mixed := append(append(text(400<<10), random(100<<10)...), text(300<<10)...)
+	mixed = append(mixed, mixed[:100<<10]...) // a repeat 800 KiB back
+	letters := make([]byte, 300<<10)          // about 4.7 bits a byte: several 64 KiB outputs
+	for i := range letters {
+		letters[i] = byte('a' + rng.IntN(26))
+	}
+	return map[string][]byte{
+		"empty": {}, "one": {'x'}, "three": []byte("abc"), "text": text(100 << 10), "letters": letters,
+		"random": random(200 << 10), "runs": runs, "mixed": mixed,
+	}
+}
+
+// TestRoundTrip: the real xz and another decoder (ulikunitz/xz) read
+// back exactly the input.
+func TestRoundTrip(t *testing.T) {
+	xzTool := testutil.RequireTool(t, "xz")
+	for name, data := range corpus() {
+		out := Compress(data, Options{Workers: 2})
+		cmd := exec.Command(xzTool, "--decompress", "--stdout")
+		cmd.Stdin = bytes.NewReader(out)
+		got, err := cmd.Output()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: xz -d: %v; %d bytes back of %d (equal %v)", name, err, len(got), len(data), bytes.Equal(got, data))
+		}
+		r, err := xz.NewReader(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err = io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: ulikunitz/xz: %v (equal %v)", name, err, bytes.Equal(got, data))
+		}
+	}
+}
+
+// TestWorkersDoNotChangeOutput: the bytes depend on the options, never on
+// how many goroutines found the matches.
+func TestWorkersDoNotChangeOutput(t *testing.T) {
+	data := corpus()["mixed"][:300<<10]
+	for _, level := range []int{1, 6} {
+		o := Preset(level)
+		o.Workers = 1
+		one := Compress(data, o)
+		for _, w := range []int{2, 5} {
+			o.Workers = w
+			if !bytes.Equal(Compress(data, o), one) {
+				t.Errorf("level %d: %d workers give other bytes than 1", level, w)
+			}
+		}
+	}
+}
+
+// TestSmallerThanGreedy: on text, the optimal parser beats a greedy
+// encoder (ulikunitz/xz, what deb used before) clearly.
+func TestSmallerThanGreedy(t *testing.T) {
+	data := corpus()["mixed"]
+	ours := Compress(data, Options{Workers: 2})
+	var b bytes.Buffer
+	w, _ := xz.WriterConfig{DictCap: 8 << 20}.NewWriter(&b)
+	w.Write(data)
+	w.Close()
+	if float64(len(ours)) > 0.95*float64(b.Len()) {
+		t.Errorf("%d bytes, greedy encoder %d: not 5 %% smaller", len(ours), b.Len())
+	}
+}
+
+// chunkKinds walks the LZMA2 chunks of a stream's single block and counts
+// stored and LZMA chunks.
+func chunkKinds(t *testing.T, s []byte) (stored, lzma int) {
+	t.Helper()
+	p := 12 + (int(s[12])+1)*4
+	for {
+		c := s[p]
+		switch {
+		case c == 0:
+			return
+		case c == 1 || c == 2:
+			stored++
+			p += 3 + int(s[p+1])<<8 + int(s[p+2]) + 1
+		case c >= 0x80:
+			lzma++
+			n := 5 + int(s[p+3])<<8 + int(s[p+4]) + 1
+			if c >= 0xC0 {
+				n++
+			}
+			p += n
+		default:
+			t.Fatalf("bad LZMA2 control byte %#x at %d", c, p)
+		}
+	}
+}
+
+// TestChunks: incompressible input is stored, long input spans several
+// LZMA chunks (2 MiB of input, 64 KiB of output each at most).
+func TestChunks(t *testing.T) {
+	c := corpus()
+	if stored, _ := chunkKinds(t, Compress(c["random"], Options{})); stored < 3 {
+		t.Errorf("random input: %d stored chunks, want ≥ 3 (64 KiB each)", stored)
+	}
+	if _, n := chunkKinds(t, Compress(c["runs"], Options{})); n < 2 {
+		t.Errorf("%d bytes of runs: %d LZMA chunks, want ≥ 2 (2 MiB of input each)", len(c["runs"]), n)
+	}
+	if _, n := chunkKinds(t, Compress(c["letters"], Options{})); n < 3 {
+		t.Errorf("random letters: %d LZMA chunks, want ≥ 3 (64 KiB of output each)", n)
+	}
+	if stored, n := chunkKinds(t, Compress(c["mixed"], Options{})); n < 2 || stored < 1 {
+		t.Errorf("mixed input: %d LZMA and %d stored chunks, want LZMA after stored", n, stored)
+	}
+}
+
+// TestPrices: the integer prices are -log2(p/2048) in 1/16 bit, to within
+// one unit.
+func TestPrices(t *testing.T) {
+	for i, got := range probPrices {
+		p := float64(i<<4+8) / 2048
+		want := -math.Log2(p) * 16
+		if math.Abs(float64(got)-want) > 1 {
+			t.Errorf("price of p=%d/2048: %d, want %.2f", i<<4+8, got, want)
+		}
+	}
+}
+
+// TestBlockHeaderSizes: xz --list reads the block's sizes from its
+// header (what decoders size their dictionary by).
+func TestBlockHeaderSizes(t *testing.T) {
+	xzTool := testutil.RequireTool(t, "xz")
+	data := corpus()["text"]
+	f := filepath.Join(t.TempDir(), "text.xz")
+	if err := os.WriteFile(f, Compress(data, Options{}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := exec.Command(xzTool, "--robot", "--list", "--verbose", "--verbose", f).Output()
+	if err != nil {
+		t.Fatalf("xz --list: %v", err)
+	}
+	// block lines: ... header size, flags "cu" (compressed and
+	// uncompressed sizes present), ...
+	if !bytes.Contains(got, []byte("\tcu\t")) {
+		t.Errorf("block header without both sizes:\n%s", got)
+	}
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make bench: lampi-pkg build on real Debian packages, against dpkg-deb
+# --build and "xz -6" of the same data.tar (dpkg-deb's default compressor).
+# Each package (from the cache scripts/deps.sh fills) is unpacked with
+# dpkg-deb -R; the tree is built by each tool, runs alternating; prints the
+# median wall time, the CPU time (user+sys) of the last run and the size of
+# the data member.
+#
+# Usage: scripts/bench-real.sh [BIN] [BEFORE-BIN]; RUNS=3 by default.
+# BEFORE-BIN, if given, is an older lampi-pkg measured alongside (before/after).
+set -euo pipefail
+bin=$(realpath "${1:-bin/lampi-pkg}")
+before=${2:+$(realpath "$2")}
+runs=${RUNS:-3}
+debs=${LAMPI_REAL_DEBS:-${XDG_CACHE_HOME:-$HOME/.cache}/lampi-pkg/debs}
+pkgs=${PKGS:-sudo perl-base tzdata}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export SOURCE_DATE_EPOCH=1700000000
+
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
+# run NAME CMD...: times CMD RUNS times into $work/NAME.t, CPU of the last in $work/NAME.cpu
+run() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %U %S" -o "$work/$name.one" "$@" >/dev/null 2>&1
+  awk '{print $1}' "$work/$name.one" >> "$work/$name.t"
+  awk '{printf "%.2f", $2+$3}' "$work/$name.one" > "$work/$name.cpu"
+}
+printf '%-10s %-16s %9s %9s %12s %7s\n' package tool "wall (s)" "cpu (s)" "data bytes" "vs xz-6"
+for p in $pkgs; do
+  deb=$(ls "$debs/${p}"_*.deb 2>/dev/null | head -1)
+  [ -n "$deb" ] || { echo "bench-real: no $p in $debs (run scripts/deps.sh)" >&2; exit 1; }
+  rm -rf "$work/tree" && dpkg-deb -R "$deb" "$work/tree"
+  dpkg-deb --fsys-tarfile "$deb" > "$work/data.tar"
+  rm -f "$work"/*.t
+  for ((i = 0; i < runs; i++)); do
+    run lampi "$bin" build "$work/tree" -o "$work/lampi.deb"
+    [ -z "$before" ] || run before "$before" build "$work/tree" -o "$work/before.deb"
+    run dpkg dpkg-deb --root-owner-group --build "$work/tree" "$work/dpkg.deb"
+    run xz6 sh -c "xz -6 -c '$work/data.tar' > '$work/data.tar.xz'"
+  done
+  ref=$(stat -c %s "$work/data.tar.xz")
+  for t in lampi before dpkg xz6; do
+    [ -f "$work/$t.t" ] || continue
+    case $t in
+      xz6) size=$ref label="xz -6" ;;
+      dpkg) size=$(ar p "$work/dpkg.deb" data.tar.xz | wc -c) label="dpkg-deb --build" ;;
+      *) size=$(ar p "$work/$t.deb" data.tar.xz | wc -c) label="lampi-pkg ($t)" ;;
+    esac
+    printf '%-10s %-16s %9s %9s %12d %7.3f\n' "$p" "$label" "$(median < "$work/$t.t")" "$(cat "$work/$t.cpu")" "$size" \
+      "$(awk -v a="$size" -v b="$ref" 'BEGIN {print a/b}')"
+  done
+done
+echo "median of $runs alternating runs; cpu = user+sys of the last run; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
