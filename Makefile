@@ -26,6 +26,7 @@ demo: deps build
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	@scripts/doclinks.sh .
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '$(HEAVY_TESTS)' ./deb/ ./internal/xzenc/
 	@scripts/fuzz.sh $(FUZZTIME)

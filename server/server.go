@@ -91,10 +91,11 @@ type Options struct {
 	MaxConns, MaxConnsPerAddr int
 
 	// Extra mounts further handlers on the server's mux, pattern →
-	// handler (net/http ServeMux patterns, e.g. "/" and "/api/v1/fleet/"
-	// for the fleet dashboard and collector API). HOOK: this is where
-	// lampi-pkg serve mounts the fleet handlers and the MQTT-over-
-	// WebSocket endpoint. They get the access log and metrics too.
+	// handler (net/http ServeMux patterns). lampi-pkg serve mounts the
+	// fleet side here: the dashboard ("GET /{$}", "GET /devices/"), the
+	// fleet JSON API ("/api/v1/fleet/") and the device-credential API
+	// (token scope "devices"). MQTT is not served here: the broker has
+	// a TCP listener of its own. They get the access log and metrics too.
 	Extra map[string]http.Handler
 }
 
