@@ -152,3 +152,21 @@ func parseClearsigned(data []byte) (*cleartext, error) {
 	ct.Signature = blk.Data
 	return ct, nil
 }
+
+// Cleartext returns the text of a possibly clearsigned document without
+// verifying anything: the unescaped signed text if data is clearsigned
+// (signed true), else data itself. It is for reading files whose
+// signature is optional, such as a .dsc or a .changes; a caller that
+// trusts the content because of its signature must use VerifyClearsigned
+// instead. A document that starts as clearsigned but is malformed is an
+// error (ErrMalformed), never read as plain text.
+func Cleartext(data []byte) (text []byte, signed bool, err error) {
+	if !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte(clearsignBegin)) {
+		return data, false, nil
+	}
+	ct, err := parseClearsigned(data)
+	if err != nil {
+		return nil, false, err
+	}
+	return ct.Text, true, nil
+}
