@@ -27,8 +27,8 @@ test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	@scripts/doclinks.sh .
-	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run '$(HEAVY_TESTS)' ./deb/ ./internal/xzenc/
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m -run '$(HEAVY_TESTS)' ./deb/ ./internal/xzenc/
 	@scripts/fuzz.sh $(FUZZTIME)
 
 fuzz: deps
