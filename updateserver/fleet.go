@@ -63,7 +63,7 @@ func (a *ephemeralCollector) Authenticate(user, secret string) (string, bool) {
 // an external one is named) and the collector, and builds the handlers
 // to mount: the device API, and with Dashboard the dashboard at / and
 // the JSON API under /api/v1/fleet/.
-func startFleet(s *Server) (f *fleetSide, err error) {
+func startFleet(s *Server) (*fleetSide, error) {
 	o := s.cfg.Fleet
 	dbPath := o.DB
 	if dbPath == "" {
@@ -74,14 +74,10 @@ func startFleet(s *Server) (f *fleetSide, err error) {
 		return nil, tag(ErrFleetDB, fmt.Errorf("fleet database: %w", err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f = &fleetSide{store: store, dbPath: dbPath, cancel: cancel}
-	defer func() {
-		if err != nil {
-			f.stop()
-		}
-	}()
+	f := &fleetSide{store: store, dbPath: dbPath, cancel: cancel}
 	col, err := f.startCollector(ctx, s)
 	if err != nil {
+		f.stop()
 		return nil, err
 	}
 	f.wg.Add(1)
@@ -92,6 +88,7 @@ func startFleet(s *Server) (f *fleetSide, err error) {
 		}
 	}()
 	if f.handlers, err = f.mount(s); err != nil {
+		f.stop()
 		return nil, err
 	}
 	return f, nil

@@ -143,8 +143,8 @@ func (s *Server) Metrics() *server.Metrics { return s.srv.Metrics() }
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	ran := false
 	s.runOnce.Do(func() { ran = true })
+	defer ln.Close()
 	if !ran {
-		ln.Close()
 		return errors.New("updateserver: Run called twice")
 	}
 	if s.cfg.RenewInterval > 0 {
