@@ -154,20 +154,11 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	logw, closeLog, err := openAccessLog(env, o.accessLog)
+	closeLog, err := o.logs(env, &cfg)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	switch o.logFormat {
-	case "json":
-		cfg.Logger = slog.New(slog.NewJSONHandler(logw, nil))
-		cfg.AccessLog = logw // the fast JSON encoder
-	case "text":
-		cfg.Logger = slog.New(slog.NewTextHandler(logw, nil))
-	default:
-		return usageErrorf("serve: --log-format %q: use json or text", o.logFormat)
-	}
 	if cfg.Fleet, err = o.fleet.config(env, loopback); err != nil {
 		return err
 	}
@@ -189,22 +180,10 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 		// collecting less often costs little memory and buys throughput.
 		debug.SetGCPercent(400)
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	ln, err := o.listenAndTell(env, useTLS, cfg.MaxUpload)
 	if err != nil {
-		return withHint(fmt.Errorf("serve: %w", err), "choose another --listen address or stop what uses this port")
+		return err
 	}
-	scheme := "http"
-	if useTLS {
-		scheme = "https"
-	}
-	addr := ln.Addr().String()
-	if o.addrFile != "" {
-		if err := os.WriteFile(o.addrFile, []byte(addr+"\n"), 0o644); err != nil {
-			ln.Close()
-			return fmt.Errorf("serve: --addr-file: %w", err)
-		}
-	}
-	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s, %d bytes)\n", o.repo, scheme, addr, bytesize.Format(cfg.MaxUpload), cfg.MaxUpload)
 	if o.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(o.cpuProfile)
 		if err != nil {
@@ -218,6 +197,48 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	}
 	fmt.Fprintf(env.Err, "lampi-pkg: stopped\n")
 	return nil
+}
+
+// logs opens --access-log and sets cfg's loggers in --log-format; the
+// function returned flushes and closes the log.
+func (o *serveOptions) logs(env *Env, cfg *updateserver.Config) (func(), error) {
+	logw, closeLog, err := openAccessLog(env, o.accessLog)
+	if err != nil {
+		return nil, err
+	}
+	switch o.logFormat {
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(logw, nil))
+		cfg.AccessLog = logw // the fast JSON encoder
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(logw, nil))
+	default:
+		closeLog()
+		return nil, usageErrorf("serve: --log-format %q: use json or text", o.logFormat)
+	}
+	return closeLog, nil
+}
+
+// listenAndTell listens on --listen, writes --addr-file and tells where
+// the repository is served.
+func (o *serveOptions) listenAndTell(env *Env, useTLS bool, maxUpload int64) (net.Listener, error) {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("serve: %w", err), "choose another --listen address or stop what uses this port")
+	}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	addr := ln.Addr().String()
+	if o.addrFile != "" {
+		if err := os.WriteFile(o.addrFile, []byte(addr+"\n"), 0o644); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("serve: --addr-file: %w", err)
+		}
+	}
+	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s, %d bytes)\n", o.repo, scheme, addr, bytesize.Format(maxUpload), maxUpload)
+	return ln, nil
 }
 
 // config checks the flags (usage errors name the flag at fault) and
