@@ -127,14 +127,6 @@ func (s *Server) openForUpload() (*repo.Repo, error) {
 	return r, nil
 }
 
-// Handler is the server's HTTP handler (repository files, upload API,
-// /healthz, /metrics and the fleet handlers), for a caller that serves
-// it itself instead of through Run.
-func (s *Server) Handler() http.Handler { return s.srv }
-
-// Metrics returns the server's counters (what /metrics shows).
-func (s *Server) Metrics() *server.Metrics { return s.srv.Metrics() }
-
 // Run serves HTTP (HTTPS with Config.TLSCertFile) on ln and renews the
 // Release files every Config.RenewInterval, until ctx ends or serving
 // fails. When ctx ends it stops the collector and broker, lets the

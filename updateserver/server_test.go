@@ -3,8 +3,11 @@ package updateserver
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +187,94 @@ func TestNewFails(t *testing.T) {
 		t.Fatalf("a failed New left the fleet database held: %v", err)
 	}
 	st.Close()
+}
+
+// TestRunFinishesRequestsInFlight: an upload whose body is still arriving
+// when Run's context ends is finished and published, the listener is
+// closed at once, and Run returns nil once the upload is answered.
+func TestRunFinishesRequestsInFlight(t *testing.T) {
+	base, keyring := testRepo(t)
+	layout := repo.Layout{Base: base}
+	secret, _, err := (&server.TokenStore{Path: layout.Tokens(), Now: time.Now}).Create("ci", []string{"upload:bookworm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Dir: base, Now: time.Now, Passphrase: passphrase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, s)
+	pkg := buildDeb(t, "hi", "0.3")
+	body, feed := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, r.url+"/api/v1/repos/bookworm/packages", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Content-Type", "application/vnd.debian.binary-package")
+	req.ContentLength = int64(len(pkg))
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("upload: %v", err)
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	if _, err := feed.Write(pkg[:100]); err != nil {
+		t.Fatal(err)
+	}
+	// The upload's handler runs once it has made its staging directory.
+	waitFor(t, "the upload to be staged", func() bool {
+		m, _ := filepath.Glob(filepath.Join(layout.Uploads(), "upload-*"))
+		return len(m) > 0
+	})
+	r.stop()
+	addr := strings.TrimPrefix(r.url, "http://")
+	waitFor(t, "the listener to close", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run returned (%v) while an upload was in flight", err)
+	default:
+	}
+	if _, err := feed.Write(pkg[100:]); err != nil {
+		t.Fatal(err)
+	}
+	feed.Close()
+	if code := <-answered; code != http.StatusCreated {
+		t.Fatalf("upload in flight at shutdown: %d, want 201", code)
+	}
+	if err := r.shutdown(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	inRelease, err := os.ReadFile(layout.Release("bookworm", "InRelease"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpgv(t, keyring, inRelease)
+	if _, err := os.Stat(filepath.Join(layout.Pool(), "main/h/hi/hi_0.3_all.deb")); err != nil {
+		t.Fatalf("the upload in flight was not published: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 2 minutes for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
