@@ -58,7 +58,7 @@ type Config struct {
 	// an upload changes anything (0: 15 s).
 	TargetCheckTimeout time.Duration
 	// RenewInterval is how often the Release files are checked for
-	// re-signing before their Valid-Until (0: never).
+	// re-signing before their Valid-Until (0 or less: never).
 	RenewInterval time.Duration
 	// TLSCertFile and TLSKeyFile, when both set, make Run serve HTTPS
 	// (TLS 1.2 or later) with this certificate chain and key (PEM).
@@ -113,8 +113,6 @@ func (c *Config) check() error {
 	switch {
 	case c.Dir == "" || c.Now == nil:
 		return fmt.Errorf("%w: Dir and Now are required", ErrConfig)
-	case c.RenewInterval < 0:
-		return fmt.Errorf("%w: RenewInterval %v is negative", ErrConfig, c.RenewInterval)
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return fmt.Errorf("%w: TLSCertFile and TLSKeyFile go together", ErrConfig)
 	case c.Fleet != nil && c.Fleet.StaleView < 0:
