@@ -200,16 +200,14 @@ type Config struct {
 // Distribution returns the distribution with the given codename, or an
 // error wrapping ErrUnknownCodename that lists the known ones.
 func (c *Config) Distribution(codename string) (*Distribution, error) {
-	for _, d := range c.Distributions {
+	if d := c.Lookup(codename); d != nil {
 		if d.Codename == codename {
 			return d, nil
 		}
+		return nil, fmt.Errorf("%w: %q is the suite of %q; commands take the codename", ErrUnknownCodename, codename, d.Codename)
 	}
 	var names []string
 	for _, d := range c.Distributions {
-		if d.Suite == codename {
-			return nil, fmt.Errorf("%w: %q is the suite of %q; commands take the codename", ErrUnknownCodename, codename, d.Codename)
-		}
 		names = append(names, d.Codename)
 	}
 	return nil, fmt.Errorf("%w: %q is not a Codename in %s (known: %s)", ErrUnknownCodename, codename,

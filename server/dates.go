@@ -41,9 +41,6 @@ import (
 // file cannot be used (a read-only directory), the dates are kept for the
 // life of the process only, and a warning is logged (once).
 
-// datesFile is where a server keeps the dates, relative to its Dir.
-const datesFile = "db/serve-dates.db"
-
 var bDates = []byte("dates")
 
 // dateBook gives the versions of the files revalidated by date their

@@ -2,8 +2,8 @@
 // serves a repository's published tree read-only, accepts authenticated
 // package uploads that it publishes through the repo package's locked,
 // atomic path, and exposes /healthz and Prometheus /metrics. It never
-// listens by itself: the caller (lampi-pkg serve) owns the net.Listener,
-// TLS and shutdown.
+// listens by itself: the caller (package updateserver, which lampi-pkg
+// serve runs) owns the net.Listener, TLS and shutdown.
 //
 // # Basics
 //

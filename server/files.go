@@ -65,7 +65,7 @@ func newFileServer(dir string, warn func(string, error)) (*fileServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	s := &fileServer{dir: abs, dates: dateBook{path: filepath.Join(abs, filepath.FromSlash(datesFile)), warn: warn}}
+	s := &fileServer{dir: abs, dates: dateBook{path: repo.Layout{Base: abs}.ServeDates(), warn: warn}}
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +125,7 @@ func New(o Options) (s *Server, err error) {
 		o.LockTimeout = 30 * time.Second
 	}
 	if o.Tokens == nil {
-		o.Tokens = &TokenStore{Path: filepath.Join(o.Dir, "db", "tokens.db"), Now: o.Now}
+		o.Tokens = &TokenStore{Path: repo.Layout{Base: o.Dir}.Tokens(), Now: o.Now}
 	}
 	if o.MaxControlSize <= 0 {
 		o.MaxControlSize = DefaultMaxControlSize
@@ -144,7 +143,7 @@ func New(o Options) (s *Server, err error) {
 		o.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
 	if o.TempDir == "" {
-		o.TempDir = filepath.Join(o.Dir, "db", "uploads")
+		o.TempDir = repo.Layout{Base: o.Dir}.Uploads()
 	}
 	if o.OpenRepo == nil {
 		dir, now, lt := o.Dir, o.Now, o.LockTimeout

@@ -202,7 +202,7 @@ func (s *Server) handleDistributions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	conf, err := repo.LoadConfig(filepath.Join(s.opts.Dir, "conf"))
+	conf, err := repo.LoadConfig(repo.Layout{Base: s.opts.Dir}.Conf())
 	if err != nil {
 		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "repository configuration: %v", err)
 		return
@@ -241,18 +241,12 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	conf, err := repo.LoadConfig(filepath.Join(s.opts.Dir, "conf"))
+	conf, err := repo.LoadConfig(repo.Layout{Base: s.opts.Dir}.Conf())
 	if err != nil {
 		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "repository configuration: %v", err)
 		return
 	}
-	var d *repo.Distribution
-	for _, x := range conf.Distributions {
-		if x.Codename == name || x.Suite == name {
-			d = x
-			break
-		}
-	}
+	d := conf.Lookup(name)
 	if d == nil {
 		s.fail(w, OutcomeForbidden, http.StatusNotFound, "unknown_distribution", "no distribution %q in the repository (codename or suite)", name)
 		return

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
@@ -95,10 +95,11 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 	}
 	path := o.db
 	if o.repo != "" {
-		if _, err := os.Stat(filepath.Join(o.repo, "conf")); err != nil {
+		layout := repo.Layout{Base: o.repo}
+		if _, err := os.Stat(layout.Conf()); err != nil {
 			return nil, withHint(fmt.Errorf("device: %s is not a repository: %w", o.repo, err), "point --repo at the directory 'lampi-pkg serve --repo' serves (it holds conf/), or give --db PATH")
 		}
-		path = filepath.Join(o.repo, "db", "fleet.db")
+		path = layout.FleetDB()
 	}
 	if readOnly {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {

@@ -106,7 +106,7 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	if base == "" {
 		base = "."
 	}
-	conf, err := repo.LoadConfig(filepath.Join(base, "conf"))
+	conf, err := repo.LoadConfig(repo.Layout{Base: base}.Conf())
 	if err != nil {
 		return nil, repoError(err)
 	}
@@ -183,7 +183,7 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	}
 	keyDir := opts.KeyDir
 	if keyDir == "" {
-		keyDir = filepath.Join(base, "conf", "keys")
+		keyDir = repo.Layout{Base: base}.KeyDir()
 	}
 	opts.Signer = repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
 		return readPassphrase(env, o.passphraseFile, "Passphrase for signing key "+fpr+": ", false)

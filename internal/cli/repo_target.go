@@ -99,7 +99,7 @@ func (o *repoOptions) applyTargets(env *Env, cmd *cobra.Command, conf *repo.Conf
 // upload API of serve). Check them (Repo.CheckTargets) before changing
 // the repository.
 func ConfTargetsMirror(env *Env, base string) (*repo.MirrorOptions, error) {
-	return mirrorOptions(env, filepath.Join(base, "conf"), &targetFlags{}, true, false)
+	return mirrorOptions(env, repo.Layout{Base: base}.Conf(), &targetFlags{}, true, false)
 }
 
 // mirrorOptions builds the publish targets of conf/targets in confDir

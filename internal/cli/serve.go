@@ -2,16 +2,13 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -25,6 +22,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 	"github.com/lampi-pkg/lampi-pkg/signing"
+	"github.com/lampi-pkg/lampi-pkg/updateserver"
 )
 
 type serveOptions struct {
@@ -152,234 +150,224 @@ func isLoopback(host string) bool {
 }
 
 func runServe(ctx context.Context, env *Env, o *serveOptions) error {
-	if o.repo == "" {
-		return usageErrorf("serve: --repo DIR is required")
-	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
-		return usageErrorf("serve: --tls-cert and --tls-key go together")
-	}
-	host, _, err := net.SplitHostPort(o.listen)
+	cfg, useTLS, loopback, err := o.config(env)
 	if err != nil {
-		return usageErrorf("serve: --listen %q: %v (want host:port, e.g. 127.0.0.1:8080)", o.listen, err)
+		return err
 	}
-	useTLS := o.tlsCert != ""
-	if !useTLS && !isLoopback(host) && !o.insecureListen {
-		return withHint(usageErrorf("serve: refusing plain HTTP on %s, which is not a loopback address", o.listen),
-			"give --tls-cert and --tls-key, listen on 127.0.0.1, or say --insecure-listen (e.g. behind a TLS proxy)")
-	}
-	maxUpload, err := bytesize.Parse(o.maxUpload)
-	if err == nil && maxUpload == 0 {
-		err = fmt.Errorf("%q would refuse every upload: give at least 1B", o.maxUpload)
-	}
-	if err != nil {
-		return usageErrorf("serve: --max-upload: %v", err)
-	}
-	var maxControl int64 // 0: the server's default
-	if o.maxControlSize != "" {
-		maxControl, err = bytesize.Parse(o.maxControlSize)
-		if err == nil && maxControl == 0 {
-			err = fmt.Errorf("%q would refuse every upload: give at least 1B", o.maxControlSize)
-		}
-		if err != nil {
-			return usageErrorf("serve: --max-control-size: %v", err)
-		}
-	}
-	if o.maxConns < 0 || o.maxConnsPerIP < 0 || o.maxValidations < 0 {
-		return usageErrorf("serve: --max-conns, --max-conns-per-ip and --max-validations take a number, 0 or more")
-	}
-	maxConns, note := connLimit(o.maxConns, o.maxConnsSet)
-	if note != "" {
-		fmt.Fprintf(env.Err, "lampi-pkg: %s\n", note)
-	}
-	conf, err := repo.LoadConfig(filepath.Join(o.repo, "conf"))
-	if err != nil {
-		return withHint(fmt.Errorf("serve: %w", err), "create a repository with lampi-pkg repo init, or point --repo at one")
-	}
-	required := map[string]*signing.Keyring{}
-	for _, spec := range o.requireSignature {
-		name, file, ok := strings.Cut(spec, "=")
-		if !ok || name == "" || file == "" {
-			return usageErrorf("serve: --require-signature %q: want CODENAME=KEYRING", spec)
-		}
-		var d *repo.Distribution
-		for _, x := range conf.Distributions {
-			if x.Codename == name || x.Suite == name {
-				d = x
-			}
-		}
-		if d == nil {
-			return usageErrorf("serve: --require-signature %s: no such codename or suite in %s", name, conf.Dir)
-		}
-		kf, err := os.Open(file)
-		if err != nil {
-			return fmt.Errorf("serve: --require-signature %s: %w", name, err)
-		}
-		kr, err := signing.ReadKeyring(kf)
-		kf.Close()
-		if err != nil {
-			return fmt.Errorf("serve: --require-signature %s: keyring %s: %w", name, file, err)
-		}
-		required[d.Codename] = kr
-	}
-
-	logw, closeLog, err := openAccessLog(env, o.accessLog)
+	closeLog, err := o.logs(env, &cfg)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	var logger *slog.Logger
-	switch o.logFormat {
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(logw, nil))
-	case "text":
-		logger = slog.New(slog.NewTextHandler(logw, nil))
-	default:
-		return usageErrorf("serve: --log-format %q: use json or text", o.logFormat)
+	if cfg.Fleet, err = o.fleet.config(env, loopback); err != nil {
+		return err
 	}
-
-	tokens := o.tokens
-	if tokens == "" {
-		tokens = filepath.Join(o.repo, "db", "tokens.db")
-	}
-	keyDir := filepath.Join(o.repo, "conf", "keys")
-	// A server never prompts: the passphrase comes from the file or $LAMPI_PASSPHRASE.
-	noTTY := *env
-	noTTY.IsTerminal = func(any) bool { return false }
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	extra, stopFleet, err := startFleet(ctx, env, &o.fleet, o.repo, tokens, isLoopback(host), logger)
+	srv, err := updateserver.New(cfg)
 	if err != nil {
-		return err
-	}
-	defer stopFleet()
-	var accessLog io.Writer // the fast JSON encoder, when the format is slog's JSON
-	if o.logFormat == "json" {
-		accessLog = logw
-	}
-	// Uploads and Release renewals open the repository the same way, and
-	// publish to the targets of conf/targets too.
-	openRepo := func() (*repo.Repo, error) {
-		m, err := ConfTargetsMirror(env, o.repo)
-		if err != nil {
-			return nil, err
-		}
-		return repo.Open(o.repo, repo.Options{
-			Now: env.Now, LockTimeout: o.lockTimeout, Mirror: m,
-			Signer: repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
-				return readPassphrase(&noTTY, o.passphraseFile, "", false)
-			}),
-		})
-	}
-	srv, err := server.New(server.Options{
-		Dir: o.repo, Now: env.Now, Logger: logger, AccessLog: accessLog, MaxUpload: maxUpload,
-		MaxControlSize: maxControl, MaxValidations: o.maxValidations,
-		MaxConns: noLimitIsNegative(maxConns), MaxConnsPerAddr: noLimitIsNegative(o.maxConnsPerIP),
-		Tokens:           &server.TokenStore{Path: tokens, Now: env.Now},
-		LockTimeout:      o.lockTimeout,
-		RequireSignature: required,
-		OpenRepo: func() (*repo.Repo, error) {
-			r, err := openRepo()
-			if err != nil {
-				return nil, err
-			}
-			// An upload checks the targets before anything changes.
-			if err := r.CheckTargets(context.Background(), 15*time.Second); err != nil {
-				return nil, err
-			}
-			return r, nil
-		},
-		Extra: extra,
-	})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return serveStartError(err)
 	}
 	defer srv.Close()
-
+	if err := o.fleet.started(env, srv, loopback); err != nil {
+		return err
+	}
 	if env.Getenv("GOGC") == "" {
 		// The server's heap is a few MiB of short-lived request garbage:
 		// collecting less often costs little memory and buys throughput.
 		debug.SetGCPercent(400)
 	}
+	ln, err := o.listenAndTell(env, useTLS, cfg.MaxUpload)
+	if err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopProfile()
+	}
+	if err := srv.Run(ctx, ln); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintf(env.Err, "lampi-pkg: stopped\n")
+	return nil
+}
+
+// logs opens --access-log and sets cfg's loggers in --log-format; the
+// function returned flushes and closes the log.
+func (o *serveOptions) logs(env *Env, cfg *updateserver.Config) (func(), error) {
+	logw, closeLog, err := openAccessLog(env, o.accessLog)
+	if err != nil {
+		return nil, err
+	}
+	switch o.logFormat {
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(logw, nil))
+		cfg.AccessLog = logw // the fast JSON encoder
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(logw, nil))
+	default:
+		closeLog()
+		return nil, usageErrorf("serve: --log-format %q: use json or text", o.logFormat)
+	}
+	return closeLog, nil
+}
+
+// listenAndTell listens on --listen, writes --addr-file and tells where
+// the repository is served.
+func (o *serveOptions) listenAndTell(env *Env, useTLS bool, maxUpload int64) (net.Listener, error) {
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return withHint(fmt.Errorf("serve: %w", err), "choose another --listen address or stop what uses this port")
-	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		return nil, withHint(fmt.Errorf("serve: %w", err), "choose another --listen address or stop what uses this port")
 	}
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	addr := ln.Addr().String()
 	if o.addrFile != "" {
 		if err := os.WriteFile(o.addrFile, []byte(addr+"\n"), 0o644); err != nil {
 			ln.Close()
-			return fmt.Errorf("serve: --addr-file: %w", err)
+			return nil, fmt.Errorf("serve: --addr-file: %w", err)
 		}
 	}
 	fmt.Fprintf(env.Err, "lampi-pkg: serving %s on %s://%s/ (uploads up to %s, %d bytes)\n", o.repo, scheme, addr, bytesize.Format(maxUpload), maxUpload)
-	if o.renewInterval > 0 {
-		rctx, stopRenew := context.WithCancel(ctx)
-		renewDone := make(chan struct{})
-		go func() {
-			defer close(renewDone)
-			renewReleases(rctx, env, openRepo, o.renewInterval)
-		}()
-		defer func() { stopRenew(); <-renewDone }()
-	}
+	return ln, nil
+}
 
-	if o.cpuProfile != "" {
-		pf, err := os.Create(o.cpuProfile)
+// config checks the flags (usage errors name the flag at fault) and
+// returns the server's configuration without its logger and fleet side,
+// whether it serves TLS, and whether --listen is a loopback address.
+func (o *serveOptions) config(env *Env) (cfg updateserver.Config, useTLS, loopback bool, err error) {
+	if o.repo == "" {
+		return cfg, false, false, usageErrorf("serve: --repo DIR is required")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return cfg, false, false, usageErrorf("serve: --tls-cert and --tls-key go together")
+	}
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return cfg, false, false, usageErrorf("serve: --listen %q: %v (want host:port, e.g. 127.0.0.1:8080)", o.listen, err)
+	}
+	useTLS, loopback = o.tlsCert != "", isLoopback(host)
+	if !useTLS && !loopback && !o.insecureListen {
+		return cfg, false, false, withHint(usageErrorf("serve: refusing plain HTTP on %s, which is not a loopback address", o.listen),
+			"give --tls-cert and --tls-key, listen on 127.0.0.1, or say --insecure-listen (e.g. behind a TLS proxy)")
+	}
+	cfg = updateserver.Config{
+		Dir: o.repo, Now: env.Now, Tokens: o.tokens, LockTimeout: o.lockTimeout,
+		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, RenewInterval: o.renewInterval,
+		MaxValidations: o.maxValidations,
+		Notef:          func(format string, args ...any) { fmt.Fprintf(env.Err, "lampi-pkg: "+format+"\n", args...) },
+	}
+	if cfg.MaxUpload, cfg.MaxControlSize, err = o.sizes(); err != nil {
+		return cfg, false, false, err
+	}
+	if o.maxConns < 0 || o.maxConnsPerIP < 0 || o.maxValidations < 0 {
+		return cfg, false, false, usageErrorf("serve: --max-conns, --max-conns-per-ip and --max-validations take a number, 0 or more")
+	}
+	maxConns, note := connLimit(o.maxConns, o.maxConnsSet)
+	if note != "" {
+		fmt.Fprintf(env.Err, "lampi-pkg: %s\n", note)
+	}
+	cfg.MaxConns, cfg.MaxConnsPerAddr = noLimitIsNegative(maxConns), noLimitIsNegative(o.maxConnsPerIP)
+	layout := repo.Layout{Base: o.repo}
+	conf, err := repo.LoadConfig(layout.Conf())
+	if err != nil {
+		return cfg, false, false, withHint(fmt.Errorf("serve: %w", err), "create a repository with lampi-pkg repo init, or point --repo at one")
+	}
+	if cfg.RequireSignature, err = requiredSignatures(conf, o.requireSignature); err != nil {
+		return cfg, false, false, err
+	}
+	// A server never prompts: the passphrase comes from the file or $LAMPI_PASSPHRASE.
+	noTTY := *env
+	noTTY.IsTerminal = func(any) bool { return false }
+	cfg.Passphrase = func(string) ([]byte, error) { return readPassphrase(&noTTY, o.passphraseFile, "", false) }
+	// Uploads and Release renewals publish to the targets of conf/targets too.
+	cfg.Mirror = func() (*repo.MirrorOptions, error) { return ConfTargetsMirror(env, o.repo) }
+	return cfg, useTLS, loopback, nil
+}
+
+// sizes parses --max-upload and --max-control-size.
+func (o *serveOptions) sizes() (maxUpload, maxControl int64, err error) {
+	maxUpload, err = bytesize.Parse(o.maxUpload)
+	if err == nil && maxUpload == 0 {
+		err = fmt.Errorf("%q would refuse every upload: give at least 1B", o.maxUpload)
+	}
+	if err != nil {
+		return 0, 0, usageErrorf("serve: --max-upload: %v", err)
+	}
+	if o.maxControlSize != "" { // else 0: the server's default
+		maxControl, err = bytesize.Parse(o.maxControlSize)
+		if err == nil && maxControl == 0 {
+			err = fmt.Errorf("%q would refuse every upload: give at least 1B", o.maxControlSize)
+		}
 		if err != nil {
-			ln.Close()
-			return fmt.Errorf("serve: --cpuprofile: %w", err)
+			return 0, 0, usageErrorf("serve: --max-control-size: %v", err)
 		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			pf.Close()
-			ln.Close()
-			return fmt.Errorf("serve: --cpuprofile: %w", err)
+	}
+	return maxUpload, maxControl, nil
+}
+
+// requiredSignatures reads the keyrings of --require-signature
+// CODENAME=KEYRING (CODENAME may be a suite), by codename.
+func requiredSignatures(conf *repo.Config, specs []string) (map[string]*signing.Keyring, error) {
+	required := map[string]*signing.Keyring{}
+	for _, spec := range specs {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || file == "" {
+			return nil, usageErrorf("serve: --require-signature %q: want CODENAME=KEYRING", spec)
 		}
-		defer func() { pprof.StopCPUProfile(); pf.Close() }()
-	}
-	// Plain HTTP goes through the server's front: simple file requests
-	// are answered by its fast path, everything else by hs.
-	front := srv.Front(hs)
-	errc := make(chan error, 1)
-	go func() {
-		if useTLS {
-			errc <- hs.ServeTLS(srv.Listener(ln), o.tlsCert, o.tlsKey)
-		} else {
-			errc <- front.Serve(ln)
+		d := conf.Lookup(name)
+		if d == nil {
+			return nil, usageErrorf("serve: --require-signature %s: no such codename or suite in %s", name, conf.Dir)
 		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+		kf, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --require-signature %s: %w", name, err)
+		}
+		kr, err := signing.ReadKeyring(kf)
+		kf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("serve: --require-signature %s: keyring %s: %w", name, file, err)
+		}
+		required[d.Codename] = kr
 	}
-	fmt.Fprintf(env.Err, "lampi-pkg: shutting down (finishing requests in flight)\n")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	shutdown := hs.Shutdown
-	if !useTLS {
-		shutdown = front.Shutdown
+	return required, nil
+}
+
+// serveStartError turns an error of updateserver.New into serve's,
+// with the advice for what failed.
+func serveStartError(err error) error {
+	switch {
+	case errors.Is(err, updateserver.ErrFleetDB):
+		return withHint(fmt.Errorf("serve: %w", err), "another 'lampi-pkg serve' or 'fleet collect' may hold it; give --fleet-db or --no-fleet")
+	case errors.Is(err, updateserver.ErrBroker):
+		return withHint(fmt.Errorf("serve: %w", err), "choose another --mqtt-listen, use --broker URL for an external broker, or --no-fleet")
+	case errors.Is(err, updateserver.ErrCollector):
+		return usageErrorf("serve: %v", err)
 	}
-	if err := shutdown(sctx); err != nil {
-		return fmt.Errorf("serve: shutdown: %w", err)
+	return fmt.Errorf("serve: %w", err)
+}
+
+// startCPUProfile writes a CPU profile of the run to file (--cpuprofile);
+// stop ends it.
+func startCPUProfile(file string) (stop func(), err error) {
+	pf, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
 	}
-	fmt.Fprintf(env.Err, "lampi-pkg: stopped\n")
-	return nil
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
 }
 
 // openAccessLog returns the access log's writer: a server.LogWriter,

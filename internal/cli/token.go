@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
@@ -46,10 +46,11 @@ func (o *tokenOptions) store(env *Env) (*server.TokenStore, error) {
 		if o.repo == "" {
 			return nil, usageErrorf("token: give --repo DIR (or --tokens FILE)")
 		}
-		if _, err := os.Stat(filepath.Join(o.repo, "conf")); err != nil {
+		layout := repo.Layout{Base: o.repo}
+		if _, err := os.Stat(layout.Conf()); err != nil {
 			return nil, withHint(fmt.Errorf("token: %s is not a repository: %w", o.repo, err), "point --repo at the directory holding conf/distributions")
 		}
-		path = filepath.Join(o.repo, "db", "tokens.db")
+		path = layout.Tokens()
 	}
 	return &server.TokenStore{Path: path, Now: env.Now}, nil
 }
