@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/lampi-pkg/lampi-pkg/agent"
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 )
 
 // runCLI runs lampi-agent with args and returns its exit code and output.
