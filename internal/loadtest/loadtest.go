@@ -22,7 +22,6 @@ package loadtest
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -40,20 +39,6 @@ const (
 	MaxConnections = 16_000
 	MaxDuration    = 24 * time.Hour
 )
-
-// ErrOptions is wrapped by every refusal of the options.
-var ErrOptions = errors.New("load test options")
-
-// ErrNotLoopback is wrapped when a broker or server is not on this
-// machine and Options.AllowRemote is not set.
-var ErrNotLoopback = errors.New("not a loopback address")
-
-// ErrConnect is wrapped when no connection to the broker could be made.
-var ErrConnect = errors.New("cannot connect to broker")
-
-// ErrRefused is wrapped when the broker refused a connection (bad login,
-// not authorized).
-var ErrRefused = errors.New("refused by the broker")
 
 // Options describes one run.
 type Options struct {
