@@ -36,39 +36,22 @@ func (o *deviceOptions) flags(cmd *cobra.Command) {
 	pf.StringVar(&o.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")
 }
 
-// deviceBackend is either a fleet database or a server's device API.
+// deviceAdmin is what the device verbs and 'fleet reset' change: the
+// credentials, and the devices' stored seq. A fleet database
+// (*fleet.Store) and a server's device API (*fleet.DevicesClient) are
+// both one.
+type deviceAdmin interface {
+	fleet.Credentials
+	ResetSeq(ctx context.Context, ids ...string) error
+}
+
+// deviceBackend is the deviceAdmin the flags name, and what closes it.
 type deviceBackend struct {
-	store  *fleet.Store
-	client *fleet.DevicesClient
-	where  string // the database path or the server URL, for messages
+	deviceAdmin
+	close func()
 }
 
-func (b *deviceBackend) Close() {
-	if b.store != nil {
-		b.store.Close()
-	}
-}
-
-func (b *deviceBackend) add(ctx context.Context, role string, ids []string) ([]fleet.Issued, error) {
-	if b.client != nil {
-		return b.client.Add(ctx, role, ids...)
-	}
-	return b.store.IssueCredentials(role, ids...)
-}
-
-func (b *deviceBackend) list(ctx context.Context) ([]fleet.Credential, error) {
-	if b.client != nil {
-		return b.client.List(ctx)
-	}
-	return b.store.Credentials()
-}
-
-func (b *deviceBackend) remove(ctx context.Context, id string) error {
-	if b.client != nil {
-		return b.client.Remove(ctx, id)
-	}
-	return b.store.RemoveCredential(id)
-}
+func (b *deviceBackend) Close() { b.close() }
 
 // open picks the backend the flags name.
 func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
@@ -92,7 +75,7 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &deviceBackend{client: c, where: o.server}, nil
+		return &deviceBackend{deviceAdmin: c, close: func() {}}, nil
 	}
 	path := o.db
 	if o.repo != "" {
@@ -115,7 +98,7 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 		}
 		return nil, withHint(fmt.Errorf("device: %w", err), "check --repo/--db: they name the fleet database that 'serve' or 'fleet collect' writes")
 	}
-	return &deviceBackend{store: s, where: path}, nil
+	return &deviceBackend{deviceAdmin: s, close: func() { s.Close() }}, nil
 }
 
 // client builds the device-API client: the token from --token-file or
@@ -232,7 +215,7 @@ prints each secret once.`,
 			if collector {
 				role = fleet.RoleCollector
 			}
-			issued, err := b.add(cmd.Context(), role, args)
+			issued, err := b.IssueCredentials(cmd.Context(), role, args...)
 			if err != nil {
 				return deviceError(o, err)
 			}
@@ -265,7 +248,7 @@ prints each secret once.`,
 				return err
 			}
 			defer b.Close()
-			creds, err := b.list(cmd.Context())
+			creds, err := b.Credentials(cmd.Context())
 			if err != nil {
 				return deviceError(o, err)
 			}
@@ -298,7 +281,7 @@ connected stays connected until it reconnects.`,
 			}
 			defer b.Close()
 			for _, id := range args {
-				if err := b.remove(cmd.Context(), id); err != nil {
+				if err := b.RemoveCredential(cmd.Context(), id); err != nil {
 					return deviceError(o, err)
 				}
 				fmt.Fprintf(env.Out, "removed %s\n", id)
