@@ -196,7 +196,11 @@ Secrets are 256 random bits, stored only as a salted hash: 'device add'
 prints each secret once.`,
 	}
 	o.flags(cmd)
+	cmd.AddCommand(newDeviceAddCmd(env, o), newDeviceListCmd(env, o), newDeviceRemoveCmd(env, o))
+	return cmd
+}
 
+func newDeviceAddCmd(env *Env, o *deviceOptions) *cobra.Command {
 	var collector, asJSON bool
 	add := &cobra.Command{
 		Use:   "add ID...",
@@ -236,7 +240,10 @@ prints each secret once.`,
 	}
 	add.Flags().BoolVar(&collector, "collector", false, "issue collector credentials (read all device topics) instead of device ones")
 	add.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return add
+}
 
+func newDeviceListCmd(env *Env, o *deviceOptions) *cobra.Command {
 	var listJSON bool
 	list := &cobra.Command{
 		Use:   "list",
@@ -267,8 +274,11 @@ prints each secret once.`,
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	return list
+}
 
-	remove := &cobra.Command{
+func newDeviceRemoveCmd(env *Env, o *deviceOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove ID...",
 		Short: "Revoke credentials: those devices can no longer log in",
 		Long: `Revoke credentials: those devices can no longer log in. A device that is
@@ -289,8 +299,6 @@ connected stays connected until it reconnects.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list, remove)
-	return cmd
 }
 
 // openFleetDB opens the fleet database for the CLI (fleet report,
