@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// StoreDashboardSource lets the dashboard read a Store directly. newest,
-// if not nil, returns the newest published version of each package (for
-// the rollout progress); opts gives the report's clock (Now) and
-// StaleView.
-func StoreDashboardSource(s *Store, newest func() map[string]string, opts ReportOptions) DashboardSource {
+// StoreDashboardSource lets the dashboard read a fleet store directly (a
+// *Store, or any Reader). newest, if not nil, returns the newest
+// published version of each package (for the rollout progress); opts
+// gives the report's clock (Now) and StaleView.
+func StoreDashboardSource(s Reader, newest func() map[string]string, opts ReportOptions) DashboardSource {
 	return &readerDashSource{r: s, newest: newest, opts: opts}
 }
 
