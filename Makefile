@@ -45,7 +45,7 @@ bench: build
 	@scripts/bench-fleet.sh
 	@scripts/bench-loadtest.sh $(BIN)/lampi-pkg
 	$(GO) test -run '^$$' -bench BenchmarkIdleCheck -benchtime 200x ./agent/
-	$(GO) test -run '^$$' -bench BenchmarkDaemonRSS -benchtime 1x ./agent/
+	$(GO) test -run '^$$' -bench BenchmarkDaemonRSS -benchtime 1x ./internal/agentcli/
 
 # Crash safety at length: kill -9 during repo writes, 500 trials.
 soak: deps

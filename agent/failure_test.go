@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent"
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 

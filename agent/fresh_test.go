@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent"
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 )
 
 // releaseDateOf reads the Date field of a published InRelease.

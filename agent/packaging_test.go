@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/lampi-pkg/lampi-pkg/agent"
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/deb"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 )
 
 // TestSeqFollowsTheClock: the next report's seq is max(previous + 1, the

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent"
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 )
 
 // reconfigure appends lines to the device's agent.conf and starts a new

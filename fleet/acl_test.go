@@ -26,8 +26,8 @@ func spoofThenOwn(t *testing.T, ctx context.Context, s *Store, a *device, b, cla
 	}
 	// The counters are published just after the commit that makes the
 	// device visible: wait for both.
-	waitFor(t, "own report stored", func() bool { _, err := s.Device(a.id); return err == nil && s.Stats().Stored >= 1 })
-	if d, err := s.Device(b); err == nil {
+	waitFor(t, "own report stored", func() bool { _, err := s.Device(t.Context(), a.id); return err == nil && s.Stats().Stored >= 1 })
+	if d, err := s.Device(t.Context(), b); err == nil {
 		t.Errorf("spoofed report stored for %s: %+v", b, d)
 	}
 	return spoofErr
@@ -35,11 +35,11 @@ func spoofThenOwn(t *testing.T, ctx context.Context, s *Store, a *device, b, cla
 
 func TestSpoofRefusedByEmbeddedBrokerACL(t *testing.T) {
 	s := openTestStore(t, StoreOptions{})
-	creds, err := s.IssueCredentials(RoleDevice, "lampA", "lampB")
+	creds, err := s.IssueCredentials(t.Context(), RoleDevice, "lampA", "lampB")
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll, _ := s.IssueCredentials(RoleCollector, "collector", "collector2")
+	coll, _ := s.IssueCredentials(t.Context(), RoleCollector, "collector", "collector2")
 	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", Auth: s})
 	if err != nil {
 		t.Fatal(err)
@@ -197,10 +197,10 @@ func TestWillMarksOffline(t *testing.T) {
 			if err := d.status(t.Context(), state.Online); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "online", func() bool { dev, err := s.Device("lamp1"); return err == nil && dev.Online })
+			waitFor(t, "online", func() bool { dev, err := s.Device(t.Context(), "lamp1"); return err == nil && dev.Online })
 			dropped := time.Now()
 			d.conn.Close() // no DISCONNECT: the broker must send the Will
-			waitFor(t, "offline", func() bool { dev, _ := s.Device("lamp1"); return !dev.Online })
+			waitFor(t, "offline", func() bool { dev, _ := s.Device(t.Context(), "lamp1"); return !dev.Online })
 			t.Logf("offline %v after the connection dropped (keep-alive %d s)", time.Since(dropped).Round(time.Millisecond), keepAlive)
 			d.cl.Disconnect(&paho.Disconnect{})
 		})
@@ -211,11 +211,11 @@ func TestWillMarksOffline(t *testing.T) {
 // credential and reports; the collector (MQTT 5) stores it.
 func TestEmbeddedBrokerMQTT311(t *testing.T) {
 	s := openTestStore(t, StoreOptions{})
-	creds, err := s.IssueCredentials(RoleDevice, "lamp311")
+	creds, err := s.IssueCredentials(t.Context(), RoleDevice, "lamp311")
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll, _ := s.IssueCredentials(RoleCollector, "collector")
+	coll, _ := s.IssueCredentials(t.Context(), RoleCollector, "collector")
 	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", Auth: s})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestEmbeddedBrokerMQTT311(t *testing.T) {
 	if err := d.send(publishPacketVersion(4, "devices/lamp311/state", 1, mustEncode(t, st))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "3.1.1 report stored", func() bool { _, err := s.Device("lamp311"); return err == nil })
+	waitFor(t, "3.1.1 report stored", func() bool { _, err := s.Device(t.Context(), "lamp311"); return err == nil })
 	if d.failed.Load() != 0 {
 		t.Error("publish refused")
 	}

@@ -61,7 +61,7 @@ func APIHandler(store *Store, newest func() map[string]string, opts ...APIOption
 		if newest != nil {
 			ro.Newest = newest()
 		}
-		rep, err := store.Report(ro)
+		rep, err := store.Report(r.Context(), ro)
 		if err != nil {
 			apiError(w, http.StatusInternalServerError, err)
 			return
@@ -74,7 +74,7 @@ func APIHandler(store *Store, newest func() map[string]string, opts ...APIOption
 			apiError(w, http.StatusBadRequest, err)
 			return
 		}
-		devs, err := store.Devices()
+		devs, err := store.Devices(r.Context(), 0)
 		if err != nil {
 			apiError(w, http.StatusInternalServerError, err)
 			return
@@ -82,7 +82,7 @@ func APIHandler(store *Store, newest func() map[string]string, opts ...APIOption
 		apiJSON(w, FilterStale(devs, d, o.Now()))
 	})
 	mux.HandleFunc("GET /api/v1/fleet/devices/{id}", func(w http.ResponseWriter, r *http.Request) {
-		d, err := store.Device(r.PathValue("id"))
+		d, err := store.Device(r.Context(), r.PathValue("id"))
 		if err != nil {
 			apiError(w, statusOf(err), err)
 			return
@@ -90,7 +90,7 @@ func APIHandler(store *Store, newest func() map[string]string, opts ...APIOption
 		apiJSON(w, d)
 	})
 	mux.HandleFunc("GET /api/v1/fleet/devices/{id}/history", func(w http.ResponseWriter, r *http.Request) {
-		h, err := store.History(r.PathValue("id"))
+		h, err := store.History(r.Context(), r.PathValue("id"))
 		if err != nil {
 			apiError(w, statusOf(err), err)
 			return

@@ -339,7 +339,7 @@ func BenchmarkStoreSize(b *testing.B) {
 		b.Fatal(err)
 	}
 	repStart := time.Now()
-	rep, err := s.Report(ReportOptions{Now: func() time.Time { return start }})
+	rep, err := s.Report(b.Context(), ReportOptions{Now: func() time.Time { return start }})
 	if err != nil || rep.Devices != n {
 		b.Fatalf("report: %v, %d devices", err, rep.Devices)
 	}

@@ -123,7 +123,7 @@ func TestBrokerMemoryBeforeLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		creds, err := s.IssueCredentials(RoleDevice, "lampA")
+		creds, err := s.IssueCredentials(t.Context(), RoleDevice, "lampA")
 		s.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -213,7 +213,7 @@ func TestBrokerClosesSilentConnections(t *testing.T) {
 func TestBrokerPendingPerAddress(t *testing.T) {
 	s := openTestStore(t, StoreOptions{})
 	ids := []string{"lamp0", "lamp1", "lamp2", "lamp3", "lamp4", "lamp5"}
-	creds, err := s.IssueCredentials(RoleDevice, ids...)
+	creds, err := s.IssueCredentials(t.Context(), RoleDevice, ids...)
 	if err != nil {
 		t.Fatal(err)
 	}

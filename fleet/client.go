@@ -64,16 +64,10 @@ func staleQuery(q url.Values, stale time.Duration) url.Values {
 	return q
 }
 
-// ReportQuery selects a report from the API: ReportOptions's Package,
-// Stale and StaleView (0: the server's default; negative: no list).
-type ReportQuery struct {
-	Package   string
-	Stale     time.Duration
-	StaleView time.Duration
-}
-
-// Report fetches GET /api/v1/fleet/report.
-func (c *APIClient) Report(ctx context.Context, rq ReportQuery) (*Report, error) {
+// Report fetches GET /api/v1/fleet/report with rq's Package, Stale and
+// StaleView (0: the server's default; negative: no list). The server
+// supplies Newest and the time: rq.Newest and rq.Now are not sent.
+func (c *APIClient) Report(ctx context.Context, rq ReportOptions) (*Report, error) {
 	q := staleQuery(url.Values{}, rq.Stale)
 	if rq.Package != "" {
 		q.Set("package", rq.Package)
@@ -88,7 +82,7 @@ func (c *APIClient) Report(ctx context.Context, rq ReportQuery) (*Report, error)
 	return &r, c.get(ctx, "/api/v1/fleet/report", q, &r)
 }
 
-// Devices fetches GET /api/v1/fleet/devices.
+// Devices fetches GET /api/v1/fleet/devices (?stale= when stale > 0).
 func (c *APIClient) Devices(ctx context.Context, stale time.Duration) ([]Device, error) {
 	var d []Device
 	return d, c.get(ctx, "/api/v1/fleet/devices", staleQuery(url.Values{}, stale), &d)

@@ -171,9 +171,6 @@ func newCollector(store *Store, opts CollectorOptions) *Collector {
 	return &Collector{store: store, opts: opts, ready: make(chan struct{}), stopped: make(chan struct{})}
 }
 
-// ErrCollectorStopped is Deliver's error once the collector has stopped.
-var ErrCollectorStopped = errors.New("fleet collector stopped")
-
 var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 // Deliver hands m to a direct collector and waits until it is committed

@@ -45,11 +45,11 @@ func TestCollectorKilledMidStream(t *testing.T) {
 		for i := range ids {
 			ids[i] = deviceID(i)
 		}
-		creds, err := auth.IssueCredentials(RoleDevice, ids...)
+		creds, err := auth.IssueCredentials(t.Context(), RoleDevice, ids...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		coll, err := auth.IssueCredentials(RoleCollector, "collector")
+		coll, err := auth.IssueCredentials(t.Context(), RoleCollector, "collector")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -53,7 +54,10 @@ func hashSecret(salt []byte, secret string) []byte {
 // IssueCredentials creates one credential per id with a random secret, in
 // one transaction: all or none. An id that already has a credential fails
 // with ErrExists (remove it first to rotate).
-func (s *Store) IssueCredentials(role string, ids ...string) ([]Issued, error) {
+func (s *Store) IssueCredentials(ctx context.Context, role string, ids ...string) ([]Issued, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if role != RoleDevice && role != RoleCollector {
 		return nil, fmt.Errorf("credential role %q: use %q or %q", role, RoleDevice, RoleCollector)
 	}
@@ -95,7 +99,10 @@ func (s *Store) IssueCredentials(role string, ids ...string) ([]Issued, error) {
 }
 
 // Credentials lists the issued credentials (without secrets) by id.
-func (s *Store) Credentials() ([]Credential, error) {
+func (s *Store) Credentials(ctx context.Context) ([]Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out := []Credential{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCredentials).ForEach(func(k, v []byte) error {
@@ -113,7 +120,10 @@ func (s *Store) Credentials() ([]Credential, error) {
 
 // RemoveCredential deletes a credential; the device can no longer log in
 // (a live connection stays until it reconnects).
-func (s *Store) RemoveCredential(id string) error {
+func (s *Store) RemoveCredential(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		if b.Get([]byte(id)) == nil {

@@ -17,8 +17,9 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
 
-// DashboardSource is what the dashboard reads. The collector's store
-// satisfies it directly; so can a client of the JSON API.
+// DashboardSource is what the dashboard reads. Any Reader gives one:
+// StoreDashboardSource (the collector's store), APIDashboardSource (the
+// JSON API of another server or collector).
 type DashboardSource interface {
 	// Report summarises the whole fleet, every package.
 	Report(ctx context.Context) (*Report, error)

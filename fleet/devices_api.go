@@ -81,7 +81,7 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 			if !decodeIDsRequest(w, r, &req, &req.IDs, `{"ids":["ID",…]}`) {
 				return
 			}
-			err := store.ResetSeq(req.IDs...)
+			err := store.ResetSeq(r.Context(), req.IDs...)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				devicesError(w, http.StatusNotFound, "not_found", err.Error())
@@ -110,7 +110,7 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 					return
 				}
 			}
-			issued, err := store.IssueCredentials(req.Role, req.IDs...)
+			issued, err := store.IssueCredentials(r.Context(), req.Role, req.IDs...)
 			switch {
 			case errors.Is(err, ErrExists):
 				devicesError(w, http.StatusConflict, "exists", err.Error())
@@ -125,7 +125,7 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 			json.NewEncoder(w).Encode(issued)
 		}),
 		"GET " + CredentialsAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			creds, err := store.Credentials()
+			creds, err := store.Credentials(r.Context())
 			if err != nil {
 				devicesError(w, http.StatusInternalServerError, "internal", err.Error())
 				return
@@ -134,7 +134,7 @@ func DevicesAPIHandlers(store *Store) map[string]http.Handler {
 		}),
 		"DELETE " + CredentialsAPIPath + "/{id}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.PathValue("id")
-			err := store.RemoveCredential(id)
+			err := store.RemoveCredential(r.Context(), id)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				devicesError(w, http.StatusNotFound, "not_found", err.Error())
@@ -230,29 +230,29 @@ func (c *DevicesClient) do(ctx context.Context, method, path string, in, out any
 	return nil
 }
 
-// Add issues credentials for ids with role (RoleDevice or RoleCollector)
-// and returns their secrets.
-func (c *DevicesClient) Add(ctx context.Context, role string, ids ...string) ([]Issued, error) {
+// IssueCredentials issues credentials for ids with role (RoleDevice or
+// RoleCollector) and returns their secrets.
+func (c *DevicesClient) IssueCredentials(ctx context.Context, role string, ids ...string) ([]Issued, error) {
 	var out []Issued
 	err := c.do(ctx, http.MethodPost, DevicesAPIPath, IssueRequest{IDs: ids, Role: role}, &out, http.StatusCreated)
 	return out, err
 }
 
-// List returns the issued credentials (no secrets).
-func (c *DevicesClient) List(ctx context.Context) ([]Credential, error) {
+// Credentials returns the issued credentials (no secrets).
+func (c *DevicesClient) Credentials(ctx context.Context) ([]Credential, error) {
 	var out []Credential
 	err := c.do(ctx, http.MethodGet, CredentialsAPIPath, nil, &out, http.StatusOK)
 	return out, err
 }
 
-// Reset forgets the stored seq of the devices ids (Store.ResetSeq).
-func (c *DevicesClient) Reset(ctx context.Context, ids ...string) error {
+// ResetSeq forgets the stored seq of the devices ids (Store.ResetSeq).
+func (c *DevicesClient) ResetSeq(ctx context.Context, ids ...string) error {
 	var out ResetResponse
 	return c.do(ctx, http.MethodPost, ResetAPIPath, ResetRequest{IDs: ids}, &out, http.StatusOK)
 }
 
-// Remove revokes the credential of id.
-func (c *DevicesClient) Remove(ctx context.Context, id string) error {
+// RemoveCredential revokes the credential of id.
+func (c *DevicesClient) RemoveCredential(ctx context.Context, id string) error {
 	var out map[string]string
 	return c.do(ctx, http.MethodDelete, CredentialsAPIPath+"/"+url.PathEscape(id), nil, &out, http.StatusOK)
 }

@@ -32,7 +32,7 @@ func TestDevicesAPI(t *testing.T) {
 	ctx := context.Background()
 	s, c, hdr := startDevicesAPI(t)
 
-	issued, err := c.Add(ctx, RoleDevice, "lamp0", "lamp1")
+	issued, err := c.IssueCredentials(ctx, RoleDevice, "lamp0", "lamp1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,13 +48,13 @@ func TestDevicesAPI(t *testing.T) {
 	if _, ok := s.Authenticate("lamp1", issued[0].Secret); ok {
 		t.Fatal("lamp0's secret logs in as lamp1")
 	}
-	col, err := c.Add(ctx, RoleCollector, "col1")
+	col, err := c.IssueCredentials(ctx, RoleCollector, "col1")
 	if err != nil || col[0].Role != RoleCollector {
 		t.Fatalf("collector: %+v %v", col, err)
 	}
 
 	// All or none: lamp2 is not issued when lamp1 exists.
-	_, err = c.Add(ctx, RoleDevice, "lamp2", "lamp1")
+	_, err = c.IssueCredentials(ctx, RoleDevice, "lamp2", "lamp1")
 	var ae *DevicesAPIError
 	if !errors.Is(err, ErrExists) || !errors.As(err, &ae) || ae.Status != http.StatusConflict || !strings.Contains(ae.Message, `"lamp1"`) {
 		t.Fatalf("duplicate: %v", err)
@@ -63,13 +63,13 @@ func TestDevicesAPI(t *testing.T) {
 		role string
 		ids  []string
 	}{{RoleDevice, []string{"a/b"}}, {RoleDevice, []string{"ok", "../x"}}, {"admin", []string{"x"}}, {RoleDevice, nil}} {
-		_, err := c.Add(ctx, bad.role, bad.ids...)
+		_, err := c.IssueCredentials(ctx, bad.role, bad.ids...)
 		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != "bad_request" {
 			t.Errorf("Add(%q, %q) = %v, want 400", bad.role, bad.ids, err)
 		}
 	}
 
-	creds, err := c.List(ctx)
+	creds, err := c.Credentials(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,16 +84,16 @@ func TestDevicesAPI(t *testing.T) {
 		t.Fatalf("list %v", ids)
 	}
 
-	if err := c.Remove(ctx, "lamp1"); err != nil {
+	if err := c.RemoveCredential(ctx, "lamp1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.Authenticate("lamp1", issued[1].Secret); ok {
 		t.Fatal("removed credential still logs in")
 	}
-	if err := c.Remove(ctx, "lamp1"); !errors.Is(err, ErrNotFound) {
+	if err := c.RemoveCredential(ctx, "lamp1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("remove again: %v, want ErrNotFound", err)
 	}
-	if err := c.Remove(ctx, "a/b"); !errors.Is(err, ErrNotFound) {
+	if err := c.RemoveCredential(ctx, "a/b"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("remove a/b: %v, want ErrNotFound", err)
 	}
 }
@@ -113,25 +113,25 @@ func TestDevicesAPIBadBody(t *testing.T) {
 }
 
 // TestDevicesAPIReset: POST /api/v1/fleet/reset forgets a pinned device's
-// seq (DevicesClient.Reset); an unknown id is a 404 and resets nothing.
+// seq (DevicesClient.ResetSeq); an unknown id is a 404 and resets nothing.
 func TestDevicesAPIReset(t *testing.T) {
 	ctx := context.Background()
 	s, c, _ := startDevicesAPI(t)
 	pinBeforeTheFix(t, s, "lampP", 1<<63, "6.6.6")
 	next := stateMsg(t, "lampP", state.State{Seq: usAt(t0), Time: t0, Device: "lampP"}, t0)
-	if err := c.Reset(ctx, "lampP", "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
+	if err := c.ResetSeq(ctx, "lampP", "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
 		t.Fatalf("reset of an unknown device: %v", err)
 	}
 	if out, _ := s.Apply(state.DefaultPrefix, []Message{next}); out[0] != OutcomeStale {
 		t.Fatal("a refused reset changed the device")
 	}
-	if err := c.Reset(ctx, "lampP"); err != nil {
+	if err := c.ResetSeq(ctx, "lampP"); err != nil {
 		t.Fatal(err)
 	}
 	if out, _ := s.Apply(state.DefaultPrefix, []Message{next}); out[0] != OutcomeStored {
 		t.Errorf("report after the reset: outcome %d", out[0])
 	}
-	if err := c.Reset(ctx); err == nil {
+	if err := c.ResetSeq(ctx); err == nil {
 		t.Error("reset of no device accepted")
 	}
 }

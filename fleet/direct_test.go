@@ -70,7 +70,7 @@ func TestDirectCollectorAcksAfterCommit(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				got, err := s.Device(id)
+				got, err := s.Device(t.Context(), id)
 				if err != nil || got.State.Seq != seq {
 					t.Errorf("%s: right after the PUBACK of seq %d the database holds %+v (%v)", id, seq, got.State, err)
 					return
@@ -80,7 +80,7 @@ func TestDirectCollectorAcksAfterCommit(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if got, err := s.Device(id); err != nil || !got.Online {
+			if got, err := s.Device(t.Context(), id); err != nil || !got.Online {
 				t.Errorf("%s: online status not committed before its PUBACK: %+v (%v)", id, got, err)
 			}
 		})
@@ -98,7 +98,7 @@ func TestDirectCollectorAcksAfterCommit(t *testing.T) {
 	if st := s.Stats(); st.Spoofed != 1 || st.Stored != 3*n || st.Status != n {
 		t.Errorf("stats %+v, want 1 spoofed, %d stored, %d status", st, 3*n, n)
 	}
-	if _, err := s.Device("lampB"); err == nil {
+	if _, err := s.Device(t.Context(), "lampB"); err == nil {
 		t.Error("the spoofed report was stored")
 	}
 }
@@ -118,7 +118,7 @@ func TestDirectCollectorWill(t *testing.T) {
 	}
 	d.conn.Close() // no DISCONNECT: the broker sends the Will
 	waitFor(t, "the Will to mark lamp1 offline", func() bool {
-		got, err := s.Device("lamp1")
+		got, err := s.Device(t.Context(), "lamp1")
 		return err == nil && !got.Online && !got.StatusTime.IsZero()
 	})
 }
@@ -234,7 +234,7 @@ func TestDirectServerKilledLosesNothing(t *testing.T) {
 	}
 	missing, complete := 0, 0
 	for i := range devices {
-		got, err := s.Device(deviceID(i))
+		got, err := s.Device(t.Context(), deviceID(i))
 		if acked[i] == 0 {
 			continue
 		}
@@ -273,7 +273,7 @@ func TestDirectServerKilledLosesNothing(t *testing.T) {
 		want[seq] = fmt.Sprintf("1.%d", seq+1)
 	}
 	for i := range devices {
-		h, err := s.History(deviceID(i))
+		h, err := s.History(t.Context(), deviceID(i))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,4 +18,7 @@ var (
 	ErrDatabase = errors.New("unusable fleet database")
 	// ErrBroker: the MQTT broker could not start or be reached.
 	ErrBroker = errors.New("mqtt broker")
+	// ErrCollectorStopped is Collector.Deliver's error once the collector
+	// has stopped.
+	ErrCollectorStopped = errors.New("fleet collector stopped")
 )

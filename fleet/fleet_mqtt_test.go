@@ -67,7 +67,7 @@ func checkFleet(t *testing.T, s *Store, n int) {
 	if st := s.Stats(); st != (Stats{Received: uint64(2 * n), Stored: uint64(n), Stale: uint64(n), Status: uint64(n), Devices: n}) {
 		t.Errorf("stats %+v", st)
 	}
-	devs, err := s.Devices()
+	devs, err := s.Devices(t.Context(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func checkFleet(t *testing.T, s *Store, n int) {
 			t.Fatalf("device %d:\n got %+v\nwant %+v", i, d, want)
 		}
 	}
-	rep, err := s.Report(ReportOptions{Newest: map[string]string{"hi": "0.2"}})
+	rep, err := s.Report(t.Context(), ReportOptions{Newest: map[string]string{"hi": "0.2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +107,11 @@ func TestFleetEmbeddedBroker(t *testing.T) {
 	for i := range ids {
 		ids[i] = deviceID(i)
 	}
-	creds, err := s.IssueCredentials(RoleDevice, ids...)
+	creds, err := s.IssueCredentials(t.Context(), RoleDevice, ids...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll, err := s.IssueCredentials(RoleCollector, "collector")
+	coll, err := s.IssueCredentials(t.Context(), RoleCollector, "collector")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func summaryIDs(ds []DeviceSummary) []string {
 func TestReportStaleView(t *testing.T) {
 	s := freshnessStore(t)
 	now := func() time.Time { return t0 }
-	rep, err := s.Report(ReportOptions{Now: now})
+	rep, err := s.Report(t.Context(), ReportOptions{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,16 +72,16 @@ func TestReportStaleView(t *testing.T) {
 	if ids := summaryIDs(rep.FailedDevices); !slices.Equal(ids, []string{"held"}) || rep.FailedDevices[0].Result != state.ResultHeldBack {
 		t.Errorf("failed %v, want held (held-back)", ids)
 	}
-	if h, _ := s.History("held"); len(h) != 2 || h[1].Result != state.ResultHeldBack || h[1].Target["hi"] != "0.3" {
+	if h, _ := s.History(t.Context(), "held"); len(h) != 2 || h[1].Result != state.ResultHeldBack || h[1].Target["hi"] != "0.3" {
 		t.Errorf("history of held: %+v", h)
 	}
-	if rep, _ := s.Report(ReportOptions{Now: now, StaleView: 36 * time.Hour}); !slices.Equal(summaryIDs(rep.StaleViewDevices), []string{"frozen", "held"}) {
+	if rep, _ := s.Report(t.Context(), ReportOptions{Now: now, StaleView: 36 * time.Hour}); !slices.Equal(summaryIDs(rep.StaleViewDevices), []string{"frozen", "held"}) {
 		t.Errorf("stale view 36h: %v", summaryIDs(rep.StaleViewDevices))
 	}
-	if rep, _ := s.Report(ReportOptions{Now: now, StaleView: -1}); len(rep.StaleViewDevices) != 0 || rep.StaleView != 0 {
+	if rep, _ := s.Report(t.Context(), ReportOptions{Now: now, StaleView: -1}); len(rep.StaleViewDevices) != 0 || rep.StaleView != 0 {
 		t.Errorf("no stale view asked: %v after %v", summaryIDs(rep.StaleViewDevices), rep.StaleView)
 	}
-	if d, _ := s.Device("frozen"); !d.State.ReleaseDate.Equal(t0.Add(-20 * 24 * time.Hour)) {
+	if d, _ := s.Device(t.Context(), "frozen"); !d.State.ReleaseDate.Equal(t0.Add(-20 * 24 * time.Hour)) {
 		t.Errorf("stored release date %v", d.State.ReleaseDate)
 	}
 }
@@ -95,13 +95,13 @@ func TestAPIStaleView(t *testing.T) {
 	c := &APIClient{Base: srv.URL, HTTP: srv.Client()}
 	ctx := context.Background()
 	for _, tc := range []struct {
-		q    ReportQuery
+		q    ReportOptions
 		want []string
 	}{
-		{ReportQuery{}, []string{"frozen", "held"}},
-		{ReportQuery{StaleView: DefaultStaleView}, []string{"frozen"}},
-		{ReportQuery{StaleView: -1}, []string{}},
-		{ReportQuery{StaleView: 12 * time.Hour, Package: "hi"}, []string{"fresh", "frozen", "held"}},
+		{ReportOptions{}, []string{"frozen", "held"}},
+		{ReportOptions{StaleView: DefaultStaleView}, []string{"frozen"}},
+		{ReportOptions{StaleView: -1}, []string{}},
+		{ReportOptions{StaleView: 12 * time.Hour, Package: "hi"}, []string{"fresh", "frozen", "held"}},
 	} {
 		rep, err := c.Report(ctx, tc.q)
 		if err != nil {

@@ -43,7 +43,7 @@ func TestDevicePublishLimits(t *testing.T) {
 			if err := d.publish(ctx, "lampA", mustEncode(t, state.State{Seq: 1, Time: t0, Device: "lampA"})); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "first report", func() bool { _, err := s.Device("lampA"); return err == nil })
+			waitFor(t, "first report", func() bool { _, err := s.Device(t.Context(), "lampA"); return err == nil })
 			var rssBefore int64
 			if b.mosq != nil {
 				rssBefore, _ = procMemory(t, b.mosq.Process().Pid)
@@ -97,7 +97,7 @@ func TestDevicePublishLimits(t *testing.T) {
 			if err := d.publish(ctx, "lampA", mustEncode(t, state.State{Seq: 2, Time: t0, Device: "lampA"})); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "last report", func() bool { dev, _ := s.Device("lampA"); return dev.State.Seq == 2 })
+			waitFor(t, "last report", func() bool { dev, _ := s.Device(t.Context(), "lampA"); return dev.State.Seq == 2 })
 			if st := s.Stats(); st.Invalid != 0 {
 				t.Errorf("%d invalid messages reached the collector", st.Invalid)
 			}

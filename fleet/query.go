@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -14,8 +15,13 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/deb"
 )
 
-// Devices returns every known device sorted by id.
-func (s *Store) Devices() ([]Device, error) {
+// Devices returns every known device sorted by id; with stale > 0 only
+// those not seen for at least stale by the store's clock
+// (StoreOptions.Now).
+func (s *Store) Devices(ctx context.Context, stale time.Duration) ([]Device, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var out []Device
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
@@ -34,12 +40,15 @@ func (s *Store) Devices() ([]Device, error) {
 	if out == nil {
 		out = []Device{}
 	}
-	return out, err
+	return FilterStale(out, stale, s.opts.Now()), err
 }
 
 // Device returns one device; ErrNotFound if it never reported.
-func (s *Store) Device(id string) (Device, error) {
+func (s *Store) Device(ctx context.Context, id string) (Device, error) {
 	var d Device
+	if err := ctx.Err(); err != nil {
+		return d, err
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		r := record(tx.Bucket(bucketDevices).Get([]byte(id)))
 		if !r.valid() {
@@ -54,7 +63,10 @@ func (s *Store) Device(id string) (Device, error) {
 
 // History returns a device's audit log, oldest first; ErrNotFound if the
 // device never reported.
-func (s *Store) History(id string) ([]Event, error) {
+func (s *Store) History(ctx context.Context, id string) ([]Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	out := []Event{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketDevices).Get([]byte(id)) == nil {
@@ -102,7 +114,8 @@ type ReportOptions struct {
 	// DefaultStaleView; negative: no list). Devices that report no
 	// release date (agents before it) are not judged.
 	StaleView time.Duration
-	// Now is the report time (default time.Now), for ages.
+	// Now is the report time, for ages (default: the store's clock,
+	// StoreOptions.Now).
 	Now func() time.Time
 }
 
@@ -110,8 +123,11 @@ type ReportOptions struct {
 // devices behind the newest version, offline and failed devices. It walks
 // the database once, keeping only counts and the listed devices in
 // memory.
-func (s *Store) Report(opts ReportOptions) (*Report, error) {
-	now := time.Now
+func (s *Store) Report(ctx context.Context, opts ReportOptions) (*Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := s.opts.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}

@@ -1,17 +1,3 @@
-// Package fleet is the server side of device reporting: the MQTT broker
-// wiring, the collector (MQTT → bbolt), queries and reports over what the
-// devices said, and the dashboard. It reads the agent's wire format from
-// agent/state and knows nothing of the repository: the newest published
-// versions are handed in by the caller.
-//
-// JSON API (served by the collector's handler, read by the dashboard,
-// `lampi-pkg fleet … --server URL` and `lampi-pkg loadtest`):
-//
-//	GET /api/v1/fleet/report[?package=P&stale=24h&stale_view=336h]   Report (stale_view=0: no stale view list)
-//	GET /api/v1/fleet/devices[?stale=24h]            []Device
-//	GET /api/v1/fleet/devices/{id}                   Device
-//	GET /api/v1/fleet/devices/{id}/history           []Event
-//	GET /api/v1/fleet/stats                          Stats
 package fleet
 
 import (

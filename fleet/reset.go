@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 
@@ -14,7 +15,10 @@ import (
 // or one whose counter went back. Its stored report and its audit log are
 // kept; the log is renumbered so that later events sort after it. An id
 // that never reported fails with ErrNotFound, and nothing is reset.
-func (s *Store) ResetSeq(ids ...string) error {
+func (s *Store) ResetSeq(ctx context.Context, ids ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		devs, hist := tx.Bucket(bucketDevices), tx.Bucket(bucketHistory)
 		for _, id := range ids {

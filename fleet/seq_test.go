@@ -45,11 +45,11 @@ func TestSeqFromTheFuture(t *testing.T) {
 			t.Errorf("report %d: outcome %d, want %d", i, out[0], c.want)
 		}
 	}
-	d, err := s.Device("lampA")
+	d, err := s.Device(t.Context(), "lampA")
 	if err != nil || d.State.Packages["hi"] != "0.4" {
 		t.Errorf("stored %+v %v, want hi 0.4", d.State, err)
 	}
-	h, _ := s.History("lampA")
+	h, _ := s.History(t.Context(), "lampA")
 	for _, e := range h {
 		if e.To == "6.6.6" {
 			t.Errorf("a rejected report is in the history: %+v", e)
@@ -80,7 +80,7 @@ func TestSeqFromTheFutureOverMQTT(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if dev, err := s.Device("lampA"); err != nil || dev.State.Seq != usAt(now) {
+	if dev, err := s.Device(t.Context(), "lampA"); err != nil || dev.State.Seq != usAt(now) {
 		t.Errorf("stored %+v %v, want the normal report", dev.State, err)
 	}
 	if st := s.Stats(); st.Rejected != 2 {
@@ -117,17 +117,17 @@ func TestResetSeq(t *testing.T) {
 	}
 
 	// All or nothing: an unknown id resets nothing.
-	if err := s.ResetSeq("lampP", "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
+	if err := s.ResetSeq(t.Context(), "lampP", "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("reset with an unknown id: %v", err)
 	}
 	if out, _ := s.Apply(state.DefaultPrefix, []Message{rep("lampP", usAt(t0), "0.2")}); out[0] != OutcomeStale {
 		t.Fatal("a failed reset changed the device")
 	}
 
-	if err := s.ResetSeq("lampP"); err != nil {
+	if err := s.ResetSeq(t.Context(), "lampP"); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Device("lampP"); d.State.Packages["hi"] != "6.6.6" {
+	if d, _ := s.Device(t.Context(), "lampP"); d.State.Packages["hi"] != "6.6.6" {
 		t.Errorf("the last report is gone after the reset: %+v", d.State)
 	}
 	for i, hi := range []string{"0.2", "0.3", "0.4"} {
@@ -135,13 +135,13 @@ func TestResetSeq(t *testing.T) {
 			t.Fatalf("report %s after the reset: outcome %d", hi, out[0])
 		}
 		if i == 0 {
-			h, _ := s.History("lampP")
+			h, _ := s.History(t.Context(), "lampP")
 			if len(h) != 2 || h[0].To != "6.6.6" || h[1].From != "6.6.6" || h[1].To != "0.2" {
 				t.Errorf("history after the reset: %+v", h)
 			}
 		}
 	}
-	h, _ := s.History("lampP")
+	h, _ := s.History(t.Context(), "lampP")
 	var got []string
 	for _, e := range h {
 		got = append(got, e.To)

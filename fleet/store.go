@@ -38,7 +38,9 @@ type StoreOptions struct {
 	// NoSync skips fsync on commit: only for tests and throwaway
 	// benchmarks, a crash may then lose acknowledged reports.
 	NoSync bool
-	// Now is the clock for credential creation times (default time.Now).
+	// Now is the clock for credential creation times, for report ages
+	// when ReportOptions.Now is nil and for the stale filter of Devices
+	// (default time.Now).
 	Now func() time.Time
 }
 

@@ -39,14 +39,14 @@ func TestApplyKeepsNewestSeq(t *testing.T) {
 	if err != nil || out[0] != OutcomeStale {
 		t.Fatalf("%v %v", out, err)
 	}
-	d, err := s.Device("lamp1")
+	d, err := s.Device(t.Context(), "lamp1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.State.Seq != 3 || d.State.Packages["hi"] != "0.3" || !d.LastSeen.Equal(t0.Add(time.Second)) {
 		t.Errorf("device %+v", d)
 	}
-	h, err := s.History("lamp1")
+	h, err := s.History(t.Context(), "lamp1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestApplyRefusesSpoofedAndInvalid(t *testing.T) {
 	if want := []Outcome{OutcomeSpoofed, OutcomeInvalid, OutcomeInvalid, OutcomeInvalid}; !reflect.DeepEqual(out, want) {
 		t.Errorf("outcomes %v, want %v", out, want)
 	}
-	if _, err := s.Device("lampB"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Device(t.Context(), "lampB"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("spoofed device stored: %v", err)
 	}
 	if st := s.Stats(); st.Spoofed != 1 || st.Invalid != 3 || st.Stored != 0 || st.Devices != 0 {
@@ -98,14 +98,14 @@ func TestStatusAndRetainedRedelivery(t *testing.T) {
 	if _, err := s.Apply("devices", []Message{st("online", true, t0.Add(time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := s.Device("lamp1")
+	d, _ := s.Device(t.Context(), "lamp1")
 	if !d.Online || !d.StatusTime.Equal(t0) {
 		t.Errorf("after retained re-delivery: %+v", d)
 	}
 	if _, err := s.Apply("devices", []Message{st("offline", false, t0.Add(2*time.Hour))}); err != nil {
 		t.Fatal(err)
 	}
-	d, _ = s.Device("lamp1")
+	d, _ = s.Device(t.Context(), "lamp1")
 	if d.Online || !d.LastSeen.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("after will: %+v", d)
 	}
@@ -125,7 +125,7 @@ func TestHistoryResultsAndLimit(t *testing.T) {
 	if _, err := s.Apply("devices", msgs); err != nil {
 		t.Fatal(err)
 	}
-	h, err := s.History("lamp1")
+	h, err := s.History(t.Context(), "lamp1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestReport(t *testing.T) {
 	if _, err := s.Apply("devices", msgs); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := s.Report(ReportOptions{Newest: map[string]string{"hi": "0.2"}, Now: func() time.Time { return t0.Add(10 * time.Hour) }})
+	rep, err := s.Report(t.Context(), ReportOptions{Newest: map[string]string{"hi": "0.2"}, Now: func() time.Time { return t0.Add(10 * time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestReport(t *testing.T) {
 		t.Errorf("failed %+v", rep.FailedDevices)
 	}
 	// --stale 3h30m: lamp7 (seen 3 h before) drops out of the offline list.
-	rep, _ = s.Report(ReportOptions{Package: "hi", Stale: 210 * time.Minute, Now: func() time.Time { return t0.Add(10 * time.Hour) }})
+	rep, _ = s.Report(t.Context(), ReportOptions{Package: "hi", Stale: 210 * time.Minute, Now: func() time.Time { return t0.Add(10 * time.Hour) }})
 	if len(rep.OfflineDevices) != 1 || rep.OfflineDevices[0].ID != "lamp6" || len(rep.Packages) != 1 {
 		t.Errorf("stale report %+v", rep)
 	}
@@ -205,7 +205,7 @@ func TestOpenLockedAndForeign(t *testing.T) {
 
 func TestCredentials(t *testing.T) {
 	s := openTestStore(t, StoreOptions{Now: func() time.Time { return t0 }})
-	iss, err := s.IssueCredentials(RoleDevice, "lamp1", "lamp2")
+	iss, err := s.IssueCredentials(t.Context(), RoleDevice, "lamp1", "lamp2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,26 +221,26 @@ func TestCredentials(t *testing.T) {
 	if _, ok := s.Authenticate("nobody", ""); ok {
 		t.Error("unknown user accepted")
 	}
-	if _, err := s.IssueCredentials(RoleDevice, "lamp3", "lamp1"); !errors.Is(err, ErrExists) {
+	if _, err := s.IssueCredentials(t.Context(), RoleDevice, "lamp3", "lamp1"); !errors.Is(err, ErrExists) {
 		t.Errorf("re-issue: %v", err)
 	}
 	if _, ok := s.Authenticate("lamp3", ""); ok {
 		t.Error("half-issued batch stored")
 	}
-	if _, err := s.IssueCredentials(RoleDevice, "../x"); err == nil {
+	if _, err := s.IssueCredentials(t.Context(), RoleDevice, "../x"); err == nil {
 		t.Error("bad id accepted")
 	}
-	list, _ := s.Credentials()
+	list, _ := s.Credentials(t.Context())
 	if len(list) != 2 || list[0].ID != "lamp1" || list[0].Hash != nil || !list[0].Created.Equal(t0) {
 		t.Errorf("list %+v", list)
 	}
-	if err := s.RemoveCredential("lamp1"); err != nil {
+	if err := s.RemoveCredential(t.Context(), "lamp1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.Authenticate("lamp1", iss[0].Secret); ok {
 		t.Error("removed credential accepted")
 	}
-	if err := s.RemoveCredential("lamp1"); !errors.Is(err, ErrNotFound) {
+	if err := s.RemoveCredential(t.Context(), "lamp1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("remove twice: %v", err)
 	}
 }

@@ -37,7 +37,7 @@ func startSecuredBroker(t *testing.T, kind string, s *Store, devices, collectors
 			if len(ids) == 0 {
 				continue
 			}
-			creds, err := s.IssueCredentials(role, ids...)
+			creds, err := s.IssueCredentials(t.Context(), role, ids...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,10 @@ func TestClientIDTakeoverDevice(t *testing.T) {
 			if err := bdev.publish(ctx, "lampB", mustEncode(t, state.State{Seq: 1, Time: t0, Device: "lampB"})); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "B online and reported", func() bool { d, err := s.Device("lampB"); return err == nil && d.Online && d.State.Seq == 1 })
+			waitFor(t, "B online and reported", func() bool {
+				d, err := s.Device(t.Context(), "lampB")
+				return err == nil && d.Online && d.State.Seq == 1
+			})
 
 			for try := range 5 {
 				for _, cid := range []string{AgentClientIDPrefix + "lampB", "lampB"} {
@@ -124,10 +127,10 @@ func TestClientIDTakeoverDevice(t *testing.T) {
 			if err := bdev.publish(ctx, "lampB", mustEncode(t, state.State{Seq: 2, Time: t0, Device: "lampB"})); err != nil {
 				t.Fatalf("B lost its connection to the takeover attempts: %v", err)
 			}
-			waitFor(t, "B's second report", func() bool { d, _ := s.Device("lampB"); return d.State.Seq == 2 })
+			waitFor(t, "B's second report", func() bool { d, _ := s.Device(t.Context(), "lampB"); return d.State.Seq == 2 })
 			// B published "online" once, before the attempts: had its Will
 			// been sent, the device would show offline now.
-			if d, _ := s.Device("lampB"); !d.Online {
+			if d, _ := s.Device(t.Context(), "lampB"); !d.Online {
 				t.Error("B shown offline: its Will was sent")
 			}
 		})
@@ -188,7 +191,7 @@ func TestClientIDTakeoverCollector(t *testing.T) {
 			// either order: the older one is then rightly stale).
 			runCollector(t, s, copts)
 			waitFor(t, "both queued reports", func() bool { return s.Stats().Received >= 2 })
-			if d, err := s.Device("lampB"); err != nil || d.State.Seq != 2 {
+			if d, err := s.Device(t.Context(), "lampB"); err != nil || d.State.Seq != 2 {
 				t.Errorf("B's newest report not stored: %+v %v", d.State, err)
 			}
 			if n := stolen.Load(); n != 0 {
@@ -221,7 +224,7 @@ func TestCollectorResumesQueuedSession(t *testing.T) {
 			}
 			runCollector(t, s, b.collector("collector"))
 			waitFor(t, "the queued reports", func() bool { return s.Stats().Received >= 3 })
-			if dev, err := s.Device("lampB"); err != nil || dev.State.Seq != 3 {
+			if dev, err := s.Device(t.Context(), "lampB"); err != nil || dev.State.Seq != 3 {
 				t.Errorf("stored %+v, %v; want seq 3", dev.State, err)
 			}
 		})

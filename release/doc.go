@@ -44,10 +44,10 @@
 // # Releasing to a server
 //
 // With Options.Server instead of Options.Repo, the release publishes
-// through a lampi-pkg server's upload API (package server): the token and
-// the distribution are checked before anything changes; the check step is
-// the server's dry run (a "clash" verdict is looked at closer by
-// downloading the published file, so that a rebuild of the same files is
+// through a lampi-pkg server's upload API (with its client, package
+// server/upload): the token and the distribution are checked before
+// anything changes; the check step is the server's dry run (a "clash"
+// verdict is looked at closer by downloading the published file, so that a rebuild of the same files is
 // unchanged); packages are signed before the check (the server may
 // require signatures), with Options.DebSigner only; the include and
 // publish are one upload (step "upload") that the server checks,

@@ -12,7 +12,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/bump"
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/repo"
-	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -32,7 +32,7 @@ type Options struct {
 	// "" takes the only distribution the token may upload to. SignDeb
 	// needs DebSigner (the server's key stays on the server), and signs
 	// before the check, as the server may require signed packages.
-	Server *server.Client
+	Server *upload.Client
 
 	// Part, when set, bumps every tree first (see bump.Options.Part).
 	Part string

@@ -17,6 +17,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -56,11 +57,11 @@ func startRemote(t *testing.T, base string, o server.Options, wrap func(http.Han
 	return &remote{base: base, srv: s, hs: hs, tokens: o.Tokens, token: secret}
 }
 
-func (m *remote) client(token string) *server.Client {
-	return &server.Client{BaseURL: m.hs.URL + "/", Token: token, Retries: 2, MaxRetryWait: time.Millisecond}
+func (m *remote) client(token string) *upload.Client {
+	return &upload.Client{BaseURL: m.hs.URL + "/", Token: token, Retries: 2, MaxRetryWait: time.Millisecond}
 }
 
-func remoteOptions(c *server.Client, dirs ...string) release.Options {
+func remoteOptions(c *upload.Client, dirs ...string) release.Options {
 	return release.Options{Dirs: dirs, Server: c, Now: now, GitEnv: gitEnv}
 }
 
@@ -207,40 +208,40 @@ func TestRemoteReleaseFailuresChangeNothing(t *testing.T) {
 	cases := []struct {
 		name string
 		// inject breaks something; it returns the client to release with.
-		inject func(t *testing.T, m *remote, base string) *server.Client
+		inject func(t *testing.T, m *remote, base string) *upload.Client
 		opts   server.Options
 		step   string
 		want   string
 		target error
 	}{
-		{"bad token", func(t *testing.T, m *remote, base string) *server.Client {
+		{"bad token", func(t *testing.T, m *remote, base string) *upload.Client {
 			return m.client("lampi_bogus_token")
-		}, server.Options{}, release.StepCheck, "unknown or malformed token", server.ErrUnauthorized},
-		{"revoked token", func(t *testing.T, m *remote, base string) *server.Client {
+		}, server.Options{}, release.StepCheck, "unknown or malformed token", upload.ErrUnauthorized},
+		{"revoked token", func(t *testing.T, m *remote, base string) *upload.Client {
 			_, err := m.tokens.Revoke("ci")
 			must(t, err)
 			return m.client(m.token)
-		}, server.Options{}, release.StepCheck, "was revoked", server.ErrForbidden},
-		{"token out of scope", func(t *testing.T, m *remote, base string) *server.Client {
+		}, server.Options{}, release.StepCheck, "was revoked", upload.ErrForbidden},
+		{"token out of scope", func(t *testing.T, m *remote, base string) *upload.Client {
 			secret, _, err := m.tokens.Create("other", []string{"upload:testing"})
 			must(t, err)
 			return m.client(secret)
 		}, server.Options{}, release.StepCheck, "may upload to no distribution", release.ErrOptions},
-		{"version clash", func(t *testing.T, m *remote, base string) *server.Client {
+		{"version clash", func(t *testing.T, m *remote, base string) *upload.Client {
 			// 0.2 is published already, built from other content.
 			other := newTree(t, t.TempDir(), "hi", "0.2")
 			must(t, os.WriteFile(filepath.Join(other, "opt/hi/hi"), []byte("#!/bin/sh\necho other\n"), 0o755))
 			run(t, options(openRepo(t, base, repo.Options{}), other))
 			return m.client(m.token)
 		}, server.Options{}, release.StepCheck, "this build of", release.ErrVersionClash},
-		{"package refused by the server", func(t *testing.T, m *remote, base string) *server.Client {
+		{"package refused by the server", func(t *testing.T, m *remote, base string) *upload.Client {
 			return m.client(m.token)
-		}, server.Options{RequireSignature: map[string]*signing.Keyring{"stable": nil}}, release.StepCheck, "requires a good origin signature", server.ErrRejected},
-		{"server busy at upload", func(t *testing.T, m *remote, base string) *server.Client {
+		}, server.Options{RequireSignature: map[string]*signing.Keyring{"stable": nil}}, release.StepCheck, "requires a good origin signature", upload.ErrRejected},
+		{"server busy at upload", func(t *testing.T, m *remote, base string) *upload.Client {
 			failUploads.Store(true)
 			return m.client(m.token)
-		}, server.Options{}, release.StepUpload, "locked by another process", server.ErrBusy},
-		{"server down", func(t *testing.T, m *remote, base string) *server.Client {
+		}, server.Options{}, release.StepUpload, "locked by another process", upload.ErrBusy},
+		{"server down", func(t *testing.T, m *remote, base string) *upload.Client {
 			m.hs.Close()
 			return m.client(m.token)
 		}, server.Options{}, release.StepCheck, "connection refused", nil},
@@ -299,7 +300,7 @@ func TestRemoteReleaseRefusesPlainHTTP(t *testing.T) {
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	before := state(t, hi)
-	_, err := release.Run(context.Background(), remoteOptions(&server.Client{BaseURL: "http://repo.example.org/", Token: "x"}, hi))
+	_, err := release.Run(context.Background(), remoteOptions(&upload.Client{BaseURL: "http://repo.example.org/", Token: "x"}, hi))
 	if err == nil || !strings.Contains(err.Error(), "refusing plain http://") {
 		t.Errorf("release over plain HTTP: %v", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -80,7 +80,7 @@ func (l *localTarget) open(ctx context.Context, name string) (io.ReadCloser, err
 // remoteTarget is Options.Server.
 type remoteTarget struct {
 	r *run
-	c *server.Client
+	c *upload.Client
 }
 
 func (m *remoteTarget) setup(ctx context.Context) error {
@@ -109,7 +109,7 @@ func (m *remoteTarget) setup(ctx context.Context) error {
 		}
 	}
 	// The token, its scope and the distribution, before anything changes.
-	res, err := m.c.UploadFiles(ctx, codename, nil, server.UploadOptions{DryRun: true})
+	res, err := m.c.UploadFiles(ctx, codename, nil, upload.Options{DryRun: true})
 	if err != nil {
 		return &StepError{Step: StepCheck, Err: fmt.Errorf("%w (checked before anything changed)", err)}
 	}
@@ -119,10 +119,10 @@ func (m *remoteTarget) setup(ctx context.Context) error {
 
 func (m *remoteTarget) signsFirst() bool { return true }
 
-func (m *remoteTarget) files(trees []*tree) []server.UploadFile {
-	out := make([]server.UploadFile, len(trees))
+func (m *remoteTarget) files(trees []*tree) []upload.File {
+	out := make([]upload.File, len(trees))
 	for i, t := range trees {
-		out[i] = server.FileUpload(t.built)
+		out[i] = upload.LocalFile(t.built)
 	}
 	return out
 }
@@ -133,7 +133,7 @@ func (m *remoteTarget) files(trees []*tree) []server.UploadFile {
 // origin signature, timestamps aside) the package is unchanged.
 func (m *remoteTarget) check(ctx context.Context) error {
 	r := m.r
-	res, err := m.c.UploadFiles(ctx, r.rep.Codename, m.files(r.trees), server.UploadOptions{DryRun: true})
+	res, err := m.c.UploadFiles(ctx, r.rep.Codename, m.files(r.trees), upload.Options{DryRun: true})
 	if err != nil {
 		return &StepError{Step: StepCheck, Err: err}
 	}
@@ -143,14 +143,14 @@ func (m *remoteTarget) check(ctx context.Context) error {
 	for i, t := range r.trees {
 		v, p := res.Packages[i], t.pkg
 		switch v.Action {
-		case server.ActionAdd, server.ActionReplace:
+		case upload.ActionAdd, upload.ActionReplace:
 			p.Status = StatusNew
-		case server.ActionUnchanged:
+		case upload.ActionUnchanged:
 			p.Status, p.Pool = StatusUnchanged, v.Filename
-		case server.ActionOlder:
+		case upload.ActionOlder:
 			return &StepError{Step: StepCheck, Dir: t.dir, Err: fmt.Errorf("%s already has %s %s, newer than %s: bump the version past it (--bump), or remove %s %s from the repository first",
 				r.rep.Codename, p.Package, v.Existing, p.Version, p.Package, v.Existing)}
-		case server.ActionClash:
+		case upload.ActionClash:
 			d, err := poolDigest(ctx, m.open, v.Filename)
 			if err != nil {
 				return &StepError{Step: StepCheck, Dir: t.dir, Err: fmt.Errorf("read %s from %s: %w", v.Filename, m.c.BaseURL, err)}
@@ -180,12 +180,12 @@ func (m *remoteTarget) publish(ctx context.Context, fresh []*tree) error {
 	r := m.r
 	r.beginStep(StepUpload, "")
 	files := m.files(fresh)
-	res, err := m.c.UploadFiles(ctx, r.rep.Codename, files, server.UploadOptions{})
-	var apiErr *server.APIError
+	res, err := m.c.UploadFiles(ctx, r.rep.Codename, files, upload.Options{})
+	var apiErr *upload.APIError
 	if err != nil && !errors.As(err, &apiErr) {
 		// No answer: the server may or may not have published.
 		ask := context.WithoutCancel(ctx)
-		again, cerr := m.c.UploadFiles(ask, r.rep.Codename, files, server.UploadOptions{DryRun: true})
+		again, cerr := m.c.UploadFiles(ask, r.rep.Codename, files, upload.Options{DryRun: true})
 		switch {
 		case cerr == nil && allUnchanged(again, len(fresh)):
 			res, err = again, nil
@@ -204,7 +204,7 @@ func (m *remoteTarget) publish(ctx context.Context, fresh []*tree) error {
 	for i, t := range fresh {
 		v := res.Packages[i]
 		t.pkg.Status = StatusPublished
-		if v.Action == server.ActionUnchanged && !res.DryRun {
+		if v.Action == upload.ActionUnchanged && !res.DryRun {
 			t.pkg.Status = StatusUnchanged
 		}
 		t.pkg.Pool, t.pkg.SHA256, t.pkg.Size = v.Filename, v.SHA256, v.Size
@@ -215,12 +215,12 @@ func (m *remoteTarget) publish(ctx context.Context, fresh []*tree) error {
 	return nil
 }
 
-func allUnchanged(res *server.UploadResult, n int) bool {
+func allUnchanged(res *upload.Result, n int) bool {
 	if len(res.Packages) != n {
 		return false
 	}
 	for _, p := range res.Packages {
-		if p.Action != server.ActionUnchanged {
+		if p.Action != upload.ActionUnchanged {
 			return false
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // childDirEnv names the repository a child server process serves (see
@@ -110,8 +111,8 @@ func (c *childServer) peakRSS(t *testing.T) int64 {
 	return 0
 }
 
-// upload posts a package and returns the status and the API error code.
-func upload(t *testing.T, url, token string, pkg []byte) (int, string, error) {
+// uploadRaw posts a package and returns the status and the API error code.
+func uploadRaw(t *testing.T, url, token string, pkg []byte) (int, string, error) {
 	req, err := http.NewRequest(http.MethodPost, url+"/api/v1/repos/stable/packages", bytes.NewReader(pkg))
 	if err != nil {
 		return 0, "", err
@@ -123,7 +124,7 @@ func upload(t *testing.T, url, token string, pkg []byte) (int, string, error) {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	var e APIError
+	var e upload.APIError
 	body, _ := io.ReadAll(resp.Body)
 	json.Unmarshal(body, &e)
 	if e.Code == "" {
@@ -156,7 +157,7 @@ func TestUploadBombsBoundedMemory(t *testing.T) {
 	url := "http://" + child.addr
 
 	// Warm up: a real upload is checked and published, files are served.
-	if code, e, err := upload(t, url, token, buildDeb(t, "hi", "0.1", "")); err != nil || code != http.StatusCreated {
+	if code, e, err := uploadRaw(t, url, token, buildDeb(t, "hi", "0.1", "")); err != nil || code != http.StatusCreated {
 		t.Fatalf("a good upload: %d %s %v", code, e, err)
 	}
 	if resp, _ := get(t, nil, url+"/dists/stable/InRelease"); resp.StatusCode != 200 {
@@ -171,7 +172,7 @@ func TestUploadBombsBoundedMemory(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				code, e, err := upload(t, url, token, bombs[i%len(bombs)])
+				code, e, err := uploadRaw(t, url, token, bombs[i%len(bombs)])
 				if err != nil || code != http.StatusUnprocessableEntity || e != "not_a_deb" {
 					errs <- fmt.Errorf("round %d, bomb %d: %d %q %v, want 422 not_a_deb", round, i%len(bombs), code, e, err)
 				}
@@ -192,8 +193,8 @@ func TestUploadBombsBoundedMemory(t *testing.T) {
 	// The server still works.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := &Client{BaseURL: url + "/", Token: token}
-	if res, err := c.Upload(ctx, "stable", "hi_0.2_all.deb", bytes.NewReader(buildDeb(t, "hi", "0.2", ""))); err != nil || res.Action != ActionReplace {
+	c := &upload.Client{BaseURL: url + "/", Token: token}
+	if res, err := c.Upload(ctx, "stable", "hi_0.2_all.deb", bytes.NewReader(buildDeb(t, "hi", "0.2", ""))); err != nil || res.Action != upload.ActionReplace {
 		t.Fatalf("a good upload after the attack: %+v %v", res, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // TestUploadChecksTakeTurns: with every check slot taken, an upload waits
@@ -22,7 +24,7 @@ func TestUploadChecksTakeTurns(t *testing.T) {
 	ts := newTokens(t, tr.dir)
 	tok := mustToken(t, ts, "ci", "upload:stable")
 	s, hs := startServer(t, Options{Dir: tr.dir, Tokens: ts, MaxValidations: 1, ValidationWait: time.Minute})
-	c := &Client{BaseURL: hs.URL + "/", Token: tok}
+	c := &upload.Client{BaseURL: hs.URL + "/", Token: tok}
 	ctx := context.Background()
 
 	s.checks <- struct{}{} // every slot taken
@@ -67,7 +69,7 @@ func TestUploadChecksTakeTurns(t *testing.T) {
 		t.Errorf("busy uploads counted: %d", s2.Metrics().Uploads(OutcomeBusy))
 	}
 	<-s2.checks
-	c2 := &Client{BaseURL: hs2.URL + "/", Token: tok}
+	c2 := &upload.Client{BaseURL: hs2.URL + "/", Token: tok}
 	if _, err := c2.Upload(ctx, "stable", "hi_0.2_all.deb", bytes.NewReader(buildDeb(t, "hi", "0.2", ""))); err != nil {
 		t.Fatalf("upload with a free slot: %v", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // ScopeDevices lets a token manage the fleet's device credentials on a
@@ -21,7 +23,7 @@ func (t *Token) HasScope(scope string) bool {
 
 // RequireScope wraps h so that it runs only for a request with a valid,
 // unrevoked bearer token that has the given scope. Refusals are answered
-// like the upload API's, as an APIError in JSON: 401 unauthorized (no,
+// like the upload API's, as an upload.APIError in JSON: 401 unauthorized (no,
 // unknown or malformed token), 403 revoked, 403 forbidden (out of scope).
 // logger (nil: none) gets one record per refusal, never the secret.
 func RequireScope(tokens *TokenStore, scope string, logger *slog.Logger, h http.Handler) http.Handler {
@@ -37,7 +39,7 @@ func RequireScope(tokens *TokenStore, scope string, logger *slog.Logger, h http.
 				hd.Set("WWW-Authenticate", `Bearer realm="lampi-pkg"`)
 			}
 			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(&APIError{Status: status, Code: code, Message: msg})
+			json.NewEncoder(w).Encode(&upload.APIError{Status: status, Code: code, Message: msg})
 		}
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		secret = strings.TrimSpace(secret)

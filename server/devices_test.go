@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 func TestCheckScopeDevices(t *testing.T) {
@@ -84,7 +86,7 @@ func TestRequireScope(t *testing.T) {
 			if calls != before {
 				t.Fatal("handler called for a refused request")
 			}
-			var e APIError
+			var e upload.APIError
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code != tc.code || e.Status != tc.status || e.Message == "" {
 				t.Fatalf("body %s (%v), want code %q", w.Body, err, tc.code)
 			}

@@ -25,6 +25,10 @@
 //	GET  /healthz, /metrics         liveness and Prometheus text exposition
 //	Options.Extra                   further handlers (fleet dashboard, API)
 //
+// The upload API's JSON answers and refusals (upload.Result,
+// upload.APIError) and its client are in package server/upload, which
+// imports nothing of this package.
+//
 // Files are resolved with os.Root opened at dists/ and pool/, so neither
 // "..", nor an encoded or double-encoded variant, nor a symbolic link
 // inside the repository can reach conf/, db/ or anything outside those two

@@ -2,7 +2,8 @@ package server
 
 import "errors"
 
-// Sentinel errors of the token store and the client.
+// Sentinel errors of the token store. (The upload client's are in
+// package server/upload.)
 var (
 	// ErrTokenInvalid: a bearer token is missing, malformed or unknown.
 	ErrTokenInvalid = errors.New("invalid token")

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -129,7 +130,7 @@ func TestPublishUnderReadLoad(t *testing.T) {
 		}()
 	}
 
-	c := &Client{BaseURL: hs.URL, Token: tok}
+	c := &upload.Client{BaseURL: hs.URL, Token: tok}
 	for i := 1; i <= 50; i++ {
 		name := []string{"hi", "lamp"}[i%2]
 		v := fmt.Sprintf("1.%d", i)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // testCA is a self-made certificate authority, as the course runs its own.
@@ -92,7 +94,7 @@ func TestTLSWithOwnCA(t *testing.T) {
 	if r, b := get(t, trusting, hs.URL+"/dists/stable/InRelease"); r.StatusCode != 200 || !strings.Contains(string(b), "Codename: bookworm") {
 		t.Fatalf("HTTPS GET: %s", r.Status)
 	}
-	res, err := (&Client{BaseURL: hs.URL, Token: tok, HTTPClient: trusting}).Upload(context.Background(), "stable", "hi_0.1_all.deb", bytes.NewReader(buildDeb(t, "hi", "0.1", "")))
+	res, err := (&upload.Client{BaseURL: hs.URL, Token: tok, HTTPClient: trusting}).Upload(context.Background(), "stable", "hi_0.1_all.deb", bytes.NewReader(buildDeb(t, "hi", "0.1", "")))
 	if err != nil || res.Action != "add" {
 		t.Fatalf("HTTPS upload: %+v %v", res, err)
 	}

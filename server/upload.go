@@ -18,118 +18,13 @@ import (
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
-// UploadResult is the JSON answer to a successful upload (or dry run) of
-// one or several packages.
-type UploadResult struct {
-	// Codename of the distribution the packages went (or would go) into.
-	Codename string `json:"codename"`
-	// DryRun: nothing was written; Packages carry the verdicts.
-	DryRun bool `json:"dry_run,omitempty"`
-	// Published is true when the distribution was published anew.
-	Published bool `json:"published"`
-
-	// Package … Signature describe the package when the upload held
-	// exactly one (the single-file form); Packages lists every package.
-	Package      string `json:"package,omitempty"`
-	Version      string `json:"version,omitempty"`
-	Architecture string `json:"architecture,omitempty"`
-	// Action: see PackageResult.Action.
-	Action string `json:"action,omitempty"`
-	// Filename is the pool path ("pool/main/h/hi/hi_0.2_all.deb").
-	Filename string `json:"filename,omitempty"`
-	SHA256   string `json:"sha256,omitempty"`
-	Size     int64  `json:"size,omitempty"`
-	// Signature is the origin signature checked, when one was required.
-	Signature *signing.Signature `json:"signature,omitempty"`
-
-	// Packages are the uploaded packages, in upload order.
-	Packages []PackageResult `json:"packages"`
-	// Changes are the effects on the package lists.
-	Changes []Change `json:"changes"`
-	// Exported lists the distributions published by this upload; Deleted
-	// the pool files removed because nothing needs them any more.
-	Exported []string `json:"exported,omitempty"`
-	Deleted  []string `json:"deleted,omitempty"`
-}
-
-// Upload actions (PackageResult.Action). A real upload has add, replace
-// or unchanged; a dry run says add (new version), unchanged (this very
-// file is published already), clash (the same version is published with
-// other bytes: the upload would be refused 409) or older (a newer
-// version is published: refused 409).
-const (
-	ActionAdd       = "add"
-	ActionReplace   = "replace"
-	ActionUnchanged = "unchanged"
-	ActionClash     = "clash"
-	ActionOlder     = "older"
-)
-
-// PackageResult is one uploaded package.
-type PackageResult struct {
-	// File is the name the client gave the file.
-	File         string `json:"file"`
-	Package      string `json:"package"`
-	Version      string `json:"version"`
-	Architecture string `json:"architecture"`
-	Action       string `json:"action"`
-	// Filename is the pool path: where the package is (add, replace,
-	// unchanged), or the published file in the way (clash, older). A dry
-	// run's add has none.
-	Filename string `json:"filename,omitempty"`
-	SHA256   string `json:"sha256"`
-	Size     int64  `json:"size"`
-	// Existing is the version in the way (clash, older), ExistingSHA256
-	// the SHA256 of its pool file.
-	Existing       string `json:"existing_version,omitempty"`
-	ExistingSHA256 string `json:"existing_sha256,omitempty"`
-	// Signature is the origin signature checked, when one was required.
-	Signature *signing.Signature `json:"signature,omitempty"`
-}
-
-// Change is one effect of an upload on a package list (repo.Change with
-// the target written "codename|component|arch").
-type Change struct {
-	Action     string `json:"action"`
-	Target     string `json:"target"`
-	Package    string `json:"package"`
-	Version    string `json:"version"`
-	OldVersion string `json:"old_version,omitempty"`
-	File       string `json:"file,omitempty"`
-}
-
-// DistributionInfo is a distribution a token may upload to (GET
-// /api/v1/repos).
-type DistributionInfo struct {
-	Codename      string   `json:"codename"`
-	Suite         string   `json:"suite,omitempty"`
-	Components    []string `json:"components"`
-	Architectures []string `json:"architectures"`
-}
-
-// APIError is the JSON answer to a refused request (and the error the
-// Client returns for one).
-type APIError struct {
-	// Status is the HTTP status code.
-	Status int `json:"status"`
-	// Code is a stable machine-readable reason: unauthorized, revoked,
-	// forbidden, unknown_distribution, too_large, unsupported_media_type,
-	// not_a_deb, bad_package, bad_signature, version_clash,
-	// older_version, read_only, busy, internal.
-	Code    string `json:"code"`
-	Message string `json:"error"`
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("%s (HTTP %d %s)", e.Message, e.Status, e.Code)
-}
-
 func (s *Server) fail(w http.ResponseWriter, outcome string, status int, code, format string, a ...any) {
 	s.metrics.upload(outcome)
-	e := &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
+	e := &upload.APIError{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
 	s.log.Warn("upload refused", "status", status, "code", code, "error", e.Message)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -207,10 +102,10 @@ func (s *Server) handleDistributions(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "repository configuration: %v", err)
 		return
 	}
-	out := []DistributionInfo{}
+	out := []upload.DistributionInfo{}
 	for _, d := range conf.Distributions {
 		if tok.Allows(d.Codename, d.Suite) {
-			out = append(out, DistributionInfo{Codename: d.Codename, Suite: d.Suite, Components: d.Components, Architectures: d.Architectures})
+			out = append(out, upload.DistributionInfo{Codename: d.Codename, Suite: d.Suite, Components: d.Components, Architectures: d.Architectures})
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -267,7 +162,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload of %d bytes exceeds the server's limit of %d bytes (serve --max-upload)", r.ContentLength, max)
 		return
 	}
-	res := &UploadResult{Codename: d.Codename, DryRun: dryRun, Packages: []PackageResult{}, Changes: []Change{}}
+	res := &upload.Result{Codename: d.Codename, DryRun: dryRun, Packages: []upload.PackageResult{}, Changes: []upload.Change{}}
 	if dryRun && r.ContentLength == 0 {
 		s.answer(w, http.StatusOK, res)
 		return
@@ -303,7 +198,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, u := range ups {
-		res.Packages = append(res.Packages, PackageResult{File: u.name, Package: u.ctl.Get("Package"), Version: u.ctl.Get("Version"),
+		res.Packages = append(res.Packages, upload.PackageResult{File: u.name, Package: u.ctl.Get("Package"), Version: u.ctl.Get("Version"),
 			Architecture: u.ctl.Get("Architecture"), SHA256: u.sha256, Size: u.size, Signature: u.sig})
 	}
 	names := make([]string, 0, 2*len(ups))
@@ -356,11 +251,11 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	res.Published = len(out.Exported) > 0
 	fresh := false
 	for _, c := range out.Changes {
-		res.Changes = append(res.Changes, Change{c.Action, c.Target.String(), c.Package, c.Version, c.OldVersion, c.File})
+		res.Changes = append(res.Changes, upload.Change{Action: c.Action, Target: c.Target.String(), Package: c.Package, Version: c.Version, OldVersion: c.OldVersion, File: c.File})
 	}
 	for i := range res.Packages {
 		p := &res.Packages[i]
-		p.Action = ActionUnchanged
+		p.Action = upload.ActionUnchanged
 		for _, c := range out.Changes {
 			if c.Package != p.Package || c.Version != p.Version || !isPoolFileOf(c.File, p) {
 				continue
@@ -368,7 +263,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 			if p.Filename == "" {
 				p.Filename = c.File
 			}
-			if c.Action == ActionAdd || c.Action == ActionReplace {
+			if c.Action == upload.ActionAdd || c.Action == upload.ActionReplace {
 				p.Action, p.Filename = c.Action, c.File
 				fresh = true
 			}
@@ -386,7 +281,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // single copies the only package's details to the top-level fields.
-func (s *Server) single(res *UploadResult) {
+func (s *Server) single(res *upload.Result) {
 	if len(res.Packages) != 1 {
 		return
 	}
@@ -395,7 +290,7 @@ func (s *Server) single(res *UploadResult) {
 	res.Filename, res.SHA256, res.Size, res.Signature = p.Filename, p.SHA256, p.Size, p.Signature
 }
 
-func (s *Server) answer(w http.ResponseWriter, status int, res *UploadResult) {
+func (s *Server) answer(w http.ResponseWriter, status int, res *upload.Result) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -405,7 +300,7 @@ func (s *Server) answer(w http.ResponseWriter, status int, res *UploadResult) {
 
 // isPoolFileOf reports whether the pool file is p's (name, version
 // without epoch, architecture).
-func isPoolFileOf(file string, p *PackageResult) bool {
+func isPoolFileOf(file string, p *upload.PackageResult) bool {
 	v := p.Version
 	if i := strings.IndexByte(v, ':'); i >= 0 {
 		v = v[i+1:]
@@ -461,14 +356,14 @@ func (s *Server) validate(ctx context.Context, d *repo.Distribution, ups []*stag
 // verdicts says for each package what an upload would do, from what the
 // distribution holds: unchanged (this very file), clash (the same
 // version, other bytes), older (a newer version is there) or add.
-func verdicts(ctx context.Context, rp *repo.Repo, codename string, ps []PackageResult) error {
+func verdicts(ctx context.Context, rp *repo.Repo, codename string, ps []upload.PackageResult) error {
 	for i := range ps {
 		p := &ps[i]
 		entries, err := rp.List(ctx, codename, repo.Selection{}, []string{p.Package}, nil)
 		if err != nil {
 			return err
 		}
-		p.Action = ActionAdd
+		p.Action = upload.ActionAdd
 		for _, e := range entries {
 			if e.Architecture != p.Architecture {
 				continue
@@ -479,12 +374,12 @@ func verdicts(ctx context.Context, rp *repo.Repo, codename string, ps []PackageR
 			}
 			switch {
 			case cmp > 0:
-				p.Action, p.Filename, p.Existing, p.ExistingSHA256 = ActionOlder, e.File, e.Version, stanzaSHA256(e.Stanza)
-			case cmp == 0 && p.Action != ActionOlder:
+				p.Action, p.Filename, p.Existing, p.ExistingSHA256 = upload.ActionOlder, e.File, e.Version, stanzaSHA256(e.Stanza)
+			case cmp == 0 && p.Action != upload.ActionOlder:
 				p.Filename, p.Existing, p.ExistingSHA256 = e.File, e.Version, stanzaSHA256(e.Stanza)
-				p.Action = ActionUnchanged
+				p.Action = upload.ActionUnchanged
 				if p.ExistingSHA256 != p.SHA256 {
-					p.Action = ActionClash
+					p.Action = upload.ActionClash
 				}
 			}
 		}

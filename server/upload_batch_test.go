@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
-func memFile(name string, data []byte) UploadFile {
-	return UploadFile{Name: name, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
+func memFile(name string, data []byte) upload.File {
+	return upload.File{Name: name, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
 }
 
 // TestUploadBatch: several packages in one multipart request are
@@ -28,18 +29,18 @@ func TestUploadBatch(t *testing.T) {
 	ts := newTokens(t, tr.dir)
 	tok := mustToken(t, ts, "ci", "upload:stable")
 	s, hs := startServer(t, Options{Dir: tr.dir, Tokens: ts, TempDir: t.TempDir()})
-	c := &Client{BaseURL: hs.URL + "/", Token: tok}
+	c := &upload.Client{BaseURL: hs.URL + "/", Token: tok}
 	ctx := context.Background()
 
 	hi, svc := buildDeb(t, "hi", "0.2", ""), buildDeb(t, "lampi-service", "1.0", "")
-	res, err := c.UploadFiles(ctx, "stable", []UploadFile{memFile("hi_0.2_all.deb", hi), memFile("svc.deb", svc)}, UploadOptions{})
+	res, err := c.UploadFiles(ctx, "stable", []upload.File{memFile("hi_0.2_all.deb", hi), memFile("svc.deb", svc)}, upload.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.Published || len(res.Packages) != 2 || strings.Join(res.Exported, " ") != "bookworm" || res.Package != "" {
 		t.Fatalf("result %+v", res)
 	}
-	if p := res.Packages[1]; p.File != "svc.deb" || p.Package != "lampi-service" || p.Action != ActionAdd ||
+	if p := res.Packages[1]; p.File != "svc.deb" || p.Package != "lampi-service" || p.Action != upload.ActionAdd ||
 		p.Filename != "pool/main/l/lampi-service/lampi-service_1.0_all.deb" || p.Size != int64(len(svc)) {
 		t.Errorf("second package %+v", p)
 	}
@@ -50,9 +51,9 @@ func TestUploadBatch(t *testing.T) {
 	before := testutil.TreeSum(t, tr.dir, "db", "pool", "dists")
 	older, clash, fresh := buildDeb(t, "hi", "0.1", ""), buildDeb(t, "hi", "0.2", "other content\n"), buildDeb(t, "lampi-service", "1.1", "")
 	var got []string
-	var results []PackageResult
-	for _, batch := range [][]UploadFile{{memFile("a.deb", hi), memFile("d.deb", fresh)}, {memFile("b.deb", older)}, {memFile("c.deb", clash)}} {
-		res, err = c.UploadFiles(ctx, "bookworm", batch, UploadOptions{DryRun: true})
+	var results []upload.PackageResult
+	for _, batch := range [][]upload.File{{memFile("a.deb", hi), memFile("d.deb", fresh)}, {memFile("b.deb", older)}, {memFile("c.deb", clash)}} {
+		res, err = c.UploadFiles(ctx, "bookworm", batch, upload.Options{DryRun: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func TestUploadBatch(t *testing.T) {
 		t.Errorf("clash: existing sha256 %s, want %s", results[3].ExistingSHA256, results[0].SHA256)
 	}
 	// The probe: token and distribution only.
-	if res, err := c.UploadFiles(ctx, "stable", nil, UploadOptions{DryRun: true}); err != nil || res.Codename != "bookworm" || len(res.Packages) != 0 {
+	if res, err := c.UploadFiles(ctx, "stable", nil, upload.Options{DryRun: true}); err != nil || res.Codename != "bookworm" || len(res.Packages) != 0 {
 		t.Errorf("probe: %+v %v", res, err)
 	}
 	if ds, err := c.Distributions(ctx); err != nil || len(ds) != 1 || ds[0].Codename != "bookworm" {
@@ -91,7 +92,7 @@ func TestUploadBatchAllOrNothing(t *testing.T) {
 	ts := newTokens(t, tr.dir)
 	tok := mustToken(t, ts, "ci", "upload:stable")
 	_, hs := startServer(t, Options{Dir: tr.dir, Tokens: ts, TempDir: t.TempDir()})
-	c := &Client{BaseURL: hs.URL + "/", Token: tok}
+	c := &upload.Client{BaseURL: hs.URL + "/", Token: tok}
 	ctx := context.Background()
 	tr.include(t, "bookworm", buildDeb(t, "hi", "0.2", ""), "hi_0.2_all.deb")
 
@@ -103,15 +104,15 @@ func TestUploadBatchAllOrNothing(t *testing.T) {
 		target error
 		want   string
 	}{
-		{"not a deb", []byte("#!/bin/sh\necho not a package\n"), http.StatusUnprocessableEntity, ErrRejected, "bad.deb is not a usable .deb"},
-		{"version clash", buildDeb(t, "hi", "0.2", "other\n"), http.StatusConflict, ErrConflict, "bad.deb"},
-		{"older version", buildDeb(t, "hi", "0.1", ""), http.StatusConflict, ErrConflict, "already has hi 0.2"},
-		{"the same package twice", good, http.StatusUnprocessableEntity, ErrRejected, "good.deb and bad.deb are both lampi-service 1.0"},
+		{"not a deb", []byte("#!/bin/sh\necho not a package\n"), http.StatusUnprocessableEntity, upload.ErrRejected, "bad.deb is not a usable .deb"},
+		{"version clash", buildDeb(t, "hi", "0.2", "other\n"), http.StatusConflict, upload.ErrConflict, "bad.deb"},
+		{"older version", buildDeb(t, "hi", "0.1", ""), http.StatusConflict, upload.ErrConflict, "already has hi 0.2"},
+		{"the same package twice", good, http.StatusUnprocessableEntity, upload.ErrRejected, "good.deb and bad.deb are both lampi-service 1.0"},
 	}
 	for _, cs := range cases {
 		before := testutil.TreeSum(t, tr.dir, "db", "pool", "dists", "logs")
-		_, err := c.UploadFiles(ctx, "stable", []UploadFile{memFile("good.deb", good), memFile("bad.deb", cs.bad)}, UploadOptions{})
-		if !IsStatus(err, cs.status) || !errors.Is(err, cs.target) || !strings.Contains(err.Error(), cs.want) || !strings.Contains(err.Error(), "nothing was published") {
+		_, err := c.UploadFiles(ctx, "stable", []upload.File{memFile("good.deb", good), memFile("bad.deb", cs.bad)}, upload.Options{})
+		if !upload.IsStatus(err, cs.status) || !errors.Is(err, cs.target) || !strings.Contains(err.Error(), cs.want) || !strings.Contains(err.Error(), "nothing was published") {
 			t.Errorf("%s: %v; want %d %q", cs.name, err, cs.status, cs.want)
 		}
 		if after := testutil.TreeSum(t, tr.dir, "db", "pool", "dists", "logs"); after != before {
@@ -143,17 +144,17 @@ func TestClientRetriesBusy(t *testing.T) {
 		}
 		s.ServeHTTP(w, r)
 	}))
-	c := &Client{BaseURL: hs.URL + "/", Token: tok, Retries: 2}
+	c := &upload.Client{BaseURL: hs.URL + "/", Token: tok, Retries: 2}
 	d := buildDeb(t, "hi", "0.1", "")
 	busy.Store(2)
-	res, err := c.UploadFiles(context.Background(), "stable", []UploadFile{memFile("hi.deb", d)}, UploadOptions{})
-	if err != nil || res.Action != ActionAdd || calls.Load() != 3 {
+	res, err := c.UploadFiles(context.Background(), "stable", []upload.File{memFile("hi.deb", d)}, upload.Options{})
+	if err != nil || res.Action != upload.ActionAdd || calls.Load() != 3 {
 		t.Fatalf("after two 503s: %+v %v (%d calls)", res, err, calls.Load())
 	}
 	busy.Store(5)
 	calls.Store(0)
-	_, err = c.UploadFiles(context.Background(), "stable", []UploadFile{memFile("hi.deb", d)}, UploadOptions{})
-	if !errors.Is(err, ErrBusy) || calls.Load() != 3 {
+	_, err = c.UploadFiles(context.Background(), "stable", []upload.File{memFile("hi.deb", d)}, upload.Options{})
+	if !errors.Is(err, upload.ErrBusy) || calls.Load() != 3 {
 		t.Errorf("always busy: %v (%d calls)", err, calls.Load())
 	}
 	// Retry-After of 5 s, a context that ends first: no wait to the end.
@@ -161,12 +162,12 @@ func TestClientRetriesBusy(t *testing.T) {
 	c.MaxRetryWait = time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = (&Client{BaseURL: hs.URL + "/", Token: tok}).UploadFiles(ctx, "stable", []UploadFile{memFile("hi.deb", d)}, UploadOptions{})
+	_, err = (&upload.Client{BaseURL: hs.URL + "/", Token: tok}).UploadFiles(ctx, "stable", []upload.File{memFile("hi.deb", d)}, upload.Options{})
 	if err == nil || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 	// Plain HTTP beyond loopback is refused before anything is sent.
-	_, err = (&Client{BaseURL: "http://repo.example.org/", Token: tok}).UploadFiles(context.Background(), "stable", nil, UploadOptions{DryRun: true})
+	_, err = (&upload.Client{BaseURL: "http://repo.example.org/", Token: tok}).UploadFiles(context.Background(), "stable", nil, upload.Options{DryRun: true})
 	if err == nil || !strings.Contains(err.Error(), "refusing plain http://") || strings.Contains(err.Error(), tok) {
 		t.Errorf("plain HTTP: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -42,7 +43,7 @@ func TestUploadPublishes(t *testing.T) {
 	ts := newTokens(t, tr.dir)
 	tok := mustToken(t, ts, "ci", "upload:stable")
 	s, hs := startServer(t, Options{Dir: tr.dir, Tokens: ts})
-	c := &Client{BaseURL: hs.URL + "/", Token: tok}
+	c := &upload.Client{BaseURL: hs.URL + "/", Token: tok}
 	ctx := context.Background()
 
 	d1 := buildDeb(t, "hi", "0.1", "")
@@ -174,14 +175,14 @@ func TestUploadRefused(t *testing.T) {
 	if after := testutil.TreeSum(t, tr.dir, "dists", "pool", "db/lampi.db"); after != before {
 		t.Errorf("refused uploads changed the repository:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	// The client reports refusals as *APIError with the status.
-	_, err = (&Client{BaseURL: hs.URL, Token: other}).Upload(context.Background(), "stable", "hi.deb", bytes.NewReader(okDeb))
-	var apiErr *APIError
-	if !errors.As(err, &apiErr) || apiErr.Status != 403 || apiErr.Code != "forbidden" || !IsStatus(err, 403) {
+	// The client reports refusals as *upload.APIError with the status.
+	_, err = (&upload.Client{BaseURL: hs.URL, Token: other}).Upload(context.Background(), "stable", "hi.deb", bytes.NewReader(okDeb))
+	var apiErr *upload.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 403 || apiErr.Code != "forbidden" || !upload.IsStatus(err, 403) {
 		t.Fatalf("client error %v", err)
 	}
 	// A correctly signed package is accepted where a signature is required.
-	res, err := (&Client{BaseURL: hs.URL, Token: signer}).Upload(context.Background(), "testing", "hi_0.3_all.deb", bytes.NewReader(signDeb(t, tr.key, okDeb)))
+	res, err := (&upload.Client{BaseURL: hs.URL, Token: signer}).Upload(context.Background(), "testing", "hi_0.3_all.deb", bytes.NewReader(signDeb(t, tr.key, okDeb)))
 	if err != nil || res.Signature == nil || res.Signature.PrimaryFingerprint != tr.key.Fingerprint() {
 		t.Fatalf("signed upload: %+v %v", res, err)
 	}
@@ -271,7 +272,7 @@ func TestUploadLockBusyAndConcurrent(t *testing.T) {
 	ts := newTokens(t, tr.dir)
 	tok := mustToken(t, ts, "ci", "upload:*")
 	s, hs := startServer(t, Options{Dir: tr.dir, Tokens: ts, LockTimeout: 300 * time.Millisecond})
-	c := &Client{BaseURL: hs.URL, Token: tok}
+	c := &upload.Client{BaseURL: hs.URL, Token: tok}
 
 	lock, err := os.OpenFile(filepath.Join(tr.dir, "db", "lampi.lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {

@@ -12,7 +12,6 @@ package state
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -78,9 +77,6 @@ type State struct {
 	// ReleaseDate that stops moving.
 	ReleaseDate time.Time `json:"release_date,omitzero"`
 }
-
-// ErrInvalid is wrapped by every validation and decoding error.
-var ErrInvalid = errors.New("invalid state report")
 
 // ValidDeviceID checks a device id: 1–64 characters of [A-Za-z0-9._-], not
 // starting with '.' or '-'; never MQTT wildcards or level separators.

@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 )
 
-func run(t *testing.T, clock *at.Clock, args ...string) (int, string, string) {
+// run runs lampi-agent with args and returns its exit code and output.
+func run(t testing.TB, clock *at.Clock, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := agentcli.StdIO()

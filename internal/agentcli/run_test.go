@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 )
 
 // TestMain lets the test binary act as lampi-agent (for the daemon tests,

@@ -18,6 +18,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // deviceOptions say where the credentials are: a fleet database (--repo
@@ -35,39 +36,22 @@ func (o *deviceOptions) flags(cmd *cobra.Command) {
 	pf.StringVar(&o.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")
 }
 
-// deviceBackend is either a fleet database or a server's device API.
+// deviceAdmin is what the device verbs and 'fleet reset' change: the
+// credentials, and the devices' stored seq. A fleet database
+// (*fleet.Store) and a server's device API (*fleet.DevicesClient) are
+// both one.
+type deviceAdmin interface {
+	fleet.Credentials
+	ResetSeq(ctx context.Context, ids ...string) error
+}
+
+// deviceBackend is the deviceAdmin the flags name, and what closes it.
 type deviceBackend struct {
-	store  *fleet.Store
-	client *fleet.DevicesClient
-	where  string // the database path or the server URL, for messages
+	deviceAdmin
+	close func()
 }
 
-func (b *deviceBackend) Close() {
-	if b.store != nil {
-		b.store.Close()
-	}
-}
-
-func (b *deviceBackend) add(ctx context.Context, role string, ids []string) ([]fleet.Issued, error) {
-	if b.client != nil {
-		return b.client.Add(ctx, role, ids...)
-	}
-	return b.store.IssueCredentials(role, ids...)
-}
-
-func (b *deviceBackend) list(ctx context.Context) ([]fleet.Credential, error) {
-	if b.client != nil {
-		return b.client.List(ctx)
-	}
-	return b.store.Credentials()
-}
-
-func (b *deviceBackend) remove(ctx context.Context, id string) error {
-	if b.client != nil {
-		return b.client.Remove(ctx, id)
-	}
-	return b.store.RemoveCredential(id)
-}
+func (b *deviceBackend) Close() { b.close() }
 
 // open picks the backend the flags name.
 func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
@@ -91,7 +75,7 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &deviceBackend{client: c, where: o.server}, nil
+		return &deviceBackend{deviceAdmin: c, close: func() {}}, nil
 	}
 	path := o.db
 	if o.repo != "" {
@@ -115,7 +99,7 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 		}
 		return nil, withHint(fmt.Errorf("device: %w", err), "check --repo/--db: they name the fleet database that 'serve' or 'fleet collect' writes")
 	}
-	return &deviceBackend{store: s, where: path}, nil
+	return &deviceBackend{deviceAdmin: s, close: func() { s.Close() }}, nil
 }
 
 // client builds the device-API client: the token from --token-file or
@@ -125,7 +109,7 @@ func (o *deviceOptions) client(env *Env) (*fleet.DevicesClient, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("device: --server %q: want http://host:port or https://host[:port]", o.server)
 	}
-	if u.Scheme == "http" && !server.IsLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !upload.IsLoopbackHost(u.Hostname()) {
 		return nil, withHint(usageErrorf("device: --server %s: refusing plain http:// to %s, a non-loopback host: the token and the new secrets would travel in clear", o.server, u.Hostname()),
 			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
 	}
@@ -213,7 +197,11 @@ Secrets are 256 random bits, stored only as a salted hash: 'device add'
 prints each secret once.`,
 	}
 	o.flags(cmd)
+	cmd.AddCommand(newDeviceAddCmd(env, o), newDeviceListCmd(env, o), newDeviceRemoveCmd(env, o))
+	return cmd
+}
 
+func newDeviceAddCmd(env *Env, o *deviceOptions) *cobra.Command {
 	var collector, asJSON bool
 	add := &cobra.Command{
 		Use:   "add ID...",
@@ -232,7 +220,7 @@ prints each secret once.`,
 			if collector {
 				role = fleet.RoleCollector
 			}
-			issued, err := b.add(cmd.Context(), role, args)
+			issued, err := b.IssueCredentials(cmd.Context(), role, args...)
 			if err != nil {
 				return deviceError(o, err)
 			}
@@ -253,7 +241,10 @@ prints each secret once.`,
 	}
 	add.Flags().BoolVar(&collector, "collector", false, "issue collector credentials (read all device topics) instead of device ones")
 	add.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return add
+}
 
+func newDeviceListCmd(env *Env, o *deviceOptions) *cobra.Command {
 	var listJSON bool
 	list := &cobra.Command{
 		Use:   "list",
@@ -265,7 +256,7 @@ prints each secret once.`,
 				return err
 			}
 			defer b.Close()
-			creds, err := b.list(cmd.Context())
+			creds, err := b.Credentials(cmd.Context())
 			if err != nil {
 				return deviceError(o, err)
 			}
@@ -284,8 +275,11 @@ prints each secret once.`,
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	return list
+}
 
-	remove := &cobra.Command{
+func newDeviceRemoveCmd(env *Env, o *deviceOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove ID...",
 		Short: "Revoke credentials: those devices can no longer log in",
 		Long: `Revoke credentials: those devices can no longer log in. A device that is
@@ -298,7 +292,7 @@ connected stays connected until it reconnects.`,
 			}
 			defer b.Close()
 			for _, id := range args {
-				if err := b.remove(cmd.Context(), id); err != nil {
+				if err := b.RemoveCredential(cmd.Context(), id); err != nil {
 					return deviceError(o, err)
 				}
 				fmt.Fprintf(env.Out, "removed %s\n", id)
@@ -306,8 +300,6 @@ connected stays connected until it reconnects.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list, remove)
-	return cmd
 }
 
 // openFleetDB opens the fleet database for the CLI (fleet report,

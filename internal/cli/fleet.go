@@ -47,8 +47,6 @@ running server or collector (--server URL).`,
 type fleetSource struct {
 	db     string
 	server string
-	store  *fleet.Store
-	api    *fleet.APIClient
 }
 
 func (f *fleetSource) flags(cmd *cobra.Command) {
@@ -56,23 +54,16 @@ func (f *fleetSource) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.db, "db", "fleet.db", "read the fleet database at `PATH` (when no --server)")
 }
 
-func (f *fleetSource) open(env *Env) error {
+// open returns the reader the flags name and what closes it.
+func (f *fleetSource) open(env *Env) (fleet.Reader, func(), error) {
 	if f.server != "" {
-		f.api = &fleet.APIClient{Base: f.server, HTTP: &http.Client{Timeout: time.Minute}}
-		return nil
+		return &fleet.APIClient{Base: f.server, HTTP: &http.Client{Timeout: time.Minute}}, func() {}, nil
 	}
 	s, err := openFleetDB(f.db, true, env)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	f.store = s
-	return nil
-}
-
-func (f *fleetSource) close() {
-	if f.store != nil {
-		f.store.Close()
-	}
+	return s, func() { s.Close() }, nil
 }
 
 type outputFormat struct{ json, csv bool }
@@ -121,23 +112,18 @@ serving them an old Release (a freeze attack). --stale-view 0: no list.`,
 				}
 				nv[name] = v
 			}
-			if err := src.open(env); err != nil {
+			r, done, err := src.open(env)
+			if err != nil {
 				return err
 			}
-			defer src.close()
-			var rep *fleet.Report
-			var err error
+			defer done()
 			if staleView < 0 {
 				return usageErrorf("--stale-view %v: want a duration such as 336h, or 0 for no list", staleView)
 			}
 			if staleView == 0 {
 				staleView = -1 // no list
 			}
-			if src.api != nil {
-				rep, err = src.api.Report(cmd.Context(), fleet.ReportQuery{Package: pkg, Stale: stale, StaleView: staleView})
-			} else {
-				rep, err = src.store.Report(fleet.ReportOptions{Package: pkg, Stale: stale, StaleView: staleView, Newest: nv, Now: env.Now})
-			}
+			rep, err := r.Report(cmd.Context(), fleet.ReportOptions{Package: pkg, Stale: stale, StaleView: staleView, Newest: nv, Now: env.Now})
 			if err != nil {
 				return err
 			}
@@ -262,18 +248,12 @@ func newFleetDevicesCmd(env *Env) *cobra.Command {
 		Short: "List the devices with status, last sign of life and installed versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := src.open(env); err != nil {
+			r, done, err := src.open(env)
+			if err != nil {
 				return err
 			}
-			defer src.close()
-			var devs []fleet.Device
-			var err error
-			if src.api != nil {
-				devs, err = src.api.Devices(cmd.Context(), stale)
-			} else {
-				devs, err = src.store.Devices()
-				devs = fleet.FilterStale(devs, stale, env.Now())
-			}
+			defer done()
+			devs, err := r.Devices(cmd.Context(), stale)
 			if err != nil {
 				return err
 			}
@@ -336,17 +316,12 @@ func newFleetDeviceCmd(env *Env) *cobra.Command {
 		Short: "Show what one device last reported",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := src.open(env); err != nil {
+			r, done, err := src.open(env)
+			if err != nil {
 				return err
 			}
-			defer src.close()
-			var d fleet.Device
-			var err error
-			if src.api != nil {
-				d, err = src.api.Device(cmd.Context(), args[0])
-			} else {
-				d, err = src.store.Device(args[0])
-			}
+			defer done()
+			d, err := r.Device(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -386,17 +361,12 @@ func newFleetHistoryCmd(env *Env) *cobra.Command {
 		Short: "Show a device's audit log: version changes and update results",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := src.open(env); err != nil {
+			r, done, err := src.open(env)
+			if err != nil {
 				return err
 			}
-			defer src.close()
-			var h []fleet.Event
-			var err error
-			if src.api != nil {
-				h, err = src.api.History(cmd.Context(), args[0])
-			} else {
-				h, err = src.store.History(args[0])
-			}
+			defer done()
+			h, err := r.History(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -29,12 +29,7 @@ of scope devices (--token-file or $LAMPI_TOKEN).`,
 				return err
 			}
 			defer b.Close()
-			if b.client != nil {
-				err = b.client.Reset(cmd.Context(), args...)
-			} else {
-				err = b.store.ResetSeq(args...)
-			}
-			if err != nil {
+			if err := b.ResetSeq(cmd.Context(), args...); err != nil {
 				return deviceError(o, err)
 			}
 			for _, id := range args {

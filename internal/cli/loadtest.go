@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
-	"github.com/lampi-pkg/lampi-pkg/fleet/loadtest"
+	"github.com/lampi-pkg/lampi-pkg/internal/loadtest"
 )
 
 type loadtestFlags struct {

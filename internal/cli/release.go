@@ -19,7 +19,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
-	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -29,7 +29,7 @@ const TokenEnv = "LAMPI_TOKEN"
 
 // releaseClient is the upload client of "release --to": the token from
 // --token-file or $LAMPI_TOKEN, the CA of --ca.
-func releaseClient(env *Env, o *releaseOptions) (*server.Client, error) {
+func releaseClient(env *Env, o *releaseOptions) (*upload.Client, error) {
 	token := ""
 	switch {
 	case o.tokenFile != "":
@@ -47,10 +47,10 @@ func releaseClient(env *Env, o *releaseOptions) (*server.Client, error) {
 	if token == "" {
 		return nil, withHint(usageErrorf("release: --to needs a token"), "give --token-file F or set $"+TokenEnv+"; never put the token on the command line")
 	}
-	c := &server.Client{BaseURL: o.to, Token: token}
+	c := &upload.Client{BaseURL: o.to, Token: token}
 	if u, err := url.Parse(o.to); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("release: --to %q: want https://host[:port]/", o.to)
-	} else if u.Scheme == "http" && !server.IsLoopbackHost(u.Hostname()) {
+	} else if u.Scheme == "http" && !upload.IsLoopbackHost(u.Hostname()) {
 		return nil, withHint(usageErrorf("release: --to %s: refusing plain http:// to %s, a non-loopback host: the token would travel in clear", o.to, u.Hostname()),
 			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
 	}
@@ -188,7 +188,7 @@ func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) 
 		return err
 	}
 	var rp *repo.Repo
-	var client *server.Client
+	var client *upload.Client
 	if o.to != "" {
 		if client, err = releaseClient(env, o); err != nil {
 			return err
@@ -319,7 +319,7 @@ func writeReleaseReport(w io.Writer, rep *release.Report) {
 
 // releaseHint adds what to do to the errors a user can fix.
 func releaseHint(err error) error {
-	var apiErr *server.APIError
+	var apiErr *upload.APIError
 	var unknownCA x509.UnknownAuthorityError
 	switch {
 	case errors.Is(err, release.ErrVersionClash):

@@ -17,6 +17,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
+	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // runEnv runs lampi-pkg in-process with the given environment.
@@ -210,7 +211,7 @@ func TestRepoPublishToCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	client := &server.Client{BaseURL: hs.URL, Token: token}
+	client := &upload.Client{BaseURL: hs.URL, Token: token}
 	if _, err := client.Upload(ctx, "bookworm", filepath.Base(hi3), f); err != nil {
 		t.Fatalf("upload: %v", err)
 	}

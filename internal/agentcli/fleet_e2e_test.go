@@ -1,4 +1,4 @@
-package agent_test
+package agentcli_test
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 )
 
 // TestEndToEndEmbeddedBroker: the same update as TestEndToEnd, reported
@@ -36,11 +36,11 @@ func TestEndToEndEmbeddedBroker(t *testing.T) {
 	}
 	defer broker.Close()
 	const id = "lamp-fleet"
-	creds, err := store.IssueCredentials(fleet.RoleDevice, id)
+	creds, err := store.IssueCredentials(ctx, fleet.RoleDevice, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll, err := store.IssueCredentials(fleet.RoleCollector, "collector-1")
+	coll, err := store.IssueCredentials(ctx, fleet.RoleCollector, "collector-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestEndToEndEmbeddedBroker(t *testing.T) {
 	d := at.NewDevice(t, r, id, "broker = "+broker.URL()+"\nbroker_username = "+creds[0].ID+"\nbroker_password_file = "+pw+"\n")
 	d.InstallDeb(hi01)
 	r.Publish(at.BuildHi(t, debs, "0.2", at.HiOptions{}))
-	if code, out, errs := runCLI(t, clock, "once", "--config", d.Conf); code != agentcli.ExitUpdated || errs != "" {
+	if code, out, errs := run(t, clock, "once", "--config", d.Conf); code != agentcli.ExitUpdated || errs != "" {
 		t.Fatalf("once: exit %d\n%s%s", code, out, errs)
 	}
 	if got := d.Hi(); got != "Hello Deb! Version 0.2" {
@@ -75,12 +75,12 @@ func TestEndToEndEmbeddedBroker(t *testing.T) {
 	// The collector commits asynchronously: wait for the report to land.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		rep, err := store.Report(fleet.ReportOptions{Package: "hi", Newest: map[string]string{"hi": "0.2"}})
+		rep, err := store.Report(ctx, fleet.ReportOptions{Package: "hi", Newest: map[string]string{"hi": "0.2"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(rep.Packages) == 1 && rep.Packages[0].UpToDate == 1 {
-			dev, err := store.Device(id)
+			dev, err := store.Device(ctx, id)
 			if err != nil || dev.State.Result != state.ResultUpdated || dev.State.Packages["hi"] != "0.2" {
 				t.Fatalf("device %+v %v", dev, err)
 			}

@@ -1,4 +1,15 @@
-package server
+// Package upload is the client of a lampi-pkg server's upload API and the
+// API's wire types, shared with the server's handlers: a Client sends
+// .deb files to a distribution (one, or several published together, or a
+// dry run that only asks for the server's verdict), lists the
+// distributions a token may upload to and downloads published files.
+// A refusal is an *APIError carrying the HTTP status, the server's
+// stable code and reason; it wraps one of the sentinels of errors.go and
+// says what to do (Hint).
+//
+// The package imports nothing of the server, so a release tool needs
+// only this client, not the server's handlers.
+package upload
 
 import (
 	"context"
@@ -38,83 +49,20 @@ type Client struct {
 	MaxRetryWait time.Duration
 }
 
-// Sentinel errors an *APIError wraps, by HTTP status.
-var (
-	// ErrUnauthorized (401): no token, or one the server does not know.
-	ErrUnauthorized = errors.New("the server refused the token")
-	// ErrForbidden (403): the token is revoked or out of scope, or the
-	// distribution is read-only.
-	ErrForbidden = errors.New("the token may not upload there")
-	// ErrConflict (409): the same version is published with other
-	// content, or a newer version is.
-	ErrConflict = errors.New("the package clashes with the published one")
-	// ErrTooLarge (413): beyond the server's upload limit.
-	ErrTooLarge = errors.New("upload too large for the server")
-	// ErrRejected (415, 422, 400): not a usable .deb, a bad signature, a
-	// package the distribution cannot take.
-	ErrRejected = errors.New("the server rejected the package")
-	// ErrBusy (503): the repository stayed locked through every retry.
-	ErrBusy = errors.New("the server is busy")
-)
-
-// Unwrap maps the status to a sentinel error (ErrUnauthorized…).
-func (e *APIError) Unwrap() error {
-	switch e.Status {
-	case http.StatusUnauthorized:
-		return ErrUnauthorized
-	case http.StatusForbidden:
-		return ErrForbidden
-	case http.StatusConflict:
-		return ErrConflict
-	case http.StatusRequestEntityTooLarge:
-		return ErrTooLarge
-	case http.StatusBadRequest, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
-		return ErrRejected
-	case http.StatusServiceUnavailable:
-		return ErrBusy
-	}
-	return nil
-}
-
-// Hint says what to do about the refusal ("" when nothing obvious).
-func (e *APIError) Hint() string {
-	switch {
-	case e.Status == http.StatusUnauthorized:
-		return "check the token file: create a token on the server with 'lampi-pkg token create --name NAME --scope upload:CODENAME'"
-	case e.Code == "revoked":
-		return "the token was revoked: ask the server's operator for a new one (lampi-pkg token create)"
-	case e.Code == "forbidden":
-		return "the token's scopes do not cover this distribution: use another token or --codename"
-	case e.Code == "read_only":
-		return "the distribution is ReadOnly on the server: publish to another one"
-	case e.Code == "version_clash":
-		return "bump the version (--bump patch or --bump revision): apt never downloads a version it already has"
-	case e.Code == "older_version":
-		return "bump the version past the published one"
-	case e.Status == http.StatusRequestEntityTooLarge:
-		return "the server's limit is set with 'lampi-pkg serve --max-upload'"
-	case e.Code == "bad_signature":
-		return "sign the packages with a key the server trusts (--sign-deb --key KEY)"
-	case e.Status == http.StatusServiceUnavailable:
-		return "the repository is locked by another writer: try again later"
-	}
-	return ""
-}
-
-// UploadFile is one package to upload: its file name and how to read it
+// File is one package to upload: its file name and how to read it
 // (Open is called once per attempt).
-type UploadFile struct {
+type File struct {
 	Name string
 	Open func() (io.ReadCloser, error)
 }
 
-// FileUpload uploads the file at path under its base name.
-func FileUpload(p string) UploadFile {
-	return UploadFile{Name: path.Base(strings.ReplaceAll(p, "\\", "/")), Open: func() (io.ReadCloser, error) { return os.Open(p) }}
+// LocalFile uploads the file at path under its base name.
+func LocalFile(p string) File {
+	return File{Name: path.Base(strings.ReplaceAll(p, "\\", "/")), Open: func() (io.ReadCloser, error) { return os.Open(p) }}
 }
 
-// UploadOptions refine UploadFiles.
-type UploadOptions struct {
+// Options refine UploadFiles.
+type Options struct {
 	// DryRun checks the packages and returns the server's verdict for
 	// each (PackageResult.Action: add, unchanged, clash, older) without
 	// writing anything.
@@ -125,7 +73,7 @@ type UploadOptions struct {
 // suite) and returns what the server did. A refusal is an *APIError
 // carrying the HTTP status and the server's reason. (r is read once: no
 // retry on 503; UploadFiles retries.)
-func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Reader) (*UploadResult, error) {
+func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Reader) (*Result, error) {
 	u, err := c.url(codename, false)
 	if err != nil {
 		return nil, err
@@ -138,7 +86,7 @@ func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Rea
 	if filename != "" {
 		req.Header.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(filename)}))
 	}
-	var res UploadResult
+	var res Result
 	if _, err := c.do(req, &res); err != nil {
 		return nil, fmt.Errorf("upload %s: %w", path.Base(filename), err)
 	}
@@ -151,7 +99,7 @@ func (c *Client) Upload(ctx context.Context, codename, filename string, r io.Rea
 // file at fault). A 503 is retried (see Retries), as long as ctx lasts.
 // With no files and DryRun, it only checks the token and the
 // distribution.
-func (c *Client) UploadFiles(ctx context.Context, codename string, files []UploadFile, o UploadOptions) (*UploadResult, error) {
+func (c *Client) UploadFiles(ctx context.Context, codename string, files []File, o Options) (*Result, error) {
 	u, err := c.url(codename, o.DryRun)
 	if err != nil {
 		return nil, err
@@ -160,7 +108,7 @@ func (c *Client) UploadFiles(ctx context.Context, codename string, files []Uploa
 	if o.DryRun {
 		what = "check"
 	}
-	var res *UploadResult
+	var res *Result
 	err = c.retry(ctx, func() (*http.Response, error) {
 		var body io.Reader = http.NoBody
 		ct := ""
@@ -177,7 +125,7 @@ func (c *Client) UploadFiles(ctx context.Context, codename string, files []Uploa
 		if ct != "" {
 			req.Header.Set("Content-Type", ct)
 		}
-		res = &UploadResult{}
+		res = &Result{}
 		return c.do(req, res)
 	})
 	if err != nil {
@@ -186,7 +134,7 @@ func (c *Client) UploadFiles(ctx context.Context, codename string, files []Uploa
 	return res, nil
 }
 
-func names(files []UploadFile) string {
+func names(files []File) string {
 	if len(files) == 0 {
 		return "token"
 	}
@@ -197,7 +145,7 @@ func names(files []UploadFile) string {
 	return strings.Join(n, ", ")
 }
 
-func writeParts(mw *multipart.Writer, files []UploadFile) error {
+func writeParts(mw *multipart.Writer, files []File) error {
 	for _, f := range files {
 		r, err := f.Open()
 		if err != nil {

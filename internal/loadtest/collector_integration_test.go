@@ -61,7 +61,7 @@ func TestRunAgainstCollector(t *testing.T) {
 		t.Errorf("problems %q", p)
 	}
 
-	rep, err := store.Report(fleet.ReportOptions{Newest: newest(), Now: time.Now})
+	rep, err := store.Report(t.Context(), fleet.ReportOptions{Newest: newest(), Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestRunAgainstCollector(t *testing.T) {
 	// committed the status messages that followed the last reports.
 	for i := 0; rep.Offline != devices && i < 100; i++ {
 		time.Sleep(100 * time.Millisecond)
-		if rep, err = store.Report(fleet.ReportOptions{Now: time.Now}); err != nil {
+		if rep, err = store.Report(t.Context(), fleet.ReportOptions{Now: time.Now}); err != nil {
 			t.Fatal(err)
 		}
 	}

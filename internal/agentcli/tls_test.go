@@ -1,4 +1,4 @@
-package agent_test
+package agentcli_test
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
-	at "github.com/lampi-pkg/lampi-pkg/internal/agentcli/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
@@ -103,7 +103,7 @@ func tlsUpdate(t *testing.T, id, extra string) (*at.Device, int, string, string)
 	d := at.NewDevice(t, r, id, extra)
 	d.InstallDeb(hi01)
 	r.Publish(at.BuildHi(t, debs, "0.2", at.HiOptions{}))
-	code, out, errs := runCLI(t, clock, "once", "--config", d.Conf)
+	code, out, errs := run(t, clock, "once", "--config", d.Conf)
 	if got := d.Hi(); got != "Hello Deb! Version 0.2" {
 		t.Errorf("hi says %q after once (exit %d)\n%s%s", got, code, out, errs)
 	}
@@ -149,7 +149,7 @@ func TestReportOverTLS(t *testing.T) {
 		if !strings.Contains(errs, "warning: mqtt: state") || !strings.Contains(errs, "certificate signed by unknown authority") {
 			t.Errorf("the warning does not say why the report failed:\n%s", errs)
 		}
-		code, out, _ = runCLI(t, nil, "status", "--config", d.Conf)
+		code, out, _ = run(t, nil, "status", "--config", d.Conf)
 		if code != 0 || !strings.Contains(out, "not yet acknowledged by the broker") {
 			t.Errorf("status: exit %d\n%s", code, out)
 		}
@@ -229,7 +229,7 @@ func TestReportOverTLSEmbeddedBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	coll, err := store.IssueCredentials(fleet.RoleCollector, "collector-1")
+	coll, err := store.IssueCredentials(ctx, fleet.RoleCollector, "collector-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestReportOverTLSEmbeddedBroker(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		dev, err := store.Device(id)
+		dev, err := store.Device(ctx, id)
 		if err == nil && dev.State.Result == state.ResultUpdated && dev.State.Packages["hi"] == "0.2" {
 			return
 		}

@@ -285,7 +285,7 @@ func (r *Repo) File(rel string) []byte {
 // FixturesDir is the module's fixtures/ directory.
 func FixturesDir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "fixtures")
+	return filepath.Join(filepath.Dir(file), "..", "..", "fixtures")
 }
 
 // HiOptions change the hi package.

@@ -22,7 +22,6 @@ package loadtest
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -40,20 +39,6 @@ const (
 	MaxConnections = 16_000
 	MaxDuration    = 24 * time.Hour
 )
-
-// ErrOptions is wrapped by every refusal of the options.
-var ErrOptions = errors.New("load test options")
-
-// ErrNotLoopback is wrapped when a broker or server is not on this
-// machine and Options.AllowRemote is not set.
-var ErrNotLoopback = errors.New("not a loopback address")
-
-// ErrConnect is wrapped when no connection to the broker could be made.
-var ErrConnect = errors.New("cannot connect to broker")
-
-// ErrRefused is wrapped when the broker refused a connection (bad login,
-// not authorized).
-var ErrRefused = errors.New("refused by the broker")
 
 // Options describes one run.
 type Options struct {
@@ -283,6 +268,35 @@ func appendDefaultPayload(b []byte, i int, id string, seq uint64, now time.Time)
 	return append(b, `","result":"`+state.ResultUpToDate+`"}`...)
 }
 
+// urls checks the broker and server addresses (nil when not given).
+func (o *Options) urls() (brokerURL, serverURL *url.URL, err error) {
+	if o.Broker != "" {
+		if brokerURL, err = checkLoopback("broker", o.Broker, []string{"mqtt", "mqtts", "tcp", "ssl"}, o.AllowRemote); err != nil {
+			return nil, nil, err
+		}
+	}
+	if o.Server != "" {
+		if serverURL, err = checkLoopback("server", o.Server, []string{"http", "https"}, o.AllowRemote); err != nil {
+			return nil, nil, err
+		}
+	}
+	return brokerURL, serverURL, nil
+}
+
+// collectorBefore reads the collector's counters before the run into
+// res.Collector and returns api, or nil (the error in res.Collector)
+// when they cannot be read.
+func collectorBefore(ctx context.Context, api *apiClient, res *Result) *apiClient {
+	res.Collector = &CollectorResult{}
+	before, err := api.stats(ctx)
+	if err != nil {
+		res.Collector.Error = err.Error()
+		return nil
+	}
+	res.Collector.Before = before
+	return api
+}
+
 // Run performs one load test and reports what happened. It returns an
 // error only when the run could not take place (bad options, no broker
 // connection at all); failed publishes, failed polls and drops are
@@ -293,30 +307,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	var brokerURL, serverURL *url.URL
-	var err error
-	if opts.Broker != "" {
-		if brokerURL, err = checkLoopback("broker", opts.Broker, []string{"mqtt", "mqtts", "tcp", "ssl"}, opts.AllowRemote); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Server != "" {
-		if serverURL, err = checkLoopback("server", opts.Server, []string{"http", "https"}, opts.AllowRemote); err != nil {
-			return nil, err
-		}
+	brokerURL, serverURL, err := opts.urls()
+	if err != nil {
+		return nil, err
 	}
 	res := &Result{Devices: opts.Devices}
 	var api *apiClient
 	if serverURL != nil && !opts.NoCollector && brokerURL != nil {
-		api = newAPIClient(serverURL, opts.httpClient())
-		res.Collector = &CollectorResult{}
-		before, err := api.stats(ctx)
-		if err != nil {
-			res.Collector.Error = err.Error()
-			api = nil
-		} else {
-			res.Collector.Before = before
-		}
+		api = collectorBefore(ctx, newAPIClient(serverURL, opts.httpClient()), res)
 	}
 
 	var pub *publisher

@@ -1,0 +1,6 @@
+package state
+
+import "errors"
+
+// ErrInvalid is wrapped by every validation and decoding error.
+var ErrInvalid = errors.New("invalid state report")
