@@ -34,7 +34,7 @@ type CollectorOptions struct {
 	// collector of a group (default: Username; required without one).
 	// lampi-pkg's broker accepts only the login's own id (the Username,
 	// or a certificate's Common Name), and Mosquitto configured as the
-	// README says replaces it with the username: give each collector its
+	// docs/fleet.md says replaces it with the username: give each collector its
 	// own credential.
 	ClientID string
 	// Username and Password log in (a collector credential).

@@ -10,7 +10,7 @@ import (
 )
 
 // TestRunPerDeviceLogins runs against a Mosquitto configured as the
-// README documents (packaging/mosquitto: one login per device, a device
+// docs/fleet.md documents (packaging/mosquitto: one login per device, a device
 // publishes only its own state and status, sessions named after the
 // login): per-device connections with their own logins get through; one
 // shared login is refused for every device's topic.

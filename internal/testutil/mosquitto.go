@@ -183,7 +183,7 @@ func (l *SyncBuffer) String() string {
 }
 
 // FleetMosquittoConf returns the configuration lines of the Mosquitto
-// setup the README documents, packaging/mosquitto/lampi-fleet.conf, for
+// setup docs/fleet.md documents, packaging/mosquitto/lampi-fleet.conf, for
 // NewMosquitto or StartMosquitto: the file itself with its listener left
 // to NewMosquitto, and its password file and ACL replaced by files in a
 // temporary directory — logins (username → password, hashed with
