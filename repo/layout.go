@@ -52,3 +52,7 @@ func (l Layout) ServeDates() string { return filepath.Join(l.Base, "db", "serve-
 
 // Uploads is BASE/db/uploads, where the server stages uploaded packages.
 func (l Layout) Uploads() string { return filepath.Join(l.Base, "db", "uploads") }
+
+// Rollouts is BASE/db/rollouts.db: the rollouts the update server's
+// controller walks, their audit logs and the controller's lease.
+func (l Layout) Rollouts() string { return filepath.Join(l.Base, "db", "rollouts.db") }

@@ -6,4 +6,8 @@ import "errors"
 var (
 	// ErrPlan: a rollout plan that cannot be parsed or makes no sense.
 	ErrPlan = errors.New("invalid rollout plan")
+	// ErrNotFound: no rollout with that key.
+	ErrNotFound = errors.New("rollout not found")
+	// ErrExists: a rollout of that version is already open.
+	ErrExists = errors.New("rollout exists")
 )
