@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 )
 
 type buildOptions struct {
+	env      *Env
 	dir      string
 	output   string
 	compress string
@@ -27,8 +29,8 @@ type buildOptions struct {
 	json     bool
 }
 
-func newBuildCmd(env *Env) *cobra.Command {
-	o := &buildOptions{}
+func newBuildCmd(env *Env, runF runFunc[buildOptions]) *cobra.Command {
+	o := &buildOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "build DIR",
 		Short: "Build a .deb from a package tree, without root",
@@ -70,7 +72,7 @@ current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.dir = args[0]
-			return runBuild(env, cmd, o)
+			return runVerb(cmd, runF, runBuild, o)
 		},
 	}
 	f := cmd.Flags()
@@ -84,7 +86,8 @@ current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
 	return cmd
 }
 
-func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
+func runBuild(ctx context.Context, o *buildOptions) error {
+	env := o.env
 	comp, err := deb.ParseCompression(o.compress)
 	if err != nil {
 		return &usageError{err}
@@ -140,7 +143,7 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !o.json {
 		opts.Progress = progressPrinter(env, "archiving")
 	}
-	res, err := deb.Build(cmd.Context(), root.FS(), tmp, opts)
+	res, err := deb.Build(ctx, root.FS(), tmp, opts)
 	if err != nil {
 		return buildError(o.dir, err)
 	}
@@ -164,7 +167,7 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(env.Err, "warning: %s: %s\n", o.dir, w)
 	}
-	out := cmd.OutOrStdout()
+	out := env.Out
 	if o.json {
 		return writeJSON(out, buildJSON(res, final, comp))
 	}
