@@ -100,15 +100,9 @@ func runBuild(ctx context.Context, o *buildOptions) error {
 	if err != nil {
 		return err
 	}
-	var owners *deb.Owners
-	if o.owners != "" {
-		data, err := os.ReadFile(o.owners)
-		if err != nil {
-			return withHint(fmt.Errorf("build: --owners: %w", err), "give the path of a file with lines 'OWNER GROUP MODE PATH'")
-		}
-		if owners, err = deb.ParseOwners(bytes.NewReader(data), o.owners); err != nil {
-			return withHint(fmt.Errorf("build: %w", err), "see 'lampi-pkg build --help' for the owners file's format")
-		}
+	owners, err := readOwners(o.owners)
+	if err != nil {
+		return err
 	}
 	st, err := os.Stat(o.dir)
 	if err != nil || !st.IsDir() {
@@ -175,6 +169,22 @@ func runBuild(ctx context.Context, o *buildOptions) error {
 		final, res.Control.Get("Package"), res.Control.Get("Version"), res.Control.Get("Architecture"),
 		humanBytes(res.Size), res.Entries, res.InstalledSize)
 	return nil
+}
+
+// readOwners reads the --owners file; nil when none is given.
+func readOwners(path string) (*deb.Owners, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("build: --owners: %w", err), "give the path of a file with lines 'OWNER GROUP MODE PATH'")
+	}
+	owners, err := deb.ParseOwners(bytes.NewReader(data), path)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("build: %w", err), "see 'lampi-pkg build --help' for the owners file's format")
+	}
+	return owners, nil
 }
 
 func buildJSON(res *deb.BuildResult, file string, comp deb.Compression) any {
