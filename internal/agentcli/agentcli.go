@@ -3,6 +3,11 @@
 // codes. Nothing else of the agent reads os.Args, the environment, the
 // clock or the standard streams.
 //
+// As in lampi-pkg's CLI, each command has an xxxOptions struct, a
+// newXxxCmd(env, g, runF) constructor binding the flags into it and a
+// runXxx(ctx, opts) function; Main executes the tree once under the
+// context of Env.Signals.
+//
 // Exit codes of "lampi-agent once":
 //
 //	0   up to date (nothing to install)

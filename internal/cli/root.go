@@ -1,6 +1,16 @@
 // Package cli is the lampi-pkg command tree: it turns flags into library
 // calls, writes their results, and decides exit codes. Nothing else in the
 // module reads os.Args, the environment, the clock or the standard streams.
+//
+// Each verb has three parts, as in the GitHub CLI: an xxxOptions struct
+// holding the Env, its arguments and its flags; newXxxCmd(env, runF), which
+// binds the flags into the options and whose RunE only calls runVerb; and
+// runXxx(ctx, opts), which does the work. Tests pass a runF that captures
+// the options to check flag parsing without running anything, and call
+// runXxx directly to check behaviour. Main builds the one context every
+// verb runs under (cancelled by SIGINT and SIGTERM through Env.Signals) and
+// executes the tree once. Verbs write results to Env.Out and notes to
+// Env.Err through the helpers of output.go.
 package cli
 
 import (
