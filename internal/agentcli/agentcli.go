@@ -3,6 +3,11 @@
 // codes. Nothing else of the agent reads os.Args, the environment, the
 // clock or the standard streams.
 //
+// As in lampi-pkg's CLI, each command has an xxxOptions struct, a
+// newXxxCmd(env, g, runF) constructor binding the flags into it and a
+// runXxx(ctx, opts) function; Main executes the tree once under the
+// context of Env.Signals.
+//
 // Exit codes of "lampi-agent once":
 //
 //	0   up to date (nothing to install)
@@ -53,8 +58,17 @@ type Env struct {
 	Out, Err io.Writer
 	Environ  func() []string
 	Now      func() time.Time
-	// Signals returns a context cancelled by SIGINT/SIGTERM ("run").
+	// Signals returns a context cancelled by SIGINT/SIGTERM; Main runs
+	// every command under it. Nil: no signal ends a command early.
 	Signals func(ctx context.Context) (context.Context, context.CancelFunc)
+}
+
+// signalContext is ctx under the Env's signal hook, if it has one.
+func (e *Env) signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.Signals == nil {
+		return context.WithCancel(ctx)
+	}
+	return e.Signals(ctx)
 }
 
 // StdIO is the Env of the real process.
@@ -93,9 +107,11 @@ var version = "dev"
 
 // Main runs lampi-agent with args and returns the exit code.
 func Main(args []string, env *Env) int {
+	ctx, stop := env.signalContext(context.Background())
+	defer stop()
 	root := newRoot(env)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
@@ -124,6 +140,13 @@ type globals struct {
 
 func newRoot(env *Env) *cobra.Command {
 	g := &globals{}
+	root := newRootCmd(env, g)
+	root.AddCommand(newOnceCmd(env, g, nil), newRunCmd(env, g, nil), newStatusCmd(env, g, nil))
+	return root
+}
+
+// newRootCmd is the root command alone, its persistent flags bound to g.
+func newRootCmd(env *Env, g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "lampi-agent",
 		Short: "Keep this device's packages up to date from a signed apt repository",
@@ -145,7 +168,6 @@ must carry Signed-By.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", agent.DefaultConfigPath, "configuration file")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress to standard error")
-	root.AddCommand(newOnceCmd(env, g), newRunCmd(env, g), newStatusCmd(env, g))
 	return root
 }
 
@@ -175,8 +197,14 @@ func newAgentOpts(env *Env, g *globals, verbose bool, afterCycle func()) (*agent
 	return a, nil
 }
 
-func newOnceCmd(env *Env, g *globals) *cobra.Command {
-	var asJSON, force, retryFailed bool
+type onceOptions struct {
+	env                      *Env
+	g                        *globals
+	json, force, retryFailed bool
+}
+
+func newOnceCmd(env *Env, g *globals, runF runFunc[onceOptions]) *cobra.Command {
+	o := &onceOptions{env: env, g: g}
 	cmd := &cobra.Command{
 		Use:   "once",
 		Short: "Check once, install what is new, report, and exit with a code that says what happened",
@@ -197,50 +225,52 @@ backoff (5 min, doubling up to max_backoff; exit 20 while it waits).
 Exit codes: 0 up to date, 10 updated, 20 deferred, 11 rolled back,
 12 held back, 1 failed, 2 usage or configuration error.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := newAgent(env, g, g.verbose)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if nb := a.NotBefore(); !nb.IsZero() && !force {
-				return deferredByServer(env, asJSON, a, nb)
-			}
-			if retryFailed {
-				forgot, err := a.RetryFailed()
-				if err != nil {
-					return err
-				}
-				for _, f := range forgot {
-					fmt.Fprintf(env.Err, "lampi-agent: retrying %s %s (failed %d time(s), last %s)\n", f.Package, f.Version, f.Failures, fmtTime(f.Last))
-				}
-			}
-			o := a.Once(ctx)
-			reportErr := report(ctx, env, a)
-			if asJSON {
-				if err := writeJSON(env.Out, outcomeJSON(o, reportErr)); err != nil {
-					return err
-				}
-			} else {
-				printOutcome(env.Out, o)
-				if reportErr != nil {
-					fmt.Fprintf(env.Err, "lampi-agent: warning: %v (the state is sent with the next report)\n", reportErr)
-				}
-			}
-			code := o.ExitCode()
-			if code == ExitFailed && !asJSON {
-				return &exitError{code: code, err: o.Err}
-			}
-			if code != 0 {
-				return &exitError{code: code}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerb(cmd, runF, runOnce, o) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the outcome as JSON")
-	cmd.Flags().BoolVar(&force, "force", false, "check now even if the repository asked (Retry-After) not to be contacted yet")
-	cmd.Flags().BoolVar(&retryFailed, "retry-failed", false, "try again the versions held back after a rollback or waiting after a failed update")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the outcome as JSON")
+	cmd.Flags().BoolVar(&o.force, "force", false, "check now even if the repository asked (Retry-After) not to be contacted yet")
+	cmd.Flags().BoolVar(&o.retryFailed, "retry-failed", false, "try again the versions held back after a rollback or waiting after a failed update")
 	return cmd
+}
+
+func runOnce(ctx context.Context, o *onceOptions) error {
+	env := o.env
+	a, err := newAgent(env, o.g, o.g.verbose)
+	if err != nil {
+		return err
+	}
+	if nb := a.NotBefore(); !nb.IsZero() && !o.force {
+		return deferredByServer(env, o.json, a, nb)
+	}
+	if o.retryFailed {
+		forgot, err := a.RetryFailed()
+		if err != nil {
+			return err
+		}
+		for _, f := range forgot {
+			fmt.Fprintf(env.Err, "lampi-agent: retrying %s %s (failed %d time(s), last %s)\n", f.Package, f.Version, f.Failures, fmtTime(f.Last))
+		}
+	}
+	oc := a.Once(ctx)
+	reportErr := report(ctx, env, a)
+	if o.json {
+		if err := writeJSON(env.Out, outcomeJSON(oc, reportErr)); err != nil {
+			return err
+		}
+	} else {
+		printOutcome(env.Out, oc)
+		if reportErr != nil {
+			fmt.Fprintf(env.Err, "lampi-agent: warning: %v (the state is sent with the next report)\n", reportErr)
+		}
+	}
+	code := oc.ExitCode()
+	if code == ExitFailed && !o.json {
+		return &exitError{code: code, err: oc.Err}
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }
 
 // deferredByServer is "once" while an earlier answer's Retry-After holds:
@@ -285,94 +315,113 @@ func report(ctx context.Context, env *Env, a *agent.Agent) error {
 	return ferr
 }
 
-func newRunCmd(env *Env, g *globals) *cobra.Command {
+// agentOptions are those of "run", which has no flags of its own.
+type agentOptions struct {
+	env *Env
+	g   *globals
+}
+
+func newRunCmd(env *Env, g *globals, runF runFunc[agentOptions]) *cobra.Command {
+	o := &agentOptions{env: env, g: g}
 	return &cobra.Command{
 		Use:   "run",
 		Short: "Run as a daemon: check on the poll schedule and report over MQTT",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			// A daemon that sleeps an hour between checks: keep the heap
-			// small and hand what a check used back to the OS.
-			debug.SetGCPercent(50)
-			a, err := newAgentOpts(env, g, true, debug.FreeOSMemory)
-			if err != nil {
-				return err
-			}
-			ctx, stop := env.Signals(cmd.Context())
-			defer stop()
-			var rep agent.Reporter
-			var mqtt *agent.MQTTReporter
-			if ropts, ok, err := a.ReporterOptions(); err != nil {
-				return &exitError{code: ExitUsage, err: err}
-			} else if ok {
-				if mqtt, err = agent.NewMQTTReporter(ctx, ropts); err != nil {
-					return err
-				}
-				rep = mqtt
-			}
-			err = a.Run(ctx, rep)
-			if mqtt != nil {
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				mqtt.Flush(fctx)
-				mqtt.Close(fctx)
-				cancel()
-			}
-			return err
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runVerb(cmd, runF, runRun, o) },
 	}
 }
 
-func newStatusCmd(env *Env, g *globals) *cobra.Command {
-	var asJSON bool
+// runRun runs the daemon until ctx (Main's, cancelled by SIGINT or
+// SIGTERM) ends.
+func runRun(ctx context.Context, o *agentOptions) error {
+	env := o.env
+	// A daemon that sleeps an hour between checks: keep the heap
+	// small and hand what a check used back to the OS.
+	debug.SetGCPercent(50)
+	a, err := newAgentOpts(env, o.g, true, debug.FreeOSMemory)
+	if err != nil {
+		return err
+	}
+	var rep agent.Reporter
+	var mqtt *agent.MQTTReporter
+	if ropts, ok, err := a.ReporterOptions(); err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	} else if ok {
+		if mqtt, err = agent.NewMQTTReporter(ctx, ropts); err != nil {
+			return err
+		}
+		rep = mqtt
+	}
+	err = a.Run(ctx, rep)
+	if mqtt != nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		mqtt.Flush(fctx)
+		mqtt.Close(fctx)
+		cancel()
+	}
+	return err
+}
+
+type statusOptions struct {
+	env  *Env
+	g    *globals
+	json bool
+}
+
+func newStatusCmd(env *Env, g *globals, runF runFunc[statusOptions]) *cobra.Command {
+	o := &statusOptions{env: env, g: g}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what the agent knows: source, last check, installed versions, pending update, last error",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := newAgent(env, g, false)
-			if err != nil {
-				return err
-			}
-			st := a.Status()
-			if asJSON {
-				return writeJSON(env.Out, st)
-			}
-			w := env.Out
-			fmt.Fprintf(w, "device:       %s (%s)\n", st.Device, st.Architecture)
-			for _, s := range st.Sources {
-				fmt.Fprintf(w, "source:       %s\n", s)
-			}
-			fmt.Fprintf(w, "last check:   %s\n", fmtTime(st.LastCheck))
-			fmt.Fprintf(w, "last attempt: %s\n", fmtTime(st.LastAttempt))
-			fmt.Fprintf(w, "result:       %s\n", orDash(st.Result))
-			if st.Error != "" {
-				fmt.Fprintf(w, "error:        %s\n", st.Error)
-			}
-			if !st.NotBefore.IsZero() {
-				fmt.Fprintf(w, "not before:   %s (the repository's Retry-After)\n", fmtTime(st.NotBefore))
-			}
-			fmt.Fprintf(w, "release date: %s (the newest signed Release accepted)\n", fmtTime(st.ReleaseDate))
-			for _, f := range st.FailedUpdates {
-				if f.RolledBack {
-					fmt.Fprintf(w, "held back:    %s %s (rolled back %s; lampi-agent once --retry-failed to try again)\n", f.Package, f.Version, fmtTime(f.Last))
-				} else {
-					fmt.Fprintf(w, "failed:       %s %s (%d time(s); next attempt after %s)\n", f.Package, f.Version, f.Failures, fmtTime(f.NotBefore))
-				}
-			}
-			fmt.Fprintf(w, "window:       %s\n", st.Window)
-			fmt.Fprintf(w, "installed:    %s\n", fmtPkgs(st.Installed))
-			if len(st.Pending) > 0 {
-				fmt.Fprintf(w, "pending:      %s\n", fmtPkgs(st.Pending))
-			}
-			if st.SelfUpdate != nil {
-				fmt.Fprintf(w, "self-update:  %s %s → %s (unit %s)\n", st.SelfUpdate.Package, st.SelfUpdate.From, st.SelfUpdate.To, st.SelfUpdate.Unit)
-			}
-			fmt.Fprintf(w, "report seq:   %d%s\n", st.Seq, map[bool]string{true: " (not yet acknowledged by the broker)"}[st.Unsent])
-			return nil
-		},
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runVerb(cmd, runF, runStatus, o) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print as JSON")
 	return cmd
+}
+
+func runStatus(_ context.Context, o *statusOptions) error {
+	env := o.env
+	a, err := newAgent(env, o.g, false)
+	if err != nil {
+		return err
+	}
+	st := a.Status()
+	if o.json {
+		return writeJSON(env.Out, st)
+	}
+	w := env.Out
+	fmt.Fprintf(w, "device:       %s (%s)\n", st.Device, st.Architecture)
+	for _, s := range st.Sources {
+		fmt.Fprintf(w, "source:       %s\n", s)
+	}
+	fmt.Fprintf(w, "last check:   %s\n", fmtTime(st.LastCheck))
+	fmt.Fprintf(w, "last attempt: %s\n", fmtTime(st.LastAttempt))
+	fmt.Fprintf(w, "result:       %s\n", orDash(st.Result))
+	if st.Error != "" {
+		fmt.Fprintf(w, "error:        %s\n", st.Error)
+	}
+	if !st.NotBefore.IsZero() {
+		fmt.Fprintf(w, "not before:   %s (the repository's Retry-After)\n", fmtTime(st.NotBefore))
+	}
+	fmt.Fprintf(w, "release date: %s (the newest signed Release accepted)\n", fmtTime(st.ReleaseDate))
+	for _, f := range st.FailedUpdates {
+		if f.RolledBack {
+			fmt.Fprintf(w, "held back:    %s %s (rolled back %s; lampi-agent once --retry-failed to try again)\n", f.Package, f.Version, fmtTime(f.Last))
+		} else {
+			fmt.Fprintf(w, "failed:       %s %s (%d time(s); next attempt after %s)\n", f.Package, f.Version, f.Failures, fmtTime(f.NotBefore))
+		}
+	}
+	fmt.Fprintf(w, "window:       %s\n", st.Window)
+	fmt.Fprintf(w, "installed:    %s\n", fmtPkgs(st.Installed))
+	if len(st.Pending) > 0 {
+		fmt.Fprintf(w, "pending:      %s\n", fmtPkgs(st.Pending))
+	}
+	if st.SelfUpdate != nil {
+		fmt.Fprintf(w, "self-update:  %s %s → %s (unit %s)\n", st.SelfUpdate.Package, st.SelfUpdate.From, st.SelfUpdate.To, st.SelfUpdate.Unit)
+	}
+	fmt.Fprintf(w, "report seq:   %d%s\n", st.Seq, map[bool]string{true: " (not yet acknowledged by the broker)"}[st.Unsent])
+	return nil
 }
 
 type outcomeOut struct {
@@ -465,4 +514,18 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// runFunc is what a command does with its parsed options; its constructor
+// also takes one as runF, a hook through which tests see the options the
+// flags gave without running anything. A nil runF runs the command.
+type runFunc[O any] func(ctx context.Context, o *O) error
+
+// runVerb is the body of every command's RunE: runF if the test set one,
+// else the command's own run, under the context Main built.
+func runVerb[O any](cmd *cobra.Command, runF, run runFunc[O], o *O) error {
+	if runF != nil {
+		return runF(cmd.Context(), o)
+	}
+	return run(cmd.Context(), o)
 }

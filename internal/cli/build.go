@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 )
 
 type buildOptions struct {
+	env      *Env
 	dir      string
 	output   string
 	compress string
@@ -27,8 +29,8 @@ type buildOptions struct {
 	json     bool
 }
 
-func newBuildCmd(env *Env) *cobra.Command {
-	o := &buildOptions{}
+func newBuildCmd(env *Env, runF runFunc[buildOptions]) *cobra.Command {
+	o := &buildOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "build DIR",
 		Short: "Build a .deb from a package tree, without root",
@@ -70,7 +72,7 @@ current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.dir = args[0]
-			return runBuild(env, cmd, o)
+			return runVerb(cmd, runF, runBuild, o)
 		},
 	}
 	f := cmd.Flags()
@@ -84,7 +86,8 @@ current one) where it is named <Package>_<Version>_<Architecture>.deb.`,
 	return cmd
 }
 
-func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
+func runBuild(ctx context.Context, o *buildOptions) error {
+	env := o.env
 	comp, err := deb.ParseCompression(o.compress)
 	if err != nil {
 		return &usageError{err}
@@ -97,15 +100,9 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	if err != nil {
 		return err
 	}
-	var owners *deb.Owners
-	if o.owners != "" {
-		data, err := os.ReadFile(o.owners)
-		if err != nil {
-			return withHint(fmt.Errorf("build: --owners: %w", err), "give the path of a file with lines 'OWNER GROUP MODE PATH'")
-		}
-		if owners, err = deb.ParseOwners(bytes.NewReader(data), o.owners); err != nil {
-			return withHint(fmt.Errorf("build: %w", err), "see 'lampi-pkg build --help' for the owners file's format")
-		}
+	owners, err := readOwners(o.owners)
+	if err != nil {
+		return err
 	}
 	st, err := os.Stat(o.dir)
 	if err != nil || !st.IsDir() {
@@ -140,7 +137,7 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !o.json {
 		opts.Progress = progressPrinter(env, "archiving")
 	}
-	res, err := deb.Build(cmd.Context(), root.FS(), tmp, opts)
+	res, err := deb.Build(ctx, root.FS(), tmp, opts)
 	if err != nil {
 		return buildError(o.dir, err)
 	}
@@ -164,7 +161,7 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(env.Err, "warning: %s: %s\n", o.dir, w)
 	}
-	out := cmd.OutOrStdout()
+	out := env.Out
 	if o.json {
 		return writeJSON(out, buildJSON(res, final, comp))
 	}
@@ -172,6 +169,22 @@ func runBuild(env *Env, cmd *cobra.Command, o *buildOptions) error {
 		final, res.Control.Get("Package"), res.Control.Get("Version"), res.Control.Get("Architecture"),
 		humanBytes(res.Size), res.Entries, res.InstalledSize)
 	return nil
+}
+
+// readOwners reads the --owners file; nil when none is given.
+func readOwners(path string) (*deb.Owners, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("build: --owners: %w", err), "give the path of a file with lines 'OWNER GROUP MODE PATH'")
+	}
+	owners, err := deb.ParseOwners(bytes.NewReader(data), path)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("build: %w", err), "see 'lampi-pkg build --help' for the owners file's format")
+	}
+	return owners, nil
 }
 
 func buildJSON(res *deb.BuildResult, file string, comp deb.Compression) any {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,9 @@ import (
 )
 
 type bumpOptions struct {
+	env *Env
+	// args are PART and DIR as given; bumpArgs sorts them out.
+	args             []string
 	newVersion       string
 	dryRun           bool
 	allowDirty       bool
@@ -39,8 +43,8 @@ type bumpFileReport struct {
 	Hunks []bump.Hunk `json:"changes"`
 }
 
-func newBumpCmd(env *Env) *cobra.Command {
-	o := &bumpOptions{}
+func newBumpCmd(env *Env, runF runFunc[bumpOptions]) *cobra.Command {
+	o := &bumpOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "bump PART [DIR]",
 		Short: "Bump the version in DEBIAN/control and the files bumpversion lists",
@@ -96,7 +100,8 @@ tracked files, bump refuses unless --allow-dirty.`,
   lampi-pkg bump --new-version 1:2.0-1 hi --json`,
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBump(env, cmd, o, args)
+			o.args = args
+			return runVerb(cmd, runF, runBump, o)
 		},
 	}
 	f := cmd.Flags()
@@ -134,8 +139,9 @@ func bumpArgs(o *bumpOptions, args []string) (part, dir string, err error) {
 	return part, dir, nil
 }
 
-func runBump(env *Env, cmd *cobra.Command, o *bumpOptions, args []string) error {
-	part, dir, err := bumpArgs(o, args)
+func runBump(ctx context.Context, o *bumpOptions) error {
+	env := o.env
+	part, dir, err := bumpArgs(o, o.args)
 	if err != nil {
 		return err
 	}
@@ -145,7 +151,6 @@ func runBump(env *Env, cmd *cobra.Command, o *bumpOptions, args []string) error 
 		LookupEnv: env.lookupEnv,
 	}
 	opts.Commit, opts.Tag = gitChoice(o.commit, o.noCommit), gitChoice(o.tag, o.noTag)
-	ctx := cmd.Context()
 	plan, err := bump.Prepare(ctx, opts)
 	if err != nil {
 		return bumpHint(err)
@@ -154,7 +159,7 @@ func runBump(env *Env, cmd *cobra.Command, o *bumpOptions, args []string) error 
 	for _, f := range plan.Files {
 		rep.Files = append(rep.Files, bumpFileReport{Path: f.Path, Hunks: f.Hunks})
 	}
-	out := cmd.OutOrStdout()
+	out := env.Out
 	if o.dryRun {
 		if o.json {
 			return writeJSON(out, rep)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"time"
 
@@ -10,8 +11,14 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/deb"
 )
 
-func newContentsCmd(env *Env) *cobra.Command {
-	var asJSON bool
+type contentsOptions struct {
+	env  *Env
+	file string
+	json bool
+}
+
+func newContentsCmd(env *Env, runF runFunc[contentsOptions]) *cobra.Command {
+	o := &contentsOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "contents FILE.deb",
 		Short: "List the files a package installs",
@@ -32,24 +39,29 @@ links), major and minor (devices)}.`,
   lampi-pkg contents --json hi_1.0_all.deb | jq -r '.[] | select(.type=="file").name'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, done, err := openDeb(env, "contents", args[0])
-			if err != nil {
-				return err
-			}
-			defer done()
-			out := bufio.NewWriter(cmd.OutOrStdout())
-			err = listContents(in, out, asJSON)
-			if ferr := out.Flush(); err == nil {
-				err = ferr
-			}
-			if err != nil {
-				return debReadError("contents", args[0], err)
-			}
-			return nil
+			o.file = args[0]
+			return runVerb(cmd, runF, runContents, o)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the entries as a JSON array")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the entries as a JSON array")
 	return cmd
+}
+
+func runContents(_ context.Context, o *contentsOptions) error {
+	in, done, err := openDeb(o.env, "contents", o.file)
+	if err != nil {
+		return err
+	}
+	defer done()
+	out := bufio.NewWriter(o.env.Out)
+	err = listContents(in, out, o.json)
+	if ferr := out.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return debReadError("contents", o.file, err)
+	}
+	return nil
 }
 
 // listContents streams the data entries of a package to out, one line (or

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -197,12 +196,22 @@ Secrets are 256 random bits, stored only as a salted hash: 'device add'
 prints each secret once.`,
 	}
 	o.flags(cmd)
-	cmd.AddCommand(newDeviceAddCmd(env, o), newDeviceListCmd(env, o), newDeviceRemoveCmd(env, o))
+	cmd.AddCommand(newDeviceAddCmd(env, o, nil), newDeviceListCmd(env, o, nil), newDeviceRemoveCmd(env, o, nil))
 	return cmd
 }
 
-func newDeviceAddCmd(env *Env, o *deviceOptions) *cobra.Command {
-	var collector, asJSON bool
+// deviceAddOptions are those of "device add"; where is shared with the
+// other device verbs (the group's persistent flags).
+type deviceAddOptions struct {
+	env       *Env
+	where     *deviceOptions
+	ids       []string
+	collector bool
+	json      bool
+}
+
+func newDeviceAddCmd(env *Env, where *deviceOptions, runF runFunc[deviceAddOptions]) *cobra.Command {
+	o := &deviceAddOptions{env: env, where: where}
 	add := &cobra.Command{
 		Use:   "add ID...",
 		Short: "Issue a credential for each device id and print the secrets (once)",
@@ -211,74 +220,98 @@ func newDeviceAddCmd(env *Env, o *deviceOptions) *cobra.Command {
   lampi-pkg device add --collector collector1 --db /var/lib/lampi/fleet.db --json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.open(env, false)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			role := fleet.RoleDevice
-			if collector {
-				role = fleet.RoleCollector
-			}
-			issued, err := b.IssueCredentials(cmd.Context(), role, args...)
-			if err != nil {
-				return deviceError(o, err)
-			}
-			if asJSON {
-				return writeJSON(env.Out, issued)
-			}
-			tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROLE\tSECRET")
-			for _, c := range issued {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Role, c.Secret)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintln(env.Err, "The secrets are shown only now: give each device its own (username = id).")
-			return nil
+			o.ids = args
+			return runVerb(cmd, runF, runDeviceAdd, o)
 		},
 	}
-	add.Flags().BoolVar(&collector, "collector", false, "issue collector credentials (read all device topics) instead of device ones")
-	add.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	add.Flags().BoolVar(&o.collector, "collector", false, "issue collector credentials (read all device topics) instead of device ones")
+	add.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	return add
 }
 
-func newDeviceListCmd(env *Env, o *deviceOptions) *cobra.Command {
-	var listJSON bool
+func runDeviceAdd(ctx context.Context, o *deviceAddOptions) error {
+	env := o.env
+	b, err := o.where.open(env, false)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	role := fleet.RoleDevice
+	if o.collector {
+		role = fleet.RoleCollector
+	}
+	issued, err := b.IssueCredentials(ctx, role, o.ids...)
+	if err != nil {
+		return deviceError(o.where, err)
+	}
+	if o.json {
+		return writeJSON(env.Out, issued)
+	}
+	tw := newTable(env.Out)
+	fmt.Fprintln(tw, "ID\tROLE\tSECRET")
+	for _, c := range issued {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Role, c.Secret)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Err, "The secrets are shown only now: give each device its own (username = id).")
+	return nil
+}
+
+type deviceListOptions struct {
+	env   *Env
+	where *deviceOptions
+	json  bool
+}
+
+func newDeviceListCmd(env *Env, where *deviceOptions, runF runFunc[deviceListOptions]) *cobra.Command {
+	o := &deviceListOptions{env: env, where: where}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the issued credentials (never the secrets)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.open(env, true)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			creds, err := b.Credentials(cmd.Context())
-			if err != nil {
-				return deviceError(o, err)
-			}
-			for i := range creds { // a server never sends them; be sure
-				creds[i].Salt, creds[i].Hash = nil, nil
-			}
-			if listJSON {
-				return writeJSON(env.Out, creds)
-			}
-			tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROLE\tCREATED")
-			for _, c := range creds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Role, c.Created.Format("2006-01-02 15:04:05Z07:00"))
-			}
-			return tw.Flush()
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return runVerb(cmd, runF, runDeviceList, o) },
 	}
-	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	list.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	return list
 }
 
-func newDeviceRemoveCmd(env *Env, o *deviceOptions) *cobra.Command {
+func runDeviceList(ctx context.Context, o *deviceListOptions) error {
+	env := o.env
+	b, err := o.where.open(env, true)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	creds, err := b.Credentials(ctx)
+	if err != nil {
+		return deviceError(o.where, err)
+	}
+	for i := range creds { // a server never sends them; be sure
+		creds[i].Salt, creds[i].Hash = nil, nil
+	}
+	if o.json {
+		return writeJSON(env.Out, creds)
+	}
+	tw := newTable(env.Out)
+	fmt.Fprintln(tw, "ID\tROLE\tCREATED")
+	for _, c := range creds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.ID, c.Role, c.Created.Format("2006-01-02 15:04:05Z07:00"))
+	}
+	return tw.Flush()
+}
+
+// deviceIDsOptions are those of the verbs that take only device ids:
+// "device remove" and "fleet reset".
+type deviceIDsOptions struct {
+	env   *Env
+	where *deviceOptions
+	ids   []string
+}
+
+func newDeviceRemoveCmd(env *Env, where *deviceOptions, runF runFunc[deviceIDsOptions]) *cobra.Command {
+	o := &deviceIDsOptions{env: env, where: where}
 	return &cobra.Command{
 		Use:   "remove ID...",
 		Short: "Revoke credentials: those devices can no longer log in",
@@ -286,20 +319,25 @@ func newDeviceRemoveCmd(env *Env, o *deviceOptions) *cobra.Command {
 connected stays connected until it reconnects.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.open(env, false)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			for _, id := range args {
-				if err := b.RemoveCredential(cmd.Context(), id); err != nil {
-					return deviceError(o, err)
-				}
-				fmt.Fprintf(env.Out, "removed %s\n", id)
-			}
-			return nil
+			o.ids = args
+			return runVerb(cmd, runF, runDeviceRemove, o)
 		},
 	}
+}
+
+func runDeviceRemove(ctx context.Context, o *deviceIDsOptions) error {
+	b, err := o.where.open(o.env, false)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for _, id := range o.ids {
+		if err := b.RemoveCredential(ctx, id); err != nil {
+			return deviceError(o.where, err)
+		}
+		fmt.Fprintf(o.env.Out, "removed %s\n", id)
+	}
+	return nil
 }
 
 // openFleetDB opens the fleet database for the CLI (fleet report,

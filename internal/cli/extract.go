@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -10,6 +11,8 @@ import (
 )
 
 type extractOptions struct {
+	env         *Env
+	file, dir   string
 	control     bool
 	skipSpecial bool
 	noOwner     bool
@@ -17,8 +20,8 @@ type extractOptions struct {
 	json        bool
 }
 
-func newExtractCmd(env *Env) *cobra.Command {
-	o := &extractOptions{}
+func newExtractCmd(env *Env, runF runFunc[extractOptions]) *cobra.Command {
+	o := &extractOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "extract FILE.deb DIR",
 		Short: "Extract a package's files into a directory",
@@ -47,7 +50,8 @@ printed: {file, dir, entries, skipped: [names]}.`,
   lampi-pkg extract --control hi_1.0_all.deb /tmp/hi   # also /tmp/hi/DEBIAN`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runExtract(env, cmd, o, args[0], args[1])
+			o.file, o.dir = args[0], args[1]
+			return runVerb(cmd, runF, runExtract, o)
 		},
 	}
 	f := cmd.Flags()
@@ -59,13 +63,14 @@ printed: {file, dir, entries, skipped: [names]}.`,
 	return cmd
 }
 
-func runExtract(env *Env, cmd *cobra.Command, o *extractOptions, file, dir string) error {
+func runExtract(ctx context.Context, o *extractOptions) error {
+	env, file, dir := o.env, o.file, o.dir
 	in, done, err := openDeb(env, "extract", file)
 	if err != nil {
 		return err
 	}
 	defer done()
-	out := cmd.OutOrStdout()
+	out := env.Out
 	entries, skipped := 0, []string{}
 	opts := deb.ExtractOptions{
 		Control:       o.control,
@@ -82,7 +87,7 @@ func runExtract(env *Env, cmd *cobra.Command, o *extractOptions, file, dir strin
 			}
 		},
 	}
-	if err := deb.Extract(cmd.Context(), in, dir, opts); err != nil {
+	if err := deb.Extract(ctx, in, dir, opts); err != nil {
 		return debReadError("extract", file, err)
 	}
 	if o.json {

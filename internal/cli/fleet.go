@@ -2,24 +2,14 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,8 +28,8 @@ devices/<id>/status. The collector stores the newest report of each device;
 the other verbs read what it stored, from the fleet database (--db) or from a
 running server or collector (--server URL).`,
 	}
-	cmd.AddCommand(newFleetCollectCmd(env), newFleetReportCmd(env), newFleetDevicesCmd(env),
-		newFleetDeviceCmd(env), newFleetHistoryCmd(env), newFleetBrokerCmd(env), newFleetResetCmd(env))
+	cmd.AddCommand(newFleetCollectCmd(env, nil), newFleetReportCmd(env, nil), newFleetDevicesCmd(env, nil),
+		newFleetDeviceCmd(env, nil), newFleetHistoryCmd(env, nil), newFleetBrokerCmd(env, nil), newFleetResetCmd(env, nil))
 	return cmd
 }
 
@@ -76,12 +66,17 @@ func (o *outputFormat) flags(cmd *cobra.Command, withCSV bool) {
 	}
 }
 
-func newFleetReportCmd(env *Env) *cobra.Command {
-	var src fleetSource
-	var out outputFormat
-	var pkg string
-	var stale, staleView time.Duration
-	var newest []string
+type fleetReportOptions struct {
+	env              *Env
+	src              fleetSource
+	out              outputFormat
+	pkg              string
+	stale, staleView time.Duration
+	newest           []string
+}
+
+func newFleetReportCmd(env *Env, runF runFunc[fleetReportOptions]) *cobra.Command {
+	o := &fleetReportOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Version distribution per package, devices behind, offline, failed and with a stale view of the repository",
@@ -103,46 +98,50 @@ serving them an old Release (a freeze attack). --stale-view 0: no list.`,
 		Example: `  lampi-pkg fleet report --server http://127.0.0.1:8080
   lampi-pkg fleet report --db fleet.db --package hi --newest hi=0.2 --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			nv := map[string]string{}
-			for _, s := range newest {
-				name, v, ok := strings.Cut(s, "=")
-				if !ok || name == "" || v == "" {
-					return usageErrorf("--newest %q: want NAME=VERSION", s)
-				}
-				nv[name] = v
-			}
-			r, done, err := src.open(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			if staleView < 0 {
-				return usageErrorf("--stale-view %v: want a duration such as 336h, or 0 for no list", staleView)
-			}
-			if staleView == 0 {
-				staleView = -1 // no list
-			}
-			rep, err := r.Report(cmd.Context(), fleet.ReportOptions{Package: pkg, Stale: stale, StaleView: staleView, Newest: nv, Now: env.Now})
-			if err != nil {
-				return err
-			}
-			switch {
-			case out.json:
-				return writeJSON(env.Out, rep)
-			case out.csv:
-				return reportCSV(env.Out, rep)
-			}
-			return reportText(env.Out, rep)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runVerb(cmd, runF, runFleetReport, o) },
 	}
-	src.flags(cmd)
-	out.flags(cmd, true)
-	cmd.Flags().StringVar(&pkg, "package", "", "report only package `P` (and devices that have it)")
-	cmd.Flags().DurationVar(&stale, "stale", 0, "list only devices offline for at least `D` (e.g. 24h)")
-	cmd.Flags().DurationVar(&staleView, "stale-view", fleet.DefaultStaleView, "list devices whose newest accepted Release is at least `D` old (0: no list)")
-	cmd.Flags().StringArrayVar(&newest, "newest", nil, "newest published version, `NAME=VERSION` (repeatable; with --db)")
+	o.src.flags(cmd)
+	o.out.flags(cmd, true)
+	cmd.Flags().StringVar(&o.pkg, "package", "", "report only package `P` (and devices that have it)")
+	cmd.Flags().DurationVar(&o.stale, "stale", 0, "list only devices offline for at least `D` (e.g. 24h)")
+	cmd.Flags().DurationVar(&o.staleView, "stale-view", fleet.DefaultStaleView, "list devices whose newest accepted Release is at least `D` old (0: no list)")
+	cmd.Flags().StringArrayVar(&o.newest, "newest", nil, "newest published version, `NAME=VERSION` (repeatable; with --db)")
 	return cmd
+}
+
+func runFleetReport(ctx context.Context, o *fleetReportOptions) error {
+	env := o.env
+	nv := map[string]string{}
+	for _, s := range o.newest {
+		name, v, ok := strings.Cut(s, "=")
+		if !ok || name == "" || v == "" {
+			return usageErrorf("--newest %q: want NAME=VERSION", s)
+		}
+		nv[name] = v
+	}
+	r, done, err := o.src.open(env)
+	if err != nil {
+		return err
+	}
+	defer done()
+	staleView := o.staleView
+	if staleView < 0 {
+		return usageErrorf("--stale-view %v: want a duration such as 336h, or 0 for no list", staleView)
+	}
+	if staleView == 0 {
+		staleView = -1 // no list
+	}
+	rep, err := r.Report(ctx, fleet.ReportOptions{Package: o.pkg, Stale: o.stale, StaleView: staleView, Newest: nv, Now: env.Now})
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.out.json:
+		return writeJSON(env.Out, rep)
+	case o.out.csv:
+		return reportCSV(env.Out, rep)
+	}
+	return reportText(env.Out, rep)
 }
 
 func reportText(w io.Writer, r *fleet.Report) error {
@@ -154,7 +153,7 @@ func reportText(w io.Writer, r *fleet.Report) error {
 		} else {
 			fmt.Fprintf(w, ": %d installed\n", p.Installed)
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		for _, v := range p.Versions {
 			fmt.Fprintf(tw, "  %s\t%d\t%.1f%%\n", v.Version, v.Count, v.Share*100)
 		}
@@ -162,7 +161,7 @@ func reportText(w io.Writer, r *fleet.Report) error {
 	}
 	if len(r.OfflineDevices) > 0 {
 		fmt.Fprintf(w, "\noffline (%d):\n", len(r.OfflineDevices))
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		for _, d := range r.OfflineDevices {
 			fmt.Fprintf(tw, "  %s\tlast seen %s\n", d.ID, ageText(d.LastSeen, d.Age))
 		}
@@ -170,7 +169,7 @@ func reportText(w io.Writer, r *fleet.Report) error {
 	}
 	if len(r.FailedDevices) > 0 {
 		fmt.Fprintf(w, "\nfailed (%d):\n", len(r.FailedDevices))
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		for _, d := range r.FailedDevices {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", d.ID, d.Result, oneLine(d.Error))
 		}
@@ -178,7 +177,7 @@ func reportText(w io.Writer, r *fleet.Report) error {
 	}
 	if len(r.StaleViewDevices) > 0 {
 		fmt.Fprintf(w, "\nstale view of the repository (%d, newest accepted Release at least %s old):\n", len(r.StaleViewDevices), durationText(r.StaleView))
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		tw := newTable(w)
 		for _, d := range r.StaleViewDevices {
 			fmt.Fprintf(tw, "  %s\tRelease of %s\tlast check %s\tlast seen %s\n", d.ID, timeText(d.ReleaseDate),
 				ageText(d.LastCheck, r.Generated.Sub(d.LastCheck)), ageText(d.LastSeen, d.Age))
@@ -239,51 +238,59 @@ func reportCSV(w io.Writer, r *fleet.Report) error {
 	return cw.Error()
 }
 
-func newFleetDevicesCmd(env *Env) *cobra.Command {
-	var src fleetSource
-	var out outputFormat
-	var stale time.Duration
+type fleetDevicesOptions struct {
+	env   *Env
+	src   fleetSource
+	out   outputFormat
+	stale time.Duration
+}
+
+func newFleetDevicesCmd(env *Env, runF runFunc[fleetDevicesOptions]) *cobra.Command {
+	o := &fleetDevicesOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "devices",
 		Short: "List the devices with status, last sign of life and installed versions",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, done, err := src.open(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			devs, err := r.Devices(cmd.Context(), stale)
-			if err != nil {
-				return err
-			}
-			switch {
-			case out.json:
-				return writeJSON(env.Out, devs)
-			case out.csv:
-				cw := csv.NewWriter(env.Out)
-				cw.Write([]string{"id", "online", "last_seen", "seq", "result", "error", "packages", "release_date"})
-				for _, d := range devs {
-					cw.Write([]string{d.ID, strconv.FormatBool(d.Online), timeText(d.LastSeen), strconv.FormatUint(d.State.Seq, 10),
-						d.State.Result, d.State.Error, packagesText(d.State.Packages), timeText(d.State.ReleaseDate)})
-				}
-				cw.Flush()
-				return cw.Error()
-			}
-			tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tLAST SEEN\tRESULT\tPACKAGES")
-			now := env.Now()
-			for _, d := range devs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, onlineText(d.Online), ageText(d.LastSeen, now.Sub(d.LastSeen)),
-					d.State.Result, packagesText(d.State.Packages))
-			}
-			return tw.Flush()
-		},
+		RunE:  func(cmd *cobra.Command, args []string) error { return runVerb(cmd, runF, runFleetDevices, o) },
 	}
-	src.flags(cmd)
-	out.flags(cmd, true)
-	cmd.Flags().DurationVar(&stale, "stale", 0, "list only devices not seen for at least `D` (e.g. 24h)")
+	o.src.flags(cmd)
+	o.out.flags(cmd, true)
+	cmd.Flags().DurationVar(&o.stale, "stale", 0, "list only devices not seen for at least `D` (e.g. 24h)")
 	return cmd
+}
+
+func runFleetDevices(ctx context.Context, o *fleetDevicesOptions) error {
+	env := o.env
+	r, done, err := o.src.open(env)
+	if err != nil {
+		return err
+	}
+	defer done()
+	devs, err := r.Devices(ctx, o.stale)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.out.json:
+		return writeJSON(env.Out, devs)
+	case o.out.csv:
+		cw := csv.NewWriter(env.Out)
+		cw.Write([]string{"id", "online", "last_seen", "seq", "result", "error", "packages", "release_date"})
+		for _, d := range devs {
+			cw.Write([]string{d.ID, strconv.FormatBool(d.Online), timeText(d.LastSeen), strconv.FormatUint(d.State.Seq, 10),
+				d.State.Result, d.State.Error, packagesText(d.State.Packages), timeText(d.State.ReleaseDate)})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := newTable(env.Out)
+	fmt.Fprintln(tw, "ID\tSTATUS\tLAST SEEN\tRESULT\tPACKAGES")
+	now := env.Now()
+	for _, d := range devs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, onlineText(d.Online), ageText(d.LastSeen, now.Sub(d.LastSeen)),
+			d.State.Result, packagesText(d.State.Packages))
+	}
+	return tw.Flush()
 }
 
 func onlineText(b bool) string {
@@ -308,236 +315,127 @@ func packagesText(m map[string]string) string {
 	return strings.Join(parts, " ")
 }
 
-func newFleetDeviceCmd(env *Env) *cobra.Command {
-	var src fleetSource
-	var out outputFormat
+type fleetDeviceOptions struct {
+	env *Env
+	id  string
+	src fleetSource
+	out outputFormat
+}
+
+func newFleetDeviceCmd(env *Env, runF runFunc[fleetDeviceOptions]) *cobra.Command {
+	o := &fleetDeviceOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "device ID",
 		Short: "Show what one device last reported",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, done, err := src.open(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			d, err := r.Device(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if out.json {
-				return writeJSON(env.Out, d)
-			}
-			tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "id:\t%s\n", d.ID)
-			fmt.Fprintf(tw, "status:\t%s (since %s)\n", onlineText(d.Online), timeText(d.StatusTime))
-			fmt.Fprintf(tw, "last seen:\t%s\n", timeText(d.LastSeen))
-			fmt.Fprintf(tw, "seq:\t%d\n", d.State.Seq)
-			fmt.Fprintf(tw, "reported at:\t%s\n", timeText(d.State.Time))
-			fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
-			fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
-			fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
-			fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
-			fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)
-			if d.State.Error != "" {
-				fmt.Fprintf(tw, "error:\t%s\n", oneLine(d.State.Error))
-			}
-			for _, k := range slices.Sorted(maps.Keys(d.State.Packages)) {
-				fmt.Fprintf(tw, "package:\t%s %s\n", k, d.State.Packages[k])
-			}
-			return tw.Flush()
+			o.id = args[0]
+			return runVerb(cmd, runF, runFleetDevice, o)
 		},
 	}
-	src.flags(cmd)
-	out.flags(cmd, false)
+	o.src.flags(cmd)
+	o.out.flags(cmd, false)
 	return cmd
 }
 
-func newFleetHistoryCmd(env *Env) *cobra.Command {
-	var src fleetSource
-	var out outputFormat
+func runFleetDevice(ctx context.Context, o *fleetDeviceOptions) error {
+	env := o.env
+	r, done, err := o.src.open(env)
+	if err != nil {
+		return err
+	}
+	defer done()
+	d, err := r.Device(ctx, o.id)
+	if err != nil {
+		return err
+	}
+	if o.out.json {
+		return writeJSON(env.Out, d)
+	}
+	tw := newTable(env.Out)
+	fmt.Fprintf(tw, "id:\t%s\n", d.ID)
+	fmt.Fprintf(tw, "status:\t%s (since %s)\n", onlineText(d.Online), timeText(d.StatusTime))
+	fmt.Fprintf(tw, "last seen:\t%s\n", timeText(d.LastSeen))
+	fmt.Fprintf(tw, "seq:\t%d\n", d.State.Seq)
+	fmt.Fprintf(tw, "reported at:\t%s\n", timeText(d.State.Time))
+	fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
+	fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
+	fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
+	fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
+	fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)
+	if d.State.Error != "" {
+		fmt.Fprintf(tw, "error:\t%s\n", oneLine(d.State.Error))
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.State.Packages)) {
+		fmt.Fprintf(tw, "package:\t%s %s\n", k, d.State.Packages[k])
+	}
+	return tw.Flush()
+}
+
+type fleetHistoryOptions struct {
+	env *Env
+	id  string
+	src fleetSource
+	out outputFormat
+}
+
+func newFleetHistoryCmd(env *Env, runF runFunc[fleetHistoryOptions]) *cobra.Command {
+	o := &fleetHistoryOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "history ID",
 		Short: "Show a device's audit log: version changes and update results",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, done, err := src.open(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			h, err := r.History(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			switch {
-			case out.json:
-				return writeJSON(env.Out, h)
-			case out.csv:
-				cw := csv.NewWriter(env.Out)
-				cw.Write([]string{"time", "seq", "package", "from", "to", "result", "error"})
-				for _, e := range h {
-					cw.Write([]string{timeText(e.Time), strconv.FormatUint(e.Seq, 10), e.Package, e.From, e.To, e.Result, e.Error})
-				}
-				cw.Flush()
-				return cw.Error()
-			}
-			for _, e := range h {
-				switch {
-				case e.Package != "" && e.From == "":
-					fmt.Fprintf(env.Out, "%s  #%d  %s %s installed\n", timeText(e.Time), e.Seq, e.Package, e.To)
-				case e.Package != "" && e.To == "":
-					fmt.Fprintf(env.Out, "%s  #%d  %s %s removed\n", timeText(e.Time), e.Seq, e.Package, e.From)
-				case e.Package != "":
-					fmt.Fprintf(env.Out, "%s  #%d  %s %s → %s\n", timeText(e.Time), e.Seq, e.Package, e.From, e.To)
-				default:
-					fmt.Fprintf(env.Out, "%s  #%d  update %s", timeText(e.Time), e.Seq, e.Result)
-					if len(e.Target) > 0 {
-						fmt.Fprintf(env.Out, " (%s)", packagesText(e.Target))
-					}
-					if e.Error != "" {
-						fmt.Fprintf(env.Out, ": %s", oneLine(e.Error))
-					}
-					fmt.Fprintln(env.Out)
-				}
-			}
-			return nil
+			o.id = args[0]
+			return runVerb(cmd, runF, runFleetHistory, o)
 		},
 	}
-	src.flags(cmd)
-	out.flags(cmd, true)
+	o.src.flags(cmd)
+	o.out.flags(cmd, true)
 	return cmd
 }
 
-type collectOptions struct {
-	broker, db, group, clientID string
-	username, passwordFile      string
-	caFile, certFile, keyFile   string
-	listen                      string
-	batchSize                   int
-	batchDelay                  time.Duration
-}
-
-func newFleetCollectCmd(env *Env) *cobra.Command {
-	o := &collectOptions{}
-	cmd := &cobra.Command{
-		Use:   "collect",
-		Short: "Run the collector alone: MQTT broker → fleet database",
-		Long: `Subscribe to devices/+/state and devices/+/status (QoS 1, persistent
-session) on --broker and store the newest report of each device in --db,
-acknowledging each message only once it is committed: a collector that is
-killed and restarted loses nothing, the broker keeps what it did not
-acknowledge. 'lampi-pkg serve' runs the same collector inside the server.
-
---group NAME uses the MQTT 5 shared subscription $share/NAME/… so several
-collectors (each with its own login, or --client-id, and database) split
-the load. The persistent session is named by the login (--username): a
-broker that binds client ids to logins, as lampi-pkg's does, refuses any
-other client id.
---listen ADDR serves the fleet JSON API, for 'fleet report --server'.
-Stop with SIGINT or SIGTERM.`,
-		Example: `  lampi-pkg fleet collect --broker mqtt://127.0.0.1:1883 --db fleet.db --listen 127.0.0.1:8081
-  lampi-pkg fleet collect --broker mqtts://broker.example:8883 --ca-file ca.pem \
-      --username collector --password-file /etc/lampi/collector.secret`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runCollect(cmd.Context(), env, o) },
+func runFleetHistory(ctx context.Context, o *fleetHistoryOptions) error {
+	env := o.env
+	r, done, err := o.src.open(env)
+	if err != nil {
+		return err
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.broker, "broker", "mqtt://"+fleet.DefaultBrokerAddr, "MQTT broker `URL` (mqtt:// or mqtts://)")
-	f.StringVar(&o.db, "db", "fleet.db", "fleet database `PATH`")
-	f.StringVar(&o.group, "group", "", "share the subscription with the other collectors of group `NAME`")
-	f.StringVar(&o.clientID, "client-id", "", "MQTT client id naming the persistent session (default: the --username, else lampi-collector-HOSTNAME[-GROUP])")
-	f.StringVar(&o.username, "username", "", "broker login (a collector credential: 'lampi-pkg device add --collector')")
-	f.StringVar(&o.passwordFile, "password-file", "", "read the broker password from `FILE`")
-	f.StringVar(&o.caFile, "ca-file", "", "CA certificates (PEM) to verify an mqtts:// broker")
-	f.StringVar(&o.certFile, "cert", "", "client certificate (PEM) for mqtts://")
-	f.StringVar(&o.keyFile, "key", "", "client certificate key (PEM)")
-	f.StringVar(&o.listen, "listen", "", "serve the fleet JSON API on `ADDR` (e.g. 127.0.0.1:8081)")
-	f.IntVar(&o.batchSize, "batch", 4096, "commit at most `N` messages per transaction")
-	f.DurationVar(&o.batchDelay, "batch-delay", 2*time.Millisecond, "wait up to `D` for a batch to fill")
-	return cmd
-}
-
-func runCollect(ctx context.Context, env *Env, o *collectOptions) error {
+	defer done()
+	h, err := r.History(ctx, o.id)
+	if err != nil {
+		return err
+	}
 	switch {
-	case o.clientID == "" && o.username != "":
-		// A broker that binds client ids to logins (lampi-pkg's, or
-		// Mosquitto with use_username_as_clientid) knows the
-		// collector's session by its login.
-		o.clientID = o.username
-	case o.clientID == "":
-		host, _ := os.Hostname()
-		o.clientID = "lampi-collector-" + host
-		if o.group != "" {
-			o.clientID += "-" + o.group
+	case o.out.json:
+		return writeJSON(env.Out, h)
+	case o.out.csv:
+		cw := csv.NewWriter(env.Out)
+		cw.Write([]string{"time", "seq", "package", "from", "to", "result", "error"})
+		for _, e := range h {
+			cw.Write([]string{timeText(e.Time), strconv.FormatUint(e.Seq, 10), e.Package, e.From, e.To, e.Result, e.Error})
 		}
-	case o.username != "" && o.clientID != o.username:
-		fmt.Fprintf(env.Err, "lampi-pkg: --client-id %s is not the --username %s: lampi-pkg's broker refuses it, and Mosquitto with use_username_as_clientid replaces it (give each collector its own login instead)\n", o.clientID, o.username)
+		cw.Flush()
+		return cw.Error()
 	}
-	copts := fleet.CollectorOptions{Broker: o.broker, ClientID: o.clientID, Username: o.username, Group: o.group,
-		BatchSize: o.batchSize, BatchDelay: o.batchDelay, Now: env.Now,
-		Logger: slog.New(slog.NewTextHandler(env.Err, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	if o.passwordFile != "" {
-		b, err := os.ReadFile(o.passwordFile)
-		if err != nil {
-			return withHint(fmt.Errorf("read password: %w", err), "--password-file names a file holding the collector's secret")
-		}
-		copts.Password = []byte(strings.TrimRight(string(b), "\r\n"))
-	}
-	if o.caFile != "" || o.certFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.caFile != "" {
-			pem, err := os.ReadFile(o.caFile)
-			if err != nil {
-				return fmt.Errorf("--ca-file: %w", err)
+	for _, e := range h {
+		switch {
+		case e.Package != "" && e.From == "":
+			fmt.Fprintf(env.Out, "%s  #%d  %s %s installed\n", timeText(e.Time), e.Seq, e.Package, e.To)
+		case e.Package != "" && e.To == "":
+			fmt.Fprintf(env.Out, "%s  #%d  %s %s removed\n", timeText(e.Time), e.Seq, e.Package, e.From)
+		case e.Package != "":
+			fmt.Fprintf(env.Out, "%s  #%d  %s %s → %s\n", timeText(e.Time), e.Seq, e.Package, e.From, e.To)
+		default:
+			fmt.Fprintf(env.Out, "%s  #%d  update %s", timeText(e.Time), e.Seq, e.Result)
+			if len(e.Target) > 0 {
+				fmt.Fprintf(env.Out, " (%s)", packagesText(e.Target))
 			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return usageErrorf("--ca-file %s: no PEM certificate in it", o.caFile)
+			if e.Error != "" {
+				fmt.Fprintf(env.Out, ": %s", oneLine(e.Error))
 			}
+			fmt.Fprintln(env.Out)
 		}
-		if o.certFile != "" {
-			cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
-			if err != nil {
-				return withHint(fmt.Errorf("client certificate: %w", err), "--cert and --key name the PEM certificate and its key")
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		copts.TLS = tc
-	}
-	s, err := openFleetDB(o.db, false, env)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	c, err := fleet.NewCollector(s, copts)
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if o.listen != "" {
-		ln, err := net.Listen("tcp", o.listen)
-		if err != nil {
-			return withHint(fmt.Errorf("--listen: %w", err), "choose a free address, e.g. 127.0.0.1:8081")
-		}
-		srv := &http.Server{Handler: fleet.APIHandler(s, nil, fleet.APIOptions{Now: env.Now}), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		fmt.Fprintf(env.Err, "fleet API on http://%s/api/v1/fleet/\n", ln.Addr())
-	}
-	if env.Getenv("GOGC") == "" {
-		// As in serve: the collector's heap is short-lived message
-		// garbage; collecting less often buys ingest throughput.
-		debug.SetGCPercent(400)
-	}
-	fmt.Fprintf(env.Err, "collecting from %s into %s (client id %s)\n", o.broker, o.db, o.clientID)
-	err = c.Run(ctx)
-	st := s.Stats()
-	fmt.Fprintf(env.Err, "stopped: %d devices; %d reports received, %d stored, %d stale, %d invalid, %d spoofed, %d rejected (seq from the future); %d status messages\n",
-		st.Devices, st.Received, st.Stored, st.Stale, st.Invalid, st.Spoofed, st.Rejected, st.Status)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
 	}
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +13,7 @@ import (
 )
 
 type brokerOptions struct {
+	env            *Env
 	listen         string
 	db             string
 	allowAnonymous bool
@@ -23,8 +22,8 @@ type brokerOptions struct {
 	connectTimeout time.Duration
 }
 
-func newFleetBrokerCmd(env *Env) *cobra.Command {
-	o := &brokerOptions{}
+func newFleetBrokerCmd(env *Env, runF runFunc[brokerOptions]) *cobra.Command {
+	o := &brokerOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run the embedded MQTT broker alone, for collectors running elsewhere",
@@ -49,7 +48,7 @@ Stop with SIGINT or SIGTERM.`,
 		Example: `  lampi-pkg fleet broker --listen 127.0.0.1:1883 --db /var/lib/lampi/fleet.db
   lampi-pkg fleet broker --listen 127.0.0.1:18830 --allow-anonymous`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runBroker(cmd.Context(), env, o) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runVerb(cmd, runF, runBroker, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", fleet.DefaultBrokerAddr, "broker address `HOST:PORT`")
@@ -61,7 +60,10 @@ Stop with SIGINT or SIGTERM.`,
 	return cmd
 }
 
-func runBroker(ctx context.Context, env *Env, o *brokerOptions) error {
+// runBroker runs the broker until ctx (Main's, cancelled by SIGINT or
+// SIGTERM) ends.
+func runBroker(ctx context.Context, o *brokerOptions) error {
+	env := o.env
 	if err := checkBrokerListen(env, "fleet broker", "--listen", o.listen, o.allowAnonymous); err != nil {
 		return err
 	}
@@ -79,8 +81,6 @@ func runBroker(ctx context.Context, env *Env, o *brokerOptions) error {
 		defer s.Close()
 		opts.Auth = s
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	b, err := fleet.StartBroker(ctx, opts)
 	if err != nil {
 		return withHint(fmt.Errorf("fleet broker: %w", err), "choose another --listen address")

@@ -1,13 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 )
 
-func newFleetResetCmd(env *Env) *cobra.Command {
-	o := &deviceOptions{}
+func newFleetResetCmd(env *Env, runF runFunc[deviceIDsOptions]) *cobra.Command {
+	o := &deviceIDsOptions{env: env, where: &deviceOptions{}}
 	cmd := &cobra.Command{
 		Use:   "reset DEVICE...",
 		Short: "Forget the stored seq of devices: their next report is stored whatever its seq",
@@ -24,20 +25,25 @@ of scope devices (--token-file or $LAMPI_TOKEN).`,
   lampi-pkg fleet reset b827eb74663e b827eb0a1b2c --server http://127.0.0.1:8080 --token-file ops.token`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := o.open(env, false)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			if err := b.ResetSeq(cmd.Context(), args...); err != nil {
-				return deviceError(o, err)
-			}
-			for _, id := range args {
-				fmt.Fprintf(env.Out, "reset %s: its next report is stored whatever its seq\n", id)
-			}
-			return nil
+			o.ids = args
+			return runVerb(cmd, runF, runFleetReset, o)
 		},
 	}
-	o.flags(cmd)
+	o.where.flags(cmd)
 	return cmd
+}
+
+func runFleetReset(ctx context.Context, o *deviceIDsOptions) error {
+	b, err := o.where.open(o.env, false)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.ResetSeq(ctx, o.ids...); err != nil {
+		return deviceError(o.where, err)
+	}
+	for _, id := range o.ids {
+		fmt.Fprintf(o.env.Out, "reset %s: its next report is stored whatever its seq\n", id)
+	}
+	return nil
 }

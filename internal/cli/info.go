@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,14 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/deb"
 )
 
-func newInfoCmd(env *Env) *cobra.Command {
-	var asJSON bool
+type infoOptions struct {
+	env  *Env
+	file string
+	json bool
+}
+
+func newInfoCmd(env *Env, runF runFunc[infoOptions]) *cobra.Command {
+	o := &infoOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "info FILE.deb",
 		Short: "Show a package's members, control files and control fields",
@@ -33,23 +40,28 @@ With --json the output is one object:
   lampi-pkg info --json hi_1.0_all.deb | jq -r '.control.fields[] | select(.name=="Version").value'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, done, err := openDeb(env, "info", args[0])
-			if err != nil {
-				return err
-			}
-			defer done()
-			info, err := deb.Inspect(in)
-			if err != nil {
-				return debReadError("info", args[0], err)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), info)
-			}
-			return info.WriteText(cmd.OutOrStdout())
+			o.file = args[0]
+			return runVerb(cmd, runF, runInfo, o)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the information as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the information as JSON")
 	return cmd
+}
+
+func runInfo(_ context.Context, o *infoOptions) error {
+	in, done, err := openDeb(o.env, "info", o.file)
+	if err != nil {
+		return err
+	}
+	defer done()
+	info, err := deb.Inspect(in)
+	if err != nil {
+		return debReadError("info", o.file, err)
+	}
+	if o.json {
+		return writeJSON(o.env.Out, info)
+	}
+	return info.WriteText(o.env.Out)
 }
 
 // openDeb opens a package file for verb, or standard input for "-".

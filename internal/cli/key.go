@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,17 +25,18 @@ func newKeyCmd(env *Env) *cobra.Command {
 (InRelease, Release.gpg) and packages; its public key, exported as a binary
 keyring, goes to /usr/share/keyrings on the devices for apt's signed-by=.`,
 	}
-	cmd.AddCommand(newKeyGenerateCmd(env), newKeyExportCmd(env), newKeyInfoCmd(env))
+	cmd.AddCommand(newKeyGenerateCmd(env, nil), newKeyExportCmd(env, nil), newKeyInfoCmd(env, nil))
 	return cmd
 }
 
 type keyGenerateOptions struct {
+	env                                                        *Env
 	name, email, comment, algo, expire, passphraseFile, output string
 	noPassphrase, force                                        bool
 }
 
-func newKeyGenerateCmd(env *Env) *cobra.Command {
-	o := &keyGenerateOptions{}
+func newKeyGenerateCmd(env *Env, runF runFunc[keyGenerateOptions]) *cobra.Command {
+	o := &keyGenerateOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "generate --name NAME --email EMAIL -o KEY.asc",
 		Short: "Generate a signing key that apt, gpgv and debsig-verify accept",
@@ -48,7 +50,7 @@ written to -o with mode 0600 and never over an existing file without --force.`,
 		Example: `  lampi-pkg key generate --name "Lampi Releases" --email releases@example.org -o signing-key.asc
   lampi-pkg key generate --name CI --email ci@example.org --algo rsa4096 --expire 3y --passphrase-file pass.txt -o ci.asc`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runKeyGenerate(env, cmd, o) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runVerb(cmd, runF, runKeyGenerate, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.name, "name", "", "real name of the user ID, e.g. \"Lampi Releases\"")
@@ -65,7 +67,8 @@ written to -o with mode 0600 and never over an existing file without --force.`,
 	return cmd
 }
 
-func runKeyGenerate(env *Env, cmd *cobra.Command, o *keyGenerateOptions) error {
+func runKeyGenerate(_ context.Context, o *keyGenerateOptions) error {
+	env := o.env
 	if o.name == "" && o.email == "" {
 		return usageErrorf("key generate: --name or --email is required")
 	}
@@ -101,7 +104,7 @@ func runKeyGenerate(env *Env, cmd *cobra.Command, o *keyGenerateOptions) error {
 		return fmt.Errorf("key generate: %w", err)
 	}
 	info := key.Info(now)
-	w := cmd.OutOrStdout()
+	w := env.Out
 	fmt.Fprintf(w, "Created %s key %s\n", info.Algorithm, info.Fingerprint)
 	fmt.Fprintf(w, "  user ID   %s\n", strings.Join(info.UserIDs, ", "))
 	fmt.Fprintf(w, "  expires   %s\n", keyExpires(info.Expires))
@@ -115,12 +118,14 @@ func runKeyGenerate(env *Env, cmd *cobra.Command, o *keyGenerateOptions) error {
 }
 
 type keyExportOptions struct {
+	env           *Env
+	key           string
 	armor, binary bool
 	output        string
 }
 
-func newKeyExportCmd(env *Env) *cobra.Command {
-	o := &keyExportOptions{}
+func newKeyExportCmd(env *Env, runF runFunc[keyExportOptions]) *cobra.Command {
+	o := &keyExportOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "export KEY [-o FILE]",
 		Short: "Export the public keyring that devices use to verify the repository",
@@ -131,7 +136,10 @@ output). No passphrase is needed.`,
 		Example: `  lampi-pkg key export signing-key.asc -o repo-key.gpg
   lampi-pkg key export signing-key.asc --armor > repo-key.asc`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runKeyExport(env, cmd, args[0], o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.key = args[0]
+			return runVerb(cmd, runF, runKeyExport, o)
+		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.armor, "armor", false, "write an ASCII-armored key (.asc)")
@@ -141,7 +149,8 @@ output). No passphrase is needed.`,
 	return cmd
 }
 
-func runKeyExport(env *Env, cmd *cobra.Command, path string, o *keyExportOptions) error {
+func runKeyExport(_ context.Context, o *keyExportOptions) error {
+	w, path := o.env.Out, o.key
 	kr, err := readKeyringFile(path)
 	if err != nil {
 		return err
@@ -158,7 +167,7 @@ func runKeyExport(env *Env, cmd *cobra.Command, path string, o *keyExportOptions
 		return fmt.Errorf("key export %s: %w", path, err)
 	}
 	if o.output == "" || o.output == "-" {
-		_, err := cmd.OutOrStdout().Write(b.Bytes())
+		_, err := w.Write(b.Bytes())
 		return err
 	}
 	if err := writeKeyFile(o.output, b.Bytes(), 0o644); err != nil {
@@ -169,18 +178,20 @@ func runKeyExport(env *Env, cmd *cobra.Command, path string, o *keyExportOptions
 		kind = "armored key"
 	}
 	for _, k := range kr.Keys() {
-		fmt.Fprintf(cmd.OutOrStdout(), "Exported public key %s to %s (%s)\n", k.Fingerprint(), o.output, kind)
+		fmt.Fprintf(w, "Exported public key %s to %s (%s)\n", k.Fingerprint(), o.output, kind)
 	}
 	return nil
 }
 
 type keyInfoOptions struct {
+	env            *Env
+	key            string
 	json, check    bool
 	passphraseFile string
 }
 
-func newKeyInfoCmd(env *Env) *cobra.Command {
-	o := &keyInfoOptions{}
+func newKeyInfoCmd(env *Env, runF runFunc[keyInfoOptions]) *cobra.Command {
+	o := &keyInfoOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "info KEY",
 		Short: "Show fingerprints, algorithms, validity and subkeys of a key file",
@@ -197,7 +208,10 @@ expired nor revoked and have a signing-capable (sub)key.`,
   lampi-pkg key info /usr/share/keyrings/lampi.gpg --json
   LAMPI_PASSPHRASE=... lampi-pkg key info signing-key.asc --check`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runKeyInfo(env, cmd, args[0], o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.key = args[0]
+			return runVerb(cmd, runF, runKeyInfo, o)
+		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.json, "json", false, "print the keys as JSON")
@@ -206,7 +220,8 @@ expired nor revoked and have a signing-capable (sub)key.`,
 	return cmd
 }
 
-func runKeyInfo(env *Env, cmd *cobra.Command, path string, o *keyInfoOptions) error {
+func runKeyInfo(_ context.Context, o *keyInfoOptions) error {
+	env, path := o.env, o.key
 	kr, err := readKeyringFile(path)
 	if err != nil {
 		return err
@@ -228,7 +243,7 @@ func runKeyInfo(env *Env, cmd *cobra.Command, path string, o *keyInfoOptions) er
 		}
 		checked, _ = s.SigningFingerprint()
 	}
-	w := cmd.OutOrStdout()
+	w := env.Out
 	if o.json {
 		out := map[string]any{"file": path, "keys": infos}
 		if o.check {

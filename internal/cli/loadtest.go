@@ -2,12 +2,12 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -17,7 +17,8 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/loadtest"
 )
 
-type loadtestFlags struct {
+type loadtestOptions struct {
+	env                            *Env
 	devices, connections, inflight int
 	duration, pollInterval, settle time.Duration
 	rate                           float64
@@ -30,8 +31,8 @@ type loadtestFlags struct {
 	allowRemote, jsonOut           bool
 }
 
-func newLoadtestCmd(env *Env) *cobra.Command {
-	var f loadtestFlags
+func newLoadtestCmd(env *Env, runF runFunc[loadtestOptions]) *cobra.Command {
+	f := &loadtestOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "loadtest --devices N --duration D",
 		Short: "Simulate a fleet of devices against the update server and its broker",
@@ -60,7 +61,7 @@ a report was dropped or the collector could not be read.`,
   lampi-pkg loadtest --devices 4000 --connections 40 --duration 1m --rate 16700 --json
   lampi-pkg loadtest --devices 50 --duration 10s --server '' --broker mqtt://127.0.0.1:1884`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runLoadtest(cmd, env, &f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerb(cmd, runF, runLoadtest, f) },
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&f.devices, "devices", 100, "number of simulated devices")
@@ -86,69 +87,21 @@ a report was dropped or the collector could not be read.`,
 	return cmd
 }
 
-func runLoadtest(cmd *cobra.Command, env *Env, f *loadtestFlags) error {
-	if f.qos != 0 && f.qos != 1 {
-		return usageErrorf("--qos %d: state reports use QoS 0 or 1", f.qos)
+// runLoadtest runs the load until --duration, --max-reports or the first
+// interrupt (Main's context), and still prints the result after an
+// interrupt.
+func runLoadtest(ctx context.Context, f *loadtestOptions) error {
+	env := f.env
+	opts, err := loadtestRunOptions(f)
+	if err != nil {
+		return err
 	}
-	if f.broker == "" && f.server == "" {
-		return usageErrorf("nothing to load: give --broker, --server or both")
-	}
-	opts := loadtest.Options{
-		Devices: f.devices, Duration: f.duration, Rate: f.rate, MaxReports: f.maxReports,
-		Broker: f.broker, Server: f.server, QoS: byte(f.qos), Connections: f.connections, Inflight: f.inflight,
-		Status: !f.noStatus, IDPrefix: f.idPrefix, Codename: f.codename, PollInterval: f.pollInterval,
-		CheckDevices: !f.noCheckDevices, Subscribe: f.subscribe, Settle: f.settle, AllowRemote: f.allowRemote, Now: env.Now,
-	}
-	if f.pollInterval <= 0 {
-		opts.PollInterval = -1
-	}
-	if f.credentials != "" {
-		creds, err := readCredentials(f.credentials)
-		if err != nil {
-			return err
-		}
-		opts.Credentials = func(id string) (string, []byte, bool) {
-			p, ok := creds[id]
-			return id, []byte(p), ok
-		}
-	}
-	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
-		if err != nil {
-			return fmt.Errorf("--ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return withHint(fmt.Errorf("--ca %s: no PEM certificate in the file", f.ca), "give the broker's CA certificate in PEM form")
-		}
-		opts.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !f.jsonOut {
-		opts.Progress = func(p loadtest.Progress) {
-			fmt.Fprintf(env.Err, "\r\033[K%s: %d reports sent, %d acked, %d failed, %d polls",
-				p.Elapsed.Round(time.Second), p.Sent, p.Acked, p.Failed, p.Polls)
-		}
-	}
-
-	// The first interrupt ends the load early and still prints the result.
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
-	defer stop()
 	res, err := loadtest.Run(ctx, opts)
 	if opts.Progress != nil {
 		fmt.Fprint(env.Err, "\r\033[K")
 	}
 	if err != nil {
-		switch {
-		case errors.Is(err, loadtest.ErrNotLoopback):
-			return withHint(err, "run the load test on the server's machine, or pass --allow-remote if you mean it")
-		case errors.Is(err, loadtest.ErrOptions):
-			return &usageError{err}
-		case errors.Is(err, loadtest.ErrRefused):
-			return withHint(err, "give the devices' logins with --credentials FILE, or one login as mqtt://USER:PASSWORD@HOST:PORT")
-		case errors.Is(err, loadtest.ErrConnect):
-			return withHint(err, "start the broker (lampi-pkg serve starts one on 127.0.0.1:1883) or point --broker at it")
-		}
-		return err
+		return loadtestError(err)
 	}
 	problems := res.Problems()
 	if f.jsonOut {
@@ -165,6 +118,69 @@ func runLoadtest(cmd *cobra.Command, env *Env, f *loadtestFlags) error {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("loadtest: %s", strings.Join(problems, "; "))}
 	}
 	return nil
+}
+
+// loadtestRunOptions turns the flags into the load generator's options.
+func loadtestRunOptions(f *loadtestOptions) (loadtest.Options, error) {
+	env := f.env
+	if f.qos != 0 && f.qos != 1 {
+		return loadtest.Options{}, usageErrorf("--qos %d: state reports use QoS 0 or 1", f.qos)
+	}
+	if f.broker == "" && f.server == "" {
+		return loadtest.Options{}, usageErrorf("nothing to load: give --broker, --server or both")
+	}
+	opts := loadtest.Options{
+		Devices: f.devices, Duration: f.duration, Rate: f.rate, MaxReports: f.maxReports,
+		Broker: f.broker, Server: f.server, QoS: byte(f.qos), Connections: f.connections, Inflight: f.inflight,
+		Status: !f.noStatus, IDPrefix: f.idPrefix, Codename: f.codename, PollInterval: f.pollInterval,
+		CheckDevices: !f.noCheckDevices, Subscribe: f.subscribe, Settle: f.settle, AllowRemote: f.allowRemote, Now: env.Now,
+	}
+	if f.pollInterval <= 0 {
+		opts.PollInterval = -1
+	}
+	if f.credentials != "" {
+		creds, err := readCredentials(f.credentials)
+		if err != nil {
+			return opts, err
+		}
+		opts.Credentials = func(id string) (string, []byte, bool) {
+			p, ok := creds[id]
+			return id, []byte(p), ok
+		}
+	}
+	if f.ca != "" {
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return opts, fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return opts, withHint(fmt.Errorf("--ca %s: no PEM certificate in the file", f.ca), "give the broker's CA certificate in PEM form")
+		}
+		opts.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !f.jsonOut {
+		opts.Progress = func(p loadtest.Progress) {
+			fmt.Fprintf(env.Err, "\r\033[K%s: %d reports sent, %d acked, %d failed, %d polls",
+				p.Elapsed.Round(time.Second), p.Sent, p.Acked, p.Failed, p.Polls)
+		}
+	}
+	return opts, nil
+}
+
+// loadtestError says what to do about the load generator's failures.
+func loadtestError(err error) error {
+	switch {
+	case errors.Is(err, loadtest.ErrNotLoopback):
+		return withHint(err, "run the load test on the server's machine, or pass --allow-remote if you mean it")
+	case errors.Is(err, loadtest.ErrOptions):
+		return &usageError{err}
+	case errors.Is(err, loadtest.ErrRefused):
+		return withHint(err, "give the devices' logins with --credentials FILE, or one login as mqtt://USER:PASSWORD@HOST:PORT")
+	case errors.Is(err, loadtest.ErrConnect):
+		return withHint(err, "start the broker (lampi-pkg serve starts one on 127.0.0.1:1883) or point --broker at it")
+	}
+	return err
 }
 
 // readCredentials reads device logins: "DEVICE-ID PASSWORD" lines, or

@@ -4,8 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"text/tabwriter"
 	"time"
 )
+
+// The verbs write their results to Env.Out and notes, warnings and
+// progress to Env.Err, through these helpers: writeJSON for --json,
+// jsonLines for one object per line, newTable for aligned columns, and
+// fmt.Fprint* for plain lines.
 
 // writeJSON writes v as indented JSON for scripts, without HTML escaping
 // so that names and fields ("A <a@b.c>") read as they are.
@@ -14,6 +20,20 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// jsonLines returns an encoder that writes one compact JSON object per
+// line, without HTML escaping, for output that scripts read line by line.
+func jsonLines(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// newTable returns a writer that aligns tab-separated columns, two spaces
+// apart; Flush writes the table.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
 
 func humanBytes(n int64) string {

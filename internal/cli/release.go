@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -71,6 +72,8 @@ func releaseClient(env *Env, o *releaseOptions) (*upload.Client, error) {
 }
 
 type releaseOptions struct {
+	env                          *Env
+	dirs                         []string
 	repoDir, codename, component string
 	to, tokenFile, ca            string
 	part                         string
@@ -78,13 +81,14 @@ type releaseOptions struct {
 	key, passphraseFile          string
 	out, compress, mtime         string
 	lockTimeout                  time.Duration
+	lockTimeoutSet               bool // --lock-timeout given: conf/options' waitforlock does not apply
 	allowDirty                   bool
 	commit, noCommit, tag, noTag bool
 	dryRun, json                 bool
 }
 
-func newReleaseCmd(env *Env) *cobra.Command {
-	o := &releaseOptions{}
+func newReleaseCmd(env *Env, runF runFunc[releaseOptions]) *cobra.Command {
+	o := &releaseOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "release [DIR…] (--repo REPO | --to URL --token-file F)",
 		Short: "Bump, build, sign and publish package trees in one all-or-nothing step",
@@ -133,7 +137,10 @@ distribution the token may upload to.`,
   lampi-pkg release ui bluetooth hardware --repo /srv/repo --codename bookworm --bump patch --sign-deb
   lampi-pkg release --repo /srv/repo --dry-run --json
   lampi-pkg release hi --to https://repo.example.org/ --token-file ci.token --bump minor`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runRelease(env, cmd, o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.dirs, o.lockTimeoutSet = args, cmd.Flags().Changed("lock-timeout")
+			return runVerb(cmd, runF, runRelease, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.repoDir, "repo", "", "repository base directory (holding conf/distributions)")
@@ -163,42 +170,80 @@ distribution the token may upload to.`,
 	return cmd
 }
 
-func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) error {
+func runRelease(ctx context.Context, o *releaseOptions) error {
+	env := o.env
+	opts, err := releaseRunOptions(o)
+	if err != nil {
+		return err
+	}
+	if !o.json && env.IsTerminal != nil && env.IsTerminal(env.Err) {
+		opts.Progress = func(step, dir string) {
+			if dir != "" {
+				step += " " + dir
+			}
+			fmt.Fprintf(env.Err, "\r\033[K%s…", step)
+		}
+		defer fmt.Fprint(env.Err, "\r\033[K")
+	}
+	rep, err := release.Run(ctx, opts)
+	if err != nil {
+		return releaseHint(fmt.Errorf("release: %w", err))
+	}
+	out := env.Out
+	for _, p := range rep.Packages {
+		for _, w := range p.Warnings {
+			if !strings.Contains(w, "left out of the package") {
+				fmt.Fprintf(env.Err, "warning: %s: %s\n", p.Dir, w)
+			}
+		}
+	}
+	if o.json {
+		return writeJSON(out, rep)
+	}
+	writeReleaseReport(out, rep)
+	return nil
+}
+
+// releaseRunOptions checks the flags and turns them into release's
+// options: the repository or upload client, the build and the signer.
+func releaseRunOptions(o *releaseOptions) (release.Options, error) {
+	env, dirs := o.env, o.dirs
+	var none release.Options
 	if o.repoDir == "" && o.to == "" {
-		return withHint(usageErrorf("release: --repo or --to is required"), "name the repository's base directory, e.g. --repo /srv/repo (lampi-pkg repo init creates one), or a server: --to https://repo.example.org/ --token-file F")
+		return none, withHint(usageErrorf("release: --repo or --to is required"), "name the repository's base directory, e.g. --repo /srv/repo (lampi-pkg repo init creates one), or a server: --to https://repo.example.org/ --token-file F")
 	}
 	if o.to == "" && (o.tokenFile != "" || o.ca != "") {
-		return usageErrorf("release: --token-file and --ca are for --to")
+		return none, usageErrorf("release: --token-file and --ca are for --to")
 	}
 	if o.to != "" && o.component != "" {
-		return usageErrorf("release: --component is for --repo: the server puts packages by their Section")
+		return none, usageErrorf("release: --component is for --repo: the server puts packages by their Section")
 	}
 	if len(dirs) == 0 {
 		dirs = []string{"."}
 	}
 	if o.key != "" && !o.signDeb {
-		return usageErrorf("release: --key is for --sign-deb")
+		return none, usageErrorf("release: --key is for --sign-deb")
 	}
 	comp, err := deb.ParseCompression(o.compress)
 	if err != nil {
-		return &usageError{err}
+		return none, &usageError{err}
 	}
 	mtime, err := clampTime(o.mtime, env.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
-		return err
+		return none, err
 	}
 	var rp *repo.Repo
 	var client *upload.Client
 	if o.to != "" {
 		if client, err = releaseClient(env, o); err != nil {
-			return err
+			return none, err
 		}
 	} else {
 		ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
 			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile}
-		rp, err = ro.open(env, cmd)
+		rp, err = ro.open(env, lockTimeoutFlag(o.lockTimeoutSet))
 		if err != nil {
-			return fmt.Errorf("release: %w", repoError(err))
+			return none, fmt.Errorf("release: %w", repoError(err))
 		}
 	}
 	opts := release.Options{
@@ -212,40 +257,27 @@ func runRelease(env *Env, cmd *cobra.Command, o *releaseOptions, dirs []string) 
 	if o.key != "" {
 		key, err := loadSecretKey(env, o.key, o.passphraseFile)
 		if err != nil {
-			return fmt.Errorf("release: %w", err)
+			return none, fmt.Errorf("release: %w", err)
 		}
 		s, err := signing.NewSigner(key, signing.SignOptions{Now: env.Now})
 		if err != nil {
-			return signKeyError(fmt.Errorf("release: key %s: %w", o.key, err))
+			return none, signKeyError(fmt.Errorf("release: key %s: %w", o.key, err))
 		}
 		opts.DebSigner = s
 	}
-	if !o.json && env.IsTerminal != nil && env.IsTerminal(env.Err) {
-		opts.Progress = func(step, dir string) {
-			if dir != "" {
-				step += " " + dir
-			}
-			fmt.Fprintf(env.Err, "\r\033[K%s…", step)
-		}
-		defer fmt.Fprint(env.Err, "\r\033[K")
+	return opts, nil
+}
+
+// lockTimeoutFlag stands for release's command where repoOptions.open asks
+// which flags were given: of the names it asks about, release has only
+// --lock-timeout.
+func lockTimeoutFlag(set bool) *cobra.Command {
+	c := &cobra.Command{}
+	c.Flags().Duration("lock-timeout", 0, "")
+	if set {
+		c.Flags().Lookup("lock-timeout").Changed = true
 	}
-	rep, err := release.Run(cmd.Context(), opts)
-	if err != nil {
-		return releaseHint(fmt.Errorf("release: %w", err))
-	}
-	out := cmd.OutOrStdout()
-	for _, p := range rep.Packages {
-		for _, w := range p.Warnings {
-			if !strings.Contains(w, "left out of the package") {
-				fmt.Fprintf(env.Err, "warning: %s: %s\n", p.Dir, w)
-			}
-		}
-	}
-	if o.json {
-		return writeJSON(out, rep)
-	}
-	writeReleaseReport(out, rep)
-	return nil
+	return c
 }
 
 // writeReleaseReport prints the report for people.

@@ -1,13 +1,26 @@
 // Package cli is the lampi-pkg command tree: it turns flags into library
 // calls, writes their results, and decides exit codes. Nothing else in the
 // module reads os.Args, the environment, the clock or the standard streams.
+//
+// Each verb has three parts, as in the GitHub CLI: an xxxOptions struct
+// holding the Env, its arguments and its flags; newXxxCmd(env, runF), which
+// binds the flags into the options and whose RunE only calls runVerb; and
+// runXxx(ctx, opts), which does the work. Tests pass a runF that captures
+// the options to check flag parsing without running anything, and call
+// runXxx directly to check behaviour. Main builds the one context every
+// verb runs under (cancelled by SIGINT and SIGTERM through Env.Signals) and
+// executes the tree once. Verbs write results to Env.Out and notes to
+// Env.Err through the helpers of output.go.
 package cli
 
 import (
+	"context"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +36,17 @@ type Env struct {
 	Now    func() time.Time
 	// IsTerminal reports whether the given stream is an interactive terminal.
 	IsTerminal func(f any) bool
+	// Signals returns a context cancelled by SIGINT/SIGTERM; Main runs
+	// every verb under it. Nil: no signal ends a verb early.
+	Signals func(ctx context.Context) (context.Context, context.CancelFunc)
+}
+
+// signalContext is ctx under the Env's signal hook, if it has one.
+func (e *Env) signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.Signals == nil {
+		return context.WithCancel(ctx)
+	}
+	return e.Signals(ctx)
 }
 
 // lookupEnv is os.LookupEnv over Getenv: an empty value counts as unset.
@@ -40,6 +64,9 @@ func StdIO() *Env {
 		Getenv:     os.Getenv,
 		Now:        time.Now,
 		IsTerminal: isTerminal,
+		Signals: func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		},
 	}
 }
 
@@ -59,34 +86,29 @@ and tells which device runs which version.`,
 	root.SetErr(env.Err)
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.Version = programVersion()
-	for _, add := range commands {
-		root.AddCommand(add(env))
-	}
+	// The top-level verbs, each in its own file, listed here so that the
+	// tree is visible in one place. A nil runF runs the verb for real.
+	root.AddCommand(
+		newBuildCmd(env, nil),
+		newInfoCmd(env, nil),
+		newContentsCmd(env, nil),
+		newExtractCmd(env, nil),
+		newVersionCmd(env),
+		newKeyCmd(env),
+		newSignCmd(env, nil),
+		newVerifyCmd(env, nil),
+		newVerifyReleaseCmd(env, nil),
+		newRepoCmd(env),
+		newBumpCmd(env, nil),
+		newFleetCmd(env),
+		newDeviceCmd(env),
+		newLoadtestCmd(env, nil),
+		newReleaseCmd(env, nil),
+		newServeCmd(env, nil),
+		newTokenCmd(env),
+	)
 	refuseUnknownVerbs(root)
 	return root
-}
-
-// commands lists the constructors of the top-level verbs. Each verb lives
-// in its own file and registers itself here through init-free static
-// listing, so the tree is visible in one place.
-var commands = []func(*Env) *cobra.Command{
-	newBuildCmd,
-	newInfoCmd,
-	newContentsCmd,
-	newExtractCmd,
-	newVersionCmd,
-	newKeyCmd,
-	newSignCmd,
-	newVerifyCmd,
-	newVerifyReleaseCmd,
-	newRepoCmd,
-	newBumpCmd,
-	newFleetCmd,
-	newDeviceCmd,
-	newLoadtestCmd,
-	newReleaseCmd,
-	newServeCmd,
-	newTokenCmd,
 }
 
 // Main runs lampi-pkg with args and returns the process exit code.
@@ -100,9 +122,11 @@ func Main(args []string, env *Env) int {
 			}
 		}
 	}
+	ctx, stop := env.signalContext(context.Background())
+	defer stop()
 	root := NewRootCmd(env)
 	root.SetArgs(args)
-	cmd, err := root.ExecuteC()
+	cmd, err := root.ExecuteContextC(ctx)
 	return exitCode(env.Err, cmd.CommandPath(), err)
 }
 

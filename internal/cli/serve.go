@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -26,6 +25,7 @@ import (
 )
 
 type serveOptions struct {
+	env                                      *Env
 	repo, listen, tlsCert, tlsKey, maxUpload string
 	insecureListen                           bool
 	tokens                                   string
@@ -43,8 +43,8 @@ type serveOptions struct {
 	fleet                                    serveFleetOptions
 }
 
-func newServeCmd(env *Env) *cobra.Command {
-	o := &serveOptions{}
+func newServeCmd(env *Env, runF runFunc[serveOptions]) *cobra.Command {
+	o := &serveOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "serve --repo DIR [--listen 127.0.0.1:8080] [--tls-cert F --tls-key F]",
 		Short: "Serve a repository over HTTP(S) and accept authenticated uploads",
@@ -82,7 +82,7 @@ SIGINT or SIGTERM stop the server gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.maxConnsSet = cmd.Flags().Changed("max-conns")
-			return runServe(cmd.Context(), env, o)
+			return runVerb(cmd, runF, runServe, o)
 		},
 	}
 	f := cmd.Flags()
@@ -149,7 +149,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func runServe(ctx context.Context, env *Env, o *serveOptions) error {
+// runServe serves until ctx (Main's, cancelled by SIGINT or SIGTERM) ends.
+func runServe(ctx context.Context, o *serveOptions) error {
+	env := o.env
 	cfg, useTLS, loopback, err := o.config(env)
 	if err != nil {
 		return err
@@ -162,11 +164,6 @@ func runServe(ctx context.Context, env *Env, o *serveOptions) error {
 	if cfg.Fleet, err = o.fleet.config(env, loopback); err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	srv, err := updateserver.New(cfg)
 	if err != nil {
 		return serveStartError(err)

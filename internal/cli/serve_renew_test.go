@@ -85,13 +85,13 @@ func TestServeRenewsReleases(t *testing.T) {
 	addrFile := filepath.Join(dir, "addr")
 	stderr := &syncBuffer{}
 	env := &Env{In: strings.NewReader(""), Out: io.Discard, Err: stderr, Getenv: func(string) string { return "" }, Now: clock}
-	o := &serveOptions{repo: base, listen: "127.0.0.1:0", maxUpload: "1MB", lockTimeout: 10 * time.Second,
+	o := &serveOptions{env: env, repo: base, listen: "127.0.0.1:0", maxUpload: "1MB", lockTimeout: 10 * time.Second,
 		accessLog: "off", logFormat: "json", addrFile: addrFile, renewInterval: 20 * time.Millisecond,
 		fleet: serveFleetOptions{mqttListen: "127.0.0.1:0"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, env, o) }()
+	go func() { done <- runServe(ctx, o) }()
 	// waitFor waits, with a generous deadline, until the published Release
 	// is dated at or after t.
 	dateRE := regexp.MustCompile(`(?m)^Date: (.*)$`)

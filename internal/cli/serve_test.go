@@ -66,12 +66,12 @@ func TestServeTLS(t *testing.T) {
 	addrFile := filepath.Join(dir, "addr")
 	var stderr bytes.Buffer
 	env := &Env{In: strings.NewReader(""), Out: io.Discard, Err: &stderr, Getenv: func(string) string { return "" }, Now: time.Now}
-	o := &serveOptions{repo: base, listen: "127.0.0.1:0", tlsCert: certFile, tlsKey: keyFile, maxUpload: "1MB",
+	o := &serveOptions{env: env, repo: base, listen: "127.0.0.1:0", tlsCert: certFile, tlsKey: keyFile, maxUpload: "1MB",
 		lockTimeout: time.Second, accessLog: "off", logFormat: "json", addrFile: addrFile,
 		fleet: serveFleetOptions{mqttListen: "127.0.0.1:0"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, env, o) }()
+	go func() { done <- runServe(ctx, o) }()
 	var addr []byte
 	for i := 0; i < 400 && len(addr) == 0; i++ {
 		select {

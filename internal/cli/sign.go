@@ -14,13 +14,15 @@ import (
 )
 
 type signOptions struct {
+	env                 *Env
+	files               []string
 	key, passphraseFile string
 	policyRoot, policy  string
 	json                bool
 }
 
-func newSignCmd(env *Env) *cobra.Command {
-	o := &signOptions{}
+func newSignCmd(env *Env, runF runFunc[signOptions]) *cobra.Command {
+	o := &signOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "sign FILE.deb... --key KEY",
 		Short: "Sign packages the debsigs way, for debsig-verify on the devices",
@@ -59,7 +61,10 @@ created, replaced, size, members}], "debsig_policy": {key_id, policy, keyring}}.
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error { return runSign(env, cmd, args, o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			return runVerb(cmd, runF, runSign, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.key, "key", "k", "", "secret key file that signs (armored .asc or binary)")
@@ -88,7 +93,8 @@ type signResult struct {
 	Policy *policyFiles `json:"debsig_policy,omitempty"`
 }
 
-func runSign(env *Env, cmd *cobra.Command, files []string, o *signOptions) error {
+func runSign(ctx context.Context, o *signOptions) error {
+	env, files := o.env, o.files
 	if o.key == "" {
 		return withHint(&usageError{errors.New("sign: --key is required")},
 			"name the secret key file, e.g. --key signing-key.asc (make one with 'lampi-pkg key generate')")
@@ -104,15 +110,11 @@ func runSign(env *Env, cmd *cobra.Command, files []string, o *signOptions) error
 		return fmt.Errorf("sign: %w", err)
 	}
 	res := signResult{Signed: []signedFile{}}
-	w := cmd.OutOrStdout()
+	w := env.Out
 	if len(files) > 0 {
 		s, err := signing.NewSigner(key, signing.SignOptions{Now: env.Now})
 		if err != nil {
 			return signKeyError(fmt.Errorf("sign: key %s: %w", o.key, err))
-		}
-		ctx := cmd.Context()
-		if ctx == nil {
-			ctx = context.Background()
 		}
 		for _, f := range files {
 			sd, err := signing.SignDebFile(ctx, s, f)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,3 +35,18 @@ func refuseUnknownVerbs(c *cobra.Command) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// runFunc is what a verb does with its parsed options. Each verb has one
+// (runBuild, runSign, …); its constructor also takes one as runF, a hook
+// through which tests see the options that the flags and arguments gave
+// without running anything. A nil runF runs the verb.
+type runFunc[O any] func(ctx context.Context, o *O) error
+
+// runVerb is the body of every verb's RunE: runF if the test set one, else
+// the verb's own run, under the command's context (the one Main built).
+func runVerb[O any](cmd *cobra.Command, runF, run runFunc[O], o *O) error {
+	if runF != nil {
+		return runF(cmd.Context(), o)
+	}
+	return run(cmd.Context(), o)
+}

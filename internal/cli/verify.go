@@ -31,12 +31,14 @@ const (
 )
 
 type verifyOptions struct {
+	env      *Env
+	file     string
 	keyrings []string
 	json     bool
 }
 
-func newVerifyCmd(env *Env) *cobra.Command {
-	o := &verifyOptions{}
+func newVerifyCmd(env *Env, runF runFunc[verifyOptions]) *cobra.Command {
+	o := &verifyOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "verify FILE.deb --keyring KEYRING",
 		Short: "Check a package's origin signature (debsigs _gpgorigin)",
@@ -63,7 +65,10 @@ primary_fingerprint, user_id, created, hash, algorithm}, error}.`,
 		Example: `  lampi-pkg verify hi_1.0_all.deb --keyring repo-key.gpg
   lampi-pkg verify hi_1.0_all.deb --keyring repo-key.asc --json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runVerify(env, cmd, args[0], o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.file = args[0]
+			return runVerb(cmd, runF, runVerify, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.keyrings, "keyring", nil, "keyring with the trusted public keys (repeatable)")
@@ -80,7 +85,8 @@ type verifyResult struct {
 	Error  string             `json:"error,omitempty"`
 }
 
-func runVerify(env *Env, cmd *cobra.Command, file string, o *verifyOptions) error {
+func runVerify(ctx context.Context, o *verifyOptions) error {
+	env, file := o.env, o.file
 	if len(o.keyrings) == 0 {
 		return withHint(&usageError{errors.New("verify: --keyring is required")},
 			"name the public keyring that holds the signing key, e.g. --keyring repo-key.gpg (see 'lampi-pkg key export')")
@@ -89,17 +95,13 @@ func runVerify(env *Env, cmd *cobra.Command, file string, o *verifyOptions) erro
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	sig, err := verifyDebFile(ctx, kr, file, env.Now)
 	res := verifyResult{File: file, Good: err == nil, Status: verifyGood, Signer: sig}
 	if err != nil {
 		code, status := verifyExit(err)
 		res.Status, res.Error = status, err.Error()
 		if o.json {
-			if jerr := writeJSON(cmd.OutOrStdout(), res); jerr != nil {
+			if jerr := writeJSON(env.Out, res); jerr != nil {
 				return jerr
 			}
 		}
@@ -109,9 +111,9 @@ func runVerify(env *Env, cmd *cobra.Command, file string, o *verifyOptions) erro
 		fmt.Fprintf(env.Err, "warning: %s: signed by subkey %s: debsig-verify 0.28 (Debian 12) cannot check such signatures\n", file, sig.Fingerprint)
 	}
 	if o.json {
-		return writeJSON(cmd.OutOrStdout(), res)
+		return writeJSON(env.Out, res)
 	}
-	w := cmd.OutOrStdout()
+	w := env.Out
 	fmt.Fprintf(w, "%s: good origin signature by %s", file, sig.Fingerprint)
 	if sig.UserID != "" {
 		fmt.Fprintf(w, " %q", sig.UserID)

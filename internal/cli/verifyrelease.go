@@ -14,12 +14,15 @@ import (
 )
 
 type verifyReleaseOptions struct {
+	env *Env
+	// files are InRelease, or Release and Release.gpg.
+	files    []string
 	keyrings []string
 	json     bool
 }
 
-func newVerifyReleaseCmd(env *Env) *cobra.Command {
-	o := &verifyReleaseOptions{}
+func newVerifyReleaseCmd(env *Env, runF runFunc[verifyReleaseOptions]) *cobra.Command {
+	o := &verifyReleaseOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "verify-release InRelease | Release Release.gpg --keyring KEYRING",
 		Short: "Check a repository's signed index the way apt does",
@@ -35,7 +38,10 @@ unreadable input), 2 usage error.`,
 		Example: `  lampi-pkg verify-release dists/stable/InRelease --keyring repo-key.gpg
   lampi-pkg verify-release dists/stable/Release dists/stable/Release.gpg --keyring repo-key.asc --json`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error { return runVerifyRelease(env, cmd, args, o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			return runVerb(cmd, runF, runVerifyRelease, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.keyrings, "keyring", nil, "keyring with the trusted public keys (repeatable)")
@@ -52,7 +58,8 @@ type verifyReleaseResult struct {
 	Error     string             `json:"error,omitempty"`
 }
 
-func runVerifyRelease(env *Env, cmd *cobra.Command, args []string, o *verifyReleaseOptions) error {
+func runVerifyRelease(ctx context.Context, o *verifyReleaseOptions) error {
+	env, args := o.env, o.files
 	if len(o.keyrings) == 0 {
 		return withHint(&usageError{fmt.Errorf("verify-release: --keyring is required")},
 			"name the public keyring apt's signed-by= uses, e.g. --keyring /usr/share/keyrings/lampi.gpg (see 'lampi-pkg key export')")
@@ -65,11 +72,11 @@ func runVerifyRelease(env *Env, cmd *cobra.Command, args []string, o *verifyRele
 	if len(args) == 2 {
 		res.Signature = args[1]
 	}
-	sig, err := verifyReleaseFiles(cmd.Context(), kr, args, env.Now)
+	sig, err := verifyReleaseFiles(ctx, kr, args, env.Now)
 	if err != nil {
 		if o.json {
 			res.Error = err.Error()
-			if jerr := writeVerifyJSON(cmd, res); jerr != nil {
+			if jerr := writeJSON(env.Out, res); jerr != nil {
 				return jerr
 			}
 		}
@@ -77,7 +84,7 @@ func runVerifyRelease(env *Env, cmd *cobra.Command, args []string, o *verifyRele
 	}
 	res.Good, res.Signer = true, sig
 	if o.json {
-		return writeVerifyJSON(cmd, res)
+		return writeJSON(env.Out, res)
 	}
 	what := args[0]
 	if len(args) == 2 {
@@ -87,18 +94,16 @@ func runVerifyRelease(env *Env, cmd *cobra.Command, args []string, o *verifyRele
 	if sig.PrimaryFingerprint != sig.Fingerprint {
 		by = "subkey " + sig.Fingerprint + " of " + sig.PrimaryFingerprint
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: good signature by %s", what, by)
+	w := env.Out
+	fmt.Fprintf(w, "%s: good signature by %s", what, by)
 	if sig.UserID != "" {
-		fmt.Fprintf(cmd.OutOrStdout(), " %q", sig.UserID)
+		fmt.Fprintf(w, " %q", sig.UserID)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "\n  made %s, %s, %s\n", sig.Created.Format(time.RFC3339), sig.Algorithm, sig.Hash)
+	fmt.Fprintf(w, "\n  made %s, %s, %s\n", sig.Created.Format(time.RFC3339), sig.Algorithm, sig.Hash)
 	return nil
 }
 
 func verifyReleaseFiles(ctx context.Context, kr *signing.Keyring, args []string, now func() time.Time) (*signing.Signature, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	opts := signing.VerifyOptions{Now: now}
 	data, err := os.ReadFile(args[0])
 	if err != nil {
@@ -139,10 +144,6 @@ func verifyHint(err error, args []string) error {
 		return withHint(err, "the file changed after signing (or was damaged in transit): re-publish the repository")
 	}
 	return err
-}
-
-func writeVerifyJSON(cmd *cobra.Command, v verifyReleaseResult) error {
-	return writeJSON(cmd.OutOrStdout(), v)
 }
 
 // loadKeyrings reads and merges the keyring files.

@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"strconv"
 
@@ -25,11 +25,19 @@ order as 'dpkg --compare-versions' ('~' sorts before everything, so
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newVersionCompareCmd(), newVersionCheckCmd())
+	cmd.AddCommand(newVersionCompareCmd(env, nil), newVersionCheckCmd(env, nil))
 	return cmd
 }
 
-func newVersionCompareCmd() *cobra.Command {
+// versionCompareOptions are the arguments of "version compare": VERSION
+// RELATION VERSION.
+type versionCompareOptions struct {
+	env       *Env
+	a, rel, b string
+}
+
+func newVersionCompareCmd(env *Env, runF runFunc[versionCompareOptions]) *cobra.Command {
+	o := &versionCompareOptions{env: env}
 	return &cobra.Command{
 		Use:   "compare VERSION RELATION VERSION",
 		Short: "Compare two versions like dpkg --compare-versions",
@@ -50,28 +58,33 @@ Put '--' before the arguments if the first version starts with '-'.`,
   lampi-pkg version compare "$(dpkg-query -W -f '${Version}' hi)" ge-nl 1.2-1`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseComparedVersion(args[0])
-			if err != nil {
-				return err
-			}
-			rel, err := deb.ParseVersionRelation(args[1])
-			if err != nil {
-				return withHint(usageErrorf("%w", err), "lampi-pkg version compare --help")
-			}
-			b, err := parseComparedVersion(args[2])
-			if err != nil {
-				return err
-			}
-			if rel.Obsolete() {
-				means := map[string]string{"<": "<= (le); for strictly less write << (lt)", ">": ">= (ge); for strictly greater write >> (gt)"}[rel.String()]
-				fmt.Fprintf(cmd.ErrOrStderr(), "lampi-pkg: warning: relation %q is obsolete: it means %s\n", rel.String(), means)
-			}
-			if rel.Holds(a, b) {
-				return nil
-			}
-			return &ExitError{Code: ExitFailure}
+			o.a, o.rel, o.b = args[0], args[1], args[2]
+			return runVerb(cmd, runF, runVersionCompare, o)
 		},
 	}
+}
+
+func runVersionCompare(_ context.Context, o *versionCompareOptions) error {
+	a, err := parseComparedVersion(o.a)
+	if err != nil {
+		return err
+	}
+	rel, err := deb.ParseVersionRelation(o.rel)
+	if err != nil {
+		return withHint(usageErrorf("%w", err), "lampi-pkg version compare --help")
+	}
+	b, err := parseComparedVersion(o.b)
+	if err != nil {
+		return err
+	}
+	if rel.Obsolete() {
+		means := map[string]string{"<": "<= (le); for strictly less write << (lt)", ">": ">= (ge); for strictly greater write >> (gt)"}[rel.String()]
+		fmt.Fprintf(o.env.Err, "lampi-pkg: warning: relation %q is obsolete: it means %s\n", rel.String(), means)
+	}
+	if rel.Holds(a, b) {
+		return nil
+	}
+	return &ExitError{Code: ExitFailure}
 }
 
 // parseComparedVersion reads a compare argument: "" and "<unknown>" are
@@ -97,8 +110,14 @@ type versionReport struct {
 	Error    string `json:"error"`
 }
 
-func newVersionCheckCmd() *cobra.Command {
-	var asJSON bool
+type versionCheckOptions struct {
+	env      *Env
+	versions []string
+	json     bool
+}
+
+func newVersionCheckCmd(env *Env, runF runFunc[versionCheckOptions]) *cobra.Command {
+	o := &versionCheckOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "check VERSION...",
 		Short: "Check versions like dpkg --validate-version",
@@ -117,43 +136,47 @@ same.`,
   lampi-pkg version check --json 1.0 1.0- | jq -r 'select(.valid|not).error'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			enc := json.NewEncoder(out)
-			enc.SetEscapeHTML(false)
-			var invalid []error
-			for _, s := range args {
-				v, err := deb.ParseVersion(s)
-				if asJSON {
-					r := versionReport{Version: s, Valid: err == nil, Epoch: v.Epoch, Upstream: v.Upstream, Revision: v.Revision}
-					if err != nil {
-						r.Error = err.Error()
-					}
-					if jerr := enc.Encode(r); jerr != nil {
-						return jerr
-					}
-				} else if err == nil {
-					fmt.Fprintln(out, describeVersion(s, v))
-				}
-				if err != nil {
-					invalid = append(invalid, err)
-				}
-			}
-			switch {
-			case len(invalid) == 0:
-				return nil
-			case asJSON:
-				return &ExitError{Code: ExitFailure}
-			}
-			// One message per invalid version; the last goes through the
-			// common error path, which adds the hint once.
-			for _, err := range invalid[:len(invalid)-1] {
-				fmt.Fprintf(cmd.ErrOrStderr(), "lampi-pkg: %v\n", err)
-			}
-			return &ExitError{Code: ExitFailure, Err: withHint(invalid[len(invalid)-1], versionSyntaxHint)}
+			o.versions = args
+			return runVerb(cmd, runF, runVersionCheck, o)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per version")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object per version")
 	return cmd
+}
+
+func runVersionCheck(_ context.Context, o *versionCheckOptions) error {
+	out := o.env.Out
+	enc := jsonLines(out)
+	var invalid []error
+	for _, s := range o.versions {
+		v, err := deb.ParseVersion(s)
+		if o.json {
+			r := versionReport{Version: s, Valid: err == nil, Epoch: v.Epoch, Upstream: v.Upstream, Revision: v.Revision}
+			if err != nil {
+				r.Error = err.Error()
+			}
+			if jerr := enc.Encode(r); jerr != nil {
+				return jerr
+			}
+		} else if err == nil {
+			fmt.Fprintln(out, describeVersion(s, v))
+		}
+		if err != nil {
+			invalid = append(invalid, err)
+		}
+	}
+	switch {
+	case len(invalid) == 0:
+		return nil
+	case o.json:
+		return &ExitError{Code: ExitFailure}
+	}
+	// One message per invalid version; the last goes through the
+	// common error path, which adds the hint once.
+	for _, err := range invalid[:len(invalid)-1] {
+		fmt.Fprintf(o.env.Err, "lampi-pkg: %v\n", err)
+	}
+	return &ExitError{Code: ExitFailure, Err: withHint(invalid[len(invalid)-1], versionSyntaxHint)}
 }
 
 // describeVersion is the text line of a valid version.
