@@ -16,6 +16,9 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1
 	ExitUsage   = 2
+	// ExitInterrupted: SIGINT or SIGTERM stopped the command before it
+	// finished (128 + SIGINT, as shells report an interrupted program).
+	ExitInterrupted = 130
 )
 
 // ExitError makes a command end with a specific exit code. Err, if not nil,
@@ -93,7 +96,9 @@ func exitCode(w io.Writer, cmdPath string, err error) int {
 // returns as plain errors.
 func isCobraUsage(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag"} {
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag",
+		// cobra's flag groups (MarkFlagsMutuallyExclusive and friends)
+		"none of the others can be", "must all be set", "at least one of the flags in the group"} {
 		if strings.Contains(msg, p) {
 			return true
 		}

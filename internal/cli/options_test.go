@@ -127,9 +127,6 @@ func TestVerbOptions(t *testing.T) {
 			code := exitCode(&msg, cmd.CommandPath(), err)
 			if c.want == nil {
 				want := ExitUsage
-				if strings.Contains(c.usage, "none of the others") {
-					want = ExitFailure // as before the redesign: isCobraUsage does not know this message
-				}
 				if code != want || !strings.Contains(msg.String(), c.usage) || got != nil {
 					t.Fatalf("%s: exit %d, want %d with %q; options %+v; message:\n%s", c.args, code, want, c.usage, got, msg.String())
 				}

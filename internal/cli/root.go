@@ -15,6 +15,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -127,6 +129,12 @@ func Main(args []string, env *Env) int {
 	root := NewRootCmd(env)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// A signal cancelled the verb: it stopped cleanly (temporary
+		// files removed, nothing half published), but it did not finish.
+		fmt.Fprintf(env.Err, "lampi-pkg: interrupted: %v\n", err)
+		return ExitInterrupted
+	}
 	return exitCode(env.Err, cmd.CommandPath(), err)
 }
 

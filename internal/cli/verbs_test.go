@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,22 @@ func TestUnknownVerbSuggestion(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "did you mean list?") {
 		t.Errorf("stderr %q: no suggestion", errb.String())
+	}
+}
+
+// A verb stopped by a signal exits 130 and says it was interrupted; it
+// does not pass for an ordinary failure (1), nor for success.
+func TestInterruptedVerbExits130(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := &Env{Out: &out, Err: &errb, In: strings.NewReader(""), Getenv: func(string) string { return "" }, Now: time.Now,
+		Signals: func(ctx context.Context) (context.Context, context.CancelFunc) {
+			// The signal arrived before the verb got going.
+			ctx, cancel := context.WithCancel(ctx)
+			cancel()
+			return ctx, cancel
+		}}
+	code := Main([]string{"build", "../../fixtures/hi", "-o", t.TempDir()}, env)
+	if code != ExitInterrupted || !strings.Contains(errb.String(), "lampi-pkg: interrupted: ") {
+		t.Fatalf("exit %d, want %d; stderr %q", code, ExitInterrupted, errb.String())
 	}
 }
