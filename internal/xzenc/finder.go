@@ -1,7 +1,6 @@
 package xzenc
 
 import (
-	"encoding/binary"
 	"math/bits"
 	"sync"
 )
@@ -47,7 +46,6 @@ type finder struct {
 	// The producer's scan state, carried from window to window.
 	h2t        [hash2Size]uint32
 	h3t        []uint32
-	longT      []uint32
 	repeatDist uint32 // distance of the last repeat found
 	repeatEnd  int    // its end: positions before it are left out
 }
@@ -57,7 +55,7 @@ func newFinder(buf []byte, o Options) *finder {
 		bt: newBT4(buf, o.DictSize, o.NiceLen, o.Depth), buf: buf, workers: o.Workers,
 		ready: make(chan *window, 2), free: make(chan *window, 4), stop: make(chan struct{}),
 		merged: make([]match, 0, maxMatchLen),
-		h3t:    make([]uint32, hash3Size), longT: make([]uint32, longSize),
+		h3t:    make([]uint32, hash3Size),
 	}
 	n := max(min(windowSize, len(buf)), 1) // small inputs need small windows
 	for i := 0; i < cap(f.free); i++ {
@@ -140,14 +138,10 @@ func (f *finder) produce() {
 	}
 }
 
-// longSize is the size of the table of the last position of each 8-byte
-// hash, where long repeats are looked for.
-const longSize = 1 << 18
-
 // scan finds the 2- and 3-byte matches of the window's positions and its
-// long repeats: a position where the last one with the same 8 bytes (or
-// the repeat just left) matches for nice bytes or more starts a repeat,
-// and the positions after it, up to its end, are left out of the trees.
+// long repeats: a position where the repeat just left or the longest short
+// match goes on for nice bytes or more starts a repeat, and the positions
+// after it, up to its end, are left out of the trees.
 func (f *finder) scan(w *window) {
 	buf, lim, nice := f.buf, f.bt.limit, f.bt.nice
 	h2t, h3t := &f.h2t, f.h3t
@@ -160,7 +154,6 @@ func (f *finder) scan(w *window) {
 		if limit < 4 {
 			continue
 		}
-		f.repeatAt(w, i, pos, limit)
 		h2, h3 := hash23(buf[pos:])
 		cur := uint32(pos) + f.bt.offset
 		d2, d3 := cur-h2t[h2], cur-h3t[h3]
@@ -177,40 +170,40 @@ func (f *finder) scan(w *window) {
 		}
 		if n > 0 {
 			l := matchLen(buf, pos-int(d2), pos, int(s[n-1].len), limit)
-			if l == f.bt.nice {
+			if l == nice {
 				l = matchLen(buf, pos-int(d2), pos, l, min(len(buf)-pos, maxMatchLen))
 			}
 			s[n-1].len = uint32(l)
 		}
+		f.repeatAt(w, i, pos, limit, s[max(n-1, 0)])
 	}
 }
 
 // repeatAt looks for a long repeat at pos (limit = nice bytes ahead are
 // there): inside the last one found, pos is left out of the trees;
-// otherwise the last one's distance, then the last position with the same
-// 8 bytes, are tried.
-func (f *finder) repeatAt(w *window, i, pos, limit int) {
+// otherwise the last one's distance and the longest short match are tried
+// (a table of longer hashes found few more, for a cache miss a position).
+func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 	if pos < f.repeatEnd {
 		w.repeat[i], w.skip[i], w.count[i] = f.repeatDist, true, 0
 		return
 	}
-	buf := f.buf
-	if limit < f.bt.nice || pos+8 > len(buf) {
+	nice := f.bt.nice
+	if limit < nice {
 		return
 	}
-	h := uint32(binary.LittleEndian.Uint64(buf[pos:])*0x9E3779B97F4A7C15>>(64-18)) & (longSize - 1)
-	cur := uint32(pos) + f.bt.offset
-	last := f.longT[h]
-	f.longT[h] = cur
-	for _, d := range [2]uint32{f.repeatDist, cur - last} {
-		if d == 0 || d >= f.bt.limit {
-			continue
-		}
+	found := func(d uint32, l int) {
+		w.repeat[i], f.repeatDist, f.repeatEnd = d, d, pos+l
+	}
+	buf := f.buf
+	if d := f.repeatDist; d != 0 && d < f.bt.limit {
 		if l := matchLen(buf, pos-int(d), pos, 0, limit); l == limit {
-			l = matchLen(buf, pos-int(d), pos, l, min(len(buf)-pos, maxMatchLen))
-			w.repeat[i], f.repeatDist, f.repeatEnd = d, d, pos+l
+			found(d, matchLen(buf, pos-int(d), pos, l, min(len(buf)-pos, maxMatchLen)))
 			return
 		}
+	}
+	if int(short.len) >= nice {
+		found(short.dist+1, int(short.len))
 	}
 }
 
