@@ -6,17 +6,18 @@ import (
 )
 
 // finder runs the match finder ahead of the parser, in windows of
-// windowSize positions. The producer goroutine first scans a window
-// alone: it finds the 2- and 3-byte matches, and the long repeats (a
-// match of nice length or more, see repeats); then the workers find the
-// tree matches of their buckets, while the producer scans the next
-// window. A window is handed to the parser when all are done. The parser
-// reads matches of any position in the windows it holds.
+// windowSize positions, as a pipeline: the producer goroutine scans a
+// window alone (the 2- and 3-byte matches, and the long repeats: matches
+// of nice length or more); then the workers find the tree matches of
+// their buckets, while the producer scans the next window; then the
+// window goes to the parser, which reads matches of any position in the
+// windows it holds. The parser holds at most two windows (a parse looks
+// less than a window ahead), so four windows keep every stage busy.
 //
 // Positions inside a long repeat are left out of the trees: the parser
 // takes a match of nice length whole, so it does not look at them, and
 // leaving them out saves most of the finder's work on redundant input
-// (40 to 80 % of the positions of real packages). Should the parser land
+// (a third to three quarters of the positions of real packages). Should the parser land
 // there, it gets the repeat's continuation and the short matches. What
 // is left out depends on the input only, never on the number of workers.
 
@@ -66,7 +67,7 @@ func newFinder(buf []byte, o Options) *finder {
 			flat: make([][]match, o.Workers),
 		}
 	}
-	f.wg.Add(1)
+	f.wg.Add(2) // produce and fill
 	go f.produce()
 	return f
 }
@@ -79,22 +80,42 @@ func (f *finder) close() {
 
 func (f *finder) produce() {
 	defer f.wg.Done()
-	defer close(f.ready)
-	n := len(f.buf)
-	type job struct {
-		w    *window
-		done chan struct{}
+	scanned := make(chan *window, 1)
+	go f.fill(scanned)
+	defer close(scanned)
+	for start := 0; start < len(f.buf); start += windowSize {
+		var w *window
+		select {
+		case w = <-f.free:
+		case <-f.stop:
+			return
+		}
+		w.start, w.end = start, min(start+windowSize, len(f.buf))
+		f.scan(w)
+		select {
+		case scanned <- w:
+		case <-f.stop:
+			return
+		}
 	}
-	jobs := make([]chan job, f.workers)
+}
+
+// fill has the workers insert each scanned window's positions, then
+// hands the window to the parser.
+func (f *finder) fill(scanned <-chan *window) {
+	defer f.wg.Done()
+	defer close(f.ready)
+	jobs := make([]chan *window, f.workers)
+	done := make(chan struct{}, f.workers)
 	var wwg sync.WaitGroup
 	for k := range jobs {
-		jobs[k] = make(chan job)
+		jobs[k] = make(chan *window)
 		wwg.Add(1)
 		go func(k int) {
 			defer wwg.Done()
-			for j := range jobs[k] {
-				f.work(j.w, k)
-				j.done <- struct{}{}
+			for w := range jobs[k] {
+				f.work(w, k)
+				done <- struct{}{}
 			}
 		}(k)
 	}
@@ -104,28 +125,10 @@ func (f *finder) produce() {
 		}
 		wwg.Wait()
 	}()
-	done := make(chan struct{}, f.workers)
-	// The next window is scanned while the workers fill this one; the
-	// parser holds at most two windows, so four are enough.
-	next := func(start int) *window {
-		if start >= n {
-			return nil
-		}
-		select {
-		case w := <-f.free:
-			w.start, w.end = start, min(start+windowSize, n)
-			f.scan(w)
-			return w
-		case <-f.stop:
-			return nil
-		}
-	}
-	w := next(0)
-	for w != nil {
+	for w := range scanned {
 		for k := range jobs {
-			jobs[k] <- job{w, done}
+			jobs[k] <- w
 		}
-		nw := next(w.end)
 		for range jobs {
 			<-done
 		}
@@ -134,7 +137,6 @@ func (f *finder) produce() {
 		case <-f.stop:
 			return
 		}
-		w = nw
 	}
 }
 
@@ -214,18 +216,34 @@ func (f *finder) work(w *window, k int) {
 	last := len(buf) - 4
 	// Buckets go to workers by their top bits (no division per position).
 	shift := uint(bits.Len32(bt.mask4))
+	// Each position's bucket head is read one insertion ahead, so that
+	// its cache miss overlaps the tree walk of the position before.
+	prev, prevH, prevHead := -1, uint32(0), uint32(0)
+	insert := func() {
+		off := len(flat)
+		flat = bt.insert(flat, prev, prevH, prevHead)
+		i := prev - w.start
+		w.ref[i], w.count[i], w.owner[i] = uint32(off), uint16(len(flat)-off), uint8(k)
+	}
 	for pos := w.start; pos < w.end && pos <= last; pos++ {
-		i := pos - w.start
-		if w.skip[i] {
+		if w.skip[pos-w.start] {
 			continue
 		}
 		h := hash4(buf[pos:], bt.mask4)
 		if int(uint64(h)*uint64(f.workers)>>shift) != k {
 			continue
 		}
-		off := len(flat)
-		flat = bt.insert(flat, pos, h)
-		w.ref[i], w.count[i], w.owner[i] = uint32(off), uint16(len(flat)-off), uint8(k)
+		head := bt.hash4[h]
+		if prev >= 0 {
+			insert()
+			if h == prevH {
+				head = uint32(prev) + bt.offset
+			}
+		}
+		prev, prevH, prevHead = pos, h, head
+	}
+	if prev >= 0 {
+		insert()
 	}
 	w.flat[k] = flat
 }
