@@ -160,6 +160,12 @@ func (f *finder) scan(w *window) {
 		cur := uint32(pos) + f.bt.offset
 		d2, d3 := cur-h2t[h2], cur-h3t[h3]
 		h2t[h2], h3t[h3] = cur, cur
+		if pos < f.repeatEnd {
+			// Inside a repeat the parser seldom looks, and the
+			// repeat's continuation is its match there.
+			w.repeat[i], w.skip[i], w.count[i] = f.repeatDist, true, 0
+			continue
+		}
 		n := 0
 		if d2 < lim && buf[pos-int(d2)] == buf[pos] {
 			s[0] = match{2, d2 - 1}
@@ -181,15 +187,11 @@ func (f *finder) scan(w *window) {
 	}
 }
 
-// repeatAt looks for a long repeat at pos (limit = nice bytes ahead are
-// there): inside the last one found, pos is left out of the trees;
-// otherwise the last one's distance and the longest short match are tried
+// repeatAt looks for a long repeat at pos, outside the last one found
+// (limit = nice bytes ahead are there): the last one's distance and the
+// longest short match are tried
 // (a table of longer hashes found few more, for a cache miss a position).
 func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
-	if pos < f.repeatEnd {
-		w.repeat[i], w.skip[i], w.count[i] = f.repeatDist, true, 0
-		return
-	}
 	nice := f.bt.nice
 	if limit < nice {
 		return
