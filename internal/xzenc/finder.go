@@ -15,11 +15,10 @@ import (
 // less than a window ahead), so four windows keep every stage busy.
 //
 // Positions inside a long repeat are left out of the trees: the parser
-// takes a match of nice length whole, so it does not look at them, and
-// leaving them out saves most of the finder's work on redundant input
-// (a third to three quarters of the positions of real packages). Should the parser land
-// there, it gets the repeat's continuation and the short matches. What
-// is left out depends on the input only, never on the number of workers.
+// takes a match of nice length whole, so it seldom looks at them (a third
+// to three quarters of the positions of real packages). Should it land
+// there, it gets the repeat's continuation as its match. What is left out
+// depends on the input only, never on the number of workers.
 
 const windowSize = 1 << 16
 
@@ -189,8 +188,8 @@ func (f *finder) scan(w *window) {
 
 // repeatAt looks for a long repeat at pos, outside the last one found
 // (limit = nice bytes ahead are there): the last one's distance and the
-// longest short match are tried
-// (a table of longer hashes found few more, for a cache miss a position).
+// longest short match are tried (a table of longer hashes found a few
+// more, for a cache miss a position: no faster).
 func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 	nice := f.bt.nice
 	if limit < nice {
