@@ -99,7 +99,7 @@ func newCompressor(w io.Writer, c Compression, level, workers int, sizeHint int6
 		}
 		return zw, zw.SetConcurrency(1<<20, max(workers, 1))
 	case CompressXZ:
-		return newParallelXZ(w, level, workers), nil
+		return newParallelXZ(w, level, workers, sizeHint), nil
 	case CompressZstd:
 		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithEncoderConcurrency(1))
 	}

@@ -11,6 +11,7 @@ import (
 // are in flight, which bounds memory to about (workers+1) × chunk bytes.
 type orderedPool[T any] struct {
 	chunk int
+	first int // capacity of the first chunk's buffer: the expected input, if known
 	work  func([]byte) (T, error)
 	buf   []byte
 	queue chan chan result[T]
@@ -58,7 +59,10 @@ func (p *orderedPool[T]) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
 		if p.buf == nil {
-			p.buf = make([]byte, 0, min(p.chunk, 1<<20)) // grows up to chunk
+			// Sized for the expected input when known (no copies as it
+			// grows), else grows up to chunk.
+			p.buf = make([]byte, 0, min(p.chunk, max(p.first, 1<<20)))
+			p.first = 0
 		}
 		m := min(p.chunk-len(p.buf), len(b))
 		p.buf = append(p.buf, b[:m]...)
@@ -88,12 +92,17 @@ type parallelXZ struct {
 	stream *xzStreamWriter
 }
 
-func newParallelXZ(w io.Writer, level, workers int) *parallelXZ {
+// sizeHint, the expected input size (0 if unknown), sizes the first
+// chunk's buffer.
+func newParallelXZ(w io.Writer, level, workers int, sizeHint int64) *parallelXZ {
 	s := &xzStreamWriter{w: w}
 	chunk := max(3*xzenc.Preset(level).DictSize, 1<<20)
 	// One chunk at a time, each on every worker: chunks are large, and
 	// the encoder shares its work out without changing its output.
 	pool := newOrderedPool(chunk, 1, func(b []byte) (xzChunk, error) { return compressXZChunk(b, level, workers) }, s.writeChunk)
+	// A little more than the hint: it counts 512 bytes of header per
+	// entry but not the padding of each file to 512 bytes.
+	pool.first = int(min(sizeHint+sizeHint/8, int64(chunk)))
 	return &parallelXZ{pool: pool, stream: s}
 }
 

@@ -284,3 +284,30 @@ func TestControlXZDictionaryBySize(t *testing.T) {
 		}
 	}
 }
+
+// TestXZInputBufferSizedByHint: the data member's input is gathered in a
+// buffer of the expected size, not grown (and copied) from 1 MiB up.
+func TestXZInputBufferSizedByHint(t *testing.T) {
+	const size = 6 << 20
+	piece := make([]byte, 32<<10)
+	var chunks []int
+	pool := newOrderedPool(24<<20, 1, func(b []byte) (int, error) { return cap(b), nil }, func(n int) error {
+		chunks = append(chunks, n)
+		return nil
+	})
+	pool.first = size + size/8
+	got := allocated(func() {
+		for n := 0; n < size; n += len(piece) {
+			pool.Write(piece)
+		}
+	})
+	if err := pool.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got > size+size/4 {
+		t.Errorf("%d MiB of input allocated %.1f MiB of buffers, want one buffer of about %d MiB", size>>20, float64(got)/(1<<20), size>>20)
+	}
+	if len(chunks) != 1 || chunks[0] != size+size/8 {
+		t.Errorf("chunk buffers of capacity %v, want [%d]", chunks, size+size/8)
+	}
+}

@@ -3,8 +3,8 @@
 # --build and "xz -6" of the same data.tar (dpkg-deb's default compressor).
 # Each package (from the cache scripts/deps.sh fills) is unpacked with
 # dpkg-deb -R; the tree is built by each tool, runs alternating; prints the
-# median wall time, the CPU time (user+sys) of the last run and the size of
-# the data member.
+# median wall time, the median CPU time (user+sys), the median peak RSS and
+# the size of the data member. On a shared machine wall time follows the load; CPU time much less.
 #
 # Usage: scripts/bench-real.sh [BIN] [BEFORE-BIN]; RUNS=3 by default.
 # BEFORE-BIN, if given, is an older lampi-pkg measured alongside (before/after).
@@ -19,20 +19,22 @@ trap 'rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
-# run NAME CMD...: times CMD RUNS times into $work/NAME.t, CPU of the last in $work/NAME.cpu
+# run NAME CMD...: appends the wall time of CMD to $work/NAME.t, its CPU
+# time to $work/NAME.cpu, its peak RSS (MB) to $work/NAME.rss
 run() {
   local name=$1; shift
-  /usr/bin/time -f "%e %U %S" -o "$work/$name.one" "$@" >/dev/null 2>&1
+  /usr/bin/time -f "%e %U %S %M" -o "$work/$name.one" "$@" >/dev/null 2>&1
   awk '{print $1}' "$work/$name.one" >> "$work/$name.t"
-  awk '{printf "%.2f", $2+$3}' "$work/$name.one" > "$work/$name.cpu"
+  awk '{printf "%.2f\n", $2+$3}' "$work/$name.one" >> "$work/$name.cpu"
+  awk '{printf "%.0f\n", $4/1024}' "$work/$name.one" >> "$work/$name.rss"
 }
-printf '%-10s %-16s %9s %9s %12s %7s\n' package tool "wall (s)" "cpu (s)" "data bytes" "vs xz-6"
+printf '%-10s %-16s %9s %9s %8s %12s %7s\n' package tool "wall (s)" "cpu (s)" "rss (MB)" "data bytes" "vs xz-6"
 for p in $pkgs; do
   deb=$(ls "$debs/${p}"_*.deb 2>/dev/null | head -1)
   [ -n "$deb" ] || { echo "bench-real: no $p in $debs (run scripts/deps.sh)" >&2; exit 1; }
   rm -rf "$work/tree" && dpkg-deb -R "$deb" "$work/tree"
   dpkg-deb --fsys-tarfile "$deb" > "$work/data.tar"
-  rm -f "$work"/*.t
+  rm -f "$work"/*.t "$work"/*.cpu "$work"/*.rss
   for ((i = 0; i < runs; i++)); do
     run lampi "$bin" build "$work/tree" -o "$work/lampi.deb"
     [ -z "$before" ] || run before "$before" build "$work/tree" -o "$work/before.deb"
@@ -47,8 +49,8 @@ for p in $pkgs; do
       dpkg) size=$(ar p "$work/dpkg.deb" data.tar.xz | wc -c) label="dpkg-deb --build" ;;
       *) size=$(ar p "$work/$t.deb" data.tar.xz | wc -c) label="lampi-pkg ($t)" ;;
     esac
-    printf '%-10s %-16s %9s %9s %12d %7.3f\n' "$p" "$label" "$(median < "$work/$t.t")" "$(cat "$work/$t.cpu")" "$size" \
+    printf '%-10s %-16s %9s %9s %8.0f %12d %7.3f\n' "$p" "$label" "$(median < "$work/$t.t")" "$(median < "$work/$t.cpu")" "$(median < "$work/$t.rss")" "$size" \
       "$(awk -v a="$size" -v b="$ref" 'BEGIN {print a/b}')"
   done
 done
-echo "median of $runs alternating runs; cpu = user+sys of the last run; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "median of $runs alternating runs; cpu = user+sys; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"

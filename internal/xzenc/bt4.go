@@ -99,10 +99,9 @@ func matchLen(buf []byte, a, b, n, limit int) int {
 // tree and appends to out the matches longer than 3 bytes found on the
 // way, of increasing length; the longest, when it reaches nice, is
 // extended up to maxMatchLen.
-func (f *bt4) insert(out []match, pos int, h uint32) []match {
+func (f *bt4) insert(out []match, pos int, h, next uint32) []match {
 	limit := min(len(f.buf)-pos, f.nice)
 	cur := uint32(pos) + f.offset
-	next := f.hash4[h]
 	f.hash4[h] = cur
 	n := len(out)
 	out = f.tree(out, pos, cur, next, limit)

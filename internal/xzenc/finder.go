@@ -6,10 +6,19 @@ import (
 )
 
 // finder runs the match finder ahead of the parser, in windows of
-// windowSize positions: the workers find the tree matches of their
-// buckets while the producer goroutine finds the 2- and 3-byte ones; a
-// window is handed to the parser when all are done. The parser reads
-// matches of any position in the windows it holds.
+// windowSize positions, as a pipeline: the producer goroutine scans a
+// window alone (the 2- and 3-byte matches, and the long repeats: matches
+// of nice length or more); then the workers find the tree matches of
+// their buckets, while the producer scans the next window; then the
+// window goes to the parser, which reads matches of any position in the
+// windows it holds. The parser holds at most two windows (a parse looks
+// less than a window ahead), so four windows keep every stage busy.
+//
+// Positions inside a long repeat are left out of the trees: the parser
+// takes a match of nice length whole, so it seldom looks at them (a third
+// to three quarters of the positions of real packages). Should it land
+// there, it gets the repeat's continuation as its match. What is left out
+// depends on the input only, never on the number of workers.
 
 const windowSize = 1 << 16
 
@@ -19,6 +28,8 @@ type window struct {
 	count      []uint16 // per position: number of tree matches
 	owner      []uint8  // per position: the worker that found them
 	short      [][2]match
+	repeat     []uint32  // per position: distance of the long repeat there, 0 if none
+	skip       []bool    // per position: inside a repeat, left out of the trees
 	flat       [][]match // per worker
 }
 
@@ -32,6 +43,11 @@ type finder struct {
 	held    []*window
 	merged  []match
 	wg      sync.WaitGroup
+	// The producer's scan state, carried from window to window.
+	h2t        [hash2Size]uint32
+	h3t        []uint32
+	repeatDist uint32 // distance of the last repeat found
+	repeatEnd  int    // its end: positions before it are left out
 }
 
 func newFinder(buf []byte, o Options) *finder {
@@ -39,16 +55,18 @@ func newFinder(buf []byte, o Options) *finder {
 		bt: newBT4(buf, o.DictSize, o.NiceLen, o.Depth), buf: buf, workers: o.Workers,
 		ready: make(chan *window, 2), free: make(chan *window, 4), stop: make(chan struct{}),
 		merged: make([]match, 0, maxMatchLen),
+		h3t:    make([]uint32, hash3Size),
 	}
 	n := max(min(windowSize, len(buf)), 1) // small inputs need small windows
-	for i := 0; i < 4; i++ {
+	for i := 0; i < cap(f.free); i++ {
 		f.free <- &window{
 			ref: make([]uint32, n), count: make([]uint16, n),
 			owner: make([]uint8, n), short: make([][2]match, n),
+			repeat: make([]uint32, n), skip: make([]bool, n),
 			flat: make([][]match, o.Workers),
 		}
 	}
-	f.wg.Add(1)
+	f.wg.Add(2) // produce and fill
 	go f.produce()
 	return f
 }
@@ -61,22 +79,42 @@ func (f *finder) close() {
 
 func (f *finder) produce() {
 	defer f.wg.Done()
-	defer close(f.ready)
-	n := len(f.buf)
-	type job struct {
-		w    *window
-		done chan struct{}
+	scanned := make(chan *window, 1)
+	go f.fill(scanned)
+	defer close(scanned)
+	for start := 0; start < len(f.buf); start += windowSize {
+		var w *window
+		select {
+		case w = <-f.free:
+		case <-f.stop:
+			return
+		}
+		w.start, w.end = start, min(start+windowSize, len(f.buf))
+		f.scan(w)
+		select {
+		case scanned <- w:
+		case <-f.stop:
+			return
+		}
 	}
-	jobs := make([]chan job, f.workers)
+}
+
+// fill has the workers insert each scanned window's positions, then
+// hands the window to the parser.
+func (f *finder) fill(scanned <-chan *window) {
+	defer f.wg.Done()
+	defer close(f.ready)
+	jobs := make([]chan *window, f.workers)
+	done := make(chan struct{}, f.workers)
 	var wwg sync.WaitGroup
 	for k := range jobs {
-		jobs[k] = make(chan job)
+		jobs[k] = make(chan *window)
 		wwg.Add(1)
 		go func(k int) {
 			defer wwg.Done()
-			for j := range jobs[k] {
-				f.work(j.w, k)
-				j.done <- struct{}{}
+			for w := range jobs[k] {
+				f.work(w, k)
+				done <- struct{}{}
 			}
 		}(k)
 	}
@@ -86,21 +124,10 @@ func (f *finder) produce() {
 		}
 		wwg.Wait()
 	}()
-	var h2t [hash2Size]uint32
-	h3t := make([]uint32, hash3Size)
-	done := make(chan struct{}, f.workers)
-	for start := 0; start < n; start += windowSize {
-		var w *window
-		select {
-		case w = <-f.free:
-		case <-f.stop:
-			return
-		}
-		w.start, w.end = start, min(start+windowSize, n)
+	for w := range scanned {
 		for k := range jobs {
-			jobs[k] <- job{w, done}
+			jobs[k] <- w
 		}
-		f.shorts(w, &h2t, h3t)
 		for range jobs {
 			<-done
 		}
@@ -112,13 +139,19 @@ func (f *finder) produce() {
 	}
 }
 
-// shorts finds the 2- and 3-byte matches of the window's positions.
-func (f *finder) shorts(w *window, h2t *[hash2Size]uint32, h3t []uint32) {
-	buf, lim := f.buf, f.bt.limit
+// scan finds the 2- and 3-byte matches of the window's positions and its
+// long repeats: a position where the repeat just left or the longest short
+// match goes on for nice bytes or more starts a repeat, and the positions
+// after it, up to its end, are left out of the trees.
+func (f *finder) scan(w *window) {
+	buf, lim, nice := f.buf, f.bt.limit, f.bt.nice
+	h2t, h3t := &f.h2t, f.h3t
 	for pos := w.start; pos < w.end; pos++ {
-		s := &w.short[pos-w.start]
+		i := pos - w.start
+		s := &w.short[i]
 		*s = [2]match{}
-		limit := min(len(buf)-pos, f.bt.nice)
+		w.repeat[i], w.skip[i] = 0, false
+		limit := min(len(buf)-pos, nice)
 		if limit < 4 {
 			continue
 		}
@@ -126,6 +159,12 @@ func (f *finder) shorts(w *window, h2t *[hash2Size]uint32, h3t []uint32) {
 		cur := uint32(pos) + f.bt.offset
 		d2, d3 := cur-h2t[h2], cur-h3t[h3]
 		h2t[h2], h3t[h3] = cur, cur
+		if pos < f.repeatEnd {
+			// Inside a repeat the parser seldom looks, and the
+			// repeat's continuation is its match there.
+			w.repeat[i], w.skip[i], w.count[i] = f.repeatDist, true, 0
+			continue
+		}
 		n := 0
 		if d2 < lim && buf[pos-int(d2)] == buf[pos] {
 			s[0] = match{2, d2 - 1}
@@ -138,11 +177,36 @@ func (f *finder) shorts(w *window, h2t *[hash2Size]uint32, h3t []uint32) {
 		}
 		if n > 0 {
 			l := matchLen(buf, pos-int(d2), pos, int(s[n-1].len), limit)
-			if l == f.bt.nice {
+			if l == nice {
 				l = matchLen(buf, pos-int(d2), pos, l, min(len(buf)-pos, maxMatchLen))
 			}
 			s[n-1].len = uint32(l)
 		}
+		f.repeatAt(w, i, pos, limit, s[max(n-1, 0)])
+	}
+}
+
+// repeatAt looks for a long repeat at pos, outside the last one found
+// (limit = nice bytes ahead are there): the last one's distance and the
+// longest short match are tried (a table of longer hashes found a few
+// more, for a cache miss a position: no faster).
+func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
+	nice := f.bt.nice
+	if limit < nice {
+		return
+	}
+	found := func(d uint32, l int) {
+		w.repeat[i], f.repeatDist, f.repeatEnd = d, d, pos+l
+	}
+	buf := f.buf
+	if d := f.repeatDist; d != 0 && d < f.bt.limit {
+		if l := matchLen(buf, pos-int(d), pos, 0, limit); l == limit {
+			found(d, matchLen(buf, pos-int(d), pos, l, min(len(buf)-pos, maxMatchLen)))
+			return
+		}
+	}
+	if int(short.len) >= nice {
+		found(short.dist+1, int(short.len))
 	}
 }
 
@@ -153,15 +217,34 @@ func (f *finder) work(w *window, k int) {
 	last := len(buf) - 4
 	// Buckets go to workers by their top bits (no division per position).
 	shift := uint(bits.Len32(bt.mask4))
+	// Each position's bucket head is read one insertion ahead, so that
+	// its cache miss overlaps the tree walk of the position before.
+	prev, prevH, prevHead := -1, uint32(0), uint32(0)
+	insert := func() {
+		off := len(flat)
+		flat = bt.insert(flat, prev, prevH, prevHead)
+		i := prev - w.start
+		w.ref[i], w.count[i], w.owner[i] = uint32(off), uint16(len(flat)-off), uint8(k)
+	}
 	for pos := w.start; pos < w.end && pos <= last; pos++ {
+		if w.skip[pos-w.start] {
+			continue
+		}
 		h := hash4(buf[pos:], bt.mask4)
 		if int(uint64(h)*uint64(f.workers)>>shift) != k {
 			continue
 		}
-		i := pos - w.start
-		off := len(flat)
-		flat = bt.insert(flat, pos, h)
-		w.ref[i], w.count[i], w.owner[i] = uint32(off), uint16(len(flat)-off), uint8(k)
+		head := bt.hash4[h]
+		if prev >= 0 {
+			insert()
+			if h == prevH {
+				head = uint32(prev) + bt.offset
+			}
+		}
+		prev, prevH, prevHead = pos, h, head
+	}
+	if prev >= 0 {
+		insert()
 	}
 	w.flat[k] = flat
 }
@@ -197,12 +280,24 @@ func (f *finder) at(pos int) []match {
 	if len(out) > 0 {
 		best = max(best, int(out[len(out)-1].len))
 	}
-	if best < limit && pos <= len(f.buf)-4 {
+	if best < limit && pos <= len(f.buf)-4 && !w.skip[i] {
 		tree := w.flat[w.owner[i]][w.ref[i] : w.ref[i]+uint32(w.count[i])]
 		for _, m := range tree {
 			if int(m.len) > best {
 				out = append(out, m)
+				best = int(m.len)
 			}
+		}
+	}
+	if d := w.repeat[i]; d != 0 && best < limit {
+		// The repeat's continuation, as the tree would give it: up to
+		// nice, and then as far as it goes.
+		l := matchLen(f.buf, pos-int(d), pos, 0, limit)
+		if l == f.bt.nice {
+			l = matchLen(f.buf, pos-int(d), pos, l, min(len(f.buf)-pos, maxMatchLen))
+		}
+		if l > best {
+			out = append(out, match{uint32(l), d - 1})
 		}
 	}
 	f.merged = out

@@ -138,3 +138,36 @@ func TestBlockHeaderSizes(t *testing.T) {
 		t.Errorf("block header without both sizes:\n%s", got)
 	}
 }
+
+// TestRepeatsLeftOutOfTrees: the positions inside a long repeat are not
+// inserted into the trees (the work saved on redundant input), and the
+// parser still finds the repeat: the second copy of random bytes costs
+// almost nothing.
+func TestRepeatsLeftOutOfTrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	half := make([]byte, 150<<10)
+	for i := range half {
+		half[i] = byte(rng.Uint32())
+	}
+	data := append(append([]byte{}, half...), half...)
+	o := Preset(6).withDefaults()
+	f := newFinder(data, o)
+	defer f.close()
+	skipped := 0
+	for start := 0; start < len(data); start += windowSize {
+		f.release(start)
+		f.at(start)
+		w := f.held[len(f.held)-1]
+		for i := range w.end - w.start {
+			if w.skip[i] {
+				skipped++
+			}
+		}
+	}
+	if skipped < len(half)*99/100 {
+		t.Errorf("%d positions left out of the trees, want about %d (the second copy)", skipped, len(half))
+	}
+	if n := len(Compress(data, Options{})); n > len(half)+len(half)/100 {
+		t.Errorf("%d bytes of random data twice: %d compressed, want about %d", len(half), n, len(half))
+	}
+}
