@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -71,7 +72,7 @@ type PublishOptions struct {
 //
 // It works like this: with the repository lock held for the whole
 // command, the state database is copied and dists/<codename> is
-// snapshotted (hard links for a DirStorage, copies otherwise) into a
+// snapshotted (hard links for a storage.DirStorage, copies otherwise) into a
 // private directory under DBDIR/tmp; the packages are then included and
 // the distribution published; on failure the published files are put
 // back (indices first, Release and InRelease last), files that did not
@@ -228,8 +229,8 @@ type snapshot struct {
 	logPath  string   // the Log: file, "" when none
 	logSize  int64    // its size before, -1 when it did not exist
 	logMtime time.Time
-	topDirs  []string // DirStorage: pool/ and dists/ if they did not exist
-	dirStore *DirStorage
+	topDirs  []string // storage.DirStorage: pool/ and dists/ if they did not exist
+	dirStore *storage.DirStorage
 }
 
 func (s *snapshot) discard() {
@@ -271,7 +272,7 @@ func (r *Repo) snapshot(ctx context.Context, d *Distribution) (*snapshot, error)
 		return nil, err
 	}
 	// The published files of the distribution.
-	if ds, isDir := r.storage.(*DirStorage); isDir {
+	if ds, isDir := r.storage.(*storage.DirStorage); isDir {
 		s.dirStore = ds
 		for _, top := range []string{"pool", "dists"} {
 			if _, err := os.Stat(filepath.Join(ds.Root, top)); errors.Is(err, fs.ErrNotExist) {
@@ -290,7 +291,7 @@ func (r *Repo) snapshot(ctx context.Context, d *Distribution) (*snapshot, error)
 			return nil, err
 		}
 		if s.dirStore != nil {
-			src, err := s.dirStore.path(n)
+			src, err := s.dirStore.Path(n)
 			if err != nil {
 				return nil, err
 			}
@@ -429,12 +430,12 @@ func (r *Repo) rollback(ctx context.Context, s *snapshot, res *Result, cause err
 }
 
 // restoreFile puts back a snapshotted file of dists/.
-func (s *snapshot) restoreFile(ctx context.Context, st Storage, name string) error {
+func (s *snapshot) restoreFile(ctx context.Context, st storage.Storage, name string) error {
 	src := filepath.Join(s.dir, "dists", filepath.FromSlash(name))
 	if s.dirStore == nil {
 		return st.PutFile(ctx, name, src)
 	}
-	dst, err := s.dirStore.path(name)
+	dst, err := s.dirStore.Path(name)
 	if err != nil {
 		return err
 	}
@@ -447,8 +448,8 @@ func (s *snapshot) restoreFile(ctx context.Context, st Storage, name string) err
 	// The content goes back byte for byte, but not its time: a client
 	// may have fetched the failed release's file meanwhile, and only a
 	// later Last-Modified tells it the file changed again.
-	if RevalidatedByDate(name) {
-		if err := dateAfter(ctx, src, dst); err != nil {
+	if storage.RevalidatedByDate(name) {
+		if err := storage.DateAfter(ctx, src, dst); err != nil {
 			return err
 		}
 	}
@@ -492,7 +493,7 @@ func copyLocal(src, dst string, mode fs.FileMode) error {
 	return err
 }
 
-func copyFromStorage(ctx context.Context, st Storage, name, dst string) error {
+func copyFromStorage(ctx context.Context, st storage.Storage, name, dst string) error {
 	in, err := st.Open(ctx, name)
 	if err != nil {
 		return err
