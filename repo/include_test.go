@@ -217,6 +217,17 @@ func TestIncludePlainFileIO(t *testing.T) {
 		}
 		trees[plain] = testutil.TreeSum(t, r.Base, "dists", "pool")
 	}
+	// "plain-file-io" in conf/options turns it on for whoever opens the
+	// repository.
+	r := newTestRepo(t, testDistributions, Options{})
+	os.WriteFile(filepath.Join(r.Base, "conf", "options"), []byte("plain-file-io\n"), 0o644)
+	r2, err := Open(r.Base, Options{Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds, ok := r2.Storage().(*storage.DirStorage); !ok || !ds.PlainIO || !r2.opts.PlainFileIO {
+		t.Fatalf("conf/options plain-file-io: storage %#v", r2.Storage())
+	}
 	if trees[false] != trees[true] {
 		t.Fatalf("raw and plain file I/O publish different trees:\nraw:\n%s\nplain:\n%s", trees[false], trees[true])
 	}

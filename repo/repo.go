@@ -68,7 +68,8 @@ type Options struct {
 	// instead of the raw system calls that read packages and create pool
 	// files (internal/localfs), which suit local file systems only: set
 	// it when the base directory, the output directory or the packages
-	// are on NFS, SMB or FUSE (conf/options: plain-file-io).
+	// are on NFS, SMB or FUSE. "plain-file-io" in conf/options sets it
+	// too, for every command that opens the repository.
 	PlainFileIO bool
 	// Mirror, if set, names publish targets that receive a copy of the
 	// published tree after every publish (see MirrorOptions).
@@ -131,6 +132,9 @@ func OpenConfig(base string, conf *Config, opts Options) (*Repo, error) {
 	}
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
+	}
+	if conf.Settings.PlainFileIO {
+		opts.PlainFileIO = true // whoever opens the repository
 	}
 	st := opts.Storage
 	if st == nil {

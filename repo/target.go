@@ -17,7 +17,7 @@ import (
 // publish (package storage opens them). The local repository stays the
 // source of truth; what was uploaded to each target is recorded in the
 // state database, so a sync uploads only what changed (see
-// Repo.SyncTargets).
+// target_sync.go).
 
 // LoadTargets reads confdir/targets (optional: none when it does not
 // exist), in reprepro's configuration syntax:
@@ -126,4 +126,12 @@ func (r *Repo) CheckTargets(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// Targets returns the publish targets of Options.Mirror.
+func (r *Repo) Targets() []*storage.PublishTarget {
+	if r.opts.Mirror == nil {
+		return nil
+	}
+	return r.opts.Mirror.Targets
 }

@@ -12,6 +12,9 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
+// check --targets: compare a target with the repository object by
+// object, and repair it.
+
 // TargetReport is what CheckTarget found.
 type TargetReport struct {
 	Target string `json:"target"`
@@ -187,12 +190,4 @@ func (r *Repo) repairTarget(ctx context.Context, t *storage.PublishTarget, fix [
 		}
 	}
 	return nil
-}
-
-// Targets returns the publish targets of Options.Mirror.
-func (r *Repo) Targets() []*storage.PublishTarget {
-	if r.opts.Mirror == nil {
-		return nil
-	}
-	return r.opts.Mirror.Targets
 }

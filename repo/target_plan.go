@@ -17,6 +17,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// The plan of a target sync: what the target should hold (from the
+// state database and the local Release files) and what it holds by its
+// upload record.
+
 // mirrorObject is a file of the published tree as a target should hold it.
 type mirrorObject struct {
 	name   string

@@ -15,6 +15,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// The uploads of a target sync: objects in parallel within a stage,
+// retried, each recorded once its upload succeeded; then the deletions.
+
 // progress adds up the bytes uploaded to a target.
 type progress struct {
 	mu          sync.Mutex
