@@ -20,6 +20,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -310,7 +311,7 @@ func TestReleaseFailuresChangeNothing(t *testing.T) {
 			}}
 		}, release.StepPublish, "signing service unreachable", false},
 		{"disk write fails while publishing", func(t *testing.T, hi, base string) repo.Options {
-			return repo.Options{Storage: failingStorage{&repo.DirStorage{Root: base}, "dists/stable/InRelease"}}
+			return repo.Options{Storage: failingStorage{&storage.DirStorage{Root: base}, "dists/stable/InRelease"}}
 		}, release.StepPublish, "dists/stable/InRelease: no space left on device", true},
 	}
 	for _, c := range cases {
@@ -376,7 +377,7 @@ func TestReleaseDirtyTree(t *testing.T) {
 
 // failingStorage fails to write one file, as a full disk would.
 type failingStorage struct {
-	*repo.DirStorage
+	*storage.DirStorage
 	fail string
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // includes returns a publish function for testutil.SeesEveryPublish:
@@ -41,7 +42,7 @@ func TestAptSeesEveryPublish(t *testing.T) {
 		t.Parallel()
 		pt, base, m := s3Target(t)
 		r, pub := signedRepo(t, time.Now)
-		r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
+		r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{pt}}
 		if err := r.syncTargets(t.Context(), nil); err != nil {
 			t.Fatal(err)
 		}

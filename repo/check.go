@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -334,7 +335,7 @@ func (r *Repo) DeleteUnreferenced(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("deleteunreferenced: %w", err)
 	}
-	if ds, ok := r.storage.(*DirStorage); ok {
+	if ds, ok := r.storage.(*storage.DirStorage); ok {
 		ds.RemoveTemp("pool") // interrupted copies into the pool
 	}
 	return res, nil

@@ -2,7 +2,6 @@ package repo
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -192,6 +191,9 @@ type Config struct {
 	Distributions []*Distribution
 	// Options holds conf/options: long option name → value ("" for flags).
 	Options map[string]string
+	// Settings holds the conf/options values that are not plain strings,
+	// parsed and checked.
+	Settings Settings
 	// Warnings lists what was read but is ignored (unknown fields,
 	// reprepro features lampi-pkg does not implement), with file:line.
 	Warnings []string
@@ -255,47 +257,6 @@ func LoadConfig(confdir string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// parseOptions reads conf/options: one long command-line option per line
-// (without "--"), optionally followed by its argument.
-func (c *Config) parseOptions(data []byte, filename string) error {
-	for i, raw := range bytes.Split(data, []byte("\n")) {
-		text := string(raw)
-		if j := strings.IndexByte(text, '#'); j >= 0 {
-			text = text[:j]
-		}
-		text = strings.TrimSpace(text)
-		if text == "" {
-			continue
-		}
-		name, value, _ := strings.Cut(text, " ")
-		name = strings.TrimPrefix(name, "--")
-		if n, v, ok := strings.Cut(name, "="); ok {
-			name, value = n, v
-		}
-		if name == "" {
-			return fmt.Errorf("%s:%d: %w: expected an option name", filename, i+1, ErrConfig)
-		}
-		c.Options[name] = strings.TrimSpace(value)
-		if !isKnownOption(name) {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: option %q is not implemented by lampi-pkg; ignored", filename, i+1, name))
-		}
-	}
-	return nil
-}
-
-// isKnownOption tells the conf/options entries lampi-pkg honours; the CLI
-// applies them (command-line flags win).
-func isKnownOption(name string) bool {
-	switch name {
-	case "basedir", "outdir", "dbdir", "logdir", "confdir",
-		"waitforlock", "export", "keepunreferencedfiles",
-		"verbose", "silent", "keydir", "byhash-keep",
-		"gnupghome", "ignore", "noskipold", "keepunusednewfiles":
-		return true
-	}
-	return false
 }
 
 // SortedCodenames returns the codenames of c in name order.

@@ -167,3 +167,39 @@ func TestFixtureConf(t *testing.T) {
 		t.Errorf("options %v", c.Options)
 	}
 }
+
+// TestConfOptionsValues: a conf/options value that does not parse is an
+// error naming file:line, the option and what to write (it used to be
+// ignored silently); good values are parsed into Settings.
+func TestConfOptionsValues(t *testing.T) {
+	t.Parallel()
+	const dists = "Codename: a\nArchitectures: amd64\nComponents: main\n"
+	for _, c := range []struct{ options, want string }{
+		{"verbose\nwaitforlock ten\n", "options:2: repository configuration error: option waitforlock: \"ten\" is not a number of 10-second retries; write e.g. 'waitforlock 6'"},
+		{"waitforlock -1\n", "options:1: repository configuration error: option waitforlock:"},
+		{"# keep\nbyhash-keep 2 days\n", "options:2: repository configuration error: option byhash-keep: \"2 days\" is not a duration; write e.g. 'byhash-keep 24h'"},
+		{"export sometimes\n", "options:1: repository configuration error: option export: \"sometimes\" is not a mode; write 'export changed' or 'export never'"},
+		{"keepunreferencedfiles yes\n", "options:1: repository configuration error: option keepunreferencedfiles: takes no value (got \"yes\"); write 'keepunreferencedfiles' alone"},
+		{"--plain-file-io=no\n", "options:1: repository configuration error: option plain-file-io: takes no value"},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "distributions"), []byte(dists), 0o644)
+		os.WriteFile(filepath.Join(dir, "options"), []byte(c.options), 0o644)
+		_, err := LoadConfig(dir)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.options, err, c.want)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "distributions"), []byte(dists), 0o644)
+	os.WriteFile(filepath.Join(dir, "options"), []byte("waitforlock 6\nbyhash-keep=36h\nexport never\nkeepunreferencedfiles\nplain-file-io\noutdir /srv/out\n"), 0o644)
+	c, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Settings
+	if s.WaitForLock == nil || *s.WaitForLock != 6 || s.ByHashKeep == nil || *s.ByHashKeep != 36*time.Hour ||
+		s.Export != "never" || !s.KeepUnreferenced || !s.PlainFileIO || c.Options["outdir"] != "/srv/out" {
+		t.Fatalf("settings %+v, options %v", s, c.Options)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // datedNames lists the files under dists/ that clients fetch by name
@@ -23,7 +25,7 @@ func datedNames(t testing.TB, root string) map[string]time.Time {
 		}
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
-		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 || !RevalidatedByDate(rel) {
+		if e.IsDir() || e.Type()&fs.ModeSymlink != 0 || !storage.RevalidatedByDate(rel) {
 			return nil
 		}
 		fi, err := e.Info()
@@ -63,7 +65,7 @@ func checkLater(t testing.TB, step, root string, before, after map[string]time.T
 func TestPublishDatesEveryReplacement(t *testing.T) {
 	t.Parallel()
 	mirror := t.TempDir()
-	r, _, _ := mirrorRepo(t, &DirStorage{Root: mirror}, TargetConfig{Name: "copy", URL: "file://" + mirror})
+	r, _, _ := mirrorRepo(t, &storage.DirStorage{Root: mirror}, storage.TargetConfig{Name: "copy", URL: "file://" + mirror})
 	debs := t.TempDir()
 	ctx := context.Background()
 	roots := []string{r.Base, mirror}
@@ -127,13 +129,13 @@ func TestPublishDatesEveryReplacement(t *testing.T) {
 func TestS3DatesEveryReplacement(t *testing.T) {
 	t.Parallel()
 	pt, _, _ := s3Target(t)
-	st := pt.Storage.(*S3Storage)
+	st := pt.Storage.(*storage.S3Storage)
 	ctx := t.Context()
 	const name = "dists/bookworm/InRelease"
 	var last time.Time
 	check := func(step string) {
 		t.Helper()
-		info, err := st.stat(ctx, name)
+		info, err := st.Stat(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/localfs"
 )
 
 // debFile is a .deb staged for inclusion: read once while hashing, kept
@@ -43,7 +45,10 @@ func stageDeb(ctx context.Context, src string, st *stager, df *debFile) error {
 	if st.budget.Load() <= 0 {
 		limit = -1
 	}
-	data, size, err := readSmall(src, limit)
+	data, size, err := st.r.files().ReadSmall(src, limit)
+	if errors.Is(err, localfs.ErrNotRegular) {
+		return fmt.Errorf("%s: %w: not a regular file", src, ErrBadPackage)
+	}
 	if err != nil {
 		return err
 	}
@@ -85,7 +90,7 @@ func (df *debFile) spill(st *stager) error {
 	if err != nil {
 		return err
 	}
-	if err := writeNew(name, df.data); err != nil {
+	if err := st.r.files().WriteNew(name, df.data); err != nil {
 		return err
 	}
 	df.staged, df.data = name, nil

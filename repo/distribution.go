@@ -111,105 +111,13 @@ func contains(list []string, s string) bool {
 func newDistribution(p *confParagraph) (*Distribution, []string, error) {
 	d := &Distribution{File: p.file, Line: p.line, Fields: p.fields, DebIndices: defaultIndices(), Limit: 1}
 	var warns []string
-	at := func(f deb.Field) string { return fmt.Sprintf("%s:%d", p.file, f.Line) }
-	bad := func(f deb.Field, format string, a ...any) error {
-		return fmt.Errorf("%s: %w: %s: %s", at(f), ErrConfig, f.Name, fmt.Sprintf(format, a...))
-	}
 	for _, f := range p.fields {
-		v := f.Value
-		switch strings.ToLower(f.Name) {
-		case "codename":
-			if err := checkName(v); err != nil {
-				return nil, nil, bad(f, "%v", err)
-			}
-			d.Codename = v
-		case "suite":
-			if err := checkName(v); err != nil {
-				return nil, nil, bad(f, "%v", err)
-			}
-			d.Suite = v
-		case "version":
-			d.Version = v
-		case "origin":
-			d.Origin = v
-		case "label":
-			d.Label = v
-		case "description":
-			d.Description = v
-		case "architectures":
-			for _, a := range strings.Fields(v) {
-				switch {
-				case a == "source":
-					d.HasSource = true
-					warns = append(warns, fmt.Sprintf("%s: Architectures: source packages are not supported; no Sources index is exported", at(f)))
-				case a == "all":
-					return nil, nil, bad(f, "\"all\" cannot be listed: Architecture: all packages go into every binary-<arch> index; list the real architectures (e.g. armhf arm64 amd64)")
-				default:
-					if err := deb.ValidateArchitecture(a); err != nil {
-						return nil, nil, bad(f, "%v", err)
-					}
-					if d.HasArchitecture(a) {
-						return nil, nil, bad(f, "%q is listed twice", a)
-					}
-					d.Architectures = append(d.Architectures, a)
-				}
-			}
-		case "components":
-			for _, c := range strings.Fields(v) {
-				if err := checkName(c); err != nil {
-					return nil, nil, bad(f, "%v", err)
-				}
-				if d.HasComponent(c) {
-					return nil, nil, bad(f, "%q is listed twice", c)
-				}
-				d.Components = append(d.Components, c)
-			}
-		case "signwith":
-			d.SignWith = v
-		case "signed-by":
-			d.SignedBy = v
-		case "notautomatic":
-			d.NotAutomatic = v
-		case "butautomaticupgrades":
-			d.ButAutomaticUpgrades = v
-		case "validfor":
-			dur, err := parseValidFor(v)
-			if err != nil {
-				return nil, nil, bad(f, "%v", err)
-			}
-			d.ValidFor = dur
-		case "debindices":
-			ix, w, err := parseIndices(v)
-			if err != nil {
-				return nil, nil, bad(f, "%v", err)
-			}
-			if w != "" {
-				warns = append(warns, fmt.Sprintf("%s: DebIndices: %s", at(f), w))
-			}
-			d.DebIndices = ix
-		case "limit":
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return nil, nil, bad(f, "%q is not a number (the count of versions to keep; 0 keeps all)", v)
-			}
-			d.Limit = n
-		case "readonly":
-			d.ReadOnly = true
-		case "log":
-			first, rest, _ := strings.Cut(v, "\n")
-			d.Log = strings.TrimSpace(first)
-			if strings.TrimSpace(rest) != "" {
-				warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at(f)))
-			}
-		case "udebcomponents", "ddebcomponents", "udebindices", "dscindices", "ddebindices",
-			"update", "pull", "tracking", "deboverride", "udeboverride", "dscoverride",
-			"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
-			"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
-			"snapshots", "archive":
-			warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at(f), f.Name))
-		default:
-			warns = append(warns, fmt.Sprintf("%s: unknown field %q; kept but ignored (check its spelling)", at(f), f.Name))
+		at := fmt.Sprintf("%s:%d", p.file, f.Line)
+		warn, why := d.setField(f, at)
+		if why != "" {
+			return nil, nil, fmt.Errorf("%s: %w: %s: %s", at, ErrConfig, f.Name, why)
 		}
+		warns = append(warns, warn...)
 	}
 	where := fmt.Sprintf("%s:%d", p.file, p.line)
 	switch {
@@ -221,6 +129,119 @@ func newDistribution(p *confParagraph) (*Distribution, []string, error) {
 		return nil, nil, fmt.Errorf("%s: %w: distribution %q: Components is missing or empty (e.g. \"Components: main\")", where, ErrConfig, d.Codename)
 	}
 	return d, warns, nil
+}
+
+// setField applies one field of a conf/distributions paragraph (read at
+// at, "file:line"). It returns warnings about what is ignored, or why the
+// value is wrong and what to write.
+func (d *Distribution) setField(f deb.Field, at string) (warns []string, why string) {
+	v := f.Value
+	switch strings.ToLower(f.Name) {
+	case "codename", "suite":
+		if err := checkName(v); err != nil {
+			return nil, err.Error()
+		}
+		if strings.EqualFold(f.Name, "codename") {
+			d.Codename = v
+		} else {
+			d.Suite = v
+		}
+	case "version":
+		d.Version = v
+	case "origin":
+		d.Origin = v
+	case "label":
+		d.Label = v
+	case "description":
+		d.Description = v
+	case "architectures":
+		return d.setArchitectures(v, at)
+	case "components":
+		return nil, d.setComponents(v)
+	case "signwith":
+		d.SignWith = v
+	case "signed-by":
+		d.SignedBy = v
+	case "notautomatic":
+		d.NotAutomatic = v
+	case "butautomaticupgrades":
+		d.ButAutomaticUpgrades = v
+	case "validfor":
+		dur, err := parseValidFor(v)
+		if err != nil {
+			return nil, err.Error()
+		}
+		d.ValidFor = dur
+	case "debindices":
+		ix, w, err := parseIndices(v)
+		if err != nil {
+			return nil, err.Error()
+		}
+		if w != "" {
+			warns = append(warns, fmt.Sprintf("%s: DebIndices: %s", at, w))
+		}
+		d.DebIndices = ix
+	case "limit":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Sprintf("%q is not a number (the count of versions to keep; 0 keeps all)", v)
+		}
+		d.Limit = n
+	case "readonly":
+		d.ReadOnly = true
+	case "log":
+		first, rest, _ := strings.Cut(v, "\n")
+		d.Log = strings.TrimSpace(first)
+		if strings.TrimSpace(rest) != "" {
+			warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at))
+		}
+	case "udebcomponents", "ddebcomponents", "udebindices", "dscindices", "ddebindices",
+		"update", "pull", "tracking", "deboverride", "udeboverride", "dscoverride",
+		"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
+		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
+		"snapshots", "archive":
+		warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at, f.Name))
+	default:
+		warns = append(warns, fmt.Sprintf("%s: unknown field %q; kept but ignored (check its spelling)", at, f.Name))
+	}
+	return warns, ""
+}
+
+// setArchitectures reads an Architectures field: "source" is warned
+// about, "all" and duplicates are refused.
+func (d *Distribution) setArchitectures(v, at string) (warns []string, why string) {
+	for _, a := range strings.Fields(v) {
+		switch {
+		case a == "source":
+			d.HasSource = true
+			warns = append(warns, fmt.Sprintf("%s: Architectures: source packages are not supported; no Sources index is exported", at))
+		case a == "all":
+			return nil, "\"all\" cannot be listed: Architecture: all packages go into every binary-<arch> index; list the real architectures (e.g. armhf arm64 amd64)"
+		default:
+			if err := deb.ValidateArchitecture(a); err != nil {
+				return nil, err.Error()
+			}
+			if d.HasArchitecture(a) {
+				return nil, fmt.Sprintf("%q is listed twice", a)
+			}
+			d.Architectures = append(d.Architectures, a)
+		}
+	}
+	return warns, ""
+}
+
+// setComponents reads a Components field; duplicates are refused.
+func (d *Distribution) setComponents(v string) string {
+	for _, c := range strings.Fields(v) {
+		if err := checkName(c); err != nil {
+			return err.Error()
+		}
+		if d.HasComponent(c) {
+			return fmt.Sprintf("%q is listed twice", c)
+		}
+		d.Components = append(d.Components, c)
+	}
+	return ""
 }
 
 // checkName accepts what may be a codename, suite or component: a path of

@@ -77,8 +77,13 @@
 // clock (the clock was set back since) is not waited for: the new one is
 // dated a second after it.
 //
-// Everything published goes through a [Storage]: [DirStorage] for a local
-// directory; object storage can implement the same interface. Signing goes
+// Everything published goes through a [storage.Storage] (package
+// repo/storage): [storage.DirStorage] for a local directory,
+// [storage.S3Storage] for a bucket; publish targets mirror the tree into
+// either. Small package files are read and pool files created with raw
+// system calls (internal/localfs), for local file systems only:
+// Options.PlainFileIO (conf/options: plain-file-io) turns that off for a
+// repository on a network file system. Signing goes
 // through a [Signer] (see [KeyDirSigners] for SignWith key files), so a
 // remote signer can plug in. The package never reads the clock or the
 // environment: Options.Now dates Release files and signatures.

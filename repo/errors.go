@@ -1,6 +1,10 @@
 package repo
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
+)
 
 // Sentinel errors. Every error returned by this package that matches one of
 // these wraps it with the file and line, codename, package or pool file at
@@ -48,4 +52,12 @@ var (
 	// ErrState: the state database is missing, from a newer lampi-pkg or
 	// damaged.
 	ErrState = errors.New("repository state database problem")
+	// ErrTarget: a publish target cannot be used (unreachable endpoint,
+	// missing bucket, refused credentials, bad configuration). It is
+	// storage.ErrTarget, so either matches.
+	ErrTarget = storage.ErrTarget
+	// ErrTargetBehind: the local repository was published but a target
+	// could not be brought up to date; the next command (or export)
+	// completes it.
+	ErrTargetBehind = errors.New("publish target is behind the local repository")
 )

@@ -80,16 +80,8 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	if err != nil {
 		return nil, err
 	}
-	if d.ReadOnly {
-		return nil, fmt.Errorf("includedeb %s: %w (ReadOnly in %s:%d)", codename, ErrReadOnly, d.File, d.Line)
-	}
-	if o.Component != "" && !d.HasComponent(o.Component) {
-		return nil, fmt.Errorf("includedeb %s: %w: %q (Components: %v)", codename, ErrComponent, o.Component, d.Components)
-	}
-	for _, a := range o.Architectures {
-		if !d.HasArchitecture(a) {
-			return nil, fmt.Errorf("includedeb %s: %w: -A %q (Architectures: %v)", codename, ErrArchitecture, a, d.Architectures)
-		}
+	if err := checkInclude(d, o); err != nil {
+		return nil, err
 	}
 	// The lock is taken first so that packages can be written into the
 	// pool while others are still being read: no other writer can touch
@@ -116,24 +108,8 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 		}
 		return nil
 	})
-	// undo removes the pool files the command wrote; those it cannot
-	// remove stay in the journal for the next writer (orphans.go).
-	undo := func(extra []string) {
-		for _, in := range debs {
-			if in != nil && in.prewritten {
-				if r.storage.Remove(ctx, in.filekey) != nil {
-					staging.journal.failedUndo()
-				}
-			}
-		}
-		for _, name := range extra {
-			if r.storage.Remove(ctx, name) != nil {
-				staging.journal.failedUndo()
-			}
-		}
-	}
 	if err != nil {
-		undo(nil)
+		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
 	}
 	sort.SliceStable(debs, func(i, j int) bool {
@@ -143,21 +119,50 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 		return debs[i].version.Compare(debs[j].version) < 0
 	})
 	if err := w.openDB(); err != nil {
-		undo(nil)
+		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
 	}
 	res := &Result{}
-	var unref []string
-	var written []string
-	bulk, err := r.bulkEligible(w.db, debs)
+	unref, err := r.includeCommit(ctx, w.db, d, debs, staging, res)
 	if err != nil {
-		undo(nil)
+		return nil, err
+	}
+	r.log(d, logLines(d, res.Changes))
+	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+}
+
+// checkInclude refuses an include into a read-only distribution, or with
+// a component or architecture it does not list.
+func checkInclude(d *Distribution, o IncludeOptions) error {
+	if d.ReadOnly {
+		return fmt.Errorf("includedeb %s: %w (ReadOnly in %s:%d)", d.Codename, ErrReadOnly, d.File, d.Line)
+	}
+	if o.Component != "" && !d.HasComponent(o.Component) {
+		return fmt.Errorf("includedeb %s: %w: %q (Components: %v)", d.Codename, ErrComponent, o.Component, d.Components)
+	}
+	for _, a := range o.Architectures {
+		if !d.HasArchitecture(a) {
+			return fmt.Errorf("includedeb %s: %w: -A %q (Architectures: %v)", d.Codename, ErrArchitecture, a, d.Architectures)
+		}
+	}
+	return nil
+}
+
+// includeCommit adds the staged packages to d and writes their pool
+// files, in one transaction (or the bulk import's several), and returns
+// the pool files that lost a reference. On failure it removes the pool
+// files the command wrote.
+func (r *Repo) includeCommit(ctx context.Context, db *bolt.DB, d *Distribution, debs []*incoming, staging *stager, res *Result) ([]string, error) {
+	var unref, written []string
+	bulk, err := r.bulkEligible(db, debs)
+	if err != nil {
+		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
 	}
 	if bulk {
-		written, err = r.includeBatch(ctx, w.db, debs, staging, res)
+		written, err = r.includeBatch(ctx, db, debs, staging, res)
 	} else if err = staging.unspill(debs); err == nil {
-		err = w.db.Update(func(tx *bolt.Tx) error {
+		err = db.Update(func(tx *bolt.Tx) error {
 			var toWrite []*incoming
 			for _, in := range debs {
 				added, gone, err := r.addPackage(tx, d, in, res)
@@ -177,14 +182,31 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 		})
 	}
 	if err != nil {
-		undo(written)
+		r.undoPool(ctx, staging, debs, written)
 		return nil, err
 	}
 	if bulk {
 		releaseBatch(debs)
 	}
-	r.log(d, logLines(d, res.Changes))
-	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+	return unref, nil
+}
+
+// undoPool removes the pool files the command wrote (the packages it
+// wrote ahead, and extra); those it cannot remove stay in the journal for
+// the next writer (orphans.go).
+func (r *Repo) undoPool(ctx context.Context, staging *stager, debs []*incoming, extra []string) {
+	for _, in := range debs {
+		if in != nil && in.prewritten {
+			if r.storage.Remove(ctx, in.filekey) != nil {
+				staging.journal.failedUndo()
+			}
+		}
+	}
+	for _, name := range extra {
+		if r.storage.Remove(ctx, name) != nil {
+			staging.journal.failedUndo()
+		}
+	}
 }
 
 // place decides component, section, priority, pool file and targets.

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 func TestIncludeListRemove(t *testing.T) {
@@ -186,5 +189,46 @@ func TestIncludeLargePackage(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(r.Base, "pool/main/b/big/big_1.0_all.deb"))
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("pool file differs from the package (%v)", err)
+	}
+}
+
+// TestIncludePlainFileIO: with Options.PlainFileIO (the os package
+// instead of raw system calls) a repository publishes exactly what it
+// publishes with raw system calls, and refuses a package that is not a
+// regular file the same way.
+func TestIncludePlainFileIO(t *testing.T) {
+	t.Parallel()
+	debs := t.TempDir()
+	files := []string{
+		buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}),
+		buildDeb(t, debs, pkgSpec{name: "libfoo1", version: "1:1.0-1", arch: "armhf", extra: "Source: libfoo (1.0-1)\n"}),
+		buildDeb(t, debs, pkgSpec{name: "big", version: "1", payload: strings.Repeat("payload\n", 200000)}),
+	}
+	trees := map[bool]string{}
+	for _, plain := range []bool{false, true} {
+		r := newTestRepo(t, testDistributions, Options{PlainFileIO: plain})
+		if ds, ok := r.Storage().(*storage.DirStorage); !ok || ds.PlainIO != plain {
+			t.Fatalf("plain %v: storage %#v", plain, r.Storage())
+		}
+		mustInclude(t, r, "bookworm", files...)
+		_, err := r.IncludeDeb(context.Background(), "bookworm", []string{debs}, IncludeOptions{})
+		if !errors.Is(err, ErrBadPackage) || !strings.Contains(err.Error(), debs+": unusable package: not a regular file") {
+			t.Fatalf("plain %v: a directory as a package: %v", plain, err)
+		}
+		trees[plain] = testutil.TreeSum(t, r.Base, "dists", "pool")
+	}
+	// "plain-file-io" in conf/options turns it on for whoever opens the
+	// repository.
+	r := newTestRepo(t, testDistributions, Options{})
+	os.WriteFile(filepath.Join(r.Base, "conf", "options"), []byte("plain-file-io\n"), 0o644)
+	r2, err := Open(r.Base, Options{Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds, ok := r2.Storage().(*storage.DirStorage); !ok || !ds.PlainIO || !r2.opts.PlainFileIO {
+		t.Fatalf("conf/options plain-file-io: storage %#v", r2.Storage())
+	}
+	if trees[false] != trees[true] {
+		t.Fatalf("raw and plain file I/O publish different trees:\nraw:\n%s\nplain:\n%s", trees[false], trees[true])
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // TestOrphansFoundNotDeletedWhileNamed recreates what interrupted
@@ -196,8 +197,8 @@ func TestOrphansOnS3(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	m := testutil.SharedMinIO(t)
-	st, err := NewS3Storage(S3Options{Endpoint: m.Endpoint, Bucket: m.NewBucket(t, false), Prefix: "repo", PathStyle: true, Insecure: true,
-		Credentials: S3Credentials{AccessKeyID: testutil.MinIOUser, SecretAccessKey: testutil.MinIOPassword}})
+	st, err := storage.NewS3Storage(storage.S3Options{Endpoint: m.Endpoint, Bucket: m.NewBucket(t, false), Prefix: "repo", PathStyle: true, Insecure: true,
+		Credentials: storage.S3Credentials{AccessKeyID: testutil.MinIOUser, SecretAccessKey: testutil.MinIOPassword}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// newFileCreator is a Storage that can create a file only if it does not
-// exist yet (DirStorage).
+// newFileCreator is a storage.Storage that can create a file only if it
+// does not exist yet (storage.DirStorage).
 type newFileCreator interface {
 	CreateNew(ctx context.Context, name string, data []byte) (bool, error)
 }

@@ -10,12 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
 // putIndex writes an index file to name: its data, or the file it was
 // spooled to (moved, so at most once).
-func putIndex(ctx context.Context, st Storage, name string, f indexFile) error {
+func putIndex(ctx context.Context, st storage.Storage, name string, f indexFile) error {
 	if f.path != "" {
 		return st.PutFile(ctx, name, f.path)
 	}
@@ -36,6 +37,11 @@ func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
 // index changed if resign is set (Renew: a new Date and Valid-Until,
 // nothing else). It reports whether it published anything.
 //
+// The steps: plan (which targets need new indices), build (read their
+// package lists and compress the indices, concurrently), sign (the
+// Release file, InRelease and Release.gpg), publish (see publishFiles)
+// and record (what was published, in the state database).
+//
 // The order makes a half-done publish invisible to apt: content-addressed
 // by-hash files first, then the index files under their names (renamed
 // into place), then Release, Release.gpg and InRelease last. A client
@@ -43,182 +49,262 @@ func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
 // by-hash, because superseded by-hash files are kept for
 // Options.ByHashRetention.
 func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, force, resign bool) (bool, error) {
-	var (
-		regen   []Target
-		stored  = map[string]Checksums{}
-		buffers freeList
-		// Each target's index files are built while its Packages
-		// content is read.
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		built    = map[Target][]indexFile{}
-		buildErr error
-	)
-	defer buffers.free()
-	// A big first index is spooled to a file in a staging directory of
-	// its own (see readPackages); publishing moves it into place.
-	var spoolDir string
-	var madeRoot bool
-	defer func() {
-		if spoolDir != "" {
-			os.RemoveAll(spoolDir)
-			if madeRoot {
-				os.Remove(r.tmpRoot) // only if empty: others may be staging
-			}
-		}
-	}()
-	spool := func(size int) (*os.File, error) {
-		if size < r.spoolMin {
-			return nil, nil
-		}
-		if spoolDir == "" {
-			_, err := os.Stat(r.tmpRoot)
-			made := os.IsNotExist(err)
-			dir, err := r.stagingDir()
-			if err != nil {
-				return nil, err
-			}
-			spoolDir, madeRoot = dir, made
-		}
-		f, err := os.CreateTemp(spoolDir, "Packages-*")
-		if err == nil {
-			err = f.Chmod(0o644) // published as it is (moved into place)
-		}
-		return f, err
-	}
+	e := &distExport{d: d, stored: map[string]Checksums{}, built: map[Target][]indexFile{},
+		spool: indexSpool{r: r}}
+	defer e.cleanup()
 	err := db.View(func(tx *bolt.Tx) error {
-		dirty, exp := bucket(tx, bDirty), bucket(tx, bExported)
-		for _, t := range d.Targets() {
-			need := force || dirty.Get([]byte(t.String())) != nil
-			for _, n := range indexNames(d, t) {
-				if need {
-					break
-				}
-				v := exp.Get([]byte(d.Codename + "/" + n.rel))
-				if v == nil {
-					need = true
-					break
-				}
-				c, err := decodeChecksums(v)
-				if err != nil {
-					return err
-				}
-				stored[n.rel] = c
-			}
-			if !need {
-				continue
-			}
-			var hint int64
-			if v := exp.Get([]byte(d.Codename + "/" + indexNames(d, t)[0].rel)); v != nil {
-				if c, err := decodeChecksums(v); err == nil {
-					hint = c.Size
-				}
-			}
-			regen = append(regen, t)
-			s := newPkgStream()
-			build := func() {
-				defer wg.Done()
-				files, err := buildIndex(d, t, s, &buffers)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil && buildErr == nil {
-					buildErr = fmt.Errorf("export %s: %w", t, err)
-				}
-				built[t] = files
-			}
-			wg.Add(1)
-			// An index published before is built while it is read (an
-			// add or remove: latency). A first one is read whole first
-			// (a big import: the database pages read are dropped before
-			// the compressor's memory is taken, for a lower peak).
-			if hint > 0 {
-				go build()
-			}
-			err := readPackages(tx, t, hint, &buffers, spool, s)
-			if hint <= 0 {
-				go build()
-			}
-			if err != nil {
-				return err
-			}
+		if err := e.plan(tx, force); err != nil {
+			return err
 		}
-		return nil
+		return e.build(tx)
 	})
-	wg.Wait()
+	e.wg.Wait()
 	if err != nil {
 		return false, fmt.Errorf("export %s: %w", d.Codename, err)
 	}
-	if len(regen) == 0 && !resign {
+	if len(e.regen) == 0 && !resign {
 		return false, nil
 	}
-	if buildErr == nil {
-		buildErr = ctx.Err()
+	if e.buildErr == nil {
+		e.buildErr = ctx.Err()
 	}
-	if buildErr != nil {
-		return false, buildErr
+	if e.buildErr != nil {
+		return false, e.buildErr
 	}
 	now := r.opts.Now()
+	if err := r.signExport(ctx, e, now); err != nil {
+		return false, err
+	}
+	if err := r.publishExport(ctx, db, e, now); err != nil {
+		return false, err
+	}
+	if err := recordExport(db, e); err != nil {
+		return false, fmt.Errorf("export %s: record: %w", d.Codename, err)
+	}
+	return true, nil
+}
+
+// distExport is one export of a distribution, step by step.
+type distExport struct {
+	d *Distribution
+	// regen lists the targets whose indices are rebuilt, hints the size
+	// of each one's Packages as last published (0: never published).
+	regen []Target
+	hints []int64
+	// stored has the published index files of the other targets.
+	stored map[string]Checksums
+	// built has the new index files of each target of regen, buildErr
+	// the first error building them.
+	mu       sync.Mutex
+	wg       sync.WaitGroup
+	built    map[Target][]indexFile
+	buildErr error
+	buffers  freeList
+	spool    indexSpool
+	// release, inRelease and releaseGPG are the new Release files.
+	release, inRelease, releaseGPG []byte
+	// prune lists the by-hash files deleted after the publish.
+	prune []string
+}
+
+// cleanup frees the index buffers and removes the spooled files left.
+func (e *distExport) cleanup() {
+	e.buffers.free()
+	e.spool.remove()
+}
+
+// plan decides which targets need new indices: all with force, else
+// those whose package lists changed or whose index files were never
+// published.
+func (e *distExport) plan(tx *bolt.Tx, force bool) error {
+	d := e.d
+	dirty, exp := bucket(tx, bDirty), bucket(tx, bExported)
+	for _, t := range d.Targets() {
+		need := force || dirty.Get([]byte(t.String())) != nil
+		for _, n := range indexNames(d, t) {
+			if need {
+				break
+			}
+			v := exp.Get([]byte(d.Codename + "/" + n.rel))
+			if v == nil {
+				need = true
+				break
+			}
+			c, err := decodeChecksums(v)
+			if err != nil {
+				return err
+			}
+			e.stored[n.rel] = c
+		}
+		if !need {
+			continue
+		}
+		var hint int64
+		if v := exp.Get([]byte(d.Codename + "/" + indexNames(d, t)[0].rel)); v != nil {
+			if c, err := decodeChecksums(v); err == nil {
+				hint = c.Size
+			}
+		}
+		e.regen, e.hints = append(e.regen, t), append(e.hints, hint)
+	}
+	return nil
+}
+
+// build reads the package list of every target of the plan and builds
+// its index files in a goroutine each (wait for them with e.wg).
+func (e *distExport) build(tx *bolt.Tx) error {
+	for i, t := range e.regen {
+		hint := e.hints[i]
+		s := newPkgStream()
+		build := func() {
+			defer e.wg.Done()
+			files, err := buildIndex(e.d, t, s, &e.buffers)
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if err != nil && e.buildErr == nil {
+				e.buildErr = fmt.Errorf("export %s: %w", t, err)
+			}
+			e.built[t] = files
+		}
+		e.wg.Add(1)
+		// An index published before is built while it is read (an add
+		// or remove: latency). A first one is read whole first (a big
+		// import: the database pages read are dropped before the
+		// compressor's memory is taken, for a lower peak).
+		if hint > 0 {
+			go build()
+		}
+		err := readPackages(tx, t, hint, &e.buffers, e.spool.create, s)
+		if hint <= 0 {
+			go build()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// signExport makes the Release file dated now, listing the new index
+// files and the stored ones, and signs it when the distribution has
+// SignWith.
+func (r *Repo) signExport(ctx context.Context, e *distExport, now time.Time) error {
+	d := e.d
 	var entries []releaseEntry
 	for _, t := range d.Targets() {
-		if files, ok := built[t]; ok {
+		if files, ok := e.built[t]; ok {
 			for _, f := range files {
 				entries = append(entries, releaseEntry{f.rel, f.sums})
 			}
 			continue
 		}
 		for _, n := range indexNames(d, t) {
-			entries = append(entries, releaseEntry{n.rel, stored[n.rel]})
+			entries = append(entries, releaseEntry{n.rel, e.stored[n.rel]})
 		}
 	}
-	release := topRelease(d, now, entries)
-	var inRelease, releaseGPG []byte
-	if d.SignWith != "" {
-		s, err := r.opts.Signer(ctx, d)
-		if err != nil {
-			return false, err
-		}
-		if inRelease, err = s.Clearsign(ctx, bytes.NewReader(release)); err != nil {
-			return false, fmt.Errorf("export %s: sign InRelease: %w: %w", d.Codename, ErrSigning, err)
-		}
-		if releaseGPG, err = s.SignDetachedArmored(ctx, bytes.NewReader(release)); err != nil {
-			return false, fmt.Errorf("export %s: sign Release.gpg: %w: %w", d.Codename, ErrSigning, err)
-		}
+	e.release = topRelease(d, now, entries)
+	if d.SignWith == "" {
+		return nil
 	}
-	prune, err := r.noteByHash(db, d, regen, built, now)
+	s, err := r.opts.Signer(ctx, d)
 	if err != nil {
-		return false, err
+		return err
 	}
-	if err := r.publishFiles(ctx, d, regen, built, release, inRelease, releaseGPG); err != nil {
-		return false, err
+	if e.inRelease, err = s.Clearsign(ctx, bytes.NewReader(e.release)); err != nil {
+		return fmt.Errorf("export %s: sign InRelease: %w: %w", d.Codename, ErrSigning, err)
+	}
+	if e.releaseGPG, err = s.SignDetachedArmored(ctx, bytes.NewReader(e.release)); err != nil {
+		return fmt.Errorf("export %s: sign Release.gpg: %w: %w", d.Codename, ErrSigning, err)
+	}
+	return nil
+}
+
+// publishExport notes the new by-hash files, writes everything in the
+// safe order and then deletes the by-hash files past their retention
+// (recordExport forgets them).
+func (r *Repo) publishExport(ctx context.Context, db *bolt.DB, e *distExport, now time.Time) error {
+	d := e.d
+	prune, err := r.noteByHash(db, d, e.regen, e.built, now)
+	if err != nil {
+		return err
+	}
+	if err := r.publishFiles(ctx, d, e.regen, e.built, e.release, e.inRelease, e.releaseGPG); err != nil {
+		return err
 	}
 	for _, name := range prune {
 		if err := r.storage.Remove(ctx, name); err != nil {
 			r.opts.Warn(fmt.Sprintf("export %s: remove old %s: %v", d.Codename, name, err))
 		}
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	e.prune = prune
+	return nil
+}
+
+// recordExport records the published index files, clears the rebuilt
+// targets' changed marks and forgets the deleted by-hash files, in one
+// transaction.
+func recordExport(db *bolt.DB, e *distExport) error {
+	return db.Update(func(tx *bolt.Tx) error {
 		dirty, exp, bh := bucket(tx, bDirty), bucket(tx, bExported), bucket(tx, bByHash)
-		for _, t := range regen {
+		for _, t := range e.regen {
 			if err := dirty.Delete([]byte(t.String())); err != nil {
 				return err
 			}
-			for _, f := range built[t] {
-				if err := exp.Put([]byte(d.Codename+"/"+f.rel), f.sums.encode()); err != nil {
+			for _, f := range e.built[t] {
+				if err := exp.Put([]byte(e.d.Codename+"/"+f.rel), f.sums.encode()); err != nil {
 					return err
 				}
 			}
 		}
-		for _, name := range prune {
+		for _, name := range e.prune {
 			if err := bh.Delete([]byte(name)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return false, fmt.Errorf("export %s: record: %w", d.Codename, err)
+}
+
+// indexSpool makes the files a big first index is spooled to (see
+// readPackages), in a staging directory of its own made on first use;
+// publishing moves them into place.
+type indexSpool struct {
+	r        *Repo
+	dir      string
+	madeRoot bool // DBDIR/tmp did not exist before
+}
+
+// create returns a new spool file for an index of size bytes, or nil
+// when it is small enough to stay in memory.
+func (s *indexSpool) create(size int) (*os.File, error) {
+	if size < s.r.spoolMin {
+		return nil, nil
 	}
-	return true, nil
+	if s.dir == "" {
+		_, err := os.Stat(s.r.tmpRoot)
+		made := os.IsNotExist(err)
+		dir, err := s.r.stagingDir()
+		if err != nil {
+			return nil, err
+		}
+		s.dir, s.madeRoot = dir, made
+	}
+	f, err := os.CreateTemp(s.dir, "Packages-*")
+	if err == nil {
+		err = f.Chmod(0o644) // published as it is (moved into place)
+	}
+	return f, err
+}
+
+// remove deletes the staging directory and what is left in it.
+func (s *indexSpool) remove() {
+	if s.dir == "" {
+		return
+	}
+	os.RemoveAll(s.dir)
+	if s.madeRoot {
+		os.Remove(s.r.tmpRoot) // only if empty: others may be staging
+	}
 }
 
 // noteByHash records the by-hash files about to be published as current,

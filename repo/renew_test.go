@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // testClock is a clock the test sets.
@@ -62,7 +63,11 @@ func TestRenewBeforeExpiry(t *testing.T) {
 	conf, pub := freshConf(t, "1d")
 	r := newTestRepo(t, conf, Options{Now: clock.Now})
 	mirror := t.TempDir()
-	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{{Config: TargetConfig{Name: "m", URL: "file://" + mirror}, Storage: &DirStorage{Root: mirror}, id: "file://" + mirror}}}
+	mt, err := storage.OpenTarget(storage.TargetConfig{Name: "m", URL: "file://" + mirror}, storage.S3Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{mt}}
 	debs := t.TempDir()
 	mustInclude(t, r, "c", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}))
 	if _, err := r.Export(ctx, "d"); err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/localfs"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -35,8 +37,8 @@ type Options struct {
 	DBDir string
 	// LogDir holds the files named by Log: fields ("" = BASEDIR/logs).
 	LogDir string
-	// Storage receives the published tree; nil is a DirStorage at OutDir.
-	Storage Storage
+	// Storage receives the published tree; nil is a storage.DirStorage at OutDir.
+	Storage storage.Storage
 	// Now gives the time of Release files, signatures and logs.
 	Now func() time.Time
 	// LockTimeout is how long a writer waits for another one to finish
@@ -62,6 +64,13 @@ type Options struct {
 	// Warn receives warnings (ignored configuration, skipped work); nil
 	// discards them.
 	Warn func(msg string)
+	// PlainFileIO makes every file operation go through the os package
+	// instead of the raw system calls that read packages and create pool
+	// files (internal/localfs), which suit local file systems only: set
+	// it when the base directory, the output directory or the packages
+	// are on NFS, SMB or FUSE. "plain-file-io" in conf/options sets it
+	// too, for every command that opens the repository.
+	PlainFileIO bool
 	// Mirror, if set, names publish targets that receive a copy of the
 	// published tree after every publish (see MirrorOptions).
 	Mirror *MirrorOptions
@@ -75,7 +84,7 @@ type Repo struct {
 	Base    string
 	Conf    *Config
 	opts    Options
-	storage Storage
+	storage storage.Storage
 	dbPath  string
 	lockDir string
 	tmpRoot string
@@ -124,9 +133,12 @@ func OpenConfig(base string, conf *Config, opts Options) (*Repo, error) {
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
+	if conf.Settings.PlainFileIO {
+		opts.PlainFileIO = true // whoever opens the repository
+	}
 	st := opts.Storage
 	if st == nil {
-		st = &DirStorage{Root: opts.OutDir}
+		st = &storage.DirStorage{Root: opts.OutDir, PlainIO: opts.PlainFileIO}
 	}
 	if opts.Signer == nil {
 		opts.Signer = KeyDirSigners(opts.KeyDir, opts.Now, nil)
@@ -145,7 +157,11 @@ func OpenConfig(base string, conf *Config, opts Options) (*Repo, error) {
 }
 
 // Storage returns where the repository publishes.
-func (r *Repo) Storage() Storage { return r.storage }
+func (r *Repo) Storage() storage.Storage { return r.storage }
+
+// files makes the small-file operations on packages and staged files:
+// raw system calls, or the os package with Options.PlainFileIO.
+func (r *Repo) files() localfs.Files { return localfs.Files{Plain: r.opts.PlainFileIO} }
 
 // writer holds the lock and the open database of a modifying command.
 type writer struct {
@@ -263,7 +279,7 @@ func (r *Repo) cleanStaleTemp() {
 			os.RemoveAll(filepath.Join(r.tmpRoot, e.Name()))
 		}
 	}
-	if ds, ok := r.storage.(*DirStorage); ok {
+	if ds, ok := r.storage.(*storage.DirStorage); ok {
 		ds.RemoveTemp("dists")
 	}
 }

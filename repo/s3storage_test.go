@@ -23,6 +23,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // TestMain stops the MinIO the tests share (testutil.SharedMinIO).
@@ -34,12 +35,12 @@ func TestMain(m *testing.M) {
 
 // s3Target makes a public-read bucket on the shared MinIO and a target
 // for it under prefix "apt/lampi"; it returns the base URL apt uses.
-func s3Target(t testing.TB) (*PublishTarget, string, *testutil.MinIO) {
+func s3Target(t testing.TB) (*storage.PublishTarget, string, *testutil.MinIO) {
 	t.Helper()
 	m := testutil.SharedMinIO(t)
 	bucket := m.NewBucket(t, true)
-	cfg := TargetConfig{Name: "minio", URL: "s3://" + bucket + "/apt/lampi", Endpoint: m.Endpoint, PathStyle: true, Insecure: true}
-	pt, err := OpenTarget(cfg, S3Credentials{AccessKeyID: testutil.MinIOUser, SecretAccessKey: testutil.MinIOPassword})
+	cfg := storage.TargetConfig{Name: "minio", URL: "s3://" + bucket + "/apt/lampi", Endpoint: m.Endpoint, PathStyle: true, Insecure: true}
+	pt, err := storage.OpenTarget(cfg, storage.S3Credentials{AccessKeyID: testutil.MinIOUser, SecretAccessKey: testutil.MinIOPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestS3AptInstallAndUpgrade(t *testing.T) {
 	t.Parallel()
 	pt, base, _ := s3Target(t)
 	r, pub := signedRepo(t, time.Now)
-	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
+	r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{pt}}
 	ctx := context.Background()
 	debs := t.TempDir()
 	mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}))
@@ -96,11 +97,11 @@ func TestS3CheckRepair(t *testing.T) {
 	t.Parallel()
 	pt, _, m := s3Target(t)
 	r, _ := signedRepo(t, nil)
-	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
+	r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{pt}}
 	ctx := context.Background()
 	debs := t.TempDir()
 	mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}))
-	s3 := pt.Storage.(*S3Storage)
+	s3 := pt.Storage.(*storage.S3Storage)
 	if err := m.Client.RemoveObject(ctx, s3.Bucket(), "apt/lampi/pool/main/h/hi/hi_0.1_all.deb", minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestS3PublishWhileClientsFetch(t *testing.T) {
 	t.Parallel()
 	pt, base, _ := s3Target(t)
 	r, pub := signedRepo(t, time.Now)
-	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
+	r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{pt}}
 	debs := t.TempDir()
 	mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}))
 	var (
@@ -249,7 +250,7 @@ func TestS3KillDuringUpload(t *testing.T) {
 	bin := buildBinary(t)
 	pt, base, m := s3Target(t)
 	r, pub := signedRepo(t, time.Now)
-	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}}
+	r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{pt}}
 	debs := t.TempDir()
 	const trials = 12
 	var files []string

@@ -5,57 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
-
-// Symlinker is a Storage that can make symbolic links (DirStorage). Only
-// CreateSymlinks needs it.
-type Symlinker interface {
-	// Symlink makes name a symbolic link to target, replacing an existing
-	// link; Readlink returns a link's target (fs.ErrNotExist when absent,
-	// an error when name is not a link).
-	Symlink(ctx context.Context, target, name string) error
-	Readlink(ctx context.Context, name string) (string, error)
-}
-
-// Symlink implements Symlinker: the link is made under a temporary name
-// and renamed into place.
-func (s *DirStorage) Symlink(ctx context.Context, target, name string) error {
-	p, err := s.path(name)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("symlink %s: %w", name, err)
-	}
-	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-link")
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("symlink %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("symlink %s: %w", name, err)
-	}
-	return nil
-}
-
-// Readlink implements Symlinker.
-func (s *DirStorage) Readlink(ctx context.Context, name string) (string, error) {
-	p, err := s.path(name)
-	if err != nil {
-		return "", err
-	}
-	st, err := os.Lstat(p)
-	if err != nil {
-		return "", err
-	}
-	if st.Mode()&fs.ModeSymlink == 0 {
-		return "", fmt.Errorf("%s exists and is not a symbolic link", name)
-	}
-	return os.Readlink(p)
-}
 
 // CreateSymlinks makes dists/<suite> a symbolic link to <codename> for the
 // named distributions (all when none is named), as "reprepro
@@ -63,7 +15,7 @@ func (s *DirStorage) Readlink(ctx context.Context, name string) (string, error) 
 // existing link to elsewhere is only replaced with replace set (reprepro's
 // --delete). It returns what it did and what it skipped.
 func (r *Repo) CreateSymlinks(ctx context.Context, replace bool, codenames ...string) (made, skipped []string, err error) {
-	sl, ok := r.storage.(Symlinker)
+	sl, ok := r.storage.(storage.Symlinker)
 	if !ok {
 		return nil, nil, errors.New("createsymlinks: the storage cannot hold symbolic links")
 	}

@@ -9,16 +9,18 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // mirrorRepo is a signed repository (see signedRepo) whose publishes are
 // mirrored into target, recording every sync's result.
-func mirrorRepo(t testing.TB, target Storage, cfg TargetConfig) (*Repo, string, *[]SyncResult) {
+func mirrorRepo(t testing.TB, target storage.Storage, cfg storage.TargetConfig) (*Repo, string, *[]SyncResult) {
 	t.Helper()
 	r, pub := signedRepo(t, nil)
 	var results []SyncResult
-	pt := &PublishTarget{Config: cfg, Storage: target, id: cfg.URL}
-	r.opts.Mirror = &MirrorOptions{Targets: []*PublishTarget{pt}, Done: func(s SyncResult) { results = append(results, s) }}
+	pt := storage.NewTarget(cfg, target)
+	r.opts.Mirror = &MirrorOptions{Targets: []*storage.PublishTarget{pt}, Done: func(s SyncResult) { results = append(results, s) }}
 	return r, pub, &results
 }
 
@@ -27,7 +29,7 @@ func mirrorRepo(t testing.TB, target Storage, cfg TargetConfig) (*Repo, string, 
 // codename's files, as the mirror holds them.
 func fileList(t testing.TB, root string) []string {
 	t.Helper()
-	ds := &DirStorage{Root: root}
+	ds := &storage.DirStorage{Root: root}
 	var out []string
 	for _, d := range []string{"pool", "dists"} {
 		names, err := ds.List(context.Background(), d)
@@ -76,7 +78,7 @@ func sameTree(t testing.TB, local, mirror string) {
 func TestMirrorToDirectory(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	r, _, results := mirrorRepo(t, &DirStorage{Root: dir}, TargetConfig{Name: "copy", URL: "file://" + dir})
+	r, _, results := mirrorRepo(t, &storage.DirStorage{Root: dir}, storage.TargetConfig{Name: "copy", URL: "file://" + dir})
 	debs := t.TempDir()
 	mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}),
 		buildDeb(t, debs, pkgSpec{name: "other", version: "1.0", arch: "amd64"}))
@@ -121,7 +123,7 @@ func TestMirrorToDirectory(t *testing.T) {
 func TestMirrorResumesAndCheck(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	r, _, _ := mirrorRepo(t, &DirStorage{Root: dir}, TargetConfig{Name: "copy", URL: "file://" + dir})
+	r, _, _ := mirrorRepo(t, &storage.DirStorage{Root: dir}, storage.TargetConfig{Name: "copy", URL: "file://" + dir})
 	ctx := context.Background()
 	debs := t.TempDir()
 	mustInclude(t, r, "bookworm", buildDeb(t, debs, pkgSpec{name: "hi", version: "0.1"}))
@@ -141,7 +143,7 @@ func TestMirrorResumesAndCheck(t *testing.T) {
 	}
 	// (replaced, not overwritten in place: dists/stable/InRelease is a
 	// hard link to it in a directory target)
-	if err := (&DirStorage{Root: dir}).WriteFile(ctx, "dists/bookworm/InRelease", []byte("garbage\n")); err != nil {
+	if err := (&storage.DirStorage{Root: dir}).WriteFile(ctx, "dists/bookworm/InRelease", []byte("garbage\n")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "dists/bookworm/stray"), []byte("x"), 0o644); err != nil {
@@ -164,7 +166,7 @@ func TestMirrorResumesAndCheck(t *testing.T) {
 
 	// A sync that fails half way leaves the target behind; the next
 	// command completes it.
-	flaky := &flakyStorage{Storage: &DirStorage{Root: dir}}
+	flaky := &flakyStorage{Storage: &storage.DirStorage{Root: dir}}
 	flaky.failAfter.Store(2)
 	pt.Storage = flaky
 	_, err = r.IncludeDeb(ctx, "bookworm", []string{buildDeb(t, debs, pkgSpec{name: "new", version: "1"})}, IncludeOptions{})
@@ -188,7 +190,7 @@ func TestMirrorResumesAndCheck(t *testing.T) {
 // flakyStorage fails every write once failAfter writes succeeded (never
 // when failAfter is negative).
 type flakyStorage struct {
-	Storage
+	storage.Storage
 	failAfter, writes atomic.Int64
 }
 
@@ -220,11 +222,11 @@ func TestLoadTargets(t *testing.T) {
 		ts[1].Name != "file:///srv/mirror" || ts[1].Line != 8 {
 		t.Fatalf("targets %+v %+v", ts[0], ts[1])
 	}
-	pt, err := OpenTarget(*ts[0], S3Credentials{})
+	pt, err := storage.OpenTarget(*ts[0], storage.S3Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, ok := pt.Storage.(*S3Storage); !ok || s.opts.Prefix != "lampi" || s.opts.Bucket != "apt" || !pt.covers("stable") || pt.covers("other") {
+	if s, ok := pt.Storage.(*storage.S3Storage); !ok || s.Prefix() != "lampi" || s.Bucket() != "apt" || !pt.Covers("stable") || pt.Covers("other") {
 		t.Fatalf("opened %+v", pt)
 	}
 	for _, c := range []struct{ conf, want string }{
@@ -246,10 +248,10 @@ func TestLoadTargets(t *testing.T) {
 			t.Errorf("error shows the secret: %v", err)
 		}
 	}
-	if _, err := OpenTarget(TargetConfig{URL: "s3://user:pw@bucket/x"}, S3Credentials{}); err == nil || strings.Contains(err.Error(), "pw") {
+	if _, err := storage.OpenTarget(storage.TargetConfig{URL: "s3://user:pw@bucket/x"}, storage.S3Credentials{}); err == nil || strings.Contains(err.Error(), "pw") {
 		t.Errorf("credentials in the URL: %v", err)
 	}
-	if s := (S3Credentials{AccessKeyID: "AK", SecretAccessKey: "SECRET"}); strings.Contains(s.String(), "SECRET") {
+	if s := (storage.S3Credentials{AccessKeyID: "AK", SecretAccessKey: "SECRET"}); strings.Contains(s.String(), "SECRET") {
 		t.Error("String shows the secret")
 	}
 }

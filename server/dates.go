@@ -22,7 +22,7 @@ import (
 // on the old release when the file was replaced within the second the
 // device holds — by a publisher that did not wait (lampi-pkg's does),
 // rsync, a restored backup dated before it, a tree moved into place. So
-// for these files (under dists/, outside by-hash/: repo.RevalidatedByDate)
+// for these files (under dists/, outside by-hash/: storage.RevalidatedByDate)
 // the server dates each version itself, per path:
 //
 //   - a version (its ETag: the content's hash for files up to 1 MiB) keeps

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -227,7 +227,7 @@ func (s *fileServer) validators(name string, f *os.File, fi fs.FileInfo) (valida
 		return validators{}, err
 	}
 	sec := fi.ModTime().Unix()
-	if repo.RevalidatedByDate(name) {
+	if storage.RevalidatedByDate(name) {
 		sec = s.dates.date(name, tag, sec)
 	}
 	return newValidators(tag, sec), nil

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ type repoOptions struct {
 	lockTimeout                            time.Duration
 	export                                 string
 	keepUnreferenced                       bool
+	plainFileIO                            bool
 	verbose                                int
 	silent                                 bool
 	passphraseFile                         string
@@ -82,6 +82,7 @@ written; listfilter compares Version as dpkg does.`,
 	f.BoolVarP(&o.silent, "silent", "s", false, "print only errors")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+" or a prompt)")
 	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
+	f.BoolVar(&o.plainFileIO, "plain-file-io", false, "read packages and write pool files through ordinary system calls: for a repository or packages on NFS, SMB or FUSE")
 	cmd.AddCommand(
 		newRepoIncludeDebCmd(env, o), newRepoRemoveCmd(env, o), newRepoListCmd(env, o), newRepoListFilterCmd(env, o),
 		newRepoExportCmd(env, o), newRepoCopyCmd(env, o), newRepoPhaseCmd(env, o),
@@ -134,21 +135,22 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	if v, ok := opt("keydir"); ok {
 		o.keydir = v
 	}
-	if v, ok := opt("export"); ok {
-		o.export = v
+	// conf/options values were checked by repo.LoadConfig.
+	cs := conf.Settings
+	if cs.Export != "" && !set("export") {
+		o.export = cs.Export
 	}
-	if _, ok := opt("keepunreferencedfiles"); ok {
+	if cs.KeepUnreferenced && !set("keepunreferencedfiles") {
 		o.keepUnreferenced = true
 	}
-	if v, ok := opt("waitforlock"); ok && !set("lock-timeout") {
-		if n, err := strconv.Atoi(v); err == nil {
-			o.waitForLock = n
-		}
+	if cs.PlainFileIO && !set("plain-file-io") {
+		o.plainFileIO = true
 	}
-	if v, ok := opt("byhash-keep"); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			o.byHashKeep = d
-		}
+	if cs.WaitForLock != nil && !set("waitforlock") && !set("lock-timeout") {
+		o.waitForLock = *cs.WaitForLock
+	}
+	if cs.ByHashKeep != nil && !set("byhash-keep") {
+		o.byHashKeep = *cs.ByHashKeep
 	}
 	for _, t := range o.types {
 		if t != "deb" {
@@ -168,6 +170,7 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	opts := repo.Options{
 		OutDir: rel(o.outdir), DBDir: rel(o.dbdir), LogDir: rel(o.logdir), KeyDir: rel(o.keydir),
 		Now: env.Now, LockTimeout: timeout, KeepUnreferenced: o.keepUnreferenced, ByHashRetention: o.byHashKeep,
+		PlainFileIO: o.plainFileIO,
 		Warn: func(msg string) {
 			if !o.silent {
 				fmt.Fprintf(env.Err, "warning: %s\n", msg)

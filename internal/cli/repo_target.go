@@ -1,18 +1,20 @@
 package cli
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
 // targetFlags are the publish-target options of "lampi-pkg repo".
@@ -109,12 +111,12 @@ func mirrorOptions(env *Env, confDir string, tf *targetFlags, silent, verbose bo
 	if err != nil {
 		return nil, withHint(err, "fix conf/targets at the place shown")
 	}
-	var cfgs []repo.TargetConfig
+	var cfgs []storage.TargetConfig
 	for _, c := range confTargets {
 		cfgs = append(cfgs, *c)
 	}
 	for _, u := range tf.publishTo {
-		var match *repo.TargetConfig
+		var match *storage.TargetConfig
 		for _, c := range confTargets {
 			if c.URL == u || c.Name == u {
 				match = c
@@ -123,7 +125,7 @@ func mirrorOptions(env *Env, confDir string, tf *targetFlags, silent, verbose bo
 		if match != nil {
 			continue // conf/targets has it, with its settings
 		}
-		cfgs = append(cfgs, repo.TargetConfig{Name: u, URL: u, Endpoint: tf.endpoint, Region: tf.region,
+		cfgs = append(cfgs, storage.TargetConfig{Name: u, URL: u, Endpoint: tf.endpoint, Region: tf.region,
 			PathStyle: tf.pathStyle, Insecure: tf.insecure})
 	}
 	if len(cfgs) == 0 {
@@ -135,7 +137,7 @@ func mirrorOptions(env *Env, confDir string, tf *targetFlags, silent, verbose bo
 	}
 	m := &repo.MirrorOptions{Workers: tf.workers}
 	for _, c := range cfgs {
-		t, err := repo.OpenTarget(c, creds)
+		t, err := storage.OpenTarget(c, creds)
 		if err != nil {
 			return nil, withHint(err, "use --publish-to s3://BUCKET/PREFIX or file:///DIR")
 		}
@@ -169,25 +171,27 @@ func mirrorOptions(env *Env, confDir string, tf *targetFlags, silent, verbose bo
 	return m, nil
 }
 
-// awsCredentials reads the standard AWS credentials: AWS_ACCESS_KEY_ID,
+// awsCredentials finds the standard AWS credentials: AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the profile
 // AWS_PROFILE (default "default") of the shared credentials file
-// (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials). None at all
-// gives anonymous access.
-func awsCredentials(env *Env) (repo.S3Credentials, error) {
+// (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials), read by
+// minio-go's credentials.FileAWSCredentials (which also runs a profile's
+// credential_process). None at all gives anonymous access. The variables
+// come from env, so that the library never reads the environment.
+func awsCredentials(env *Env) (storage.S3Credentials, error) {
 	id, secret := env.Getenv("AWS_ACCESS_KEY_ID"), env.Getenv("AWS_SECRET_ACCESS_KEY")
 	if id != "" || secret != "" {
 		if id == "" || secret == "" {
-			return repo.S3Credentials{}, fmt.Errorf("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+			return storage.S3Credentials{}, fmt.Errorf("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
 		}
-		return repo.S3Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: env.Getenv("AWS_SESSION_TOKEN")}, nil
+		return storage.S3Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: env.Getenv("AWS_SESSION_TOKEN")}, nil
 	}
 	file := env.Getenv("AWS_SHARED_CREDENTIALS_FILE")
 	explicit := file != ""
 	if file == "" {
 		home := env.Getenv("HOME")
 		if home == "" {
-			return repo.S3Credentials{}, nil
+			return storage.S3Credentials{}, nil
 		}
 		file = filepath.Join(home, ".aws", "credentials")
 	}
@@ -195,56 +199,40 @@ func awsCredentials(env *Env) (repo.S3Credentials, error) {
 	if profile == "" {
 		profile = "default"
 	}
-	f, err := os.Open(file)
-	if err != nil {
+	if _, err := os.Stat(file); err != nil {
 		if errors.Is(err, os.ErrNotExist) && !explicit && env.Getenv("AWS_PROFILE") == "" {
-			return repo.S3Credentials{}, nil
+			return storage.S3Credentials{}, nil
 		}
-		return repo.S3Credentials{}, fmt.Errorf("credentials: %w", err)
+		return storage.S3Credentials{}, fmt.Errorf("credentials: %w", err)
 	}
-	defer f.Close()
-	var c repo.S3Credentials
-	section, found := "", false
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || text[0] == '#' || text[0] == ';' {
-			continue
-		}
-		if strings.HasPrefix(text, "[") && strings.HasSuffix(text, "]") {
-			section = strings.TrimSpace(text[1 : len(text)-1])
-			if section == profile {
-				found = true
-			}
-			continue
-		}
-		if section != profile {
-			continue
-		}
-		k, v, ok := strings.Cut(text, "=")
-		if !ok {
-			// Never echo the line: it may hold a secret.
-			return repo.S3Credentials{}, fmt.Errorf("%s:%d: expected 'key = value'", file, line)
-		}
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "aws_access_key_id":
-			c.AccessKeyID = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			c.SecretAccessKey = strings.TrimSpace(v)
-		case "aws_session_token":
-			c.SessionToken = strings.TrimSpace(v)
-		}
+	// Filename and Profile set: the provider reads no variable itself.
+	p := &credentials.FileAWSCredentials{Filename: file, Profile: profile}
+	v, err := p.Retrieve()
+	switch {
+	case err != nil:
+		return storage.S3Credentials{}, explainCredentialsFile(file, profile, err)
+	case v.AccessKeyID == "" || v.SecretAccessKey == "":
+		return storage.S3Credentials{}, fmt.Errorf("%s: profile [%s] lacks aws_access_key_id or aws_secret_access_key", file, profile)
 	}
-	if err := sc.Err(); err != nil {
-		return repo.S3Credentials{}, fmt.Errorf("%s: %w", file, err)
+	return storage.S3Credentials{Provider: p}, nil
+}
+
+// explainCredentialsFile turns an error of the shared credentials file's
+// provider into one that says what to do. It never passes on the
+// provider's parse errors: they quote the line, which may hold a secret.
+func explainCredentialsFile(file, profile string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, fmt.Sprintf("section %q does not exist", profile)):
+		return fmt.Errorf("%s: no profile [%s]; set AWS_PROFILE to one the file has", file, profile)
+	case strings.Contains(msg, "partial static credentials"):
+		return fmt.Errorf("%s: profile [%s] lacks aws_access_key_id or aws_secret_access_key", file, profile)
+	case strings.Contains(msg, "delimiter") || strings.Contains(msg, "unclosed section"):
+		return fmt.Errorf("%s: expected '[profile]' headers and 'key = value' lines", file)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("credentials: %w", err)
 	}
-	if !found {
-		return repo.S3Credentials{}, fmt.Errorf("%s: no profile [%s]; set AWS_PROFILE to one the file has", file, profile)
-	}
-	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return repo.S3Credentials{}, fmt.Errorf("%s: profile [%s] lacks aws_access_key_id or aws_secret_access_key", file, profile)
-	}
-	return c, nil
+	return fmt.Errorf("%s: profile [%s]: %w", file, profile, err)
 }
 
 // runTargetCheck is "check" with publish targets: it compares each with

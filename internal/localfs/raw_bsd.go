@@ -1,10 +1,13 @@
 //go:build unix && !linux
 
-package repo
+package localfs
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
-// The raw system calls of sys_linux.go, here through the runtime's
+// The raw system calls of raw_linux.go, here through the runtime's
 // ordinary path.
 
 func rawOpen(path string, flags int, mode uint32) (int, error) {
@@ -14,3 +17,4 @@ func rawRead(fd int, b []byte) (int, error)     { return syscall.Read(fd, b) }
 func rawWrite(fd int, b []byte) (int, error)    { return syscall.Write(fd, b) }
 func rawClose(fd int) error                     { return syscall.Close(fd) }
 func rawFstat(fd int, st *syscall.Stat_t) error { return syscall.Fstat(fd, st) }
+func rawMkdir(dir string) error                 { return os.Mkdir(dir, 0o755) }

@@ -1,4 +1,4 @@
-package repo
+package storage
 
 import (
 	"context"
@@ -12,43 +12,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-)
 
-// Storage is where the published tree lives: pool/ and dists/, under
-// slash-separated names relative to its root ("pool/main/h/hi/hi_0.1_all.deb",
-// "dists/stable/InRelease"). The repository writes through it only, so a
-// local directory ([DirStorage]) and object storage are equal
-// implementations.
-//
-// Every write must be atomic per name: a reader sees the old content or
-// the new, never a mix or a truncated file. A write that replaces a name
-// under dists/ outside by-hash/ — InRelease, Release, Release.gpg, the
-// indices by name: what apt fetches by name and revalidates with
-// If-Modified-Since — must give it a modification time (a file's mtime,
-// an object's Last-Modified) strictly later, in whole seconds, than the
-// content it replaces, waiting for the storage's clock if need be (see
-// dates.go).
-type Storage interface {
-	// WriteFile creates or replaces name with data.
-	WriteFile(ctx context.Context, name string, data []byte) error
-	// PutFile creates or replaces name with the content of the local
-	// file src, which the storage may move (src is gone afterwards).
-	PutFile(ctx context.Context, name, src string) error
-	// Copy creates or replaces dst with the content of src (a hard link
-	// or server-side copy; no data needs to pass through the caller).
-	Copy(ctx context.Context, src, dst string) error
-	// Open opens name for reading; a missing name gives an error
-	// matching fs.ErrNotExist.
-	Open(ctx context.Context, name string) (io.ReadCloser, error)
-	// Exists reports whether name exists.
-	Exists(ctx context.Context, name string) (bool, error)
-	// Remove deletes name; a missing name is not an error.
-	Remove(ctx context.Context, name string) error
-	// List returns the names of all files under dir, recursively.
-	List(ctx context.Context, dir string) ([]string, error)
-	// Sync makes everything written so far durable.
-	Sync(ctx context.Context) error
-}
+	"github.com/lampi-pkg/lampi-pkg/internal/localfs"
+)
 
 // DirStorage is a Storage in a local directory. Files are written to a
 // temporary name in the target's directory and renamed into place; empty
@@ -56,6 +22,10 @@ type Storage interface {
 type DirStorage struct {
 	// Root is the directory holding pool/ and dists/.
 	Root string
+	// PlainIO makes every file operation through the os package instead
+	// of the raw system calls of internal/localfs, which suit local file
+	// systems only: set it when Root is on NFS, SMB or FUSE.
+	PlainIO bool
 
 	dirs dirCache // directories known to exist (some of them)
 
@@ -133,7 +103,7 @@ func (s *DirStorage) mkdir(p string) error {
 	if s.dirs.known(dir) {
 		return nil
 	}
-	err := mkdirFast(dir) // usually the parent exists: one call
+	err := s.files().Mkdir(dir) // usually the parent exists: one call
 	if errors.Is(err, fs.ErrNotExist) {
 		err = os.MkdirAll(dir, 0o755)
 	}
@@ -146,10 +116,14 @@ func (s *DirStorage) mkdir(p string) error {
 
 var _ Storage = (*DirStorage)(nil)
 
-func (s *DirStorage) path(name string) (string, error) {
-	clean := path.Clean(name)
-	if name == "" || path.IsAbs(name) || clean != name || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("storage: invalid name %q", name)
+// files makes the small-file operations, raw or plain.
+func (s *DirStorage) files() localfs.Files { return localfs.Files{Plain: s.PlainIO} }
+
+// Path returns the local file of name, or an error wrapping
+// ErrInvalidName.
+func (s *DirStorage) Path(name string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.Root, filepath.FromSlash(name)), nil
 }
@@ -171,7 +145,7 @@ func (s *DirStorage) tempFor(p string) (*os.File, error) {
 
 // WriteFile implements Storage.
 func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) error {
-	p, err := s.path(name)
+	p, err := s.Path(name)
 	if err != nil {
 		return err
 	}
@@ -187,7 +161,7 @@ func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) er
 		err = cerr
 	}
 	if err == nil && RevalidatedByDate(name) {
-		err = dateAfter(ctx, f.Name(), p)
+		err = DateAfter(ctx, f.Name(), p)
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), p)
@@ -205,18 +179,18 @@ func (s *DirStorage) WriteFile(ctx context.Context, name string, data []byte) er
 // whether it created the file; an interrupted write leaves a partial file
 // that no index names, which PutFile later replaces.
 func (s *DirStorage) CreateNew(ctx context.Context, name string, data []byte) (bool, error) {
-	p, err := s.path(name)
+	p, err := s.Path(name)
 	if err != nil {
 		return false, err
 	}
 	if err := s.mkdir(p); err != nil {
 		return false, fmt.Errorf("create %s: %w", name, err)
 	}
-	err = writeNew(p, data)
+	err = s.files().WriteNew(p, data)
 	if errors.Is(err, fs.ErrNotExist) { // a cached directory went away
 		s.dirs.forget(filepath.Dir(p))
 		if err = s.mkdir(p); err == nil {
-			err = writeNew(p, data)
+			err = s.files().WriteNew(p, data)
 		}
 	}
 	switch {
@@ -233,7 +207,7 @@ func (s *DirStorage) CreateNew(ctx context.Context, name string, data []byte) (b
 // PutFile implements Storage: it renames src into place (keeping its
 // mode: create it 0644), or copies it when src is on another file system.
 func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
-	p, err := s.path(name)
+	p, err := s.Path(name)
 	if err != nil {
 		return err
 	}
@@ -241,7 +215,7 @@ func (s *DirStorage) PutFile(ctx context.Context, name, src string) error {
 		return fmt.Errorf("put %s: %w", name, err)
 	}
 	if RevalidatedByDate(name) {
-		if err := dateAfter(ctx, src, p); err != nil {
+		if err := DateAfter(ctx, src, p); err != nil {
 			return fmt.Errorf("put %s: %w", name, err)
 		}
 	}
@@ -284,7 +258,7 @@ func (s *DirStorage) copyFile(ctx context.Context, src, dst, name string) error 
 		err = cerr
 	}
 	if err == nil && RevalidatedByDate(name) {
-		err = dateAfter(ctx, f.Name(), dst)
+		err = DateAfter(ctx, f.Name(), dst)
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), dst)
@@ -297,17 +271,31 @@ func (s *DirStorage) copyFile(ctx context.Context, src, dst, name string) error 
 	return nil
 }
 
+// CopyIn writes the local file src as name: a copy renamed into place,
+// never a hard link (src stays, and a mirror must not share files with
+// the tree it mirrors, or an edit of one would change the other).
+func (s *DirStorage) CopyIn(ctx context.Context, name, src string) error {
+	p, err := s.Path(name)
+	if err != nil {
+		return err
+	}
+	if err := s.mkdir(p); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return s.copyFile(ctx, src, p, name)
+}
+
 // Copy implements Storage with a hard link renamed into place (a copy
 // where links are not possible). A link shares the source's modification
 // time; under a name revalidated by date that may be older than the file
 // it replaces (an index whose content an earlier generation had), so it
 // is dated as a new file would be (which changes the source's time too).
 func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
-	sp, err := s.path(src)
+	sp, err := s.Path(src)
 	if err != nil {
 		return err
 	}
-	dp, err := s.path(dst)
+	dp, err := s.Path(dst)
 	if err != nil {
 		return err
 	}
@@ -321,7 +309,7 @@ func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
 		return s.copyFile(ctx, sp, dp, dst)
 	}
 	if RevalidatedByDate(dst) {
-		if err := dateAfter(ctx, f.Name(), dp); err != nil {
+		if err := DateAfter(ctx, f.Name(), dp); err != nil {
 			os.Remove(f.Name())
 			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 		}
@@ -336,7 +324,7 @@ func (s *DirStorage) Copy(ctx context.Context, src, dst string) error {
 
 // Open implements Storage.
 func (s *DirStorage) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	p, err := s.path(name)
+	p, err := s.Path(name)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +333,7 @@ func (s *DirStorage) Open(ctx context.Context, name string) (io.ReadCloser, erro
 
 // Exists implements Storage.
 func (s *DirStorage) Exists(ctx context.Context, name string) (bool, error) {
-	p, err := s.path(name)
+	p, err := s.Path(name)
 	if err != nil {
 		return false, err
 	}
@@ -359,7 +347,7 @@ func (s *DirStorage) Exists(ctx context.Context, name string) (bool, error) {
 // Remove implements Storage; it also removes the directories it leaves
 // empty, up to the top-level one (pool/, dists/).
 func (s *DirStorage) Remove(ctx context.Context, name string) error {
-	p, err := s.path(name)
+	p, err := s.Path(name)
 	if err != nil {
 		return err
 	}
@@ -380,7 +368,7 @@ func (s *DirStorage) Remove(ctx context.Context, name string) error {
 // List implements Storage. Temporary files of interrupted writes are
 // not listed.
 func (s *DirStorage) List(ctx context.Context, dir string) ([]string, error) {
-	p, err := s.path(dir)
+	p, err := s.Path(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +401,7 @@ func isTempName(base string) bool {
 // RemoveTemp deletes temporary files that interrupted writes left under
 // dir. Only call it while holding the repository lock.
 func (s *DirStorage) RemoveTemp(dir string) error {
-	p, err := s.path(dir)
+	p, err := s.Path(dir)
 	if err != nil {
 		return err
 	}
@@ -442,7 +430,7 @@ func (s *DirStorage) Sync(ctx context.Context) error {
 	s.pendFiles, s.pendDirs, s.syncAll = nil, nil, false
 	s.pendMu.Unlock()
 	if all {
-		return syncFS(s.Root)
+		return localfs.SyncFS(s.Root)
 	}
 	// A directory removed since (an emptied pool directory) needs no
 	// flush: its parent is in the list.

@@ -1,4 +1,4 @@
-package repo
+package storage
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/localfs"
 )
 
 // Last-Modified of what apt fetches by name.
@@ -28,7 +30,7 @@ import (
 // Release file's Date: must not be in the future either (apt refuses a
 // Release dated ahead, and ignores one dated before the release it has).
 // The wait is measured on the storage's own clock — the file system's
-// timestamps, the object store's Last-Modified — never on Options.Now
+// timestamps, the object store's Last-Modified — never on repo.Options.Now
 // (which tests fix, and which need not be the clock the server sees). It
 // costs at most a second, and only for a publish within the same second
 // as the one before.
@@ -53,13 +55,13 @@ const maxDateWait = 2 * time.Second
 // timestamps from a coarse clock, a tick behind the timer's.
 const clockSlack = 10 * time.Millisecond
 
-// dateAfter makes the local file tmp, about to be renamed over dst, carry
+// DateAfter makes the local file tmp, about to be renamed over dst, carry
 // a modification time strictly later, in whole seconds, than dst's (when
 // dst exists). A fresh file usually does already; one that does not — a
 // new file within dst's second, a hard link to an older file, a moved
 // spool file — is touched once the file system's clock has passed dst's
 // second.
-func dateAfter(ctx context.Context, tmp, dst string) error {
+func DateAfter(ctx context.Context, tmp, dst string) error {
 	old, err := os.Stat(dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -78,7 +80,7 @@ func dateAfter(ctx context.Context, tmp, dst string) error {
 	for {
 		// The file system's "now": a hard link or a moved file carries an
 		// older time than that.
-		if err := touchNow(tmp); err != nil {
+		if err := localfs.TouchNow(tmp); err != nil {
 			return fmt.Errorf("date %s: %w", dst, err)
 		}
 		if cur, err = os.Stat(tmp); err != nil {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package repo
+package localfs
 
 import (
 	"fmt"
@@ -10,15 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Small package files are read and written with plain system calls: the
-// os package registers every descriptor with the runtime poller (four
-// fcntl and one epoll_ctl per file), which dominates importing thousands
-// of small packages.
-
-// readSmall reads a regular file of at most max bytes. It returns
-// (nil, size, nil) when the file is larger, and an error wrapping
-// ErrBadPackage when it is not a regular file.
-func readSmall(path string, max int64) ([]byte, int64, error) {
+func readSmallRaw(path string, max int64) ([]byte, int64, error) {
 	fd, err := rawOpen(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, &fs.PathError{Op: "open", Path: path, Err: err}
@@ -29,14 +21,12 @@ func readSmall(path string, max int64) ([]byte, int64, error) {
 		return nil, 0, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return nil, 0, fmt.Errorf("%s: %w: not a regular file", path, ErrBadPackage)
+		return nil, 0, fmt.Errorf("%s: %w", path, ErrNotRegular)
 	}
 	if st.Size > max {
 		return nil, st.Size, nil
 	}
-	// Read exactly the size fstat gave (one read for a small file); bytes
-	// appended meanwhile are not read, and what was read is what is
-	// hashed and published.
+	// Exactly the size fstat gave: one read for a small file.
 	buf := make([]byte, st.Size)
 	n := 0
 	for n < len(buf) {
@@ -55,8 +45,7 @@ func readSmall(path string, max int64) ([]byte, int64, error) {
 	return buf[:n], st.Size, nil
 }
 
-// writeNew creates path (which must not exist) with data, mode 0644.
-func writeNew(path string, data []byte) error {
+func writeNewRaw(path string, data []byte) error {
 	fd, err := rawOpen(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
 		return &fs.PathError{Op: "create", Path: path, Err: err}
@@ -78,9 +67,10 @@ func writeNew(path string, data []byte) error {
 	return nil
 }
 
-// touchNow sets the modification time of path to the file system's
-// current time (utimensat with no times).
-func touchNow(path string) error {
+// TouchNow sets the modification time of path to the file system's
+// current time (utimensat with no times), through the ordinary
+// system-call path.
+func TouchNow(path string) error {
 	if err := unix.Utimes(path, nil); err != nil {
 		return &fs.PathError{Op: "utimes", Path: path, Err: err}
 	}

@@ -1,4 +1,4 @@
-package repo
+package storage
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -24,11 +23,19 @@ import (
 // them in. String never shows the secret.
 type S3Credentials struct {
 	AccessKeyID, SecretAccessKey, SessionToken string
+	// Provider, if set, supplies the keys instead, when the client needs
+	// them and again when they expire: one of minio-go's credential
+	// providers (credentials.FileAWSCredentials reads the shared
+	// credentials file, and runs its credential_process or SSO login).
+	Provider credentials.Provider
 }
 
 // String implements fmt.Stringer without the secret parts.
 func (c S3Credentials) String() string {
-	if c.AccessKeyID == "" {
+	switch {
+	case c.Provider != nil:
+		return "credentials from a provider"
+	case c.AccessKeyID == "":
 		return "anonymous"
 	}
 	return "access key " + c.AccessKeyID
@@ -61,8 +68,8 @@ type S3Options struct {
 // S3Storage is a Storage in an S3-compatible bucket (AWS S3, MinIO, Ceph
 // RGW, R2…), through minio-go. A PUT of one object is atomic: readers
 // get the old object or the new one. There is no rename, so the order in
-// which objects are written is the publisher's business (see
-// Repo.SyncTargets).
+// which objects are written is the publisher's business (the repository
+// syncs a target in an order that keeps it consistent).
 type S3Storage struct {
 	opts   S3Options
 	client *minio.Client
@@ -81,7 +88,9 @@ func NewS3Storage(o S3Options) (*S3Storage, error) {
 		o.Endpoint = "s3.amazonaws.com"
 	}
 	var creds *credentials.Credentials
-	if o.Credentials.AccessKeyID != "" {
+	if o.Credentials.Provider != nil {
+		creds = credentials.New(o.Credentials.Provider)
+	} else if o.Credentials.AccessKeyID != "" {
 		creds = credentials.NewStaticV4(o.Credentials.AccessKeyID, o.Credentials.SecretAccessKey, o.Credentials.SessionToken)
 	} else {
 		creds = credentials.New(&credentials.Static{Value: credentials.Value{SignerType: credentials.SignatureAnonymous}})
@@ -104,6 +113,9 @@ func (s *S3Storage) Client() *minio.Client { return s.client }
 // Bucket returns the bucket name.
 func (s *S3Storage) Bucket() string { return s.opts.Bucket }
 
+// Prefix returns the prefix of the tree's keys ("" at the bucket's top).
+func (s *S3Storage) Prefix() string { return s.opts.Prefix }
+
 // Where names the bucket and prefix for messages: "s3://bucket/prefix at
 // endpoint".
 func (s *S3Storage) Where() string {
@@ -115,9 +127,8 @@ func (s *S3Storage) Where() string {
 }
 
 func (s *S3Storage) key(name string) (string, error) {
-	clean := path.Clean(name)
-	if name == "" || path.IsAbs(name) || clean != name || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("storage: invalid name %q", name)
+	if err := checkName(name); err != nil {
+		return "", err
 	}
 	if s.opts.Prefix == "" {
 		return name, nil
@@ -186,10 +197,11 @@ func (s *S3Storage) putOpts(size int64, meta map[string]string) minio.PutObjectO
 
 // WriteFile implements Storage.
 func (s *S3Storage) WriteFile(ctx context.Context, name string, data []byte) error {
-	return s.put(ctx, name, data, nil)
+	return s.Put(ctx, name, data, nil)
 }
 
-func (s *S3Storage) put(ctx context.Context, name string, data []byte, meta map[string]string) error {
+// Put is WriteFile with user metadata on the object (x-amz-meta-…).
+func (s *S3Storage) Put(ctx context.Context, name string, data []byte, meta map[string]string) error {
 	key, err := s.key(name)
 	if err != nil {
 		return err
@@ -202,9 +214,9 @@ func (s *S3Storage) put(ctx context.Context, name string, data []byte, meta map[
 	})
 }
 
-// upload copies the local file src to name, leaving src in place;
-// minio-go uploads big files in parts.
-func (s *S3Storage) upload(ctx context.Context, name, src string, meta map[string]string) error {
+// Upload copies the local file src to name with user metadata on the
+// object, leaving src in place; minio-go uploads big files in parts.
+func (s *S3Storage) Upload(ctx context.Context, name, src string, meta map[string]string) error {
 	key, err := s.key(name)
 	if err != nil {
 		return err
@@ -223,7 +235,7 @@ func (s *S3Storage) upload(ctx context.Context, name, src string, meta map[strin
 
 // PutFile implements Storage: it uploads src and removes it.
 func (s *S3Storage) PutFile(ctx context.Context, name, src string) error {
-	if err := s.upload(ctx, name, src, nil); err != nil {
+	if err := s.Upload(ctx, name, src, nil); err != nil {
 		return err
 	}
 	os.Remove(src)
@@ -263,7 +275,7 @@ func (s *S3Storage) dated(ctx context.Context, name string, write func() (time.T
 		_, err := write()
 		return err
 	}
-	old, err := s.stat(ctx, name)
+	old, err := s.Stat(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, err := write()
 		return err
@@ -278,7 +290,7 @@ func (s *S3Storage) dated(ctx context.Context, name string, write func() (time.T
 			return err
 		}
 		if cur.IsZero() {
-			info, err := s.stat(ctx, name)
+			info, err := s.Stat(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -308,7 +320,7 @@ func (s *S3Storage) Open(ctx context.Context, name string) (io.ReadCloser, error
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.stat(ctx, name); err != nil {
+	if _, err := s.Stat(ctx, name); err != nil {
 		return nil, err
 	}
 	obj, err := s.client.GetObject(ctx, s.opts.Bucket, key, minio.GetObjectOptions{})
@@ -318,9 +330,9 @@ func (s *S3Storage) Open(ctx context.Context, name string) (io.ReadCloser, error
 	return obj, nil
 }
 
-// stat returns an object's information; a missing object gives an error
+// Stat returns an object's information; a missing object gives an error
 // matching fs.ErrNotExist.
-func (s *S3Storage) stat(ctx context.Context, name string) (minio.ObjectInfo, error) {
+func (s *S3Storage) Stat(ctx context.Context, name string) (minio.ObjectInfo, error) {
 	key, err := s.key(name)
 	if err != nil {
 		return minio.ObjectInfo{}, err
@@ -337,7 +349,7 @@ func (s *S3Storage) stat(ctx context.Context, name string) (minio.ObjectInfo, er
 
 // Exists implements Storage.
 func (s *S3Storage) Exists(ctx context.Context, name string) (bool, error) {
-	_, err := s.stat(ctx, name)
+	_, err := s.Stat(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -361,32 +373,34 @@ func (s *S3Storage) Remove(ctx context.Context, name string) error {
 
 // List implements Storage.
 func (s *S3Storage) List(ctx context.Context, dir string) ([]string, error) {
-	objs, err := s.listInfo(ctx, dir)
+	objs, err := s.ListObjects(ctx, dir)
 	out := make([]string, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, o.name)
+		out = append(out, o.Name)
 	}
 	return out, err
 }
 
-// objectInfo is a listed object: storage name, size and ETag.
-type objectInfo struct {
-	name string
-	size int64
-	etag string
+// ObjectInfo is a listed object: storage name, size and ETag (without
+// quotes).
+type ObjectInfo struct {
+	Name string
+	Size int64
+	ETag string
 }
 
-func (s *S3Storage) listInfo(ctx context.Context, dir string) ([]objectInfo, error) {
+// ListObjects lists the objects under dir, recursively.
+func (s *S3Storage) ListObjects(ctx context.Context, dir string) ([]ObjectInfo, error) {
 	key, err := s.key(dir)
 	if err != nil {
 		return nil, err
 	}
-	var out []objectInfo
+	var out []ObjectInfo
 	for o := range s.client.ListObjects(ctx, s.opts.Bucket, minio.ListObjectsOptions{Prefix: key + "/", Recursive: true}) {
 		if o.Err != nil {
 			return out, s.explain("list "+dir, o.Err)
 		}
-		out = append(out, objectInfo{name: s.name(o.Key), size: o.Size, etag: strings.Trim(o.ETag, `"`)})
+		out = append(out, ObjectInfo{Name: s.name(o.Key), Size: o.Size, ETag: strings.Trim(o.ETag, `"`)})
 	}
 	return out, nil
 }

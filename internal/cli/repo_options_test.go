@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRepoConfOptionsErrors: a conf/options value that does not parse
+// stops the command with the file, line, option and what to write,
+// instead of being ignored; good values (and --plain-file-io) work.
+func TestRepoConfOptionsErrors(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "srv")
+	if _, errs, code := runEnv(t, nil, "repo", "init", base, "--codename", "bookworm", "--architectures", "amd64"); code != 0 {
+		t.Fatalf("init: %s", errs)
+	}
+	opts := filepath.Join(base, "conf", "options")
+	os.WriteFile(opts, []byte("verbose\nwaitforlock soon\n"), 0o644)
+	_, errs, code := runEnv(t, nil, "repo", "-b", base, "list", "bookworm")
+	if code == 0 || !strings.Contains(errs, "options:2:") || !strings.Contains(errs, "option waitforlock") || !strings.Contains(errs, "'waitforlock 6'") {
+		t.Fatalf("bad waitforlock: exit %d\n%s", code, errs)
+	}
+	os.WriteFile(opts, []byte("waitforlock 1\nbyhash-keep 1h\nplain-file-io\n"), 0o644)
+	if out, errs, code := runEnv(t, nil, "repo", "-b", base, "--plain-file-io", "export"); code != 0 {
+		t.Fatalf("good options: exit %d\n%s%s", code, out, errs)
+	}
+}

@@ -1,0 +1,205 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+)
+
+// This file is the repository side of "lampi-pkg release": an include and
+// publish that either happens completely or leaves db/, pool/, dists/ and
+// the Log: file as they were.
+
+// Release steps reported to IncludePublish's step callback.
+const (
+	StepLock    = "lock"
+	StepInclude = "include"
+	StepPublish = "publish"
+)
+
+// PublishSigner checks that a distribution can take new packages and be
+// published, without changing anything: it exists, is not ReadOnly, and
+// its SignWith key (if any) can be loaded and unlocked. It returns the
+// signer of the distribution, nil when it is published unsigned. Errors
+// wrap ErrUnknownCodename, ErrReadOnly or ErrSigning.
+func (r *Repo) PublishSigner(ctx context.Context, codename string) (Signer, error) {
+	d, err := r.writable("publish", codename)
+	if err != nil {
+		return nil, err
+	}
+	if d.SignWith == "" {
+		return nil, nil
+	}
+	s, err := r.opts.Signer(ctx, d)
+	if err != nil {
+		if !errors.Is(err, ErrSigning) {
+			err = fmt.Errorf("distribution %s: %w: %w", codename, ErrSigning, err)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// PublishOptions refine IncludePublish.
+type PublishOptions struct {
+	// Include refines the inclusion as for IncludeDeb.
+	Include IncludeOptions
+	// Signer signs the distribution's Release file; nil resolves its
+	// SignWith as Export does. PublishSigner returns one to reuse, so
+	// that a passphrase is asked once.
+	Signer Signer
+	// Step, if set, is called with StepLock, StepInclude and StepPublish
+	// as each step begins.
+	Step func(step string)
+}
+
+// IncludePublish is IncludeDeb followed by the export of the distribution,
+// as one all-or-nothing step: if anything fails — the lock, a package, a
+// pool or index write, signing the Release file — the state database, the
+// pool, dists/<codename> and the distribution's Log: file are put back as
+// they were, byte for byte (o.Step tells which step failed).
+//
+// It works like this: with the repository lock held for the whole
+// command, the state database is copied and dists/<codename> is
+// snapshotted (hard links for a storage.DirStorage, copies otherwise) into a
+// private directory under DBDIR/tmp; the packages are then included and
+// the distribution published; on failure the published files are put
+// back (indices first, Release and InRelease last), files that did not
+// exist are removed, the database copy is renamed over the database, and
+// pool files the restored database does not know are deleted. Pool files
+// that lose their last reference are deleted only once the publish has
+// succeeded (unless Options.KeepUnreferenced), and a failure there is a
+// warning, not an error: the release is out.
+//
+// Options.Export is ignored: the distribution is always published. A
+// process killed half way leaves the repository as an interrupted
+// IncludeDeb would (consistent; the next writer cleans up), not rolled
+// back.
+func (r *Repo) IncludePublish(ctx context.Context, codename string, files []string, o PublishOptions) (*Result, error) {
+	step := o.Step
+	if step == nil {
+		step = func(string) {}
+	}
+	d, err := r.writable("includedeb", codename)
+	if err != nil {
+		return nil, err
+	}
+	step(StepLock)
+	signer := o.Signer
+	if signer == nil {
+		if signer, err = r.PublishSigner(ctx, codename); err != nil {
+			return nil, err
+		}
+	}
+	w, err := r.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	snap, err := r.snapshot(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot before release: %w", err)
+	}
+	defer snap.discard()
+	before, err := r.knownUnreferenced()
+	if err != nil {
+		return nil, err
+	}
+	inner, err := r.innerRepo(snap.dir, codename, signer)
+	if err != nil {
+		return nil, err
+	}
+
+	step(StepInclude)
+	res, err := inner.IncludeDeb(ctx, codename, files, o.Include)
+	if err != nil {
+		return nil, r.rollback(ctx, snap, res, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, r.rollback(ctx, snap, res, err)
+	}
+
+	step(StepPublish)
+	published, err := inner.exportLocked(ctx, d)
+	if err != nil {
+		return nil, r.rollback(ctx, snap, res, err)
+	}
+	if published {
+		res.Exported = append(res.Exported, codename)
+	}
+	// The release is out; what follows only tidies up.
+	if !r.opts.KeepUnreferenced {
+		after, err := inner.knownUnreferenced()
+		if err == nil {
+			old := make(map[string]bool, len(before))
+			for _, n := range before {
+				old[n] = true
+			}
+			var unref []string
+			for _, n := range after {
+				if !old[n] {
+					unref = append(unref, n)
+				}
+			}
+			res.Deleted, err = inner.deleteUnref(ctx, unref)
+		}
+		if err != nil {
+			r.opts.Warn(fmt.Sprintf("release %s: published, but removing pool files nothing needs any more failed: %v (lampi-pkg repo deleteunreferenced retries)", codename, err))
+		}
+	}
+	return res, r.syncTargets(ctx, nil) // publish targets (target_sync.go)
+}
+
+// innerRepo is r with a private lock: it runs the ordinary commands while
+// r holds the real lock, without exporting and without deleting pool
+// files; it signs codename with signer.
+func (r *Repo) innerRepo(snapDir, codename string, signer Signer) (*Repo, error) {
+	opts := r.opts
+	if signer != nil {
+		outer := r.opts.Signer
+		opts.Signer = func(ctx context.Context, d *Distribution) (Signer, error) {
+			if d.Codename == codename {
+				return signer, nil
+			}
+			return outer(ctx, d)
+		}
+	}
+	opts.Export = ExportNever
+	opts.KeepUnreferenced = true
+	opts.Storage = r.storage
+	opts.Warn = func(string) {} // r reported the configuration's warnings already
+	inner, err := OpenConfig(r.Base, r.Conf, opts)
+	if err != nil {
+		return nil, err
+	}
+	inner.opts.Warn = r.opts.Warn
+	inner.lockDir = filepath.Join(snapDir, "lock")
+	return inner, nil
+}
+
+// exportLocked publishes the changed indices of d.
+func (r *Repo) exportLocked(ctx context.Context, d *Distribution) (bool, error) {
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return false, err
+	}
+	did, err := r.exportDist(ctx, w.db, d, false, false)
+	if cerr := w.close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return did, err
+}
+
+// deleteUnref removes the pool files in names that are unreferenced.
+func (r *Repo) deleteUnref(ctx context.Context, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	w, err := r.lockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	return r.deleteFiles(ctx, w.db, names)
+}
