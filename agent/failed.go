@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -85,6 +86,7 @@ func (a *Agent) failedGate(c Candidate, now time.Time) (held, waiting *FailedUpd
 func (a *Agent) noteAttempt(o *Outcome) {
 	now := a.opts.Now()
 	for pkg, v := range o.Target {
+		a.noteAttemptOf(pkg, v, o, now)
 		switch o.Result {
 		case state.ResultUpdated:
 			a.cyc.forgetFailed(pkg, v)
@@ -111,6 +113,46 @@ func (a *Agent) noteAttempt(o *Outcome) {
 		x, y := a.cyc.FailedUpdates[i], a.cyc.FailedUpdates[j]
 		return x.Package < y.Package || x.Package == y.Package && x.Version < y.Version
 	})
+}
+
+// noteAttemptOf records the attempt of pkg at version v for the reports
+// (state.State.Attempts): its result and what the health check said.
+func (a *Agent) noteAttemptOf(pkg, v string, o *Outcome, now time.Time) {
+	switch o.Result {
+	case state.ResultUpdated, state.ResultRolledBack, state.ResultFailed:
+	default:
+		return
+	}
+	at := state.Attempt{Version: v, Result: o.Result, Time: now.UTC()}
+	switch {
+	case o.Result == state.ResultUpdated && a.cfg.HealthCheck != "":
+		at.Health = state.HealthPassed
+	case errors.Is(o.Err, ErrHealthCheck):
+		at.Health = state.HealthFailed
+	}
+	if a.cyc.Attempts == nil {
+		a.cyc.Attempts = map[string]state.Attempt{}
+	}
+	a.cyc.Attempts[pkg] = at
+}
+
+// noteCandidate records what planning saw of a version newer than the
+// installed one: its phasing and whether this device is eligible, with
+// the count of checks in a row that found it eligible (a device that
+// stays eligible without updating is what a rollout calls stuck).
+func (a *Agent) noteCandidate(cands map[string]state.Candidate, c Candidate, eligible bool) {
+	phased := c.Phased
+	if phased < 0 {
+		phased = 100
+	}
+	nc := state.Candidate{Version: c.Version, Phased: phased, Eligible: eligible}
+	if eligible {
+		nc.Checks = 1
+		if prev, ok := a.cyc.Candidates[c.Package]; ok && prev.Version == c.Version && prev.Eligible {
+			nc.Checks = prev.Checks + 1
+		}
+	}
+	cands[c.Package] = nc
 }
 
 // backoff is base·2^(n-1), capped at max.

@@ -68,6 +68,30 @@ func TestHealthCheckFailsRollsBack(t *testing.T) {
 	if st := w.a.Status(); st.Result != state.ResultRolledBack || st.Target["hi"] != "0.2" {
 		t.Errorf("status %+v", st)
 	}
+	// What a rollout controller reads: the attempt of 0.2 rolled back
+	// because of the health check, and the device, eligible for 0.2,
+	// stays on 0.1 check after check.
+	s, err := w.a.NewState("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Attempts["hi"]; a.Version != "0.2" || a.Result != state.ResultRolledBack || a.Health != state.HealthFailed || a.Time.IsZero() {
+		t.Errorf("attempt reported %+v", a)
+	}
+	if c := s.Candidates["hi"]; c != (state.Candidate{Version: "0.2", Phased: 100, Eligible: true, Checks: 1}) {
+		t.Errorf("candidate reported %+v", c)
+	}
+	w.clock.Advance(time.Hour)
+	if o := w.a.Once(context.Background()); o.Result != state.ResultHeldBack {
+		t.Fatalf("second check: %s %v", o.Result, o.Err)
+	}
+	s, _ = w.a.NewState("")
+	if c := s.Candidates["hi"]; c.Checks != 2 || !c.Eligible {
+		t.Errorf("candidate after a second check %+v", c)
+	}
+	if _, err := state.Encode(s); err != nil {
+		t.Errorf("the report does not validate: %v", err)
+	}
 }
 
 // TestNoRollbackCandidate: without the previous .deb in the cache the
@@ -319,9 +343,16 @@ func TestPhasedUpdate(t *testing.T) {
 	if o.Result != state.ResultDeferred || o.Pending["hi"] != "0.2" || w.d.Version("hi") != "0.1" {
 		t.Fatalf("out of the cohort: %+v", o)
 	}
+	if s, _ := w.a.NewState(""); s.Candidates["hi"] != (state.Candidate{Version: "0.2", Phased: 30}) || len(s.Attempts) != 0 {
+		t.Errorf("a device out of the cohort reports %+v and %+v", s.Candidates, s.Attempts)
+	}
 	lucky := newAgent(t, w.d, w.clock, agent.Options{MachineID: "00000000000000000000000000000001"}) // draws 14
 	if o := lucky.Once(context.Background()); o.Result != state.ResultUpdated || w.d.Version("hi") != "0.2" {
 		t.Fatalf("in the cohort: %+v", o)
+	}
+	s, _ := lucky.NewState("")
+	if a := s.Attempts["hi"]; len(s.Candidates) != 0 || a.Version != "0.2" || a.Result != state.ResultUpdated || a.Health != "" {
+		t.Errorf("an updated device reports candidates %+v, attempts %+v", s.Candidates, s.Attempts)
 	}
 }
 

@@ -253,6 +253,8 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 	var ups []*update
 	var held, waiting []*FailedUpdate
 	pending := map[string]string{}
+	seen := map[string]state.Candidate{}
+	defer func() { a.cyc.Candidates = seen }()
 	for _, name := range names {
 		from := managed[name]
 		c, ok := best[name]
@@ -273,6 +275,9 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 				continue
 			}
 		}
+		// New installs are not phased (apt phases upgrades only).
+		phasedOut := from != "" && PhasedOut(c, a.machineID)
+		a.noteCandidate(seen, c, !phasedOut)
 		if c.Err != nil {
 			return &Outcome{Result: state.ResultFailed, Err: fmt.Errorf("refusing %s %s: %w", c.Package, c.Version, c.Err), Installed: managed,
 				Target: map[string]string{c.Package: c.Version}}
@@ -287,7 +292,7 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 			pending[c.Package] = c.Version
 			continue
 		}
-		if from != "" && PhasedOut(c, a.machineID) {
+		if phasedOut {
 			a.opts.Logf("%s %s is phased (%d%%) and this device is not in the cohort yet", c.Package, c.Version, c.Phased)
 			pending[c.Package] = c.Version
 			continue

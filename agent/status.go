@@ -35,6 +35,18 @@ func (a *Agent) NewState(arch string) (state.State, error) {
 		s.LastCheck = time.Time{}
 	}
 	s.ReleaseDate = a.releaseDate()
+	s.Attempts = maps.Clone(a.st.Attempts)
+	// A candidate the device runs by now (installed in the cycle that
+	// saw it) is no longer one.
+	for name, c := range a.st.Candidates {
+		if v, ok := pk[name]; ok && v == c.Version {
+			continue
+		}
+		if s.Candidates == nil {
+			s.Candidates = map[string]state.Candidate{}
+		}
+		s.Candidates[name] = c
+	}
 	return s, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
 
 // Persisted is what the agent keeps in its state directory
@@ -56,6 +58,12 @@ type Cycle struct {
 	// SelfUpdate is a self-update handed to systemd-run, checked by the
 	// next agent.
 	SelfUpdate *SelfUpdate `json:"self_update,omitempty"`
+	// Candidates holds, per managed package with a newer version
+	// published, what the last planning saw (reported as
+	// state.State.Candidates; Checks carries over between checks).
+	Candidates map[string]state.Candidate `json:"candidates,omitempty"`
+	// Attempts holds the last update attempt per package.
+	Attempts map[string]state.Attempt `json:"attempts,omitempty"`
 	// StatusStamp identifies the dpkg status file at the last check
 	// (size and mtime), to skip re-planning on an unchanged 304.
 	StatusStamp string `json:"status_stamp,omitempty"`

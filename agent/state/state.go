@@ -76,6 +76,46 @@ type State struct {
 	// mirror or cache that keeps serving an old InRelease shows up as a
 	// ReleaseDate that stops moving.
 	ReleaseDate time.Time `json:"release_date,omitzero"`
+	// Candidates are the updates the device sees for its managed
+	// packages (package → candidate): what a rollout controller needs to
+	// tell a device that waits for its phasing draw from one that should
+	// have updated and did not.
+	Candidates map[string]Candidate `json:"candidates,omitempty"`
+	// Attempts holds the last update attempt per package (package →
+	// attempt), so that a failure stays visible after later checks.
+	Attempts map[string]Attempt `json:"attempts,omitempty"`
+}
+
+// Candidate is a version newer than the installed one that the
+// repository offers a device.
+type Candidate struct {
+	Version string `json:"version"`
+	// Phased is the published Phased-Update-Percentage (100 when the
+	// version is not phased).
+	Phased int `json:"phased"`
+	// Eligible: apt's phasing rule (the draw of source, version and
+	// machine id against Phased) admits this device.
+	Eligible bool `json:"eligible"`
+	// Checks counts the checks in a row that found the device eligible
+	// for Version while it still ran an older version.
+	Checks int `json:"checks,omitempty"`
+}
+
+// Health check outcomes of an attempt.
+const (
+	HealthPassed = "passed" // the health check ran after the install and passed
+	HealthFailed = "failed" // it failed: the version was rolled back (or could not be)
+)
+
+// Attempt is the outcome of one update attempt of a package.
+type Attempt struct {
+	Version string `json:"version"`
+	// Result is ResultUpdated, ResultFailed or ResultRolledBack.
+	Result string `json:"result"`
+	// Health is HealthPassed, HealthFailed, or empty when no health
+	// check ran (none configured, or the install failed before it).
+	Health string    `json:"health,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // ValidDeviceID checks a device id: 1–64 characters of [A-Za-z0-9._-], not
@@ -137,6 +177,21 @@ func (s *State) Validate() error {
 	for name, v := range s.Packages {
 		if name == "" || v == "" {
 			return fmt.Errorf("%w: package %q with version %q", ErrInvalid, name, v)
+		}
+	}
+	for name, c := range s.Candidates {
+		if name == "" || c.Version == "" || c.Phased < 0 || c.Phased > 100 || c.Checks < 0 {
+			return fmt.Errorf("%w: candidate %q: version %q, phased %d, checks %d", ErrInvalid, name, c.Version, c.Phased, c.Checks)
+		}
+	}
+	for name, at := range s.Attempts {
+		switch {
+		case name == "" || at.Version == "":
+			return fmt.Errorf("%w: attempt of package %q at version %q", ErrInvalid, name, at.Version)
+		case at.Result != ResultUpdated && at.Result != ResultFailed && at.Result != ResultRolledBack:
+			return fmt.Errorf("%w: attempt of %s %s: result %q (want updated, failed or rolled-back)", ErrInvalid, name, at.Version, at.Result)
+		case at.Health != "" && at.Health != HealthPassed && at.Health != HealthFailed:
+			return fmt.Errorf("%w: attempt of %s %s: health %q (want passed, failed or nothing)", ErrInvalid, name, at.Version, at.Health)
 		}
 	}
 	return nil

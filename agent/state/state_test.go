@@ -89,3 +89,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRolloutFields(t *testing.T) {
+	base := State{Seq: 1, Time: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC), Device: "pi1", Packages: map[string]string{"hi": "0.1"}}
+	ok := base
+	ok.Candidates = map[string]Candidate{"hi": {Version: "0.2", Phased: 30, Eligible: true, Checks: 3}}
+	ok.Attempts = map[string]Attempt{"hi": {Version: "0.2", Result: ResultRolledBack, Health: HealthFailed, Time: base.Time}}
+	b, err := Encode(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b)
+	if err != nil || back.Candidates["hi"] != ok.Candidates["hi"] || back.Attempts["hi"] != ok.Attempts["hi"] {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	for name, bad := range map[string]func(*State){
+		"phased above 100":  func(s *State) { s.Candidates = map[string]Candidate{"hi": {Version: "0.2", Phased: 101}} },
+		"candidate version": func(s *State) { s.Candidates = map[string]Candidate{"hi": {Phased: 10}} },
+		"negative checks":   func(s *State) { s.Candidates = map[string]Candidate{"hi": {Version: "0.2", Checks: -1}} },
+		"attempt result":    func(s *State) { s.Attempts = map[string]Attempt{"hi": {Version: "0.2", Result: ResultDeferred}} },
+		"attempt health": func(s *State) {
+			s.Attempts = map[string]Attempt{"hi": {Version: "0.2", Result: ResultUpdated, Health: "so-so"}}
+		},
+	} {
+		s := base
+		bad(&s)
+		if _, err := Encode(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
