@@ -233,7 +233,7 @@ func (b *reportBuilder) add(d *Device) {
 		key := [2]string{name, v}
 		older, ok := b.older[key]
 		if !ok {
-			older = compareVersions(v, newest) < 0
+			older = deb.CompareLoose(v, newest) < 0
 			b.older[key] = older
 		}
 		if older {
@@ -249,7 +249,12 @@ func (b *reportBuilder) finish() *Report {
 			pr.Behind = []string{}
 		}
 		versions := slices.Collect(maps.Keys(b.counts[name]))
-		sort.Slice(versions, func(i, j int) bool { return compareVersions(versions[i], versions[j]) > 0 })
+		sort.Slice(versions, func(i, j int) bool {
+			if c := deb.CompareLoose(versions[i], versions[j]); c != 0 {
+				return c > 0
+			}
+			return versions[i] > versions[j] // equal for dpkg, as "1.0" and "0:1.0": a fixed order
+		})
 		for _, v := range versions {
 			pr.Installed += b.counts[name][v]
 		}
@@ -263,28 +268,4 @@ func (b *reportBuilder) finish() *Report {
 		b.rep.Packages = append(b.rep.Packages, pr)
 	}
 	return b.rep
-}
-
-// compareVersions orders versions as dpkg does; strings that are not
-// Debian versions sort below all valid ones, among themselves bytewise.
-func compareVersions(a, b string) int {
-	va, errA := deb.ParseVersion(a)
-	vb, errB := deb.ParseVersion(b)
-	switch {
-	case errA == nil && errB == nil:
-		if c := va.Compare(vb); c != 0 {
-			return c
-		}
-	case errA == nil:
-		return 1
-	case errB == nil:
-		return -1
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
