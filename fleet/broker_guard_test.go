@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -159,10 +158,10 @@ func TestBrokerMemoryBeforeLogin(t *testing.T) {
 // 300 s); now the broker closes it after ConnectTimeout, over TLS too
 // (the deadline covers the handshake).
 func TestBrokerClosesSilentConnections(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testutil.NewCA(t, "test CA")
 	for name, tlsCfg := range map[string]*tls.Config{
 		"tcp": nil,
-		"tls": {Certificates: []tls.Certificate{ca.issue(t, pkix.Name{CommonName: "broker"}, true)}, MinVersion: tls.VersionTLS12},
+		"tls": {Certificates: []tls.Certificate{ca.Server(t, "broker").TLS}, MinVersion: tls.VersionTLS12},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := openTestStore(t, StoreOptions{})
@@ -187,7 +186,7 @@ func TestBrokerClosesSilentConnections(t *testing.T) {
 					if len(prefix) > 0 {
 						if tlsCfg != nil {
 							// A TLS client that has shaken hands, then stalls.
-							tc := tls.Client(conn, &tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+							tc := tls.Client(conn, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
 							if err := tc.Handshake(); err != nil {
 								t.Fatal(err)
 							}
