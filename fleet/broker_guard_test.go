@@ -273,22 +273,3 @@ func TestBrokerPendingPerAddress(t *testing.T) {
 		t.Errorf("a logged-in device cannot publish: %v", err)
 	}
 }
-
-// TestAddrKey: IPv4 addresses count alone, IPv6 ones by /64.
-func TestAddrKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.7:1883":              "192.0.2.7/32",
-		"[::ffff:192.0.2.7]:1883":     "192.0.2.7/32",
-		"[2001:db8:1:2:3:4:5:6]:1883": "2001:db8:1:2::/64",
-		"[2001:db8:1:2:ff::1]:40000":  "2001:db8:1:2::/64",
-		"[2001:db8:1:3::1]:40000":     "2001:db8:1:3::/64",
-	} {
-		a, err := net.ResolveTCPAddr("tcp", in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := addrKey(a).String(); got != want {
-			t.Errorf("addrKey(%s) = %s, want %s", in, got, want)
-		}
-	}
-}
