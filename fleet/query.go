@@ -23,7 +23,19 @@ func (s *Store) Devices(ctx context.Context, stale time.Duration) ([]Device, err
 		return nil, err
 	}
 	var out []Device
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.eachDevice(func(d *Device) {
+		out = append(out, *d)
+	})
+	if out == nil {
+		out = []Device{}
+	}
+	return FilterStale(out, stale, s.opts.Now()), err
+}
+
+// eachDevice calls fn for every device record, in id order, in one read
+// transaction.
+func (s *Store) eachDevice(fn func(*Device)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			r := record(v)
 			if !r.valid() {
@@ -33,14 +45,10 @@ func (s *Store) Devices(ctx context.Context, stale time.Duration) ([]Device, err
 			if err != nil {
 				return err
 			}
-			out = append(out, d)
+			fn(&d)
 			return nil
 		})
 	})
-	if out == nil {
-		out = []Device{}
-	}
-	return FilterStale(out, stale, s.opts.Now()), err
 }
 
 // Device returns one device; ErrNotFound if it never reported.
@@ -132,20 +140,7 @@ func (s *Store) Report(ctx context.Context, opts ReportOptions) (*Report, error)
 		now = opts.Now
 	}
 	rb := newReportBuilder(opts, now())
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			r := record(v)
-			if !r.valid() {
-				return fmt.Errorf("device %s: %w: short record", k, ErrDatabase)
-			}
-			d, err := r.device(string(k))
-			if err != nil {
-				return err
-			}
-			rb.add(&d)
-			return nil
-		})
-	})
+	err := s.eachDevice(rb.add)
 	if err != nil {
 		return nil, err
 	}
