@@ -315,14 +315,22 @@ func FuzzParsers(f *testing.F) {
 }
 
 func TestConfigKeysListed(t *testing.T) {
-	for _, k := range configKeys {
-		var c Config
-		if err := c.set(k, "x"); err != nil && strings.Contains(err.Error(), "unknown key") {
-			t.Errorf("listed key %s is unknown", k)
+	var c Config
+	err := c.set("nope", "x")
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	seen := map[string]bool{}
+	for _, k := range configKeys() {
+		if seen[k] {
+			t.Errorf("key %s listed twice", k)
+		}
+		seen[k] = true
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("unknown key error does not list %s: %v", k, err)
 		}
 	}
-	var c Config
-	if err := c.set("nope", "x"); err == nil || !strings.Contains(err.Error(), "poll_interval") {
-		t.Errorf("unknown key error does not list the keys: %v", err)
+	if len(seen) < 39 || !seen["poll_interval"] || !seen["fetch_timeout"] {
+		t.Errorf("keys: %v", configKeys())
 	}
 }
