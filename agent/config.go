@@ -227,158 +227,180 @@ func ParseConfig(r io.Reader, file string) (Config, error) {
 }
 
 func (c *Config) set(k, v string) error {
-	dur := func(d *time.Duration) error {
-		x, err := time.ParseDuration(v)
-		if err != nil || x < 0 {
-			return fmt.Errorf("%q is not a duration such as 30s, 15m or 1h", v)
+	for _, s := range configSetters {
+		if s.key == k {
+			return s.set(c, v)
 		}
-		*d = x
-		return nil
 	}
-	size := func(n *int64) error {
-		x, err := bytesize.Parse(v)
-		if err == nil && x == 0 {
-			err = fmt.Errorf("%q would refuse everything: give at least 1B, or leave the key out for the default", v)
-		}
-		if err != nil {
-			return err
-		}
-		*n = x
-		return nil
-	}
-	path := func(p *string) error {
-		if v != "" && !filepath.IsAbs(v) {
-			return fmt.Errorf("%q must be an absolute path", v)
-		}
-		*p = v
-		return nil
-	}
-	switch k {
-	case "device_id":
+	return fmt.Errorf("unknown key; the keys are: %s", strings.Join(configKeys(), ", "))
+}
+
+// configSetters is agent.conf's keys, in the order messages list them,
+// each with how it checks and sets its value: the one list of the keys.
+var configSetters = []struct {
+	key string
+	set func(c *Config, v string) error
+}{
+	{"device_id", func(c *Config, v string) error {
 		if err := state.ValidDeviceID(v); err != nil {
 			return err
 		}
 		c.DeviceID = v
-	case "machine_id_file":
-		return path(&c.MachineIDFile)
-	case "sources":
-		return path(&c.Sources)
-	case "broker":
+		return nil
+	}},
+	{"machine_id_file", func(c *Config, v string) error { return setPath(&c.MachineIDFile, v) }},
+	{"sources", func(c *Config, v string) error { return setPath(&c.Sources, v) }},
+	{"broker", func(c *Config, v string) error {
 		if v != "" {
 			if _, err := brokerURL(v); err != nil {
 				return err
 			}
 		}
 		c.Broker = v
-	case "broker_username":
+		return nil
+	}},
+	{"broker_username", func(c *Config, v string) error {
 		c.BrokerUser = v
-	case "broker_password_file":
-		return path(&c.BrokerPassFile)
-	case "broker_ca":
-		return path(&c.BrokerCA)
-	case "broker_cert":
-		return path(&c.BrokerCert)
-	case "broker_key":
-		return path(&c.BrokerKey)
-	case "topic_prefix":
+		return nil
+	}},
+	{"broker_password_file", func(c *Config, v string) error { return setPath(&c.BrokerPassFile, v) }},
+	{"broker_ca", func(c *Config, v string) error { return setPath(&c.BrokerCA, v) }},
+	{"broker_cert", func(c *Config, v string) error { return setPath(&c.BrokerCert, v) }},
+	{"broker_key", func(c *Config, v string) error { return setPath(&c.BrokerKey, v) }},
+	{"topic_prefix", func(c *Config, v string) error {
 		if v == "" || strings.ContainsAny(v, "#+") {
 			return fmt.Errorf("%q: a topic prefix must not be empty or contain # or +", v)
 		}
 		c.TopicPrefix = v
-	case "report_timeout":
-		return dur(&c.ReportTimeout)
-	case "heartbeat":
-		return dur(&c.Heartbeat)
-	case "reconnect_backoff":
-		return dur(&c.ReconnectBackoff)
-	case "packages":
+		return nil
+	}},
+	{"report_timeout", func(c *Config, v string) error { return setDuration(&c.ReportTimeout, v) }},
+	{"heartbeat", func(c *Config, v string) error { return setDuration(&c.Heartbeat, v) }},
+	{"reconnect_backoff", func(c *Config, v string) error { return setDuration(&c.ReconnectBackoff, v) }},
+	{"packages", func(c *Config, v string) error {
 		for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
 			if err := deb.ValidatePackageName(p); err != nil {
 				return err
 			}
 			c.Packages = append(c.Packages, p)
 		}
-	case "self_package":
+		return nil
+	}},
+	{"self_package", func(c *Config, v string) error {
 		if err := deb.ValidatePackageName(v); err != nil {
 			return err
 		}
 		c.SelfPackage = v
-	case "poll_interval":
-		if err := dur(&c.PollInterval); err != nil {
+		return nil
+	}},
+	{"poll_interval", func(c *Config, v string) error {
+		if err := setDuration(&c.PollInterval, v); err != nil {
 			return err
 		}
 		if c.PollInterval < time.Second {
 			return fmt.Errorf("%s is shorter than 1s", v)
 		}
-	case "poll_jitter":
-		return dur(&c.PollJitter)
-	case "max_backoff":
-		return dur(&c.MaxBackoff)
-	case "maintenance_window":
+		return nil
+	}},
+	{"poll_jitter", func(c *Config, v string) error { return setDuration(&c.PollJitter, v) }},
+	{"max_backoff", func(c *Config, v string) error { return setDuration(&c.MaxBackoff, v) }},
+	{"maintenance_window", func(c *Config, v string) error {
 		w, err := ParseWindow(v)
 		if err != nil {
 			return err
 		}
 		c.Window = w
-	case "health_check":
+		return nil
+	}},
+	{"health_check", func(c *Config, v string) error {
 		c.HealthCheck = v
-	case "health_check_timeout":
-		return dur(&c.HealthCheckTimeout)
-	case "install_method":
+		return nil
+	}},
+	{"health_check_timeout", func(c *Config, v string) error { return setDuration(&c.HealthCheckTimeout, v) }},
+	{"install_method", func(c *Config, v string) error {
 		if v != MethodApt && v != MethodDpkg {
 			return fmt.Errorf("%q: use apt or dpkg", v)
 		}
 		c.Method = v
-	case "root":
-		return path(&c.Root)
-	case "admin_dir":
-		return path(&c.AdminDir)
-	case "apt_option":
+		return nil
+	}},
+	{"root", func(c *Config, v string) error { return setPath(&c.Root, v) }},
+	{"admin_dir", func(c *Config, v string) error { return setPath(&c.AdminDir, v) }},
+	{"apt_option", func(c *Config, v string) error {
 		c.AptOptions = append(c.AptOptions, "-o", v)
-	case "dpkg_option":
+		return nil
+	}},
+	{"dpkg_option", func(c *Config, v string) error {
 		c.DpkgOptions = append(c.DpkgOptions, v)
-	case "apt_get":
+		return nil
+	}},
+	{"apt_get", func(c *Config, v string) error {
 		c.AptGet = v
-	case "dpkg":
+		return nil
+	}},
+	{"dpkg", func(c *Config, v string) error {
 		c.Dpkg = v
-	case "systemd_run":
+		return nil
+	}},
+	{"systemd_run", func(c *Config, v string) error {
 		c.SystemdRun = v
-	case "lock_timeout":
-		return dur(&c.LockTimeout)
-	case "cache_dir":
-		return path(&c.CacheDir)
-	case "state_dir":
-		return path(&c.StateDir)
-	case "architecture":
+		return nil
+	}},
+	{"lock_timeout", func(c *Config, v string) error { return setDuration(&c.LockTimeout, v) }},
+	{"cache_dir", func(c *Config, v string) error { return setPath(&c.CacheDir, v) }},
+	{"state_dir", func(c *Config, v string) error { return setPath(&c.StateDir, v) }},
+	{"architecture", func(c *Config, v string) error {
 		if err := deb.ValidateArchitecture(v); err != nil {
 			return err
 		}
 		c.Architecture = v
-	case "origin_keyring":
-		return path(&c.OriginKeyring)
-	case "max_index_size":
-		return size(&c.MaxIndexSize)
-	case "max_deb_size":
-		return size(&c.MaxDebSize)
-	case "max_future":
-		return dur(&c.MaxFuture)
-	case "fetch_idle_timeout":
-		return dur(&c.FetchIdleTimeout)
-	case "fetch_timeout":
-		return dur(&c.FetchTimeout)
-	default:
-		return fmt.Errorf("unknown key; the keys are: %s", strings.Join(configKeys, ", "))
-	}
-	return nil
+		return nil
+	}},
+	{"origin_keyring", func(c *Config, v string) error { return setPath(&c.OriginKeyring, v) }},
+	{"max_index_size", func(c *Config, v string) error { return setSize(&c.MaxIndexSize, v) }},
+	{"max_deb_size", func(c *Config, v string) error { return setSize(&c.MaxDebSize, v) }},
+	{"max_future", func(c *Config, v string) error { return setDuration(&c.MaxFuture, v) }},
+	{"fetch_idle_timeout", func(c *Config, v string) error { return setDuration(&c.FetchIdleTimeout, v) }},
+	{"fetch_timeout", func(c *Config, v string) error { return setDuration(&c.FetchTimeout, v) }},
 }
 
 // configKeys lists agent.conf's keys, for error messages.
-var configKeys = []string{"device_id", "machine_id_file", "sources", "broker", "broker_username", "broker_password_file",
-	"broker_ca", "broker_cert", "broker_key", "topic_prefix", "report_timeout", "heartbeat", "reconnect_backoff",
-	"packages", "self_package", "poll_interval", "poll_jitter", "max_backoff", "maintenance_window", "health_check",
-	"health_check_timeout", "install_method", "root", "admin_dir", "apt_option", "dpkg_option", "apt_get", "dpkg",
-	"systemd_run", "lock_timeout", "cache_dir", "state_dir", "architecture", "origin_keyring", "max_index_size",
-	"max_deb_size", "max_future", "fetch_idle_timeout", "fetch_timeout"}
+func configKeys() []string {
+	keys := make([]string, len(configSetters))
+	for i, s := range configSetters {
+		keys[i] = s.key
+	}
+	return keys
+}
+
+func setDuration(d *time.Duration, v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil || x < 0 {
+		return fmt.Errorf("%q is not a duration such as 30s, 15m or 1h", v)
+	}
+	*d = x
+	return nil
+}
+
+func setSize(n *int64, v string) error {
+	x, err := bytesize.Parse(v)
+	if err == nil && x == 0 {
+		err = fmt.Errorf("%q would refuse everything: give at least 1B, or leave the key out for the default", v)
+	}
+	if err != nil {
+		return err
+	}
+	*n = x
+	return nil
+}
+
+func setPath(p *string, v string) error {
+	if v != "" && !filepath.IsAbs(v) {
+		return fmt.Errorf("%q must be an absolute path", v)
+	}
+	*p = v
+	return nil
+}
 
 // Validate checks the combination of settings.
 func (c Config) Validate() error {

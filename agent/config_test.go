@@ -56,6 +56,21 @@ Signed-By:
 	}
 }
 
+// TestParseDeb822SourcesAsApt: what apt accepts in a hand-edited .sources
+// file stays accepted: comments between continuation lines, Windows line
+// ends, no newline after the last line.
+func TestParseDeb822SourcesAsApt(t *testing.T) {
+	in := "Types: deb\r\n# mirror\r\nURIs: http://x.example.org\r\nSuites: s\r\nComponents: main\r\n" +
+		"Signed-By:\r\n -----BEGIN PGP PUBLIC KEY BLOCK-----\r\n# the key\r\n .\r\n mDMEZ...\r\n -----END PGP PUBLIC KEY BLOCK-----"
+	got, err := ParseDeb822Sources(strings.NewReader(in), "lampi.sources")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].URI != "http://x.example.org" || string(got[0].SignedByKey) != "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ...\n-----END PGP PUBLIC KEY BLOCK-----\n" {
+		t.Errorf("%+v", got)
+	}
+}
+
 func TestParseSourcesList(t *testing.T) {
 	in := "# comment\n\ndeb-src http://x.example.org stable main\ndeb [signed-by=/k.gpg arch=armhf,arm64 by-hash=yes] http://127.0.0.1:8080/ stable main extra # trailing\n"
 	got, err := ParseSourcesList(strings.NewReader(in), "lampi.list")
@@ -90,8 +105,9 @@ func TestSourcesErrors(t *testing.T) {
 		{"URIs: http://x.example.org\n", "no Types"},
 		{"Types: deb\nSuites: s\n", "no URIs"},
 		{"Types: deb\nURIs: http://x.example.org\nSuites: s\nComponents: main\nSigned-By: /k.gpg\nBy-Hash: maybe\n", "lampi.sources:6: By-Hash"},
-		{" continuation\n", "lampi.sources:1: continuation"},
-		{"Types deb\n", "lampi.sources:1: expected"},
+		{" continuation\n", "lampi.sources:1: control file syntax error: continuation line"},
+		{"Types deb\n", `lampi.sources:1: control file syntax error: "Types deb" is not a field`},
+		{"Types: deb\nURIs: http://x.example.org\nURIs: http://y.example.org\n", `lampi.sources:3: control file syntax error: duplicate field "URIs"`},
 	} {
 		_, err := ParseDeb822Sources(strings.NewReader(c.in), "lampi.sources")
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
@@ -299,14 +315,22 @@ func FuzzParsers(f *testing.F) {
 }
 
 func TestConfigKeysListed(t *testing.T) {
-	for _, k := range configKeys {
-		var c Config
-		if err := c.set(k, "x"); err != nil && strings.Contains(err.Error(), "unknown key") {
-			t.Errorf("listed key %s is unknown", k)
+	var c Config
+	err := c.set("nope", "x")
+	if err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	seen := map[string]bool{}
+	for _, k := range configKeys() {
+		if seen[k] {
+			t.Errorf("key %s listed twice", k)
+		}
+		seen[k] = true
+		if !strings.Contains(err.Error(), k) {
+			t.Errorf("unknown key error does not list %s: %v", k, err)
 		}
 	}
-	var c Config
-	if err := c.set("nope", "x"); err == nil || !strings.Contains(err.Error(), "poll_interval") {
-		t.Errorf("unknown key error does not list the keys: %v", err)
+	if len(seen) < 39 || !seen["poll_interval"] || !seen["fetch_timeout"] {
+		t.Errorf("keys: %v", configKeys())
 	}
 }

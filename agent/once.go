@@ -221,7 +221,7 @@ func (a *Agent) best(cands []Candidate) map[string]Candidate {
 			out[c.Package] = c
 			continue
 		}
-		if cmp, err := deb.CompareVersions(c.Version, cur.Version); err == nil && cmp > 0 {
+		if deb.CompareLoose(c.Version, cur.Version) > 0 {
 			out[c.Package] = c
 		}
 	}
@@ -519,10 +519,7 @@ func (a *Agent) pruneDebs() {
 		byPkg[pkg] = append(byPkg[pkg], strings.ReplaceAll(ver, "%3a", ":"))
 	}
 	for pkg, vers := range byPkg {
-		sort.Slice(vers, func(i, j int) bool {
-			c, _ := deb.CompareVersions(vers[i], vers[j])
-			return c > 0
-		})
+		sort.Slice(vers, func(i, j int) bool { return deb.CompareLoose(vers[i], vers[j]) > 0 })
 		cur := inv.Version(pkg)
 		kept := 0
 		for _, v := range vers {

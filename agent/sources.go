@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/deb"
 )
 
 // Source is one apt repository the agent polls: one URI, suite and set of
@@ -57,132 +59,76 @@ func LoadSources(path string) ([]Source, error) {
 	return ParseSourcesList(f, path)
 }
 
-// field is one field of a deb822 paragraph with its line.
-type field struct {
-	name, value string
-	line        int
-}
-
-// parseDeb822 reads paragraphs of "Name: value" fields with continuation
-// lines; lines starting with '#' are comments, as apt allows in .sources.
-func parseDeb822(r io.Reader, file string) ([][]field, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	var (
-		out  [][]field
-		cur  []field
-		line int
-	)
-	for sc.Scan() {
-		line++
-		text := strings.TrimRight(sc.Text(), " \t\r")
-		switch {
-		case strings.HasPrefix(text, "#"):
-			continue
-		case text == "":
-			if cur != nil {
-				out = append(out, cur)
-				cur = nil
-			}
-		case text[0] == ' ' || text[0] == '\t':
-			if cur == nil {
-				return nil, fmt.Errorf("%w: %s:%d: continuation line without a field before it", ErrConfig, file, line)
-			}
-			cur[len(cur)-1].value += "\n" + text
-		default:
-			name, value, ok := strings.Cut(text, ":")
-			if !ok || strings.ContainsAny(name, " \t") || name == "" {
-				return nil, fmt.Errorf("%w: %s:%d: expected \"Field: value\", got %q", ErrConfig, file, line, text)
-			}
-			cur = append(cur, field{name: name, value: strings.TrimSpace(value), line: line})
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s:%d: %v", ErrConfig, file, line, err)
-	}
-	if cur != nil {
-		out = append(out, cur)
-	}
-	return out, nil
-}
-
 // ParseDeb822Sources parses a deb822 .sources file (sources.list(5)):
 // Types, URIs, Suites, Components, Signed-By (a keyring path or an inline
 // armored key), Architectures, By-Hash and Enabled. One Source is returned
 // per URI and suite of each enabled "deb" paragraph.
 func ParseDeb822Sources(r io.Reader, file string) ([]Source, error) {
-	paras, err := parseDeb822(r, file)
+	paras, err := deb.ParseParagraphsOptions(r, file, deb.ParseOptions{Comments: true, Tolerant: true})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	var out []Source
 	for _, p := range paras {
-		get := func(name string) (field, bool) {
-			for _, f := range p {
-				if strings.EqualFold(f.name, name) {
-					return f, true
-				}
-			}
-			return field{}, false
-		}
-		line := p[0].line
+		get := p.Field
+		line := p.Fields[0].Line
 		errf := func(l int, format string, a ...any) error {
 			return fmt.Errorf("%w: %s:%d: %s", ErrConfig, file, l, fmt.Sprintf(format, a...))
 		}
-		if f, ok := get("Enabled"); ok && strings.EqualFold(f.value, "no") {
+		if f, ok := get("Enabled"); ok && strings.EqualFold(f.Value, "no") {
 			continue
 		}
 		types, ok := get("Types")
 		if !ok {
 			return nil, errf(line, "paragraph has no Types field; add \"Types: deb\"")
 		}
-		if !containsWord(strings.Fields(types.value), "deb") {
+		if !containsWord(strings.Fields(types.Value), "deb") {
 			continue
 		}
 		uris, ok := get("URIs")
-		if !ok || strings.TrimSpace(uris.value) == "" {
+		if !ok || strings.TrimSpace(uris.Value) == "" {
 			return nil, errf(line, "paragraph has no URIs field")
 		}
 		suites, ok := get("Suites")
-		if !ok || strings.TrimSpace(suites.value) == "" {
+		if !ok || strings.TrimSpace(suites.Value) == "" {
 			return nil, errf(line, "paragraph has no Suites field")
 		}
 		comps, _ := get("Components")
 		src := Source{File: file, Line: line}
 		if f, ok := get("Signed-By"); ok {
-			v := strings.TrimSpace(f.value)
+			v := strings.TrimSpace(f.Value)
 			if strings.Contains(v, "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
 				src.SignedByKey = inlineKey(v)
 			} else {
 				src.SignedBy = v
 			}
 			if err := checkKeyPath(src.SignedBy, src.SignedByKey); err != nil {
-				return nil, errf(f.line, "Signed-By: %v", err)
+				return nil, errf(f.Line, "Signed-By: %v", err)
 			}
 		} else {
 			return nil, errf(line, "no Signed-By field: lampi-agent trusts only the key named by the source; add \"Signed-By: /usr/share/keyrings/KEYRING.gpg\"")
 		}
 		if f, ok := get("Architectures"); ok {
-			src.Architectures = strings.Fields(f.value)
+			src.Architectures = strings.Fields(f.Value)
 		}
 		if f, ok := get("By-Hash"); ok {
-			bh, err := parseByHash(f.value)
+			bh, err := parseByHash(f.Value)
 			if err != nil {
-				return nil, errf(f.line, "By-Hash: %v", err)
+				return nil, errf(f.Line, "By-Hash: %v", err)
 			}
 			src.ByHash = bh
 		}
-		for _, u := range strings.Fields(uris.value) {
+		for _, u := range strings.Fields(uris.Value) {
 			base, err := parseRepoURI(u)
 			if err != nil {
-				return nil, errf(uris.line, "URIs: %v", err)
+				return nil, errf(uris.Line, "URIs: %v", err)
 			}
-			for _, suite := range strings.Fields(suites.value) {
+			for _, suite := range strings.Fields(suites.Value) {
 				s := src
 				s.URI, s.Suite = base, suite
-				s.Components = strings.Fields(comps.value)
+				s.Components = strings.Fields(comps.Value)
 				if err := checkSuite(&s); err != nil {
-					return nil, errf(suites.line, "%v", err)
+					return nil, errf(suites.Line, "%v", err)
 				}
 				out = append(out, s)
 			}

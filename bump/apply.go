@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/atomicfile"
 )
 
 // Applied is a bump whose files are written. It can still be undone with
@@ -98,16 +99,7 @@ func replaceFile(f *FileChange, expect, content []byte) error {
 	if !bytes.Equal(cur, expect) {
 		return fmt.Errorf("%s: %w: it no longer holds what bump read; look at it and run bump again", f.Path, ErrConflict)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.abs), "."+filepath.Base(f.abs)+".bump-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.Path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(content)
-	if err := errors.Join(werr, tmp.Chmod(f.mode), tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("%s: %w", f.Path, err)
-	}
-	if err := os.Rename(tmp.Name(), f.abs); err != nil {
+	if err := atomicfile.WriteFile(f.abs, content, f.mode); err != nil {
 		return fmt.Errorf("%s: %w", f.Path, err)
 	}
 	return nil

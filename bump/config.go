@@ -198,20 +198,11 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 		vc := *c.main
 		for key, v := range opts {
-			switch key {
-			case "parse":
-				// bump2version 1.0.1 reads versions with the main
-				// parse only; a file's parse changes nothing.
-				vc.parseSrc = v
-			case "serialize":
-				vc.serialize, vc.whole = nonEmptyLines(v, true), false
-			case "search":
-				vc.search = v
-			case "replace":
-				vc.replace = v
-			default:
-				return nil, fmt.Errorf("%s:%d: %w: [%s]: unknown option %q (a file section takes parse, serialize, search and replace)", name, optLine(s, key), ErrConfig, s.name, key)
+			i := slices.IndexFunc(fileOptions, func(o fileOption) bool { return o.key == key })
+			if i < 0 {
+				return nil, fmt.Errorf("%s:%d: %w: [%s]: unknown option %q (a file section takes %s)", name, optLine(s, key), ErrConfig, s.name, key, fileOptionKeys())
 			}
+			fileOptions[i].set(&vc, v)
 		}
 		if err := vc.check(name, s.line, "["+s.name+"]"); err != nil {
 			return nil, err
@@ -224,6 +215,32 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// fileOption is an option of a [bumpversion:file:…] section and how it
+// changes the file's copy of the main configuration.
+type fileOption struct {
+	key string
+	set func(vc *versionConfig, v string)
+}
+
+// fileOptions is the one list of a file section's options.
+var fileOptions = []fileOption{
+	// bump2version 1.0.1 reads versions with the main parse only; a
+	// file's parse changes nothing.
+	{"parse", func(vc *versionConfig, v string) { vc.parseSrc = v }},
+	{"serialize", func(vc *versionConfig, v string) { vc.serialize, vc.whole = nonEmptyLines(v, true), false }},
+	{"search", func(vc *versionConfig, v string) { vc.search = v }},
+	{"replace", func(vc *versionConfig, v string) { vc.replace = v }},
+}
+
+// fileOptionKeys names fileOptions' keys for messages: "a, b, c and d".
+func fileOptionKeys() string {
+	keys := make([]string, len(fileOptions))
+	for i, o := range fileOptions {
+		keys[i] = o.key
+	}
+	return strings.Join(keys[:len(keys)-1], ", ") + " and " + keys[len(keys)-1]
 }
 
 // check validates the templates of one version configuration.

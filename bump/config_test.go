@@ -66,7 +66,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"[bumpversion]\ncommit = sure\n", `.bumpversion.cfg:2: bad bump configuration: commit = "sure" is not a boolean`},
 		{"[bumpversion]\nparse = (?<=x)\\d\n", ".bumpversion.cfg:2: bad bump configuration: parse pattern"},
 		{"[bumpversion]\nserialize = {major\n", "'{' without its '}'"},
-		{"[bumpversion]\n[bumpversion:file:x]\nsearch_for = 1\n", `.bumpversion.cfg:3: bad bump configuration: [bumpversion:file:x]: unknown option "search_for"`},
+		{"[bumpversion]\n[bumpversion:file:x]\nsearch_for = 1\n", `.bumpversion.cfg:3: bad bump configuration: [bumpversion:file:x]: unknown option "search_for" (a file section takes parse, serialize, search and replace)`},
 		{"[bumpversion]\n[bumpversion:part:p]\nvalues =\n", "values is empty"},
 		{"[bumpversion]\n[bumpversion:part:p]\nvalues = a\n\tb\noptional_value = c\n", `optional_value "c" is not one of the values a, b`},
 		{"[bumpversion]\n[bumpversion:part:p]\noptional_value = 1\n", `option "optional_value" needs a values list`},

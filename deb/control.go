@@ -126,7 +126,7 @@ func (p *Paragraph) String() string {
 // allowed; a second paragraph is an error. Errors wrap ErrSyntax and name
 // filename and the line.
 func ParseControl(r io.Reader, filename string) (*Paragraph, error) {
-	ps, err := parseParagraphs(r, filename, true)
+	ps, err := parseParagraphs(r, filename, parseOptions{strict: true})
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +144,40 @@ func ParseControl(r io.Reader, filename string) (*Paragraph, error) {
 // a Packages index or a Release file. Lines starting with '#' are not
 // comments here (dpkg and apt do not allow them in these files).
 func ParseParagraphs(r io.Reader, filename string) ([]*Paragraph, error) {
-	return parseParagraphs(r, filename, false)
+	return parseParagraphs(r, filename, parseOptions{})
+}
+
+// ParseOptions widens what [ParseParagraphsOptions] accepts, for deb822
+// files that people write by hand rather than tools, such as apt's
+// .sources files (sources.list(5)).
+type ParseOptions struct {
+	// Comments skips lines starting with '#' wherever they are, also
+	// between a field's continuation lines; a paragraph still ends only
+	// at a blank line. (A line starting with white space then '#' is a
+	// continuation line, as for apt.)
+	Comments bool
+	// Tolerant accepts a last line without a newline and lines ending in
+	// "\r\n" (the "\r" is dropped), as apt does for its configuration.
+	Tolerant bool
+}
+
+// ParseParagraphsOptions parses like [ParseParagraphs], widened by opts.
+func ParseParagraphsOptions(r io.Reader, filename string, opts ParseOptions) ([]*Paragraph, error) {
+	return parseParagraphs(r, filename, parseOptions{ParseOptions: opts})
+}
+
+// parseOptions adds strict, for control files: no white-space-only line
+// inside a paragraph, no field name starting with '#'.
+type parseOptions struct {
+	ParseOptions
+	strict bool
 }
 
 // maxLine bounds one line of a control file; dpkg has no such limit, but a
 // hostile file must not make us allocate without bound.
 const maxLine = 1 << 20
 
-func parseParagraphs(r io.Reader, filename string, strict bool) ([]*Paragraph, error) {
+func parseParagraphs(r io.Reader, filename string, opts parseOptions) ([]*Paragraph, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	sc.Split(scanLinesKeepEOL)
@@ -170,14 +196,22 @@ func parseParagraphs(r io.Reader, filename string, strict bool) ([]*Paragraph, e
 			if strings.TrimSpace(raw) == "" {
 				break
 			}
-			return nil, errf("the file does not end with a newline; add one after the last line")
+			if !opts.Tolerant {
+				return nil, errf("the file does not end with a newline; add one after the last line")
+			}
 		}
 		text := strings.TrimSuffix(raw, "\n")
+		if opts.Tolerant {
+			text = strings.TrimSuffix(text, "\r")
+		}
 		if strings.HasSuffix(strings.TrimRight(text, " \t"), "\r") {
 			return nil, errf("line ends with a carriage return (Windows line endings); convert the file, e.g. with 'sed -i s/\\r$// FILE'")
 		}
+		if opts.Comments && strings.HasPrefix(text, "#") {
+			continue
+		}
 		if strings.TrimSpace(text) == "" {
-			if text != "" && cur != nil && strict {
+			if text != "" && cur != nil && opts.strict {
 				return nil, errf("line holds only white space inside field %q; use ' .' for an empty line in a multi-line value, or delete the line", cur.Fields[len(cur.Fields)-1].Name)
 			}
 			if cur != nil {
@@ -202,7 +236,7 @@ func parseParagraphs(r io.Reader, filename string, strict bool) ([]*Paragraph, e
 			return nil, errf("empty field name before ':'")
 		case name[0] == '-':
 			return nil, errf("field name %q cannot start with '-'", name)
-		case name[0] == '#' && strict:
+		case name[0] == '#' && opts.strict:
 			return nil, errf("comments ('#') are not allowed in a control file")
 		}
 		if i := strings.IndexAny(name, " \t"); i >= 0 {

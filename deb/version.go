@@ -223,6 +223,28 @@ func CompareVersions(a, b string) (int, error) {
 	return va.Compare(vb), nil
 }
 
+// CompareLoose compares version strings that may not be valid Debian
+// versions (read from a device report, a file name, an index written by
+// someone else), with one rule for every caller: valid versions compare as
+// dpkg does ([Version.Compare]); an invalid one sorts below every valid
+// one; two invalid ones compare bytewise. The order is total, so it can
+// sort: sorted newest first, the invalid strings come last. It returns -1,
+// 0 or +1 (0 for equal strings, and for valid versions dpkg holds equal,
+// such as "1.0" and "0:1.0").
+func CompareLoose(a, b string) int {
+	va, errA := ParseVersion(a)
+	vb, errB := ParseVersion(b)
+	switch {
+	case errA == nil && errB == nil:
+		return va.Compare(vb)
+	case errA == nil:
+		return 1
+	case errB == nil:
+		return -1
+	}
+	return strings.Compare(a, b)
+}
+
 // comparePart is dpkg's verrevcmp on one part (upstream or revision).
 func comparePart(a, b string) int {
 	i, j := 0, 0

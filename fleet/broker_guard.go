@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 )
 
 // guardListener protects the broker from clients that have not logged in
@@ -41,7 +43,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := addrKey(c.RemoteAddr())
+		key := netutil.PeerKey(c.RemoteAddr())
 		l.mu.Lock()
 		if l.max > 0 && l.pending[key] >= l.max {
 			l.refused++
@@ -80,27 +82,6 @@ func (l *guardListener) closeOpen() {
 	for _, c := range conns {
 		c.Close()
 	}
-}
-
-// addrKey is the address a connection counts against: the IPv4 address,
-// or the IPv6 /64 (one subscriber's network holds a whole /64).
-func addrKey(a net.Addr) netip.Prefix {
-	var ip netip.Addr
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ = netip.AddrFromSlice(ta.IP)
-	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		ip = ap.Addr()
-	}
-	ip = ip.Unmap()
-	n := ip.BitLen()
-	if ip.Is6() {
-		n = 64
-	}
-	p, err := ip.Prefix(n)
-	if err != nil {
-		return netip.Prefix{} // not an IP address: all such share one key
-	}
-	return p
 }
 
 // guardedConn is a connection counted as not logged in until loggedIn or

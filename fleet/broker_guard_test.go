@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -159,10 +158,10 @@ func TestBrokerMemoryBeforeLogin(t *testing.T) {
 // 300 s); now the broker closes it after ConnectTimeout, over TLS too
 // (the deadline covers the handshake).
 func TestBrokerClosesSilentConnections(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testutil.NewCA(t, "test CA")
 	for name, tlsCfg := range map[string]*tls.Config{
 		"tcp": nil,
-		"tls": {Certificates: []tls.Certificate{ca.issue(t, pkix.Name{CommonName: "broker"}, true)}, MinVersion: tls.VersionTLS12},
+		"tls": {Certificates: []tls.Certificate{ca.Server(t, "broker").TLS}, MinVersion: tls.VersionTLS12},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := openTestStore(t, StoreOptions{})
@@ -187,7 +186,7 @@ func TestBrokerClosesSilentConnections(t *testing.T) {
 					if len(prefix) > 0 {
 						if tlsCfg != nil {
 							// A TLS client that has shaken hands, then stalls.
-							tc := tls.Client(conn, &tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+							tc := tls.Client(conn, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
 							if err := tc.Handshake(); err != nil {
 								t.Fatal(err)
 							}
@@ -272,24 +271,5 @@ func TestBrokerPendingPerAddress(t *testing.T) {
 	}
 	if err := devs[0].publish(t.Context(), ids[0], mustEncode(t, state.State{Seq: 1, Time: t0, Device: ids[0]})); err != nil {
 		t.Errorf("a logged-in device cannot publish: %v", err)
-	}
-}
-
-// TestAddrKey: IPv4 addresses count alone, IPv6 ones by /64.
-func TestAddrKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.7:1883":              "192.0.2.7/32",
-		"[::ffff:192.0.2.7]:1883":     "192.0.2.7/32",
-		"[2001:db8:1:2:3:4:5:6]:1883": "2001:db8:1:2::/64",
-		"[2001:db8:1:2:ff::1]:40000":  "2001:db8:1:2::/64",
-		"[2001:db8:1:3::1]:40000":     "2001:db8:1:3::/64",
-	} {
-		a, err := net.ResolveTCPAddr("tcp", in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := addrKey(a).String(); got != want {
-			t.Errorf("addrKey(%s) = %s, want %s", in, got, want)
-		}
 	}
 }

@@ -23,7 +23,19 @@ func (s *Store) Devices(ctx context.Context, stale time.Duration) ([]Device, err
 		return nil, err
 	}
 	var out []Device
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.eachDevice(func(d *Device) {
+		out = append(out, *d)
+	})
+	if out == nil {
+		out = []Device{}
+	}
+	return FilterStale(out, stale, s.opts.Now()), err
+}
+
+// eachDevice calls fn for every device record, in id order, in one read
+// transaction.
+func (s *Store) eachDevice(fn func(*Device)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			r := record(v)
 			if !r.valid() {
@@ -33,14 +45,10 @@ func (s *Store) Devices(ctx context.Context, stale time.Duration) ([]Device, err
 			if err != nil {
 				return err
 			}
-			out = append(out, d)
+			fn(&d)
 			return nil
 		})
 	})
-	if out == nil {
-		out = []Device{}
-	}
-	return FilterStale(out, stale, s.opts.Now()), err
 }
 
 // Device returns one device; ErrNotFound if it never reported.
@@ -132,20 +140,7 @@ func (s *Store) Report(ctx context.Context, opts ReportOptions) (*Report, error)
 		now = opts.Now
 	}
 	rb := newReportBuilder(opts, now())
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			r := record(v)
-			if !r.valid() {
-				return fmt.Errorf("device %s: %w: short record", k, ErrDatabase)
-			}
-			d, err := r.device(string(k))
-			if err != nil {
-				return err
-			}
-			rb.add(&d)
-			return nil
-		})
-	})
+	err := s.eachDevice(rb.add)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +228,7 @@ func (b *reportBuilder) add(d *Device) {
 		key := [2]string{name, v}
 		older, ok := b.older[key]
 		if !ok {
-			older = compareVersions(v, newest) < 0
+			older = deb.CompareLoose(v, newest) < 0
 			b.older[key] = older
 		}
 		if older {
@@ -249,7 +244,12 @@ func (b *reportBuilder) finish() *Report {
 			pr.Behind = []string{}
 		}
 		versions := slices.Collect(maps.Keys(b.counts[name]))
-		sort.Slice(versions, func(i, j int) bool { return compareVersions(versions[i], versions[j]) > 0 })
+		sort.Slice(versions, func(i, j int) bool {
+			if c := deb.CompareLoose(versions[i], versions[j]); c != 0 {
+				return c > 0
+			}
+			return versions[i] > versions[j] // equal for dpkg, as "1.0" and "0:1.0": a fixed order
+		})
 		for _, v := range versions {
 			pr.Installed += b.counts[name][v]
 		}
@@ -263,28 +263,4 @@ func (b *reportBuilder) finish() *Report {
 		b.rep.Packages = append(b.rep.Packages, pr)
 	}
 	return b.rep
-}
-
-// compareVersions orders versions as dpkg does; strings that are not
-// Debian versions sort below all valid ones, among themselves bytewise.
-func compareVersions(a, b string) int {
-	va, errA := deb.ParseVersion(a)
-	vb, errB := deb.ParseVersion(b)
-	switch {
-	case errA == nil && errB == nil:
-		if c := va.Compare(vb); c != 0 {
-			return c
-		}
-	case errA == nil:
-		return 1
-	case errB == nil:
-		return -1
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

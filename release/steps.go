@@ -15,6 +15,7 @@ import (
 
 	"github.com/lampi-pkg/lampi-pkg/bump"
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/atomicfile"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
@@ -107,17 +108,11 @@ func (r *run) build(ctx context.Context, t *tree) error {
 	if r.o.DryRun && t.plan != nil {
 		fsys = newOverlay(fsys, t.plan, r.clock())
 	}
-	tmp, err := os.CreateTemp(r.work, ".lampi-release-*.deb.tmp")
+	tmp, err := atomicfile.Create(r.work, ".lampi-release-*.deb.tmp")
 	if err != nil {
 		return fmt.Errorf("cannot write in %s: %w", r.work, err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	opts := r.o.Build
 	opts.TempDir = r.work
 	h := sha256.New()
@@ -125,15 +120,11 @@ func (r *run) build(ctx context.Context, t *tree) error {
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(tmp.Chmod(0o644), tmp.Close()); err != nil {
-		return err
-	}
 	final := filepath.Join(r.work, res.Filename)
 	_, statErr := os.Lstat(final)
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	if err := tmp.Commit(final, 0o644); err != nil {
 		return err
 	}
-	done = true
 	t.built, t.created = final, errors.Is(statErr, fs.ErrNotExist)
 	c := res.Control
 	p := &Package{

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 )
 
 // Connection limits (Options.MaxConns, Options.MaxConnsPerAddr).
@@ -27,36 +29,18 @@ type connLimiter struct {
 
 	mu     sync.Mutex
 	open   int
-	byAddr map[netip.Addr]int
+	byAddr map[netip.Prefix]int
 }
 
 func newConnLimiter(max, perAddr int, m *Metrics) *connLimiter {
-	return &connLimiter{max: max, perAddr: perAddr, metrics: m, byAddr: map[netip.Addr]int{}}
-}
-
-// connKey is the address a connection is counted under: the IP address,
-// or for IPv6 its /64 (one host usually holds a whole /64).
-func connKey(a net.Addr) netip.Addr {
-	var ip netip.Addr
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ = netip.AddrFromSlice(ta.IP)
-	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		ip = ap.Addr()
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		if p, err := ip.Prefix(64); err == nil {
-			ip = p.Addr()
-		}
-	}
-	return ip
+	return &connLimiter{max: max, perAddr: perAddr, metrics: m, byAddr: map[netip.Prefix]int{}}
 }
 
 // acquire counts a new connection from addr, or reports false when it is
 // over a limit (it is then not counted: close it). release undoes a
 // successful acquire once, however often it is called.
 func (l *connLimiter) acquire(addr net.Addr) (release func(), ok bool) {
-	key := connKey(addr)
+	key := netutil.PeerKey(addr)
 	l.mu.Lock()
 	if l.max > 0 && l.open >= l.max || l.perAddr > 0 && l.byAddr[key] >= l.perAddr {
 		l.mu.Unlock()

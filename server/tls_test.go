@@ -3,16 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -20,54 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
-
-// testCA is a self-made certificate authority, as the course runs its own.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lampi test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// serverCert issues a certificate for 127.0.0.1 and localhost.
-func (ca *testCA) serverCert(t testing.TB) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // TestTLSWithOwnCA: over HTTPS with a certificate from a CA made here, a
 // Go client and apt that trust only that CA fetch and upload; a client
@@ -82,14 +30,14 @@ func TestTLSWithOwnCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ca := newTestCA(t)
+	ca := testutil.NewCA(t, "lampi test CA")
 	hs := httptest.NewUnstartedServer(s)
-	hs.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server(t, "127.0.0.1").TLS}, MinVersion: tls.VersionTLS12}
 	hs.StartTLS()
 	defer hs.Close()
 
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.pem)
+	pool.AppendCertsFromPEM(ca.PEM)
 	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	if r, b := get(t, trusting, hs.URL+"/dists/stable/InRelease"); r.StatusCode != 200 || !strings.Contains(string(b), "Codename: bookworm") {
 		t.Fatalf("HTTPS GET: %s", r.Status)
@@ -104,8 +52,8 @@ func TestTLSWithOwnCA(t *testing.T) {
 		t.Fatalf("a client not trusting the CA connected: %v", err)
 	}
 
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	mustWrite(t, caFile, ca.pem)
+	caFile := filepath.Join(t.TempDir(), "ca.PEM")
+	mustWrite(t, caFile, ca.PEM)
 	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", tr.pub, hs.URL), "-o", "Acquire::https::CaInfo="+caFile)
 	apt.Update()
 	apt.MustRun("install", "hi")

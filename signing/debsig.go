@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/atomicfile"
 )
 
 // DebOriginMember is the ar member that holds a package's origin signature,
@@ -140,32 +141,18 @@ func SignDebFile(ctx context.Context, s *Signer, path string) (res *SignedDeb, e
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("sign %s: %w: not a regular file", path, deb.ErrNotDeb)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".*.tmp")
+	tmp, err := atomicfile.Create(filepath.Dir(target), "."+filepath.Base(target)+".*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	res, err = SignDeb(ctx, s, bw, in, st.Size())
 	if err == nil {
 		err = bw.Flush()
 	}
 	if err == nil {
-		err = tmp.Chmod(st.Mode().Perm())
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err == nil {
-		err = tmp.Close()
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), target)
+		err = tmp.Commit(target, st.Mode().Perm())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)

@@ -2,17 +2,11 @@ package agentcli_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,71 +18,6 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
-
-// testCA is a throwaway certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	File string // PEM certificate
-	dir  string
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, dir: t.TempDir()}
-	ca.File = filepath.Join(ca.dir, "ca.pem")
-	writePEM(t, ca.File, "CERTIFICATE", der)
-	return ca
-}
-
-// issue makes a leaf certificate: a server certificate for 127.0.0.1, or a
-// client certificate named cn. It returns the PEM certificate and key files.
-func (ca *testCA) issue(t *testing.T, cn string, server bool) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(ca.dir, cn+".pem"), filepath.Join(ca.dir, cn+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // tlsUpdate runs "once" for a fresh device (hi 0.1 installed, 0.2
 // published) with extra configuration lines and returns the device, the
@@ -117,8 +46,9 @@ func tlsUpdate(t *testing.T, id, extra string) (*at.Device, int, string, string)
 // certificate (broker_cert/broker_key), whose Common Name is its identity.
 func TestReportOverTLS(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "lampi test CA")
-	srvCert, srvKey := ca.issue(t, "broker", true)
+	ca := testutil.NewCA(t, "lampi test CA")
+	srv := ca.Server(t, "broker")
+	srvCert, srvKey := srv.CertFile, srv.KeyFile
 	plain := testutil.FreePort(t)
 	// TLS on the first listener; a plain loopback listener for the
 	// test's subscriber.
@@ -141,7 +71,7 @@ func TestReportOverTLS(t *testing.T) {
 	})
 	t.Run("wrong-ca", func(t *testing.T) {
 		t.Parallel()
-		other := newTestCA(t, "someone else's CA")
+		other := testutil.NewCA(t, "someone else's CA")
 		d, code, out, errs := tlsUpdate(t, "lamp-tls-wrong", "broker = "+tlsURL+"\nbroker_ca = "+other.File+"\nreport_timeout = 5s\n")
 		if code != agentcli.ExitUpdated || !strings.Contains(out, "updated: hi 0.2") {
 			t.Fatalf("the update must not depend on the broker: exit %d\n%s%s", code, out, errs)
@@ -171,10 +101,12 @@ func TestReportOverTLS(t *testing.T) {
 // refuses it (and the update still happens).
 func TestReportOverTLSClientCert(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "lampi test CA")
-	srvCert, srvKey := ca.issue(t, "broker", true)
+	ca := testutil.NewCA(t, "lampi test CA")
+	srv := ca.Server(t, "broker")
+	srvCert, srvKey := srv.CertFile, srv.KeyFile
 	const id = "lamp-cert"
-	cliCert, cliKey := ca.issue(t, id, false)
+	cli := ca.Client(t, pkix.Name{CommonName: id})
+	cliCert, cliKey := cli.CertFile, cli.KeyFile
 	plain := testutil.FreePort(t)
 	mq := testutil.StartMosquitto(t, "cafile "+ca.File, "certfile "+srvCert, "keyfile "+srvKey,
 		"require_certificate true", "use_identity_as_username true",
@@ -204,16 +136,18 @@ func TestReportOverTLSEmbeddedBroker(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ca := newTestCA(t, "lampi fleet CA")
-	srvCert, srvKey := ca.issue(t, "broker", true)
+	ca := testutil.NewCA(t, "lampi fleet CA")
+	srv := ca.Server(t, "broker")
+	srvCert, srvKey := srv.CertFile, srv.KeyFile
 	const id = "lamp-embedded-tls"
-	cliCert, cliKey := ca.issue(t, id, false)
+	cli := ca.Client(t, pkix.Name{CommonName: id})
+	cliCert, cliKey := cli.CertFile, cli.KeyFile
 	pair, err := tls.LoadX509KeyPair(srvCert, srvKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	store, err := fleet.Open(filepath.Join(t.TempDir(), "fleet.db"), fleet.StoreOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/atomicfile"
 )
 
 type buildOptions struct {
@@ -122,17 +123,11 @@ func runBuild(ctx context.Context, o *buildOptions) error {
 		return withHint(usageErrorf("build: the output directory %s is inside the package tree %s: the package would pack itself", outDir, o.dir),
 			"write it elsewhere, e.g. lampi-pkg build "+o.dir+" -o "+filepath.Join(o.dir, "..")+"/")
 	}
-	tmp, err := os.CreateTemp(outDir, ".lampi-build-*.deb.tmp")
+	tmp, err := atomicfile.Create(outDir, ".lampi-build-*.deb.tmp")
 	if err != nil {
 		return fmt.Errorf("build: cannot write in %s: %w", outDir, err)
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	opts := deb.BuildOptions{Compression: comp, Level: o.level, Mtime: mtime, TempDir: outDir, Owners: owners, Umask: umask}
 	if env.IsTerminal != nil && env.IsTerminal(env.Err) && !o.json {
 		opts.Progress = progressPrinter(env, "archiving")
@@ -148,16 +143,9 @@ func runBuild(ctx context.Context, o *buildOptions) error {
 		outName = res.Filename
 	}
 	final := filepath.Join(outDir, outName)
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := tmp.Commit(final, 0o644); err != nil {
 		return fmt.Errorf("build: write %s: %w", final, err)
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return fmt.Errorf("build: %w", err)
-	}
-	committed = true
 	for _, w := range res.Warnings {
 		fmt.Fprintf(env.Err, "warning: %s: %s\n", o.dir, w)
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
-	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
 // deviceOptions say where the credentials are: a fleet database (--repo
@@ -108,7 +108,7 @@ func (o *deviceOptions) client(env *Env) (*fleet.DevicesClient, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("device: --server %q: want http://host:port or https://host[:port]", o.server)
 	}
-	if u.Scheme == "http" && !upload.IsLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !netutil.IsLoopbackHost(u.Hostname()) {
 		return nil, withHint(usageErrorf("device: --server %s: refusing plain http:// to %s, a non-loopback host: the token and the new secrets would travel in clear", o.server, u.Hostname()),
 			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
 	}

@@ -228,8 +228,7 @@ func reportCSV(w io.Writer, r *fleet.Report) error {
 		for _, v := range p.Versions {
 			behind := ""
 			if p.Newest != "" {
-				c, err := deb.CompareVersions(v.Version, p.Newest)
-				behind = strconv.FormatBool(err == nil && c < 0)
+				behind = strconv.FormatBool(deb.CompareLoose(v.Version, p.Newest) < 0)
 			}
 			cw.Write([]string{p.Name, v.Version, strconv.Itoa(v.Count), strconv.FormatFloat(v.Share, 'f', 4, 64), p.Newest, behind})
 		}

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/atomicfile"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -100,7 +100,7 @@ func runKeyGenerate(_ context.Context, o *keyGenerateOptions) error {
 	if err := key.WriteSecret(&b, !strings.HasSuffix(o.output, ".gpg")); err != nil {
 		return err
 	}
-	if err := writeKeyFile(o.output, b.Bytes(), 0o600); err != nil {
+	if err := atomicfile.WriteFile(o.output, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("key generate: %w", err)
 	}
 	info := key.Info(now)
@@ -170,7 +170,7 @@ func runKeyExport(_ context.Context, o *keyExportOptions) error {
 		_, err := w.Write(b.Bytes())
 		return err
 	}
-	if err := writeKeyFile(o.output, b.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(o.output, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("key export: %w", err)
 	}
 	kind := "binary keyring"
@@ -366,26 +366,4 @@ func parseKeyLifetime(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a lifetime: use e.g. 2y, 18m, 6w, 90d, 90 or never", s)
 	}
 	return time.Duration(n) * unit, nil
-}
-
-// writeKeyFile writes data to path through a temporary file in the same
-// directory, so a crash never leaves half a key behind.
-func writeKeyFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lampi-pkg/lampi-pkg/bump"
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server/upload"
@@ -51,7 +52,7 @@ func releaseClient(env *Env, o *releaseOptions) (*upload.Client, error) {
 	c := &upload.Client{BaseURL: o.to, Token: token}
 	if u, err := url.Parse(o.to); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("release: --to %q: want https://host[:port]/", o.to)
-	} else if u.Scheme == "http" && !upload.IsLoopbackHost(u.Hostname()) {
+	} else if u.Scheme == "http" && !netutil.IsLoopbackHost(u.Hostname()) {
 		return nil, withHint(usageErrorf("release: --to %s: refusing plain http:// to %s, a non-loopback host: the token would travel in clear", o.to, u.Hostname()),
 			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
 	}

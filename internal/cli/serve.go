@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/bytesize"
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 	"github.com/lampi-pkg/lampi-pkg/signing"
@@ -139,16 +140,6 @@ func noLimitIsNegative(n int) int {
 	return n
 }
 
-// isLoopback reports whether host (of host:port) is a loopback address.
-// An empty host means every interface.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // runServe serves until ctx (Main's, cancelled by SIGINT or SIGTERM) ends.
 func runServe(ctx context.Context, o *serveOptions) error {
 	env := o.env
@@ -252,7 +243,7 @@ func (o *serveOptions) config(env *Env) (cfg updateserver.Config, useTLS, loopba
 	if err != nil {
 		return cfg, false, false, usageErrorf("serve: --listen %q: %v (want host:port, e.g. 127.0.0.1:8080)", o.listen, err)
 	}
-	useTLS, loopback = o.tlsCert != "", isLoopback(host)
+	useTLS, loopback = o.tlsCert != "", netutil.IsLoopbackHost(host)
 	if !useTLS && !loopback && !o.insecureListen {
 		return cfg, false, false, withHint(usageErrorf("serve: refusing plain HTTP on %s, which is not a loopback address", o.listen),
 			"give --tls-cert and --tls-key, listen on 127.0.0.1, or say --insecure-listen (e.g. behind a TLS proxy)")

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 	"github.com/lampi-pkg/lampi-pkg/updateserver"
 )
 
@@ -56,7 +57,7 @@ func checkBrokerListen(env *Env, verb, flag, addr string, anonymous bool) error 
 	if err != nil {
 		return usageErrorf("%s: %s %q: %v (want host:port, e.g. 127.0.0.1:1883)", verb, flag, addr, err)
 	}
-	if isLoopback(host) {
+	if netutil.IsLoopbackHost(host) {
 		return nil
 	}
 	if anonymous {

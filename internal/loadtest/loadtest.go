@@ -23,7 +23,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 )
 
 // Limits of one run.
@@ -207,11 +207,7 @@ func checkLoopback(what, raw string, schemes []string, allowRemote bool) (*url.U
 	if allowRemote {
 		return u, nil
 	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return u, nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if netutil.IsLoopbackHost(u.Hostname()) {
 		return u, nil
 	}
 	return nil, fmt.Errorf("%s %s: %w: a load test only targets this machine unless remote hosts are allowed", what, raw, ErrNotLoopback)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"golang.org/x/sync/errgroup"
 )
 
 // How long one connect or one publish may take.
@@ -342,24 +343,17 @@ func closed(c interface{ Done() <-chan struct{} }) bool {
 	}
 }
 
-// parallel calls f(0 … n-1) on at most width goroutines.
+// parallel calls f(0 … n-1) on at most width goroutines at a time.
 func parallel(n, width int, f func(int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, width) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		}()
+	var g errgroup.Group
+	g.SetLimit(width)
+	for i := range n {
+		g.Go(func() error {
+			f(i)
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 // errorLog keeps the first few distinct error messages and how often each

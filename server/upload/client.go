@@ -19,7 +19,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 )
 
 // Client uploads packages to a lampi-pkg server's API.
@@ -197,19 +198,10 @@ func (c *Client) base() (*url.URL, error) {
 	if u.User != nil {
 		return nil, fmt.Errorf("server URL %q: no user or password in the URL; the token goes in a file", u.Redacted())
 	}
-	if u.Scheme == "http" && !c.AllowPlainHTTP && !IsLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !c.AllowPlainHTTP && !netutil.IsLoopbackHost(u.Hostname()) {
 		return nil, fmt.Errorf("server URL %s: refusing plain http:// to %s, a non-loopback host: the token would travel in clear; use https://", c.BaseURL, u.Hostname())
 	}
 	return u, nil
-}
-
-// IsLoopbackHost reports whether host is "localhost" or a loopback IP.
-func IsLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Client) url(codename string, dryRun bool) (string, error) {
