@@ -2,9 +2,6 @@ package fleet
 
 import (
 	"context"
-	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
@@ -90,19 +87,6 @@ func (s *Store) VersionStats(ctx context.Context, q VersionQuery) (VersionStats,
 	if err := ctx.Err(); err != nil {
 		return vs, err
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			r := record(v)
-			if !r.valid() {
-				return fmt.Errorf("device %s: %w: short record", k, ErrDatabase)
-			}
-			d, err := r.device(string(k))
-			if err != nil {
-				return err
-			}
-			vs.add(q, &d.State)
-			return nil
-		})
-	})
+	err := s.eachDevice(func(d *Device) { vs.add(q, &d.State) })
 	return vs, err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
@@ -285,44 +284,7 @@ func (r *Repo) pick(codenames []string) ([]*Distribution, error) {
 // then installs that version on about percent % of them (100 removes the
 // field: everyone gets it).
 func (r *Repo) Phase(ctx context.Context, codename string, sel Selection, name string, percent int) (*Result, error) {
-	if percent < 0 || percent > 100 {
-		return nil, fmt.Errorf("phase %s %s: percentage %d out of range 0..100", codename, name, percent)
-	}
-	d, err := r.writable("phase", codename)
-	if err != nil {
-		return nil, err
-	}
-	targets, err := sel.targets(d)
-	if err != nil {
-		return nil, err
-	}
-	value := strconv.Itoa(percent)
-	if percent == 100 {
-		value = ""
-	}
-	return r.change(ctx, d, false, func(tx *bolt.Tx, res *Result) ([]string, error) {
-		for _, t := range targets {
-			es, err := listTarget(tx, t, []string{name}, nil)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range newestOnly(es) {
-				b, _ := targetBucket(tx, t, false)
-				stanza := setStanzaField(e.Stanza, "Phased-Update-Percentage", value)
-				if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, stanza)); err != nil {
-					return nil, err
-				}
-				if err := markDirty(tx, t); err != nil {
-					return nil, err
-				}
-				res.Changes = append(res.Changes, Change{Action: "phase", Target: t, Package: e.Package, Version: e.Version, File: e.File})
-			}
-		}
-		if len(res.Changes) == 0 {
-			return nil, fmt.Errorf("phase %s: %w: %s", codename, ErrNotFound, name)
-		}
-		return nil, nil
-	})
+	return r.setPhase(ctx, codename, sel, name, percent, newestOnly)
 }
 
 // looseVersion parses a version stored by this package (always valid);

@@ -10,4 +10,7 @@ var (
 	ErrNotFound = errors.New("rollout not found")
 	// ErrExists: a rollout of that version is already open.
 	ErrExists = errors.New("rollout exists")
+	// ErrState: the rollout is not in a state that allows the request
+	// (resume a completed rollout, pause a halted one).
+	ErrState = errors.New("rollout state does not allow this")
 )

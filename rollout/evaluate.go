@@ -3,6 +3,8 @@ package rollout
 import (
 	"fmt"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/fleet"
 )
 
 // State is where a rollout stands.
@@ -37,6 +39,9 @@ type Rollout struct {
 	StepStarted time.Time `json:"step_started"`
 	// Reason says why the rollout halted (or was paused).
 	Reason string `json:"reason,omitempty"`
+	// Baseline is the previous version's numbers when the rollout
+	// started: the reference of the relative failure rule.
+	Baseline fleet.VersionStats `json:"baseline"`
 }
 
 // Key names the rollout: DISTRIBUTION/PACKAGE/VERSION.

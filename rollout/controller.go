@@ -1,0 +1,208 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/fleet"
+)
+
+// Fleet is what the controller reads of the fleet: the numbers of one
+// version (fleet.Store implements it).
+type Fleet interface {
+	VersionStats(ctx context.Context, q fleet.VersionQuery) (fleet.VersionStats, error)
+}
+
+// Publisher sets the Phased-Update-Percentage of one version of a package
+// in a distribution and publishes the repository through its signed,
+// atomic path. Setting the percentage it already has must succeed.
+type Publisher interface {
+	Phase(ctx context.Context, distribution, pkg, version string, percent int) error
+}
+
+// Controller walks running rollouts through their plans: each Tick reads
+// the fleet's numbers, decides (Evaluate), publishes the new percentage
+// and records the decision. Only the holder of the store's lease acts, so
+// several servers may run a controller on one store.
+type Controller struct {
+	Store     Store
+	Fleet     Fleet
+	Publisher Publisher
+	// Holder names this controller in the lease (host and process).
+	Holder string
+	// LeaseTTL is how long a lease lasts without renewal; Tick renews
+	// it. Default 1 minute: run Tick more often than that.
+	LeaseTTL time.Duration
+	Now      func() time.Time
+}
+
+func (c *Controller) now() time.Time {
+	if c.Now != nil {
+		return c.Now().UTC()
+	}
+	return time.Time{}
+}
+
+// Start opens a rollout of r's version at the plan's first step: it
+// records the previous version's numbers as the baseline of the relative
+// failure rule, publishes the first percentage, and stores the rollout
+// with its first decision.
+func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
+	if err := r.Plan.Validate(); err != nil {
+		return nil, err
+	}
+	if r.Distribution == "" || r.Package == "" || r.Version == "" {
+		return nil, fmt.Errorf("%w: a rollout needs a distribution, a package and a version", ErrPlan)
+	}
+	now := c.now()
+	r.State, r.Step, r.Started, r.StepStarted, r.Reason = Running, 0, now, now, ""
+	if r.Previous != "" {
+		base, err := c.Fleet.VersionStats(ctx, fleet.VersionQuery{Package: r.Package, Version: r.Previous, StuckChecks: r.Plan.Rules.StuckPolls})
+		if err != nil {
+			return nil, fmt.Errorf("rollout %s: baseline of %s: %w", r.Key(), r.Previous, err)
+		}
+		r.Baseline = base
+	}
+	// Refuse before publishing anything (Create checks again).
+	if old, err := c.Store.Get(ctx, r.Key()); err == nil && old.State != Completed && old.State != Reverted {
+		return nil, fmt.Errorf("%w: rollout %s is %s; abort it first", ErrExists, r.Key(), old.State)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	pct := r.Plan.Steps[0].Percent
+	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct); err != nil {
+		return nil, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), pct, err)
+	}
+	d := Decision{Time: now, Rollout: r.Key(), Action: Hold, From: 0, To: pct,
+		Reason: fmt.Sprintf("started at %d%% with plan %s", pct, r.Plan)}
+	if err := c.Store.Create(ctx, &r, d); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Tick evaluates every running rollout once, if this controller holds the
+// lease, and returns the decisions that changed something (advance,
+// complete, halt). held reports whether it held the lease.
+func (c *Controller) Tick(ctx context.Context) (decisions []Decision, held bool, err error) {
+	ttl := c.LeaseTTL
+	if ttl <= 0 {
+		ttl = time.Minute
+	}
+	held, err = c.Store.Lease(ctx, c.Holder, c.now(), ttl)
+	if err != nil || !held {
+		return nil, held, err
+	}
+	list, err := c.Store.List(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	var errs []error
+	for i := range list {
+		r := &list[i]
+		if r.State != Running {
+			continue
+		}
+		d, err := c.step(ctx, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if d.Action != Hold {
+			decisions = append(decisions, d)
+		}
+	}
+	return decisions, true, errors.Join(errs...)
+}
+
+// step evaluates one running rollout and carries out the decision: the
+// percentage is published before the new state is stored, so a crash in
+// between repeats the (idempotent) publish on the next tick.
+func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
+	vs, err := c.Fleet.VersionStats(ctx, fleet.VersionQuery{Package: r.Package, Version: r.Version, StuckChecks: r.Plan.Rules.StuckPolls})
+	if err != nil {
+		return Decision{}, fmt.Errorf("rollout %s: %w", r.Key(), err)
+	}
+	d := Evaluate(r, statsOf(vs, r.Baseline), c.now())
+	if d.Action == Hold {
+		return d, nil
+	}
+	if d.To != d.From {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, d.To); err != nil {
+			return d, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), d.To, err)
+		}
+	}
+	Apply(r, d)
+	return d, c.Store.Save(ctx, r, d)
+}
+
+// statsOf turns the fleet's numbers into Evaluate's, with the baseline.
+func statsOf(vs, base fleet.VersionStats) Stats {
+	return Stats{Devices: vs.Devices, Eligible: vs.Eligible, Updated: vs.Updated, Attempted: vs.Attempted,
+		Failed: vs.Failed, HealthFailed: vs.HealthFailed, Stuck: vs.Stuck,
+		PrevAttempted: base.Attempted, PrevFailed: base.Failed}
+}
+
+// Pause keeps a running rollout at its percentage until Resume.
+func (c *Controller) Pause(ctx context.Context, key, reason string) (*Rollout, error) {
+	return c.change(ctx, key, func(r *Rollout) (Decision, error) {
+		if r.State != Running {
+			return Decision{}, fmt.Errorf("%w: rollout %s is %s, not running", ErrState, key, r.State)
+		}
+		r.State, r.Reason = Paused, reason
+		p := r.Percent()
+		return Decision{Action: Hold, From: p, To: p, Reason: "paused: " + reason}, nil
+	})
+}
+
+// Resume lets a paused or halted rollout go on from its step: a halted
+// one gets its step's percentage published again, and its soak starts
+// over.
+func (c *Controller) Resume(ctx context.Context, key, reason string) (*Rollout, error) {
+	return c.change(ctx, key, func(r *Rollout) (Decision, error) {
+		if r.State != Paused && r.State != Halted {
+			return Decision{}, fmt.Errorf("%w: rollout %s is %s; only a paused or halted rollout resumes", ErrState, key, r.State)
+		}
+		from := r.Percent()
+		r.State, r.Reason, r.StepStarted = Running, "", c.now()
+		to := r.Percent()
+		if to != from {
+			if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, to); err != nil {
+				return Decision{}, fmt.Errorf("rollout %s: publish %d%%: %w", key, to, err)
+			}
+		}
+		return Decision{Action: Hold, From: from, To: to, Reason: "resumed: " + reason}, nil
+	})
+}
+
+// Abort halts a rollout by hand: phase 0, nobody new takes the version.
+func (c *Controller) Abort(ctx context.Context, key, reason string) (*Rollout, error) {
+	return c.change(ctx, key, func(r *Rollout) (Decision, error) {
+		if r.State == Completed || r.State == Reverted {
+			return Decision{}, fmt.Errorf("%w: rollout %s is %s", ErrState, key, r.State)
+		}
+		from := r.Percent()
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0); err != nil {
+			return Decision{}, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
+		}
+		r.State, r.Reason = Halted, "aborted: "+reason
+		return Decision{Action: Halt, From: from, To: 0, Reason: r.Reason}, nil
+	})
+}
+
+// change applies a manual transition to the stored rollout and records
+// it in the audit log.
+func (c *Controller) change(ctx context.Context, key string, fn func(*Rollout) (Decision, error)) (*Rollout, error) {
+	r, err := c.Store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	d, err := fn(r)
+	if err != nil {
+		return nil, err
+	}
+	d.Time, d.Rollout = c.now(), key
+	return r, c.Store.Save(ctx, r, d)
+}
