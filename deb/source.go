@@ -288,41 +288,41 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// SourceFileKind names what a file of a source package or an upload is,
+// UploadFileKind names what a file of a source package or an upload is,
 // from its name alone, as reprepro and dak judge it.
-type SourceFileKind int
+type UploadFileKind int
 
 // The kinds of files an upload carries.
 const (
-	KindUnknown    SourceFileKind = iota
-	KindDeb                       // a binary package (.deb)
-	KindUdeb                      // an installer package (.udeb)
-	KindDdeb                      // a debug symbols package (.ddeb)
-	KindDsc                       // the source control file
-	KindSourcePart                // .orig.tar.*, .debian.tar.*, .tar.*, .diff.gz
-	KindBuildinfo                 // .buildinfo
-	KindLog                       // a build log
+	UploadUnknown    UploadFileKind = iota
+	UploadDeb                       // a binary package (.deb)
+	UploadUdeb                      // an installer package (.udeb)
+	UploadDdeb                      // a debug symbols package (.ddeb)
+	UploadDsc                       // the source control file
+	UploadSourcePart                // .orig.tar.*, .debian.tar.*, .tar.*, .diff.gz
+	UploadBuildinfo                 // .buildinfo
+	UploadLog                       // a build log
 )
 
 // ClassifyFile tells what kind of file name is.
-func ClassifyFile(name string) SourceFileKind {
+func ClassifyFile(name string) UploadFileKind {
 	switch {
 	case strings.HasSuffix(name, ".deb"):
-		return KindDeb
+		return UploadDeb
 	case strings.HasSuffix(name, ".udeb"):
-		return KindUdeb
+		return UploadUdeb
 	case strings.HasSuffix(name, ".ddeb"):
-		return KindDdeb
+		return UploadDdeb
 	case strings.HasSuffix(name, ".dsc"):
-		return KindDsc
+		return UploadDsc
 	case strings.HasSuffix(name, ".buildinfo"):
-		return KindBuildinfo
+		return UploadBuildinfo
 	case strings.HasSuffix(name, ".log"):
-		return KindLog
+		return UploadLog
 	case strings.HasSuffix(name, ".diff.gz"), tarName(name):
-		return KindSourcePart
+		return UploadSourcePart
 	}
-	return KindUnknown
+	return UploadUnknown
 }
 
 func tarName(name string) bool {

@@ -166,14 +166,14 @@ func TestParseChangesFromDpkgGenchanges(t *testing.T) {
 	if len(c.Binaries) != 0 || strings.Join(c.Architectures, " ") != "source" {
 		t.Errorf("binaries %v architectures %v", c.Binaries, c.Architectures)
 	}
-	kinds := map[deb.SourceFileKind]int{}
+	kinds := map[deb.UploadFileKind]int{}
 	for _, lf := range c.Files {
 		kinds[deb.ClassifyFile(lf.Name)]++
 		if lf.Section != "admin" || lf.Priority != "optional" {
 			t.Errorf("%s: section %q priority %q", lf.Name, lf.Section, lf.Priority)
 		}
 	}
-	if kinds[deb.KindDsc] != 1 || kinds[deb.KindSourcePart] != 2 || kinds[deb.KindBuildinfo] > 1 {
+	if kinds[deb.UploadDsc] != 1 || kinds[deb.UploadSourcePart] != 2 || kinds[deb.UploadBuildinfo] > 1 {
 		t.Errorf("kinds %v in %+v", kinds, c.Files)
 	}
 	checkListed(t, dir, c.Files)
