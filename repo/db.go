@@ -23,6 +23,8 @@ import (
 //	exported      path under dists/ ("bookworm/main/binary-amd64/Packages.gz")
 //	              → Checksums of the file as last published
 //	byhash        by-hash path → time it stopped being current (0: current)
+//	pins          codename "\x00" package "\x00" version → reason (kept
+//	              whatever Limit says; see Pin)
 const (
 	bMeta         = "meta"
 	bPackages     = "packages"
@@ -32,6 +34,7 @@ const (
 	bDirty        = "dirty"
 	bExported     = "exported"
 	bByHash       = "byhash"
+	bPins         = "pins"
 )
 
 // bucket returns a top-level bucket (they all exist once openDB succeeded).
@@ -50,7 +53,7 @@ const fillPercent = 0.9
 const schemaVersion = "1"
 
 func allBuckets() []string {
-	return []string{bMeta, bPackages, bFiles, bRefs, bUnreferenced, bDirty, bExported, bByHash}
+	return []string{bMeta, bPackages, bFiles, bRefs, bUnreferenced, bDirty, bExported, bByHash, bPins}
 }
 
 // openDB opens the state database, waiting up to timeout for bbolt's own

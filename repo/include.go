@@ -332,8 +332,8 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 		}
 		added = true
 		ch.Action = "add"
-		if d.Limit > 0 && len(have)+1 > d.Limit {
-			for _, e := range have[:len(have)+1-d.Limit] {
+		if over := overLimit(tx, d, in.name, have); len(over) > 0 {
+			for _, e := range over {
 				if err := b.Delete(e.key); err != nil {
 					return false, nil, err
 				}

@@ -220,8 +220,8 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 	}
 	ch.Action = "add"
 	var gone []string
-	if d.Limit > 0 && len(have)+1 > d.Limit {
-		for _, x := range have[:len(have)+1-d.Limit] {
+	if over := overLimit(tx, d, e.Package, have); len(over) > 0 {
+		for _, x := range over {
 			if err := b.Delete(x.key); err != nil {
 				return nil, err
 			}
