@@ -15,11 +15,20 @@ type Fleet interface {
 	VersionStats(ctx context.Context, q fleet.VersionQuery) (fleet.VersionStats, error)
 }
 
-// Publisher sets the Phased-Update-Percentage of one version of a package
-// in a distribution and publishes the repository through its signed,
-// atomic path. Setting the percentage it already has must succeed.
+// Publisher is what the controller changes in the repository, always
+// through its signed, atomic publish path. RepoPublisher implements it.
 type Publisher interface {
+	// Phase sets the Phased-Update-Percentage of one version of a
+	// package in a distribution (setting the one it has must succeed).
 	Phase(ctx context.Context, distribution, pkg, version string, percent int) error
+	// Pin keeps a version published whatever Limit says; Unpin ends it.
+	Pin(ctx context.Context, distribution, pkg, version, reason string) error
+	Unpin(ctx context.Context, distribution, pkg, version string) error
+	// Versions lists the published versions of a package.
+	Versions(ctx context.Context, distribution, pkg string) ([]string, error)
+	// Republish publishes the package of version good again, payload
+	// untouched, as version.
+	Republish(ctx context.Context, distribution, pkg, good, version string) error
 }
 
 // Controller walks running rollouts through their plans: each Tick reads
@@ -70,6 +79,11 @@ func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
 		return nil, fmt.Errorf("%w: rollout %s is %s; abort it first", ErrExists, r.Key(), old.State)
 	} else if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
+	}
+	if r.Previous != "" {
+		if err := c.Publisher.Pin(ctx, r.Distribution, r.Package, r.Previous, "rollout "+r.Key()); err != nil {
+			return nil, fmt.Errorf("rollout %s: keep %s for a revert: %w", r.Key(), r.Previous, err)
+		}
 	}
 	pct := r.Plan.Steps[0].Percent
 	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct); err != nil {
@@ -135,7 +149,92 @@ func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
 		}
 	}
 	Apply(r, d)
-	return d, c.Store.Save(ctx, r, d)
+	if err := c.Store.Save(ctx, r, d); err != nil {
+		return d, err
+	}
+	switch {
+	case d.Action == Complete:
+		return d, c.unpin(ctx, r)
+	case d.Action == Halt && r.Plan.Rules.AutoRevert && r.Previous != "":
+		if _, err := c.revert(ctx, r, "automatic: "+d.Reason); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// unpin releases the last good version once the rollout is closed.
+func (c *Controller) unpin(ctx context.Context, r *Rollout) error {
+	if r.Previous == "" {
+		return nil
+	}
+	if err := c.Publisher.Unpin(ctx, r.Distribution, r.Package, r.Previous); err != nil {
+		return fmt.Errorf("rollout %s: release %s: %w", r.Key(), r.Previous, err)
+	}
+	return nil
+}
+
+// Revert rolls the fleet forward to the last good version: its package
+// is published again, payload untouched, under a version just above the
+// bad one (1.4.1 → 1.4.1+revert1), at 100 %, so that every apt client —
+// with lampi-agent or without — upgrades to it. The bad version stays at
+// phase 0. The rollout is closed as reverted.
+func (c *Controller) Revert(ctx context.Context, key, reason string) (*Rollout, error) {
+	r, err := c.Store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if r.State == Reverted {
+		return nil, fmt.Errorf("%w: rollout %s was reverted already", ErrState, key)
+	}
+	if r.Previous == "" {
+		return nil, fmt.Errorf("%w: rollout %s names no previous version to revert to", ErrState, key)
+	}
+	if r.State != Halted {
+		from := r.Percent()
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0); err != nil {
+			return nil, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
+		}
+		r.State, r.Reason = Halted, "reverting: "+reason
+		if err := c.Store.Save(ctx, r, Decision{Time: c.now(), Rollout: key, Action: Halt, From: from, To: 0, Reason: r.Reason}); err != nil {
+			return nil, err
+		}
+	}
+	return c.revert(ctx, r, reason)
+}
+
+// revert publishes the revert of a halted rollout and closes it.
+func (c *Controller) revert(ctx context.Context, r *Rollout, reason string) (*Rollout, error) {
+	have, err := c.Publisher.Versions(ctx, r.Distribution, r.Package)
+	if err != nil {
+		return nil, err
+	}
+	v := RevertVersion(r.Version, have)
+	if err := c.Publisher.Republish(ctx, r.Distribution, r.Package, r.Previous, v); err != nil {
+		return nil, fmt.Errorf("rollout %s: revert to %s as %s: %w", r.Key(), r.Previous, v, err)
+	}
+	r.State, r.Reason, r.RevertedAs = Reverted, reason, v
+	d := Decision{Time: c.now(), Rollout: r.Key(), Action: Revert, From: 0, To: 100,
+		Reason: fmt.Sprintf("reverted to %s, published as %s: %s", r.Previous, v, reason)}
+	if err := c.Store.Save(ctx, r, d); err != nil {
+		return nil, err
+	}
+	return r, c.unpin(ctx, r)
+}
+
+// RevertVersion is the version a revert of bad publishes: bad+revertN
+// with the smallest N not in have. It sorts above bad and below any
+// later release (1.4.1+revert1 < 1.4.2, and < 1.4.1.1).
+func RevertVersion(bad string, have []string) string {
+	taken := map[string]bool{}
+	for _, v := range have {
+		taken[v] = true
+	}
+	for n := 1; ; n++ {
+		if v := fmt.Sprintf("%s+revert%d", bad, n); !taken[v] {
+			return v
+		}
+	}
 }
 
 // statsOf turns the fleet's numbers into Evaluate's, with the baseline.

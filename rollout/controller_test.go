@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,5 +238,83 @@ func TestOneControllerActs(t *testing.T) {
 	w.now = w.now.Add(2 * time.Minute)
 	if _, held, err := other.Tick(context.Background()); err != nil || !held {
 		t.Fatalf("second controller after the lease expired: held %v, %v", held, err)
+	}
+}
+
+// TestRevert: a halted rollout of 0.2 reverts forward: 0.1's package is
+// published again as 0.2+revert1 — the data member byte for byte 0.1's —
+// at 100 %, 0.2 stays at phase 0, the rollout is closed and 0.1 is no
+// longer pinned. With auto-revert in the plan the halt does it by itself.
+func TestRevert(t *testing.T) {
+	for _, auto := range []bool{false, true} {
+		t.Run(map[bool]string{false: "by hand", true: "automatic"}[auto], func(t *testing.T) {
+			w := newWorld(t)
+			ctx := context.Background()
+			text := "50%:1h/1,100% min-attempts=1"
+			if auto {
+				text += " auto-revert"
+			}
+			plan, err := ParsePlan(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.c.Start(ctx, Rollout{Distribution: "bookworm", Package: "hi", Version: "0.2", Previous: "0.1", Plan: plan}); err != nil {
+				t.Fatal(err)
+			}
+			if pins, err := w.repo.Pins(ctx); err != nil || len(pins) != 1 || pins[0].Version != "0.1" {
+				t.Fatalf("pins while the rollout runs: %+v, %v", pins, err)
+			}
+			w.report("adev", "0.1", &state.Candidate{Version: "0.2", Phased: 50, Eligible: true, Checks: 1},
+				&state.Attempt{Version: "0.2", Result: state.ResultRolledBack, Health: state.HealthFailed, Time: w.now})
+			w.now = w.now.Add(time.Minute)
+			ds := w.tick()
+			if len(ds) != 1 || ds[0].Action != Halt {
+				t.Fatalf("decisions %+v", ds)
+			}
+			if !auto {
+				if _, err := w.c.Revert(ctx, "bookworm/hi/0.2", "operator"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := w.c.Store.Get(ctx, "bookworm/hi/0.2")
+			if err != nil || r.State != Reverted || r.RevertedAs != "0.2+revert1" {
+				t.Fatalf("rollout %+v, %v", r, err)
+			}
+			es, err := w.repo.List(ctx, "bookworm", repo.Selection{}, []string{"hi"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := map[string]string{}
+			for _, e := range es {
+				files[e.Version] = e.File
+				phased := strings.Contains(string(e.Stanza), "Phased-Update-Percentage")
+				if e.Version == "0.2+revert1" && phased || e.Version == "0.2" && !strings.Contains(string(e.Stanza), "Phased-Update-Percentage: 0\n") {
+					t.Errorf("%s: stanza\n%s", e.Version, e.Stanza)
+				}
+			}
+			if files["0.2+revert1"] == "" {
+				t.Fatalf("no revert published: %v", files)
+			}
+			fsys := func(v string) []byte {
+				out, err := exec.Command("dpkg-deb", "--fsys-tarfile", filepath.Join(w.base, files[v])).Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			if !bytes.Equal(fsys("0.1"), fsys("0.2+revert1")) || bytes.Equal(fsys("0.1"), fsys("0.2")) {
+				t.Error("the revert does not carry 0.1's files")
+			}
+			if pins, err := w.repo.Pins(ctx); err != nil || len(pins) != 0 {
+				t.Fatalf("pins after the revert: %+v, %v", pins, err)
+			}
+			log, _ := w.c.Store.Log(ctx, "bookworm/hi/0.2")
+			if last := log[len(log)-1]; last.Action != Revert || !strings.Contains(last.Reason, "published as 0.2+revert1") {
+				t.Errorf("last decision %+v", last)
+			}
+			if RevertVersion("0.2", []string{"0.2+revert1"}) != "0.2+revert2" {
+				t.Error("a second revert does not get the next number")
+			}
+		})
 	}
 }

@@ -42,6 +42,9 @@ type Rollout struct {
 	// Baseline is the previous version's numbers when the rollout
 	// started: the reference of the relative failure rule.
 	Baseline fleet.VersionStats `json:"baseline"`
+	// RevertedAs is the version a revert published the last good
+	// version's payload under.
+	RevertedAs string `json:"reverted_as,omitempty"`
 }
 
 // Key names the rollout: DISTRIBUTION/PACKAGE/VERSION.
@@ -94,6 +97,7 @@ const (
 	Advance  Action = "advance"  // move to the next step
 	Complete Action = "complete" // the last step is done
 	Halt     Action = "halt"     // a stop rule fired: phase 0
+	Revert   Action = "revert"   // the last good version republished above the bad one
 )
 
 // Decision is one evaluation's outcome with the numbers it was made on:
