@@ -60,6 +60,10 @@ type Config struct {
 	// RenewInterval is how often the Release files are checked for
 	// re-signing before their Valid-Until (0 or less: never).
 	RenewInterval time.Duration
+	// RolloutInterval is how often the rollout controller evaluates the
+	// running rollouts (0 or less: the controller does not run). It
+	// needs Fleet: it decides on the devices' reports.
+	RolloutInterval time.Duration
 	// TLSCertFile and TLSKeyFile, when both set, make Run serve HTTPS
 	// (TLS 1.2 or later) with this certificate chain and key (PEM).
 	TLSCertFile, TLSKeyFile string
@@ -115,6 +119,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: Dir and Now are required", ErrConfig)
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return fmt.Errorf("%w: TLSCertFile and TLSKeyFile go together", ErrConfig)
+	case c.RolloutInterval > 0 && c.Fleet == nil:
+		return fmt.Errorf("%w: RolloutInterval needs Fleet: the controller decides on the devices' reports", ErrConfig)
 	case c.Fleet != nil && c.Fleet.StaleView < 0:
 		return fmt.Errorf("%w: Fleet.StaleView %v is negative (0: no list)", ErrConfig, c.Fleet.StaleView)
 	}

@@ -148,6 +148,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		}()
 		defer func() { stopRenew(); <-renewDone }()
 	}
+	if s.cfg.RolloutInterval > 0 && s.fleet != nil {
+		rctx, stopRollouts := context.WithCancel(ctx)
+		rolloutsDone := make(chan struct{})
+		go func() {
+			defer close(rolloutsDone)
+			s.walkRollouts(rctx)
+		}()
+		defer func() { stopRollouts(); <-rolloutsDone }()
+	}
 	hs := &http.Server{
 		Handler:           s.srv,
 		ReadHeaderTimeout: ReadHeaderTimeout,

@@ -54,7 +54,7 @@ func TestVerbOptions(t *testing.T) {
 	}
 	serveDefaults := serveOptions{env: env, repo: "/srv/repo", listen: "127.0.0.1:8080",
 		maxUpload: bytesize.Format(server.DefaultMaxUpload), lockTimeout: 30 * time.Second, accessLog: "-", logFormat: "json",
-		renewInterval: 10 * time.Minute, maxConns: server.DefaultMaxConns, maxConnsPerIP: server.DefaultMaxConnsPerAddr,
+		renewInterval: 10 * time.Minute, rolloutInterval: time.Minute, maxConns: server.DefaultMaxConns, maxConnsPerIP: server.DefaultMaxConnsPerAddr,
 		maxValidations: server.DefaultMaxValidations, maxControlSize: "16MiB",
 		fleet: serveFleetOptions{mqttListen: fleet.DefaultBrokerAddr, maxPending: fleet.DefaultMaxPendingPerAddr,
 			connectTimeout: fleet.DefaultConnectTimeout, staleView: fleet.DefaultStaleView}}

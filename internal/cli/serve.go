@@ -37,6 +37,7 @@ type serveOptions struct {
 	addrFile                                 string
 	cpuProfile                               string
 	renewInterval                            time.Duration
+	rolloutInterval                          time.Duration
 	maxConns, maxConnsPerIP                  int
 	maxConnsSet                              bool // --max-conns given (else it follows the open-file limit)
 	maxValidations                           int
@@ -67,6 +68,11 @@ Release files with a Valid-Until (ValidFor in conf/distributions) are
 re-signed before they expire: every --renew-interval, a distribution with
 less than half of ValidFor left is published again under the repository
 lock, with a new Date and Valid-Until and nothing else changed.
+
+Rollouts started with "lampi-pkg rollout start" are walked by the server:
+every --rollout-interval its controller reads the fleet's reports, moves a
+healthy rollout to its next Phased-Update-Percentage, and halts one whose
+stop rules fire (phase 0), publishing as uploads do.
 
 Against hostile clients: a connection must send its first request within
 10 seconds; connections are capped (--max-conns, --max-conns-per-ip; one
@@ -101,6 +107,7 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.StringVar(&o.logFormat, "log-format", "json", "access log format: json or text")
 	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
 	f.DurationVar(&o.renewInterval, "renew-interval", 10*time.Minute, "how often to check whether Release files need re-signing before Valid-Until (0: never)")
+	f.DurationVar(&o.rolloutInterval, "rollout-interval", time.Minute, "how often the rollout controller walks the running rollouts on the fleet's reports (0: never; needs the fleet side)")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most connections open at once, 0 for no limit (lowered to half the open-file limit unless given)")
 	f.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerAddr, "most connections open at once from one client address (IPv6: one /64), 0 for no limit; raise it behind a proxy")
 	f.IntVar(&o.maxValidations, "max-validations", server.DefaultMaxValidations, "most uploads checked at once; each check's memory is bounded by --max-control-size (0: the default)")
@@ -154,6 +161,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	defer closeLog()
 	if cfg.Fleet, err = o.fleet.config(env, loopback); err != nil {
 		return err
+	}
+	if cfg.Fleet != nil {
+		// The controller decides on the fleet's reports: with --no-fleet
+		// there are none, and it does not run.
+		cfg.RolloutInterval = o.rolloutInterval
 	}
 	srv, err := updateserver.New(cfg)
 	if err != nil {
@@ -256,6 +268,9 @@ func (o *serveOptions) config(env *Env) (cfg updateserver.Config, useTLS, loopba
 	}
 	if cfg.MaxUpload, cfg.MaxControlSize, err = o.sizes(); err != nil {
 		return cfg, false, false, err
+	}
+	if o.rolloutInterval < 0 {
+		return cfg, false, false, usageErrorf("serve: --rollout-interval %v is negative (0: no controller)", o.rolloutInterval)
 	}
 	if o.maxConns < 0 || o.maxConnsPerIP < 0 || o.maxValidations < 0 {
 		return cfg, false, false, usageErrorf("serve: --max-conns, --max-conns-per-ip and --max-validations take a number, 0 or more")
