@@ -6,11 +6,13 @@
 # median wall time, the median CPU time (user+sys), the median peak RSS and
 # the size of the data member. On a shared machine wall time follows the load; CPU time much less.
 #
-# Usage: scripts/bench-real.sh [BIN] [BEFORE-BIN]; RUNS=3 by default.
-# BEFORE-BIN, if given, is an older lampi-pkg measured alongside (before/after).
+# Usage: scripts/bench-real.sh [BIN] [OTHER-BIN...]; RUNS=3 by default.
+# Each OTHER-BIN (e.g. an older lampi-pkg, before/after) is measured
+# alongside, in the same alternation, labelled by its file name.
 set -euo pipefail
 bin=$(realpath "${1:-bin/lampi-pkg}")
-before=${2:+$(realpath "$2")}
+others=()
+for b in "${@:2}"; do others+=("$(realpath "$b")"); done
 runs=${RUNS:-3}
 debs=${LAMPI_REAL_DEBS:-${XDG_CACHE_HOME:-$HOME/.cache}/lampi-pkg/debs}
 pkgs=${PKGS:-sudo perl-base tzdata}
@@ -37,17 +39,22 @@ for p in $pkgs; do
   rm -f "$work"/*.t "$work"/*.cpu "$work"/*.rss
   for ((i = 0; i < runs; i++)); do
     run lampi "$bin" build "$work/tree" -o "$work/lampi.deb"
-    [ -z "$before" ] || run before "$before" build "$work/tree" -o "$work/before.deb"
+    for ((k = 0; k < ${#others[@]}; k++)); do
+      run "other$k" "${others[k]}" build "$work/tree" -o "$work/other$k.deb"
+    done
     run dpkg dpkg-deb --root-owner-group --build "$work/tree" "$work/dpkg.deb"
     run xz6 sh -c "xz -6 -c '$work/data.tar' > '$work/data.tar.xz'"
   done
   ref=$(stat -c %s "$work/data.tar.xz")
-  for t in lampi before dpkg xz6; do
+  tools=(lampi)
+  for ((k = 0; k < ${#others[@]}; k++)); do tools+=("other$k"); done
+  for t in "${tools[@]}" dpkg xz6; do
     [ -f "$work/$t.t" ] || continue
     case $t in
       xz6) size=$ref label="xz -6" ;;
       dpkg) size=$(ar p "$work/dpkg.deb" data.tar.xz | wc -c) label="dpkg-deb --build" ;;
-      *) size=$(ar p "$work/$t.deb" data.tar.xz | wc -c) label="lampi-pkg ($t)" ;;
+      lampi) size=$(ar p "$work/$t.deb" data.tar.xz | wc -c) label="$(basename "$bin")" ;;
+      *) size=$(ar p "$work/$t.deb" data.tar.xz | wc -c) label="$(basename "${others[${t#other}]}")" ;;
     esac
     printf '%-10s %-16s %9s %9s %8.0f %12d %7.3f\n' "$p" "$label" "$(median < "$work/$t.t")" "$(median < "$work/$t.cpu")" "$(median < "$work/$t.rss")" "$size" \
       "$(awk -v a="$size" -v b="$ref" 'BEGIN {print a/b}')"
