@@ -172,7 +172,7 @@ distribution the token may upload to.`,
 
 func runRelease(ctx context.Context, o *releaseOptions) error {
 	env := o.env
-	opts, err := releaseRunOptions(o)
+	opts, err := releaseRunOptions(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func runRelease(ctx context.Context, o *releaseOptions) error {
 
 // releaseRunOptions checks the flags and turns them into release's
 // options: the repository or upload client, the build and the signer.
-func releaseRunOptions(o *releaseOptions) (release.Options, error) {
+func releaseRunOptions(ctx context.Context, o *releaseOptions) (release.Options, error) {
 	env, dirs := o.env, o.dirs
 	var none release.Options
 	if o.repoDir == "" && o.to == "" {
@@ -240,8 +240,10 @@ func releaseRunOptions(o *releaseOptions) (release.Options, error) {
 		}
 	} else {
 		ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
-			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile}
-		rp, err = ro.open(env, lockTimeoutFlag(o.lockTimeoutSet))
+			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile, set: map[string]bool{"lock-timeout": o.lockTimeoutSet}}
+		// Not a modifying open: release has never checked its publish
+		// targets before it starts, as the repo verbs do.
+		rp, err = ro.open(ctx, env, false)
 		if err != nil {
 			return none, fmt.Errorf("release: %w", repoError(err))
 		}
@@ -266,18 +268,6 @@ func releaseRunOptions(o *releaseOptions) (release.Options, error) {
 		opts.DebSigner = s
 	}
 	return opts, nil
-}
-
-// lockTimeoutFlag stands for release's command where repoOptions.open asks
-// which flags were given: of the names it asks about, release has only
-// --lock-timeout.
-func lockTimeoutFlag(set bool) *cobra.Command {
-	c := &cobra.Command{}
-	c.Flags().Duration("lock-timeout", 0, "")
-	if set {
-		c.Flags().Lookup("lock-timeout").Changed = true
-	}
-	return c
 }
 
 // writeReleaseReport prints the report for people.
