@@ -241,8 +241,8 @@ func releaseRunOptions(ctx context.Context, o *releaseOptions) (release.Options,
 	} else {
 		ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
 			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile, set: map[string]bool{"lock-timeout": o.lockTimeoutSet}}
-		// Not a modifying open: release has never checked its publish
-		// targets before it starts, as the repo verbs do.
+		// Opened as before: unlike the modifying repo verbs, release does
+		// not check its publish targets before it starts.
 		rp, err = ro.open(ctx, env, false)
 		if err != nil {
 			return none, fmt.Errorf("release: %w", repoError(err))
