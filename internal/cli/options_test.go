@@ -13,6 +13,7 @@ import (
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/internal/bytesize"
+	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
@@ -27,6 +28,34 @@ func capture[O any](newCmd func(*Env, runFunc[O]) *cobra.Command) func(*Env, *an
 			return nil
 		})
 	}
+}
+
+// captureRepo is capture for a repo verb: a "repo" command with the
+// shared flags, around the verb, whose options point to them.
+func captureRepo[O any](newCmd func(*Env, *repoOptions, runFunc[O]) *cobra.Command) func(*Env, *any) *cobra.Command {
+	return func(env *Env, got *any) *cobra.Command {
+		ro := &repoOptions{}
+		group := &cobra.Command{Use: "repo"}
+		ro.flags(group)
+		group.AddCommand(capture(func(env *Env, runF runFunc[O]) *cobra.Command {
+			return newCmd(env, ro, runF)
+		})(env, got))
+		return group
+	}
+}
+
+// repoFlags is what "repo" makes of the shared flags: the defaults, with
+// -b BASE if base is not empty, and the names of the flags given.
+func repoFlags(base string, given ...string) *repoOptions {
+	o := &repoOptions{basedir: base, waitForLock: -1, lockTimeout: time.Minute, export: "changed", byHashKeep: 24 * time.Hour,
+		target: targetFlags{workers: 8}}
+	for _, n := range given {
+		if o.set == nil {
+			o.set = map[string]bool{}
+		}
+		o.set[n] = true
+	}
+	return o
 }
 
 // TestVerbOptions parses command lines of a representative set of verbs
@@ -52,6 +81,19 @@ func TestVerbOptions(t *testing.T) {
 		})(env, got))
 		return group
 	}
+	includeDeb, remove, list := captureRepo(newRepoIncludeDebCmd), captureRepo(newRepoRemoveCmd), captureRepo(newRepoListCmd)
+	listFilter, copyVerb, phase := captureRepo(newRepoListFilterCmd), captureRepo(newRepoCopyCmd), captureRepo(newRepoPhaseCmd)
+	export, check, checkPool := captureRepo(newRepoExportCmd), captureRepo(newRepoCheckCmd), captureRepo(newRepoCheckPoolCmd)
+	dumpUnref, symlinks, repoInit := captureRepo(newRepoDumpUnreferencedCmd), captureRepo(newRepoCreateSymlinksCmd), captureRepo(newRepoInitCmd)
+	repoAll := &repoOptions{basedir: "/srv", outdir: "o", dbdir: "d", logdir: "l", keydir: "k", components: []string{"contrib"},
+		architectures: []string{"armhf", "arm64"}, types: []string{"deb"}, section: "admin", priority: "optional", waitForLock: 3,
+		lockTimeout: 5 * time.Second, export: "never", keepUnreferenced: true, plainFileIO: true, verbose: 2, silent: true,
+		passphraseFile: "p", byHashKeep: time.Hour, target: targetFlags{workers: 8}, set: map[string]bool{}}
+	for _, n := range strings.Fields("basedir outdir dbdir logdir keydir component architecture type section priority waitforlock lock-timeout export keepunreferencedfiles verbose silent passphrase-file byhash-keep plain-file-io") {
+		repoAll.set[n] = true
+	}
+	repoTargets := repoFlags("", "publish-to", "s3-endpoint", "s3-region", "s3-path-style", "s3-insecure", "upload-workers")
+	repoTargets.target = targetFlags{publishTo: []string{"s3://b/p", "file:///m"}, endpoint: "m:9000", region: "r", pathStyle: true, insecure: true, workers: 2}
 	serveDefaults := serveOptions{env: env, repo: "/srv/repo", listen: "127.0.0.1:8080",
 		maxUpload: bytesize.Format(server.DefaultMaxUpload), lockTimeout: 30 * time.Second, accessLog: "-", logFormat: "json",
 		renewInterval: 10 * time.Minute, rolloutInterval: time.Minute, maxConns: server.DefaultMaxConns, maxConnsPerIP: server.DefaultMaxConnsPerAddr,
@@ -112,6 +154,46 @@ func TestVerbOptions(t *testing.T) {
 		{"device add server", deviceAdd, "device --server https://s --token-file t --ca ca.pem add a",
 			&deviceAddOptions{env: env, where: &deviceOptions{server: "https://s", tokenFile: "t", ca: "ca.pem"}, ids: []string{"a"}}, ""},
 		{"device add nobody", deviceAdd, "device add --db f.db", nil, "requires at least 1 arg"},
+		{"repo includedeb", includeDeb, "repo -b /srv includedeb bookworm a.deb b.deb",
+			&repoIncludeDebOptions{env: env, repo: repoFlags("/srv", "basedir"), codename: "bookworm", files: []string{"a.deb", "b.deb"}}, ""},
+		{"repo includedeb flags", includeDeb, "repo -b /srv --outdir o --dbdir d --logdir l --keydir k -C contrib -A armhf,arm64 -T deb -S admin -P optional --waitforlock 3 --lock-timeout 5s --export never --keepunreferencedfiles -vv --silent --passphrase-file p --byhash-keep 1h --plain-file-io includedeb bookworm a.deb --json",
+			&repoIncludeDebOptions{env: env, repo: repoAll, codename: "bookworm", files: []string{"a.deb"}, json: true}, ""},
+		{"repo includedeb two components", includeDeb, "repo -C main,contrib includedeb bookworm a.deb", nil, "give one component with -C"},
+		{"repo includedeb no file", includeDeb, "repo includedeb bookworm", nil, "requires at least 2 arg"},
+		{"repo remove", remove, "repo -A armhf remove bookworm hi ui --json",
+			&repoRemoveOptions{env: env, repo: &repoOptions{architectures: []string{"armhf"}, waitForLock: -1, lockTimeout: time.Minute, export: "changed",
+				byHashKeep: 24 * time.Hour, target: targetFlags{workers: 8}, set: map[string]bool{"architecture": true}}, codename: "bookworm", packages: []string{"hi", "ui"}, json: true}, ""},
+		{"repo list", list, "repo list bookworm hi --json",
+			&repoListOptions{env: env, repo: repoFlags(""), codename: "bookworm", packages: []string{"hi"}, json: true}, ""},
+		{"repo list everything", list, "repo list bookworm",
+			&repoListOptions{env: env, repo: repoFlags(""), codename: "bookworm", packages: []string{}}, ""},
+		{"repo listfilter", listFilter, "repo listfilter bookworm Package --json",
+			&repoListFilterOptions{env: env, repo: repoFlags(""), codename: "bookworm", formula: "Package", json: true}, ""},
+		{"repo copy", copyVerb, "repo copy stable testing hi ui",
+			&repoCopyOptions{env: env, repo: repoFlags(""), dest: "stable", src: "testing", packages: []string{"hi", "ui"}}, ""},
+		{"repo phase", phase, "repo phase bookworm hi 10 --json",
+			&repoPhaseOptions{env: env, repo: repoFlags(""), codename: "bookworm", pkg: "hi", percent: 10, json: true}, ""},
+		{"repo phase too far", phase, "repo phase bookworm hi 101", nil, "PERCENT must be a number from 0 to 100"},
+		{"repo export", export, "repo export bookworm",
+			&repoExportOptions{env: env, repo: repoFlags(""), codenames: []string{"bookworm"}}, ""},
+		{"repo export renew", export, "repo --lock-timeout 2s export --renew --json",
+			&repoExportOptions{env: env, repo: &repoOptions{waitForLock: -1, lockTimeout: 2 * time.Second, export: "changed", byHashKeep: 24 * time.Hour,
+				target: targetFlags{workers: 8}, set: map[string]bool{"lock-timeout": true}}, codenames: []string{}, renew: true, json: true}, ""},
+		{"repo check", check, "repo check bookworm",
+			&repoCheckOptions{env: env, repo: repoFlags(""), codenames: []string{"bookworm"}}, ""},
+		{"repo check targets", check, "repo --publish-to s3://b/p --publish-to file:///m --s3-endpoint m:9000 --s3-region r --s3-path-style --s3-insecure --upload-workers 2 check --targets --repair --json",
+			&repoCheckOptions{env: env, repo: repoTargets, codenames: []string{}, targets: true, repair: true, json: true}, ""},
+		{"repo checkpool fast", checkPool, "repo checkpool fast", &repoCheckPoolOptions{env: env, repo: repoFlags(""), fast: true}, ""},
+		{"repo checkpool slow", checkPool, "repo checkpool slow", nil, `the only argument is "fast"`},
+		{"repo dumpunreferenced", dumpUnref, "repo dumpunreferenced", &repoPoolOptions{env: env, repo: repoFlags("")}, ""},
+		{"repo dumpunreferenced argument", dumpUnref, "repo dumpunreferenced x", nil, "unknown command"},
+		{"repo createsymlinks", symlinks, "repo createsymlinks --delete a b",
+			&repoCreateSymlinksOptions{env: env, repo: repoFlags(""), codenames: []string{"a", "b"}, replace: true}, ""},
+		{"repo init defaults", repoInit, "repo init /srv",
+			&repoInitOptions{env: env, repo: repoFlags(""), dir: "/srv", validFor: repo.DefaultValidFor}, ""},
+		{"repo init flags", repoInit, "repo init /srv --codename c --suite s --origin o --label l --description d --components main,beta --architectures armhf --sign-with k.asc --limit 3 --valid-for 2w",
+			&repoInitOptions{env: env, repo: repoFlags(""), dir: "/srv", codename: "c", suite: "s", origin: "o", label: "l", description: "d",
+				components: []string{"main", "beta"}, architectures: []string{"armhf"}, signWith: "k.asc", limit: 3, validFor: "2w"}, ""},
 		{"version check", versionCheck, "check 1.0 2:3-4 --json",
 			&versionCheckOptions{env: env, versions: []string{"1.0", "2:3-4"}, json: true}, ""},
 	}

@@ -173,7 +173,7 @@ distribution the token may upload to.`,
 
 func runRelease(ctx context.Context, o *releaseOptions) error {
 	env := o.env
-	opts, err := releaseRunOptions(o)
+	opts, err := releaseRunOptions(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func runRelease(ctx context.Context, o *releaseOptions) error {
 
 // releaseRunOptions checks the flags and turns them into release's
 // options: the repository or upload client, the build and the signer.
-func releaseRunOptions(o *releaseOptions) (release.Options, error) {
+func releaseRunOptions(ctx context.Context, o *releaseOptions) (release.Options, error) {
 	env, dirs := o.env, o.dirs
 	var none release.Options
 	if o.repoDir == "" && o.to == "" {
@@ -241,8 +241,10 @@ func releaseRunOptions(o *releaseOptions) (release.Options, error) {
 		}
 	} else {
 		ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
-			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile}
-		rp, err = ro.open(env, lockTimeoutFlag(o.lockTimeoutSet))
+			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile, set: map[string]bool{"lock-timeout": o.lockTimeoutSet}}
+		// Opened as before: unlike the modifying repo verbs, release does
+		// not check its publish targets before it starts.
+		rp, err = ro.open(ctx, env, false)
 		if err != nil {
 			return none, fmt.Errorf("release: %w", repoError(err))
 		}
@@ -267,18 +269,6 @@ func releaseRunOptions(o *releaseOptions) (release.Options, error) {
 		opts.DebSigner = s
 	}
 	return opts, nil
-}
-
-// lockTimeoutFlag stands for release's command where repoOptions.open asks
-// which flags were given: of the names it asks about, release has only
-// --lock-timeout.
-func lockTimeoutFlag(set bool) *cobra.Command {
-	c := &cobra.Command{}
-	c.Flags().Duration("lock-timeout", 0, "")
-	if set {
-		c.Flags().Lookup("lock-timeout").Changed = true
-	}
-	return c
 }
 
 // writeReleaseReport prints the report for people.

@@ -5,19 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
 // repoOptions are the global options of "lampi-pkg repo", named as
-// reprepro's so that scripts change only the program name.
+// reprepro's so that scripts change only the program name. Every repo
+// verb's options point to the one repoOptions of the repo command.
 type repoOptions struct {
 	basedir, outdir, dbdir, logdir, keydir string
 	components, architectures, types       []string
@@ -31,8 +34,10 @@ type repoOptions struct {
 	silent                                 bool
 	passphraseFile                         string
 	byHashKeep                             time.Duration
-	json                                   bool
 	target                                 targetFlags // repo_target.go
+	// set holds the names of the flags above that the command line gave
+	// (nil: none); open lets conf/options decide the others.
+	set map[string]bool
 }
 
 func newRepoCmd(env *Env) *cobra.Command {
@@ -63,6 +68,20 @@ written; listfilter compares Version as dpkg does.`,
   lampi-pkg repo -b /srv/repo copy bookworm bookworm-testing hi
   lampi-pkg repo -b /srv/repo phase bookworm hi 10`,
 	}
+	o.flags(cmd)
+	cmd.AddCommand(
+		newRepoIncludeDebCmd(env, o, nil), newRepoRemoveCmd(env, o, nil), newRepoListCmd(env, o, nil),
+		newRepoListFilterCmd(env, o, nil), newRepoExportCmd(env, o, nil), newRepoCopyCmd(env, o, nil),
+		newRepoPhaseCmd(env, o, nil), newRepoCheckCmd(env, o, nil), newRepoCheckPoolCmd(env, o, nil),
+		newRepoDumpUnreferencedCmd(env, o, nil), newRepoDeleteUnreferencedCmd(env, o, nil),
+		newRepoCreateSymlinksCmd(env, o, nil), newRepoInitCmd(env, o, nil),
+	)
+	return cmd
+}
+
+// flags binds the options to the persistent flags of the repo command
+// and, before each verb runs, records in o.set which of them were given.
+func (o *repoOptions) flags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVarP(&o.basedir, "basedir", "b", "", "repository base directory (default $REPREPRO_BASE_DIR or .)")
 	f.StringVar(&o.outdir, "outdir", "", "directory holding pool/ and dists/ (default BASEDIR)")
@@ -83,14 +102,19 @@ written; listfilter compares Version as dpkg does.`,
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+" or a prompt)")
 	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
 	f.BoolVar(&o.plainFileIO, "plain-file-io", false, "read packages and write pool files through ordinary system calls: for a repository or packages on NFS, SMB or FUSE")
-	cmd.AddCommand(
-		newRepoIncludeDebCmd(env, o), newRepoRemoveCmd(env, o), newRepoListCmd(env, o), newRepoListFilterCmd(env, o),
-		newRepoExportCmd(env, o), newRepoCopyCmd(env, o), newRepoPhaseCmd(env, o),
-		newRepoCheckCmd(env, o), newRepoCheckPoolCmd(env, o), newRepoDumpUnreferencedCmd(env, o),
-		newRepoDeleteUnreferencedCmd(env, o), newRepoCreateSymlinksCmd(env, o), newRepoInitCmd(env, o),
-	)
-	addTargetFlags(cmd, env, o) // publish targets: repo_target.go
-	return cmd
+	o.target.flags(f) // publish targets: repo_target.go
+	cmd.PersistentPreRunE = func(verb *cobra.Command, _ []string) error {
+		o.set = nil
+		f.VisitAll(func(fl *pflag.Flag) {
+			if verb.Flags().Changed(fl.Name) {
+				if o.set == nil {
+					o.set = map[string]bool{}
+				}
+				o.set[fl.Name] = true
+			}
+		})
+		return nil
+	}
 }
 
 // repoMemoryLimit is the Go heap size above which the collector runs
@@ -98,8 +122,9 @@ written; listfilter compares Version as dpkg does.`,
 const repoMemoryLimit = 24 << 20
 
 // open loads the repository the options name, applying conf/options
-// entries for what was not given on the command line.
-func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
+// entries for what was not given on the command line (o.set). A
+// modifying verb first checks that its publish targets are usable.
+func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo.Repo, error) {
 	base := o.basedir
 	if base == "" {
 		base = env.Getenv("REPREPRO_BASE_DIR")
@@ -111,54 +136,14 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	if err != nil {
 		return nil, repoError(err)
 	}
-	flags := cmd.Flags()
-	set := func(name string) bool { return flags.Changed(name) }
-	opt := func(name string) (string, bool) {
-		v, ok := conf.Options[name]
-		return v, ok && !set(name)
-	}
-	rel := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(base, strings.TrimPrefix(p, "+b/"))
-	}
-	if v, ok := opt("outdir"); ok {
-		o.outdir = v
-	}
-	if v, ok := opt("dbdir"); ok {
-		o.dbdir = v
-	}
-	if v, ok := opt("logdir"); ok {
-		o.logdir = v
-	}
-	if v, ok := opt("keydir"); ok {
-		o.keydir = v
-	}
-	// conf/options values were checked by repo.LoadConfig.
-	cs := conf.Settings
-	if cs.Export != "" && !set("export") {
-		o.export = cs.Export
-	}
-	if cs.KeepUnreferenced && !set("keepunreferencedfiles") {
-		o.keepUnreferenced = true
-	}
-	if cs.PlainFileIO && !set("plain-file-io") {
-		o.plainFileIO = true
-	}
-	if cs.WaitForLock != nil && !set("waitforlock") && !set("lock-timeout") {
-		o.waitForLock = *cs.WaitForLock
-	}
-	if cs.ByHashKeep != nil && !set("byhash-keep") {
-		o.byHashKeep = *cs.ByHashKeep
-	}
+	o.applyConf(conf)
 	for _, t := range o.types {
 		if t != "deb" {
 			return nil, usageErrorf("repo: -T %s: only deb packages are supported", t)
 		}
 	}
 	timeout := o.lockTimeout
-	if o.waitForLock >= 0 && !set("lock-timeout") {
+	if o.waitForLock >= 0 && !o.set["lock-timeout"] {
 		timeout = time.Duration(o.waitForLock) * 10 * time.Second
 	}
 	if env.Getenv("GOMEMLIMIT") == "" {
@@ -166,6 +151,12 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 		// memory until its one commit; a soft limit makes the collector
 		// work harder instead of letting the heap grow to twice that.
 		debug.SetMemoryLimit(repoMemoryLimit)
+	}
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, strings.TrimPrefix(p, "+b/"))
 	}
 	opts := repo.Options{
 		OutDir: rel(o.outdir), DBDir: rel(o.dbdir), LogDir: rel(o.logdir), KeyDir: rel(o.keydir),
@@ -191,28 +182,71 @@ func (o *repoOptions) open(env *Env, cmd *cobra.Command) (*repo.Repo, error) {
 	opts.Signer = repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
 		return readPassphrase(env, o.passphraseFile, "Passphrase for signing key "+fpr+": ", false)
 	})
-	if err := o.applyTargets(env, cmd, conf, &opts); err != nil { // repo_target.go
+	if err := o.applyTargets(ctx, env, modifying, conf, &opts); err != nil { // repo_target.go
 		return nil, err
 	}
 	return repo.OpenConfig(base, conf, opts)
+}
+
+// applyConf takes the conf/options entries of the flags the command line
+// did not give. Their values were checked by repo.LoadConfig.
+func (o *repoOptions) applyConf(conf *repo.Config) {
+	for _, d := range []struct {
+		name string
+		dir  *string
+	}{{"outdir", &o.outdir}, {"dbdir", &o.dbdir}, {"logdir", &o.logdir}, {"keydir", &o.keydir}} {
+		if v, ok := conf.Options[d.name]; ok && !o.set[d.name] {
+			*d.dir = v
+		}
+	}
+	cs := conf.Settings
+	if cs.Export != "" && !o.set["export"] {
+		o.export = cs.Export
+	}
+	if cs.KeepUnreferenced && !o.set["keepunreferencedfiles"] {
+		o.keepUnreferenced = true
+	}
+	if cs.PlainFileIO && !o.set["plain-file-io"] {
+		o.plainFileIO = true
+	}
+	if cs.WaitForLock != nil && !o.set["waitforlock"] && !o.set["lock-timeout"] {
+		o.waitForLock = *cs.WaitForLock
+	}
+	if cs.ByHashKeep != nil && !o.set["byhash-keep"] {
+		o.byHashKeep = *cs.ByHashKeep
+	}
 }
 
 func (o *repoOptions) selection() repo.Selection {
 	return repo.Selection{Components: o.components, Architectures: o.architectures}
 }
 
+// change is the body of a verb that changes the repository: open it, run
+// do, print the result. An error from do is explained by repoError.
+func (o *repoOptions) change(ctx context.Context, env *Env, json bool, do func(r *repo.Repo) (*repo.Result, error)) error {
+	r, err := o.open(ctx, env, true)
+	if err != nil {
+		return err
+	}
+	res, err := do(r)
+	if err != nil {
+		return repoError(err)
+	}
+	return o.printResult(env.Out, res, json)
+}
+
 // printResult reports a modifying command's changes, one line each.
-func (o *repoOptions) printResult(env *Env, cmd *cobra.Command, res *repo.Result) error {
+func (o *repoOptions) printResult(out io.Writer, res *repo.Result, json bool) error {
 	if res == nil {
 		return nil
 	}
-	if o.json {
-		return writeJSON(cmd.OutOrStdout(), res)
+	if json {
+		return writeJSON(out, res)
 	}
 	if o.silent {
 		return nil
 	}
-	w := bufio.NewWriter(cmd.OutOrStdout())
+	w := bufio.NewWriter(out)
 	defer w.Flush()
 	for _, c := range res.Changes {
 		switch c.Action {

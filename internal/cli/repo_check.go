@@ -1,16 +1,24 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/lampi-pkg/lampi-pkg/repo"
 )
 
-func newRepoCheckCmd(env *Env, o *repoOptions) *cobra.Command {
-	return &cobra.Command{
+type repoCheckOptions struct {
+	env       *Env
+	repo      *repoOptions
+	codenames []string
+	targets   bool // compare the publish targets instead (repo_target.go)
+	repair    bool
+	json      bool
+}
+
+func newRepoCheckCmd(env *Env, ro *repoOptions, runF runFunc[repoCheckOptions]) *cobra.Command {
+	o := &repoCheckOptions{env: env, repo: ro}
+	cmd := &cobra.Command{
 		Use:   "check [CODENAME…]",
 		Short: "Check that every package's pool file and every published index is there",
 		Long: `Check the named distributions (all by default): every package's pool file
@@ -18,33 +26,59 @@ is registered, referenced and present, every index the published
 Release lists can be fetched by hash, as apt does, and the Release has not
 expired (Valid-Until). Exit status 1 lists the problems. Checking all
 distributions also warns about pool files that interrupted commands left
-(see dumpunreferenced).`,
-		Example: `  lampi-pkg repo -b /srv/repo check`,
+(see dumpunreferenced).
+
+With --targets or --publish-to, check compares each publish target
+(conf/targets, --publish-to) with the repository instead: objects missing,
+different (size, checksum) or extra; --repair uploads the missing and
+different ones.`,
+		Example: `  lampi-pkg repo -b /srv/repo check
+  lampi-pkg repo -b /srv/repo --publish-to s3://apt/lampi --s3-endpoint minio:9000 check --repair`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			problems, err := r.Check(cmd.Context(), args...)
-			return reportProblems(env, cmd, o, problems, err)
+			o.codenames = args
+			return runVerb(cmd, runF, runRepoCheck, o)
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&o.targets, "targets", false, "compare the publish targets (conf/targets, --publish-to) with the repository")
+	f.BoolVar(&o.repair, "repair", false, "with --targets or --publish-to: upload what a target lacks or holds in another version")
+	f.BoolVar(&o.json, "json", false, "print the target report as JSON")
+	return cmd
 }
 
-func reportProblems(env *Env, cmd *cobra.Command, o *repoOptions, problems []string, err error) error {
+func runRepoCheck(ctx context.Context, o *repoCheckOptions) error {
+	if len(o.repo.target.publishTo) > 0 || o.repair || o.targets {
+		return runTargetCheck(ctx, o) // repo_target.go
+	}
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	problems, err := r.Check(ctx, o.codenames...)
+	return reportProblems(o.env, o.repo, problems, err)
+}
+
+func reportProblems(env *Env, ro *repoOptions, problems []string, err error) error {
 	for _, p := range problems {
 		fmt.Fprintln(env.Err, p)
 	}
 	if err != nil {
 		return withHint(err, "re-include the packages whose files are missing or damaged; 'lampi-pkg repo export' republishes dists/")
 	}
-	if !o.silent {
-		fmt.Fprintln(cmd.OutOrStdout(), "ok")
+	if !ro.silent {
+		fmt.Fprintln(env.Out, "ok")
 	}
 	return nil
 }
 
-func newRepoCheckPoolCmd(env *Env, o *repoOptions) *cobra.Command {
+type repoCheckPoolOptions struct {
+	env  *Env
+	repo *repoOptions
+	fast bool
+}
+
+func newRepoCheckPoolCmd(env *Env, ro *repoOptions, runF runFunc[repoCheckPoolOptions]) *cobra.Command {
+	o := &repoCheckPoolOptions{env: env, repo: ro}
 	return &cobra.Command{
 		Use:   "checkpool [fast]",
 		Short: "Verify every pool file against its recorded checksums",
@@ -56,24 +90,33 @@ about (they are no damage; deleteunreferenced deletes them).`,
 		Example: `  lampi-pkg repo -b /srv/repo checkpool`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fast := false
-			if len(args) == 1 {
-				if args[0] != "fast" {
-					return usageErrorf("checkpool: the only argument is \"fast\", not %q", args[0])
-				}
-				fast = true
+			if len(args) == 1 && args[0] != "fast" {
+				return usageErrorf("checkpool: the only argument is \"fast\", not %q", args[0])
 			}
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			problems, err := r.CheckPool(cmd.Context(), fast)
-			return reportProblems(env, cmd, o, problems, err)
+			o.fast = len(args) == 1
+			return runVerb(cmd, runF, runRepoCheckPool, o)
 		},
 	}
 }
 
-func newRepoDumpUnreferencedCmd(env *Env, o *repoOptions) *cobra.Command {
+func runRepoCheckPool(ctx context.Context, o *repoCheckPoolOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	problems, err := r.CheckPool(ctx, o.fast)
+	return reportProblems(o.env, o.repo, problems, err)
+}
+
+// repoPoolOptions are the options of the verbs that take no arguments
+// and no flags of their own: dumpunreferenced and deleteunreferenced.
+type repoPoolOptions struct {
+	env  *Env
+	repo *repoOptions
+}
+
+func newRepoDumpUnreferencedCmd(env *Env, ro *repoOptions, runF runFunc[repoPoolOptions]) *cobra.Command {
+	o := &repoPoolOptions{env: env, repo: ro}
 	return &cobra.Command{
 		Use:   "dumpunreferenced",
 		Short: "List pool files nothing needs any more",
@@ -84,23 +127,28 @@ packages wrote but never recorded, which no index published under dists/
 names. Files a running command is writing are not listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			names, err := r.DumpUnreferenced(cmd.Context())
-			if err != nil {
-				return repoError(err)
-			}
-			for _, n := range names {
-				fmt.Fprintln(cmd.OutOrStdout(), n)
-			}
-			return nil
+			return runVerb(cmd, runF, runRepoDumpUnreferenced, o)
 		},
 	}
 }
 
-func newRepoDeleteUnreferencedCmd(env *Env, o *repoOptions) *cobra.Command {
+func runRepoDumpUnreferenced(ctx context.Context, o *repoPoolOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	names, err := r.DumpUnreferenced(ctx)
+	if err != nil {
+		return repoError(err)
+	}
+	for _, n := range names {
+		fmt.Fprintln(o.env.Out, n)
+	}
+	return nil
+}
+
+func newRepoDeleteUnreferencedCmd(env *Env, ro *repoOptions, runF runFunc[repoPoolOptions]) *cobra.Command {
+	o := &repoPoolOptions{env: env, repo: ro}
 	return &cobra.Command{
 		Use:   "deleteunreferenced",
 		Short: "Delete pool files nothing needs any more",
@@ -112,26 +160,37 @@ command killed while including packages; this finds the rest (after a
 power loss, or left by an older lampi-pkg).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			res, err := r.DeleteUnreferenced(cmd.Context())
-			if err != nil {
-				return repoError(err)
-			}
-			if !o.silent {
-				for _, n := range res.Deleted {
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", n)
-				}
-			}
-			return nil
+			return runVerb(cmd, runF, runRepoDeleteUnreferenced, o)
 		},
 	}
 }
 
-func newRepoCreateSymlinksCmd(env *Env, o *repoOptions) *cobra.Command {
-	var replace bool
+func runRepoDeleteUnreferenced(ctx context.Context, o *repoPoolOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	res, err := r.DeleteUnreferenced(ctx)
+	if err != nil {
+		return repoError(err)
+	}
+	if !o.repo.silent {
+		for _, n := range res.Deleted {
+			fmt.Fprintf(o.env.Out, "deleted %s\n", n)
+		}
+	}
+	return nil
+}
+
+type repoCreateSymlinksOptions struct {
+	env       *Env
+	repo      *repoOptions
+	codenames []string
+	replace   bool
+}
+
+func newRepoCreateSymlinksCmd(env *Env, ro *repoOptions, runF runFunc[repoCreateSymlinksOptions]) *cobra.Command {
+	o := &repoCreateSymlinksOptions{env: env, repo: ro}
 	cmd := &cobra.Command{
 		Use:   "createsymlinks [CODENAME…]",
 		Short: "Make dists/SUITE symbolic links to dists/CODENAME",
@@ -141,98 +200,27 @@ distribution whose Suite is stable. Existing links to something else are
 kept unless --delete is given.`,
 		Example: `  lampi-pkg repo -b /srv/repo createsymlinks`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			made, skipped, err := r.CreateSymlinks(cmd.Context(), replace, args...)
-			for _, s := range skipped {
-				fmt.Fprintf(env.Err, "warning: not linked: %s\n", s)
-			}
-			if !o.silent {
-				for _, m := range made {
-					fmt.Fprintf(cmd.OutOrStdout(), "linked %s\n", m)
-				}
-			}
-			return repoError(err)
+			o.codenames = args
+			return runVerb(cmd, runF, runRepoCreateSymlinks, o)
 		},
 	}
-	cmd.Flags().BoolVar(&replace, "delete", false, "replace existing links that point elsewhere")
+	cmd.Flags().BoolVar(&o.replace, "delete", false, "replace existing links that point elsewhere")
 	return cmd
 }
 
-type repoInitOptions struct {
-	codename, suite, origin, label, description, signWith, validFor string
-	components, architectures                                       []string
-	limit                                                           int
-}
-
-func newRepoInitCmd(env *Env, o *repoOptions) *cobra.Command {
-	io := &repoInitOptions{}
-	cmd := &cobra.Command{
-		Use:   "init DIR --codename CODENAME [--suite SUITE] [--components …] [--architectures …] [--sign-with KEY]",
-		Short: "Create a repository: conf/distributions, then an empty published tree",
-		Long: `Create DIR/conf/distributions with one distribution (reprepro's format,
-so reprepro can read it too), then publish it empty, so that apt can
-already update from it. --sign-with names a secret key file (see
-'lampi-pkg key generate'); export its public part for the devices with
-'lampi-pkg key export'.
-
-The distribution gets "ValidFor: 7d" (--valid-for): its Release files
-carry a Valid-Until a week ahead, so that apt on the devices refuses an
-InRelease that a mirror or cache kept serving for longer (a freeze
-attack) instead of silently staying on old packages. The Release must
-then be re-signed before it expires: 'lampi-pkg serve' does it on its
-own; without serve, run 'lampi-pkg repo export --renew' from cron.`,
-		Example: `  lampi-pkg repo init /srv/repo --codename bookworm --suite stable --sign-with signing-key.asc
-  lampi-pkg repo init /srv/repo --codename lampi --components main,beta --architectures armhf`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if io.codename == "" {
-				return usageErrorf("repo init: --codename is required (the dists/ directory name, e.g. bookworm)")
-			}
-			err := repo.Init(args[0], repo.InitOptions{
-				Codename: io.codename, Suite: io.suite, Origin: io.origin, Label: io.label, Description: io.description,
-				Components: splitList(io.components), Architectures: splitList(io.architectures), SignWith: io.signWith, Limit: io.limit,
-				ValidFor: io.validFor,
-			})
-			if err != nil {
-				return repoError(err)
-			}
-			o.basedir = args[0]
-			r, err := o.open(env, cmd)
-			if err != nil {
-				return err
-			}
-			res, err := r.Export(cmd.Context())
-			if err != nil {
-				return repoError(err)
-			}
-			if !o.silent {
-				fmt.Fprintf(cmd.OutOrStdout(), "created %s/conf/distributions\n", args[0])
-			}
-			return o.printResult(env, cmd, res)
-		},
+func runRepoCreateSymlinks(ctx context.Context, o *repoCreateSymlinksOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
 	}
-	f := cmd.Flags()
-	f.StringVar(&io.codename, "codename", "", "distribution codename (its dists/ directory)")
-	f.StringVar(&io.suite, "suite", "", "suite name (stable, testing…)")
-	f.StringVar(&io.origin, "origin", "", "Origin field of the Release file")
-	f.StringVar(&io.label, "label", "", "Label field of the Release file")
-	f.StringVar(&io.description, "description", "", "Description field of the Release file")
-	f.StringSliceVar(&io.components, "components", nil, "components (default main)")
-	f.StringSliceVar(&io.architectures, "architectures", nil, "architectures (default armhf,arm64,amd64)")
-	f.StringVar(&io.signWith, "sign-with", "", "secret key file (or fingerprint in the key directory) that signs the Release")
-	f.IntVar(&io.limit, "limit", 0, "versions of each package to keep (default 1)")
-	f.StringVar(&io.validFor, "valid-for", repo.DefaultValidFor, `how long a published Release stays valid (ValidFor: d days, w weeks, m months); "none" for no Valid-Until`)
-	return cmd
-}
-
-// splitList accepts both "a,b" and "a b".
-func splitList(in []string) []string {
-	var out []string
-	for _, s := range in {
-		out = append(out, strings.Fields(s)...)
+	made, skipped, err := r.CreateSymlinks(ctx, o.replace, o.codenames...)
+	for _, s := range skipped {
+		fmt.Fprintf(o.env.Err, "warning: not linked: %s\n", s)
 	}
-	return out
+	if !o.repo.silent {
+		for _, m := range made {
+			fmt.Fprintf(o.env.Out, "linked %s\n", m)
+		}
+	}
+	return repoError(err)
 }

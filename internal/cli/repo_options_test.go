@@ -26,3 +26,32 @@ func TestRepoConfOptionsErrors(t *testing.T) {
 		t.Fatalf("good options: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestRepoFlagsOverConfOptions: a conf/options entry applies where the
+// command line says nothing, and a flag given on the command line wins
+// over it, through each verb's options (repoOptions.set).
+func TestRepoFlagsOverConfOptions(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "srv")
+	if _, errs, code := runEnv(t, nil, "repo", "init", base, "--codename", "bookworm", "--architectures", "amd64"); code != 0 {
+		t.Fatalf("init: %s", errs)
+	}
+	if err := os.WriteFile(filepath.Join(base, "conf", "options"), []byte("outdir +b/pub\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "out")
+	if out, errs, code := runEnv(t, nil, "repo", "-b", base, "--outdir", elsewhere, "export"); code != 0 {
+		t.Fatalf("export --outdir: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "dists", "bookworm", "Release")); err != nil {
+		t.Errorf("--outdir %s: the command line lost to conf/options: %v", elsewhere, err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "pub")); err == nil {
+		t.Errorf("--outdir given, but conf/options' outdir %s was published to", filepath.Join(base, "pub"))
+	}
+	if out, errs, code := runEnv(t, nil, "repo", "-b", base, "export"); code != 0 {
+		t.Fatalf("export: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(base, "pub", "dists", "bookworm", "Release")); err != nil {
+		t.Errorf("conf/options outdir +b/pub not applied: %v", err)
+	}
+}

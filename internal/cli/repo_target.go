@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,7 +12,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/repo/storage"
@@ -25,69 +26,36 @@ type targetFlags struct {
 	pathStyle bool
 	insecure  bool
 	workers   int
-	repair    bool
-	targets   bool
-	check     time.Duration
 }
 
 // targetCheckTimeout bounds the reachability check done before a command
 // changes the local repository.
 var targetCheckTimeout = 15 * time.Second
 
-// addTargetFlags registers --publish-to and its companions on the repo
-// command, and teaches "check" to compare a target with the repository.
-func addTargetFlags(cmd *cobra.Command, env *Env, o *repoOptions) {
-	tf := &o.target
-	f := cmd.PersistentFlags()
+// flags binds --publish-to and its companions to the persistent flags f
+// of the repo command. "check --targets" compares a target with the
+// repository (repo_check.go).
+func (tf *targetFlags) flags(f *pflag.FlagSet) {
 	f.StringArrayVar(&tf.publishTo, "publish-to", nil, "also publish to this target: s3://BUCKET/PREFIX or file:///DIR (repeatable; conf/targets names more)")
 	f.StringVar(&tf.endpoint, "s3-endpoint", "", "S3 endpoint host[:port] for --publish-to (default: from conf/targets, else s3.amazonaws.com)")
 	f.StringVar(&tf.region, "s3-region", "", "S3 region for --publish-to")
 	f.BoolVar(&tf.pathStyle, "s3-path-style", false, "address the bucket as ENDPOINT/BUCKET (MinIO, Ceph)")
 	f.BoolVar(&tf.insecure, "s3-insecure", false, "plain http to the S3 endpoint (a local MinIO only)")
 	f.IntVar(&tf.workers, "upload-workers", 8, "parallel uploads per publish target")
-	for _, c := range cmd.Commands() {
-		if c.Name() != "check" {
-			continue
-		}
-		c.Flags().BoolVar(&tf.targets, "targets", false, "compare the publish targets (conf/targets, --publish-to) with the repository")
-		c.Flags().BoolVar(&tf.repair, "repair", false, "with --targets or --publish-to: upload what a target lacks or holds in another version")
-		if c.Flags().Lookup("json") == nil && cmd.PersistentFlags().Lookup("json") == nil {
-			c.Flags().BoolVar(&o.json, "json", false, "print the target report as JSON")
-		}
-		orig := c.RunE
-		c.Long += `
-
-With --targets or --publish-to, check compares each publish target
-(conf/targets, --publish-to) with the repository instead: objects missing,
-different (size, checksum) or extra; --repair uploads the missing and
-different ones.`
-		c.Example += "\n  lampi-pkg repo -b /srv/repo --publish-to s3://apt/lampi --s3-endpoint minio:9000 check --repair"
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			if len(tf.publishTo) == 0 && !tf.repair && !tf.targets {
-				return orig(cmd, args)
-			}
-			return runTargetCheck(env, cmd, o, args)
-		}
-	}
-}
-
-// modifyingVerbs publish, so they check their targets before they start.
-var modifyingVerbs = map[string]bool{
-	"includedeb": true, "remove": true, "copy": true, "export": true, "phase": true, "release": true,
 }
 
 // applyTargets sets opts.Mirror from conf/targets and --publish-to, with
 // credentials from the environment, and makes sure the targets are
 // usable before a modifying command touches the local repository.
-func (o *repoOptions) applyTargets(env *Env, cmd *cobra.Command, conf *repo.Config, opts *repo.Options) error {
+func (o *repoOptions) applyTargets(ctx context.Context, env *Env, modifying bool, conf *repo.Config, opts *repo.Options) error {
 	m, err := mirrorOptions(env, conf.Dir, &o.target, o.silent, o.verbose > 0)
 	if err != nil || m == nil {
 		return err
 	}
 	opts.Mirror = m
-	if modifyingVerbs[cmd.Name()] && opts.Export != repo.ExportNever {
+	if modifying && opts.Export != repo.ExportNever {
 		for _, t := range m.Targets {
-			if err := t.Check(cmd.Context(), targetCheckTimeout); err != nil {
+			if err := t.Check(ctx, targetCheckTimeout); err != nil {
 				return withHint(err, "nothing was changed; fix the target (or drop --publish-to) and run the command again")
 			}
 		}
@@ -237,11 +205,11 @@ func explainCredentialsFile(file, profile string, err error) error {
 
 // runTargetCheck is "check" with publish targets: it compares each with
 // the repository and reports (and with --repair fixes) the differences.
-func runTargetCheck(env *Env, cmd *cobra.Command, o *repoOptions, args []string) error {
-	if len(args) > 0 {
+func runTargetCheck(ctx context.Context, o *repoCheckOptions) error {
+	if len(o.codenames) > 0 {
 		return usageErrorf("repo check: with --publish-to, check takes no codename (a target covers its Codenames)")
 	}
-	r, err := o.open(env, cmd)
+	r, err := o.repo.open(ctx, o.env, false)
 	if err != nil {
 		return repoError(err)
 	}
@@ -252,21 +220,21 @@ func runTargetCheck(env *Env, cmd *cobra.Command, o *repoOptions, args []string)
 	var reports []*repo.TargetReport
 	clean := true
 	for _, t := range targets {
-		rep, err := r.CheckTarget(cmd.Context(), t, o.target.repair)
+		rep, err := r.CheckTarget(ctx, t, o.repair)
 		if err != nil {
 			return repoError(err)
 		}
 		reports = append(reports, rep)
-		if !rep.Clean() && !(o.target.repair && len(rep.Extra) == 0) {
+		if !rep.Clean() && !(o.repair && len(rep.Extra) == 0) {
 			clean = false
 		}
 	}
 	if o.json {
-		if err := writeJSON(cmd.OutOrStdout(), reports); err != nil {
+		if err := writeJSON(o.env.Out, reports); err != nil {
 			return err
 		}
 	} else {
-		out := cmd.OutOrStdout()
+		out := o.env.Out
 		for _, rep := range reports {
 			for _, n := range rep.Missing {
 				fmt.Fprintf(out, "%s: missing %s\n", rep.Target, n)
@@ -283,7 +251,7 @@ func runTargetCheck(env *Env, cmd *cobra.Command, o *repoOptions, args []string)
 			if rep.Repaired > 0 {
 				fmt.Fprintf(out, "%s: repaired %d objects\n", rep.Target, rep.Repaired)
 			}
-			if rep.Clean() && !o.silent {
+			if rep.Clean() && !o.repo.silent {
 				fmt.Fprintf(out, "%s: ok (%d objects)\n", rep.Target, rep.Checked)
 			}
 		}
