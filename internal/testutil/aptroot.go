@@ -28,6 +28,7 @@ type AptRoot struct {
 // writes sources as ROOT/etc/apt/sources.list ("" leaves it out).
 func NewAptRoot(t testing.TB, sources string) *AptRoot {
 	t.Helper()
+	Heavy(t, "runs the real apt-get and dpkg in an isolated root")
 	RequireTool(t, "apt-get")
 	RequireTool(t, "dpkg")
 	root := t.TempDir()

@@ -52,6 +52,7 @@ type MinIO struct {
 // missing binary fails the test.
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
+	Heavy(t, "runs a real MinIO object store")
 	m, err := startMinIO()
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +77,7 @@ var (
 // TestMain; the server also dies with the test process.
 func SharedMinIO(t testing.TB) *MinIO {
 	t.Helper()
+	Heavy(t, "runs a real MinIO object store")
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared == nil && sharedErr == nil {

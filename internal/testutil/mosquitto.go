@@ -49,6 +49,7 @@ type Mosquitto struct {
 // starting it.
 func NewMosquitto(t testing.TB, extra ...string) *Mosquitto {
 	t.Helper()
+	Heavy(t, "runs a real Mosquitto broker")
 	port := FreePort(t)
 	dir := t.TempDir()
 	lines := []string{
