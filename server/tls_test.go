@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/server/upload"
 )
 
@@ -73,6 +74,7 @@ func (ca *testCA) serverCert(t testing.TB) tls.Certificate {
 // Go client and apt that trust only that CA fetch and upload; a client
 // that does not trust it is refused.
 func TestTLSWithOwnCA(t *testing.T) {
+	testutil.Heavy(t, "serves over HTTPS to Go clients and apt-get in an isolated root")
 	t.Parallel()
 	tr := newTestRepo(t)
 	ts := newTokens(t, tr.dir)

@@ -63,6 +63,8 @@ func TestScripts(t *testing.T) {
 var heavyScripts = map[string]string{
 	"e2e-embedded":  "runs the whole system: serve, apt-get and dpkg on a device root, lampi-agent",
 	"e2e-mosquitto": "runs the whole system with a real Mosquitto: serve, apt-get and dpkg on a device root, lampi-agent",
+	"release":       "releases into a repository that apt-get and dpkg install from in an isolated root",
+	"real-debs":     "works on the real Debian packages scripts/deps.sh downloads (megabytes each)",
 }
 
 // shortScripts lists the scenarios in dir except heavyScripts, which it
