@@ -151,6 +151,7 @@ func TestContentsMatchesDpkg(t *testing.T) {
 }
 
 func TestInfoMatchesDpkg(t *testing.T) {
+	testutil.Heavy(t, "builds packages in every compression and compares lampi-pkg info with dpkg-deb --info")
 	tree := rdMakeTree(t, false)
 	for _, comp := range rdCompressions {
 		t.Run(comp, func(t *testing.T) {

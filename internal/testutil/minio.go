@@ -49,7 +49,7 @@ type MinIO struct {
 }
 
 // StartMinIO starts a private MinIO, stopped when the test ends. A
-// missing binary fails the test.
+// missing binary fails the test; under -short it skips it (Heavy).
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	Heavy(t, "runs a real MinIO object store")
@@ -74,7 +74,8 @@ var (
 
 // SharedMinIO returns the MinIO of this test process, starting it on
 // first use (one start-up per test package). Call StopSharedMinIO from
-// TestMain; the server also dies with the test process.
+// TestMain; the server also dies with the test process. Under -short it
+// skips the test (Heavy).
 func SharedMinIO(t testing.TB) *MinIO {
 	t.Helper()
 	Heavy(t, "runs a real MinIO object store")
