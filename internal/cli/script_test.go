@@ -16,6 +16,7 @@ import (
 // testscript scenarios: "exec lampi-pkg …" runs the real program in a child
 // process, with real files, real exit codes and real standard streams.
 func TestMain(m *testing.M) {
+	testutil.FastRaceExit()
 	testscript.Main(m, map[string]func(){
 		"lampi-pkg": func() { os.Exit(Main(os.Args[1:], StdIO())) },
 		// The device side and a real broker, for the end-to-end scenarios
