@@ -21,6 +21,7 @@ import (
 // does (with a stand-in binary), installs it with dpkg into an isolated
 // root, and checks the conffile, the unit and the maintainer scripts.
 func TestPackagingTree(t *testing.T) {
+	testutil.Heavy(t, "builds the lampi-agent package tree with dpkg-deb")
 	t.Parallel()
 	testutil.RequireTool(t, "dpkg-deb")
 	src := filepath.Join(at.FixturesDir(), "..", "packaging", "lampi-agent")

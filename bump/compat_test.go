@@ -32,6 +32,7 @@ var compatEnv = map[string]string{"BUMP_TEST_BUILDER": "ci"}
 //
 // ARGS are bumpversion's: a part, optionally preceded by --new-version V.
 func TestBumpversionCompat(t *testing.T) {
+	testutil.Heavy(t, "runs the real bumpversion (Python), one process per bump, beside ours")
 	tool := testutil.RequireTool(t, "bumpversion")
 	cases, err := filepath.Glob("testdata/compat/*.txtar")
 	if err != nil || len(cases) == 0 {

@@ -43,6 +43,7 @@ var builderTags = regexp.MustCompile(`wrong-file-owner|bad-owner|bad-permissions
 // builder causes is reported, and nothing is reported that lintian does
 // not also report for dpkg-deb's own build of the same tree.
 func TestLintianNoBuilderErrors(t *testing.T) {
+	testutil.Heavy(t, "builds packages with lampi-pkg and dpkg-deb and runs lintian on them")
 	t.Parallel()
 	testutil.RequireTool(t, "lintian")
 	testutil.RequireTool(t, "dpkg-deb")

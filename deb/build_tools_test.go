@@ -83,6 +83,7 @@ var allCompressions = []deb.Compression{deb.CompressXZ, deb.CompressGzip, deb.Co
 // TestBuildJudgedByDpkg builds the fixtures with every compression and
 // lets the real dpkg-deb and dpkg judge them.
 func TestBuildJudgedByDpkg(t *testing.T) {
+	testutil.Heavy(t, "builds the fixtures in every compression and runs dpkg-deb and dpkg on them")
 	t.Parallel()
 	testutil.RequireTool(t, "dpkg-deb")
 	testutil.RequireTool(t, "dpkg")

@@ -22,6 +22,7 @@ import (
 //
 // Not parallel: it measures the allocations of the whole process.
 func TestControlBombMemory(t *testing.T) {
+	testutil.Heavy(t, "decompresses control-member bombs of up to 1 GiB to measure memory")
 	bombs := map[string][]byte{
 		"xz 1 GiB file":         testutil.ControlBomb(t, "xz", 1<<30, 1<<30),
 		"zstd 256 MiB file":     testutil.ControlBomb(t, "zstd", 256<<20, 256<<20),

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // rdSnapshot describes every entry under dir, one line each: type, mode,
@@ -102,6 +103,7 @@ func rdExtractFile(t *testing.T, pkg, dir string, opts deb.ExtractOptions) error
 // file's type, mode, size, content, link target, mtime and link count, and
 // owner when running as root.
 func TestExtractMatchesDpkg(t *testing.T) {
+	testutil.Heavy(t, "builds packages in every compression and extracts them with lampi-pkg and dpkg-deb")
 	root := os.Geteuid() == 0
 	tree := rdMakeTree(t, false)
 	for _, comp := range rdCompressions {

@@ -55,6 +55,7 @@ func TestXZSizeNearXZ6OnRealPackages(t *testing.T) {
 // TestMultiBlockXZAcceptedByDpkg: a data member made of several xz blocks
 // is one valid stream for xz and for dpkg-deb, and extracts to the tree.
 func TestMultiBlockXZAcceptedByDpkg(t *testing.T) {
+	testutil.Heavy(t, "compresses a multi-block xz data member and unpacks it with dpkg-deb")
 	t.Parallel()
 	testutil.RequireTool(t, "xz")
 	testutil.RequireTool(t, "dpkg-deb")

@@ -16,6 +16,7 @@ import (
 // fixture trees with dpkg-gencontrol itself (over a copy of the payload
 // without DEBIAN/, as debhelper runs it) and compares.
 func TestInstalledSizeMatchesDpkgGencontrol(t *testing.T) {
+	testutil.Heavy(t, "runs dpkg-gencontrol on the fixture trees")
 	testutil.RequireTool(t, "dpkg-gencontrol")
 	for _, fixture := range []string{"hi", "lampi-service"} {
 		t.Run(fixture, func(t *testing.T) {

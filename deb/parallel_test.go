@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // bigTree has a payload of several MiB, enough for several compression
@@ -34,6 +35,7 @@ func bigTree() fstest.MapFS {
 // TestParallelCompressionDeterministic: the bytes of a package do not
 // depend on how many goroutines compressed it.
 func TestParallelCompressionDeterministic(t *testing.T) {
+	testutil.Heavy(t, "compresses a large tree with xz and gzip at several worker counts")
 	t.Parallel()
 	fsys := bigTree()
 	for _, comp := range []deb.Compression{deb.CompressXZ, deb.CompressGzip} {

@@ -121,6 +121,7 @@ func rdBuildTree(t testing.TB, tree, comp string) string {
 }
 
 func TestContentsMatchesDpkg(t *testing.T) {
+	testutil.Heavy(t, "builds packages in every compression and lists them with lampi-pkg and dpkg-deb")
 	tree := rdMakeTree(t, true)
 	for _, comp := range rdCompressions {
 		t.Run(comp, func(t *testing.T) {
@@ -150,6 +151,7 @@ func TestContentsMatchesDpkg(t *testing.T) {
 }
 
 func TestInfoMatchesDpkg(t *testing.T) {
+	testutil.Heavy(t, "builds packages in every compression and compares lampi-pkg info with dpkg-deb --info")
 	tree := rdMakeTree(t, false)
 	for _, comp := range rdCompressions {
 		t.Run(comp, func(t *testing.T) {

@@ -94,6 +94,7 @@ func checkListed(t *testing.T, dir string, files []deb.ListedFile) {
 }
 
 func TestParseDscFromDpkgSource(t *testing.T) {
+	testutil.Heavy(t, "builds source packages with the real dpkg-source in every format")
 	for _, tc := range []struct {
 		format string
 		files  []string
@@ -148,6 +149,7 @@ func TestParseDscFromDpkgSource(t *testing.T) {
 }
 
 func TestParseChangesFromDpkgGenchanges(t *testing.T) {
+	testutil.Heavy(t, "builds a source package with dpkg-source and dpkg-genchanges")
 	dir := makeSource(t, "3.0 (quilt)")
 	name := filepath.Join(dir, "lamp-tools_1.2-3_source.changes")
 	f, err := os.Open(name)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestEmbeddedBrokerBackpressure: a QoS 1 subscriber that stops reading
@@ -17,6 +19,7 @@ import (
 // drops what does not fit, after the PUBACK. Once the subscriber reads
 // again it receives every report the devices got a PUBACK for.
 func TestEmbeddedBrokerBackpressure(t *testing.T) {
+	testutil.Heavy(t, "floods the embedded broker until a stalled subscriber's queue fills")
 	br, err := StartBroker(context.Background(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // crashState is device n's report number seq: every report changes the
@@ -35,6 +36,7 @@ func serviceVersions(h []Event) []string {
 // reports stream in, more reports arrive while it is down, and it is
 // restarted; every report of every device must end up stored.
 func TestCollectorKilledMidStream(t *testing.T) {
+	testutil.Heavy(t, "SIGKILLs and restarts a collector process while a fleet reports, on Mosquitto and the embedded broker")
 	t.Run("mosquitto", func(t *testing.T) {
 		broker := startMosquitto(t, "allow_anonymous true")
 		testKilledMidStream(t, broker, true, childConfig{}, func(string) deviceOptions { return deviceOptions{keepAlive: 60} })

@@ -51,6 +51,7 @@ func artifactDir(t *testing.T) string {
 // rendered DOM has the fleet's numbers, the hostile error stays text, and
 // a screenshot is kept.
 func TestDashboardInChromium(t *testing.T) {
+	testutil.Heavy(t, "loads the dashboard in a real Chromium")
 	h := newTestDashboard(t, sampleFleet(), DashboardOptions{Title: "LAMPi fleet"})
 	srv := httptest.NewServer(h) // 127.0.0.1 only
 	defer srv.Close()

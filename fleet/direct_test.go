@@ -12,6 +12,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // startDirect starts an anonymous embedded broker that hands reports to a
@@ -175,6 +176,7 @@ func publishCode(t *testing.T, d *device, st state.State) byte {
 // that moment; the devices send the rest again once the server is back,
 // and every device's audit log then has every version exactly once.
 func TestDirectServerKilledLosesNothing(t *testing.T) {
+	testutil.Heavy(t, "SIGKILLs a server process while 200 devices stream reports")
 	const devices, reports = 200, 8
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

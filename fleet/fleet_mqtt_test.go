@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 const fleetSize = 1000
@@ -102,6 +103,7 @@ func TestFleetMosquitto(t *testing.T) {
 }
 
 func TestFleetEmbeddedBroker(t *testing.T) {
+	testutil.Heavy(t, "simulates a fleet of devices reporting over MQTT")
 	s := openTestStore(t, StoreOptions{})
 	ids := make([]string, fleetSize)
 	for i := range ids {

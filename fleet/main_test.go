@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // childEnv makes the test binary act as a standalone collector process, so
@@ -41,6 +43,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	testutil.FastRaceExit()
 	os.Exit(m.Run())
 }
 

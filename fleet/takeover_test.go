@@ -286,6 +286,7 @@ func TestRetainedWhileSubscribing(t *testing.T) {
 // the devices' retained reports then go on. Without the write deadline
 // they waited for the subscriber's keep-alive (here 7.5 minutes).
 func TestStuckSubscriberDoesNotHoldRetained(t *testing.T) {
+	testutil.Heavy(t, "waits out the embedded broker's SUBACK write deadline")
 	b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", AllowAnonymous: true})
 	if err != nil {
 		t.Fatal(err)

@@ -263,6 +263,7 @@ func (failingSigner) Clearsign(context.Context, io.Reader) ([]byte, error) {
 // (every file of db/, pool/, dists/, logs/) must be as before, and the
 // message must name the failing step.
 func TestReleaseFailuresChangeNothing(t *testing.T) {
+	testutil.Heavy(t, "releases with git and a signed repository once per injected failure")
 	cases := []struct {
 		name string
 		// inject breaks something; it returns repository options to use.
@@ -428,6 +429,7 @@ func TestReleaseWarnsOfStaleVersionFile(t *testing.T) {
 // file that would show the candidate as the release stops the release
 // before anything changes.
 func TestReleasePreReleases(t *testing.T) {
+	testutil.Heavy(t, "builds and releases pre-release versions judged by dpkg and dpkg-deb")
 	dpkgDeb := testutil.RequireTool(t, "dpkg-deb")
 	dpkg := testutil.RequireTool(t, "dpkg")
 	dir := t.TempDir()

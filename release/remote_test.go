@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
@@ -192,6 +193,7 @@ func signer(t *testing.T) *signing.Signer {
 // before or after the git commit, the tree, git and the repository are
 // as before, and the error names the step.
 func TestRemoteReleaseFailuresChangeNothing(t *testing.T) {
+	testutil.Heavy(t, "releases through a server with git once per injected failure")
 	var failUploads atomic.Bool
 	busy := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -250,6 +250,7 @@ func testBulkInterruptedIsDropped(t *testing.T, withList bool) {
 // list: afterwards check passes, and the list holds either none or all of
 // the batch — never part of it.
 func TestKillDuringBulkImport(t *testing.T) {
+	testutil.Heavy(t, "kills a bulk-importing child process with SIGKILL at random moments")
 	t.Parallel()
 	r, _ := bulkPair(t)
 	dir := t.TempDir()

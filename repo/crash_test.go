@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 var crashTrials = flag.Int("crash-trials", 50, "kill -9 trials of TestKillDuringWrites (the soak target runs more)")
@@ -54,6 +55,7 @@ func startCmd(t testing.TB, cmd *exec.Cmd) (out *bytes.Buffer, done <-chan error
 // and apt-get update (whose lists hold the previous InRelease) must work;
 // the next command must succeed.
 func TestKillDuringWrites(t *testing.T) {
+	testutil.Heavy(t, "compiles lampi-pkg and kills it with SIGKILL during repository writes, many trials")
 	t.Parallel()
 	bin := buildBinary(t)
 	// The real clock, as the lampi-pkg processes use: apt ignores a
@@ -136,6 +138,7 @@ func TestKillDuringWrites(t *testing.T) {
 // TestConcurrentWriters runs 8 processes that each include 50 packages
 // at the same time, while readers list: all 400 end up in the repository.
 func TestConcurrentWriters(t *testing.T) {
+	testutil.Heavy(t, "compiles lampi-pkg and runs many writer processes at once")
 	t.Parallel()
 	bin := buildBinary(t)
 	r := newTestRepo(t, "Codename: c\nArchitectures: amd64\nComponents: main\n", Options{})
@@ -212,6 +215,7 @@ func TestConcurrentWriters(t *testing.T) {
 // listed, and deleteunreferenced deletes them. At the end the pool holds
 // exactly the files of the packages, and apt installs from it.
 func TestKillDuringIncludeOrphans(t *testing.T) {
+	testutil.Heavy(t, "compiles lampi-pkg and kills it with SIGKILL during includedeb")
 	t.Parallel()
 	bin := buildBinary(t)
 	r, pub := signedRepo(t, time.Now) // the real clock, as the processes use

@@ -47,6 +47,7 @@ DebIndices: Packages Release .gz .xz
 // for Date, Valid-Until, Acquire-By-Hash and the checksums of Packages
 // files (ours hold SHA512 lines; gzip and xz encoders differ).
 func TestSameAsReprepro(t *testing.T) {
+	testutil.Heavy(t, "runs the real reprepro beside lampi-pkg on the same operations")
 	t.Parallel()
 	reprepro := testutil.RequireTool(t, "reprepro")
 	ctx := context.Background()
@@ -193,6 +194,7 @@ func releaseText(t *testing.T, p string) string {
 // TestAdoptRepreproRepository takes over a repository reprepro made: the
 // first lampi-pkg command keeps every package reprepro published.
 func TestAdoptRepreproRepository(t *testing.T) {
+	testutil.Heavy(t, "builds a repository with the real reprepro and adopts it")
 	t.Parallel()
 	reprepro := testutil.RequireTool(t, "reprepro")
 	base := t.TempDir()

@@ -144,6 +144,7 @@ func uploadRaw(t *testing.T, url, token string, pkg []byte) (int, string, error)
 // 130 MiB with the race detector). The bound, 384 MiB, leaves room for
 // the race detector and the collector's pacing.
 func TestUploadBombsBoundedMemory(t *testing.T) {
+	testutil.Heavy(t, "uploads control-member bombs of up to 1 GiB to measure memory")
 	testutil.RequireTool(t, "xz")
 	tr := newTestRepo(t)
 	token := mustToken(t, newTokens(t, tr.dir), "ci", "upload:stable")

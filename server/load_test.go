@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
@@ -57,6 +58,7 @@ func parseRelease(text string) (map[string]releaseIndex, bool) {
 // may ever see a hash or size mismatch, a bad signature or a missing
 // index.
 func TestPublishUnderReadLoad(t *testing.T) {
+	testutil.Heavy(t, "publishes 50 packages while clients keep reading the repository")
 	t.Parallel()
 	tr := newTestRepo(t)
 	ts := newTokens(t, tr.dir)

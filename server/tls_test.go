@@ -21,6 +21,7 @@ import (
 // Go client and apt that trust only that CA fetch and upload; a client
 // that does not trust it is refused.
 func TestTLSWithOwnCA(t *testing.T) {
+	testutil.Heavy(t, "serves over HTTPS to Go clients and apt-get in an isolated root")
 	t.Parallel()
 	tr := newTestRepo(t)
 	ts := newTokens(t, tr.dir)

@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestDebsigPolicy checks the policy files themselves, and that
 // debsig-verify reads a policy with a custom name and a description full
 // of XML metacharacters.
 func TestDebsigPolicy(t *testing.T) {
+	testutil.Heavy(t, "runs the real debsig-verify with a generated policy")
 	t.Parallel()
 	key := readFixture(t, "other.sec.asc")
 	pub := roundTrip(t, key, false, true)

@@ -120,6 +120,7 @@ SHA256:
 // subkey — against binary and armored keyrings, and rejects every
 // one-byte change of the signed text or of the signature.
 func TestVerifyGpgSignatures(t *testing.T) {
+	testutil.Heavy(t, "signs with the real gpg and verifies the signatures")
 	g := newGnupg(t)
 	g.run("--quick-gen-key", "Plain <plain@lampi.example>", "rsa3072", "sign", "never")
 	g.run("--quick-gen-key", "Sub <sub@lampi.example>", "ed25519", "cert", "never")

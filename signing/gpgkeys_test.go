@@ -19,6 +19,7 @@ import (
 // "--export-secret-subkeys" (primary key stub), and a passphrase-protected
 // key.
 func TestSignWithGpgMadeKeys(t *testing.T) {
+	testutil.Heavy(t, "makes keys with the real gpg and signs with them")
 	g := newGnupg(t)
 	g.run("--quick-gen-key", "Sub <sub@lampi.example>", "ed25519", "cert", "never")
 	primary, _ := g.fingerprints("sub@lampi.example")
@@ -92,6 +93,7 @@ func TestSignWithGpgMadeKeys(t *testing.T) {
 // with the right sentinel — certify-only, expired, revoked — and a SHA-1
 // signature made by gpg is rejected as apt rejects it.
 func TestGpgMadeBadKeys(t *testing.T) {
+	testutil.Heavy(t, "makes bad keys with the real gpg")
 	g := newGnupg(t)
 	g.run("--quick-gen-key", "Cert Only <cert@lampi.example>", "ed25519", "cert", "never")
 	past := []string{"--faked-system-time", "20200101T000000"}
@@ -150,6 +152,7 @@ func TestGpgMadeBadKeys(t *testing.T) {
 // TestGpgImportsOurKeys: gpg imports a passphrase-protected secret key
 // from our generator, unlocks it with the passphrase and signs with it.
 func TestGpgImportsOurKeys(t *testing.T) {
+	testutil.Heavy(t, "imports our keys into the real gpg")
 	g := newGnupg(t)
 	k, err := GenerateKey(GenerateOptions{Name: "Ours", Email: "ours@lampi.example", Now: testNow.Add(-time.Hour), Passphrase: []byte("pass phrase")})
 	if err != nil {

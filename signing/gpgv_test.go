@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestGpgvAcceptsOurSignatures is the judge for InRelease and Release.gpg:
@@ -99,6 +101,7 @@ func TestGpgvAcceptsOurSignatures(t *testing.T) {
 // multiple of 3 bytes unless the CRC line ends the base64 — RSA-3072
 // signatures are 438 bytes.
 func TestGpgvUnpaddedSignature(t *testing.T) {
+	testutil.Heavy(t, "runs the real gpgv on many signatures")
 	key := sharedKey(t, RSA3072)
 	dir := t.TempDir()
 	keyring := writeKeyring(t, dir, key)

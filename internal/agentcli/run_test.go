@@ -10,6 +10,7 @@ import (
 	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestMain lets the test binary act as lampi-agent (for the daemon tests,
@@ -18,6 +19,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LAMPI_AGENT_TEST_MAIN") == "1" {
 		os.Exit(agentcli.Main(os.Args[1:], agentcli.StdIO()))
 	}
+	testutil.FastRaceExit()
 	os.Exit(m.Run())
 }
 

@@ -16,6 +16,7 @@ import (
 // through setpriv when we are root, fakeroot's pretend root otherwise),
 // and requires byte-identical packages.
 func TestBuildSameBytesForAnyUser(t *testing.T) {
+	testutil.Heavy(t, "compiles lampi-pkg with go build and builds packages as other users under fakeroot and setpriv")
 	exe := buildBinary(t)
 	var other []string
 	if os.Geteuid() == 0 {

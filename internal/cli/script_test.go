@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -15,6 +16,7 @@ import (
 // testscript scenarios: "exec lampi-pkg …" runs the real program in a child
 // process, with real files, real exit codes and real standard streams.
 func TestMain(m *testing.M) {
+	testutil.FastRaceExit()
 	testscript.Main(m, map[string]func(){
 		"lampi-pkg": func() { os.Exit(Main(os.Args[1:], StdIO())) },
 		// The device side and a real broker, for the end-to-end scenarios
@@ -33,8 +35,9 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testscript.Run(t, testscript.Params{
-		Dir: filepath.Join(root, "testdata", "script"),
+	dir := filepath.Join(root, "testdata", "script")
+	params := testscript.Params{
+		Dir: dir,
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("FIXTURES", filepath.Join(root, "fixtures"))
 			e.Setenv("REAL_DEBS", testutil.RealDebsDir())
@@ -49,5 +52,44 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 		RequireExplicitExec: true,
-	})
+	}
+	if testing.Short() {
+		params.Dir, params.Files = "", shortScripts(t, dir)
+	}
+	testscript.Run(t, params)
+}
+
+// heavyScripts are the scenarios "go test -short" leaves out, with what
+// makes each slow; every other scenario runs under -short too.
+var heavyScripts = map[string]string{
+	"e2e-embedded":  "runs the whole system: serve, apt-get and dpkg on a device root, lampi-agent",
+	"e2e-mosquitto": "runs the whole system with a real Mosquitto: serve, apt-get and dpkg on a device root, lampi-agent",
+	"release":       "releases into a repository that apt-get and dpkg install from in an isolated root",
+	"real-debs":     "works on the real Debian packages scripts/deps.sh downloads (megabytes each)",
+}
+
+// shortScripts lists the scenarios in dir except heavyScripts, which it
+// reports as skipped subtests (TestScripts/NAME) so "go test -short -v"
+// names what it left out.
+func shortScripts(t *testing.T, dir string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join(dir, "*.txtar"))
+	if err != nil || len(all) == 0 {
+		t.Fatalf("no scenarios in %s: %v", dir, err)
+	}
+	var files []string
+	left := 0
+	for _, f := range all {
+		name := strings.TrimSuffix(filepath.Base(f), ".txtar")
+		if why, heavy := heavyScripts[name]; heavy {
+			t.Run(name, func(t *testing.T) { testutil.Heavy(t, why) })
+			left++
+			continue
+		}
+		files = append(files, f)
+	}
+	if left != len(heavyScripts) {
+		t.Errorf("heavyScripts names %d scenarios, %d of them are in %s: update the list", len(heavyScripts), left, dir)
+	}
+	return files
 }

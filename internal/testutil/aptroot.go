@@ -25,9 +25,11 @@ type AptRoot struct {
 
 // NewAptRoot makes the directory skeleton apt and dpkg need, copies the
 // host's dpkg status (so dependencies such as dash count as installed), and
-// writes sources as ROOT/etc/apt/sources.list ("" leaves it out).
+// writes sources as ROOT/etc/apt/sources.list ("" leaves it out). Under
+// -short it skips the test (Heavy).
 func NewAptRoot(t testing.TB, sources string) *AptRoot {
 	t.Helper()
+	Heavy(t, "runs the real apt-get and dpkg in an isolated root")
 	RequireTool(t, "apt-get")
 	RequireTool(t, "dpkg")
 	root := t.TempDir()

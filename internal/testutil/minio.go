@@ -49,9 +49,10 @@ type MinIO struct {
 }
 
 // StartMinIO starts a private MinIO, stopped when the test ends. A
-// missing binary fails the test.
+// missing binary fails the test; under -short it skips it (Heavy).
 func StartMinIO(t testing.TB) *MinIO {
 	t.Helper()
+	Heavy(t, "runs a real MinIO object store")
 	m, err := startMinIO()
 	if err != nil {
 		t.Fatal(err)
@@ -73,9 +74,11 @@ var (
 
 // SharedMinIO returns the MinIO of this test process, starting it on
 // first use (one start-up per test package). Call StopSharedMinIO from
-// TestMain; the server also dies with the test process.
+// TestMain; the server also dies with the test process. Under -short it
+// skips the test (Heavy).
 func SharedMinIO(t testing.TB) *MinIO {
 	t.Helper()
+	Heavy(t, "runs a real MinIO object store")
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared == nil && sharedErr == nil {

@@ -46,9 +46,10 @@ type Mosquitto struct {
 // enough that a test subscriber loses nothing (max_queued_messages
 // 1000000 unless extra sets it), then the extra lines (e.g.
 // "allow_anonymous true", "password_file F", "acl_file F") — without
-// starting it.
+// starting it. Under -short it skips the test (Heavy).
 func NewMosquitto(t testing.TB, extra ...string) *Mosquitto {
 	t.Helper()
+	Heavy(t, "runs a real Mosquitto broker")
 	port := FreePort(t)
 	dir := t.TempDir()
 	lines := []string{

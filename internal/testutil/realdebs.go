@@ -28,9 +28,11 @@ func RealDebsDir() string {
 
 // RealDebs returns every real Debian package in RealDebsDir, by package
 // name (the file name up to its first '_'). It fails the test when the
-// directory holds none or lacks one of the packages named in want.
+// directory holds none or lacks one of the packages named in want. Under
+// -short it skips the test (Heavy).
 func RealDebs(t testing.TB, want ...string) map[string]string {
 	t.Helper()
+	Heavy(t, "works on the real Debian packages scripts/deps.sh downloads (megabytes each)")
 	dir := RealDebsDir()
 	files, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
 	debs := map[string]string{}

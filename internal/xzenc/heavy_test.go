@@ -20,6 +20,7 @@ import (
 // TestRoundTrip: the real xz and another decoder (ulikunitz/xz) read
 // back exactly the input.
 func TestRoundTrip(t *testing.T) {
+	testutil.Heavy(t, "compresses the whole corpus at every level and decompresses it with the real xz")
 	xzTool := testutil.RequireTool(t, "xz")
 	for name, data := range corpus() {
 		out := Compress(data, Options{Workers: 2})
@@ -43,6 +44,7 @@ func TestRoundTrip(t *testing.T) {
 // TestChunks: incompressible input is stored, long input spans several
 // LZMA chunks (2 MiB of input, 64 KiB of output each at most).
 func TestChunks(t *testing.T) {
+	testutil.Heavy(t, "compresses the whole corpus to count chunk kinds")
 	c := corpus()
 	if stored, _ := chunkKinds(t, Compress(c["random"], Options{})); stored < 3 {
 		t.Errorf("random input: %d stored chunks, want ≥ 3 (64 KiB each)", stored)

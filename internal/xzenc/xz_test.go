@@ -53,6 +53,7 @@ func corpus() map[string][]byte {
 // TestWorkersDoNotChangeOutput: the bytes depend on the options, never on
 // how many goroutines found the matches.
 func TestWorkersDoNotChangeOutput(t *testing.T) {
+	testutil.Heavy(t, "compresses 300 KiB at two levels with one and two workers")
 	data := corpus()["mixed"][:300<<10]
 	for _, level := range []int{1, 6} {
 		o := Preset(level)
@@ -70,6 +71,7 @@ func TestWorkersDoNotChangeOutput(t *testing.T) {
 // TestSmallerThanGreedy: on text, the optimal parser beats a greedy
 // encoder (ulikunitz/xz, what deb used before) clearly.
 func TestSmallerThanGreedy(t *testing.T) {
+	testutil.Heavy(t, "compresses the mixed corpus twice to compare with a greedy parser")
 	data := corpus()["mixed"]
 	ours := Compress(data, Options{Workers: 2})
 	var b bytes.Buffer
