@@ -44,6 +44,7 @@ func setVersion(t *testing.T, path, version string) (string, *deb.SetVersionResu
 // are as they were, for every compression; dpkg installs the result as an
 // upgrade and runs its scripts.
 func TestSetVersionKeepsThePayload(t *testing.T) {
+	testutil.Heavy(t, "builds, repacks and installs packages with the real dpkg-deb and dpkg in every compression")
 	t.Parallel()
 	testutil.RequireTool(t, "dpkg-deb")
 	testutil.RequireTool(t, "dpkg")

@@ -14,6 +14,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 )
 
@@ -130,6 +131,7 @@ func (w *world) tick() []Decision {
 // published. Every decision is in the audit log; the state survives a new
 // controller on the same store.
 func TestControllerWalksAndHalts(t *testing.T) {
+	testutil.Heavy(t, "publishes a real repository a dozen times, each a whole second after the last")
 	w := newWorld(t)
 	ctx := context.Background()
 	plan, err := ParsePlan("20%:1h/2,50%:1h/4,100% min-attempts=5")
@@ -246,6 +248,7 @@ func TestOneControllerActs(t *testing.T) {
 // at 100 %, 0.2 stays at phase 0, the rollout is closed and 0.1 is no
 // longer pinned. With auto-revert in the plan the halt does it by itself.
 func TestRevert(t *testing.T) {
+	testutil.Heavy(t, "publishes a real repository several times and reads the packages with dpkg-deb")
 	for _, auto := range []bool{false, true} {
 		t.Run(map[bool]string{false: "by hand", true: "automatic"}[auto], func(t *testing.T) {
 			w := newWorld(t)

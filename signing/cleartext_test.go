@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestCleartext: a .dsc clearsigned by the real gpg (dash-escaped lines,
 // trailing blanks) reads back as its text; an unsigned file reads as is; a
 // clearsigned file with a damaged frame is an error, not plain text.
 func TestCleartext(t *testing.T) {
+	testutil.Heavy(t, "clearsigns with the real gpg")
 	g := newGnupg(t)
 	g.run("--quick-generate-key", "Uploader <up@example.org>", "ed25519", "sign", "never")
 	dsc := []byte("Format: 3.0 (quilt)\nSource: lamp\nVersion: 1.0-1\n-Odd: dash line\nFiles:\n 0123456789abcdef0123456789abcdef 3 lamp_1.0.orig.tar.gz\n")

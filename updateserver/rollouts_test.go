@@ -14,6 +14,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/rollout"
 )
@@ -47,6 +48,7 @@ func publishFull(t *testing.T, addr string, st state.State) {
 // each step signed (gpgv) through the normal path, and tells the
 // operator each decision.
 func TestServerWalksRollout(t *testing.T) {
+	testutil.Heavy(t, "runs the whole server with its broker and publishes signed repositories checked by gpgv")
 	base, keyring := testRepo(t)
 	ctx := context.Background()
 	var told notes
