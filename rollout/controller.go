@@ -87,6 +87,9 @@ func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
 	}
 	pct := r.Plan.Steps[0].Percent
 	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct); err != nil {
+		if r.Previous != "" {
+			c.Publisher.Unpin(ctx, r.Distribution, r.Package, r.Previous)
+		}
 		return nil, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), pct, err)
 	}
 	d := Decision{Time: now, Rollout: r.Key(), Action: Hold, From: 0, To: pct,
@@ -304,4 +307,20 @@ func (c *Controller) change(ctx context.Context, key string, fn func(*Rollout) (
 	}
 	d.Time, d.Rollout = c.now(), key
 	return r, c.Store.Save(ctx, r, d)
+}
+
+// ReaderFleet gives the controller the numbers of a fleet it can only
+// read device by device, such as a running server's fleet API
+// (fleet.APIClient): it walks every device once per question.
+type ReaderFleet struct {
+	Reader fleet.Reader
+}
+
+// VersionStats implements Fleet.
+func (f ReaderFleet) VersionStats(ctx context.Context, q fleet.VersionQuery) (fleet.VersionStats, error) {
+	devs, err := f.Reader.Devices(ctx, 0)
+	if err != nil {
+		return fleet.VersionStats{}, err
+	}
+	return fleet.CountVersion(devs, q), nil
 }

@@ -125,13 +125,7 @@ const repoMemoryLimit = 24 << 20
 // entries for what was not given on the command line (o.set). A
 // modifying verb first checks that its publish targets are usable.
 func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo.Repo, error) {
-	base := o.basedir
-	if base == "" {
-		base = env.Getenv("REPREPRO_BASE_DIR")
-	}
-	if base == "" {
-		base = "."
-	}
+	base := o.basedirOr(env)
 	conf, err := repo.LoadConfig(repo.Layout{Base: base}.Conf())
 	if err != nil {
 		return nil, repoError(err)

@@ -107,6 +107,7 @@ and tells which device runs which version.`,
 		newLoadtestCmd(env, nil),
 		newReleaseCmd(env, nil),
 		newServeCmd(env, nil),
+		newRolloutCmd(env),
 		newTokenCmd(env),
 	)
 	refuseUnknownVerbs(root)
