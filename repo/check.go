@@ -8,10 +8,11 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lampi-pkg/lampi-pkg/repo/storage"
-	bolt "go.etcd.io/bbolt"
 )
 
 // SetProgress sets Options.Progress after Open.
@@ -189,22 +190,15 @@ func (r *Repo) CheckPool(ctx context.Context, fast bool) ([]string, error) {
 		return nil, err
 	}
 	problems := make([]string, len(all))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				problems[i] = r.checkPoolFile(ctx, all[i].name, all[i].sums, fast)
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range all {
-		next <- i
+		g.Go(func() error {
+			problems[i] = r.checkPoolFile(ctx, all[i].name, all[i].sums, fast)
+			return nil
+		})
 	}
-	close(next)
-	wg.Wait()
+	g.Wait()
 	var out []string
 	for _, p := range problems {
 		if p != "" {

@@ -115,6 +115,9 @@ func confPath(confdir, p string) string {
 // elsewhere '#' starts a comment that runs to the end of the line; a line
 // starting with white space continues the previous field. Field values
 // keep their continuation lines after "\n". Errors name filename:line.
+// It is not deb's paragraph parser on purpose: reprepro's files take '#'
+// comments inside lines, which deb822 files (control, Packages, apt's
+// .sources) do not.
 func parseConf(r io.Reader, filename string) ([]*confParagraph, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)

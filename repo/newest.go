@@ -34,16 +34,8 @@ func (r *Repo) Newest(ctx context.Context) (map[string]string, error) {
 	return out, errors.Join(errs...)
 }
 
-// newerVersion reports whether a sorts after b by dpkg's rules (a version
-// that does not parse never wins).
+// newerVersion reports whether a sorts after b by dpkg's rules, a version
+// that does not parse sorting below every one that does (deb.CompareLoose).
 func newerVersion(a, b string) bool {
-	va, err := deb.ParseVersion(a)
-	if err != nil {
-		return false
-	}
-	vb, err := deb.ParseVersion(b)
-	if err != nil {
-		return true
-	}
-	return va.Compare(vb) > 0
+	return deb.CompareLoose(a, b) > 0
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/lampi-pkg/lampi-pkg/internal/localfs"
 )
 
@@ -128,7 +130,11 @@ func (s *DirStorage) Path(name string) (string, error) {
 	return filepath.Join(s.Root, filepath.FromSlash(name)), nil
 }
 
-// tempFor creates a temporary file next to p.
+// tempFor creates a temporary file next to p. The storage's writes do
+// not go through internal/atomicfile on purpose: that fsyncs every file
+// as it is renamed, where a publish writes thousands of pool files and
+// indices and makes them durable together, once, in Sync (the files and
+// directories it touched, 16 at a time), before InRelease is renamed.
 func (s *DirStorage) tempFor(p string) (*os.File, error) {
 	if err := s.mkdir(p); err != nil {
 		return nil, err
@@ -441,18 +447,18 @@ func (s *DirStorage) Sync(ctx context.Context) error {
 	for d := range dirs {
 		names = append(names, d)
 	}
+	// Every failure is reported, not only the first: each is kept and
+	// joined, and the group only bounds how many run at once.
 	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	var g errgroup.Group
+	g.SetLimit(16)
 	for i, p := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			errs[i] = fsyncPath(p)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return errors.Join(errs...)
 }
 
