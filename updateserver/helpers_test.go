@@ -17,8 +17,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
-
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
@@ -177,29 +175,7 @@ func gpgv(t *testing.T, keyring string, inRelease []byte) {
 // id and publishes its state (retained, QoS 1).
 func publishState(t *testing.T, addr, id string, packages map[string]string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := paho.NewClient(paho.ClientConfig{ClientID: "lampi-agent-" + id, Conn: conn, PacketTimeout: 2 * time.Minute})
-	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "lampi-agent-" + id, KeepAlive: 30, CleanStart: true}); err != nil {
-		conn.Close()
-		t.Fatalf("connect to %s: %v", addr, err)
-	}
-	defer cl.Disconnect(&paho.Disconnect{ReasonCode: 0})
-	payload, err := state.Encode(state.State{Seq: 1, Time: time.Now(), Device: id, Packages: packages})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, err := cl.Publish(ctx, &paho.Publish{Topic: state.StateTopic(state.DefaultPrefix, id), QoS: 1, Retain: true, Payload: payload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pr != nil && pr.ReasonCode >= 0x80 {
-		t.Fatalf("publish refused: reason code %#x", pr.ReasonCode)
-	}
+	publishFull(t, addr, state.State{Seq: 1, Time: time.Now(), Device: id, Packages: packages})
 }
 
 // newestInReport waits (generous deadline) until the fleet report lists

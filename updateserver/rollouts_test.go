@@ -19,7 +19,9 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/rollout"
 )
 
-// publishFull publishes a whole state report of device id to the broker.
+// publishFull connects to the MQTT broker at addr anonymously as device
+// st.Device and publishes st (retained, QoS 1), failing the test when the
+// broker refuses it.
 func publishFull(t *testing.T, addr string, st state.State) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -38,8 +40,12 @@ func publishFull(t *testing.T, addr string, st state.State) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Publish(ctx, &paho.Publish{Topic: state.StateTopic(state.DefaultPrefix, st.Device), QoS: 1, Retain: true, Payload: payload}); err != nil {
+	pr, err := cl.Publish(ctx, &paho.Publish{Topic: state.StateTopic(state.DefaultPrefix, st.Device), QoS: 1, Retain: true, Payload: payload})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if pr != nil && pr.ReasonCode >= 0x80 {
+		t.Fatalf("publish refused: reason code %#x", pr.ReasonCode)
 	}
 }
 
