@@ -75,7 +75,7 @@ func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
 		r.Baseline = base
 	}
 	// Refuse before publishing anything (Create checks again).
-	if old, err := c.Store.Get(ctx, r.Key()); err == nil && old.State != Completed && old.State != Reverted {
+	if old, err := c.Store.Get(ctx, r.Key()); err == nil && !old.Closed() {
 		return nil, fmt.Errorf("%w: rollout %s is %s; abort it first", ErrExists, r.Key(), old.State)
 	} else if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
@@ -282,7 +282,7 @@ func (c *Controller) Resume(ctx context.Context, key, reason string) (*Rollout, 
 // Abort halts a rollout by hand: phase 0, nobody new takes the version.
 func (c *Controller) Abort(ctx context.Context, key, reason string) (*Rollout, error) {
 	return c.change(ctx, key, func(r *Rollout) (Decision, error) {
-		if r.State == Completed || r.State == Reverted {
+		if r.Closed() {
 			return Decision{}, fmt.Errorf("%w: rollout %s is %s", ErrState, key, r.State)
 		}
 		from := r.Percent()

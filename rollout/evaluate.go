@@ -47,6 +47,10 @@ type Rollout struct {
 	RevertedAs string `json:"reverted_as,omitempty"`
 }
 
+// Closed reports whether the rollout is over (completed or reverted): the
+// same version may then be rolled out again, and nothing changes it.
+func (r *Rollout) Closed() bool { return r.State == Completed || r.State == Reverted }
+
 // Key names the rollout: DISTRIBUTION/PACKAGE/VERSION.
 func (r *Rollout) Key() string { return r.Distribution + "/" + r.Package + "/" + r.Version }
 

@@ -155,7 +155,7 @@ func (s *BoltStore) Create(_ context.Context, r *Rollout, d Decision) error {
 		if err != nil {
 			return err
 		}
-		if old != nil && old.State != Completed && old.State != Reverted {
+		if old != nil && !old.Closed() {
 			return fmt.Errorf("%w: rollout %s is %s; abort it first", ErrExists, r.Key(), old.State)
 		}
 		if old != nil {
