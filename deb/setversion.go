@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 )
 
@@ -130,6 +129,5 @@ func entryHeader(e *Entry, name string, size int64) *tar.Header {
 	default:
 		h.Typeflag, h.Size = tar.TypeReg, size
 	}
-	h.Mode = int64(unixMode(e.Mode &^ fs.ModeType))
 	return h
 }

@@ -167,11 +167,7 @@ func fieldError(p *Paragraph, filename, field string, err error) error {
 // splitList splits a comma-separated field (Binary of a .dsc), also
 // accepting line breaks.
 func splitList(v string) []string {
-	var out []string
-	for _, w := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
-		out = append(out, w)
-	}
-	return out
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
 }
 
 // checksumField describes one of the three file listings and how long its
