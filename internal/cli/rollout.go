@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -57,31 +56,29 @@ max-stuck=25% auto-revert (these are the defaults, auto-revert off).`,
 	return cmd
 }
 
-// rolloutFleet is where a verb reads the fleet: its database or the fleet
-// API of a running server.
-type rolloutFleet struct {
-	db     string
-	server string
-}
+// rolloutFleet is where a verb reads the fleet: fleetSource, with the
+// repository's own fleet database as the default.
+type rolloutFleet struct{ fleetSource }
 
 func (f *rolloutFleet) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "read the fleet from the fleet API of a running server at `URL` (needed while serve holds the fleet database)")
 	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` (default BASEDIR/db/fleet.db, when no --server)")
 }
 
+// open returns the fleet the flags name: the database counts a version
+// itself; over the API every device is read and counted here.
 func (f *rolloutFleet) open(env *Env, base string) (rollout.Fleet, func(), error) {
-	if f.server != "" {
-		return rollout.ReaderFleet{Reader: &fleet.APIClient{Base: f.server, HTTP: &http.Client{Timeout: time.Minute}}}, func() {}, nil
+	if f.db == "" {
+		f.db = repo.Layout{Base: base}.FleetDB()
 	}
-	db := f.db
-	if db == "" {
-		db = repo.Layout{Base: base}.FleetDB()
-	}
-	s, err := openFleetDB(db, true, env)
+	rd, closeFleet, err := f.fleetSource.open(env)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, func() { s.Close() }, nil
+	if s, ok := rd.(*fleet.Store); ok {
+		return s, closeFleet, nil
+	}
+	return rollout.ReaderFleet{Reader: rd}, closeFleet, nil
 }
 
 // controller opens the repository and the rollout store of ro's base
