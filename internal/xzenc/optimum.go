@@ -30,6 +30,7 @@ type parser struct {
 	path []step
 }
 
+//go:norace
 func repLen(buf []byte, pos int, rep uint32, limit int) int {
 	back := pos - int(rep) - 1
 	if back < 0 || buf[back] != buf[pos] || limit < 2 || buf[back+1] != buf[pos+1] {
@@ -42,6 +43,8 @@ func repLen(buf []byte, pos int, rep uint32, limit int) int {
 // obvious step when there is one, else the cheapest path found by pricing
 // every step from pos (priceStart) and then from each position that path
 // reaches (relax), read back from where the pricing stopped (backtrack).
+//
+//go:norace
 func (p *parser) parse(pos int) []step {
 	p.path = p.path[:0]
 	p.mf.release(pos)
@@ -62,6 +65,8 @@ func (p *parser) parse(pos int) []step {
 
 // longest is the length of the longest of matches (the finder reports them
 // shortest first), 0 when there are none.
+//
+//go:norace
 func longest(matches []match) int {
 	if n := len(matches); n > 0 {
 		return int(matches[n-1].len)
@@ -71,6 +76,8 @@ func longest(matches []match) int {
 
 // repLens returns how many bytes from pos each of the four rep distances
 // repeats, and the index of the longest.
+//
+//go:norace
 func (p *parser) repLens(pos int) (lens [4]int, best int) {
 	limit := min(len(p.buf)-pos, maxMatchLen)
 	for i := 0; i < 4; i++ {
@@ -84,6 +91,8 @@ func (p *parser) repLens(pos int) (lens [4]int, best int) {
 
 // matchByte is the byte the rep 0 distance points at from pos (0 before the
 // start of the buffer), the byte a literal is priced against.
+//
+//go:norace
 func (p *parser) matchByte(pos int, rep0 uint32) (byte, bool) {
 	if back := pos - int(rep0) - 1; back >= 0 {
 		return p.buf[back], true
@@ -93,6 +102,8 @@ func (p *parser) matchByte(pos int, rep0 uint32) (byte, bool) {
 
 // obvious returns the step to take from pos without pricing: a rep or a
 // match of nice length, or a literal when nothing of two bytes repeats.
+//
+//go:norace
 func (p *parser) obvious(pos int, matches []match, repLens [4]int, repMax int) (step, bool) {
 	if repLens[repMax] >= p.nice {
 		return step{uint32(repMax), uint32(repLens[repMax])}, true
@@ -112,6 +123,8 @@ func (p *parser) obvious(pos int, matches []match, repLens [4]int, repMax int) (
 // literal or short rep to position 1, each rep and each match to the
 // positions it reaches. It returns the last position priced; below 2 only
 // position 1 is.
+//
+//go:norace
 func (p *parser) priceStart(pos int, matches []match, repLens [4]int, repMax int) int {
 	buf, m, o := p.buf, p.m, &p.opts
 	cur, prevByte := buf[pos], byte(0)
@@ -157,6 +170,8 @@ func (p *parser) priceStart(pos int, matches []match, repLens [4]int, repMax int
 // the cheapest path to each, and prices the steps from there, until it
 // reaches lenEnd (which grows as steps reach further) or a match of nice
 // length. It returns the position it stopped at.
+//
+//go:norace
 func (p *parser) relax(pos, lenEnd int) int {
 	c := 1
 	for ; c < lenEnd; c++ {
@@ -172,6 +187,8 @@ func (p *parser) relax(pos, lenEnd int) int {
 
 // settle sets the state and reps of position c from the step that reaches
 // it most cheaply.
+//
+//go:norace
 func (p *parser) settle(c int) {
 	cur := &p.opts[c]
 	prev := &p.opts[cur.prev]
@@ -197,6 +214,8 @@ func (p *parser) settle(c int) {
 // state and reps settle has set: a literal or short rep to c+1, each rep and
 // each match, cut to the nice length and to the room left in p.opts. It
 // returns lenEnd grown to the furthest position priced.
+//
+//go:norace
 func (p *parser) priceFrom(pos, c, lenEnd int, matches []match) int {
 	buf, m, o := p.buf, p.m, &p.opts
 	at := pos + c
@@ -242,6 +261,8 @@ func (p *parser) priceFrom(pos, c, lenEnd int, matches []match) int {
 
 // clip cuts matches (shortest first) at limit bytes: the first match that
 // reaches limit is the last one kept, shortened to limit.
+//
+//go:norace
 func clip(matches []match, limit int) []match {
 	if longest(matches) <= limit {
 		return matches
@@ -257,6 +278,8 @@ func clip(matches []match, limit int) []match {
 
 // grow marks the positions after lenEnd up to end unreached and returns the
 // new end.
+//
+//go:norace
 func (p *parser) grow(lenEnd, end int) int {
 	for lenEnd < end {
 		lenEnd++
@@ -267,6 +290,8 @@ func (p *parser) grow(lenEnd, end int) int {
 
 // priceRep prices rep i of every length from rl down to 2 from position c,
 // base being the price of choosing that rep there.
+//
+//go:norace
 func (p *parser) priceRep(c, rl int, i uint32, base uint32, ps int) {
 	o, m := &p.opts, p.m
 	for l := rl; l >= 2; l-- {
@@ -279,6 +304,8 @@ func (p *parser) priceRep(c, rl int, i uint32, base uint32, ps int) {
 // priceMatches prices a match of every length from start to the longest of
 // matches from position c, each length at the distance of the shortest
 // match that reaches it; normal is the price of choosing a match there.
+//
+//go:norace
 func (p *parser) priceMatches(c, start int, normal uint32, ps int, matches []match) {
 	o, m := &p.opts, p.m
 	i := 0
@@ -301,6 +328,8 @@ func (p *parser) priceMatches(c, start int, normal uint32, ps int, matches []mat
 
 // backtrack walks back from position c along the cheapest path and returns
 // its steps in order.
+//
+//go:norace
 func (p *parser) backtrack(c int) []step {
 	o := &p.opts
 	for i := c; i > 0; {
