@@ -2,6 +2,10 @@ package fleet
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
@@ -123,4 +127,28 @@ func (s *Store) Name() string { return s.path }
 // update result that differs from prev's. Every store logs the same.
 func HistoryEvents(prev, cur *state.State) []Event {
 	return historyEvents(prev, cur)
+}
+
+// NewCredential makes a credential for id with a random secret: what a
+// store keeps (salt and hash, no secret) and what it shows once. It fails
+// for an invalid id or role.
+func NewCredential(id, role string, now time.Time) (Credential, Issued, error) {
+	if role != RoleDevice && role != RoleCollector {
+		return Credential{}, Issued{}, fmt.Errorf("credential role %q: use %q or %q", role, RoleDevice, RoleCollector)
+	}
+	if state.ValidDeviceID(id) != nil {
+		return Credential{}, Issued{}, fmt.Errorf("credential %q: not a valid device id: use 1 to %d letters, digits, '.', '-' or '_', starting with a letter, digit or '_'", id, state.MaxIDLen)
+	}
+	raw := make([]byte, 32)
+	salt := make([]byte, 16)
+	rand.Read(raw)
+	rand.Read(salt)
+	secret := base64.RawURLEncoding.EncodeToString(raw)
+	return Credential{ID: id, Role: role, Created: now.UTC(), Salt: salt, Hash: hashSecret(salt, secret)},
+		Issued{ID: id, Role: role, Secret: secret}, nil
+}
+
+// CheckSecret tells whether secret is c's, in constant time.
+func CheckSecret(c Credential, secret string) bool {
+	return len(c.Hash) > 0 && subtle.ConstantTimeCompare(hashSecret(c.Salt, secret), c.Hash) == 1
 }
