@@ -423,7 +423,7 @@ func newestSeqWinsAcrossWriters(t *testing.T, open Opener) {
 	}
 	want := []fleet.VersionShare{{Version: fmt.Sprintf("0.%d", seqs), Count: devices, Share: 1}}
 	if rep.Devices != devices || len(rep.Packages) != 1 || !reflect.DeepEqual(rep.Packages[0].Versions, want) {
-		t.Errorf("report %+v", rep)
+		t.Errorf("report: %d devices, packages %+v; want %d devices, versions %+v", rep.Devices, rep.Packages, devices, want)
 	}
 	st := s.Stats()
 	if st.Received != devices*seqs || st.Stored+st.Stale != st.Received || st.Devices != devices {
