@@ -347,3 +347,13 @@ func (s *Store) Stats() fleet.Stats {
 	s.stats = st
 	return st
 }
+
+// OpenDB opens the fleet database where names: a PostgreSQL database
+// for a postgres:// or postgresql:// URL (Open, with opts' clock and
+// history limit), otherwise the bbolt file at that path (fleet.Open).
+func OpenDB(ctx context.Context, where string, opts fleet.StoreOptions) (fleet.DB, error) {
+	if !IsDSN(where) {
+		return fleet.Open(where, opts)
+	}
+	return Open(ctx, where, Options{Now: opts.Now, HistoryLimit: opts.HistoryLimit})
+}

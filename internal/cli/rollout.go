@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
-	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/rollout"
 )
@@ -75,7 +74,7 @@ func (f *rolloutFleet) open(env *Env, base string) (rollout.Fleet, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	if s, ok := rd.(*fleet.Store); ok {
+	if s, ok := rd.(rollout.Fleet); ok { // a database counts a version itself
 		return s, closeFleet, nil
 	}
 	return rollout.ReaderFleet{Reader: rd}, closeFleet, nil
