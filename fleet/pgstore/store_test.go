@@ -73,6 +73,7 @@ var pgTests = []struct {
 }{
 	{"MigrationsOnceUnderLock", testMigrationsOnce},
 	{"Retention", testRetention},
+	{"TwoBrokersFourCollectorsOneDatabase", testTwoBrokers},
 }
 
 // testMigrationsOnce: eight servers opening one empty database at once
