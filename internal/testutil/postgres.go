@@ -50,11 +50,13 @@ func majorOf(initdb string) int {
 }
 
 // StartPostgres initdbs and starts a private cluster with superuser
-// "lampi" and trust authentication on loopback only. PostgreSQL refuses
+// "lampi" and trust authentication on loopback only. It runs without
+// fsync (a test cluster is thrown away); settings ("fsync=on",
+// "synchronous_commit=on" for a benchmark) override the defaults. PostgreSQL refuses
 // to run as root: as root the cluster runs as user nobody (through
 // setpriv), and its directory is made that user's. Under -short it skips
 // the test (Heavy).
-func StartPostgres(t testing.TB) *Postgres {
+func StartPostgres(t testing.TB, settings ...string) *Postgres {
 	t.Helper()
 	Heavy(t, "runs a real PostgreSQL cluster")
 	bin := postgresBin(t)
@@ -85,9 +87,12 @@ func StartPostgres(t testing.TB) *Postgres {
 	p := &Postgres{Port: FreePort(t), Dir: dir}
 	p.DSN = fmt.Sprintf("postgres://lampi@127.0.0.1:%d/postgres?sslmode=disable", p.Port)
 	// fsync off: a test cluster is thrown away, and the machine is shared.
-	cmd := run("postgres", "-D", data, "-k", dir, "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port),
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200", "-c", "shared_buffers=128MB")
+	args := []string{"-D", data, "-k", dir, "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port)}
+	for _, c := range append([]string{"fsync=off", "synchronous_commit=off", "full_page_writes=off",
+		"max_connections=200", "shared_buffers=128MB"}, settings...) {
+		args = append(args, "-c", c)
+	}
+	cmd := run("postgres", args...)
 	cmd.Stdout, cmd.Stderr = &p.log, &p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start postgres: %v", err)
