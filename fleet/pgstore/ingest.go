@@ -189,7 +189,7 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 		agents, archs, results   []string
 		errs                     []string
 		states                   []*string
-		pkgDevs                  []string
+		delDev, delPkg           []string
 		insDev, insPkg, insVer   []string
 	)
 	for _, id := range slices.Sorted(maps.Keys(rows)) {
@@ -234,15 +234,22 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 				old = prev.Packages
 			}
 		}
-		if maps.Equal(old, st.Packages) {
-			continue
-		}
-		pkgDevs = append(pkgDevs, id)
-		for p, v := range old {
-			agg.add(p, v, -1)
+		// Only what changed: a report usually moves one package.
+		for _, p := range slices.Sorted(maps.Keys(old)) {
+			if _, ok := st.Packages[p]; !ok {
+				agg.add(p, old[p], -1)
+				delDev, delPkg = append(delDev, id), append(delPkg, p)
+			}
 		}
 		for _, p := range slices.Sorted(maps.Keys(st.Packages)) {
 			v := st.Packages[p]
+			was, had := old[p]
+			if had && was == v {
+				continue
+			}
+			if had {
+				agg.add(p, was, -1)
+			}
 			agg.add(p, v, 1)
 			insDev, insPkg, insVer = append(insDev, id), append(insPkg, p), append(insVer, v)
 		}
@@ -257,12 +264,13 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 			$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
 			AS u(id, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state)
 		WHERE d.id = u.id`, ids, seqs, fps, statuses, receiveds, onlines, agents, archs, results, errs, rds, states)
-	if len(pkgDevs) > 0 {
-		batch.Queue(`DELETE FROM installed WHERE device = ANY($1)`, pkgDevs)
-		if len(insDev) > 0 {
-			batch.Queue(`INSERT INTO installed (device, package, version) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])`,
-				insDev, insPkg, insVer)
-		}
+	if len(delDev) > 0 {
+		batch.Queue(`DELETE FROM installed i USING unnest($1::text[], $2::text[]) AS u(device, package)
+			WHERE i.device = u.device AND i.package = u.package`, delDev, delPkg)
+	}
+	if len(insDev) > 0 {
+		batch.Queue(`INSERT INTO installed (device, package, version) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (device, package) DO UPDATE SET version = excluded.version`, insDev, insPkg, insVer)
 	}
 	return nil
 }

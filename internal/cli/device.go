@@ -31,6 +31,7 @@ func (o *deviceOptions) flags(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.repo, "repo", "", "repository `DIR` of 'lampi-pkg serve': the database is DIR/db/fleet.db, serve's default")
 	pf.StringVar(&o.db, "db", "", "fleet database `PATH` or postgres:// URL (serve --fleet-db)")
+	pf.Var(aliasFlag{&o.db}, "fleet-db", "the same as --db")
 	pf.StringVar(&o.server, "server", "", "manage the credentials through the running 'lampi-pkg serve' at `URL` (needs a token with scope "+server.ScopeDevices+")")
 	pf.StringVar(&o.tokenFile, "token-file", "", "read the --server token from `FILE` (default $"+TokenEnv+")")
 	pf.StringVar(&o.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")

@@ -61,7 +61,8 @@ type rolloutFleet struct{ fleetSource }
 
 func (f *rolloutFleet) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "read the fleet from the fleet API of a running server at `URL` (needed while serve holds the fleet database)")
-	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` (default BASEDIR/db/fleet.db, when no --server)")
+	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` or postgres:// URL (default BASEDIR/db/fleet.db, when no --server)")
+	fleetDBAlias(cmd, &f.db)
 }
 
 // open returns the fleet the flags name: the database counts a version
