@@ -1,8 +1,11 @@
 -- The fleet database of lampi-pkg on PostgreSQL (fleet/pgstore).
 
+-- Ids, package names and versions sort as bytes (COLLATE "C"), as the
+-- bbolt store and Go sort them, whatever the database's locale.
+
 -- One row per device: its newest state (highest seq) and its last status.
 CREATE TABLE devices (
-	id           text PRIMARY KEY,
+	id           text COLLATE "C" PRIMARY KEY,
 	seq          bigint      NOT NULL DEFAULT 0,  -- 0: no state yet, or reset (ResetSeq)
 	received     timestamptz,                     -- when the stored state arrived
 	status_time  timestamptz,                     -- when the last status arrived
@@ -23,9 +26,9 @@ CREATE INDEX devices_release_date ON devices (release_date);
 
 -- Installed versions per device, for "who runs X".
 CREATE TABLE installed (
-	device  text NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
-	package text NOT NULL,
-	version text NOT NULL,
+	device  text COLLATE "C" NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+	package text COLLATE "C" NOT NULL,
+	version text COLLATE "C" NOT NULL,
 	PRIMARY KEY (device, package)
 );
 CREATE INDEX installed_package_version ON installed (package, version, device);
@@ -34,7 +37,7 @@ CREATE INDEX installed_package_version ON installed (package, version, device);
 -- old months dropped whole (Options.Retention).
 CREATE TABLE history (
 	id       bigint GENERATED ALWAYS AS IDENTITY,
-	device   text        NOT NULL,
+	device   text COLLATE "C" NOT NULL,
 	received timestamptz NOT NULL,
 	event    json        NOT NULL
 ) PARTITION BY RANGE (received);
@@ -68,7 +71,7 @@ CREATE TABLE collector_stats (
 
 -- Broker logins: a salted SHA-256 of the secret, never the secret.
 CREATE TABLE credentials (
-	id      text PRIMARY KEY,
+	id      text COLLATE "C" PRIMARY KEY,
 	role    text        NOT NULL,
 	created timestamptz NOT NULL,
 	salt    bytea       NOT NULL,
