@@ -107,7 +107,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	name := Redact(dsn)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("fleet database %s: %w: %w", name, fleet.ErrDatabase, errors.Unwrap(err))
+		// pgx's message quotes the URL: give only its cause.
+		cause := errors.Unwrap(err)
+		if cause == nil {
+			cause = errors.New("not a PostgreSQL URL (postgres://user@host:port/database?sslmode=…)")
+		}
+		return nil, fmt.Errorf("fleet database %s: %w: %w", name, fleet.ErrDatabase, cause)
 	}
 	cfg.MaxConns = opts.MaxConns
 	if cfg.ConnConfig.Host != "" {

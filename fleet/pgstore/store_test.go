@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,5 +146,24 @@ func testRetention(t *testing.T) {
 	}
 	if got := fmt.Sprint(parts()); got != "[history_y2026m04]" {
 		t.Errorf("partitions after April began: %s", got)
+	}
+}
+
+// TestOpenNeverShowsThePassword: a URL that pgx cannot parse, and one
+// whose server is not there, fail without the password in the error.
+func TestOpenNeverShowsThePassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://lampi:hunter2-secret@127.0.0.1:1/fleet?sslmode=disable&connect_timeout=5",
+		"postgres://lampi:hunter2-secret@127.0.0.1:notaport/fleet",
+		"postgres://lampi@127.0.0.1:1/fleet?password=hunter2-secret&sslmode=bogus",
+	} {
+		_, err := Open(t.Context(), dsn, Options{})
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%s): %v", Redact(dsn), err)
+		}
+		t.Log(err)
+		if strings.Contains(Redact(dsn), "hunter2") {
+			t.Errorf("Redact(%s) shows the password", Redact(dsn))
+		}
 	}
 }
