@@ -82,3 +82,96 @@ func BenchmarkStoreSize(b *testing.B) {
 		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), size>>20, full.Round(time.Millisecond),
 		len(rep.OfflineDevices), len(rep.FailedDevices), withNewest.Round(time.Millisecond), len(repNewest.Packages[0].Behind))
 }
+
+// BenchmarkCommitSteady measures the store alone in a fleet's steady
+// state, PostgreSQL (fsync on) against bbolt (fsync on) in the same run:
+// FLEET_BENCH_DEVICES devices (default 4000) send periodic reports (seq
+// and time change, versions do not) in the collector's batches of 4096;
+// PostgreSQL through two writers at once (two collectors of a group, each
+// batch holding reports of every device), bbolt through its one.
+func BenchmarkCommitSteady(b *testing.B) {
+	nDev := 4000
+	if v, err := strconv.Atoi(os.Getenv("FLEET_BENCH_DEVICES")); err == nil && v > 0 {
+		nDev = v
+	}
+	const rounds, batchSize = 40, 4096
+	total := nDev * rounds
+	// batches[w] are writer w's batches: writer 0 the even seqs, 1 the odd.
+	mk := func(writers int) [][][]fleet.Message {
+		out := make([][][]fleet.Message, writers)
+		start := time.Now()
+		var cur = make([][]fleet.Message, writers)
+		for r := range rounds {
+			w := r % writers
+			for i := range nDev {
+				id := fmt.Sprintf("b827eb%06x", i)
+				st := fleettest.TestState(id, i, uint64(r+1))
+				st.Packages["lampi-service"] = "1.0"
+				pl, _ := state.Encode(st)
+				cur[w] = append(cur[w], fleet.Message{Topic: state.StateTopic(state.DefaultPrefix, id), Payload: pl, Received: start})
+				if len(cur[w]) == batchSize {
+					out[w], cur[w] = append(out[w], cur[w]), nil
+				}
+			}
+		}
+		for w := range cur {
+			if len(cur[w]) > 0 {
+				out[w] = append(out[w], cur[w])
+			}
+		}
+		return out
+	}
+	type applier interface {
+		Apply(prefix string, msgs []fleet.Message) ([]fleet.Outcome, error)
+	}
+	run := func(stores []applier) float64 {
+		batches := mk(len(stores))
+		t0 := time.Now()
+		errc := make(chan error, len(stores))
+		for w, s := range stores {
+			go func() {
+				for _, m := range batches[w] {
+					if _, err := s.Apply(state.DefaultPrefix, m); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		for range stores {
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+		}
+		return float64(total) / time.Since(t0).Seconds()
+	}
+	bolt, err := fleet.Open(b.TempDir()+"/fleet.db", fleet.StoreOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bolt.Close()
+	p := testutil.StartPostgres(b, "fsync=on", "synchronous_commit=on", "full_page_writes=on", "shared_buffers=256MB")
+	dsn := p.CreateDB(b, "bench")
+	pg1, err := Open(b.Context(), dsn, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg1.Close()
+	pg2, err := Open(b.Context(), dsn, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg2.Close()
+	b.ResetTimer()
+	boltRate := run([]applier{bolt})
+	pgRate := run([]applier{pg1, pg2})
+	b.StopTimer()
+	if st := pg1.Stats(); st.Received != uint64(total) || st.Devices != nDev {
+		b.Fatalf("postgres stats %+v", st)
+	}
+	b.ReportMetric(boltRate, "bbolt-reports/s")
+	b.ReportMetric(pgRate, "postgres-reports/s")
+	b.ReportMetric(pgRate/boltRate, "postgres/bbolt")
+	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (two writers) %.0f/s, ratio %.2f", nDev, rounds, boltRate, pgRate, pgRate/boltRate)
+}
