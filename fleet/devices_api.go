@@ -74,7 +74,7 @@ func (e *DevicesAPIError) Unwrap() error {
 //	GET    /api/v1/fleet/credentials       → []Credential (no secrets, no hashes)
 //	DELETE /api/v1/fleet/credentials/{id}  → {"removed":"ID"}
 //	POST   /api/v1/fleet/reset             {"ids":[…]} → {"reset":[…]} (Store.ResetSeq; 404 if one never reported)
-func DevicesAPIHandlers(store *Store) map[string]http.Handler {
+func DevicesAPIHandlers(store DeviceAdmin) map[string]http.Handler {
 	return map[string]http.Handler{
 		"POST " + ResetAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req ResetRequest

@@ -36,6 +36,10 @@
 // [NewDirectCollector] takes each report from the embedded broker of the
 // same process before the broker acknowledges it to the device.
 //
+// A collector commits to a [Sink]: the Store, or the PostgreSQL store of
+// package fleet/pgstore, which collectors and servers on several machines
+// share ([DB] is what they use of either).
+//
 // Two small interfaces keep callers from caring where the fleet lives:
 // a [Reader] (report, devices, one device, its history) is the [Store] or
 // an [APIClient] of a running server or collector; [Credentials] (issue,

@@ -254,27 +254,7 @@ func (s *Store) statsAfter(out []Outcome, added int) Stats {
 // appendHistory logs what changed from prev (nil for a first report) to
 // cur and trims the device's log to the history limit.
 func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.State) error {
-	var events []Event
-	var old map[string]string
-	if prev != nil {
-		old = prev.Packages
-	}
-	for _, name := range slices.Sorted(maps.Keys(cur.Packages)) {
-		if v := cur.Packages[name]; old[name] != v {
-			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name], To: v})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(old)) {
-		if _, ok := cur.Packages[name]; !ok {
-			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name]})
-		}
-	}
-	switch cur.Result {
-	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
-		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
-			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
-		}
-	}
+	events := historyEvents(prev, cur)
 	if len(events) == 0 {
 		return nil
 	}
@@ -305,6 +285,33 @@ func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.Sta
 		count--
 	}
 	return nil
+}
+
+// historyEvents is what cur adds to the audit log after prev (nil for a
+// first report).
+func historyEvents(prev, cur *state.State) []Event {
+	var events []Event
+	var old map[string]string
+	if prev != nil {
+		old = prev.Packages
+	}
+	for _, name := range slices.Sorted(maps.Keys(cur.Packages)) {
+		if v := cur.Packages[name]; old[name] != v {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name], To: v})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(old)) {
+		if _, ok := cur.Packages[name]; !ok {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name]})
+		}
+	}
+	switch cur.Result {
+	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
+		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
+		}
+	}
+	return events
 }
 
 func hasPrefix(k, prefix []byte) bool {

@@ -76,7 +76,9 @@ type Config struct {
 
 // FleetConfig configures the fleet side of a Server.
 type FleetConfig struct {
-	// DB is the fleet database ("": repo.Layout.FleetDB).
+	// DB is the fleet database: a bbolt file ("": repo.Layout.FleetDB)
+	// or a postgres:// URL (fleet/pgstore), which several servers and
+	// collectors may share.
 	DB string
 	// Broker is the URL (mqtt:// or mqtts://) of an external broker to
 	// collect from; "" runs the embedded one at MQTTListen.

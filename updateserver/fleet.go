@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/fleet/pgstore"
 	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
@@ -19,8 +21,8 @@ import (
 // broker (or none, for an external one) and the collector, and the
 // handlers mounted on the HTTP server.
 type fleetSide struct {
-	store    *fleet.Store
-	dbPath   string
+	store    fleet.DB
+	dbPath   string        // the file, or the PostgreSQL URL without its password
 	broker   *fleet.Broker // nil with an external broker
 	handlers map[string]http.Handler
 	cancel   context.CancelFunc // stops the collector and the broker
@@ -44,7 +46,7 @@ func (f *fleetSide) stop() {
 // broker with a secret that exists only in this process, beside the
 // credentials of the fleet database.
 type ephemeralCollector struct {
-	store  *fleet.Store
+	store  fleet.Authenticator
 	user   string
 	secret string
 }
@@ -69,9 +71,14 @@ func startFleet(s *Server) (*fleetSide, error) {
 	if dbPath == "" {
 		dbPath = s.layout.FleetDB()
 	}
-	store, err := fleet.Open(dbPath, fleet.StoreOptions{Now: s.cfg.Now})
+	octx, ocancel := context.WithTimeout(context.Background(), time.Minute)
+	store, err := pgstore.OpenDB(octx, dbPath, fleet.StoreOptions{Now: s.cfg.Now})
+	ocancel()
 	if err != nil {
 		return nil, tag(ErrFleetDB, fmt.Errorf("fleet database: %w", err))
+	}
+	if pgstore.IsDSN(dbPath) {
+		dbPath = store.Name() // never the password
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleetSide{store: store, dbPath: dbPath, cancel: cancel}
@@ -199,7 +206,8 @@ func (s *Server) BrokerURL() string {
 	return s.fleet.broker.URL()
 }
 
-// FleetDB is the fleet database's path, "" without Config.Fleet.
+// FleetDB is the fleet database's path, or its PostgreSQL URL without
+// the password; "" without Config.Fleet.
 func (s *Server) FleetDB() string {
 	if s.fleet == nil {
 		return ""

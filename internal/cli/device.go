@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/fleet/pgstore"
 	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
@@ -29,7 +30,8 @@ type deviceOptions struct {
 func (o *deviceOptions) flags(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.repo, "repo", "", "repository `DIR` of 'lampi-pkg serve': the database is DIR/db/fleet.db, serve's default")
-	pf.StringVar(&o.db, "db", "", "fleet database `PATH` (serve --fleet-db)")
+	pf.StringVar(&o.db, "db", "", "fleet database `PATH` or postgres:// URL (serve --fleet-db)")
+	pf.Var(aliasFlag{&o.db}, "fleet-db", "the same as --db")
 	pf.StringVar(&o.server, "server", "", "manage the credentials through the running 'lampi-pkg serve' at `URL` (needs a token with scope "+server.ScopeDevices+")")
 	pf.StringVar(&o.tokenFile, "token-file", "", "read the --server token from `FILE` (default $"+TokenEnv+")")
 	pf.StringVar(&o.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")
@@ -84,13 +86,15 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 		}
 		path = layout.FleetDB()
 	}
-	if readOnly {
+	if readOnly && !pgstore.IsDSN(path) {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return nil, withHint(fmt.Errorf("device: no fleet database at %s", path),
 				"check --repo/--db; 'device add' (or 'lampi-pkg serve') creates it")
 		}
 	}
-	s, err := fleet.Open(path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := pgstore.OpenDB(ctx, path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
 	if err != nil {
 		if errors.Is(err, fleet.ErrLocked) {
 			return nil, withHint(fmt.Errorf("device: %w", err),
@@ -342,8 +346,11 @@ func runDeviceRemove(ctx context.Context, o *deviceIDsOptions) error {
 
 // openFleetDB opens the fleet database for the CLI (fleet report,
 // fleet collect).
-func openFleetDB(path string, readOnly bool, env *Env) (*fleet.Store, error) {
-	s, err := fleet.Open(path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
+// path is a bbolt file or a postgres:// URL.
+func openFleetDB(path string, readOnly bool, env *Env) (fleet.DB, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := pgstore.OpenDB(ctx, path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
 	if err != nil {
 		if errors.Is(err, fleet.ErrLocked) {
 			return nil, withHint(err, "a running 'lampi-pkg serve' or 'fleet collect' holds it: read through its API with 'fleet report --server URL', or stop that process")

@@ -41,8 +41,27 @@ type fleetSource struct {
 
 func (f *fleetSource) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "read from the fleet API of a running server or collector at `URL` (e.g. http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&f.db, "db", "fleet.db", "read the fleet database at `PATH` (when no --server)")
+	cmd.Flags().StringVar(&f.db, "db", "fleet.db", "read the fleet database at `PATH`, or a postgres:// URL (when no --server)")
+	fleetDBAlias(cmd, &f.db)
 }
+
+// fleetDBAlias adds --fleet-db, serve's name for the fleet database, as
+// another name of a verb's --db.
+func fleetDBAlias(cmd *cobra.Command, db *string) {
+	cmd.Flags().Var(aliasFlag{db}, "fleet-db", "the same as --db: a fleet database `PATH` or postgres://user@host/db URL")
+}
+
+// aliasFlag sets the string of another flag.
+type aliasFlag struct{ p *string }
+
+func (a aliasFlag) String() string {
+	if a.p == nil {
+		return ""
+	}
+	return *a.p
+}
+func (a aliasFlag) Set(v string) error { *a.p = v; return nil }
+func (a aliasFlag) Type() string       { return "string" }
 
 // open returns the reader the flags name and what closes it.
 func (f *fleetSource) open(env *Env) (fleet.Reader, func(), error) {

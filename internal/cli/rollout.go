@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
-	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/rollout"
 )
@@ -62,7 +61,8 @@ type rolloutFleet struct{ fleetSource }
 
 func (f *rolloutFleet) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "read the fleet from the fleet API of a running server at `URL` (needed while serve holds the fleet database)")
-	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` (default BASEDIR/db/fleet.db, when no --server)")
+	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` or postgres:// URL (default BASEDIR/db/fleet.db, when no --server)")
+	fleetDBAlias(cmd, &f.db)
 }
 
 // open returns the fleet the flags name: the database counts a version
@@ -75,7 +75,7 @@ func (f *rolloutFleet) open(env *Env, base string) (rollout.Fleet, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	if s, ok := rd.(*fleet.Store); ok {
+	if s, ok := rd.(rollout.Fleet); ok { // a database counts a version itself
 		return s, closeFleet, nil
 	}
 	return rollout.ReaderFleet{Reader: rd}, closeFleet, nil
