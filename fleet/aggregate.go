@@ -25,7 +25,7 @@ var (
 	//	"o"                      online devices
 	//	"v" lp(package) version    devices running that version
 	//	"p" package                online devices with the package
-	//	"s" lp(package) view JSON  devices with that pkgView (VersionStats)
+	//	"s" lp(package) view       devices with that pkgView (VersionStats; pkgView.key)
 	// where lp is a string after its length (uvarint): names and
 	// versions may hold any byte, and a length prefix keeps one name
 	// from being the prefix of another's keys.
@@ -96,11 +96,7 @@ type aggDevice struct {
 // online flag changes nothing.
 func deviceKeys(id string, d aggDevice, fn func(string)) {
 	fn(string(tagCount) + "d")
-	if d.online {
-		fn(string(tagCount) + "o")
-	} else {
-		fn(string(tagOffline) + id)
-	}
+	onlineKeys(id, d, fn)
 	st := d.st
 	if st == nil {
 		return
@@ -108,9 +104,6 @@ func deviceKeys(id string, d aggDevice, fn func(string)) {
 	for name, v := range st.Packages {
 		fn(string(tagCount) + "v" + lp(name) + v)
 		fn(string(tagVersion) + lp(name) + lp(v) + id)
-		if d.online {
-			fn(string(tagCount) + "p" + name)
-		}
 	}
 	if failedResult(st.Result) {
 		fn(string(tagFailed) + id)
@@ -118,28 +111,85 @@ func deviceKeys(id string, d aggDevice, fn func(string)) {
 	if !st.ReleaseDate.IsZero() {
 		fn(string(tagRelease) + string(releaseKey(st.ReleaseDate)) + id)
 	}
-	names := maps.Clone(st.Packages)
-	if names == nil {
-		names = map[string]string{}
+	view := func(name string) {
+		v, _ := viewOf(st, name)
+		fn(string(tagCount) + "s" + lp(name) + v.key())
+	}
+	for name := range st.Packages {
+		view(name)
 	}
 	for name := range st.Candidates {
-		names[name] = ""
+		if _, ok := st.Packages[name]; !ok {
+			view(name)
+		}
 	}
 	for name := range st.Attempts {
-		names[name] = ""
-	}
-	for name := range names {
-		v, _ := viewOf(st, name)
-		js, _ := json.Marshal(v) // plain strings, bools and ints: cannot fail
-		fn(string(tagCount) + "s" + lp(name) + string(js))
+		_, pkg := st.Packages[name]
+		_, cand := st.Candidates[name]
+		if !pkg && !cand {
+			view(name)
+		}
 	}
 }
 
-// stateOf decodes a record's state; nil if it has none or it does not
-// decode (the aggregates then count the device without packages).
+// onlineKeys are the keys of deviceKeys that depend on the online flag.
+func onlineKeys(id string, d aggDevice, fn func(string)) {
+	if !d.online {
+		fn(string(tagOffline) + id)
+		return
+	}
+	fn(string(tagCount) + "o")
+	if d.st != nil {
+		for name := range d.st.Packages {
+			fn(string(tagCount) + "p" + name)
+		}
+	}
+}
+
+// key encodes v for a counter key: its strings after their lengths, its
+// flags in one byte, the checks as a uvarint.
+func (v pkgView) key() string {
+	var flags byte
+	for i, f := range []bool{v.HasInstalled, v.HasCand, v.CandEligible, v.HasAtt} {
+		if f {
+			flags |= 1 << i
+		}
+	}
+	b := []byte{flags}
+	b = binary.AppendUvarint(b, uint64(v.CandChecks))
+	return string(b) + lp(v.Installed) + lp(v.Cand) + lp(v.Att) + lp(v.AttResult) + lp(v.AttHealth)
+}
+
+// parseViewKey decodes pkgView.key.
+func parseViewKey(k string) (v pkgView, ok bool) {
+	if len(k) < 2 {
+		return v, false
+	}
+	flags := k[0]
+	v.HasInstalled, v.HasCand, v.CandEligible, v.HasAtt = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
+	checks, w := binary.Uvarint([]byte(k[1:min(len(k), 1+binary.MaxVarintLen64)]))
+	if w <= 0 {
+		return v, false
+	}
+	v.CandChecks = int(checks)
+	k = k[1+w:]
+	for _, f := range []*string{&v.Installed, &v.Cand, &v.Att, &v.AttResult, &v.AttHealth} {
+		if *f, k, ok = cutLP(k); !ok {
+			return v, false
+		}
+	}
+	return v, k == ""
+}
+
+// stateOf decodes a record's state (validated when it was stored); nil if
+// it has none or it does not decode (the aggregates then count the device
+// without packages).
 func stateOf(r record) *state.State {
 	if !r.hasState() {
 		return nil
+	}
+	if st, ok := fastDecode(r.stateJSON()); ok {
+		return &st
 	}
 	st := new(state.State)
 	if json.Unmarshal(r.stateJSON(), st) != nil {
@@ -148,11 +198,14 @@ func stateOf(r record) *state.State {
 	return st
 }
 
-// aggTx changes the aggregates within one write transaction. Counters
-// are summed in memory and written by flush, once per batch.
+// aggTx changes the aggregates within one write transaction. Counter and
+// index changes are summed in memory and written by flush, once per batch
+// (a new device's "offline" entry that its "online" status removes in the
+// same batch is never written).
 type aggTx struct {
 	tx     *bolt.Tx
 	counts map[string]int64
+	index  map[string]int // tag + index key → +1 put, -1 delete
 	diff   map[string]int
 }
 
@@ -161,15 +214,21 @@ func newAggTx(tx *bolt.Tx) *aggTx { return &aggTx{tx: tx} }
 // change replaces the contribution of device id as before (nil: the
 // device did not exist) with after's.
 func (a *aggTx) change(id string, before, after *aggDevice) error {
+	return a.replace(id, before, after, deviceKeys)
+}
+
+// replace replaces the keys keys gives for before (nil: none) with those
+// it gives for after.
+func (a *aggTx) replace(id string, before, after *aggDevice, keys func(string, aggDevice, func(string))) error {
 	if a.counts == nil {
-		a.counts, a.diff = map[string]int64{}, map[string]int{}
+		a.counts, a.index, a.diff = map[string]int64{}, map[string]int{}, map[string]int{}
 	}
 	clear(a.diff)
 	if before != nil {
-		deviceKeys(id, *before, func(k string) { a.diff[k]-- })
+		keys(id, *before, func(k string) { a.diff[k]-- })
 	}
 	if after != nil {
-		deviceKeys(id, *after, func(k string) { a.diff[k]++ })
+		keys(id, *after, func(k string) { a.diff[k]++ })
 	}
 	for k, n := range a.diff {
 		if n == 0 {
@@ -177,17 +236,8 @@ func (a *aggTx) change(id string, before, after *aggDevice) error {
 		}
 		if k[0] == tagCount {
 			a.counts[k[1:]] += int64(n)
-			continue
-		}
-		b, key := aggBucket(a.tx, k[0]), []byte(k[1:])
-		var err error
-		if n > 0 {
-			err = b.Put(key, []byte{})
 		} else {
-			err = b.Delete(key)
-		}
-		if err != nil {
-			return fmt.Errorf("device %s: aggregates: %w", id, err)
+			a.index[k] += n
 		}
 	}
 	return nil
@@ -196,15 +246,15 @@ func (a *aggTx) change(id string, before, after *aggDevice) error {
 // status records that old (maybe not valid: a new device) became r
 // through a status message.
 func (a *aggTx) status(id string, old, r record) error {
-	if old.valid() && old.online() == r.online() {
+	if !old.valid() {
+		return a.change(id, nil, &aggDevice{online: r.online()})
+	}
+	if old.online() == r.online() {
 		return nil
 	}
+	// Only the keys that depend on the online flag change.
 	st := stateOf(old)
-	var before *aggDevice
-	if old.valid() {
-		before = &aggDevice{online: old.online(), st: st}
-	}
-	return a.change(id, before, &aggDevice{online: r.online(), st: st})
+	return a.replace(id, &aggDevice{online: old.online(), st: st}, &aggDevice{online: r.online(), st: st}, onlineKeys)
 }
 
 // state records that device id, stored as old (maybe not valid) with
@@ -217,8 +267,26 @@ func (a *aggTx) state(id string, old record, prev, cur *state.State) error {
 	return a.change(id, before, &aggDevice{online: old.valid() && old.online(), st: cur})
 }
 
-// flush writes the summed counters; a counter that reaches 0 is deleted.
+// flush writes the summed changes, in key order; a counter that reaches 0
+// is deleted.
 func (a *aggTx) flush() error {
+	for _, k := range slices.Sorted(maps.Keys(a.index)) {
+		n := a.index[k]
+		if n == 0 {
+			continue
+		}
+		b, key := aggBucket(a.tx, k[0]), []byte(k[1:])
+		var err error
+		if n > 0 {
+			err = b.Put(key, []byte{})
+		} else {
+			err = b.Delete(key)
+		}
+		if err != nil {
+			return fmt.Errorf("aggregates: index entry %q: %w", k, err)
+		}
+	}
+	clear(a.index)
 	b := a.tx.Bucket(bucketCounts)
 	for k, n := range a.counts {
 		if n == 0 {
@@ -271,7 +339,7 @@ func buildAggregates(tx *bolt.Tx) error {
 		if err := a.change(string(k), nil, &aggDevice{online: r.online(), st: stateOf(r)}); err != nil {
 			return err
 		}
-		if len(a.counts) > 1<<16 { // bound the memory of a large fleet
+		if len(a.counts)+len(a.index) > 1<<16 { // bound the memory of a large fleet
 			return a.flush()
 		}
 		return nil
@@ -423,9 +491,9 @@ func versionStatsFromAggregates(tx *bolt.Tx, q VersionQuery) (VersionStats, erro
 	prefix := []byte("s" + lp(q.Package))
 	c := tx.Bucket(bucketCounts).Cursor()
 	for k, n := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, n = c.Next() {
-		var v pkgView
-		if err := json.Unmarshal(k[len(prefix):], &v); err != nil {
-			return vs, fmt.Errorf("version stats of %s: %w: counter %q: %w", q.Package, ErrDatabase, k, err)
+		v, ok := parseViewKey(string(k[len(prefix):]))
+		if !ok {
+			return vs, fmt.Errorf("version stats of %s: %w: counter %q", q.Package, ErrDatabase, k)
 		}
 		vs.addView(q, v, countOf(n))
 	}

@@ -47,16 +47,16 @@ type VersionStats struct {
 // store keeps a counter per distinct view (see aggregate.go), so a
 // VersionStats over the whole fleet reads those counters.
 type pkgView struct {
-	Installed    string `json:"i,omitempty"`
-	HasInstalled bool   `json:"hi,omitempty"`
-	Cand         string `json:"c,omitempty"`
-	CandEligible bool   `json:"ce,omitempty"`
-	CandChecks   int    `json:"cc,omitempty"`
-	HasCand      bool   `json:"hc,omitempty"`
-	Att          string `json:"a,omitempty"`
-	AttResult    string `json:"ar,omitempty"`
-	AttHealth    string `json:"ah,omitempty"`
-	HasAtt       bool   `json:"ha,omitempty"`
+	Installed    string
+	HasInstalled bool
+	Cand         string
+	CandEligible bool
+	CandChecks   int
+	HasCand      bool
+	Att          string
+	AttResult    string
+	AttHealth    string
+	HasAtt       bool
 }
 
 // viewOf returns a device's view of package pkg; ok is false when the
