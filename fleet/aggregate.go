@@ -296,7 +296,7 @@ func (a *aggTx) flush() error {
 		var err error
 		switch {
 		case v < 0:
-			err = fmt.Errorf("aggregate counter %q went below 0: %w: rebuild the aggregates (see docs/fleet.md)", k, ErrDatabase)
+			err = fmt.Errorf("aggregate counter %q went below 0: %w: the aggregates no longer match the devices (a bug: report it, with the database)", k, ErrDatabase)
 		case v == 0:
 			err = b.Delete([]byte(k))
 		default:
