@@ -3,6 +3,7 @@ package fleet
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"maps"
 	"slices"
@@ -102,8 +103,8 @@ func prepare(prefix string, m Message) prepared {
 	return p
 }
 
-// fingerprint hashes what the audit log tracks, so the ingest path decodes
-// the previous report only when one of those changed.
+// fingerprint hashes what the audit log and the aggregates track, so the
+// ingest path decodes the previous report only when one of those changed.
 func fingerprint(s *state.State) uint64 {
 	h := fnv.New64a()
 	put := func(m map[string]string) {
@@ -120,6 +121,20 @@ func fingerprint(s *state.State) uint64 {
 	h.Write([]byte(s.Result))
 	h.Write([]byte{0})
 	h.Write([]byte(s.Error))
+	// Since format 2: the parts the aggregates read (always some bytes,
+	// so no report matches a fingerprint of format 1).
+	h.Write([]byte{0, 2})
+	for _, k := range slices.Sorted(maps.Keys(s.Candidates)) {
+		c := s.Candidates[k]
+		fmt.Fprintf(h, "%s\x00%s\x00%t\x00%d\x00", k, c.Version, c.Eligible, c.Checks)
+	}
+	h.Write([]byte{1})
+	for _, k := range slices.Sorted(maps.Keys(s.Attempts)) {
+		a := s.Attempts[k]
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", k, a.Version, a.Result, a.Health)
+	}
+	h.Write([]byte{1})
+	h.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, uint64(s.ReleaseDate.Unix())), uint32(s.ReleaseDate.Nanosecond())))
 	return h.Sum64()
 }
 
@@ -153,6 +168,7 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 		devs := tx.Bucket(bucketDevices)
 		added := 0
 		hist := tx.Bucket(bucketHistory)
+		agg := newAggTx(tx)
 		// Several messages of one device may share a batch: the newest
 		// record written in this transaction is read back from bbolt.
 		for i := range ps {
@@ -174,6 +190,9 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 					added++
 				}
 				r.setStatus(p.recv, p.online)
+				if err := agg.status(p.id, old, r); err != nil {
+					return err
+				}
 				if err := devs.Put(key, r); err != nil {
 					return err
 				}
@@ -189,15 +208,14 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 				}
 				// A record may hold a state with seq 0: one reset by the
 				// operator (ResetSeq).
+				// The fingerprint covers what the audit log and the
+				// aggregates read.
 				if !old.hasState() || old.fingerprint() != p.fp {
-					var prev *state.State
-					if old.hasState() {
-						prev = new(state.State)
-						if json.Unmarshal(old.stateJSON(), prev) != nil {
-							prev = nil
-						}
-					}
+					prev := stateOf(old)
 					if err := s.appendHistory(hist, p.id, prev, &p.st); err != nil {
+						return err
+					}
+					if err := agg.state(p.id, old, prev, &p.st); err != nil {
 						return err
 					}
 				}
@@ -205,6 +223,9 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 					return err
 				}
 			}
+		}
+		if err := agg.flush(); err != nil {
+			return err
 		}
 		after = s.statsAfter(out, added)
 		b, err := json.Marshal(after)
