@@ -37,6 +37,9 @@ var (
 	// ErrNotFound: a package to remove, copy or phase is not in the
 	// distribution.
 	ErrNotFound = errors.New("package not found")
+	// ErrArgument: a package argument does not parse (NAME or
+	// NAME=VERSION; a glob of copymatched).
+	ErrArgument = errors.New("invalid package argument")
 	// ErrLocked: another process holds the repository lock longer than
 	// the wait timeout (--waitforlock).
 	ErrLocked = errors.New("repository is locked by another process")
