@@ -32,7 +32,7 @@ type repoOptions struct {
 	plainFileIO                            bool
 	strict                                 bool
 	delete                                 int
-	verbose                                int
+	verbose, veryVerbose                   int
 	silent                                 bool
 	passphraseFile                         string
 	byHashKeep                             time.Duration
@@ -108,6 +108,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.export, "export", "changed", "when to publish: changed (default) or never (also: lookedat, normal, force as changed)")
 	f.BoolVar(&o.keepUnreferenced, "keepunreferencedfiles", false, "keep pool files nothing needs any more (deleteunreferenced removes them)")
 	f.CountVarP(&o.verbose, "verbose", "v", "say more (repeatable)")
+	f.CountVarP(&o.veryVerbose, "very-verbose", "V", "reprepro's -V: as -v (repeatable)")
 	f.BoolVarP(&o.silent, "silent", "s", false, "print only errors")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+" or a prompt)")
 	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
@@ -125,6 +126,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 				o.set[fl.Name] = true
 			}
 		})
+		o.verbose += o.veryVerbose
 		if o.delete > 0 && verb.Name() != "clearvanished" {
 			// reprepro's --delete also deletes the files includedeb and
 			// include added; lampi-pkg leaves its input alone.
