@@ -12,16 +12,9 @@ import (
 // remove them: move, copymatched, movematched, copyfilter, movefilter,
 // removefilter (copy and remove are in repo_verbs.go).
 
-type repoMoveOptions struct {
-	env       *Env
-	repo      *repoOptions
-	dest, src string
-	packages  []string
-	json      bool
-}
-
-func newRepoMoveCmd(env *Env, ro *repoOptions, runF runFunc[repoMoveOptions]) *cobra.Command {
-	o := &repoMoveOptions{env: env, repo: ro}
+// newRepoMoveCmd is copy (repo_verbs.go) with its move set.
+func newRepoMoveCmd(env *Env, ro *repoOptions, runF runFunc[repoCopyOptions]) *cobra.Command {
+	o := &repoCopyOptions{env: env, repo: ro, move: true}
 	cmd := &cobra.Command{
 		Use:   "move DEST-CODENAME SRC-CODENAME PACKAGE[=VERSION]…",
 		Short: "Move packages from one distribution to another",
@@ -32,17 +25,11 @@ PACKAGE=VERSION that version.`,
 		Args:    cobra.MinimumNArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.dest, o.src, o.packages = args[0], args[1], args[2:]
-			return runVerb(cmd, runF, runRepoMove, o)
+			return runVerb(cmd, runF, runRepoCopy, o)
 		},
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
 	return cmd
-}
-
-func runRepoMove(ctx context.Context, o *repoMoveOptions) error {
-	return o.repo.change(ctx, o.env, o.json, func(r *repo.Repo) (*repo.Result, error) {
-		return r.Move(ctx, o.dest, o.src, o.repo.selection(), o.packages)
-	})
 }
 
 // repoPickOptions are those of the verbs that take a glob or a formula.

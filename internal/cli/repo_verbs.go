@@ -136,6 +136,9 @@ type repoCopyOptions struct {
 	dest, src string
 	packages  []string
 	json      bool
+	// move: the move verb (repo_copymove.go), which removes from SRC
+	// what it copied.
+	move bool
 }
 
 func newRepoCopyCmd(env *Env, ro *repoOptions, runF runFunc[repoCopyOptions]) *cobra.Command {
@@ -163,6 +166,9 @@ standard error (with --strict it fails the command).`,
 
 func runRepoCopy(ctx context.Context, o *repoCopyOptions) error {
 	return o.repo.change(ctx, o.env, o.json, func(r *repo.Repo) (*repo.Result, error) {
+		if o.move {
+			return r.Move(ctx, o.dest, o.src, o.repo.selection(), o.packages)
+		}
 		return r.Copy(ctx, o.dest, o.src, o.repo.selection(), o.packages)
 	})
 }
