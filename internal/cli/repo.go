@@ -30,20 +30,23 @@ type repoOptions struct {
 	export                                 string
 	keepUnreferenced                       bool
 	plainFileIO                            bool
-	strict                                 bool
-	delete                                 int
-	verbose, veryVerbose                   int
-	silent                                 bool
-	passphraseFile                         string
-	byHashKeep                             time.Duration
-	target                                 targetFlags // repo_target.go
+	// reprepro: the repo command's verbs, which follow reprepro's
+	// version rules unless strict; release and rollout, which open the
+	// repository with options of their own, keep the strict ones.
+	reprepro, strict     bool
+	delete               int
+	verbose, veryVerbose int
+	silent               bool
+	passphraseFile       string
+	byHashKeep           time.Duration
+	target               targetFlags // repo_target.go
 	// set holds the names of the flags above that the command line gave
 	// (nil: none); open lets conf/options decide the others.
 	set map[string]bool
 }
 
 func newRepoCmd(env *Env) *cobra.Command {
-	o := &repoOptions{}
+	o := &repoOptions{reprepro: true}
 	cmd := &cobra.Command{
 		Use:   "repo [-b BASEDIR] VERB …",
 		Short: "Manage a reprepro-compatible apt repository (includedeb, remove, list, export…)",
@@ -174,7 +177,7 @@ func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo
 	opts := repo.Options{
 		OutDir: rel(o.outdir), DBDir: rel(o.dbdir), LogDir: rel(o.logdir), KeyDir: rel(o.keydir),
 		Now: env.Now, LockTimeout: timeout, KeepUnreferenced: o.keepUnreferenced, ByHashRetention: o.byHashKeep,
-		PlainFileIO: o.plainFileIO, RepreproRules: !o.strict,
+		PlainFileIO: o.plainFileIO, RepreproRules: o.reprepro && !o.strict,
 		Warn: func(msg string) {
 			if !o.silent {
 				fmt.Fprintf(env.Err, "warning: %s\n", msg)
