@@ -189,8 +189,13 @@ func addRef(tx *bolt.Tx, filekey string, t Target) error {
 // dropRef removes t's reference to filekey; when it was the last one the
 // file becomes unreferenced, and dropRef reports it.
 func dropRef(tx *bolt.Tx, filekey string, t Target) (bool, error) {
+	return dropRefOf(tx, filekey, t.String())
+}
+
+// dropRefOf is dropRef for the package list named target ("bookworm|main|amd64").
+func dropRefOf(tx *bolt.Tx, filekey, target string) (bool, error) {
 	refs := bucket(tx, bRefs)
-	if err := refs.Delete(refKey(filekey, t)); err != nil {
+	if err := refs.Delete([]byte(filekey + "\x00" + target)); err != nil {
 		return false, err
 	}
 	prefix := []byte(filekey + "\x00")
