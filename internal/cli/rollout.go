@@ -88,6 +88,12 @@ func rolloutController(ctx context.Context, env *Env, ro *repoOptions, fl rollou
 	if err != nil {
 		return nil, err
 	}
+	return newRolloutController(r, fl, env), nil
+}
+
+// newRolloutController is the controller of the command line over the
+// repository r.
+func newRolloutController(r *repo.Repo, fl rollout.Fleet, env *Env) *rollout.Controller {
 	host, _ := os.Hostname()
 	return &rollout.Controller{
 		Store:     &rollout.BoltStore{Path: repo.Layout{Base: r.Base}.Rollouts()},
@@ -96,7 +102,7 @@ func rolloutController(ctx context.Context, env *Env, ro *repoOptions, fl rollou
 		Holder:    fmt.Sprintf("%s/%d (rollout tick)", host, os.Getpid()),
 		LeaseTTL:  2 * time.Minute,
 		Now:       env.Now,
-	}, nil
+	}
 }
 
 type rolloutStartOptions struct {
