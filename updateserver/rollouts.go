@@ -46,8 +46,24 @@ func (s *Server) walkRollouts(ctx context.Context) {
 	}
 }
 
+// apiController is the controller of one request of the rollout API:
+// the repository is opened as for an upload (its publish targets
+// checked), and the request holds the server's rollout lock, so that it
+// and the ticks of walkRollouts do not change a rollout at the same
+// time.
+func (s *Server) apiController(ctx context.Context) (*rollout.Controller, func(), error) {
+	r, err := s.openForUpload()
+	if err != nil {
+		return nil, nil, err
+	}
+	s.rolloutMu.Lock()
+	return s.controller(rollout.RepoPublisher{Repo: r}), s.rolloutMu.Unlock, nil
+}
+
 // rolloutTick is one tick of walkRollouts.
 func (s *Server) rolloutTick(ctx context.Context) {
+	s.rolloutMu.Lock()
+	defer s.rolloutMu.Unlock()
 	r, err := s.openRepo()
 	if err != nil {
 		s.cfg.Notef("warning: rollouts: %v (retrying in %v)", err, s.cfg.RolloutInterval)
