@@ -40,6 +40,11 @@ step by step, and moves on only while the fleet's reports stay healthy:
 repository served statically (a directory, S3), run "rollout tick" from
 cron. Rollouts, their decisions and the controller's lease are kept in
 BASEDIR/db/rollouts.db. A rollout is named CODENAME/PACKAGE/VERSION.
+"lampi-pkg release --rollout PLAN" releases and starts one in one step.
+
+With --server URL and a token of scope rollouts (--token-file F or
+$LAMPI_TOKEN), start, status, pause, resume, abort and revert act on the
+running server through its rollout API instead of the local files.
 
 A plan is a preset (default, quick) or steps PERCENT[%][:SOAK][/DEVICES]
 separated by commas, then rules: max-failed=5% max-failed-ratio=2
@@ -49,6 +54,7 @@ max-stuck=25% auto-revert (these are the defaults, auto-revert off).`,
   lampi-pkg rollout -b /srv/repo status
   lampi-pkg rollout -b /srv/repo abort bookworm/hi/1.4.1 --reason "lamps flicker"
   lampi-pkg rollout -b /srv/repo revert bookworm/hi/1.4.1
+  lampi-pkg rollout abort bookworm/hi/1.4.1 --server https://repo.example.org --token-file ops.token
   */5 * * * *  lampi-pkg rollout -b /srv/repo tick --server http://127.0.0.1:8080`,
 	}
 	ro.flags(cmd)
