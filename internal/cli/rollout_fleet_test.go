@@ -102,6 +102,7 @@ func runRolloutFleet(t *testing.T, broker string) {
 	w.httpAddr = fmt.Sprintf("127.0.0.1:%d", at.FreePort(t))
 	if w.mosquitto {
 		mq := at.NewMosquitto(t)
+		mq.Start()
 		w.brokerURL = mq.URL
 	} else {
 		w.mqttAddr = fmt.Sprintf("127.0.0.1:%d", at.FreePort(t))
