@@ -1,14 +1,14 @@
 package rollout
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/jsonapi"
 )
 
 // Client manages rollouts through the API of a running server
@@ -37,48 +37,15 @@ func keyPath(key string) (string, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any, want int) error {
-	u := strings.TrimRight(c.Base, "/") + path
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return fmt.Errorf("rollout API %s: %w", u, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("rollout API: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("rollout API %s %s: %w", method, u, err)
-	}
-	if resp.StatusCode != want {
+	api := jsonapi.Client{What: "rollout API", Base: c.Base, Token: c.Token, HTTP: c.HTTP}
+	return api.Do(ctx, method, path, in, out, want, func(status int, data []byte) error {
 		ae := &APIError{}
 		if json.Unmarshal(data, ae) != nil || ae.Message == "" {
-			ae = &APIError{Code: "http", Message: method + " " + u + ": " + resp.Status}
+			ae = &APIError{Code: "http", Message: method + " " + strings.TrimRight(c.Base, "/") + path + ": " + fmt.Sprintf("%d %s", status, http.StatusText(status))}
 		}
-		ae.Status = resp.StatusCode
+		ae.Status = status
 		return ae
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("rollout API %s %s: bad response: %w", method, u, err)
-	}
-	return nil
+	})
 }
 
 // List returns every rollout of the server.

@@ -22,10 +22,18 @@ func (s *Server) controller(r rollout.Publisher) *rollout.Controller {
 		Fleet:     s.fleet.store,
 		Publisher: r,
 		Holder:    fmt.Sprintf("%s/%d", host, os.Getpid()),
-		LeaseTTL:  3 * s.cfg.RolloutInterval,
+		LeaseTTL:  max(3*s.cfg.RolloutInterval, MinRolloutLease),
 		Now:       s.cfg.Now,
 	}
 }
+
+// MinRolloutLease is the shortest lease of the rollout controller: the
+// lease is renewed at each tick, and a tick (opening the repository,
+// counting the fleet, publishing) can take seconds on a loaded machine;
+// a lease shorter than a tick would let a second server on the same
+// repository take over while the first one still acts. A server killed
+// mid-rollout is followed by the next one after at most this long.
+const MinRolloutLease = 30 * time.Second
 
 // walkRollouts runs the rollout controller every Config.RolloutInterval
 // until ctx ends: each tick opens the repository as uploads do, and the

@@ -165,20 +165,20 @@ func runRolloutFleet(t *testing.T, broker string) {
 	// killed at the second step and resumes there.
 	w.writeHealthChecks(nil, "")
 	second := w.startServe("2")
-	w.release("0.3", "30%:1s/1,60%:1s/2,100%:1s/3")
-	r = w.waitRollout("bookworm/hi/0.3", func(r *rollout.Status) bool { return r.Step >= 1 || r.State != rollout.Running })
-	second.stop(syscall.SIGINT)
-	if notes := decisionNotes(second.log.String()); notes != "" {
-		t.Errorf("the second server acted although the first holds the lease:\n%s", notes)
-	}
-	w.serve.stop(syscall.SIGKILL)
+	w.release("0.3", "30%:1s/1,60%:20s/2,100%:1s/3")
+	w.waitRollout("bookworm/hi/0.3", func(r *rollout.Status) bool { return r.Step >= 1 || r.State != rollout.Running })
+	w.serve.stop(syscall.SIGKILL) // within the 20 s soak of the second step
 	st, err := (&rollout.BoltStore{Path: repo.Layout{Base: w.base}.Rollouts()}).Get(w.ctx, "bookworm/hi/0.3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	killedAt := st.Step
-	if st.State != rollout.Running {
-		t.Fatalf("0.3 is %s (%s) when the server is killed", st.State, st.Reason)
+	if st.State != rollout.Running || st.Step != 1 {
+		t.Fatalf("0.3 is %s at step %d (%s) when the server is killed", st.State, st.Step+1, st.Reason)
+	}
+	second.stop(syscall.SIGINT)
+	if notes := decisionNotes(second.log.String()); notes != "" {
+		t.Errorf("the second server acted although the first held the lease:\n%s", notes)
 	}
 	w.serve = w.startServe("")
 	r = w.waitRollout("bookworm/hi/0.3", func(r *rollout.Status) bool { return r.State != rollout.Running })
