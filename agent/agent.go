@@ -244,6 +244,13 @@ type Outcome struct {
 	// attempted: an update was tried (or a self-update's result found),
 	// so its result is remembered for holds and backoffs.
 	attempted bool
+	// undelivered: the update failed while its packages were fetched and
+	// verified, before dpkg was touched. It backs off like any failure,
+	// but it is no attempt of the version in the reports (Attempts): a
+	// server down for a moment must not count as the version failing on
+	// the device; a device that cannot get it stays eligible and is
+	// counted as stuck instead.
+	undelivered bool
 }
 
 // ExitCode maps an outcome to "lampi-agent once"'s exit code: 0 up to

@@ -333,7 +333,7 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 	for _, u := range ups {
 		p, err := a.fetchDeb(fctx, u.cand)
 		if err != nil {
-			return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed, attempted: true}
+			return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed, attempted: true, undelivered: true}
 		}
 		u.deb = p
 		if u.from != "" {

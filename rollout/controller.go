@@ -153,7 +153,7 @@ func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
 	}
 	Apply(r, d)
 	if err := c.Store.Save(ctx, r, d); err != nil {
-		return d, err
+		return d, c.settle(ctx, r.Key(), err)
 	}
 	switch {
 	case d.Action == Complete:
@@ -306,7 +306,31 @@ func (c *Controller) change(ctx context.Context, key string, fn func(*Rollout) (
 		return nil, err
 	}
 	d.Time, d.Rollout = c.now(), key
-	return r, c.Store.Save(ctx, r, d)
+	if err := c.Store.Save(ctx, r, d); err != nil {
+		return nil, c.settle(ctx, key, err)
+	}
+	return r, nil
+}
+
+// settle follows a save refused with ErrConflict: what was published for
+// the refused change gives way to the stored rollout's percentage, so
+// that the repository says what the store says. It returns err, with
+// what settling did.
+func (c *Controller) settle(ctx context.Context, key string, err error) error {
+	if !errors.Is(err, ErrConflict) {
+		return err
+	}
+	cur, gerr := c.Store.Get(ctx, key)
+	if gerr != nil {
+		return errors.Join(err, gerr)
+	}
+	if cur.State == Reverted {
+		return err // the revert published what it publishes
+	}
+	if perr := c.Publisher.Phase(ctx, cur.Distribution, cur.Package, cur.Version, cur.Percent()); perr != nil {
+		return errors.Join(err, fmt.Errorf("rollout %s: publish the stored %d%% again: %w", key, cur.Percent(), perr))
+	}
+	return fmt.Errorf("%w; its %d%% is published again (try again, if this was a change by hand)", err, cur.Percent())
 }
 
 // ReaderFleet gives the controller the numbers of a fleet it can only

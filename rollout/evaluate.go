@@ -45,6 +45,10 @@ type Rollout struct {
 	// RevertedAs is the version a revert published the last good
 	// version's payload under.
 	RevertedAs string `json:"reverted_as,omitempty"`
+	// Rev counts the saves of the rollout: Store.Save refuses a rollout
+	// whose Rev is not the stored one (ErrConflict), so that a change
+	// made meanwhile is not overwritten.
+	Rev uint64 `json:"rev"`
 }
 
 // Closed reports whether the rollout is over (completed or reverted): the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/fleet/pgstore"
+	"github.com/lampi-pkg/lampi-pkg/rollout"
 	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
@@ -161,13 +162,17 @@ func (f *fleetSide) startCollector(ctx context.Context, s *Server) (*fleet.Colle
 
 // mount returns the fleet's handlers. The device API (issue, list,
 // revoke broker credentials) needs a token with scope "devices" from the
-// server's token store, so it is served on every listener, like the
+// server's token store, and the rollout API (rollout.APIHandlers) one
+// with scope "rollouts", so they are served on every listener, like the
 // upload API; the dashboard and fleet API only with Dashboard.
 func (f *fleetSide) mount(s *Server) (map[string]http.Handler, error) {
 	extra := map[string]http.Handler{}
 	tokens := s.tokens()
 	for pattern, h := range fleet.DevicesAPIHandlers(f.store) {
 		extra[pattern] = server.RequireScope(tokens, server.ScopeDevices, s.log, h)
+	}
+	for pattern, h := range rollout.APIHandlers(s.apiController) {
+		extra[pattern] = server.RequireScope(tokens, server.ScopeRollouts, s.log, h)
 	}
 	o := s.cfg.Fleet
 	if !o.Dashboard {

@@ -35,6 +35,9 @@ type Server struct {
 	log    *slog.Logger
 	srv    *server.Server
 	fleet  *fleetSide // nil without Config.Fleet
+	// rolloutMu serialises the rollout controller's ticks and the
+	// changes of the rollout API.
+	rolloutMu sync.Mutex
 
 	runOnce   sync.Once
 	closeOnce sync.Once
