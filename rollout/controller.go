@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
@@ -19,8 +20,10 @@ type Fleet interface {
 // through its signed, atomic publish path. RepoPublisher implements it.
 type Publisher interface {
 	// Phase sets the Phased-Update-Percentage of one version of a
-	// package in a distribution (setting the one it has must succeed).
-	Phase(ctx context.Context, distribution, pkg, version string, percent int) error
+	// package in a distribution and the rollout groups offered it
+	// whatever the percentage (none: the field goes), in one publish;
+	// setting what it has must succeed.
+	Phase(ctx context.Context, distribution, pkg, version string, percent int, groups []string) error
 	// Pin keeps a version published whatever Limit says; Unpin ends it.
 	Pin(ctx context.Context, distribution, pkg, version, reason string) error
 	Unpin(ctx context.Context, distribution, pkg, version string) error
@@ -86,14 +89,14 @@ func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
 		}
 	}
 	pct := r.Plan.Steps[0].Percent
-	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct); err != nil {
+	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct, r.Groups()); err != nil {
 		if r.Previous != "" {
 			c.Publisher.Unpin(ctx, r.Distribution, r.Package, r.Previous)
 		}
 		return nil, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), pct, err)
 	}
 	d := Decision{Time: now, Rollout: r.Key(), Action: Hold, From: 0, To: pct,
-		Reason: fmt.Sprintf("started at %d%% with plan %s", pct, r.Plan)}
+		Reason: fmt.Sprintf("started at %s with plan %s", r.Plan.Steps[0].Name(), r.Plan)}
 	if err := c.Store.Create(ctx, &r, d); err != nil {
 		return nil, err
 	}
@@ -146,8 +149,10 @@ func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
 	if d.Action == Hold {
 		return d, nil
 	}
-	if d.To != d.From {
-		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, d.To); err != nil {
+	next := *r
+	Apply(&next, d)
+	if next.Percent() != r.Percent() || !slices.Equal(next.Groups(), r.Groups()) {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, next.Percent(), next.Groups()); err != nil {
 			return d, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), d.To, err)
 		}
 	}
@@ -195,7 +200,7 @@ func (c *Controller) Revert(ctx context.Context, key, reason string) (*Rollout, 
 	}
 	if r.State != Halted {
 		from := r.Percent()
-		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0); err != nil {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0, nil); err != nil {
 			return nil, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
 		}
 		r.State, r.Reason = Halted, "reverting: "+reason
@@ -267,11 +272,11 @@ func (c *Controller) Resume(ctx context.Context, key, reason string) (*Rollout, 
 		if r.State != Paused && r.State != Halted {
 			return Decision{}, fmt.Errorf("%w: rollout %s is %s; only a paused or halted rollout resumes", ErrState, key, r.State)
 		}
-		from := r.Percent()
+		from, fromGroups := r.Percent(), r.Groups()
 		r.State, r.Reason, r.StepStarted = Running, "", c.now()
 		to := r.Percent()
-		if to != from {
-			if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, to); err != nil {
+		if to != from || !slices.Equal(fromGroups, r.Groups()) {
+			if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, to, r.Groups()); err != nil {
 				return Decision{}, fmt.Errorf("rollout %s: publish %d%%: %w", key, to, err)
 			}
 		}
@@ -286,7 +291,7 @@ func (c *Controller) Abort(ctx context.Context, key, reason string) (*Rollout, e
 			return Decision{}, fmt.Errorf("%w: rollout %s is %s", ErrState, key, r.State)
 		}
 		from := r.Percent()
-		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0); err != nil {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0, nil); err != nil {
 			return Decision{}, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
 		}
 		r.State, r.Reason = Halted, "aborted: "+reason

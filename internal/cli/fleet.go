@@ -359,6 +359,12 @@ func runFleetDevice(ctx context.Context, o *fleetDeviceOptions) error {
 	fmt.Fprintf(tw, "reported at:\t%s\n", timeText(d.State.Time))
 	fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
 	fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
+	if len(d.State.Groups) > 0 {
+		fmt.Fprintf(tw, "groups:\t%s\n", strings.Join(d.State.Groups, ", "))
+	}
+	if d.State.BootID != "" {
+		fmt.Fprintf(tw, "boot id:\t%s\n", d.State.BootID)
+	}
 	fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
 	fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
 	fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)
