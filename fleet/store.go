@@ -80,7 +80,7 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts}
 	if !opts.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketDevices, bucketHistory, bucketCredentials, bucketMeta} {
+			for _, b := range [][]byte{bucketDevices, bucketHistory, bucketCredentials, bucketMeta, bucketDuplicates} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
