@@ -48,6 +48,19 @@ type Controller struct {
 	// it. Default 1 minute: run Tick more often than that.
 	LeaseTTL time.Duration
 	Now      func() time.Time
+	// OnDecision, if set, is called with the rollout and each decision
+	// once it is stored — every evaluation of a running rollout (holds
+	// included, with the numbers they were made on) and every start,
+	// pause, resume, abort and revert — so that a dashboard, metrics or a
+	// webhook (Webhook.Notify) follow the controller. It runs on the
+	// controller's goroutine: it must not block.
+	OnDecision func(r Rollout, d Decision)
+}
+
+func (c *Controller) observe(r *Rollout, d Decision) {
+	if c.OnDecision != nil {
+		c.OnDecision(*r, d)
+	}
 }
 
 func (c *Controller) now() time.Time {
@@ -100,6 +113,7 @@ func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
 	if err := c.Store.Create(ctx, &r, d); err != nil {
 		return nil, err
 	}
+	c.observe(&r, d)
 	return &r, nil
 }
 
@@ -147,6 +161,7 @@ func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
 	}
 	d := Evaluate(r, statsOf(vs, r.Baseline), c.now())
 	if d.Action == Hold {
+		c.observe(r, d)
 		return d, nil
 	}
 	next := *r
@@ -160,6 +175,7 @@ func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
 	if err := c.Store.Save(ctx, r, d); err != nil {
 		return d, err
 	}
+	c.observe(r, d)
 	switch {
 	case d.Action == Complete:
 		return d, c.unpin(ctx, r)
@@ -204,9 +220,11 @@ func (c *Controller) Revert(ctx context.Context, key, reason string) (*Rollout, 
 			return nil, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
 		}
 		r.State, r.Reason = Halted, "reverting: "+reason
-		if err := c.Store.Save(ctx, r, Decision{Time: c.now(), Rollout: key, Action: Halt, From: from, To: 0, Reason: r.Reason}); err != nil {
+		d := Decision{Time: c.now(), Rollout: key, Action: Halt, From: from, To: 0, Reason: r.Reason}
+		if err := c.Store.Save(ctx, r, d); err != nil {
 			return nil, err
 		}
+		c.observe(r, d)
 	}
 	return c.revert(ctx, r, reason)
 }
@@ -227,6 +245,7 @@ func (c *Controller) revert(ctx context.Context, r *Rollout, reason string) (*Ro
 	if err := c.Store.Save(ctx, r, d); err != nil {
 		return nil, err
 	}
+	c.observe(r, d)
 	return r, c.unpin(ctx, r)
 }
 
@@ -311,7 +330,11 @@ func (c *Controller) change(ctx context.Context, key string, fn func(*Rollout) (
 		return nil, err
 	}
 	d.Time, d.Rollout = c.now(), key
-	return r, c.Store.Save(ctx, r, d)
+	if err := c.Store.Save(ctx, r, d); err != nil {
+		return r, err
+	}
+	c.observe(r, d)
+	return r, nil
 }
 
 // ReaderFleet gives the controller the numbers of a fleet it can only
