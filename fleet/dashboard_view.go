@@ -59,6 +59,11 @@ type dashFleet struct {
 	Duplicates    int
 	DuplicateList []dashSummary
 	DuplicateMore int
+	// The rollout panel (DashboardOptions.Rollouts).
+	RolloutsOn      bool
+	RolloutsProblem string
+	Rollouts        []dashRollout
+	RolloutsMore    int
 }
 
 // Chart geometry, in SVG user units (the charts scale to the page width).
