@@ -24,10 +24,48 @@ import (
 // rebooted — a new boot id — whose reports of the old boot arrive late
 // (a reordering queue) is not flagged.
 func TestDuplicateDevices(t *testing.T) {
-	broker := startMosquitto(t, "allow_anonymous true")
-	clock := at.NewClock(time.Now().UTC().Truncate(time.Second))
-	s := openTestStore(t, StoreOptions{Now: clock.Now})
-	runCollector(t, s, CollectorOptions{Broker: broker})
+	t.Run("mosquitto", func(t *testing.T) {
+		broker := startMosquitto(t, "allow_anonymous true")
+		clock := at.NewClock(time.Now().UTC().Truncate(time.Second))
+		s := openTestStore(t, StoreOptions{Now: clock.Now})
+		runCollector(t, s, CollectorOptions{Broker: broker})
+		testDuplicates(t, s, clock, func(string) string { return "broker = " + broker + "\n" })
+	})
+	// The embedded broker: the clones log in with the one credential of
+	// their id, and take its session over from each other.
+	t.Run("embedded", func(t *testing.T) {
+		clock := at.NewClock(time.Now().UTC().Truncate(time.Second))
+		s := openTestStore(t, StoreOptions{Now: clock.Now})
+		creds, err := s.IssueCredentials(t.Context(), RoleDevice, "lamp-clone", "lamp-reboot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		coll, err := s.IssueCredentials(t.Context(), RoleCollector, "collector")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := StartBroker(t.Context(), BrokerOptions{Addr: "127.0.0.1:0", Auth: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		runCollector(t, s, CollectorOptions{Broker: b.URL(), Username: "collector", Password: []byte(coll[0].Secret)})
+		dir := t.TempDir()
+		testDuplicates(t, s, clock, func(id string) string {
+			pass := filepath.Join(dir, id+".secret")
+			for _, c := range creds {
+				if c.ID == id {
+					os.WriteFile(pass, []byte(c.Secret+"\n"), 0o600)
+				}
+			}
+			return "broker = " + b.URL() + "\nbroker_username = " + id + "\nbroker_password_file = " + pass + "\n"
+		})
+	})
+}
+
+// testDuplicates runs TestDuplicateDevices on a store fed by a collector
+// of the broker that brokerConf (agent.conf lines for a device id) names.
+func testDuplicates(t *testing.T, s *Store, clock *at.Clock, brokerConf func(id string) string) {
 	r := at.NewRepo(t, clock, at.RepoOptions{})
 	bootFile := func(id string) string {
 		p := filepath.Join(t.TempDir(), "boot_id")
@@ -37,7 +75,7 @@ func TestDuplicateDevices(t *testing.T) {
 		return p
 	}
 	newClone := func(boot string) *agent.Agent {
-		d := at.NewDevice(t, r, "lamp-clone", "broker = "+broker+"\nreconnect_backoff = 1s\nboot_id_file = "+bootFile(boot)+"\n")
+		d := at.NewDevice(t, r, "lamp-clone", brokerConf("lamp-clone")+"reconnect_backoff = 1s\nboot_id_file = "+bootFile(boot)+"\n")
 		cfg, err := agent.LoadConfig(d.Conf)
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +137,7 @@ func TestDuplicateDevices(t *testing.T) {
 
 	// A rebooted device: boot A reports, boot B reports, then a queued
 	// report of boot A arrives late (lower seq): not a duplicate.
-	rb := at.NewDevice(t, r, "lamp-reboot", "broker = "+broker+"\nboot_id_file = "+bootFile("aaaaaaaa-0000-4000-8000-000000000001")+"\n")
+	rb := at.NewDevice(t, r, "lamp-reboot", brokerConf("lamp-reboot")+"boot_id_file = "+bootFile("aaaaaaaa-0000-4000-8000-000000000001")+"\n")
 	newRb := func() *agent.Agent {
 		cfg, err := agent.LoadConfig(rb.Conf)
 		if err != nil {
