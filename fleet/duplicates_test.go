@@ -32,7 +32,10 @@ func TestDuplicateDevices(t *testing.T) {
 		testDuplicates(t, s, clock, func(string) string { return "broker = " + broker + "\n" })
 	})
 	// The embedded broker: the clones log in with the one credential of
-	// their id, and take its session over from each other.
+	// their id. (Each report here has a connection of its own: with both
+	// clones connected at once, they take the one client id's session
+	// over from each other and, on either broker, a report may wait
+	// minutes for its acknowledgement.)
 	t.Run("embedded", func(t *testing.T) {
 		clock := at.NewClock(time.Now().UTC().Truncate(time.Second))
 		s := openTestStore(t, StoreOptions{Now: clock.Now})
