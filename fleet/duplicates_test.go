@@ -77,8 +77,9 @@ func testDuplicates(t *testing.T, s *Store, clock *at.Clock, brokerConf func(id 
 		}
 		return p
 	}
-	newClone := func(boot string) *agent.Agent {
-		d := at.NewDevice(t, r, "lamp-clone", brokerConf("lamp-clone")+"reconnect_backoff = 1s\nboot_id_file = "+bootFile(boot)+"\n")
+	// agentOf starts the library agent of a device (reading its
+	// agent.conf, so its boot id file, anew).
+	agentOf := func(d *at.Device) *agent.Agent {
 		cfg, err := agent.LoadConfig(d.Conf)
 		if err != nil {
 			t.Fatal(err)
@@ -88,6 +89,9 @@ func testDuplicates(t *testing.T, s *Store, clock *at.Clock, brokerConf func(id 
 			t.Fatal(err)
 		}
 		return a
+	}
+	newClone := func(boot string) *agent.Agent {
+		return agentOf(at.NewDevice(t, r, "lamp-clone", brokerConf("lamp-clone")+"reconnect_backoff = 1s\nboot_id_file = "+bootFile(boot)+"\n"))
 	}
 	// report sends one state of a through its own MQTT connection and
 	// waits until the broker has it; it returns the state.
@@ -141,18 +145,7 @@ func testDuplicates(t *testing.T, s *Store, clock *at.Clock, brokerConf func(id 
 	// A rebooted device: boot A reports, boot B reports, then a queued
 	// report of boot A arrives late (lower seq): not a duplicate.
 	rb := at.NewDevice(t, r, "lamp-reboot", brokerConf("lamp-reboot")+"boot_id_file = "+bootFile("aaaaaaaa-0000-4000-8000-000000000001")+"\n")
-	newRb := func() *agent.Agent {
-		cfg, err := agent.LoadConfig(rb.Conf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := agent.New(cfg, agent.Options{Now: clock.Now, Logf: t.Logf})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	a1 := newRb()
+	a1 := agentOf(rb)
 	report(a1)
 	clock.Advance(time.Second)
 	late, err := a1.NewState("") // queued, never sent before the reboot
@@ -162,7 +155,7 @@ func testDuplicates(t *testing.T, s *Store, clock *at.Clock, brokerConf func(id 
 	if err := os.WriteFile(strings.TrimSpace(bootPath(t, rb.Conf)), []byte("bbbbbbbb-0000-4000-8000-000000000002\n"), 0o444); err != nil {
 		t.Fatal(err)
 	}
-	report(newRb())
+	report(agentOf(rb))
 	received(5)
 	if _, err := s.Apply(state.DefaultPrefix, []Message{{Topic: state.StateTopic(state.DefaultPrefix, "lamp-reboot"), Payload: mustEncode(t, late)}}); err != nil {
 		t.Fatal(err)
