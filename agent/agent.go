@@ -56,6 +56,7 @@ type Agent struct {
 	inst      *installer
 	deviceID  string
 	machineID string
+	bootID    string
 
 	// cycleMu serialises cycles; cyc is the running cycle's working copy
 	// of the persisted state (only its goroutine touches it).
@@ -127,6 +128,9 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		if b, err := os.ReadFile(cfg.MachineIDFile); err == nil {
 			a.machineID = strings.TrimSpace(string(b))
 		}
+	}
+	if b, err := os.ReadFile(cfg.BootIDFile); err == nil {
+		a.bootID = strings.TrimSpace(string(b))
 	}
 	a.deviceID = cfg.DeviceID
 	if a.deviceID == "" {

@@ -427,6 +427,7 @@ func reportFromAggregates(tx *bolt.Tx, b *reportBuilder) error {
 			ids = append(ids, string(k[8:]))
 		}
 	}
+	ids = append(ids, duplicatedIDs(tx, b.now)...)
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
 		r := record(devs.Get([]byte(id)))
@@ -437,6 +438,7 @@ func reportFromAggregates(tx *bolt.Tx, b *reportBuilder) error {
 		if err != nil {
 			return err
 		}
+		d.Duplicate = duplicateOf(tx, []byte(id))
 		if b.includes(&d) {
 			b.list(&d)
 		}

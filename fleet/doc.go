@@ -69,8 +69,11 @@
 // id and payload id differ is ignored (counted as spoofed).
 //
 // Device ids default to /etc/machine-id, which clones of one SD image
-// share: the store cannot tell such devices apart, they report as one;
-// give each its own id and credential.
+// share: their reports arrive under one id. lampi-agent reports the
+// kernel's boot id; the store notices two boot ids of one id whose seq
+// streams interleave (a reboot never does that) and flags the id
+// (Device.Duplicate, Report.DuplicateDevices), but it keeps only one
+// state for it: give each clone its own id and credential.
 //
 // The bbolt file takes one writer: while serve or fleet collect runs,
 // other processes read through its API (APIClient, DevicesClient), and

@@ -202,6 +202,9 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 				if !old.valid() {
 					added++
 				}
+				if err := noteBoot(tx, p.id, p.st.BootID, p.st.Seq, p.recv); err != nil {
+					return err
+				}
 				if old.valid() && old.seq() >= p.st.Seq {
 					out[i] = OutcomeStale
 					continue

@@ -45,6 +45,7 @@ func (s *Store) eachDevice(fn func(*Device)) error {
 			if err != nil {
 				return err
 			}
+			d.Duplicate = duplicateOf(tx, k)
 			fn(&d)
 			return nil
 		})
@@ -64,6 +65,7 @@ func (s *Store) Device(ctx context.Context, id string) (Device, error) {
 		}
 		var err error
 		d, err = r.device(id)
+		d.Duplicate = duplicateOf(tx, []byte(id))
 		return err
 	})
 	return d, err
@@ -191,7 +193,8 @@ func newReportBuilder(opts ReportOptions, now time.Time) *reportBuilder {
 		opts.StaleView = DefaultStaleView
 	}
 	rep := &Report{Generated: now.UTC(), Packages: []PackageReport{},
-		OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}, StaleViewDevices: []DeviceSummary{}}
+		OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}, StaleViewDevices: []DeviceSummary{},
+		DuplicateDevices: []DeviceSummary{}}
 	if opts.StaleView > 0 {
 		rep.StaleView = opts.StaleView
 	}
@@ -282,6 +285,11 @@ func (b *reportBuilder) list(d *Device) {
 	}
 	if failedResult(d.State.Result) {
 		rep.FailedDevices = append(rep.FailedDevices, sum())
+	}
+	if d.Duplicate.Active(b.now) {
+		s := sum()
+		s.Duplicate = d.Duplicate
+		rep.DuplicateDevices = append(rep.DuplicateDevices, s)
 	}
 	if rd := d.State.ReleaseDate; rep.StaleView > 0 && !rd.IsZero() && b.now.Sub(rd) >= rep.StaleView {
 		s := sum()

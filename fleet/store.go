@@ -88,7 +88,7 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts}
 	if !opts.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range append([][]byte{bucketDevices, bucketHistory, bucketCredentials, bucketMeta}, aggBuckets...) {
+			for _, b := range append([][]byte{bucketDevices, bucketHistory, bucketCredentials, bucketMeta, bucketDuplicates, bucketDuplicated}, aggBuckets...) {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}

@@ -198,7 +198,7 @@ func (r *Repo) pick(codenames []string) ([]*Distribution, error) {
 // then installs that version on about percent % of them (100 removes the
 // field: everyone gets it).
 func (r *Repo) Phase(ctx context.Context, codename string, sel Selection, name string, percent int) (*Result, error) {
-	return r.setPhase(ctx, codename, sel, name, percent, newestOnly)
+	return r.setPhase(ctx, codename, sel, name, percent, nil, newestOnly)
 }
 
 // looseVersion parses a version stored by this package (always valid);

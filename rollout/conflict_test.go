@@ -18,12 +18,12 @@ type interleaved struct {
 	before func()
 }
 
-func (p *interleaved) Phase(ctx context.Context, distribution, pkg, version string, percent int) error {
+func (p *interleaved) Phase(ctx context.Context, distribution, pkg, version string, percent int, groups []string) error {
 	if f := p.before; f != nil {
 		p.before = nil
 		f()
 	}
-	return p.Publisher.Phase(ctx, distribution, pkg, version, percent)
+	return p.Publisher.Phase(ctx, distribution, pkg, version, percent, groups)
 }
 
 // TestPauseDuringTickWins: "rollout pause" on the command line lands

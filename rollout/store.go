@@ -66,7 +66,13 @@ func (s *BoltStore) open(readOnly bool) (*bolt.DB, error) {
 		timeout = 5 * time.Second
 	}
 	if readOnly {
-		if _, err := os.Stat(s.Path); errors.Is(err, os.ErrNotExist) {
+		// A missing file is an empty store; so is an empty one: its first
+		// writer created it and has not written its first pages yet (it
+		// takes the file's lock only after creating it), and bbolt would
+		// try to write them through this read-only descriptor. Once the
+		// file has a size, its writer holds the lock or is done, and the
+		// read waits for it.
+		if fi, err := os.Stat(s.Path); errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0 {
 			return nil, nil
 		}
 	} else if err := os.MkdirAll(filepath.Dir(s.Path), 0o755); err != nil {

@@ -183,10 +183,14 @@ func (f *fleetSide) mount(s *Server) (map[string]http.Handler, error) {
 	if staleView == 0 {
 		staleView = -1 // no list
 	}
-	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(f.store, newest, fleet.ReportOptions{Now: s.cfg.Now, StaleView: staleView}), fleet.DashboardOptions{
+	dopts := fleet.DashboardOptions{
 		Now: s.cfg.Now, Title: "LAMPi fleet",
 		Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
-	})
+	}
+	if s.rollouts != nil {
+		dopts.Rollouts = s.rolloutPanels
+	}
+	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(f.store, newest, fleet.ReportOptions{Now: s.cfg.Now, StaleView: staleView}), dopts)
 	if err != nil {
 		return nil, err
 	}

@@ -17,14 +17,18 @@ func (s *Server) controller(r rollout.Publisher) *rollout.Controller {
 		return nil
 	}
 	host, _ := os.Hostname()
-	return &rollout.Controller{
-		Store:     &rollout.BoltStore{Path: s.layout.Rollouts()},
+	c := &rollout.Controller{
+		Store:     s.rolloutStore(),
 		Fleet:     s.fleet.store,
 		Publisher: r,
 		Holder:    fmt.Sprintf("%s/%d", host, os.Getpid()),
 		LeaseTTL:  max(3*s.cfg.RolloutInterval, MinRolloutLease),
 		Now:       s.cfg.Now,
 	}
+	if s.rollouts != nil {
+		c.OnDecision = s.rollouts.onDecision
+	}
+	return c
 }
 
 // MinRolloutLease is the shortest lease of the rollout controller: the

@@ -194,6 +194,14 @@ func reportText(w io.Writer, r *fleet.Report) error {
 		}
 		tw.Flush()
 	}
+	if len(r.DuplicateDevices) > 0 {
+		fmt.Fprintf(w, "\nids shared by several machines (%d, cloned SD cards? give each its own id):\n", len(r.DuplicateDevices))
+		tw := newTable(w)
+		for _, d := range r.DuplicateDevices {
+			fmt.Fprintf(tw, "  %s\tboot ids %s\tlast seen together %s\n", d.ID, strings.Join(d.Duplicate.Boots, ", "), timeText(d.Duplicate.Last))
+		}
+		tw.Flush()
+	}
 	if len(r.StaleViewDevices) > 0 {
 		fmt.Fprintf(w, "\nstale view of the repository (%d, newest accepted Release at least %s old):\n", len(r.StaleViewDevices), durationText(r.StaleView))
 		tw := newTable(w)
@@ -305,7 +313,11 @@ func runFleetDevices(ctx context.Context, o *fleetDevicesOptions) error {
 	fmt.Fprintln(tw, "ID\tSTATUS\tLAST SEEN\tRESULT\tPACKAGES")
 	now := env.Now()
 	for _, d := range devs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, onlineText(d.Online), ageText(d.LastSeen, now.Sub(d.LastSeen)),
+		id := d.ID
+		if d.Duplicate.Active(now) {
+			id += " (DUPLICATE)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, onlineText(d.Online), ageText(d.LastSeen, now.Sub(d.LastSeen)),
 			d.State.Result, packagesText(d.State.Packages))
 	}
 	return tw.Flush()
@@ -378,6 +390,16 @@ func runFleetDevice(ctx context.Context, o *fleetDeviceOptions) error {
 	fmt.Fprintf(tw, "reported at:\t%s\n", timeText(d.State.Time))
 	fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
 	fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
+	if len(d.State.Groups) > 0 {
+		fmt.Fprintf(tw, "groups:\t%s\n", strings.Join(d.State.Groups, ", "))
+	}
+	if d.State.BootID != "" {
+		fmt.Fprintf(tw, "boot id:\t%s\n", d.State.BootID)
+	}
+	if dup := d.Duplicate; dup.Active(o.env.Now()) {
+		fmt.Fprintf(tw, "duplicate:\t%d machines report under this id (boot ids %s), last seen together %s: give each its own id\n",
+			len(dup.Boots), strings.Join(dup.Boots, ", "), timeText(dup.Last))
+	}
 	fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
 	fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
 	fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)
