@@ -178,5 +178,5 @@ func BenchmarkCommitSteady(b *testing.B) {
 	b.ReportMetric(boltRate, "bbolt-reports/s")
 	b.ReportMetric(pgRate, "postgres-reports/s")
 	b.ReportMetric(pgRate/boltRate, "postgres/bbolt")
-	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (two writers) %.0f/s, ratio %.2f", nDev, rounds, boltRate, pgRate, pgRate/boltRate)
+	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (%d writers) %.0f/s, ratio %.2f", nDev, rounds, boltRate, len(pgs), pgRate, pgRate/boltRate)
 }
