@@ -47,19 +47,26 @@ func (s *Store) Commit(ctx context.Context, b *fleet.Batch) ([]fleet.Outcome, er
 // devRow is one device's row while a batch is applied.
 type devRow struct {
 	exists    bool // before the batch, or given a state or status by it
+	hasState  bool
 	seq       uint64
 	fp        uint64
 	online    bool
 	status    *time.Time
 	received  *time.Time
-	payload   []byte // stored state JSON, nil for none
+	payload   []byte // the newest state JSON: read only when needed
 	st        *state.State
-	initial   []byte // the state JSON before the batch
+	initial   []byte // the state JSON before the batch, read only when needed
+	initialFP uint64
 	initialOn bool
-	dirty     bool
+	// initialHadState: the row held a state before the batch.
+	initialHadState bool
+	// stateDirty: a new state is stored; statusDirty: a new status.
+	stateDirty, statusDirty bool
 }
 
-// prevState decodes the stored state (nil if none or unreadable).
+// prevState decodes the stored state (nil if none or unreadable). The
+// stored JSON is read (commitOnce) whenever a report of the batch changes
+// the fingerprint, the only time the audit log needs it.
 func (r *devRow) prevState() *state.State {
 	if r.st != nil {
 		return r.st
@@ -75,16 +82,48 @@ func (r *devRow) prevState() *state.State {
 	return st
 }
 
-func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Outcome, error) {
-	out := make([]fleet.Outcome, len(items))
+// fetchKeys are a batch's device ids, sorted, and per id the fingerprint
+// its state reports share (nil: no report, or several fingerprints): the
+// stored state JSON is read only where it differs.
+func fetchKeys(items []fleet.Item) ([]string, []*int64) {
+	type fps struct {
+		fp        int64
+		set, many bool
+	}
+	seen := map[string]*fps{}
 	var ids []string
-	for _, it := range items {
-		if it.Outcome == fleet.OutcomeStored || it.Outcome == fleet.OutcomeStatus {
+	for i := range items {
+		it := &items[i]
+		if it.Outcome != fleet.OutcomeStored && it.Outcome != fleet.OutcomeStatus {
+			continue
+		}
+		f := seen[it.Device]
+		if f == nil {
+			f = &fps{}
+			seen[it.Device] = f
 			ids = append(ids, it.Device)
+		}
+		if it.Outcome == fleet.OutcomeStored {
+			v := int64(it.Fingerprint)
+			if f.set && f.fp != v {
+				f.many = true
+			}
+			f.fp, f.set = v, true
 		}
 	}
 	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	out := make([]*int64, len(ids))
+	for i, id := range ids {
+		if f := seen[id]; f.set && !f.many {
+			out[i] = &f.fp
+		}
+	}
+	return ids, out
+}
+
+func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Outcome, error) {
+	out := make([]fleet.Outcome, len(items))
+	ids, fps := fetchKeys(items)
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -101,8 +140,12 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 			return nil, fmt.Errorf("insert new devices: %w", err)
 		}
 		added = int(tag.RowsAffected())
-		rs, err := tx.Query(ctx, `SELECT id, seq, fingerprint, online, status_time, received, state::text
-			FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+		// The state JSON only where a report changes the fingerprint:
+		// in a fleet's steady state, none.
+		rs, err := tx.Query(ctx, `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
+				CASE WHEN u.fp IS NULL OR u.fp <> d.fingerprint THEN d.state::text END
+			FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id
+			ORDER BY d.id FOR UPDATE OF d`, ids, fps)
 		if err != nil {
 			return nil, fmt.Errorf("lock devices: %w", err)
 		}
@@ -113,16 +156,16 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 				r       devRow
 				js      *string
 			)
-			if err := rs.Scan(&id, &seq, &fp, &r.online, &r.status, &r.received, &js); err != nil {
+			if err := rs.Scan(&id, &seq, &fp, &r.online, &r.status, &r.received, &r.hasState, &js); err != nil {
 				rs.Close()
 				return nil, fmt.Errorf("read devices: %w", err)
 			}
-			r.seq, r.fp, r.initialOn = uint64(seq), uint64(fp), r.online
+			r.seq, r.fp, r.initialFP, r.initialOn = uint64(seq), uint64(fp), uint64(fp), r.online
 			if js != nil {
 				r.payload = []byte(*js)
 				r.initial = r.payload
 			}
-			r.exists = js != nil || r.status != nil
+			r.exists, r.initialHadState = r.hasState || r.status != nil, r.hasState
 			rows[id] = &r
 		}
 		if err := rs.Err(); err != nil {
@@ -141,13 +184,13 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 				continue // re-delivered retained status: nothing new
 			}
 			t := it.Received
-			r.status, r.online, r.exists, r.dirty = &t, it.Online, true, true
+			r.status, r.online, r.exists, r.statusDirty = &t, it.Online, true, true
 		case fleet.OutcomeStored:
 			if r.exists && r.seq >= it.State.Seq {
 				out[i] = fleet.OutcomeStale
 				continue
 			}
-			if r.payload == nil || r.fp != it.Fingerprint {
+			if !r.hasState || r.fp != it.Fingerprint {
 				for _, e := range fleet.HistoryEvents(r.prevState(), it.State) {
 					if err := hist.add(it.Device, it.Received, e); err != nil {
 						return nil, err
@@ -156,7 +199,7 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 			}
 			t := it.Received
 			r.seq, r.fp, r.received, r.payload, r.st = it.State.Seq, it.Fingerprint, &t, it.Payload, it.State
-			r.exists, r.dirty = true, true
+			r.exists, r.hasState, r.stateDirty = true, true, true
 		}
 	}
 
@@ -189,17 +232,14 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 		agents, archs, results   []string
 		errs                     []string
 		states                   []*string
+		stIDs                    []string // status changes only
+		stTimes                  []*time.Time
+		stOnlines                []bool
 		delDev, delPkg           []string
 		insDev, insPkg, insVer   []string
 	)
 	for _, id := range slices.Sorted(maps.Keys(rows)) {
 		r := rows[id]
-		if !r.dirty {
-			continue
-		}
-		ids = append(ids, id)
-		seqs, fps = append(seqs, int64(r.seq)), append(fps, int64(r.fp))
-		statuses, receiveds, onlines = append(statuses, r.status), append(receiveds, r.received), append(onlines, r.online)
 		if r.online != r.initialOn {
 			if r.online {
 				agg.online++
@@ -207,24 +247,27 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 				agg.online--
 			}
 		}
-		var st state.State
-		var js *string
-		if r.payload != nil {
-			if p := r.prevState(); p != nil {
-				st = *p
+		if !r.stateDirty {
+			if r.statusDirty {
+				stIDs, stTimes, stOnlines = append(stIDs, id), append(stTimes, r.status), append(stOnlines, r.online)
 			}
-			j := string(r.payload)
-			js = &j
+			continue
 		}
+		st := r.st // the report stored last
+		j := string(r.payload)
+		ids = append(ids, id)
+		seqs, fps = append(seqs, int64(r.seq)), append(fps, int64(r.fp))
+		statuses, receiveds, onlines = append(statuses, r.status), append(receiveds, r.received), append(onlines, r.online)
 		var rd *time.Time
 		if !st.ReleaseDate.IsZero() {
 			t := st.ReleaseDate
 			rd = &t
 		}
 		agents, archs, results, errs, rds, states = append(agents, st.Agent), append(archs, st.Arch),
-			append(results, st.Result), append(errs, st.Error), append(rds, rd), append(states, js)
-		// Installed versions: only when the state changed.
-		if string(r.payload) == string(r.initial) {
+			append(results, st.Result), append(errs, st.Error), append(rds, rd), append(states, &j)
+		// Installed versions: only when the fingerprint (which covers
+		// the packages) changed; then the old state was read.
+		if r.initial == nil && r.initialHadState && r.fp == r.initialFP {
 			continue
 		}
 		var old map[string]string
@@ -254,16 +297,20 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 			insDev, insPkg, insVer = append(insDev, id), append(insPkg, p), append(insVer, v)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	batch.Queue(`UPDATE devices d SET seq = u.seq, fingerprint = u.fp, status_time = u.status_time, received = u.received,
+	if len(ids) > 0 {
+		batch.Queue(`UPDATE devices d SET seq = u.seq, fingerprint = u.fp, status_time = u.status_time, received = u.received,
 		online = u.online, agent = u.agent, arch = u.arch, result = u.result, error = u.error, release_date = u.release_date,
 		state = u.state::json
 		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
 			$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
 			AS u(id, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state)
 		WHERE d.id = u.id`, ids, seqs, fps, statuses, receiveds, onlines, agents, archs, results, errs, rds, states)
+	}
+	if len(stIDs) > 0 {
+		batch.Queue(`UPDATE devices d SET status_time = u.status_time, online = u.online
+		FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) AS u(id, status_time, online) WHERE d.id = u.id`,
+			stIDs, stTimes, stOnlines)
+	}
 	if len(delDev) > 0 {
 		batch.Queue(`DELETE FROM installed i USING unnest($1::text[], $2::text[]) AS u(device, package)
 			WHERE i.device = u.device AND i.package = u.package`, delDev, delPkg)
