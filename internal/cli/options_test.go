@@ -58,6 +58,13 @@ func repoFlags(base string, given ...string) *repoOptions {
 	return o
 }
 
+// repoDelete is repoFlags with reprepro's global --delete given once.
+func repoDelete() *repoOptions {
+	o := repoFlags("", "delete")
+	o.delete = 1
+	return o
+}
+
 // TestVerbOptions parses command lines of a representative set of verbs
 // with a runF that only captures the options: each flag and argument must
 // land in its own field, defaults included, and bad use must end with the
@@ -188,7 +195,11 @@ func TestVerbOptions(t *testing.T) {
 		{"repo dumpunreferenced", dumpUnref, "repo dumpunreferenced", &repoPoolOptions{env: env, repo: repoFlags("")}, ""},
 		{"repo dumpunreferenced argument", dumpUnref, "repo dumpunreferenced x", nil, "unknown command"},
 		{"repo createsymlinks", symlinks, "repo createsymlinks --delete a b",
-			&repoCreateSymlinksOptions{env: env, repo: repoFlags(""), codenames: []string{"a", "b"}, replace: true}, ""},
+			&repoCreateSymlinksOptions{env: env, repo: repoDelete(), codenames: []string{"a", "b"}, replace: true}, ""},
+		{"repo --delete createsymlinks", symlinks, "repo --delete createsymlinks a",
+			&repoCreateSymlinksOptions{env: env, repo: repoDelete(), codenames: []string{"a"}, replace: true}, ""},
+		{"repo createsymlinks keeps links", symlinks, "repo createsymlinks",
+			&repoCreateSymlinksOptions{env: env, repo: repoFlags(""), codenames: []string{}, replace: false}, ""},
 		{"repo init defaults", repoInit, "repo init /srv",
 			&repoInitOptions{env: env, repo: repoFlags(""), dir: "/srv", validFor: repo.DefaultValidFor}, ""},
 		{"repo init flags", repoInit, "repo init /srv --codename c --suite s --origin o --label l --description d --components main,beta --architectures armhf --sign-with k.asc --limit 3 --valid-for 2w",

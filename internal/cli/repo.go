@@ -117,7 +117,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
 	f.BoolVar(&o.plainFileIO, "plain-file-io", false, "read packages and write pool files through ordinary system calls: for a repository or packages on NFS, SMB or FUSE")
 	f.BoolVar(&o.strict, "strict", false, "lampi-pkg's version rules instead of reprepro's: refuse an older version, and a name to remove or copy that is not there (conf/options: strict)")
-	f.CountVar(&o.delete, "delete", "clearvanished: also forget package lists that still hold packages")
+	f.CountVar(&o.delete, "delete", "clearvanished: also forget package lists that still hold packages; createsymlinks: replace links that point elsewhere")
 	o.target.flags(f) // publish targets: repo_target.go
 	cmd.PersistentPreRunE = func(verb *cobra.Command, _ []string) error {
 		o.set = nil
@@ -130,10 +130,10 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 			}
 		})
 		o.verbose += o.veryVerbose
-		if o.delete > 0 && verb.Name() != "clearvanished" {
+		if o.delete > 0 && verb.Name() != "clearvanished" && verb.Name() != "createsymlinks" {
 			// reprepro's --delete also deletes the files includedeb and
 			// include added; lampi-pkg leaves its input alone.
-			return usageErrorf("repo %s: --delete is only implemented for clearvanished; delete the input files yourself", verb.Name())
+			return usageErrorf("repo %s: --delete is only implemented for clearvanished and createsymlinks; delete the input files yourself", verb.Name())
 		}
 		return nil
 	}

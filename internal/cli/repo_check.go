@@ -201,10 +201,11 @@ kept unless --delete is given.`,
 		Example: `  lampi-pkg repo -b /srv/repo createsymlinks`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.codenames = args
+			// reprepro's global --delete, given before or after the verb.
+			o.replace = ro.delete > 0
 			return runVerb(cmd, runF, runRepoCreateSymlinks, o)
 		},
 	}
-	cmd.Flags().BoolVar(&o.replace, "delete", false, "replace existing links that point elsewhere")
 	return cmd
 }
 
