@@ -285,13 +285,18 @@ func childCPU(comm string) time.Duration {
 	return total
 }
 
-func rssKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+// rssKiB is this process's peak resident memory in KiB.
+func rssKiB() int64 { return procStatusKiB("self", "VmHWM") }
+
+// procStatusKiB reads a field in KiB (VmRSS, VmHWM) of a process's
+// /proc/PID/status (0 if there is none).
+func procStatusKiB(pid, field string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n
 		}

@@ -136,19 +136,7 @@ func goMemory() (heap, stack uint64) {
 }
 
 // vmRSS is a process's resident memory in KiB.
-func vmRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
+func vmRSS(pid int) int64 { return procStatusKiB(strconv.Itoa(pid), "VmRSS") }
 
 // childPID is the pid of this process's child named comm (0 if none).
 func childPID(comm string) int {
