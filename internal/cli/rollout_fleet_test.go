@@ -1,3 +1,9 @@
+//go:build !race
+
+// The fleet's processes are this test binary itself (TestMain); under
+// the race detector 30 of them take three times as long, so make test
+// runs this file in its second pass, without -race (HEAVY_TESTS).
+
 package cli
 
 import (
@@ -45,7 +51,10 @@ const fleetSize = 30
 func TestRolloutFleet(t *testing.T) {
 	testutil.Heavy(t, "runs 30 lampi-agent processes with apt-get and dpkg in isolated roots against a real serve")
 	for _, broker := range []string{"embedded", "mosquitto"} {
-		t.Run(broker, func(t *testing.T) { runRolloutFleet(t, broker) })
+		t.Run(broker, func(t *testing.T) {
+			t.Parallel() // the two fleets share nothing: own ports, roots, repositories
+			runRolloutFleet(t, broker)
+		})
 	}
 }
 
