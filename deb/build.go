@@ -97,25 +97,11 @@ func Build(ctx context.Context, fsys fs.FS, w io.Writer, opts BuildOptions) (*Bu
 		clamp = t.newest
 	}
 	clamp = clamp.Truncate(time.Second)
-	conffiles, err := resolveConffiles(t.conffiles, t.entries)
+	res, err := describe(t, opts)
 	if err != nil {
 		return nil, err
 	}
-	warns := append(t.warnings, applyUmask(t.entries, opts.Umask)...)
-	ownerWarns, err := opts.Owners.apply(t.entries)
-	if err != nil {
-		return nil, err
-	}
-	warns = append(warns, ownerWarns...)
-	res := &BuildResult{Control: t.control.Clone(), Conffiles: conffiles, Warnings: warns, Entries: len(t.entries)}
-	res.InstalledSize = installedSize(t.entries)
-	if f, ok := res.Control.Field("Installed-Size"); ok && f.Value != strconv.FormatInt(res.InstalledSize, 10) {
-		res.Warnings = append(res.Warnings, Warning{File: "DEBIAN/control", Line: f.Line,
-			Msg: fmt.Sprintf("Installed-Size %s replaced by the computed %d", f.Value, res.InstalledSize)})
-	}
-	res.Control.SetAfter("Architecture", "Installed-Size", strconv.FormatInt(res.InstalledSize, 10))
-	v, _ := ParseVersion(res.Control.Get("Version"))
-	res.Filename = fmt.Sprintf("%s_%s_%s.deb", res.Control.Get("Package"), v.WithoutEpoch(), res.Control.Get("Architecture"))
+	conffiles := res.Conffiles
 
 	// The data member goes first into a spool, computing md5sums on the
 	// way; control.tar (which carries them) is then written before it.
@@ -150,22 +136,59 @@ func Build(ctx context.Context, fsys fs.FS, w io.Writer, opts BuildOptions) (*Bu
 	if _, err := io.WriteString(cw, arMagic); err != nil {
 		return nil, err
 	}
+	if err := writeMembers(cw, comp, &control, spool, dataSize, clamp); err != nil {
+		return nil, fmt.Errorf("build %s: %w", res.Filename, err)
+	}
+	res.Size = cw.n
+	return res, nil
+}
+
+// describe applies the tree's conffiles, the umask and the declared owners
+// to its entries, and returns what the package will be: its control
+// paragraph with the computed Installed-Size, its file name, conffiles and
+// warnings.
+func describe(t *tree, opts BuildOptions) (*BuildResult, error) {
+	conffiles, err := resolveConffiles(t.conffiles, t.entries)
+	if err != nil {
+		return nil, err
+	}
+	warns := append(t.warnings, applyUmask(t.entries, opts.Umask)...)
+	ownerWarns, err := opts.Owners.apply(t.entries)
+	if err != nil {
+		return nil, err
+	}
+	warns = append(warns, ownerWarns...)
+	res := &BuildResult{Control: t.control.Clone(), Conffiles: conffiles, Warnings: warns, Entries: len(t.entries)}
+	res.InstalledSize = installedSize(t.entries)
+	if f, ok := res.Control.Field("Installed-Size"); ok && f.Value != strconv.FormatInt(res.InstalledSize, 10) {
+		res.Warnings = append(res.Warnings, Warning{File: "DEBIAN/control", Line: f.Line,
+			Msg: fmt.Sprintf("Installed-Size %s replaced by the computed %d", f.Value, res.InstalledSize)})
+	}
+	res.Control.SetAfter("Architecture", "Installed-Size", strconv.FormatInt(res.InstalledSize, 10))
+	v, _ := ParseVersion(res.Control.Get("Version"))
+	res.Filename = fmt.Sprintf("%s_%s_%s.deb", res.Control.Get("Package"), v.WithoutEpoch(), res.Control.Get("Architecture"))
+	return res, nil
+}
+
+// writeMembers writes the .deb's ar members after the ar magic:
+// debian-binary, the control member, then dataSize bytes of the data
+// member from data.
+func writeMembers(w io.Writer, comp Compression, control *bytes.Buffer, data io.Reader, dataSize int64, clamp time.Time) error {
 	members := []struct {
 		name string
 		r    io.Reader
 		size int64
 	}{
 		{"debian-binary", strings.NewReader("2.0\n"), 4},
-		{"control.tar" + comp.Ext(), &control, int64(control.Len())},
-		{"data.tar" + comp.Ext(), spool, dataSize},
+		{"control.tar" + comp.Ext(), control, int64(control.Len())},
+		{"data.tar" + comp.Ext(), data, dataSize},
 	}
 	for _, m := range members {
-		if err := writeArMember(cw, m.name, m.r, m.size, clamp); err != nil {
-			return nil, fmt.Errorf("build %s: %w", res.Filename, err)
+		if err := writeArMember(w, m.name, m.r, m.size, clamp); err != nil {
+			return err
 		}
 	}
-	res.Size = cw.n
-	return res, nil
+	return nil
 }
 
 // installedSize applies dpkg-gencontrol's rule: regular files and symlinks

@@ -1,11 +1,16 @@
 package deb_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +36,70 @@ func lintianTags(pkgs ...string) (map[string][]string, error) {
 	}
 	for _, v := range tags {
 		sort.Strings(v)
+	}
+	return tags, nil
+}
+
+// referenceLintianTags is lintianTags for reference packages, whose
+// verdict does not change between runs (the real Debian packages): the
+// tags of each are kept in testutil.CacheDir()/lintian under the SHA-256
+// of lintian's version and the package's bytes, and lintian runs only on
+// the packages not seen before. What the cache holds is lintian's own
+// output for those very bytes, so a hit says what a new run would; a new
+// lintian or a new package is judged afresh.
+func referenceLintianTags(pkgs ...string) (map[string][]string, error) {
+	version, err := exec.Command("lintian", "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("lintian --version: %v", err)
+	}
+	dir := filepath.Join(testutil.CacheDir(), "lintian")
+	tags := map[string][]string{}
+	var missing []string
+	files := map[string]string{} // package → its cache file
+	for _, p := range pkgs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		h.Write(version)
+		h.Write(data)
+		files[p] = filepath.Join(dir, hex.EncodeToString(h.Sum(nil))+".json")
+		var hit struct {
+			Name string
+			Tags []string
+		}
+		if b, err := os.ReadFile(files[p]); err == nil && json.Unmarshal(b, &hit) == nil && hit.Name != "" {
+			if len(hit.Tags) > 0 {
+				tags[hit.Name] = hit.Tags
+			}
+			continue
+		}
+		missing = append(missing, p)
+	}
+	if len(missing) == 0 {
+		return tags, nil
+	}
+	got, err := lintianTags(missing...)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range missing {
+		name, _, _ := strings.Cut(filepath.Base(p), "_")
+		if len(got[name]) > 0 {
+			tags[name] = got[name]
+		}
+		b, _ := json.Marshal(struct {
+			Name string
+			Tags []string
+		}{name, got[name]})
+		// Best effort: a cache that cannot be written costs time only.
+		if os.MkdirAll(dir, 0o755) == nil {
+			tmp := files[p] + ".tmp" + strconv.Itoa(os.Getpid())
+			if os.WriteFile(tmp, b, 0o644) == nil {
+				os.Rename(tmp, files[p])
+			}
+		}
 	}
 	return tags, nil
 }

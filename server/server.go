@@ -122,6 +122,37 @@ func New(o Options) (s *Server, err error) {
 	if o.Dir == "" || o.Now == nil {
 		return nil, errors.New("server: Options.Dir and Options.Now are required")
 	}
+	o = o.withDefaults()
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	files, err := newFileServer(o.Dir, func(msg string, err error) { logger.Warn(msg, "err", err) })
+	if err != nil {
+		return nil, err
+	}
+	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger,
+		publish: make(chan struct{}, 1), checks: make(chan struct{}, o.MaxValidations)}
+	s.metrics.extra = o.ExtraMetrics
+	s.conns = newConnLimiter(o.MaxConns, o.MaxConnsPerAddr, s.metrics)
+	if o.AccessLog != nil {
+		s.access = newAccessLog(o.AccessLog)
+		if d, ok := o.AccessLog.(interface{ Dropped() uint64 }); ok {
+			s.metrics.logDropped = d.Dropped
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil { // ServeMux panics on conflicting patterns
+			files.close()
+			s, err = nil, fmt.Errorf("server: %v", r)
+		}
+	}()
+	s.routes()
+	return s, nil
+}
+
+// withDefaults fills the zero fields of o with their defaults.
+func (o Options) withDefaults() Options {
 	if o.MaxUpload <= 0 {
 		o.MaxUpload = DefaultMaxUpload
 	}
@@ -155,38 +186,21 @@ func New(o Options) (s *Server, err error) {
 			return repo.Open(dir, repo.Options{Now: now, LockTimeout: lt})
 		}
 	}
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	files, err := newFileServer(o.Dir, func(msg string, err error) { logger.Warn(msg, "err", err) })
-	if err != nil {
-		return nil, err
-	}
-	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger,
-		publish: make(chan struct{}, 1), checks: make(chan struct{}, o.MaxValidations)}
-	s.metrics.extra = o.ExtraMetrics
-	s.conns = newConnLimiter(o.MaxConns, o.MaxConnsPerAddr, s.metrics)
-	if o.AccessLog != nil {
-		s.access = newAccessLog(o.AccessLog)
-		if d, ok := o.AccessLog.(interface{ Dropped() uint64 }); ok {
-			s.metrics.logDropped = d.Dropped
-		}
-	}
-	defer func() {
-		if r := recover(); r != nil { // ServeMux panics on conflicting patterns
-			files.close()
-			s, err = nil, fmt.Errorf("server: %v", r)
-		}
-	}()
+	return o
+}
+
+// routes registers the handlers: the repository's files and public keys,
+// the upload API, health and metrics, then Options.Extra (the fast path
+// stays on unless one of those shadows the repository's files).
+func (s *Server) routes() {
 	s.mux.HandleFunc("GET /dists/", s.files.servePublished)
 	s.mux.HandleFunc("GET /pool/", s.files.servePublished)
-	keys, refused := publicKeyFiles(o.Dir)
+	keys, refused := publicKeyFiles(s.opts.Dir)
 	for _, name := range keys {
 		s.mux.Handle("GET /"+name, s.files.serveKey(name))
 	}
 	for name, err := range refused {
-		logger.Warn("key file not served", "file", name, "error", err.Error())
+		s.log.Warn("key file not served", "file", name, "error", err.Error())
 	}
 	s.mux.HandleFunc("POST /api/v1/repos/{codename}/packages", s.handleUpload)
 	s.mux.HandleFunc("GET /api/v1/repos", s.handleDistributions)
@@ -196,13 +210,12 @@ func New(o Options) (s *Server, err error) {
 	})
 	s.mux.HandleFunc("GET /metrics", s.metrics.serveHTTP)
 	s.fastOK = true
-	for pattern, h := range o.Extra {
+	for pattern, h := range s.opts.Extra {
 		s.mux.Handle(pattern, h)
 		if shadowsFiles(pattern) {
 			s.fastOK = false
 		}
 	}
-	return s, nil
 }
 
 // Metrics returns the server's counters.

@@ -2,17 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -459,96 +455,6 @@ func stanzaSHA256(stanza []byte) string {
 	return ""
 }
 
-// stageBody writes the packages of the request into dir: the raw body
-// (Content-Type application/vnd.debian.binary-package,
-// application/x-debian-package or application/octet-stream; the name from
-// Content-Disposition), or every file part of multipart/form-data. The
-// files together may hold max bytes.
-func stageBody(r *http.Request, dir string, max int64) ([]*staged, *refusal) {
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" {
-		mt, err = "application/octet-stream", nil
-	}
-	if err != nil {
-		return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type %q: %v", ct, err)
-	}
-	left := max
-	var ups []*staged
-	add := func(name string, body io.Reader) *refusal {
-		if len(ups) == maxFiles {
-			return refuse(OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "more than %d packages in one upload", maxFiles)
-		}
-		sub := filepath.Join(dir, strconv.Itoa(len(ups)))
-		if err := os.Mkdir(sub, 0o700); err != nil {
-			return refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
-		}
-		u := &staged{name: name, path: filepath.Join(sub, name)}
-		f, err := os.OpenFile(u.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging file: %v", err)
-		}
-		h := sha256.New()
-		n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, left+1))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		left -= n
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe) || left < 0:
-			return refuse(OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload exceeds the server's limit of %d bytes (serve --max-upload)", max)
-		case err != nil:
-			return refuse(OutcomeBadPackage, http.StatusBadRequest, "bad_request", "reading the upload of %s: %v", name, err)
-		}
-		u.size, u.sha256 = n, hex.EncodeToString(h.Sum(nil))
-		ups = append(ups, u)
-		return nil
-	}
-	switch mt {
-	case "application/vnd.debian.binary-package", "application/x-debian-package", "application/octet-stream":
-		name := ""
-		if _, p, err := mime.ParseMediaType(r.Header.Get("Content-Disposition")); err == nil {
-			name = p["filename"]
-		}
-		if f := add(safeName(name), r.Body); f != nil {
-			return nil, f
-		}
-		return ups, nil
-	case "multipart/form-data":
-		mr, err := r.MultipartReader()
-		if err != nil {
-			return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type", "multipart body: %v", err)
-		}
-		for {
-			part, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, refuse(OutcomeTooLarge, http.StatusRequestEntityTooLarge, "too_large", "upload exceeds the server's limit of %d bytes (serve --max-upload)", max)
-			}
-			if err != nil {
-				return nil, refuse(OutcomeBadPackage, http.StatusBadRequest, "bad_request", "multipart body: %v", err)
-			}
-			if part.FileName() != "" {
-				if f := add(safeName(part.FileName()), part); f != nil {
-					return nil, f
-				}
-			}
-			part.Close()
-		}
-		if len(ups) == 0 {
-			return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type",
-				"multipart body has no file part (send each .deb as a file field, e.g. curl -F package=@hi_0.2_all.deb)")
-		}
-		return ups, nil
-	}
-	return nil, refuse(OutcomeBadPackage, http.StatusUnsupportedMediaType, "unsupported_media_type",
-		"Content-Type %q is not accepted; send the .deb as application/vnd.debian.binary-package or multipart/form-data", mt)
-}
-
 // failInclude maps the repo package's errors to HTTP answers. Messages
 // name the client's file name, not the staging path.
 func (s *Server) failInclude(w http.ResponseWriter, err error, names *strings.Replacer) {
@@ -569,24 +475,6 @@ func (s *Server) failInclude(w http.ResponseWriter, err error, names *strings.Re
 	default:
 		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "%s", msg)
 	}
-}
-
-// safeName reduces a client's file name to a harmless base name.
-func safeName(name string) string {
-	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
-	ok := name != "" && name != "." && name != ".." && !strings.HasPrefix(name, ".") && len(name) <= 200
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".+-_~", c)) {
-			ok = false
-		}
-	}
-	if !ok {
-		return "upload.deb"
-	}
-	if !strings.HasSuffix(name, ".deb") {
-		name += ".deb"
-	}
-	return name
 }
 
 // readControl checks f as a .deb (structure, control member of at most

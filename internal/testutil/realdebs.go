@@ -9,12 +9,21 @@ import (
 )
 
 // RealDebsDir is where scripts/deps.sh downloads real Debian packages
-// (apt-get download): $LAMPI_REAL_DEBS, else
-// ${XDG_CACHE_HOME:-~/.cache}/lampi-pkg/debs.
+// (apt-get download): $LAMPI_REAL_DEBS, else CacheDir()/debs.
 func RealDebsDir() string {
 	if d := os.Getenv("LAMPI_REAL_DEBS"); d != "" {
 		return d
 	}
+	if cache := CacheDir(); cache != "" {
+		return filepath.Join(cache, "debs")
+	}
+	return ""
+}
+
+// CacheDir is where tests keep what outlives one run (the real packages,
+// verdicts of the real tools on them): ${XDG_CACHE_HOME:-~/.cache}/lampi-pkg,
+// or "" when there is no home directory.
+func CacheDir() string {
 	cache := os.Getenv("XDG_CACHE_HOME")
 	if cache == "" {
 		home, err := os.UserHomeDir()
@@ -23,7 +32,7 @@ func RealDebsDir() string {
 		}
 		cache = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(cache, "lampi-pkg", "debs")
+	return filepath.Join(cache, "lampi-pkg")
 }
 
 // RealDebs returns every real Debian package in RealDebsDir, by package
