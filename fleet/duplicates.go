@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"time"
@@ -54,46 +55,89 @@ type bootRange struct {
 	ID   string `json:"id"`
 	Min  uint64 `json:"min"`
 	Max  uint64 `json:"max"`
-	Seen int64  `json:"seen"` // last receive time, unix ns
+	Seen int64  `json:"seen"` // receive time (unix ns) when last written
 }
 
+// dupRecord is a device's entry in bucketDuplicates: a first line, then
+// JSON. Boots ends with the current boot (the last that reported). When
+// the device's stored report is the current boot's, the first line is
+// that boot id, and the current boot's Max is the stored report's seq
+// (not written again): a report of the same boot that is stored (seq
+// above the stored one) then changes nothing here, and costs one Get and
+// a prefix comparison. Otherwise the first line is empty.
 type dupRecord struct {
 	Boots []bootRange `json:"boots"`
 	Dup   *Duplicate  `json:"duplicate,omitempty"`
+	owns  bool        // the current boot owns the stored seq (the first line)
 }
 
-// noteBoot records a state report's boot id and seq (stored or stale:
-// an interleaved stream shows in the stale reports too) and updates the
-// duplicate evidence of the device.
-func noteBoot(tx *bolt.Tx, id, boot string, seq uint64, recv int64) error {
+func decodeDupRecord(v []byte) (rec dupRecord) {
+	line, rest, ok := bytes.Cut(v, []byte("\n"))
+	if !ok || json.Unmarshal(rest, &rec) != nil || len(rec.Boots) == 0 && len(line) > 0 {
+		return dupRecord{}
+	}
+	rec.owns = len(line) > 0 && string(line) == rec.Boots[len(rec.Boots)-1].ID
+	return rec
+}
+
+func (rec *dupRecord) encode() ([]byte, error) {
+	var b []byte
+	if rec.owns {
+		b = append(b, rec.Boots[len(rec.Boots)-1].ID...)
+	}
+	b = append(b, '\n')
+	j, err := json.Marshal(rec)
+	return append(b, j...), err
+}
+
+// noteBoot records a state report's boot id and seq — stored or stale:
+// an interleaved stream shows in the stale reports too — and updates the
+// duplicate evidence of the device; stored is the seq of the device's
+// stored report before this one (0: none).
+func noteBoot(tx *bolt.Tx, id, boot string, seq, stored uint64, recv int64) error {
 	if boot == "" {
 		return nil
 	}
 	b := tx.Bucket(bucketDuplicates)
+	v := b.Get([]byte(id))
+	if seq > stored && len(v) > len(boot) && v[len(boot)] == '\n' && string(v[:len(boot)]) == boot {
+		return nil // the current boot's next report: its range grows implicitly
+	}
 	var rec dupRecord
-	if v := b.Get([]byte(id)); v != nil {
-		if json.Unmarshal(v, &rec) != nil {
-			rec = dupRecord{}
+	if v != nil {
+		rec = decodeDupRecord(v)
+	}
+	wasCur := false
+	if n := len(rec.Boots); n > 0 {
+		cur := &rec.Boots[n-1]
+		if rec.owns {
+			cur.Max = max(cur.Max, stored)
 		}
+		wasCur = cur.ID == boot
 	}
 	i := slices.IndexFunc(rec.Boots, func(r bootRange) bool { return r.ID == boot })
+	var r bootRange
 	if i < 0 {
 		if len(rec.Boots) >= maxBoots {
 			oldest := 0
-			for j, r := range rec.Boots {
-				if r.Seen < rec.Boots[oldest].Seen {
+			for j, o := range rec.Boots[:len(rec.Boots)-1] {
+				if o.Seen < rec.Boots[oldest].Seen {
 					oldest = j
 				}
 			}
 			rec.Boots = slices.Delete(rec.Boots, oldest, oldest+1)
 		}
-		rec.Boots = append(rec.Boots, bootRange{ID: boot, Min: seq, Max: seq})
-		i = len(rec.Boots) - 1
+		r = bootRange{ID: boot, Min: seq, Max: seq}
+	} else {
+		r = rec.Boots[i]
+		rec.Boots = slices.Delete(rec.Boots, i, i+1)
+		r.Min, r.Max = min(r.Min, seq), max(r.Max, seq)
 	}
-	r := &rec.Boots[i]
-	r.Min, r.Max, r.Seen = min(r.Min, seq), max(r.Max, seq), max(r.Seen, recv)
-	for j, o := range rec.Boots {
-		if j == i || !(r.Min < o.Max && o.Min < r.Max) {
+	r.Seen = max(r.Seen, recv)
+	rec.Boots = append(rec.Boots, r)
+	rec.owns = seq > stored || wasCur && rec.owns
+	for _, o := range rec.Boots[:len(rec.Boots)-1] {
+		if !(r.Min < o.Max && o.Min < r.Max) {
 			continue
 		}
 		t := time.Unix(0, recv).UTC()
@@ -112,7 +156,7 @@ func noteBoot(tx *bolt.Tx, id, boot string, seq uint64, recv int64) error {
 		rec.Dup.Reports++
 		break
 	}
-	v, err := json.Marshal(rec)
+	nv, err := rec.encode()
 	if err != nil {
 		return err
 	}
@@ -121,7 +165,7 @@ func noteBoot(tx *bolt.Tx, id, boot string, seq uint64, recv int64) error {
 			return err
 		}
 	}
-	return b.Put([]byte(id), v)
+	return b.Put([]byte(id), nv)
 }
 
 // duplicatedIDs returns the ids with recent duplicate evidence.
@@ -164,9 +208,5 @@ func duplicateOf(tx *bolt.Tx, id []byte) *Duplicate {
 	if v == nil {
 		return nil
 	}
-	var rec dupRecord
-	if json.Unmarshal(v, &rec) != nil {
-		return nil
-	}
-	return rec.Dup
+	return decodeDupRecord(v).Dup
 }

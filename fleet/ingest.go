@@ -202,7 +202,11 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 				if !old.valid() {
 					added++
 				}
-				if err := noteBoot(tx, p.id, p.st.BootID, p.st.Seq, p.recv); err != nil {
+				var stored uint64
+				if old.hasState() {
+					stored = old.seq()
+				}
+				if err := noteBoot(tx, p.id, p.st.BootID, p.st.Seq, stored, p.recv); err != nil {
 					return err
 				}
 				if old.valid() && old.seq() >= p.st.Seq {

@@ -188,6 +188,11 @@ func TestRolloutVisibility(t *testing.T) {
 	if views, err := (&Watch{}).Views(ctx, w.c.Store, 0); err != nil || views[0].Stats.Failed != 3 || views[0].Log != nil {
 		t.Errorf("views from the log: %+v, %v", views, err)
 	}
+	// The receiver has the event before the webhook has its answer.
+	deadline := time.Now().Add(time.Minute)
+	for sent, _, _ := hook.Counts(); sent < 2 && time.Now().Before(deadline); sent, _, _ = hook.Counts() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if sent, failed, dropped := hook.Counts(); sent != 2 || failed != 0 || dropped != 0 {
 		t.Errorf("webhook counts: sent %d, failed %d, dropped %d", sent, failed, dropped)
 	}
