@@ -30,6 +30,9 @@ var (
 	// ErrOlderVersion: the distribution already holds a newer version of
 	// the package. reprepro skips such packages silently; we refuse them.
 	ErrOlderVersion = errors.New("older than the version in the distribution")
+	// ErrChecksum: a file named by a .dsc or .changes does not have the
+	// size or a checksum the listing gives.
+	ErrChecksum = errors.New("file does not match its listing")
 	// ErrVersionClash: the same name, version and architecture is
 	// already in the repository with different content. Bump the
 	// version: apt never reinstalls a version it already has.

@@ -34,7 +34,7 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 		}
 	}
 	for _, a := range s.Architectures {
-		if !d.HasArchitecture(a) {
+		if !d.HasArchitecture(a) && !(a == SourceArch && d.HasSource) {
 			return nil, fmt.Errorf("%s: %w: %q (Architectures: %s)", d.Codename, ErrArchitecture, a, strings.Join(d.Architectures, " "))
 		}
 	}

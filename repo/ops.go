@@ -46,9 +46,7 @@ func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names
 				if err != nil {
 					return nil, err
 				}
-				if gone {
-					unref = append(unref, e.File)
-				}
+				unref = append(unref, gone...)
 				found[e.Package] = true
 				res.Changes = append(res.Changes, Change{Action: "remove", Target: t, Package: e.Package, Version: e.Version, File: e.File})
 			}
@@ -87,20 +85,25 @@ func (r *Repo) change(ctx context.Context, d *Distribution, log bool, fn func(tx
 	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
 }
 
-// removeEntry deletes one package version from its target and reports
-// whether its pool file lost its last reference.
-func removeEntry(tx *bolt.Tx, e Entry) (bool, error) {
+// removeEntry deletes one package version from its target and returns
+// its pool files that lost their last reference.
+func removeEntry(tx *bolt.Tx, e Entry) ([]string, error) {
 	b, err := targetBucket(tx, e.Target, false)
 	if err != nil || b == nil {
-		return false, err
+		return nil, err
 	}
 	if err := b.Delete(pkgKey(e.Package, e.Version)); err != nil {
-		return false, err
+		return nil, err
 	}
 	if err := markDirty(tx, e.Target); err != nil {
-		return false, err
+		return nil, err
 	}
-	return dropRef(tx, e.File, e.Target)
+	gone, err := dropEntryRefs(tx, e.Target, e.Package, e.Files())
+	if err != nil {
+		return nil, err
+	}
+	untracked, err := trackRemove(tx, e.Target, e.Package, e.Version, pkgValue(e.File, e.Stanza))
+	return append(gone, untracked...), err
 }
 
 // Copy copies the newest version of each named package from one
@@ -124,7 +127,7 @@ func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names 
 	return r.change(ctx, dd, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
 		found := map[string]bool{}
 		for _, t := range targets {
-			if !dd.HasComponent(t.Component) || !dd.HasArchitecture(t.Arch) {
+			if !dd.hasTarget(t.Component, t.Arch) {
 				continue
 			}
 			es, err := listTarget(tx, t, names, nil)
@@ -212,7 +215,12 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 	if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, e.Stanza)); err != nil {
 		return nil, err
 	}
-	if err := addRef(tx, e.File, t); err != nil {
+	for _, f := range e.Files() {
+		if err := addRef(tx, f, t); err != nil {
+			return nil, err
+		}
+	}
+	if err := trackAdd(tx, d, t, e.Package, e.Version, pkgValue(e.File, e.Stanza)); err != nil {
 		return nil, err
 	}
 	if err := markDirty(tx, t); err != nil {
@@ -225,13 +233,16 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 			if err := b.Delete(x.key); err != nil {
 				return nil, err
 			}
-			last, err := dropRef(tx, x.filekey, t)
+			last, err := dropEntryRefs(tx, t, e.Package, x.files)
 			if err != nil {
 				return nil, err
 			}
-			if last {
-				gone = append(gone, x.filekey)
+			gone = append(gone, last...)
+			untracked, err := trackRemove(tx, t, e.Package, x.version.String(), x.value)
+			if err != nil {
+				return nil, err
 			}
+			gone = append(gone, untracked...)
 			ch.Action, ch.OldVersion = "replace", x.version.String()
 		}
 	}

@@ -76,6 +76,7 @@ written; listfilter compares Version as dpkg does.`,
 		newRepoDumpUnreferencedCmd(env, o, nil), newRepoDeleteUnreferencedCmd(env, o, nil),
 		newRepoCreateSymlinksCmd(env, o, nil), newRepoInitCmd(env, o, nil),
 	)
+	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	return cmd
 }
 
