@@ -136,10 +136,11 @@ func trackAdd(tx *bolt.Tx, d *Distribution, t Target, name, version string, valu
 	_, stanza := splitPkgValue(value)
 	src, srcVersion := entrySource(Entry{Target: t, Package: name, Version: version, Stanza: stanza})
 	key := trackKey(d.Codename, src, srcVersion)
-	mode, files := d.Tracking.Mode, []trackedFile(nil)
+	var files []trackedFile
 	if v := b.Get(key); v != nil {
-		mode, files = decodeTrack(v)
+		_, files = decodeTrack(v)
 	}
+	mode := d.Tracking.Mode // the mode in force when last added to
 	typ := trackType(t, stanza)
 	holder := trackHolder(d.Codename, src, srcVersion)
 	for _, f := range entryFiles(value) {
