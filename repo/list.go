@@ -25,6 +25,9 @@ type Entry struct {
 type Selection struct {
 	Components    []string
 	Architectures []string
+	// Types are reprepro's -T package types: "deb" (binary package
+	// lists), "dsc" (source package lists).
+	Types []string
 }
 
 func (s Selection) targets(d *Distribution) ([]Target, error) {
@@ -38,10 +41,22 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 			return nil, fmt.Errorf("%s: %w: %q (Architectures: %s)", d.Codename, ErrArchitecture, a, strings.Join(d.Architectures, " "))
 		}
 	}
+	for _, ty := range s.Types {
+		if ty != "deb" && ty != "dsc" {
+			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb and dsc package lists", d.Codename, ErrArchitecture, ty)
+		}
+	}
+	typeOf := func(t Target) string {
+		if t.IsSource() {
+			return "dsc"
+		}
+		return "deb"
+	}
 	var out []Target
 	for _, t := range d.Targets() {
 		if (len(s.Components) == 0 || contains(s.Components, t.Component)) &&
-			(len(s.Architectures) == 0 || contains(s.Architectures, t.Arch)) {
+			(len(s.Architectures) == 0 || contains(s.Architectures, t.Arch)) &&
+			(len(s.Types) == 0 || contains(s.Types, typeOf(t))) {
 			out = append(out, t)
 		}
 	}
