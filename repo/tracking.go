@@ -260,3 +260,40 @@ func (r *Repo) DumpTracks(ctx context.Context, codenames ...string) ([]TrackReco
 	})
 	return out, err
 }
+
+// dropTracking deletes every tracking record of a distribution (one that
+// left conf/distributions: clearvanished) and returns the pool files that
+// lost their last reference with them.
+func dropTracking(tx *bolt.Tx, codename string) ([]string, error) {
+	b := bucket(tx, bTracking)
+	if b == nil {
+		return nil, nil
+	}
+	var keys [][]byte
+	prefix := []byte(codename + "\x00")
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	var gone []string
+	for _, k := range keys {
+		parts := strings.SplitN(string(k), "\x00", 3)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("%w: tracking record %q", ErrState, k)
+		}
+		_, files := decodeTrack(b.Get(k))
+		for _, f := range files {
+			last, err := dropHolderRef(tx, f.File, trackHolder(parts[0], parts[1], parts[2]))
+			if err != nil {
+				return nil, err
+			}
+			if last {
+				gone = append(gone, f.File)
+			}
+		}
+		if err := b.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return gone, nil
+}
