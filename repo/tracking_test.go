@@ -100,3 +100,54 @@ func TestTrackingKeepAndDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Pool files that a published Sources index names — here of a
+// distribution another tool published and this database does not know —
+// are not orphans: deleteunreferenced keeps them (as it keeps those a
+// Packages index names), whether Directory comes before or after Files.
+func TestOrphansKeepPublishedSources(t *testing.T) {
+	ctx := context.Background()
+	r := newTestRepo(t, "Codename: c\nArchitectures: amd64 source\nComponents: main\n", Options{})
+	dsc := writeDsc(t, t.TempDir(), "hello", "1.0", "1")
+	if _, err := r.IncludeDsc(ctx, "c", dsc, IncludeOptions{Section: "utils", Priority: "optional"}); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) {
+		t.Helper()
+		p := filepath.Join(r.Base, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"pool/main/o/other/other_1.dsc", "pool/main/o/other/other_1.tar.gz", "pool/main/y/yet/yet_2.dsc", "pool/main/o/orphan/orphan_1.dsc"} {
+		write(f, "x")
+	}
+	write("dists/foreign/main/source/Sources", `Package: other
+Version: 1
+Directory: pool/main/o/other
+Files:
+ `+strings.Repeat("0", 32)+` 1 other_1.dsc
+ `+strings.Repeat("0", 32)+` 1 other_1.tar.gz
+
+Package: yet
+Version: 2
+Files:
+ `+strings.Repeat("0", 32)+` 1 yet_2.dsc
+Directory: pool/main/y/yet
+`)
+	deleted, err := r.DeleteUnreferenced(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(deleted.Deleted, " "); got != "pool/main/o/orphan/orphan_1.dsc" {
+		t.Errorf("deleted %q, want only the orphan", got)
+	}
+	for _, f := range []string{"pool/main/o/other/other_1.dsc", "pool/main/o/other/other_1.tar.gz", "pool/main/y/yet/yet_2.dsc", "pool/main/h/hello/hello_1.0-1.dsc"} {
+		if _, err := os.Stat(filepath.Join(r.Base, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
