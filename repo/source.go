@@ -3,8 +3,10 @@ package repo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +45,9 @@ type sourceFile struct {
 	src     string
 	filekey string
 	sums    Checksums
+	// listed is set instead of src and sums for a file that is not next
+	// to the .dsc: the pool must hold it with these checksums.
+	listed *deb.ListedFile
 }
 
 // readSource reads and checks a .dsc and the files it lists (next to
@@ -77,6 +82,13 @@ func readSource(path string, d *Distribution, o IncludeOptions, section, priorit
 	dir := filepath.Dir(path)
 	sp.files = append(sp.files, sourceFile{src: path, sums: sumBytes(raw)})
 	for _, lf := range dsc.Files {
+		if _, err := os.Stat(filepath.Join(dir, lf.Name)); errors.Is(err, fs.ErrNotExist) {
+			// Not uploaded again (an original tarball): the pool must
+			// have it, as addSource checks.
+			lf := lf
+			sp.files = append(sp.files, sourceFile{listed: &lf})
+			continue
+		}
 		f, err := verifyListed(dir, lf, path)
 		if err != nil {
 			return nil, err
@@ -102,8 +114,12 @@ func readSource(path string, d *Distribution, o IncludeOptions, section, priorit
 		sp.component = guessComponent(d, section)
 	}
 	pdir := PoolDir(sp.component, sp.name)
-	for i := range sp.files {
-		sp.files[i].filekey = pdir + "/" + filepath.Base(sp.files[i].src)
+	for i, f := range sp.files {
+		if f.listed != nil {
+			sp.files[i].filekey = pdir + "/" + f.listed.Name
+		} else {
+			sp.files[i].filekey = pdir + "/" + filepath.Base(f.src)
+		}
 	}
 	return sp, nil
 }
@@ -333,10 +349,22 @@ func checkSourceInclude(verb string, d *Distribution, o IncludeOptions) error {
 // reference and those it wrote (to remove if the transaction fails).
 func (r *Repo) addSource(ctx context.Context, tx *bolt.Tx, d *Distribution, sp *sourcePackage, st *stager, res *Result) (unref, written []string, err error) {
 	var fresh []sourceFile
-	for _, f := range sp.files {
+	for i, f := range sp.files {
 		known, ok, err := fileSums(tx, f.filekey)
 		if err != nil {
 			return nil, nil, err
+		}
+		if lf := f.listed; lf != nil {
+			if !ok {
+				return nil, nil, fmt.Errorf("%s %s: %w: %s is neither next to the .dsc nor in the pool (%s); upload it with the source package",
+					sp.name, sp.version, ErrBadPackage, lf.Name, f.filekey)
+			}
+			if known.Size != lf.Size || lf.MD5 != "" && lf.MD5 != known.MD5 || lf.SHA1 != "" && lf.SHA1 != known.SHA1 || lf.SHA256 != "" && lf.SHA256 != known.SHA256 {
+				return nil, nil, fmt.Errorf("%s %s: %w: the .dsc lists %s with other checksums than the pool's %s; the source package is not built on the original in the repository",
+					sp.name, sp.version, ErrChecksum, lf.Name, f.filekey)
+			}
+			sp.files[i].sums = known
+			continue
 		}
 		if ok && known != f.sums {
 			return nil, nil, fmt.Errorf("%s: %w: %s already holds a file with SHA256 %s, this one has %s; a new upload needs a new version (or the same original tarball)",

@@ -1,6 +1,10 @@
 package repo
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -77,5 +81,53 @@ func TestParseTracking(t *testing.T) {
 		if err != nil || tr.Mode != c.mode {
 			t.Errorf("%q: %+v %v", c.in, tr, err)
 		}
+	}
+}
+
+// An upload of a new revision need not carry the original tarball again
+// (dpkg-genchanges -sd): a file the .dsc lists that is not next to it must
+// be in the pool with the listed checksums, and is shared.
+func TestIncludeDscOriginalFromPool(t *testing.T) {
+	ctx := context.Background()
+	r := newTestRepo(t, "Codename: c\nArchitectures: amd64 source\nComponents: main\nLimit: 0\n", Options{})
+	opts := IncludeOptions{Section: "utils", Priority: "optional"}
+	if _, err := r.IncludeDsc(ctx, "c", writeDsc(t, t.TempDir(), "hello", "1.0", "1"), opts); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dsc := writeDsc(t, dir, "hello", "1.0", "2")
+	if err := os.Remove(filepath.Join(dir, "hello_1.0.orig.tar.gz")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.IncludeDsc(ctx, "c", dsc, opts); err != nil {
+		t.Fatalf("include without the original tarball: %v", err)
+	}
+	es, err := r.List(ctx, "c", Selection{}, []string{"hello"}, nil)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("list: %v %v", es, err)
+	}
+	for _, e := range es {
+		if files := e.Files(); len(files) != 3 || files[2] != "pool/main/h/hello/hello_1.0.orig.tar.gz" {
+			t.Errorf("%s: files %v", e, files)
+		}
+	}
+	if p, err := r.Check(ctx); err != nil {
+		t.Errorf("check: %v %v", p, err)
+	}
+
+	// Another original than the pool's, or none anywhere: refused.
+	other := t.TempDir()
+	dsc = writeDscWith(t, other, "hello", "1.0", "3", "another original")
+	if _, err := r.IncludeDsc(ctx, "c", dsc, opts); !errors.Is(err, ErrVersionClash) {
+		t.Errorf("another original next to the .dsc: %v", err)
+	}
+	os.Remove(filepath.Join(other, "hello_1.0.orig.tar.gz"))
+	if _, err := r.IncludeDsc(ctx, "c", dsc, opts); !errors.Is(err, ErrChecksum) {
+		t.Errorf("another original listed, none next to the .dsc: %v", err)
+	}
+	dsc = writeDsc(t, other, "bye", "1.0", "1")
+	os.Remove(filepath.Join(other, "bye_1.0.orig.tar.gz"))
+	if _, err := r.IncludeDsc(ctx, "c", dsc, opts); err == nil || !strings.Contains(err.Error(), "is neither next to the .dsc nor in the pool") {
+		t.Errorf("no original anywhere: %v", err)
 	}
 }

@@ -17,8 +17,14 @@ import (
 // lists; -S and -P spare reading debian/control), and its .dsc.
 func writeDsc(t *testing.T, dir, name, upstream, revision string) string {
 	t.Helper()
+	return writeDscWith(t, dir, name, upstream, revision, "original "+upstream)
+}
+
+// writeDscWith is writeDsc with the original tarball's content.
+func writeDscWith(t *testing.T, dir, name, upstream, revision, orig string) string {
+	t.Helper()
 	files := map[string][]byte{
-		name + "_" + upstream + ".orig.tar.gz":                    []byte("original " + upstream),
+		name + "_" + upstream + ".orig.tar.gz":                    []byte(orig),
 		name + "_" + upstream + "-" + revision + ".debian.tar.xz": []byte("debian " + revision),
 	}
 	var names []string
