@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
@@ -32,13 +31,9 @@ type upload struct {
 // checked here) and checks every file it lists, next to it, against the
 // listed size and checksums.
 func readChanges(path string) (*upload, error) {
-	raw, err := os.ReadFile(path)
+	_, text, err := readMaybeSigned(path, "upload")
 	if err != nil {
-		return nil, fmt.Errorf("read upload: %w", err)
-	}
-	text, _, err := signing.Cleartext(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadPackage, err)
+		return nil, err
 	}
 	ch, err := deb.ParseChanges(bytes.NewReader(text), path)
 	if err != nil {
@@ -157,12 +152,7 @@ func (r *Repo) IncludeChanges(ctx context.Context, codename, file string, o Incl
 	if err != nil {
 		return nil, err
 	}
-	sort.SliceStable(debs, func(i, j int) bool {
-		if debs[i].name != debs[j].name {
-			return debs[i].name < debs[j].name
-		}
-		return debs[i].version.Compare(debs[j].version) < 0
-	})
+	sortIncoming(debs)
 	if err := w.openDB(); err != nil {
 		return nil, err
 	}
@@ -198,4 +188,19 @@ func checkUploaded(ch *deb.Changes, in *incoming) error {
 		return fmt.Errorf("%s: %w: %s is built from source %s, the .changes is of %s", in.src, ErrBadPackage, name, src, ch.Source)
 	}
 	return nil
+}
+
+// readMaybeSigned reads a .dsc or .changes (what names it for errors) and
+// returns its bytes and its text without a clearsigned wrapping (whose
+// signature is not checked).
+func readMaybeSigned(path, what string) (raw, text []byte, err error) {
+	raw, err = os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	text, _, err = signing.Cleartext(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w: %w", path, ErrBadPackage, err)
+	}
+	return raw, text, nil
 }

@@ -112,12 +112,7 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
 	}
-	sort.SliceStable(debs, func(i, j int) bool {
-		if debs[i].name != debs[j].name {
-			return debs[i].name < debs[j].name
-		}
-		return debs[i].version.Compare(debs[j].version) < 0
-	})
+	sortIncoming(debs)
 	if err := w.openDB(); err != nil {
 		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
@@ -129,6 +124,16 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	}
 	r.log(d, logLines(d, res.Changes))
 	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+}
+
+// sortIncoming orders staged packages by name, then version.
+func sortIncoming(debs []*incoming) {
+	sort.SliceStable(debs, func(i, j int) bool {
+		if debs[i].name != debs[j].name {
+			return debs[i].name < debs[j].name
+		}
+		return debs[i].version.Compare(debs[j].version) < 0
+	})
 }
 
 // checkInclude refuses an include into a read-only distribution, or with

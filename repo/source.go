@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
-	"github.com/lampi-pkg/lampi-pkg/signing"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -56,13 +55,9 @@ type sourceFile struct {
 // else from debian/control in the .debian.tar.* or .diff.gz, as reprepro
 // takes them.
 func readSource(path string, d *Distribution, o IncludeOptions, section, priority string) (*sourcePackage, error) {
-	raw, err := os.ReadFile(path)
+	raw, text, err := readMaybeSigned(path, "source package")
 	if err != nil {
-		return nil, fmt.Errorf("read source package: %w", err)
-	}
-	text, _, err := signing.Cleartext(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadPackage, err)
+		return nil, err
 	}
 	dsc, err := deb.ParseDsc(bytes.NewReader(text), path)
 	if err != nil {
@@ -180,15 +175,7 @@ func verifyListed(dir string, lf deb.ListedFile, listing string) (sourceFile, er
 // with the .dsc itself first.
 func (sp *sourcePackage) stanza() []byte {
 	var b bytes.Buffer
-	write := func(name, value string) {
-		b.WriteString(name)
-		b.WriteByte(':')
-		if value != "" && value[0] != '\n' {
-			b.WriteByte(' ')
-		}
-		b.WriteString(value)
-		b.WriteByte('\n')
-	}
+	write := func(name, value string) { writeStanzaField(&b, name, value) }
 	write("Package", sp.name)
 	for _, f := range sp.dsc.Paragraph.Fields {
 		switch strings.ToLower(f.Name) {
