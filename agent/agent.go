@@ -56,6 +56,7 @@ type Agent struct {
 	inst      *installer
 	deviceID  string
 	machineID string
+	bootID    string
 
 	// cycleMu serialises cycles; cyc is the running cycle's working copy
 	// of the persisted state (only its goroutine touches it).
@@ -127,6 +128,9 @@ func New(cfg Config, opts Options) (*Agent, error) {
 		if b, err := os.ReadFile(cfg.MachineIDFile); err == nil {
 			a.machineID = strings.TrimSpace(string(b))
 		}
+	}
+	if b, err := os.ReadFile(cfg.BootIDFile); err == nil {
+		a.bootID = strings.TrimSpace(string(b))
 	}
 	a.deviceID = cfg.DeviceID
 	if a.deviceID == "" {
@@ -244,6 +248,13 @@ type Outcome struct {
 	// attempted: an update was tried (or a self-update's result found),
 	// so its result is remembered for holds and backoffs.
 	attempted bool
+	// undelivered: the update failed while its packages were fetched and
+	// verified, before dpkg was touched. It backs off like any failure,
+	// but it is no attempt of the version in the reports (Attempts): a
+	// server down for a moment must not count as the version failing on
+	// the device; a device that cannot get it stays eligible and is
+	// counted as stuck instead.
+	undelivered bool
 }
 
 // ExitCode maps an outcome to "lampi-agent once"'s exit code: 0 up to

@@ -38,6 +38,17 @@ type Config struct {
 	// default device id.
 	MachineIDFile string
 
+	// Groups are the device's rollout groups ("groups = canary,
+	// building-3"), reported with its state: a rollout that offers a
+	// version to one of them (the Packages stanza's
+	// state.PhasedGroupsField) makes the device eligible whatever its
+	// phasing draw.
+	Groups []string
+	// BootIDFile holds the kernel's boot id, reported so that the
+	// collector tells apart clones of one SD image that share a device id
+	// (default /proc/sys/kernel/random/boot_id; missing: none reported).
+	BootIDFile string
+
 	// Sources is the apt source file (.sources or one-line .list).
 	Sources string
 
@@ -126,6 +137,7 @@ func (c Config) Defaults() Config {
 		}
 	}
 	def(&c.MachineIDFile, "/etc/machine-id")
+	def(&c.BootIDFile, "/proc/sys/kernel/random/boot_id")
 	def(&c.Sources, "/etc/apt/sources.list.d/lampi.sources")
 	def(&c.TopicPrefix, state.DefaultPrefix)
 	defd(&c.ReportTimeout, 10*time.Second)
@@ -249,6 +261,12 @@ var configSetters = []struct {
 		return nil
 	}},
 	{"machine_id_file", func(c *Config, v string) error { return setPath(&c.MachineIDFile, v) }},
+	{"boot_id_file", func(c *Config, v string) error { return setPath(&c.BootIDFile, v) }},
+	{"groups", func(c *Config, v string) error {
+		g, err := state.ParseGroups(v)
+		c.Groups = g
+		return err
+	}},
 	{"sources", func(c *Config, v string) error { return setPath(&c.Sources, v) }},
 	{"broker", func(c *Config, v string) error {
 		if v != "" {

@@ -116,8 +116,12 @@ func (a *Agent) noteAttempt(o *Outcome) {
 }
 
 // noteAttemptOf records the attempt of pkg at version v for the reports
-// (state.State.Attempts): its result and what the health check said.
+// (state.State.Attempts): its result and what the health check said. An
+// update that failed before dpkg ran (Outcome.undelivered) is none.
 func (a *Agent) noteAttemptOf(pkg, v string, o *Outcome, now time.Time) {
+	if o.undelivered {
+		return
+	}
 	switch o.Result {
 	case state.ResultUpdated, state.ResultRolledBack, state.ResultFailed:
 	default:

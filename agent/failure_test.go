@@ -392,3 +392,53 @@ func TestDpkgLockTimeout(t *testing.T) {
 		t.Fatalf("after the lock was released: %s %v", o.Result, o.Err)
 	}
 }
+
+// TestUndeliveredIsNoAttempt: a download of 0.2 that fails (the server
+// resets the connection, as a server restarted mid-rollout does) is a
+// failed check that backs off, but the report names no attempt of 0.2: a
+// rollout controller must not count it as the version failing on the
+// device. The next check, with the server back, installs 0.2 and reports
+// that attempt. Found by the fleet test of rollouts (TestRolloutFleet),
+// whose healthy release halted when its server was killed.
+func TestUndeliveredIsNoAttempt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, at.RepoOptions{}, "", agent.Options{})
+	w.r.Publish(at.BuildHi(t, w.debs, "0.2", at.HiOptions{}))
+	w.r.SetHook(func(rw http.ResponseWriter, req *http.Request) bool {
+		if !strings.HasSuffix(req.URL.Path, "hi_0.2_all.deb") {
+			return false
+		}
+		hj, ok := rw.(http.Hijacker)
+		if !ok {
+			t.Fatal("no hijacker")
+		}
+		conn, _, err := hj.Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return true
+	})
+	o := w.a.Once(context.Background())
+	if o.Result != state.ResultFailed || !strings.Contains(o.Err.Error(), "download hi 0.2") {
+		t.Fatalf("outcome %s %v", o.Result, o.Err)
+	}
+	s, err := w.a.NewState("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := s.Attempts["hi"]; ok {
+		t.Errorf("a download that failed is reported as an attempt of the version: %+v", a)
+	}
+	if c := s.Candidates["hi"]; c.Version != "0.2" || !c.Eligible {
+		t.Errorf("candidate reported %+v", c)
+	}
+	w.r.SetHook(nil)
+	w.clock.Advance(time.Hour)
+	if o := w.a.Once(context.Background()); o.Result != state.ResultUpdated {
+		t.Fatalf("with the server back: %s %v", o.Result, o.Err)
+	}
+	s, _ = w.a.NewState("")
+	if a := s.Attempts["hi"]; a.Version != "0.2" || a.Result != state.ResultUpdated {
+		t.Errorf("attempt after the update %+v", a)
+	}
+}

@@ -275,8 +275,10 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 				continue
 			}
 		}
-		// New installs are not phased (apt phases upgrades only).
-		phasedOut := from != "" && PhasedOut(c, a.machineID)
+		// New installs are not phased (apt phases upgrades only); a
+		// device in a group the rollout names is eligible whatever its
+		// draw.
+		phasedOut := from != "" && PhasedOut(c, a.machineID) && !state.InGroups(a.cfg.Groups, c.Groups)
 		a.noteCandidate(seen, c, !phasedOut)
 		if c.Err != nil {
 			return &Outcome{Result: state.ResultFailed, Err: fmt.Errorf("refusing %s %s: %w", c.Package, c.Version, c.Err), Installed: managed,
@@ -333,7 +335,7 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 	for _, u := range ups {
 		p, err := a.fetchDeb(fctx, u.cand)
 		if err != nil {
-			return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed, attempted: true}
+			return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed, attempted: true, undelivered: true}
 		}
 		u.deb = p
 		if u.from != "" {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/ulikunitz/xz"
 )
@@ -29,6 +30,9 @@ type Candidate struct {
 	SourceVersion string
 	// Phased is Phased-Update-Percentage (0–100), or -1 when absent.
 	Phased int
+	// Groups are the rollout groups offered the version whatever Phased
+	// (the stanza's state.PhasedGroupsField); an invalid name is dropped.
+	Groups []string
 	// Err says why the stanza cannot be used (unsafe Filename, missing
 	// checksum…); such a candidate is never installed.
 	Err error
@@ -108,6 +112,11 @@ func ParsePackages(data []byte, name, base string) ([]Candidate, error) {
 				bad("Phased-Update-Percentage %q is not 0–100", s)
 			}
 			c.Phased = n
+		}
+		if s, ok := p.Lookup(state.PhasedGroupsField); ok {
+			// Only ever widens who is eligible: a damaged list offers
+			// nobody, and the percentage still holds.
+			c.Groups, _ = state.ParseGroups(s)
 		}
 		out = append(out, c)
 	}

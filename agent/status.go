@@ -35,6 +35,7 @@ func (a *Agent) NewState(arch string) (state.State, error) {
 		s.LastCheck = time.Time{}
 	}
 	s.ReleaseDate = a.releaseDate()
+	s.Groups, s.BootID = a.cfg.Groups, a.bootID
 	s.Attempts = maps.Clone(a.st.Attempts)
 	// A candidate the device runs by now (installed in the cycle that
 	// saw it) is no longer one.

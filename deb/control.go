@@ -191,21 +191,12 @@ func parseParagraphs(r io.Reader, filename string, opts parseOptions) ([]*Paragr
 	}
 	for sc.Scan() {
 		line++
-		raw := sc.Text()
-		if !strings.HasSuffix(raw, "\n") {
-			if strings.TrimSpace(raw) == "" {
-				break
-			}
-			if !opts.Tolerant {
-				return nil, errf("the file does not end with a newline; add one after the last line")
-			}
+		text, end, msg := lineText(sc.Text(), opts)
+		if msg != "" {
+			return nil, errf("%s", msg)
 		}
-		text := strings.TrimSuffix(raw, "\n")
-		if opts.Tolerant {
-			text = strings.TrimSuffix(text, "\r")
-		}
-		if strings.HasSuffix(strings.TrimRight(text, " \t"), "\r") {
-			return nil, errf("line ends with a carriage return (Windows line endings); convert the file, e.g. with 'sed -i s/\\r$// FILE'")
+		if end {
+			break
 		}
 		if opts.Comments && strings.HasPrefix(text, "#") {
 			continue
@@ -229,23 +220,11 @@ func parseParagraphs(r io.Reader, filename string, opts parseOptions) ([]*Paragr
 			continue
 		}
 		name, value, ok := strings.Cut(text, ":")
-		switch {
-		case !ok:
+		if !ok {
 			return nil, errf("%q is not a field: expected 'Name: value'", trunc(text))
-		case name == "":
-			return nil, errf("empty field name before ':'")
-		case name[0] == '-':
-			return nil, errf("field name %q cannot start with '-'", name)
-		case name[0] == '#' && opts.strict:
-			return nil, errf("comments ('#') are not allowed in a control file")
 		}
-		if i := strings.IndexAny(name, " \t"); i >= 0 {
-			return nil, errf("field name %q contains white space; write 'Name: value'", trunc(name))
-		}
-		for _, c := range []byte(name) {
-			if c < 33 || c > 126 {
-				return nil, errf("field name %q contains a character outside printable ASCII", trunc(name))
-			}
+		if msg := checkFieldName(name, opts); msg != "" {
+			return nil, errf("%s", msg)
 		}
 		if cur == nil {
 			cur = &Paragraph{}
@@ -273,6 +252,50 @@ func parseParagraphs(r io.Reader, filename string, opts parseOptions) ([]*Paragr
 		}
 	}
 	return out, nil
+}
+
+// lineText is the text of one line as the scanner returns it (with its
+// "\n"), without the line ending, or end when the input ends here in
+// white space without a final newline; msg says what is wrong with the
+// line's ending, if anything.
+func lineText(raw string, opts parseOptions) (text string, end bool, msg string) {
+	if !strings.HasSuffix(raw, "\n") {
+		if strings.TrimSpace(raw) == "" {
+			return "", true, ""
+		}
+		if !opts.Tolerant {
+			return "", false, "the file does not end with a newline; add one after the last line"
+		}
+	}
+	text = strings.TrimSuffix(raw, "\n")
+	if opts.Tolerant {
+		text = strings.TrimSuffix(text, "\r")
+	}
+	if strings.HasSuffix(strings.TrimRight(text, " \t"), "\r") {
+		return "", false, "line ends with a carriage return (Windows line endings); convert the file, e.g. with 'sed -i s/\\r$// FILE'"
+	}
+	return text, false, ""
+}
+
+// checkFieldName says what is wrong with a field name, or "" when
+// nothing is.
+func checkFieldName(name string, opts parseOptions) string {
+	switch {
+	case name == "":
+		return "empty field name before ':'"
+	case name[0] == '-':
+		return fmt.Sprintf("field name %q cannot start with '-'", name)
+	case name[0] == '#' && opts.strict:
+		return "comments ('#') are not allowed in a control file"
+	case strings.ContainsAny(name, " \t"):
+		return fmt.Sprintf("field name %q contains white space; write 'Name: value'", trunc(name))
+	}
+	for _, c := range []byte(name) {
+		if c < 33 || c > 126 {
+			return fmt.Sprintf("field name %q contains a character outside printable ASCII", trunc(name))
+		}
+	}
+	return ""
 }
 
 // scanLinesKeepEOL splits like bufio.ScanLines but keeps the "\n", so the

@@ -20,7 +20,7 @@ type APIOptions struct {
 // APIHandler serves the fleet JSON API (see the package doc) from store.
 // newest, if not nil, returns the newest published version of each
 // package, for the "behind" lists. Only GET and HEAD are allowed.
-func APIHandler(store *Store, newest func() map[string]string, opts ...APIOptions) http.Handler {
+func APIHandler(store StatsReader, newest func() map[string]string, opts ...APIOptions) http.Handler {
 	var o APIOptions
 	if len(opts) > 0 {
 		o = opts[0]

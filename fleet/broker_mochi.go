@@ -22,29 +22,33 @@ func startMochi(ln net.Listener, guard *guardListener, pol *policy, opts BrokerO
 	// messages for a disconnected collector.
 	caps.MaximumMessageExpiryInterval = 0
 	caps.MaximumInflight = uint16(opts.MaxQueued)
-	// A client's write queue is allocated for every connection, devices
-	// included, so it stays at mochi's default. mochi drops a QoS 1
-	// message that does not fit it; the collector reads its socket
-	// eagerly (its Receive Maximum is 65535, so the broker never holds
+	// A client's write queue is allocated for every connection: deep for
+	// the logins that may subscribe, shallow for devices (queueSizer sets
+	// it per connection). mochi drops a QoS 1 message that does not fit
+	// it; the collector reads its socket eagerly (its Receive Maximum is 65535, so the broker never holds
 	// messages back and never takes mochi's slow "send when quota frees"
 	// path), which keeps its queue short.
-	caps.MaximumClientWritesPending = 8192
+	caps.MaximumClientWritesPending = deepWritesPending
 	// mochi reads a packet's announced length before the packet: larger
 	// ones close the connection unread, CONNECT included (without a limit
 	// one CONNECT header announcing 256 MiB had it allocate and fill
 	// 256 MiB before any credential was checked).
 	caps.MaximumPacketSize = uint32(opts.MaxPacketSize)
+	// The read buffer is allocated for every connection and kept while
+	// it lasts: mochi's default (2 KiB) holds several state reports, and
+	// larger packets are read around it.
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		Logger:                   opts.Logger,
 		InlineClient:             false,
 		ClientNetWriteBufferSize: 32 << 10,
-		ClientNetReadBufferSize:  8 << 10,
+		ClientNetReadBufferSize:  2 << 10,
 	})
 	if err := srv.AddHook(&mochiHook{srv: srv, pol: pol, deliver: opts.Deliver, log: opts.Logger}, nil); err != nil {
 		return nil, err
 	}
-	if err := srv.AddListener(&mochiListener{ln: ln, guard: guard, log: opts.Logger}); err != nil {
+	queues := &queueSizer{caps: caps, pol: pol, max: opts.MaxPacketSize}
+	if err := srv.AddListener(&mochiListener{ln: ln, guard: guard, log: opts.Logger, queues: queues}); err != nil {
 		return nil, err
 	}
 	if err := srv.Serve(); err != nil {
@@ -59,9 +63,10 @@ func startMochi(ln net.Listener, guard *guardListener, pol *policy, opts BrokerO
 // own Close would otherwise wait for a silent connection's deadline, and
 // its wait group would race with connections still being set up.
 type mochiListener struct {
-	ln    net.Listener
-	guard *guardListener
-	log   *slog.Logger
+	ln     net.Listener
+	guard  *guardListener
+	log    *slog.Logger
+	queues *queueSizer
 
 	mu     sync.Mutex // orders wg.Add against closing
 	closed bool
@@ -89,7 +94,7 @@ func (l *mochiListener) Serve(establish listeners.EstablishFn) {
 		l.mu.Unlock()
 		go func() {
 			defer l.wg.Done()
-			if err := establish(l.ID(), conn); err != nil {
+			if err := l.queues.establish(conn, l.ID(), establish); err != nil {
 				l.log.Debug("mqtt: connection closed", "remote", conn.RemoteAddr().String(), "error", err)
 			}
 		}()
@@ -156,14 +161,15 @@ func (h *mochiHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bo
 	if pk.Connect.WillFlag {
 		will, willPayload = pk.Connect.WillTopic, pk.Connect.WillPayload
 	}
-	who, err := h.pol.login(string(pk.Connect.Username), pk.Connect.Password, pk.Connect.PasswordFlag, cl.Net.Conn, cl.ID, will, willPayload)
+	conn := unwrapPeeked(cl.Net.Conn)
+	who, err := h.pol.login(string(pk.Connect.Username), pk.Connect.Password, pk.Connect.PasswordFlag, conn, cl.ID, will, willPayload)
 	switch err {
 	case nil:
 		// Wills are sent at once: mochi sends a delayed one from its own
 		// loop, past OnWill (see retainMu).
 		cl.Properties.Will.WillDelayInterval = 0
 		h.clients.Store(cl.ID, login{cl: cl, who: who})
-		loggedIn(cl.Net.Conn)
+		loggedIn(conn)
 		return true
 	case errClientID:
 		h.log.Warn("mqtt: login refused: the client id belongs to another login", "login", who.id, "client_id", cl.ID,

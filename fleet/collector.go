@@ -77,7 +77,7 @@ type CollectorOptions struct {
 // Deliver before it acknowledges the report to the device, so the device's
 // PUBACK itself means "committed".
 type Collector struct {
-	store *Store
+	sink  Sink
 	opts  CollectorOptions
 	url   *url.URL // nil for a direct collector
 	ready chan struct{}
@@ -107,8 +107,9 @@ type batch struct {
 	ps   []prepared
 }
 
-// NewCollector checks opts and returns a collector storing into store.
-func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
+// NewCollector checks opts and returns a collector storing into sink
+// (the bbolt Store, or a PostgreSQL store that other collectors share).
+func NewCollector(sink Sink, opts CollectorOptions) (*Collector, error) {
 	u, err := url.Parse(opts.Broker)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("broker URL %q: want mqtt://host:port or mqtts://host:port", opts.Broker)
@@ -131,7 +132,7 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 30 * time.Second
 	}
-	c := newCollector(store, opts)
+	c := newCollector(sink, opts)
 	c.url = u
 	return c, nil
 }
@@ -140,13 +141,13 @@ func NewCollector(store *Store, opts CollectorOptions) (*Collector, error) {
 // same process: it subscribes to nothing, the broker calls Deliver (see
 // BrokerOptions.Deliver). Of opts only Prefix, BatchSize, BatchDelay, Now
 // and Logger apply.
-func NewDirectCollector(store *Store, opts CollectorOptions) *Collector {
-	c := newCollector(store, opts)
+func NewDirectCollector(sink Sink, opts CollectorOptions) *Collector {
+	c := newCollector(sink, opts)
 	c.in = make(chan incoming, 65536)
 	return c
 }
 
-func newCollector(store *Store, opts CollectorOptions) *Collector {
+func newCollector(sink Sink, opts CollectorOptions) *Collector {
 	if opts.Prefix == "" {
 		opts.Prefix = state.DefaultPrefix
 	}
@@ -168,7 +169,7 @@ func newCollector(store *Store, opts CollectorOptions) *Collector {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{store: store, opts: opts, ready: make(chan struct{}), stopped: make(chan struct{})}
+	return &Collector{sink: sink, opts: opts, ready: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
@@ -451,8 +452,10 @@ func (c *Collector) commitLoop(batches <-chan batch, free chan<- batch) error {
 	var failed error
 	for b := range batches {
 		if failed == nil {
-			if _, err := c.store.applyPrepared(b.ps); err != nil {
-				failed = fmt.Errorf("collector: commit to %s: %w", c.store.Path(), err)
+			// Background: a batch being committed finishes even when
+			// the collector is stopped; its messages are then acked.
+			if _, err := c.sink.Commit(context.Background(), &Batch{ps: b.ps}); err != nil {
+				failed = fmt.Errorf("collector: commit to %s: %w", c.sink.Name(), err)
 			}
 		}
 		for _, m := range b.msgs {

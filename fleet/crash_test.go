@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,6 +140,19 @@ func testKilledMidStream(t *testing.T, broker string, strictOrder bool, cfg chil
 		}
 		return true
 	})
+	// The aggregates the killed collector committed with each batch agree
+	// with its devices: the report read from them equals the one walked.
+	rep, err := child.api.Report(ctx, ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := child.api.Devices(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := BuildReport(all, ReportOptions{StaleView: rep.StaleView}, rep.Generated); !reflect.DeepEqual(rep, want) {
+		t.Errorf("report after the crash:\n got %+v\nwant %+v", rep, want)
+	}
 	st, err := child.api.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)

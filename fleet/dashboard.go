@@ -53,6 +53,10 @@ type DashboardOptions struct {
 	CacheFor time.Duration
 	// Logf, if set, receives the errors the source returned.
 	Logf func(format string, args ...any)
+	// Rollouts, if set, fills the overview's rollout panel (stage,
+	// device counts, the newest decisions); it is called on every load
+	// of the overview.
+	Rollouts func(ctx context.Context) ([]RolloutPanel, error)
 }
 
 // The page templates and the stylesheet; the stylesheet is inlined and
@@ -163,6 +167,7 @@ func (h *dashboardHandler) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page.Fleet = buildFleetView(rep, now, h.opts.MaxRows)
+	h.rolloutPanels(ctx, page.Fleet)
 	h.render(w, r, http.StatusOK, page)
 }
 

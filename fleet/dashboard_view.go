@@ -55,6 +55,15 @@ type dashFleet struct {
 	StaleView     int
 	StaleViewList []dashSummary
 	StaleViewMore int
+	// Device ids under which more than one machine reports (clones).
+	Duplicates    int
+	DuplicateList []dashSummary
+	DuplicateMore int
+	// The rollout panel (DashboardOptions.Rollouts).
+	RolloutsOn      bool
+	RolloutsProblem string
+	Rollouts        []dashRollout
+	RolloutsMore    int
 }
 
 // Chart geometry, in SVG user units (the charts scale to the page width).
@@ -119,6 +128,10 @@ type dashSummary struct {
 	ReleaseDate string
 	ViewAge     string
 	LastCheck   string
+	// For the duplicate list: the boot ids whose reports interleave and
+	// when that was last seen.
+	Boots   string
+	DupLast string
 }
 
 type dashDevice struct {
@@ -130,6 +143,9 @@ type dashDevice struct {
 	LastCheck   string
 	ReleaseDate string // with its age
 	Target      string
+	Groups      string
+	BootID      string
+	Duplicate   string // the evidence of clones, when recent
 	Installed   []dashKV
 	Events      []dashEvent
 }
@@ -164,6 +180,8 @@ func buildFleetView(rep *Report, now time.Time, maxRows int) *dashFleet {
 		f.StaleView = len(rep.StaleViewDevices)
 		f.StaleViewList, f.StaleViewMore = buildSummaries(rep.StaleViewDevices, now, maxRows)
 	}
+	f.Duplicates = len(rep.DuplicateDevices)
+	f.DuplicateList, f.DuplicateMore = buildSummaries(rep.DuplicateDevices, now, maxRows)
 	return f
 }
 
@@ -276,6 +294,10 @@ func buildSummaries(in []DeviceSummary, now time.Time, maxRows int) ([]dashSumma
 			s.ViewAge = dashAge(now.Sub(d.ReleaseDate))
 		}
 		s.LastCheck = dashTime(d.LastCheck)
+		if d.Duplicate != nil {
+			s.Boots = strings.Join(d.Duplicate.Boots, ", ")
+			s.DupLast = dashTime(d.Duplicate.Last)
+		}
 		out = append(out, s)
 	}
 	return out, more
@@ -299,6 +321,11 @@ func buildDeviceView(d *Device, events []Event, now time.Time) *dashDevice {
 	v.LastCheck = dashTime(d.State.LastCheck)
 	if rd := d.State.ReleaseDate; !rd.IsZero() {
 		v.ReleaseDate = dashTime(rd) + " (" + dashAge(now.Sub(rd)) + " old)"
+	}
+	v.Groups, v.BootID = strings.Join(d.State.Groups, ", "), d.State.BootID
+	if d.Duplicate.Active(now) {
+		v.Duplicate = fmt.Sprintf("%d machines report under this id (boot ids %s), last seen %s: cloned SD cards?",
+			len(d.Duplicate.Boots), strings.Join(d.Duplicate.Boots, ", "), dashTime(d.Duplicate.Last))
 	}
 	for _, name := range dashSortedKeys(d.State.Packages) {
 		v.Installed = append(v.Installed, dashKV{name, d.State.Packages[name]})

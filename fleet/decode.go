@@ -38,6 +38,7 @@ const (
 	fError
 	fTarget
 	fReleaseDate
+	fBootID
 )
 
 type scanner struct {
@@ -205,6 +206,9 @@ func fastDecode(b []byte) (s state.State, ok bool) {
 			case "release_date":
 				bit = fReleaseDate
 				s.ReleaseDate, ok = p.time()
+			case "boot_id": // every agent since it sends one
+				bit = fBootID
+				s.BootID, ok = p.string()
 			default:
 				return s, false
 			}

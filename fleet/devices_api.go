@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/jsonapi"
 )
 
 // Paths of the device-credential API of a running server. The handler
@@ -74,7 +74,7 @@ func (e *DevicesAPIError) Unwrap() error {
 //	GET    /api/v1/fleet/credentials       → []Credential (no secrets, no hashes)
 //	DELETE /api/v1/fleet/credentials/{id}  → {"removed":"ID"}
 //	POST   /api/v1/fleet/reset             {"ids":[…]} → {"reset":[…]} (Store.ResetSeq; 404 if one never reported)
-func DevicesAPIHandlers(store *Store) map[string]http.Handler {
+func DevicesAPIHandlers(store DeviceAdmin) map[string]http.Handler {
 	return map[string]http.Handler{
 		"POST " + ResetAPIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req ResetRequest
@@ -186,48 +186,15 @@ type DevicesClient struct {
 }
 
 func (c *DevicesClient) do(ctx context.Context, method, path string, in, out any, want int) error {
-	u := strings.TrimRight(c.Base, "/") + path
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return fmt.Errorf("device API %s: %w", u, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("device API: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("device API %s %s: %w", method, u, err)
-	}
-	if resp.StatusCode != want {
+	api := jsonapi.Client{What: "device API", Base: c.Base, Token: c.Token, HTTP: c.HTTP}
+	return api.Do(ctx, method, path, in, out, want, func(status int, data []byte) error {
 		ae := &DevicesAPIError{}
 		if json.Unmarshal(data, ae) != nil || ae.Message == "" {
-			ae = &DevicesAPIError{Status: resp.StatusCode, Code: "http", Message: method + " " + u + ": " + resp.Status}
+			ae = &DevicesAPIError{Code: "http", Message: method + " " + strings.TrimRight(c.Base, "/") + path + ": " + fmt.Sprintf("%d %s", status, http.StatusText(status))}
 		}
-		ae.Status = resp.StatusCode
+		ae.Status = status
 		return ae
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("device API %s %s: bad response: %w", method, u, err)
-	}
-	return nil
+	})
 }
 
 // IssueCredentials issues credentials for ids with role (RoleDevice or

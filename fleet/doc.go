@@ -36,6 +36,10 @@
 // [NewDirectCollector] takes each report from the embedded broker of the
 // same process before the broker acknowledges it to the device.
 //
+// A collector commits to a [Sink]: the Store, or the PostgreSQL store of
+// package fleet/pgstore, which collectors and servers on several machines
+// share ([DB] is what they use of either).
+//
 // Two small interfaces keep callers from caring where the fleet lives:
 // a [Reader] (report, devices, one device, its history) is the [Store] or
 // an [APIClient] of a running server or collector; [Credentials] (issue,
@@ -65,19 +69,27 @@
 // id and payload id differ is ignored (counted as spoofed).
 //
 // Device ids default to /etc/machine-id, which clones of one SD image
-// share: the store cannot tell such devices apart, they report as one;
-// give each its own id and credential.
+// share: their reports arrive under one id. lampi-agent reports the
+// kernel's boot id; the store notices two boot ids of one id whose seq
+// streams interleave (a reboot never does that) and flags the id
+// (Device.Duplicate, Report.DuplicateDevices), but it keeps only one
+// state for it: give each clone its own id and credential.
 //
 // The bbolt file takes one writer: while serve or fleet collect runs,
 // other processes read through its API (APIClient, DevicesClient), and
-// [Open] fails with [ErrLocked] after StoreOptions.Timeout. A report
-// walks every device once; the dashboard caches it (CacheFor) so that
-// many open pages cost one walk. A Reader over the API sends what the
+// [Open] fails with [ErrLocked] after StoreOptions.Timeout. Report and
+// VersionStats read aggregates that each ingest transaction keeps up to
+// date (database format 2, aggregate.go) and decode only the devices a
+// report lists; a format 1 file is migrated on its first writable open
+// and walked when opened read-only. The dashboard caches a report
+// (CacheFor) so that many open pages cost one. A Reader over the API sends what the
 // server can honour: the server supplies the newest published versions
 // and the time of a report.
 //
 // The embedded broker bounds what a client may cost before it logs in
-// (packet size, CONNECT timeout, pending connections per address), but
-// an idle connection still costs it about 33 KB (Mosquitto under 1 KB):
-// for very large fleets run Mosquitto and NewCollector instead.
+// (packet size, CONNECT timeout, pending connections per address), and
+// gives devices a shallow write queue (broker_queue.go), but an idle
+// connection still costs it about 28 KB, most of it mochi's two goroutine
+// stacks (Mosquitto under 1 KB): for very large fleets run Mosquitto and
+// NewCollector instead.
 package fleet

@@ -61,6 +61,9 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"result":"held-back","release_date":"2026-11-20T08:00:00Z"}`))
 	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"release_date":"2026-11-20T08:00:00Z","release_date":"2026-11-21T08:00:00Z"}`))
 	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"release_date":null}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"boot_id":"3f0c2c2e-8a55-4d4e-9d1e-0d1b5b7f3a11"}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"boot_id":"a","boot_id":"b"}`))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-22T10:00:00Z","device":"lamp1","packages":{},"boot_id":null,"groups":["canary"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, gotErr := decodeState(b)
 		want, wantErr := state.Decode(b)
@@ -76,6 +79,7 @@ func TestDecodeStateFastPath(t *testing.T) {
 	withView := testState("lamp-9", 9, 3)
 	withView.Result, withView.Target = state.ResultHeldBack, map[string]string{"hi": "0.3"}
 	withView.ReleaseDate = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	withView.BootID = "3f0c2c2e-8a55-4d4e-9d1e-0d1b5b7f3a11"
 	for i, st := range []state.State{testState("lamp-1", 0, 1), testState("lamp-7", 7, 99), {Seq: 1, Device: "x", Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600))}, withView} {
 		b := mustEncode(t, st)
 		got, ok := fastDecode(b)

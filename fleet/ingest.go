@@ -3,6 +3,7 @@ package fleet
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"maps"
 	"slices"
@@ -102,8 +103,8 @@ func prepare(prefix string, m Message) prepared {
 	return p
 }
 
-// fingerprint hashes what the audit log tracks, so the ingest path decodes
-// the previous report only when one of those changed.
+// fingerprint hashes what the audit log and the aggregates track, so the
+// ingest path decodes the previous report only when one of those changed.
 func fingerprint(s *state.State) uint64 {
 	h := fnv.New64a()
 	put := func(m map[string]string) {
@@ -120,6 +121,20 @@ func fingerprint(s *state.State) uint64 {
 	h.Write([]byte(s.Result))
 	h.Write([]byte{0})
 	h.Write([]byte(s.Error))
+	// Since format 2: the parts the aggregates read (always some bytes,
+	// so no report matches a fingerprint of format 1).
+	h.Write([]byte{0, 2})
+	for _, k := range slices.Sorted(maps.Keys(s.Candidates)) {
+		c := s.Candidates[k]
+		fmt.Fprintf(h, "%s\x00%s\x00%t\x00%d\x00", k, c.Version, c.Eligible, c.Checks)
+	}
+	h.Write([]byte{1})
+	for _, k := range slices.Sorted(maps.Keys(s.Attempts)) {
+		a := s.Attempts[k]
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", k, a.Version, a.Result, a.Health)
+	}
+	h.Write([]byte{1})
+	h.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, uint64(s.ReleaseDate.Unix())), uint32(s.ReleaseDate.Nanosecond())))
 	return h.Sum64()
 }
 
@@ -153,6 +168,7 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 		devs := tx.Bucket(bucketDevices)
 		added := 0
 		hist := tx.Bucket(bucketHistory)
+		agg := newAggTx(tx)
 		// Several messages of one device may share a batch: the newest
 		// record written in this transaction is read back from bbolt.
 		for i := range ps {
@@ -174,6 +190,9 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 					added++
 				}
 				r.setStatus(p.recv, p.online)
+				if err := agg.status(p.id, old, r); err != nil {
+					return err
+				}
 				if err := devs.Put(key, r); err != nil {
 					return err
 				}
@@ -183,21 +202,23 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 				if !old.valid() {
 					added++
 				}
+				if err := noteBoot(tx, p.id, p.st.BootID, p.st.Seq, p.recv); err != nil {
+					return err
+				}
 				if old.valid() && old.seq() >= p.st.Seq {
 					out[i] = OutcomeStale
 					continue
 				}
 				// A record may hold a state with seq 0: one reset by the
 				// operator (ResetSeq).
+				// The fingerprint covers what the audit log and the
+				// aggregates read.
 				if !old.hasState() || old.fingerprint() != p.fp {
-					var prev *state.State
-					if old.hasState() {
-						prev = new(state.State)
-						if json.Unmarshal(old.stateJSON(), prev) != nil {
-							prev = nil
-						}
-					}
+					prev := stateOf(old)
 					if err := s.appendHistory(hist, p.id, prev, &p.st); err != nil {
+						return err
+					}
+					if err := agg.state(p.id, old, prev, &p.st); err != nil {
 						return err
 					}
 				}
@@ -205,6 +226,9 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 					return err
 				}
 			}
+		}
+		if err := agg.flush(); err != nil {
+			return err
 		}
 		after = s.statsAfter(out, added)
 		b, err := json.Marshal(after)
@@ -254,27 +278,7 @@ func (s *Store) statsAfter(out []Outcome, added int) Stats {
 // appendHistory logs what changed from prev (nil for a first report) to
 // cur and trims the device's log to the history limit.
 func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.State) error {
-	var events []Event
-	var old map[string]string
-	if prev != nil {
-		old = prev.Packages
-	}
-	for _, name := range slices.Sorted(maps.Keys(cur.Packages)) {
-		if v := cur.Packages[name]; old[name] != v {
-			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name], To: v})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(old)) {
-		if _, ok := cur.Packages[name]; !ok {
-			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name]})
-		}
-	}
-	switch cur.Result {
-	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
-		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
-			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
-		}
-	}
+	events := historyEvents(prev, cur)
 	if len(events) == 0 {
 		return nil
 	}
@@ -305,6 +309,33 @@ func (s *Store) appendHistory(hist *bolt.Bucket, id string, prev, cur *state.Sta
 		count--
 	}
 	return nil
+}
+
+// historyEvents is what cur adds to the audit log after prev (nil for a
+// first report).
+func historyEvents(prev, cur *state.State) []Event {
+	var events []Event
+	var old map[string]string
+	if prev != nil {
+		old = prev.Packages
+	}
+	for _, name := range slices.Sorted(maps.Keys(cur.Packages)) {
+		if v := cur.Packages[name]; old[name] != v {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name], To: v})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(old)) {
+		if _, ok := cur.Packages[name]; !ok {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Package: name, From: old[name]})
+		}
+	}
+	switch cur.Result {
+	case state.ResultUpdated, state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
+		if prev == nil || prev.Result != cur.Result || prev.Error != cur.Error || !maps.Equal(prev.Target, cur.Target) {
+			events = append(events, Event{Time: cur.Time, Seq: cur.Seq, Result: cur.Result, Error: cur.Error, Target: cur.Target})
+		}
+	}
+	return events
 }
 
 func hasPrefix(k, prefix []byte) bool {

@@ -45,6 +45,7 @@ func (s *Store) eachDevice(fn func(*Device)) error {
 			if err != nil {
 				return err
 			}
+			d.Duplicate = duplicateOf(tx, k)
 			fn(&d)
 			return nil
 		})
@@ -64,6 +65,7 @@ func (s *Store) Device(ctx context.Context, id string) (Device, error) {
 		}
 		var err error
 		d, err = r.device(id)
+		d.Duplicate = duplicateOf(tx, []byte(id))
 		return err
 	})
 	return d, err
@@ -128,18 +130,38 @@ type ReportOptions struct {
 }
 
 // Report summarises the fleet: per package the version distribution,
-// devices behind the newest version, offline and failed devices. It walks
-// the database once, keeping only counts and the listed devices in
-// memory.
+// devices behind the newest version, offline and failed devices. It reads
+// the aggregates the store keeps as reports arrive and decodes only the
+// devices it lists; a format 1 file opened read-only is walked once
+// instead.
 func (s *Store) Report(ctx context.Context, opts ReportOptions) (*Report, error) {
+	if !s.agg {
+		return s.reportScan(ctx, opts)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	now := s.opts.Now
-	if opts.Now != nil {
-		now = opts.Now
+	rb := newReportBuilder(opts, s.reportTime(opts))
+	if err := s.db.View(func(tx *bolt.Tx) error { return reportFromAggregates(tx, rb) }); err != nil {
+		return nil, err
 	}
-	rb := newReportBuilder(opts, now())
+	return rb.finish(), nil
+}
+
+func (s *Store) reportTime(opts ReportOptions) time.Time {
+	if opts.Now != nil {
+		return opts.Now()
+	}
+	return s.opts.Now()
+}
+
+// reportScan is Report by walking every device once, keeping only counts
+// and the listed devices in memory.
+func (s *Store) reportScan(ctx context.Context, opts ReportOptions) (*Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rb := newReportBuilder(opts, s.reportTime(opts))
 	err := s.eachDevice(rb.add)
 	if err != nil {
 		return nil, err
@@ -171,7 +193,8 @@ func newReportBuilder(opts ReportOptions, now time.Time) *reportBuilder {
 		opts.StaleView = DefaultStaleView
 	}
 	rep := &Report{Generated: now.UTC(), Packages: []PackageReport{},
-		OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}, StaleViewDevices: []DeviceSummary{}}
+		OfflineDevices: []DeviceSummary{}, FailedDevices: []DeviceSummary{}, StaleViewDevices: []DeviceSummary{},
+		DuplicateDevices: []DeviceSummary{}}
 	if opts.StaleView > 0 {
 		rep.StaleView = opts.StaleView
 	}
@@ -179,39 +202,32 @@ func newReportBuilder(opts ReportOptions, now time.Time) *reportBuilder {
 		counts: map[string]map[string]int{}, behind: map[string][]string{}, older: map[[2]string]bool{}}
 }
 
-// add counts one device; devices must come sorted by id.
+// add counts and lists one device; devices must come sorted by id.
 func (b *reportBuilder) add(d *Device) {
+	if !b.includes(d) {
+		return
+	}
+	b.count(d)
+	b.list(d)
+}
+
+// includes reports whether d belongs in the report (ReportOptions.Package).
+func (b *reportBuilder) includes(d *Device) bool {
+	if b.opts.Package == "" {
+		return true
+	}
+	_, ok := d.State.Packages[b.opts.Package]
+	return ok
+}
+
+// count adds d to the device counts and the version distribution.
+func (b *reportBuilder) count(d *Device) {
 	opts, rep := b.opts, b.rep
-	if opts.Package != "" {
-		if _, ok := d.State.Packages[opts.Package]; !ok {
-			return
-		}
-	}
 	rep.Devices++
-	age := b.now.Sub(d.LastSeen)
-	if d.LastSeen.IsZero() {
-		age = 0
-	}
-	sum := func() DeviceSummary {
-		return DeviceSummary{ID: d.ID, LastSeen: d.LastSeen, Age: age, Result: d.State.Result,
-			Error: d.State.Error, Packages: d.State.Packages, LastCheck: d.State.LastCheck, ReleaseDate: d.State.ReleaseDate}
-	}
-	if !d.Online {
-		rep.Offline++
-		if opts.Stale <= 0 || age >= opts.Stale {
-			rep.OfflineDevices = append(rep.OfflineDevices, sum())
-		}
-	} else {
+	if d.Online {
 		rep.Online++
-	}
-	switch d.State.Result {
-	case state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
-		rep.FailedDevices = append(rep.FailedDevices, sum())
-	}
-	if rd := d.State.ReleaseDate; rep.StaleView > 0 && !rd.IsZero() && b.now.Sub(rd) >= rep.StaleView {
-		s := sum()
-		s.ViewAge = b.now.Sub(rd)
-		rep.StaleViewDevices = append(rep.StaleViewDevices, s)
+	} else {
+		rep.Offline++
 	}
 	for name, v := range d.State.Packages {
 		if opts.Package != "" && name != opts.Package {
@@ -225,16 +241,71 @@ func (b *reportBuilder) add(d *Device) {
 		if newest == "" {
 			continue
 		}
-		key := [2]string{name, v}
-		older, ok := b.older[key]
-		if !ok {
-			older = deb.CompareLoose(v, newest) < 0
-			b.older[key] = older
-		}
-		if older {
+		if b.olderThanNewest(name, v) {
 			b.behind[name] = append(b.behind[name], d.ID)
 		}
 	}
+}
+
+// olderThanNewest reports whether version v of package name is older than
+// the newest published one (ReportOptions.Newest, which must be set).
+func (b *reportBuilder) olderThanNewest(name, v string) bool {
+	key := [2]string{name, v}
+	older, ok := b.older[key]
+	if !ok {
+		older = deb.CompareLoose(v, b.opts.Newest[name]) < 0
+		b.older[key] = older
+	}
+	return older
+}
+
+// offlineListed reports whether an offline device last seen at lastSeen
+// goes in OfflineDevices (ReportOptions.Stale).
+func (b *reportBuilder) offlineListed(lastSeen time.Time) bool {
+	return b.opts.Stale <= 0 || b.age(lastSeen) >= b.opts.Stale
+}
+
+func (b *reportBuilder) age(lastSeen time.Time) time.Duration {
+	if lastSeen.IsZero() {
+		return 0
+	}
+	return b.now.Sub(lastSeen)
+}
+
+// list adds d to the offline, failed and stale-view lists it belongs in.
+func (b *reportBuilder) list(d *Device) {
+	rep := b.rep
+	age := b.age(d.LastSeen)
+	sum := func() DeviceSummary {
+		return DeviceSummary{ID: d.ID, LastSeen: d.LastSeen, Age: age, Result: d.State.Result,
+			Error: d.State.Error, Packages: d.State.Packages, LastCheck: d.State.LastCheck, ReleaseDate: d.State.ReleaseDate}
+	}
+	if !d.Online && b.offlineListed(d.LastSeen) {
+		rep.OfflineDevices = append(rep.OfflineDevices, sum())
+	}
+	if failedResult(d.State.Result) {
+		rep.FailedDevices = append(rep.FailedDevices, sum())
+	}
+	if d.Duplicate.Active(b.now) {
+		s := sum()
+		s.Duplicate = d.Duplicate
+		rep.DuplicateDevices = append(rep.DuplicateDevices, s)
+	}
+	if rd := d.State.ReleaseDate; rep.StaleView > 0 && !rd.IsZero() && b.now.Sub(rd) >= rep.StaleView {
+		s := sum()
+		s.ViewAge = b.now.Sub(rd)
+		rep.StaleViewDevices = append(rep.StaleViewDevices, s)
+	}
+}
+
+// failedResult reports whether a device's last result puts it in
+// Report.FailedDevices.
+func failedResult(result string) bool {
+	switch result {
+	case state.ResultFailed, state.ResultRolledBack, state.ResultHeldBack:
+		return true
+	}
+	return false
 }
 
 func (b *reportBuilder) finish() *Report {

@@ -18,6 +18,9 @@ type Device struct {
 	LastSeen time.Time `json:"last_seen,omitzero"`
 	// State is the report with the highest seq received (zero if none yet).
 	State state.State `json:"state"`
+	// Duplicate is set when reports of two machines (two boot ids whose
+	// seq streams interleave) arrived under this id: cloned SD cards.
+	Duplicate *Duplicate `json:"duplicate,omitempty"`
 }
 
 // Event is one entry of a device's audit log: a version change or an
@@ -56,6 +59,9 @@ type Report struct {
 	// Release (a freeze attack).
 	StaleView        time.Duration   `json:"stale_view_ns"`
 	StaleViewDevices []DeviceSummary `json:"stale_view_devices"`
+	// DuplicateDevices are the ids under which more than one machine
+	// reported within DuplicateWindow (Device.Duplicate), sorted by id.
+	DuplicateDevices []DeviceSummary `json:"duplicate_devices"`
 }
 
 // PackageReport is the version distribution of one package.
@@ -91,6 +97,8 @@ type DeviceSummary struct {
 	LastCheck   time.Time     `json:"last_check,omitzero"`
 	ReleaseDate time.Time     `json:"release_date,omitzero"`
 	ViewAge     time.Duration `json:"view_age_ns,omitempty"`
+	// Duplicate is the evidence, in DuplicateDevices.
+	Duplicate *Duplicate `json:"duplicate,omitempty"`
 }
 
 // Stats counts what the collector received.

@@ -35,6 +35,9 @@ func (s *Store) ResetSeq(ctx context.Context, ids ...string) error {
 			if err := renumberHistory(hist, id); err != nil {
 				return err
 			}
+			if err := forgetBoots(tx, key); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

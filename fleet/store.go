@@ -19,7 +19,13 @@ var (
 	bucketMeta        = []byte("meta")        // "stats" → Stats JSON, "format" → version
 )
 
-const formatVersion = "1"
+// formatVersion is the database format this code writes: 2 adds the
+// aggregates (aggregate.go). A format 1 file is migrated on its first
+// writable open; opened read-only, its reports walk the devices.
+const (
+	formatVersion      = "2"
+	formatNoAggregates = "1"
+)
 
 // DefaultHistoryLimit bounds each device's audit log.
 const DefaultHistoryLimit = 100
@@ -56,6 +62,8 @@ type Store struct {
 	// the new ones after the commit.
 	applyMu sync.Mutex
 	stats   Stats
+	// agg: the file keeps aggregates (format 2); reports read them.
+	agg bool
 }
 
 // Open opens or creates the fleet database at path.
@@ -80,18 +88,28 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 	s := &Store{db: db, path: path, opts: opts}
 	if !opts.ReadOnly {
 		err = db.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bucketDevices, bucketHistory, bucketCredentials, bucketMeta} {
+			for _, b := range append([][]byte{bucketDevices, bucketHistory, bucketCredentials, bucketMeta, bucketDuplicates, bucketDuplicated}, aggBuckets...) {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
 			}
 			meta := tx.Bucket(bucketMeta)
-			if v := meta.Get([]byte("format")); v == nil {
+			switch v := meta.Get([]byte("format")); string(v) {
+			case formatVersion:
+				return nil
+			case "":
+				if tx.Bucket(bucketDevices).Stats().KeyN == 0 {
+					return meta.Put([]byte("format"), []byte(formatVersion))
+				}
+				fallthrough // devices without a format: the oldest files
+			case formatNoAggregates:
+				if err := buildAggregates(tx); err != nil {
+					return fmt.Errorf("migrate to format %s: %w", formatVersion, err)
+				}
 				return meta.Put([]byte("format"), []byte(formatVersion))
-			} else if string(v) != formatVersion {
-				return fmt.Errorf("format %q, this lampi-pkg reads %q", v, formatVersion)
+			default:
+				return fmt.Errorf("format %q, this lampi-pkg reads %q and %q: use a newer lampi-pkg", v, formatNoAggregates, formatVersion)
 			}
-			return nil
 		})
 		if err != nil {
 			db.Close()
@@ -109,6 +127,7 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 			}
 		}
 		s.stats.Devices = tx.Bucket(bucketDevices).Stats().KeyN
+		s.agg = string(meta.Get([]byte("format"))) == formatVersion
 		return nil
 	})
 	if err != nil {
@@ -191,11 +210,17 @@ func (r record) device(id string) (Device, error) {
 	if d.State.Packages == nil {
 		d.State.Packages = map[string]string{}
 	}
-	d.LastSeen = d.StatusTime
-	if st := unixNano(r.stateTime()); st.After(d.LastSeen) {
-		d.LastSeen = st
-	}
+	d.LastSeen = r.lastSeen()
 	return d, nil
+}
+
+// lastSeen is the newest of the status and state receive times.
+func (r record) lastSeen() time.Time {
+	t := unixNano(r.statusTime())
+	if st := unixNano(r.stateTime()); st.After(t) {
+		t = st
+	}
+	return t
 }
 
 // devicePrefix is the history key prefix of one device.

@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
 
@@ -40,35 +42,68 @@ type VersionStats struct {
 	Stuck int `json:"stuck"`
 }
 
+// pkgView is what VersionStats reads of one device for one package: the
+// installed version and the candidate and attempt fields that count. The
+// store keeps a counter per distinct view (see aggregate.go), so a
+// VersionStats over the whole fleet reads those counters.
+type pkgView struct {
+	Installed    string
+	HasInstalled bool
+	Cand         string
+	CandEligible bool
+	CandChecks   int
+	HasCand      bool
+	Att          string
+	AttResult    string
+	AttHealth    string
+	HasAtt       bool
+}
+
+// viewOf returns a device's view of package pkg; ok is false when the
+// device neither has the package nor reports a candidate or attempt of it.
+func viewOf(s *state.State, pkg string) (v pkgView, ok bool) {
+	v.Installed, v.HasInstalled = s.Packages[pkg]
+	cand, hasCand := s.Candidates[pkg]
+	att, hasAtt := s.Attempts[pkg]
+	if hasCand {
+		v.Cand, v.CandEligible, v.CandChecks, v.HasCand = cand.Version, cand.Eligible, cand.Checks, true
+	}
+	if hasAtt {
+		v.Att, v.AttResult, v.AttHealth, v.HasAtt = att.Version, att.Result, att.Health, true
+	}
+	return v, v.HasInstalled || v.HasCand || v.HasAtt
+}
+
 // add counts one device.
 func (vs *VersionStats) add(q VersionQuery, s *state.State) {
-	installed, has := s.Packages[q.Package]
-	cand, hasCand := s.Candidates[q.Package]
-	att, hasAtt := s.Attempts[q.Package]
-	if !has && !hasCand && !hasAtt {
-		return
+	if v, ok := viewOf(s, q.Package); ok {
+		vs.addView(q, v, 1)
 	}
-	vs.Devices++
-	updated := has && installed == q.Version
-	failed := hasAtt && att.Version == q.Version && (att.Result == state.ResultFailed || att.Result == state.ResultRolledBack) && !updated
-	eligible := hasCand && cand.Version == q.Version && cand.Eligible
+}
+
+// addView counts n devices with view v of q.Package.
+func (vs *VersionStats) addView(q VersionQuery, v pkgView, n int) {
+	vs.Devices += n
+	updated := v.HasInstalled && v.Installed == q.Version
+	failed := v.HasAtt && v.Att == q.Version && (v.AttResult == state.ResultFailed || v.AttResult == state.ResultRolledBack) && !updated
+	eligible := v.HasCand && v.Cand == q.Version && v.CandEligible
 	if updated {
-		vs.Updated++
+		vs.Updated += n
 	}
 	if updated || eligible {
-		vs.Eligible++
+		vs.Eligible += n
 	}
 	if updated || failed {
-		vs.Attempted++
+		vs.Attempted += n
 	}
 	if failed {
-		vs.Failed++
+		vs.Failed += n
 	}
-	if hasAtt && att.Version == q.Version && att.Health == state.HealthFailed {
-		vs.HealthFailed++
+	if v.HasAtt && v.Att == q.Version && v.AttHealth == state.HealthFailed {
+		vs.HealthFailed += n
 	}
-	if eligible && !updated && !failed && q.StuckChecks > 0 && cand.Checks >= q.StuckChecks {
-		vs.Stuck++
+	if eligible && !updated && !failed && q.StuckChecks > 0 && v.CandChecks >= q.StuckChecks {
+		vs.Stuck += n
 	}
 }
 
@@ -81,8 +116,25 @@ func CountVersion(devs []Device, q VersionQuery) VersionStats {
 	return vs
 }
 
-// VersionStats walks the store once and counts q's version.
+// VersionStats counts q's version from the store's aggregates (a format 1
+// file opened read-only: by walking every device).
 func (s *Store) VersionStats(ctx context.Context, q VersionQuery) (VersionStats, error) {
+	if !s.agg {
+		return s.versionStatsScan(ctx, q)
+	}
+	if err := ctx.Err(); err != nil {
+		return VersionStats{}, err
+	}
+	var vs VersionStats
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		vs, err = versionStatsFromAggregates(tx, q)
+		return err
+	})
+	return vs, err
+}
+
+// versionStatsScan is VersionStats by walking every device once.
+func (s *Store) versionStatsScan(ctx context.Context, q VersionQuery) (VersionStats, error) {
 	var vs VersionStats
 	if err := ctx.Err(); err != nil {
 		return vs, err

@@ -58,6 +58,21 @@ type Options struct {
 	// by Run.
 	Build deb.BuildOptions
 
+	// Phase, when set, publishes the new packages with this
+	// Phased-Update-Percentage (a rollout's first step) in the same
+	// all-or-nothing publish: they are never out unphased. Local
+	// repositories only.
+	Phase *int
+	// PinPrevious, when set, keeps each new package's previous version
+	// (the newest below it in the distribution; Package.Previous) with
+	// the reason it returns, pinned in the same publish before the
+	// include, so that Limit cannot push out what a rollout's revert
+	// needs. Local repositories only.
+	PinPrevious func(codename, pkg, version string) string
+	// TargetCheckTimeout bounds the check of the repository's publish
+	// targets before anything changes (0: 15 s).
+	TargetCheckTimeout time.Duration
+
 	// DryRun changes nothing: see the package documentation.
 	DryRun bool
 	// Now gives the time for bump templates and measures the steps.
@@ -104,6 +119,9 @@ type Package struct {
 	SHA256 string `json:"sha256"`
 	// Pool is the package's pool path in the repository.
 	Pool string `json:"pool,omitempty"`
+	// Previous is the version Options.PinPrevious pinned ("" when none
+	// was published below Version).
+	Previous string `json:"previous,omitempty"`
 	// Status is "published", "unchanged" (already in the repository with
 	// the same content) or, for a dry run, "new".
 	Status string `json:"status"`
@@ -381,9 +399,15 @@ func (r *run) publish(ctx context.Context, fresh []*tree) error {
 	}
 	r.beginStep(StepInclude, "")
 	step := StepInclude
+	pins, err := r.previousPins(ctx, fresh)
+	if err != nil {
+		return &StepError{Step: step, Err: err}
+	}
 	res, err := r.o.Repo.IncludePublish(ctx, r.rep.Codename, files, repo.PublishOptions{
 		Include: r.o.Include,
 		Signer:  r.signer,
+		Pins:    pins,
+		Phase:   r.o.Phase,
 		Step: func(s string) {
 			if s == repo.StepPublish {
 				step = StepPublish
@@ -406,6 +430,33 @@ func (r *run) publish(ctx context.Context, fresh []*tree) error {
 	r.rep.Exported = append(r.rep.Exported, res.Exported...)
 	r.rep.Deleted = append(r.rep.Deleted, res.Deleted...)
 	return nil
+}
+
+// previousPins are the pins of Options.PinPrevious: for each new
+// package, the newest version below it in the distribution.
+func (r *run) previousPins(ctx context.Context, fresh []*tree) ([]repo.Pin, error) {
+	if r.o.PinPrevious == nil {
+		return nil, nil
+	}
+	var pins []repo.Pin
+	for _, t := range fresh {
+		es, err := r.o.Repo.List(ctx, r.rep.Codename, repo.Selection{}, []string{t.pkg.Package}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("previous version of %s: %w", t.pkg.Package, err)
+		}
+		prev := ""
+		for _, e := range es {
+			if deb.CompareLoose(e.Version, t.pkg.Version) < 0 && (prev == "" || deb.CompareLoose(e.Version, prev) > 0) {
+				prev = e.Version
+			}
+		}
+		t.pkg.Previous = prev
+		if prev != "" {
+			pins = append(pins, repo.Pin{Codename: r.rep.Codename, Package: t.pkg.Package, Version: prev,
+				Reason: r.o.PinPrevious(r.rep.Codename, t.pkg.Package, t.pkg.Version)})
+		}
+	}
+	return pins, nil
 }
 
 // uniqueNames refuses two trees that build the same package.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
@@ -44,6 +45,13 @@ func (l *localTarget) setup(ctx context.Context) error {
 	r.rep.Codename = codename
 	r.signer, err = o.Repo.PublishSigner(ctx, codename)
 	if err != nil {
+		return &StepError{Step: StepPublish, Err: fmt.Errorf("%w (checked before anything changed)", err)}
+	}
+	timeout := o.TargetCheckTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	if err := o.Repo.CheckTargets(ctx, timeout); err != nil {
 		return &StepError{Step: StepPublish, Err: fmt.Errorf("%w (checked before anything changed)", err)}
 	}
 	if o.SignDeb && o.DebSigner == nil {
@@ -85,6 +93,9 @@ type remoteTarget struct {
 
 func (m *remoteTarget) setup(ctx context.Context) error {
 	r, o := m.r, m.r.o
+	if o.Phase != nil || o.PinPrevious != nil {
+		return &StepError{Step: StepCheck, Err: fmt.Errorf("%w: a phased release that pins its previous version (a rollout) needs the repository itself, not a server's upload API", ErrOptions)}
+	}
 	if o.SignDeb && o.DebSigner == nil {
 		return &StepError{Step: StepSign, Err: fmt.Errorf("%w: signing packages for a server needs a key (--key): the server's key stays on the server", ErrOptions)}
 	}

@@ -198,13 +198,13 @@ func addHolderRef(tx *bolt.Tx, filekey, holder string) error {
 // dropRef removes t's reference to filekey; when it was the last one the
 // file becomes unreferenced, and dropRef reports it.
 func dropRef(tx *bolt.Tx, filekey string, t Target) (bool, error) {
-	return dropHolderRef(tx, filekey, t.String())
+	return dropRefOf(tx, filekey, t.String())
 }
 
-// dropHolderRef removes holder's reference to filekey, as dropRef.
-func dropHolderRef(tx *bolt.Tx, filekey, holder string) (bool, error) {
+// dropRefOf is dropRef for the package list named target ("bookworm|main|amd64").
+func dropRefOf(tx *bolt.Tx, filekey, target string) (bool, error) {
 	refs := bucket(tx, bRefs)
-	if err := refs.Delete([]byte(filekey + "\x00" + holder)); err != nil {
+	if err := refs.Delete([]byte(filekey + "\x00" + target)); err != nil {
 		return false, err
 	}
 	prefix := []byte(filekey + "\x00")

@@ -18,8 +18,10 @@
 //	pool/, dists/        the published tree, laid out as reprepro lays it out
 //
 // [Open] reads the configuration; each method is one command:
-// [Repo.IncludeDeb], [Repo.Remove], [Repo.List] (with a [Filter] for
-// listfilter), [Repo.Copy], [Repo.Export], [Repo.Check],
+// [Repo.IncludeDeb], [Repo.Remove], [Repo.RemoveFilter], [Repo.List]
+// (with a [Filter] for listfilter), [Repo.Ls], [Repo.Copy], [Repo.Move],
+// [Repo.CopyMatching] (copy/move filter and matched, with [GlobMatch]),
+// [Repo.ClearVanished], [Repo.Export], [Repo.Check],
 // [Repo.CheckPool], [Repo.DumpUnreferenced], [Repo.DeleteUnreferenced],
 // [Repo.CreateSymlinks], [Repo.Phase] and [Repo.Renew]. [Init] writes a new
 // conf/distributions.
@@ -39,11 +41,14 @@
 // package lists — taking a repository over — builds the new lists in
 // several transactions that nothing reads, then makes them visible in
 // one: still all or nothing, with a fraction of the memory.) The version
-// rules: the same file
-// again is a no-op; a newer version replaces the older one (the newest
-// Limit versions are kept, 1 by default); an older version, or the same
-// name, version and architecture with other bytes, is refused
-// (ErrOlderVersion, ErrVersionClash).
+// rules: the same file again is a no-op; a newer version replaces the
+// older one (the newest Limit versions are kept, 1 by default); the same
+// name, version and architecture with other bytes is refused
+// (ErrVersionClash); an older version is refused (ErrOlderVersion) —
+// unless Options.RepreproRules asks for reprepro's rules, under which it
+// is skipped when Limit newer versions are there and added otherwise, and
+// copy and move may downgrade. Versions of a name are listed newest
+// first, as dpkg orders them.
 //
 // Publishing is incremental and ordered so that apt never sees a
 // half-updated repository: only the indices whose package lists changed
@@ -110,8 +115,10 @@
 // against its index entry, so taking over a reprepro repository loses no
 // package. Until then, List shows such a distribution as empty.
 //
-// Differences from reprepro 5.3, on purpose: an older version is an
-// error, not a silent skip; a batch with one bad file changes nothing
+// Differences from reprepro 5.3, on purpose: without
+// Options.RepreproRules an older version is an error, not a skip, and a
+// name remove or copy does not find fails the command; a batch with one
+// bad file changes nothing
 // (reprepro adds the good ones); the Packages stanzas also carry SHA512,
 // and the Release file SHA512 and Acquire-By-Hash; listfilter compares
 // Version as dpkg does (reprepro compares it alphabetically); multi-line

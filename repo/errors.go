@@ -28,7 +28,8 @@ var (
 	// deb package's sentinel when there is one.
 	ErrBadPackage = errors.New("unusable package")
 	// ErrOlderVersion: the distribution already holds a newer version of
-	// the package. reprepro skips such packages silently; we refuse them.
+	// the package (by default; with Options.RepreproRules such a package
+	// is skipped or added as reprepro does).
 	ErrOlderVersion = errors.New("older than the version in the distribution")
 	// ErrChecksum: a file named by a .dsc or .changes does not have the
 	// size or a checksum the listing gives.
@@ -38,8 +39,12 @@ var (
 	// version: apt never reinstalls a version it already has.
 	ErrVersionClash = errors.New("same version with different content")
 	// ErrNotFound: a package to remove, copy or phase is not in the
-	// distribution.
+	// distribution (remove and copy: not with Options.RepreproRules,
+	// which reports it in Result.NotFound).
 	ErrNotFound = errors.New("package not found")
+	// ErrArgument: a package argument does not parse (NAME or
+	// NAME=VERSION; a glob of copymatched).
+	ErrArgument = errors.New("invalid package argument")
 	// ErrLocked: another process holds the repository lock longer than
 	// the wait timeout (--waitforlock).
 	ErrLocked = errors.New("repository is locked by another process")

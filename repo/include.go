@@ -44,6 +44,12 @@ type Result struct {
 	Exported []string
 	// Deleted lists pool files removed because nothing needs them.
 	Deleted []string
+	// NotFound lists the package arguments (NAME or NAME=VERSION, as
+	// given) that remove, copy or move did not find, with
+	// Options.RepreproRules (otherwise they fail the command).
+	NotFound []string `json:",omitempty"`
+	// Vanished lists the package lists clearvanished forgot.
+	Vanished []string `json:",omitempty"`
 }
 
 // incoming is a staged package with where it goes. A big batch holds
@@ -70,8 +76,10 @@ type incoming struct {
 
 // IncludeDeb adds .deb files to a distribution, as "reprepro includedeb":
 // the same file again changes nothing; a newer version replaces the older
-// one (Limit versions are kept); an older version, or the same name,
-// version and architecture with other bytes, is refused. Every file is
+// one (Limit versions are kept); an older version is refused
+// (ErrOlderVersion), or with Options.RepreproRules skipped when Limit
+// versions newer than it are there (Change "skip") and added otherwise;
+// the same name, version and architecture with other bytes is refused. Every file is
 // checked before anything changes: one bad file fails the command and
 // leaves the repository untouched. The changed distribution is then
 // published (unless Options.Export is ExportNever).
@@ -158,7 +166,7 @@ func checkInclude(d *Distribution, o IncludeOptions) error {
 // the pool files that lost a reference. On failure it removes the pool
 // files the command wrote.
 func (r *Repo) includeCommit(ctx context.Context, db *bolt.DB, d *Distribution, debs []*incoming, staging *stager, res *Result) ([]string, error) {
-	var unref, written []string
+	var unref, written, unused []string
 	bulk, err := r.bulkEligible(db, debs)
 	bulk = bulk && staging.before == nil && d.Tracking.Mode == ""
 	if err != nil {
@@ -186,6 +194,9 @@ func (r *Repo) includeCommit(ctx context.Context, db *bolt.DB, d *Distribution, 
 				if added && !in.prewritten {
 					toWrite = append(toWrite, in)
 				}
+				if !added && in.prewritten {
+					unused = append(unused, in.filekey)
+				}
 			}
 			var err error
 			if written, err = r.writePool(ctx, toWrite, staging); err != nil {
@@ -200,6 +211,13 @@ func (r *Repo) includeCommit(ctx context.Context, db *bolt.DB, d *Distribution, 
 	}
 	if bulk {
 		releaseBatch(debs)
+	}
+	// Skipped packages written into the pool ahead of the commit:
+	// nothing names them (the journal does, should this fail).
+	for _, name := range unused {
+		if r.storage.Remove(ctx, name) != nil {
+			staging.journal.failedUndo()
+		}
 	}
 	return unref, nil
 }
@@ -269,6 +287,30 @@ func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
 	return nil
 }
 
+// tooOld applies reprepro's rule for an older version (Options.RepreproRules;
+// "" otherwise): v is skipped when the Limit-th newest version in have
+// (oldest first; pinned versions do not count) is newer than v. It
+// returns that version, or "" when v may be added. Without a Limit
+// (Limit <= 0) every version may be added.
+func tooOld(tx *bolt.Tx, d *Distribution, name string, have []existing, v deb.Version) string {
+	if d.Limit <= 0 {
+		return ""
+	}
+	var free []existing
+	for _, e := range have {
+		if !pinned(tx, d.Codename, name, e.version.String()) {
+			free = append(free, e)
+		}
+	}
+	if len(free) < d.Limit {
+		return ""
+	}
+	if w := free[len(free)-d.Limit]; v.Compare(w.version) < 0 {
+		return w.version.String()
+	}
+	return ""
+}
+
 // existing is a version of a package already in a target.
 type existing struct {
 	key     []byte
@@ -326,13 +368,18 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 			case cmp == 0:
 				return false, nil, fmt.Errorf("%s: %w: %s already has %s %s as %s; give the new build a new version",
 					in.src, ErrVersionClash, t, in.name, e.version, e.filekey)
-			case cmp > 0:
+			case cmp > 0 && !r.opts.RepreproRules:
 				return false, nil, fmt.Errorf("%s: %w: %s already has %s %s, newer than %s; remove it first to go back (lampi-pkg repo remove), or publish a higher version",
 					in.src, ErrOlderVersion, t, in.name, e.version, in.version)
 			}
 		}
 		ch := Change{Action: "unchanged", Target: t, Package: in.name, Version: in.vers, File: in.filekey}
 		if same {
+			res.Changes = append(res.Changes, ch)
+			continue
+		}
+		if kept := tooOld(tx, d, in.name, have, in.version); kept != "" {
+			ch.Action, ch.OldVersion = "skip", kept
 			res.Changes = append(res.Changes, ch)
 			continue
 		}

@@ -52,6 +52,14 @@ type PublishOptions struct {
 	// Step, if set, is called with StepLock, StepInclude and StepPublish
 	// as each step begins.
 	Step func(step string)
+	// Pins (their Codename is the distribution's) are kept (Repo.Pin)
+	// before the packages are included, in the same all-or-nothing step: a rollout's last good version, which the
+	// include must not push out beyond Limit.
+	Pins []Pin
+	// Phase, when set, is the Phased-Update-Percentage the included
+	// packages are published with (a rollout's first step): they are
+	// never published unphased in between.
+	Phase *int
 }
 
 // IncludePublish is IncludeDeb followed by the export of the distribution,
@@ -112,9 +120,20 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 	}
 
 	step(StepInclude)
+	for _, p := range o.Pins {
+		p.Codename = codename
+		if err := inner.Pin(ctx, p); err != nil {
+			return nil, r.rollback(ctx, snap, nil, fmt.Errorf("pin %s %s: %w", p.Package, p.Version, err))
+		}
+	}
 	res, err := inner.IncludeDeb(ctx, codename, files, o.Include)
 	if err != nil {
 		return nil, r.rollback(ctx, snap, res, err)
+	}
+	if o.Phase != nil {
+		if err := inner.phaseIncluded(ctx, codename, res, *o.Phase); err != nil {
+			return nil, r.rollback(ctx, snap, res, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, r.rollback(ctx, snap, res, err)
@@ -149,6 +168,22 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 		}
 	}
 	return res, r.syncTargets(ctx, nil) // publish targets (target_sync.go)
+}
+
+// phaseIncluded sets the Phased-Update-Percentage of the versions res
+// added (without publishing: r is an innerRepo).
+func (r *Repo) phaseIncluded(ctx context.Context, codename string, res *Result, percent int) error {
+	done := map[string]bool{}
+	for _, c := range res.Changes {
+		if c.Action != "add" && c.Action != "replace" || done[c.Package+" "+c.Version] {
+			continue
+		}
+		done[c.Package+" "+c.Version] = true
+		if _, err := r.PhaseVersion(ctx, codename, c.Package, c.Version, percent); err != nil {
+			return fmt.Errorf("phase %s %s at %d%%: %w", c.Package, c.Version, percent, err)
+		}
+	}
+	return nil
 }
 
 // innerRepo is r with a private lock: it runs the ordinary commands while

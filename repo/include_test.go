@@ -118,8 +118,8 @@ func TestLimitKeepsVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 2 || es[0].Version != "1.1" || es[1].Version != "1.2" {
-		t.Fatalf("Limit 2 kept %v", es)
+	if len(es) != 2 || es[0].Version != "1.2" || es[1].Version != "1.1" {
+		t.Fatalf("Limit 2 kept %v (want newest first)", es)
 	}
 	pk := readFile(t, filepath.Join(r.Base, "dists/trixie/main/binary-amd64/Packages"))
 	if strings.Count(pk, "Package: hi\n") != 2 {

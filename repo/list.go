@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,26 +47,90 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb and dsc package lists", d.Codename, ErrArchitecture, ty)
 		}
 	}
-	typeOf := func(t Target) string {
-		if t.IsSource() {
-			return "dsc"
-		}
-		return "deb"
-	}
 	var out []Target
 	for _, t := range d.Targets() {
-		if (len(s.Components) == 0 || contains(s.Components, t.Component)) &&
-			(len(s.Architectures) == 0 || contains(s.Architectures, t.Arch)) &&
-			(len(s.Types) == 0 || contains(s.Types, typeOf(t))) {
+		if s.matches(t) {
 			out = append(out, t)
 		}
 	}
 	return out, nil
 }
 
+// matches reports whether t is among the selected targets.
+func (s Selection) matches(t Target) bool {
+	return (len(s.Components) == 0 || contains(s.Components, t.Component)) &&
+		(len(s.Architectures) == 0 || contains(s.Architectures, t.Arch)) &&
+		(len(s.Types) == 0 || contains(s.Types, typeOf(t)))
+}
+
+// typeOf is a target's package type as -T names it: "dsc" for a source
+// list, "deb" otherwise.
+func typeOf(t Target) string {
+	if t.IsSource() {
+		return "dsc"
+	}
+	return "deb"
+}
+
+// LsLine is one line of "reprepro ls": a version of a package in one
+// distribution, and the architectures of the package lists holding it.
+type LsLine struct {
+	Codename      string   `json:"codename"`
+	Version       string   `json:"version"`
+	Architectures []string `json:"architectures"`
+}
+
+// Ls finds every version of the package name in every distribution, as
+// "reprepro ls": distributions in configuration order, in each the
+// versions in the order its package lists (the selected ones; a
+// distribution lacking a selected component or architecture is passed
+// over) first show them, newest first within a list. It never waits for
+// a writer's command.
+func (r *Repo) Ls(ctx context.Context, sel Selection, name string) ([]LsLine, error) {
+	var out []LsLine
+	err := r.view(func(tx *bolt.Tx) error {
+		if tx == nil {
+			return nil
+		}
+		for _, d := range r.Conf.Distributions {
+			first := len(out)
+			for _, t := range d.Targets() {
+				if !sel.matches(t) {
+					continue
+				}
+				es, err := listTarget(tx, t, []string{name}, nil)
+				if err != nil {
+					return err
+				}
+				for _, e := range es {
+					out = addLsArch(out, first, d.Codename, e.Version, t.Arch)
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// addLsArch records that the package list of arch in codename holds
+// version: a new line, or one more architecture on the line of that
+// version among lines[first:].
+func addLsArch(lines []LsLine, first int, codename, version, arch string) []LsLine {
+	for i := first; i < len(lines); i++ {
+		if lines[i].Version == version {
+			if !contains(lines[i].Architectures, arch) {
+				lines[i].Architectures = append(lines[i].Architectures, arch)
+			}
+			return lines
+		}
+	}
+	return append(lines, LsLine{Codename: codename, Version: version, Architectures: []string{arch}})
+}
+
 // List returns the packages of a distribution in reprepro's order
-// (component, architecture, then name), optionally only those named in
-// names and those match accepts. It never waits for a writer's command.
+// (component, architecture, then name, and the versions of a name newest
+// first by dpkg's rules), optionally only those named in names and those
+// match accepts. It never waits for a writer's command.
 func (r *Repo) List(ctx context.Context, codename string, sel Selection, names []string, match func(*Entry) bool) ([]Entry, error) {
 	d, err := r.Conf.Distribution(codename)
 	if err != nil {
@@ -92,13 +157,14 @@ func (r *Repo) List(ctx context.Context, codename string, sel Selection, names [
 	return out, err
 }
 
-// listTarget returns the entries of one target.
-func listTarget(tx *bolt.Tx, t Target, names []string, match func(*Entry) bool) ([]Entry, error) {
+// listTarget returns the entries of one target: by name, and the
+// versions of a name newest first (see newestFirst).
+func listTarget(tx *bolt.Tx, t Target, names []string, match func(*Entry) bool) (out []Entry, err error) {
 	b, err := targetBucket(tx, t, false)
 	if err != nil || b == nil {
 		return nil, err
 	}
-	var out []Entry
+	defer func() { newestFirst(out) }()
 	add := func(k, v []byte) {
 		name, version := splitPkgKey(k)
 		fk, stanza := splitPkgValue(v)
@@ -109,7 +175,8 @@ func listTarget(tx *bolt.Tx, t Target, names []string, match func(*Entry) bool) 
 		}
 	}
 	if len(names) == 0 {
-		return out, b.ForEach(func(k, v []byte) error { add(k, v); return nil })
+		err = b.ForEach(func(k, v []byte) error { add(k, v); return nil })
+		return out, err
 	}
 	for _, n := range names {
 		prefix := []byte(n + "\x00")
@@ -119,6 +186,26 @@ func listTarget(tx *bolt.Tx, t Target, names []string, match func(*Entry) bool) 
 		}
 	}
 	return out, nil
+}
+
+// newestFirst orders the versions of each name in es newest first, as
+// dpkg compares them, leaving the names where they are. The keys of a
+// target sort by name and then by the version's bytes ("2.9-10" before
+// "2.9-2"); reprepro lists, copies and removes in version order.
+func newestFirst(es []Entry) {
+	for i := 0; i < len(es); {
+		j := i + 1
+		for j < len(es) && es[j].Package == es[i].Package {
+			j++
+		}
+		if j-i > 1 {
+			group := es[i:j]
+			sort.SliceStable(group, func(a, b int) bool {
+				return looseVersion(group[a].Version).Compare(looseVersion(group[b].Version)) > 0
+			})
+		}
+		i = j
+	}
 }
 
 // String formats an entry as "reprepro list" does:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	bolt "go.etcd.io/bbolt"
@@ -22,48 +21,18 @@ func (r *Repo) writable(verb, codename string) (*Distribution, error) {
 	return d, nil
 }
 
-// Remove deletes every version of the named packages from the selected
-// targets of a distribution, as "reprepro remove". A name found nowhere
-// fails the command (wrapping ErrNotFound) before anything changes.
-func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names []string) (*Result, error) {
-	d, err := r.writable("remove", codename)
-	if err != nil {
-		return nil, err
-	}
-	targets, err := sel.targets(d)
-	if err != nil {
-		return nil, err
-	}
-	return r.change(ctx, d, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
-		found := map[string]bool{}
-		for _, t := range targets {
-			es, err := listTarget(tx, t, names, nil)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range es {
-				gone, err := removeEntry(tx, e)
-				if err != nil {
-					return nil, err
-				}
-				unref = append(unref, gone...)
-				found[e.Package] = true
-				res.Changes = append(res.Changes, Change{Action: "remove", Target: t, Package: e.Package, Version: e.Version, File: e.File})
-			}
-		}
-		if missing := notFound(names, found); len(missing) > 0 {
-			return nil, fmt.Errorf("remove %s: %w: %s (nothing was removed; see lampi-pkg repo list %s)", codename, ErrNotFound, strings.Join(missing, ", "), codename)
-		}
-		return unref, nil
-	})
-}
-
 // change runs one command that changes distribution d: under the write
 // lock, fn makes its changes in one transaction, records them in res and
 // returns the pool files it left without a reference; then the changes
 // are logged (when log is set, as reprepro logs adds and removes) and d
 // is published.
 func (r *Repo) change(ctx context.Context, d *Distribution, log bool, fn func(tx *bolt.Tx, res *Result) ([]string, error)) (*Result, error) {
+	return r.changeAll(ctx, []*Distribution{d}, log, fn)
+}
+
+// changeAll is change for a command that changes several distributions
+// (move): each gets the log lines of its own changes and is published.
+func (r *Repo) changeAll(ctx context.Context, dists []*Distribution, log bool, fn func(tx *bolt.Tx, res *Result) ([]string, error)) (*Result, error) {
 	w, err := r.lockWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -80,9 +49,11 @@ func (r *Repo) change(ctx context.Context, d *Distribution, log bool, fn func(tx
 		return nil, err
 	}
 	if log {
-		r.log(d, logLines(d, res.Changes))
+		for _, d := range dists {
+			r.log(d, logLines(d, res.Changes))
+		}
 	}
-	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+	return res, r.finish(ctx, w, dists, unref, res)
 }
 
 // removeEntry deletes one package version from its target and returns
@@ -104,63 +75,6 @@ func removeEntry(tx *bolt.Tx, e Entry) ([]string, error) {
 	}
 	untracked, err := trackRemove(tx, e.Target, e.Package, e.Version, pkgValue(e.File, e.Stanza))
 	return append(gone, untracked...), err
-}
-
-// Copy copies the newest version of each named package from one
-// distribution to another, as "reprepro copy" (promotion: testing →
-// stable): verbatim stanzas, the same pool files, only into targets
-// (component and architecture) both distributions have. The version
-// rules of IncludeDeb apply in the destination.
-func (r *Repo) Copy(ctx context.Context, dest, src string, sel Selection, names []string) (*Result, error) {
-	dd, err := r.writable("copy", dest)
-	if err != nil {
-		return nil, err
-	}
-	sd, err := r.Conf.Distribution(src)
-	if err != nil {
-		return nil, err
-	}
-	targets, err := sel.targets(sd)
-	if err != nil {
-		return nil, err
-	}
-	return r.change(ctx, dd, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
-		found := map[string]bool{}
-		for _, t := range targets {
-			if !dd.hasTarget(t.Component, t.Arch) {
-				continue
-			}
-			es, err := listTarget(tx, t, names, nil)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range newestOnly(es) {
-				found[e.Package] = true
-				dt := Target{dd.Codename, t.Component, t.Arch}
-				gone, err := r.putEntry(tx, dd, dt, e, res)
-				if err != nil {
-					return nil, fmt.Errorf("copy %s to %s: %w", e, dest, err)
-				}
-				unref = append(unref, gone...)
-			}
-		}
-		if missing := notFound(names, found); len(missing) > 0 {
-			return nil, fmt.Errorf("copy %s to %s: %w in %s (or not in a component and architecture %s has): %s",
-				src, dest, ErrNotFound, src, dest, strings.Join(missing, ", "))
-		}
-		return unref, nil
-	})
-}
-
-// notFound returns the names (in the order given) that found lacks.
-func notFound(names []string, found map[string]bool) []string {
-	var missing []string
-	for _, n := range names {
-		if !found[n] {
-			missing = append(missing, n)
-		}
-	}
-	return missing
 }
 
 // newestOnly keeps the highest version of each package name.
@@ -187,6 +101,8 @@ func newestOnly(es []Entry) []Entry {
 }
 
 // putEntry adds an existing stanza to a target under the version rules.
+// With Options.RepreproRules it may replace newer versions (reprepro's
+// copy and move downgrade), as Limit says.
 func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Result) ([]string, error) {
 	b, err := targetBucket(tx, t, true)
 	if err != nil {
@@ -208,7 +124,7 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 			return nil, nil
 		case cmp == 0:
 			return nil, fmt.Errorf("%w: %s already has %s %s as %s", ErrVersionClash, t, e.Package, x.version, x.filekey)
-		case cmp > 0:
+		case cmp > 0 && !r.opts.RepreproRules:
 			return nil, fmt.Errorf("%w: %s already has %s %s, newer than %s", ErrOlderVersion, t, e.Package, x.version, v)
 		}
 	}
@@ -295,7 +211,7 @@ func (r *Repo) pick(codenames []string) ([]*Distribution, error) {
 // then installs that version on about percent % of them (100 removes the
 // field: everyone gets it).
 func (r *Repo) Phase(ctx context.Context, codename string, sel Selection, name string, percent int) (*Result, error) {
-	return r.setPhase(ctx, codename, sel, name, percent, newestOnly)
+	return r.setPhase(ctx, codename, sel, name, percent, nil, newestOnly)
 }
 
 // looseVersion parses a version stored by this package (always valid);

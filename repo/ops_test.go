@@ -49,9 +49,10 @@ func TestCopyPhaseAndUnreferenced(t *testing.T) {
 		t.Errorf("phase 100 kept the field:\n%s", pk)
 	}
 
-	// Removing from both leaves 0.1 and 0.2 unreferenced but kept.
-	for _, c := range []string{"trixie", "bookworm"} {
-		if _, err := r.Remove(ctx, c, Selection{}, []string{"hi"}); err != nil {
+	// Removing from both leaves 0.1 and 0.2 unreferenced but kept. A
+	// name alone removes the newest version only.
+	for c, names := range map[string][]string{"trixie": {"hi", "hi=0.1"}, "bookworm": {"hi"}} {
+		if _, err := r.Remove(ctx, c, Selection{}, names); err != nil {
 			t.Fatal(err)
 		}
 	}

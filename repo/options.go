@@ -22,6 +22,9 @@ type Settings struct {
 	KeepUnreferenced bool
 	// PlainFileIO is plain-file-io (see Options.PlainFileIO).
 	PlainFileIO bool
+	// Strict is strict: lampi-pkg's own version rules instead of
+	// reprepro's (see Options.RepreproRules).
+	Strict bool
 }
 
 // exportValues are the values of the export option (and --export).
@@ -96,6 +99,8 @@ func (s *Settings) set(name, value string) string {
 		return flag(&s.KeepUnreferenced)
 	case "plain-file-io":
 		return flag(&s.PlainFileIO)
+	case "strict":
+		return flag(&s.Strict)
 	}
 	return ""
 }
@@ -105,7 +110,7 @@ func (s *Settings) set(name, value string) string {
 func isKnownOption(name string) bool {
 	switch name {
 	case "basedir", "outdir", "dbdir", "logdir", "confdir",
-		"waitforlock", "export", "keepunreferencedfiles",
+		"waitforlock", "export", "keepunreferencedfiles", "strict",
 		"verbose", "silent", "keydir", "byhash-keep", "plain-file-io",
 		"gnupghome", "ignore", "noskipold", "keepunusednewfiles":
 		return true

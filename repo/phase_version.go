@@ -3,6 +3,8 @@ package repo
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,7 +18,12 @@ import (
 // newer version someone published meanwhile. An error wraps ErrNotFound
 // when no target holds that version.
 func (r *Repo) PhaseVersion(ctx context.Context, codename, name, version string, percent int) (*Result, error) {
-	return r.setPhase(ctx, codename, Selection{}, name+" "+version, percent, func(es []Entry) []Entry {
+	return r.setPhase(ctx, codename, Selection{}, name+" "+version, percent, nil, versionOnly(version))
+}
+
+// versionOnly picks the entries of one version.
+func versionOnly(version string) func([]Entry) []Entry {
+	return func(es []Entry) []Entry {
 		var out []Entry
 		for _, e := range es {
 			if e.Version == version {
@@ -24,13 +31,14 @@ func (r *Repo) PhaseVersion(ctx context.Context, codename, name, version string,
 			}
 		}
 		return out
-	})
+	}
 }
 
 // setPhase sets Phased-Update-Percentage on the entries pick chooses
 // among each selected target's entries of the package (what names the
-// package and, for errors, the version), and publishes.
-func (r *Repo) setPhase(ctx context.Context, codename string, sel Selection, what string, percent int, pick func([]Entry) []Entry) (*Result, error) {
+// package and, for errors, the version), and the fields of extra ("" removes
+// one) in the same publish.
+func (r *Repo) setPhase(ctx context.Context, codename string, sel Selection, what string, percent int, extra map[string]string, pick func([]Entry) []Entry) (*Result, error) {
 	name, _, _ := strings.Cut(what, " ")
 	if percent < 0 || percent > 100 {
 		return nil, fmt.Errorf("phase %s %s: percentage %d out of range 0..100", codename, what, percent)
@@ -56,6 +64,9 @@ func (r *Repo) setPhase(ctx context.Context, codename string, sel Selection, wha
 			for _, e := range pick(es) {
 				b, _ := targetBucket(tx, t, false)
 				stanza := setStanzaField(e.Stanza, "Phased-Update-Percentage", value)
+				for _, k := range slices.Sorted(maps.Keys(extra)) {
+					stanza = setStanzaField(stanza, k, extra[k])
+				}
 				if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, stanza)); err != nil {
 					return nil, err
 				}

@@ -32,7 +32,7 @@ func TestPinOutlivesLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustInclude(t, r, "bookworm", buildDeb(t, dir, pkgSpec{name: "hi", version: "0.2", plain: true}))
-	if got := versions(); !reflect.DeepEqual(got, []string{"0.1", "0.2"}) {
+	if got := versions(); !reflect.DeepEqual(got, []string{"0.2", "0.1"}) {
 		t.Fatalf("with 0.1 pinned: %v", got)
 	}
 	if _, err := os.Stat(filepath.Join(r.Base, "pool/main/h/hi/hi_0.1_all.deb")); err != nil {

@@ -71,6 +71,15 @@ type Options struct {
 	// are on NFS, SMB or FUSE. "plain-file-io" in conf/options sets it
 	// too, for every command that opens the repository.
 	PlainFileIO bool
+	// RepreproRules makes the version rules and the not-found cases
+	// reprepro's instead of the strict default (which release and the
+	// upload API keep): an older version is skipped (Change "skip") when
+	// the distribution already holds Limit newer ones, and added
+	// otherwise (without a Limit, always); copy and move may replace a
+	// newer version with an older one; a name that remove, copy or move
+	// does not find is reported in Result.NotFound instead of failing
+	// the command.
+	RepreproRules bool
 	// Mirror, if set, names publish targets that receive a copy of the
 	// published tree after every publish (see MirrorOptions).
 	Mirror *MirrorOptions

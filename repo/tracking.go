@@ -208,7 +208,7 @@ func trackRemove(tx *bolt.Tx, t Target, name, version string, value []byte) ([]s
 	}
 	var gone []string
 	for _, f := range dropped {
-		last, err := dropHolderRef(tx, f, holder)
+		last, err := dropRefOf(tx, f, holder)
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +283,7 @@ func dropTracking(tx *bolt.Tx, codename string) ([]string, error) {
 		}
 		_, files := decodeTrack(b.Get(k))
 		for _, f := range files {
-			last, err := dropHolderRef(tx, f.File, trackHolder(parts[0], parts[1], parts[2]))
+			last, err := dropRefOf(tx, f.File, trackHolder(parts[0], parts[1], parts[2]))
 			if err != nil {
 				return nil, err
 			}

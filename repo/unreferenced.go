@@ -154,12 +154,15 @@ func (r *Repo) finishDeletes(ctx context.Context, db *bolt.DB) error {
 	return nil
 }
 
-// logLines turns changes into reprepro's log format:
+// logLines turns the changes of d into reprepro's log format:
 // "add CODENAME deb COMPONENT ARCH NAME VERSION",
 // "replace … NAME NEW OLD", "remove … NAME VERSION".
 func logLines(d *Distribution, changes []Change) []string {
 	var out []string
 	for _, c := range changes {
+		if c.Target.Codename != d.Codename {
+			continue
+		}
 		head := fmt.Sprintf("%s %s deb %s %s %s", c.Action, d.Codename, c.Target.Component, c.Target.Arch, c.Package)
 		switch c.Action {
 		case "add", "remove":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
@@ -19,8 +20,10 @@ type Fleet interface {
 // through its signed, atomic publish path. RepoPublisher implements it.
 type Publisher interface {
 	// Phase sets the Phased-Update-Percentage of one version of a
-	// package in a distribution (setting the one it has must succeed).
-	Phase(ctx context.Context, distribution, pkg, version string, percent int) error
+	// package in a distribution and the rollout groups offered it
+	// whatever the percentage (none: the field goes), in one publish;
+	// setting what it has must succeed.
+	Phase(ctx context.Context, distribution, pkg, version string, percent int, groups []string) error
 	// Pin keeps a version published whatever Limit says; Unpin ends it.
 	Pin(ctx context.Context, distribution, pkg, version, reason string) error
 	Unpin(ctx context.Context, distribution, pkg, version string) error
@@ -45,6 +48,19 @@ type Controller struct {
 	// it. Default 1 minute: run Tick more often than that.
 	LeaseTTL time.Duration
 	Now      func() time.Time
+	// OnDecision, if set, is called with the rollout and each decision
+	// once it is stored — every evaluation of a running rollout (holds
+	// included, with the numbers they were made on) and every start,
+	// pause, resume, abort and revert — so that a dashboard, metrics or a
+	// webhook (Webhook.Notify) follow the controller. It runs on the
+	// controller's goroutine: it must not block.
+	OnDecision func(r Rollout, d Decision)
+}
+
+func (c *Controller) observe(r *Rollout, d Decision) {
+	if c.OnDecision != nil {
+		c.OnDecision(*r, d)
+	}
 }
 
 func (c *Controller) now() time.Time {
@@ -86,17 +102,18 @@ func (c *Controller) Start(ctx context.Context, r Rollout) (*Rollout, error) {
 		}
 	}
 	pct := r.Plan.Steps[0].Percent
-	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct); err != nil {
+	if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, pct, r.Groups()); err != nil {
 		if r.Previous != "" {
 			c.Publisher.Unpin(ctx, r.Distribution, r.Package, r.Previous)
 		}
 		return nil, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), pct, err)
 	}
 	d := Decision{Time: now, Rollout: r.Key(), Action: Hold, From: 0, To: pct,
-		Reason: fmt.Sprintf("started at %d%% with plan %s", pct, r.Plan)}
+		Reason: fmt.Sprintf("started at %s with plan %s", r.Plan.Steps[0].Name(), r.Plan)}
 	if err := c.Store.Create(ctx, &r, d); err != nil {
 		return nil, err
 	}
+	c.observe(&r, d)
 	return &r, nil
 }
 
@@ -144,17 +161,21 @@ func (c *Controller) step(ctx context.Context, r *Rollout) (Decision, error) {
 	}
 	d := Evaluate(r, statsOf(vs, r.Baseline), c.now())
 	if d.Action == Hold {
+		c.observe(r, d)
 		return d, nil
 	}
-	if d.To != d.From {
-		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, d.To); err != nil {
+	next := *r
+	Apply(&next, d)
+	if next.Percent() != r.Percent() || !slices.Equal(next.Groups(), r.Groups()) {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, next.Percent(), next.Groups()); err != nil {
 			return d, fmt.Errorf("rollout %s: publish %d%%: %w", r.Key(), d.To, err)
 		}
 	}
 	Apply(r, d)
 	if err := c.Store.Save(ctx, r, d); err != nil {
-		return d, err
+		return d, c.settle(ctx, r.Key(), err)
 	}
+	c.observe(r, d)
 	switch {
 	case d.Action == Complete:
 		return d, c.unpin(ctx, r)
@@ -195,13 +216,15 @@ func (c *Controller) Revert(ctx context.Context, key, reason string) (*Rollout, 
 	}
 	if r.State != Halted {
 		from := r.Percent()
-		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0); err != nil {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0, nil); err != nil {
 			return nil, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
 		}
 		r.State, r.Reason = Halted, "reverting: "+reason
-		if err := c.Store.Save(ctx, r, Decision{Time: c.now(), Rollout: key, Action: Halt, From: from, To: 0, Reason: r.Reason}); err != nil {
+		d := Decision{Time: c.now(), Rollout: key, Action: Halt, From: from, To: 0, Reason: r.Reason}
+		if err := c.Store.Save(ctx, r, d); err != nil {
 			return nil, err
 		}
+		c.observe(r, d)
 	}
 	return c.revert(ctx, r, reason)
 }
@@ -222,6 +245,7 @@ func (c *Controller) revert(ctx context.Context, r *Rollout, reason string) (*Ro
 	if err := c.Store.Save(ctx, r, d); err != nil {
 		return nil, err
 	}
+	c.observe(r, d)
 	return r, c.unpin(ctx, r)
 }
 
@@ -267,11 +291,11 @@ func (c *Controller) Resume(ctx context.Context, key, reason string) (*Rollout, 
 		if r.State != Paused && r.State != Halted {
 			return Decision{}, fmt.Errorf("%w: rollout %s is %s; only a paused or halted rollout resumes", ErrState, key, r.State)
 		}
-		from := r.Percent()
+		from, fromGroups := r.Percent(), r.Groups()
 		r.State, r.Reason, r.StepStarted = Running, "", c.now()
 		to := r.Percent()
-		if to != from {
-			if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, to); err != nil {
+		if to != from || !slices.Equal(fromGroups, r.Groups()) {
+			if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, to, r.Groups()); err != nil {
 				return Decision{}, fmt.Errorf("rollout %s: publish %d%%: %w", key, to, err)
 			}
 		}
@@ -286,7 +310,7 @@ func (c *Controller) Abort(ctx context.Context, key, reason string) (*Rollout, e
 			return Decision{}, fmt.Errorf("%w: rollout %s is %s", ErrState, key, r.State)
 		}
 		from := r.Percent()
-		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0); err != nil {
+		if err := c.Publisher.Phase(ctx, r.Distribution, r.Package, r.Version, 0, nil); err != nil {
 			return Decision{}, fmt.Errorf("rollout %s: publish 0%%: %w", key, err)
 		}
 		r.State, r.Reason = Halted, "aborted: "+reason
@@ -306,7 +330,32 @@ func (c *Controller) change(ctx context.Context, key string, fn func(*Rollout) (
 		return nil, err
 	}
 	d.Time, d.Rollout = c.now(), key
-	return r, c.Store.Save(ctx, r, d)
+	if err := c.Store.Save(ctx, r, d); err != nil {
+		return nil, c.settle(ctx, key, err)
+	}
+	c.observe(r, d)
+	return r, nil
+}
+
+// settle follows a save refused with ErrConflict: what was published for
+// the refused change gives way to the stored rollout's percentage, so
+// that the repository says what the store says. It returns err, with
+// what settling did.
+func (c *Controller) settle(ctx context.Context, key string, err error) error {
+	if !errors.Is(err, ErrConflict) {
+		return err
+	}
+	cur, gerr := c.Store.Get(ctx, key)
+	if gerr != nil {
+		return errors.Join(err, gerr)
+	}
+	if cur.State == Reverted {
+		return err // the revert published what it publishes
+	}
+	if perr := c.Publisher.Phase(ctx, cur.Distribution, cur.Package, cur.Version, cur.Percent(), cur.Groups()); perr != nil {
+		return errors.Join(err, fmt.Errorf("rollout %s: publish the stored %d%% again: %w", key, cur.Percent(), perr))
+	}
+	return fmt.Errorf("%w; its %d%% is published again (try again, if this was a change by hand)", err, cur.Percent())
 }
 
 // ReaderFleet gives the controller the numbers of a fleet it can only

@@ -13,4 +13,8 @@ var (
 	// ErrState: the rollout is not in a state that allows the request
 	// (resume a completed rollout, pause a halted one).
 	ErrState = errors.New("rollout state does not allow this")
+	// ErrConflict: the rollout changed in the store while it was being
+	// changed from what was read (a pause by hand during a tick); the
+	// stored state stands, and the change is not saved.
+	ErrConflict = errors.New("rollout changed meanwhile")
 )

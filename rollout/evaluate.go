@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
@@ -45,6 +46,10 @@ type Rollout struct {
 	// RevertedAs is the version a revert published the last good
 	// version's payload under.
 	RevertedAs string `json:"reverted_as,omitempty"`
+	// Rev counts the saves of the rollout: Store.Save refuses a rollout
+	// whose Rev is not the stored one (ErrConflict), so that a change
+	// made meanwhile is not overwritten.
+	Rev uint64 `json:"rev"`
 }
 
 // Closed reports whether the rollout is over (completed or reverted): the
@@ -64,6 +69,25 @@ func (r *Rollout) Percent() int {
 		return 100
 	}
 	return r.Plan.Steps[r.Step].Percent
+}
+
+// Groups are the rollout groups the rollout wants offered the version now
+// whatever the percentage: those of the group steps up to its step while
+// it runs or is paused below 100 %, none at 100 % (everyone is offered
+// the version) or once halted or closed.
+func (r *Rollout) Groups() []string {
+	if r.State != Running && r.State != Paused || r.Percent() >= 100 {
+		return nil
+	}
+	var out []string
+	for i := 0; i <= r.Step && i < len(r.Plan.Steps); i++ {
+		for _, g := range r.Plan.Steps[i].Groups {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
 }
 
 // Stats are the fleet's numbers for the version being rolled out, as the
@@ -135,15 +159,15 @@ func Evaluate(r *Rollout, s Stats, now time.Time) Decision {
 	soaked := now.Sub(r.StepStarted)
 	switch {
 	case soaked < st.Soak:
-		d.Reason = fmt.Sprintf("soaking at %d%%: %s of %s", st.Percent, formatDuration(soaked.Truncate(time.Second)), formatDuration(st.Soak))
+		d.Reason = fmt.Sprintf("soaking at %s: %s of %s", st.Name(), formatDuration(soaked.Truncate(time.Second)), formatDuration(st.Soak))
 	case s.Updated < st.MinUpdated:
-		d.Reason = fmt.Sprintf("waiting at %d%%: %d of %d devices run %s (%d eligible)", st.Percent, s.Updated, st.MinUpdated, r.Version, s.Eligible)
+		d.Reason = fmt.Sprintf("waiting at %s: %d of %d devices run %s (%d eligible)", st.Name(), s.Updated, st.MinUpdated, r.Version, s.Eligible)
 	case r.Step == len(r.Plan.Steps)-1:
 		d.Action, d.To = Complete, 100
 		d.Reason = fmt.Sprintf("100%% soaked for %s with %d devices on %s", formatDuration(st.Soak), s.Updated, r.Version)
 	default:
 		d.Action, d.To = Advance, r.Plan.Steps[r.Step+1].Percent
-		d.Reason = fmt.Sprintf("%d%% healthy: %d devices on %s, %d of %d attempts failed, soaked %s", st.Percent, s.Updated, r.Version, s.Failed, s.Attempted, formatDuration(st.Soak))
+		d.Reason = fmt.Sprintf("%s healthy: %d devices on %s, %d of %d attempts failed, soaked %s", st.Name(), s.Updated, r.Version, s.Failed, s.Attempted, formatDuration(st.Soak))
 	}
 	return d
 }

@@ -5,16 +5,34 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/agent/state"
 )
 
 // Step is one stage of a rollout: the share of devices offered the new
 // version (apt's Phased-Update-Percentage), how long the rollout stays at
 // least at this stage, and how many devices must run the new version
 // (counted over the whole fleet, not only this stage) before it moves on.
+//
+// A group step offers the version to the devices of named groups (a
+// device's agent.conf "groups = canary") whatever their phasing draw,
+// while the percentage stays 0 for everyone else: plain apt clients,
+// which know no groups, take nothing. Group steps come before the
+// percentages; the groups stay offered at the later steps.
 type Step struct {
 	Percent    int           `json:"percent"`
 	Soak       time.Duration `json:"soak"`
 	MinUpdated int           `json:"min_updated"`
+	Groups     []string      `json:"groups,omitempty"`
+}
+
+// Name is how messages and the dashboard call the step: "10%" or
+// "group canary+building-3".
+func (st Step) Name() string {
+	if len(st.Groups) > 0 {
+		return "group " + strings.Join(st.Groups, "+")
+	}
+	return strconv.Itoa(st.Percent) + "%"
 }
 
 // Rules are the stop rules: when one fires, the rollout halts at phase 0
@@ -77,13 +95,15 @@ var Presets = map[string]string{
 // ParsePlan reads a plan: a preset name or a comma-separated list of
 // steps, then optional space-separated rules.
 //
-//	STEP  = PERCENT["%"][":"SOAK]["/"MIN-UPDATED]   e.g. 10%:30m/5
+//	STEP  = (PERCENT["%"] | "@"GROUP{"+"GROUP})[":"SOAK]["/"MIN-UPDATED]
+//	        e.g. 10%:30m/5, or @canary:1h/2 (the canary group, everyone else 0 %)
 //	RULE  = max-failed=5% | max-failed-ratio=2 | max-health-failed=5% |
 //	        min-attempts=5 | min-failures=3 | stuck-polls=6 |
 //	        max-stuck=25% | auto-revert[=true|false]
 //
-// Percentages rise strictly and the last step is 100. For example
-// "1%:1h/2,25%:2h/10,100% max-failed=2% auto-revert".
+// Group steps come first; percentages rise strictly and the last step is
+// 100. For example "1%:1h/2,25%:2h/10,100% max-failed=2% auto-revert" or
+// "@canary:2h/3,10%:4h/10,100%".
 func ParsePlan(s string) (Plan, error) {
 	words := strings.Fields(s)
 	if len(words) == 0 {
@@ -125,6 +145,15 @@ func parseStep(w string) (Step, error) {
 			return st, fmt.Errorf("%w: step %q: soak %q is not a duration (such as 30m or 2h)", ErrPlan, w, rest[i+1:])
 		}
 		st.Soak, rest = d, rest[:i]
+	}
+	if g, ok := strings.CutPrefix(rest, "@"); ok {
+		for _, name := range strings.Split(g, "+") {
+			if err := state.ValidGroup(name); err != nil {
+				return st, fmt.Errorf("%w: step %q: %v", ErrPlan, w, err)
+			}
+			st.Groups = append(st.Groups, name)
+		}
+		return st, nil
 	}
 	n, err := strconv.Atoi(strings.TrimSuffix(rest, "%"))
 	if err != nil {
@@ -234,6 +263,12 @@ func (p Plan) Validate() error {
 	}
 	prev := 0
 	for i, st := range p.Steps {
+		if len(st.Groups) > 0 {
+			if i > 0 && len(p.Steps[i-1].Groups) == 0 || st.Percent != 0 {
+				return fmt.Errorf("%w: step %d: a group step (%s) comes before the percentages, at 0%%", ErrPlan, i+1, st.Name())
+			}
+			continue
+		}
 		if st.Percent <= prev || st.Percent > 100 {
 			return fmt.Errorf("%w: step %d: %d%% must be above the previous step's %d%% and at most 100%%", ErrPlan, i+1, st.Percent, prev)
 		}
@@ -256,7 +291,11 @@ func (p Plan) String() string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%d%%", st.Percent)
+		if len(st.Groups) > 0 {
+			b.WriteString("@" + strings.Join(st.Groups, "+"))
+		} else {
+			fmt.Fprintf(&b, "%d%%", st.Percent)
+		}
 		if st.Soak > 0 {
 			b.WriteString(":" + formatDuration(st.Soak))
 		}

@@ -22,9 +22,10 @@ type RepoPublisher struct {
 	TempDir string
 }
 
-// Phase implements Publisher.
-func (p RepoPublisher) Phase(ctx context.Context, distribution, pkg, version string, percent int) error {
-	_, err := p.Repo.PhaseVersion(ctx, distribution, pkg, version, percent)
+// Phase implements Publisher: the percentage and the groups
+// (repo.PhasedGroupsField) change in one signed publish.
+func (p RepoPublisher) Phase(ctx context.Context, distribution, pkg, version string, percent int, groups []string) error {
+	_, err := p.Repo.PhaseVersionGroups(ctx, distribution, pkg, version, percent, groups)
 	return err
 }
 

@@ -27,7 +27,10 @@ type Store interface {
 	// error wrapping ErrExists if its key is taken by a rollout that is
 	// not closed (completed or reverted).
 	Create(ctx context.Context, r *Rollout, d Decision) error
-	// Save stores r and appends d to its audit log, both or neither.
+	// Save stores r and appends d to its audit log, both or neither, if
+	// the stored rollout is still the one r was read as (the same Rev);
+	// otherwise it returns an error wrapping ErrConflict and changes
+	// nothing. It advances r.Rev.
 	Save(ctx context.Context, r *Rollout, d Decision) error
 	// Log returns a rollout's decisions, oldest first.
 	Log(ctx context.Context, key string) ([]Decision, error)
@@ -63,7 +66,13 @@ func (s *BoltStore) open(readOnly bool) (*bolt.DB, error) {
 		timeout = 5 * time.Second
 	}
 	if readOnly {
-		if _, err := os.Stat(s.Path); errors.Is(err, os.ErrNotExist) {
+		// A missing file is an empty store; so is an empty one: its first
+		// writer created it and has not written its first pages yet (it
+		// takes the file's lock only after creating it), and bbolt would
+		// try to write them through this read-only descriptor. Once the
+		// file has a size, its writer holds the lock or is done, and the
+		// read waits for it.
+		if fi, err := os.Stat(s.Path); errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0 {
 			return nil, nil
 		}
 	} else if err := os.MkdirAll(filepath.Dir(s.Path), 0o755); err != nil {
@@ -150,7 +159,7 @@ func (s *BoltStore) List(_ context.Context) ([]Rollout, error) {
 
 // Create implements Store.
 func (s *BoltStore) Create(_ context.Context, r *Rollout, d Decision) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.advance(r, func(tx *bolt.Tx) error {
 		old, err := getRollout(tx, r.Key())
 		if err != nil {
 			return err
@@ -158,7 +167,9 @@ func (s *BoltStore) Create(_ context.Context, r *Rollout, d Decision) error {
 		if old != nil && !old.Closed() {
 			return fmt.Errorf("%w: rollout %s is %s; abort it first", ErrExists, r.Key(), old.State)
 		}
+		r.Rev = 0
 		if old != nil {
+			r.Rev = old.Rev
 			// A closed rollout of the same version started again: its
 			// old log goes, the new one starts empty.
 			if lb := tx.Bucket(bLog); lb != nil {
@@ -173,7 +184,7 @@ func (s *BoltStore) Create(_ context.Context, r *Rollout, d Decision) error {
 
 // Save implements Store.
 func (s *BoltStore) Save(_ context.Context, r *Rollout, d Decision) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.advance(r, func(tx *bolt.Tx) error {
 		old, err := getRollout(tx, r.Key())
 		if err != nil {
 			return err
@@ -181,16 +192,33 @@ func (s *BoltStore) Save(_ context.Context, r *Rollout, d Decision) error {
 		if old == nil {
 			return fmt.Errorf("%w: no rollout %s", ErrNotFound, r.Key())
 		}
+		if old.Rev != r.Rev {
+			return fmt.Errorf("%w: rollout %s is %s at %d%% now (revision %d, not %d): not saving %s",
+				ErrConflict, r.Key(), old.State, old.Percent(), old.Rev, r.Rev, d.Action)
+		}
 		return saveTx(tx, r, d)
 	})
 }
 
+// advance runs fn, which saves r with saveTx, and advances r.Rev as
+// stored once the transaction has committed.
+func (s *BoltStore) advance(r *Rollout, fn func(tx *bolt.Tx) error) error {
+	if err := s.update(fn); err != nil {
+		return err
+	}
+	r.Rev++
+	return nil
+}
+
+// saveTx stores r with the next revision and appends d to its log.
 func saveTx(tx *bolt.Tx, r *Rollout, d Decision) error {
 	b, err := tx.CreateBucketIfNotExists(bRollouts)
 	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(r)
+	next := *r
+	next.Rev++
+	v, err := json.Marshal(&next)
 	if err != nil {
 		return err
 	}

@@ -122,3 +122,28 @@ func TestLease(t *testing.T) {
 		}
 	}
 }
+
+// TestBoltStoreReadWhileCreated: a reader (the dashboard, /metrics, a
+// Start's Get) that opens the file while the first writer (the
+// controller's lease) has created it but not yet written its first pages
+// sees an empty store, not "bad file descriptor" from bbolt trying to
+// initialise a file it opened read-only.
+func TestBoltStoreReadWhileCreated(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for i := range 200 {
+		s := &BoltStore{Path: filepath.Join(dir, fmt.Sprint(i), "rollouts.db")}
+		var wg sync.WaitGroup
+		var werr error
+		wg.Go(func() { _, werr = s.Lease(ctx, "a", t0, time.Minute) })
+		for range 20 {
+			if _, err := s.List(ctx); err != nil {
+				t.Fatalf("round %d: a read while the store is created: %v", i, err)
+			}
+		}
+		wg.Wait()
+		if werr != nil {
+			t.Fatal(werr)
+		}
+	}
+}

@@ -5,13 +5,15 @@
 # (MQTT 5, persistent session, ack after bbolt commit with fsync) and, in
 # the same run, a plain subscriber that only counts and acknowledges both
 # receive them. Then the size and peak RSS of a fleet database of
-# 1,000,000 devices.
+# 1,000,000 devices, the time of its reports and of a rollout's version
+# count, and the memory each idle device connection costs the embedded
+# broker and Mosquitto.
 #
 # Usage: scripts/bench-fleet.sh
 # Environment (defaults in brackets):
 #   DEVICES [4000]  REPORTS per device [50]
 #   RATE    reports/s for the sustained run [16700]; the first run is unpaced
-#   STORE_DEVICES [1000000]
+#   STORE_DEVICES [1000000]  IDLE connections [2000]
 #   PLAIN   concurrent: the plain subscriber receives alongside the
 #           collector [default]; separate: it receives a first round
 #           alone, the collector a second round alone
@@ -27,6 +29,7 @@ DEVICES=${DEVICES:-4000}
 REPORTS=${REPORTS:-50}
 RATE=${RATE:-16700}
 STORE_DEVICES=${STORE_DEVICES:-1000000}
+IDLE=${IDLE:-2000}
 export FLEET_BENCH_PLAIN=${PLAIN:-concurrent}
 
 echo "== peak: $DEVICES devices x $REPORTS reports, as fast as the devices can send"
@@ -38,3 +41,6 @@ FLEET_BENCH_DEVICES=$DEVICES FLEET_BENCH_REPORTS=$REPORTS FLEET_BENCH_RATE=$RATE
 echo "== fleet database of $STORE_DEVICES devices"
 FLEET_BENCH_STORE_DEVICES=$STORE_DEVICES \
 	go test -run '^$' -bench '^BenchmarkStoreSize$' -benchtime 1x -timeout 30m ./fleet
+echo "== broker memory: $IDLE idle device connections"
+FLEET_BENCH_IDLE=$IDLE \
+	go test -run '^$' -bench '^BenchmarkBrokerIdleMemory$' -benchtime 1x -timeout 30m ./fleet

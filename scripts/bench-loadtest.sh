@@ -18,6 +18,10 @@
 #              alone, anonymous); the collector round: `lampi-pkg serve` on
 #              an empty repository (its broker hands each report to its
 #              collector before the device's PUBACK)
+#   postgres   Mosquitto as for mosquitto; the collector round: two
+#              `lampi-pkg fleet collect --group bench` into one private
+#              PostgreSQL cluster (initdb from /usr/lib/postgresql/*/bin,
+#              fsync on, run as nobody when root; PG_PORT [18832])
 # PLAIN=concurrent runs one round per target instead, with the plain
 # subscriber beside the collector (on a 2-core machine the four processes
 # then compete for the CPU).
@@ -138,6 +142,40 @@ start_collect() {
 	sleep 1 # the collector subscribes
 }
 
+# start_postgres: a private cluster in $dir/pg, database "fleet"; sets dsn.
+start_postgres() {
+	pgbin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+	PG_PORT=${PG_PORT:-18832}
+	mkdir -p "$dir/pg"
+	as=""
+	if [ "$(id -u)" = 0 ]; then
+		chown nobody "$dir" "$dir/pg"
+		as="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	fi
+	$as "$pgbin/initdb" -D "$dir/pg/data" -U lampi --auth=trust --no-instructions >/dev/null
+	$as "$pgbin/postgres" -D "$dir/pg/data" -k "$dir/pg" -h 127.0.0.1 -p "$PG_PORT" \
+		-c max_connections=100 -c shared_buffers=256MB 2>"$dir/pg/log" &
+	pids="$pids $!"
+	waitport "$PG_PORT"
+	until "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; do sleep 0.1; done
+	"$pgbin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U lampi fleet
+	dsn="postgres://lampi@127.0.0.1:$PG_PORT/fleet?sslmode=disable"
+}
+
+# start_collect_pg: two collectors of one $share group into $dsn, the
+# first serving the fleet API (its stats count both).
+start_collect_pg() {
+	for n in 1 2; do
+		listen=""
+		[ $n = 2 ] || listen="--listen 127.0.0.1:$HTTP_PORT"
+		"$bin" fleet collect --broker "mqtt://127.0.0.1:$MQTT_PORT" --db "$dsn" --group bench \
+			--client-id "bench-collector-$n" $listen 2>"$dir/collect-$n.log" &
+		pids="$pids $!"
+	done
+	waitport "$HTTP_PORT"
+	sleep 1 # the collectors subscribe
+}
+
 start_serve() {
 	rm -rf "$dir/repo"
 	"$bin" repo init "$dir/repo" --codename stable --suite stable --architectures armhf >/dev/null
@@ -210,8 +248,26 @@ for target in $TARGETS; do
 		run embedded-collector "mqtt://127.0.0.1:$MQTT_PORT" "http://127.0.0.1:$HTTP_PORT" no
 		stop
 		;;
+	postgres)
+		if [ "$PLAIN" = concurrent ]; then
+			start_postgres
+			start_mosquitto
+			start_collect_pg
+			run postgres "mqtt://127.0.0.1:$MQTT_PORT" "http://127.0.0.1:$HTTP_PORT" yes
+			stop
+			continue
+		fi
+		start_mosquitto
+		run postgres-plain "mqtt://127.0.0.1:$MQTT_PORT" "" yes
+		stop
+		start_postgres
+		start_mosquitto
+		start_collect_pg
+		run postgres-collector "mqtt://127.0.0.1:$MQTT_PORT" "http://127.0.0.1:$HTTP_PORT" no
+		stop
+		;;
 	*)
-		echo "bench-loadtest: unknown target $target (mosquitto or embedded)" >&2
+		echo "bench-loadtest: unknown target $target (mosquitto, embedded or postgres)" >&2
 		exit 2
 		;;
 	esac

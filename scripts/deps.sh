@@ -21,6 +21,8 @@ need=(
   aptly:aptly
   /usr/bin/time:time
   mosquitto:mosquitto
+  # PostgreSQL keeps its server binaries off PATH, in /usr/lib/postgresql/<major>/bin.
+  /usr/lib/postgresql/15/bin/initdb:postgresql-15
   curl:curl
   python3:python3
   openssl:openssl

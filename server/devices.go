@@ -16,6 +16,11 @@ import (
 // broker). Upload scopes do not include it, nor does it include them.
 const ScopeDevices = "devices"
 
+// ScopeRollouts lets a token manage rollouts on a running server (start,
+// status, pause, resume, abort, revert). Upload and device scopes do not
+// include it, nor does it include them.
+const ScopeRollouts = "rollouts"
+
 // HasScope reports whether the token carries exactly this scope.
 func (t *Token) HasScope(scope string) bool {
 	return slices.Contains(t.Scopes, scope)

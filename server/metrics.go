@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,16 +40,17 @@ var publishBuckets = [...]float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 // the client_golang registry and its dependency tree; the names follow
 // Prometheus conventions, so a later switch changes nothing for scrapers.
 type Metrics struct {
-	byCode       [600]atomic.Uint64 // requests by status code (100–599)
-	bytes        atomic.Uint64      // response body bytes
-	fileGets     atomic.Uint64      // GET/HEAD of repository files
-	conditional  atomic.Uint64      // … carrying If-None-Match / If-Modified-Since
-	notModified  atomic.Uint64      // … answered 304
-	fast         atomic.Uint64      // … answered by the Front's fast path
-	uploads      sync.Map           // outcome → *atomic.Uint64
-	logDropped   func() uint64      // access log lines dropped (LogWriter), or nil
-	connsOpen    atomic.Int64       // connections open (Front, Listener)
-	connsRefused atomic.Uint64      // … closed at once, over a limit
+	byCode       [600]atomic.Uint64    // requests by status code (100–599)
+	bytes        atomic.Uint64         // response body bytes
+	fileGets     atomic.Uint64         // GET/HEAD of repository files
+	conditional  atomic.Uint64         // … carrying If-None-Match / If-Modified-Since
+	notModified  atomic.Uint64         // … answered 304
+	fast         atomic.Uint64         // … answered by the Front's fast path
+	uploads      sync.Map              // outcome → *atomic.Uint64
+	logDropped   func() uint64         // access log lines dropped (LogWriter), or nil
+	extra        func(io.Writer) error // Options.ExtraMetrics, or nil
+	connsOpen    atomic.Int64          // connections open (Front, Listener)
+	connsRefused atomic.Uint64         // … closed at once, over a limit
 
 	mu      sync.Mutex
 	pubSum  float64
@@ -181,6 +183,13 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("lampi_publish_duration_seconds_count %d\n", cnt)
 	if cw.err != nil {
 		return cw.n, cw.err
+	}
+	if m.extra != nil {
+		if err := m.extra(cw); err != nil {
+			// The scrape keeps the server's own metrics; a comment says
+			// what is missing.
+			p("# extra metrics failed: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		}
 	}
 	err := b.Flush()
 	return cw.n, err

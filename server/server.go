@@ -96,6 +96,10 @@ type Options struct {
 	// (token scope "devices"). MQTT is not served here: the broker has
 	// a TCP listener of its own. They get the access log and metrics too.
 	Extra map[string]http.Handler
+	// ExtraMetrics, if set, writes further metrics (Prometheus text
+	// format, complete with HELP and TYPE lines) at the end of /metrics:
+	// serve adds its rollouts' there. It is called on every scrape.
+	ExtraMetrics func(w io.Writer) error
 }
 
 // Server is the update server: an http.Handler.
@@ -161,6 +165,7 @@ func New(o Options) (s *Server, err error) {
 	}
 	s = &Server{opts: o, files: files, mux: http.NewServeMux(), metrics: &Metrics{}, log: logger,
 		publish: make(chan struct{}, 1), checks: make(chan struct{}, o.MaxValidations)}
+	s.metrics.extra = o.ExtraMetrics
 	s.conns = newConnLimiter(o.MaxConns, o.MaxConnsPerAddr, s.metrics)
 	if o.AccessLog != nil {
 		s.access = newAccessLog(o.AccessLog)

@@ -70,15 +70,16 @@ type TokenStore struct {
 	Timeout time.Duration
 }
 
-// CheckScope validates a scope: "upload:CODENAME", "upload:*" or
-// ScopeDevices ("devices": manage the fleet's device credentials).
+// CheckScope validates a scope: "upload:CODENAME", "upload:*",
+// ScopeDevices ("devices": manage the fleet's device credentials) or
+// ScopeRollouts ("rollouts": manage rollouts).
 func CheckScope(s string) error {
-	if s == ScopeDevices {
+	if s == ScopeDevices || s == ScopeRollouts {
 		return nil
 	}
 	what, ok := strings.CutPrefix(s, "upload:")
 	if !ok || what == "" {
-		return fmt.Errorf("%w: %q; use upload:CODENAME, upload:SUITE, upload:* or %s", ErrScope, s, ScopeDevices)
+		return fmt.Errorf("%w: %q; use upload:CODENAME, upload:SUITE, upload:*, %s or %s", ErrScope, s, ScopeDevices, ScopeRollouts)
 	}
 	if what == "*" {
 		return nil

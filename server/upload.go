@@ -121,14 +121,10 @@ func (s *Server) handleDistributions(w http.ResponseWriter, r *http.Request) {
 // distribution.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	name := r.PathValue("codename")
-	dryRun := false
-	if v := r.URL.Query().Get("dry_run"); v != "" {
-		var err error
-		if dryRun, err = strconv.ParseBool(v); err != nil {
-			s.fail(w, OutcomeBadPackage, http.StatusBadRequest, "bad_request", "dry_run=%q: want 1 or 0", v)
-			return
-		}
+	dryRun, f := parseDryRun(r)
+	if f != nil {
+		s.refused(w, f)
+		return
 	}
 
 	// 1. Who is asking, and may they?
@@ -136,22 +132,9 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	conf, err := repo.LoadConfig(repo.Layout{Base: s.opts.Dir}.Conf())
-	if err != nil {
-		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "repository configuration: %v", err)
-		return
-	}
-	d := conf.Lookup(name)
-	if d == nil {
-		s.fail(w, OutcomeForbidden, http.StatusNotFound, "unknown_distribution", "no distribution %q in the repository (codename or suite)", name)
-		return
-	}
-	if !tok.Allows(d.Codename, d.Suite) {
-		s.fail(w, OutcomeForbidden, http.StatusForbidden, "forbidden", "token %q may not upload to %s (scopes: %s)", tok.Name, d.Codename, strings.Join(tok.Scopes, ", "))
-		return
-	}
-	if d.ReadOnly {
-		s.fail(w, OutcomeForbidden, http.StatusForbidden, "read_only", "distribution %s is ReadOnly: it takes no uploads", d.Codename)
+	d, f := s.uploadTarget(tok, r.PathValue("codename"))
+	if f != nil {
+		s.refused(w, f)
 		return
 	}
 
@@ -168,13 +151,9 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, max+framing)
-	if err := os.MkdirAll(s.opts.TempDir, 0o700); err != nil {
-		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
-		return
-	}
-	dir, err := os.MkdirTemp(s.opts.TempDir, "upload-*")
-	if err != nil {
-		s.fail(w, OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
+	dir, f := s.stagingDir()
+	if f != nil {
+		s.refused(w, f)
 		return
 	}
 	defer os.RemoveAll(dir)
@@ -185,49 +164,123 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3. Is each a .deb, (if required) signed by whom it must be, fit for
-	// the distribution? Every file is checked before anything is written,
-	// by at most Options.MaxValidations uploads at a time.
+	// the distribution? Every file is checked before anything is written.
+	if f := s.check(ctx, d, ups); f != nil {
+		s.refused(w, f)
+		return
+	}
+	res.Packages = packageResults(ups)
+	files, clientNames := stagedNames(ups)
+	if dryRun {
+		s.dryRun(ctx, w, d, res, clientNames)
+		return
+	}
+
+	// 4. Include and publish, one upload at a time, through the same
+	// locked, all-or-nothing path as "lampi-pkg release".
+	s.includePublish(ctx, w, tok, d, res, files, clientNames)
+}
+
+// parseDryRun reads ?dry_run=1 (or any strconv.ParseBool value).
+func parseDryRun(r *http.Request) (bool, *refusal) {
+	v := r.URL.Query().Get("dry_run")
+	if v == "" {
+		return false, nil
+	}
+	dryRun, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, refuse(OutcomeBadPackage, http.StatusBadRequest, "bad_request", "dry_run=%q: want 1 or 0", v)
+	}
+	return dryRun, nil
+}
+
+// uploadTarget is the distribution named (codename or suite) in the
+// request's path, if tok may upload to it and it takes uploads.
+func (s *Server) uploadTarget(tok *Token, name string) (*repo.Distribution, *refusal) {
+	conf, err := repo.LoadConfig(repo.Layout{Base: s.opts.Dir}.Conf())
+	if err != nil {
+		return nil, refuse(OutcomeError, http.StatusInternalServerError, "internal", "repository configuration: %v", err)
+	}
+	d := conf.Lookup(name)
+	switch {
+	case d == nil:
+		return nil, refuse(OutcomeForbidden, http.StatusNotFound, "unknown_distribution", "no distribution %q in the repository (codename or suite)", name)
+	case !tok.Allows(d.Codename, d.Suite):
+		return nil, refuse(OutcomeForbidden, http.StatusForbidden, "forbidden", "token %q may not upload to %s (scopes: %s)", tok.Name, d.Codename, strings.Join(tok.Scopes, ", "))
+	case d.ReadOnly:
+		return nil, refuse(OutcomeForbidden, http.StatusForbidden, "read_only", "distribution %s is ReadOnly: it takes no uploads", d.Codename)
+	}
+	return d, nil
+}
+
+// stagingDir makes a private directory for one upload under
+// Options.TempDir; the caller removes it.
+func (s *Server) stagingDir() (string, *refusal) {
+	if err := os.MkdirAll(s.opts.TempDir, 0o700); err != nil {
+		return "", refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
+	}
+	dir, err := os.MkdirTemp(s.opts.TempDir, "upload-*")
+	if err != nil {
+		return "", refuse(OutcomeError, http.StatusInternalServerError, "internal", "staging directory: %v", err)
+	}
+	return dir, nil
+}
+
+// check validates the staged packages, by at most
+// Options.MaxValidations uploads at a time.
+func (s *Server) check(ctx context.Context, d *repo.Distribution, ups []*staged) *refusal {
 	if f := s.acquireCheck(ctx); f != nil {
-		s.refused(w, f)
-		return
+		return f
 	}
-	f = s.validate(ctx, d, ups)
-	s.releaseCheck()
-	if f != nil {
-		s.refused(w, f)
-		return
-	}
+	defer s.releaseCheck()
+	return s.validate(ctx, d, ups)
+}
+
+// packageResults are the answer's entries for the checked packages.
+func packageResults(ups []*staged) []upload.PackageResult {
+	out := make([]upload.PackageResult, 0, len(ups))
 	for _, u := range ups {
-		res.Packages = append(res.Packages, upload.PackageResult{File: u.name, Package: u.ctl.Get("Package"), Version: u.ctl.Get("Version"),
+		out = append(out, upload.PackageResult{File: u.name, Package: u.ctl.Get("Package"), Version: u.ctl.Get("Version"),
 			Architecture: u.ctl.Get("Architecture"), SHA256: u.sha256, Size: u.size, Signature: u.sig})
 	}
+	return out
+}
+
+// stagedNames returns the staged files' paths, and a replacer that turns
+// each path back into the client's file name in error messages.
+func stagedNames(ups []*staged) ([]string, *strings.Replacer) {
 	names := make([]string, 0, 2*len(ups))
 	files := make([]string, len(ups))
 	for i, u := range ups {
 		names = append(names, u.path, u.name)
 		files[i] = u.path
 	}
-	clientNames := strings.NewReplacer(names...)
+	return files, strings.NewReplacer(names...)
+}
 
-	if dryRun {
-		rp, err := s.opts.OpenRepo()
-		if err == nil {
-			_, err = rp.PublishSigner(ctx, d.Codename)
-		}
-		if err == nil {
-			err = verdicts(ctx, rp, d.Codename, res.Packages)
-		}
-		if err != nil {
-			s.failInclude(w, err, clientNames)
-			return
-		}
-		s.single(res)
-		s.answer(w, http.StatusOK, res)
+// dryRun answers what an upload of the checked packages would do, without
+// writing anything: the distribution must be signable, and each package
+// gets its verdict.
+func (s *Server) dryRun(ctx context.Context, w http.ResponseWriter, d *repo.Distribution, res *upload.Result, clientNames *strings.Replacer) {
+	rp, err := s.opts.OpenRepo()
+	if err == nil {
+		_, err = rp.PublishSigner(ctx, d.Codename)
+	}
+	if err == nil {
+		err = verdicts(ctx, rp, d.Codename, res.Packages)
+	}
+	if err != nil {
+		s.failInclude(w, err, clientNames)
 		return
 	}
+	s.single(res)
+	s.answer(w, http.StatusOK, res)
+}
 
-	// 4. Include and publish, one upload at a time, through the same
-	// locked, all-or-nothing path as "lampi-pkg release".
+// includePublish includes the staged files into d and publishes it, under
+// the server's publish lock, and answers with what changed: 201 when a
+// package was added or replaced, 200 when all were there already.
+func (s *Server) includePublish(ctx context.Context, w http.ResponseWriter, tok *Token, d *repo.Distribution, res *upload.Result, files []string, clientNames *strings.Replacer) {
 	if err := s.acquirePublish(ctx); err != nil {
 		s.failInclude(w, err, clientNames)
 		return
@@ -249,14 +302,31 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 	s.metrics.publish(s.opts.Now().Sub(start))
 	res.Exported, res.Deleted = out.Exported, out.Deleted
 	res.Published = len(out.Exported) > 0
-	fresh := false
 	for _, c := range out.Changes {
 		res.Changes = append(res.Changes, upload.Change{Action: c.Action, Target: c.Target.String(), Package: c.Package, Version: c.Version, OldVersion: c.OldVersion, File: c.File})
 	}
-	for i := range res.Packages {
-		p := &res.Packages[i]
+	fresh := actions(res.Packages, out.Changes)
+	for _, p := range res.Packages {
+		s.log.Info("upload", "token", tok.Name, "codename", d.Codename, "package", p.Package,
+			"version", p.Version, "architecture", p.Architecture, "action", p.Action, "sha256", p.SHA256)
+	}
+	s.single(res)
+	status, outcome := http.StatusOK, OutcomeUnchanged
+	if fresh {
+		status, outcome = http.StatusCreated, OutcomePublished
+	}
+	s.metrics.upload(outcome)
+	s.answer(w, status, res)
+}
+
+// actions sets each package's action and pool file from the changes a
+// publish made (unchanged when none is its own) and reports whether any
+// package was added or replaced.
+func actions(ps []upload.PackageResult, changes []repo.Change) (fresh bool) {
+	for i := range ps {
+		p := &ps[i]
 		p.Action = upload.ActionUnchanged
-		for _, c := range out.Changes {
+		for _, c := range changes {
 			if c.Package != p.Package || c.Version != p.Version || !isPoolFileOf(c.File, p) {
 				continue
 			}
@@ -268,16 +338,8 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 				fresh = true
 			}
 		}
-		s.log.Info("upload", "token", tok.Name, "codename", d.Codename, "package", p.Package,
-			"version", p.Version, "architecture", p.Architecture, "action", p.Action, "sha256", p.SHA256)
 	}
-	s.single(res)
-	status, outcome := http.StatusOK, OutcomeUnchanged
-	if fresh {
-		status, outcome = http.StatusCreated, OutcomePublished
-	}
-	s.metrics.upload(outcome)
-	s.answer(w, status, res)
+	return fresh
 }
 
 // single copies the only package's details to the top-level fields.

@@ -64,6 +64,12 @@ type Config struct {
 	// running rollouts (0 or less: the controller does not run). It
 	// needs Fleet: it decides on the devices' reports.
 	RolloutInterval time.Duration
+	// RolloutWebhook, when set, is a URL (http or https) that receives a
+	// POST of JSON (rollout.WebhookEvent) when a rollout this server's
+	// controller drives halts, completes or is reverted; retried with
+	// backoff, never blocking the controller. It may hold a secret: only
+	// its scheme and host are ever logged. Needs RolloutInterval.
+	RolloutWebhook string
 	// TLSCertFile and TLSKeyFile, when both set, make Run serve HTTPS
 	// (TLS 1.2 or later) with this certificate chain and key (PEM).
 	TLSCertFile, TLSKeyFile string
@@ -76,7 +82,9 @@ type Config struct {
 
 // FleetConfig configures the fleet side of a Server.
 type FleetConfig struct {
-	// DB is the fleet database ("": repo.Layout.FleetDB).
+	// DB is the fleet database: a bbolt file ("": repo.Layout.FleetDB)
+	// or a postgres:// URL (fleet/pgstore), which several servers and
+	// collectors may share.
 	DB string
 	// Broker is the URL (mqtt:// or mqtts://) of an external broker to
 	// collect from; "" runs the embedded one at MQTTListen.
@@ -121,6 +129,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: TLSCertFile and TLSKeyFile go together", ErrConfig)
 	case c.RolloutInterval > 0 && c.Fleet == nil:
 		return fmt.Errorf("%w: RolloutInterval needs Fleet: the controller decides on the devices' reports", ErrConfig)
+	case c.RolloutWebhook != "" && c.RolloutInterval <= 0:
+		return fmt.Errorf("%w: RolloutWebhook needs RolloutInterval: the webhook tells what the controller decides", ErrConfig)
 	case c.Fleet != nil && c.Fleet.StaleView < 0:
 		return fmt.Errorf("%w: Fleet.StaleView %v is negative (0: no list)", ErrConfig, c.Fleet.StaleView)
 	}

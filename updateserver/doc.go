@@ -42,7 +42,7 @@
 //     and Valid-Until and nothing else changed (repo.Renew), so devices
 //     never see an expired Release while the server runs.
 //   - The fleet side (Config.Fleet): the fleet database (default
-//     repo.Layout.FleetDB); the embedded MQTT broker, where devices log
+//     repo.Layout.FleetDB, or a postgres:// URL: fleet/pgstore); the embedded MQTT broker, where devices log
 //     in with the database's credentials and publish their reports, or
 //     an external broker (FleetConfig.Broker); the collector that commits
 //     each report to the database; the device API (issue, list and
@@ -60,9 +60,10 @@
 // an external broker) the collector subscribes like any other client and
 // a report waits in the broker's memory until the collector takes it.
 //
-// The fleet database is a bbolt file: one process holds it. New fails
-// with ErrFleetDB while another server or "lampi-pkg fleet collect" has
-// it open.
+// The default fleet database is a bbolt file: one process holds it. New
+// fails with ErrFleetDB while another server or "lampi-pkg fleet collect"
+// has it open. A PostgreSQL fleet database (FleetConfig.DB postgres://…)
+// is shared: servers and collectors on several machines write it at once.
 //
 // The dashboard and fleet API list every device and need no token:
 // FleetConfig.Dashboard should be false on a server reachable beyond

@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
+	"github.com/lampi-pkg/lampi-pkg/fleet/pgstore"
+	"github.com/lampi-pkg/lampi-pkg/rollout"
 	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
@@ -19,8 +22,8 @@ import (
 // broker (or none, for an external one) and the collector, and the
 // handlers mounted on the HTTP server.
 type fleetSide struct {
-	store    *fleet.Store
-	dbPath   string
+	store    fleet.DB
+	dbPath   string        // the file, or the PostgreSQL URL without its password
 	broker   *fleet.Broker // nil with an external broker
 	handlers map[string]http.Handler
 	cancel   context.CancelFunc // stops the collector and the broker
@@ -44,7 +47,7 @@ func (f *fleetSide) stop() {
 // broker with a secret that exists only in this process, beside the
 // credentials of the fleet database.
 type ephemeralCollector struct {
-	store  *fleet.Store
+	store  fleet.Authenticator
 	user   string
 	secret string
 }
@@ -69,9 +72,14 @@ func startFleet(s *Server) (*fleetSide, error) {
 	if dbPath == "" {
 		dbPath = s.layout.FleetDB()
 	}
-	store, err := fleet.Open(dbPath, fleet.StoreOptions{Now: s.cfg.Now})
+	octx, ocancel := context.WithTimeout(context.Background(), time.Minute)
+	store, err := pgstore.OpenDB(octx, dbPath, fleet.StoreOptions{Now: s.cfg.Now})
+	ocancel()
 	if err != nil {
 		return nil, tag(ErrFleetDB, fmt.Errorf("fleet database: %w", err))
+	}
+	if pgstore.IsDSN(dbPath) {
+		dbPath = store.Name() // never the password
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleetSide{store: store, dbPath: dbPath, cancel: cancel}
@@ -154,13 +162,17 @@ func (f *fleetSide) startCollector(ctx context.Context, s *Server) (*fleet.Colle
 
 // mount returns the fleet's handlers. The device API (issue, list,
 // revoke broker credentials) needs a token with scope "devices" from the
-// server's token store, so it is served on every listener, like the
+// server's token store, and the rollout API (rollout.APIHandlers) one
+// with scope "rollouts", so they are served on every listener, like the
 // upload API; the dashboard and fleet API only with Dashboard.
 func (f *fleetSide) mount(s *Server) (map[string]http.Handler, error) {
 	extra := map[string]http.Handler{}
 	tokens := s.tokens()
 	for pattern, h := range fleet.DevicesAPIHandlers(f.store) {
 		extra[pattern] = server.RequireScope(tokens, server.ScopeDevices, s.log, h)
+	}
+	for pattern, h := range rollout.APIHandlers(s.apiController) {
+		extra[pattern] = server.RequireScope(tokens, server.ScopeRollouts, s.log, h)
 	}
 	o := s.cfg.Fleet
 	if !o.Dashboard {
@@ -171,10 +183,14 @@ func (f *fleetSide) mount(s *Server) (map[string]http.Handler, error) {
 	if staleView == 0 {
 		staleView = -1 // no list
 	}
-	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(f.store, newest, fleet.ReportOptions{Now: s.cfg.Now, StaleView: staleView}), fleet.DashboardOptions{
+	dopts := fleet.DashboardOptions{
 		Now: s.cfg.Now, Title: "LAMPi fleet",
 		Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
-	})
+	}
+	if s.rollouts != nil {
+		dopts.Rollouts = s.rolloutPanels
+	}
+	dash, err := fleet.DashboardHandler(fleet.StoreDashboardSource(f.store, newest, fleet.ReportOptions{Now: s.cfg.Now, StaleView: staleView}), dopts)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +215,8 @@ func (s *Server) BrokerURL() string {
 	return s.fleet.broker.URL()
 }
 
-// FleetDB is the fleet database's path, "" without Config.Fleet.
+// FleetDB is the fleet database's path, or its PostgreSQL URL without
+// the password; "" without Config.Fleet.
 func (s *Server) FleetDB() string {
 	if s.fleet == nil {
 		return ""

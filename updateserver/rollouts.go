@@ -17,15 +17,27 @@ func (s *Server) controller(r rollout.Publisher) *rollout.Controller {
 		return nil
 	}
 	host, _ := os.Hostname()
-	return &rollout.Controller{
-		Store:     &rollout.BoltStore{Path: s.layout.Rollouts()},
+	c := &rollout.Controller{
+		Store:     s.rolloutStore(),
 		Fleet:     s.fleet.store,
 		Publisher: r,
 		Holder:    fmt.Sprintf("%s/%d", host, os.Getpid()),
-		LeaseTTL:  3 * s.cfg.RolloutInterval,
+		LeaseTTL:  max(3*s.cfg.RolloutInterval, MinRolloutLease),
 		Now:       s.cfg.Now,
 	}
+	if s.rollouts != nil {
+		c.OnDecision = s.rollouts.onDecision
+	}
+	return c
 }
+
+// MinRolloutLease is the shortest lease of the rollout controller: the
+// lease is renewed at each tick, and a tick (opening the repository,
+// counting the fleet, publishing) can take seconds on a loaded machine;
+// a lease shorter than a tick would let a second server on the same
+// repository take over while the first one still acts. A server killed
+// mid-rollout is followed by the next one after at most this long.
+const MinRolloutLease = 30 * time.Second
 
 // walkRollouts runs the rollout controller every Config.RolloutInterval
 // until ctx ends: each tick opens the repository as uploads do, and the
@@ -46,8 +58,24 @@ func (s *Server) walkRollouts(ctx context.Context) {
 	}
 }
 
+// apiController is the controller of one request of the rollout API:
+// the repository is opened as for an upload (its publish targets
+// checked), and the request holds the server's rollout lock, so that it
+// and the ticks of walkRollouts do not change a rollout at the same
+// time.
+func (s *Server) apiController(ctx context.Context) (*rollout.Controller, func(), error) {
+	r, err := s.openForUpload()
+	if err != nil {
+		return nil, nil, err
+	}
+	s.rolloutMu.Lock()
+	return s.controller(rollout.RepoPublisher{Repo: r}), s.rolloutMu.Unlock, nil
+}
+
 // rolloutTick is one tick of walkRollouts.
 func (s *Server) rolloutTick(ctx context.Context) {
+	s.rolloutMu.Lock()
+	defer s.rolloutMu.Unlock()
 	r, err := s.openRepo()
 	if err != nil {
 		s.cfg.Notef("warning: rollouts: %v (retrying in %v)", err, s.cfg.RolloutInterval)

@@ -35,6 +35,12 @@ type Server struct {
 	log    *slog.Logger
 	srv    *server.Server
 	fleet  *fleetSide // nil without Config.Fleet
+	// rolloutMu serialises the rollout controller's ticks and the
+	// changes of the rollout API.
+	rolloutMu sync.Mutex
+	// rollouts follows the controller for the dashboard, /metrics and
+	// the webhook; nil unless the controller runs.
+	rollouts *rolloutVis
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -62,6 +68,13 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Tokens == "" {
 		s.cfg.Tokens = s.layout.Tokens()
 	}
+	if cfg.RolloutInterval > 0 {
+		v, err := newRolloutVis(s)
+		if err != nil {
+			return nil, err
+		}
+		s.rollouts = v
+	}
 	var extra map[string]http.Handler
 	if cfg.Fleet != nil {
 		f, err := startFleet(s)
@@ -79,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		RequireSignature: cfg.RequireSignature,
 		OpenRepo:         s.openForUpload,
 		Extra:            extra,
+		ExtraMetrics:     s.extraMetrics(),
 	})
 	if err != nil {
 		s.Close()
@@ -156,6 +170,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			s.walkRollouts(rctx)
 		}()
 		defer func() { stopRollouts(); <-rolloutsDone }()
+		if h := s.rollouts.hook; h != nil {
+			hookDone := make(chan struct{})
+			go func() {
+				defer close(hookDone)
+				h.Run(rctx)
+			}()
+			defer func() { stopRollouts(); <-hookDone }()
+		}
 	}
 	hs := &http.Server{
 		Handler:           s.srv,

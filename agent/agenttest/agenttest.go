@@ -366,6 +366,9 @@ type Device struct {
 	CacheDir string
 	Sources  string
 	ID       string
+	// MachineIDFile is the device's machine id (its phasing draw): the
+	// same for every Device unless SetMachineID gives it its own.
+	MachineIDFile string
 }
 
 // NewDevice makes an isolated root whose apt source points at r, and an
@@ -383,6 +386,7 @@ func NewDevice(t testing.TB, r *Repo, id, extra string) *Device {
 	mustWrite(t, d.Sources, []byte(fmt.Sprintf("deb [signed-by=%s] %s/ stable main\n", r.Keyring, r.URL)), 0o644)
 	mid := filepath.Join(dir, "machine-id")
 	mustWrite(t, mid, []byte(strings.Repeat("0123456789abcdef", 2)+"\n"), 0o444)
+	d.MachineIDFile = mid
 	d.Conf = filepath.Join(dir, "agent.conf")
 	if !strings.Contains(extra, "lock_timeout") {
 		extra = "lock_timeout = 20s\n" + extra
@@ -391,6 +395,14 @@ func NewDevice(t testing.TB, r *Repo, id, extra string) *Device {
 		id, d.Sources, d.Root, d.StateDir, d.CacheDir, mid, extra)
 	mustWrite(t, d.Conf, []byte(conf), 0o644)
 	return d
+}
+
+// SetMachineID gives the device its own machine id (32 hex digits, as
+// /etc/machine-id), as a fleet of devices has: each its own phasing draw.
+func (d *Device) SetMachineID(id string) {
+	d.t.Helper()
+	os.Remove(d.MachineIDFile)
+	mustWrite(d.t, d.MachineIDFile, []byte(id+"\n"), 0o444)
 }
 
 // Hi01 is a repository publishing hi 0.1 and a device (NewDevice with

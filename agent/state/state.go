@@ -84,6 +84,68 @@ type State struct {
 	// Attempts holds the last update attempt per package (package →
 	// attempt), so that a failure stays visible after later checks.
 	Attempts map[string]Attempt `json:"attempts,omitempty"`
+	// Groups are the device's rollout groups (agent.conf's groups, such
+	// as "canary"): a rollout may offer a version to a group before any
+	// percentage (PhasedGroupsField).
+	Groups []string `json:"groups,omitempty"`
+	// BootID is the kernel's id of the current boot
+	// (/proc/sys/kernel/random/boot_id). Clones of one SD image share a
+	// device id, but never a boot id: reports of one id that alternate
+	// between two boot ids come from two devices.
+	BootID string `json:"boot_id,omitempty"`
+}
+
+// PhasedGroupsField is the Packages stanza field in which a rollout names
+// the groups offered a version whatever its Phased-Update-Percentage
+// ("Lampi-Phased-Groups: canary, building-3"). apt ignores fields it does
+// not know, so plain apt clients follow the percentage alone.
+const PhasedGroupsField = "Lampi-Phased-Groups"
+
+// MaxGroups bounds the groups of one device.
+const MaxGroups = 16
+
+// ValidGroup checks a group name: 1–32 characters of [a-z0-9.-], starting
+// with a letter or digit (so that it never reads as a plan's rule or
+// percentage, and lists split on commas and spaces).
+func ValidGroup(g string) error {
+	if g == "" || len(g) > 32 {
+		return fmt.Errorf("%w: group %q must have 1 to 32 characters", ErrInvalid, g)
+	}
+	for i := 0; i < len(g); i++ {
+		c := g[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '-' || c == '.')) {
+			return fmt.Errorf("%w: group %q: character %q at %d is not allowed (use lowercase letters, digits, '-', '.')", ErrInvalid, g, c, i)
+		}
+	}
+	return nil
+}
+
+// ParseGroups splits a list of groups separated by commas or spaces
+// ("canary, building-3") and checks each; "" is no group.
+func ParseGroups(s string) ([]string, error) {
+	var out []string
+	for _, g := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if err := ValidGroup(g); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	if len(out) > MaxGroups {
+		return nil, fmt.Errorf("%w: %d groups, at most %d", ErrInvalid, len(out), MaxGroups)
+	}
+	return out, nil
+}
+
+// InGroups reports whether any of have is in offered.
+func InGroups(have, offered []string) bool {
+	for _, g := range have {
+		for _, o := range offered {
+			if g == o {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Candidate is a version newer than the installed one that the
@@ -178,6 +240,17 @@ func (s *State) Validate() error {
 		if name == "" || v == "" {
 			return fmt.Errorf("%w: package %q with version %q", ErrInvalid, name, v)
 		}
+	}
+	if len(s.Groups) > MaxGroups {
+		return fmt.Errorf("%w: %d groups, at most %d", ErrInvalid, len(s.Groups), MaxGroups)
+	}
+	for _, g := range s.Groups {
+		if err := ValidGroup(g); err != nil {
+			return err
+		}
+	}
+	if len(s.BootID) > 64 {
+		return fmt.Errorf("%w: boot id longer than 64 characters", ErrInvalid)
 	}
 	for name, c := range s.Candidates {
 		if name == "" || c.Version == "" || c.Phased < 0 || c.Phased > 100 || c.Checks < 0 {

@@ -119,3 +119,32 @@ func TestRolloutFields(t *testing.T) {
 		}
 	}
 }
+
+// TestGroups: agent.conf's groups list splits on commas and spaces; names
+// that could break a Packages stanza, a plan or a list are refused, in a
+// list and in a report.
+func TestGroups(t *testing.T) {
+	g, err := ParseGroups(" canary, building-3 lab.2 ")
+	if err != nil || strings.Join(g, "|") != "canary|building-3|lab.2" {
+		t.Fatalf("ParseGroups: %q, %v", g, err)
+	}
+	if g, err := ParseGroups(""); err != nil || g != nil {
+		t.Errorf("empty: %q, %v", g, err)
+	}
+	for _, bad := range []string{"Canary", "-x", "a:b", "a\nPackage: evil", "a%", strings.Repeat("a", 33), strings.Repeat("g ", MaxGroups+1)} {
+		if _, err := ParseGroups(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseGroups(%q) = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if !InGroups([]string{"lab", "canary"}, []string{"canary"}) || InGroups([]string{"lab"}, []string{"canary"}) || InGroups(nil, []string{"canary"}) {
+		t.Error("InGroups")
+	}
+	s := State{Seq: 1, Time: time.Unix(1, 0), Device: "a", Groups: []string{"ok", "Not-OK"}}
+	if _, err := Encode(s); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a report with a bad group: %v", err)
+	}
+	s.Groups, s.BootID = []string{"ok"}, strings.Repeat("b", 65)
+	if _, err := Encode(s); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a report with a 65-character boot id: %v", err)
+	}
+}

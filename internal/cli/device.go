@@ -2,20 +2,16 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/fleet"
-	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
+	"github.com/lampi-pkg/lampi-pkg/fleet/pgstore"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/server"
 )
@@ -29,7 +25,8 @@ type deviceOptions struct {
 func (o *deviceOptions) flags(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.repo, "repo", "", "repository `DIR` of 'lampi-pkg serve': the database is DIR/db/fleet.db, serve's default")
-	pf.StringVar(&o.db, "db", "", "fleet database `PATH` (serve --fleet-db)")
+	pf.StringVar(&o.db, "db", "", "fleet database `PATH` or postgres:// URL (serve --fleet-db)")
+	pf.Var(aliasFlag{&o.db}, "fleet-db", "the same as --db")
 	pf.StringVar(&o.server, "server", "", "manage the credentials through the running 'lampi-pkg serve' at `URL` (needs a token with scope "+server.ScopeDevices+")")
 	pf.StringVar(&o.tokenFile, "token-file", "", "read the --server token from `FILE` (default $"+TokenEnv+")")
 	pf.StringVar(&o.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")
@@ -84,13 +81,15 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 		}
 		path = layout.FleetDB()
 	}
-	if readOnly {
+	if readOnly && !pgstore.IsDSN(path) {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return nil, withHint(fmt.Errorf("device: no fleet database at %s", path),
 				"check --repo/--db; 'device add' (or 'lampi-pkg serve') creates it")
 		}
 	}
-	s, err := fleet.Open(path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := pgstore.OpenDB(ctx, path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
 	if err != nil {
 		if errors.Is(err, fleet.ErrLocked) {
 			return nil, withHint(fmt.Errorf("device: %w", err),
@@ -104,44 +103,10 @@ func (o *deviceOptions) open(env *Env, readOnly bool) (*deviceBackend, error) {
 // client builds the device-API client: the token from --token-file or
 // $LAMPI_TOKEN, never the command line; plain http only to loopback.
 func (o *deviceOptions) client(env *Env) (*fleet.DevicesClient, error) {
-	u, err := url.Parse(o.server)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageErrorf("device: --server %q: want http://host:port or https://host[:port]", o.server)
-	}
-	if u.Scheme == "http" && !netutil.IsLoopbackHost(u.Hostname()) {
-		return nil, withHint(usageErrorf("device: --server %s: refusing plain http:// to %s, a non-loopback host: the token and the new secrets would travel in clear", o.server, u.Hostname()),
-			"use https:// (lampi-pkg serve --tls-cert --tls-key), with --ca for a private CA")
-	}
-	token := ""
-	if o.tokenFile != "" {
-		data, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return nil, withHint(fmt.Errorf("device: token file: %w", err), "create a token on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeDevices+"' and save it in a file only you can read")
-		}
-		token = strings.TrimSpace(string(data))
-		if token == "" || strings.ContainsAny(token, " \t\r\n") {
-			return nil, usageErrorf("device: token file %s: want the token alone on one line", o.tokenFile)
-		}
-	} else {
-		token = strings.TrimSpace(env.Getenv(TokenEnv))
-	}
-	if token == "" {
-		return nil, withHint(usageErrorf("device: --server needs a token with scope %s", server.ScopeDevices),
-			"give --token-file F or set $"+TokenEnv+" (never the token on the command line); create one with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeDevices+"'")
-	}
-	hc := &http.Client{Timeout: time.Minute}
-	if o.ca != "" {
-		pem, err := os.ReadFile(o.ca)
-		if err != nil {
-			return nil, fmt.Errorf("device: --ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, usageErrorf("device: --ca %s: no PEM certificate in it", o.ca)
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		hc.Transport = tr
+	a := apiAccess{server: o.server, tokenFile: o.tokenFile, ca: o.ca}
+	token, hc, err := a.client(env, "device", server.ScopeDevices)
+	if err != nil {
+		return nil, err
 	}
 	return &fleet.DevicesClient{Base: o.server, Token: token, HTTP: hc}, nil
 }
@@ -342,8 +307,11 @@ func runDeviceRemove(ctx context.Context, o *deviceIDsOptions) error {
 
 // openFleetDB opens the fleet database for the CLI (fleet report,
 // fleet collect).
-func openFleetDB(path string, readOnly bool, env *Env) (*fleet.Store, error) {
-	s, err := fleet.Open(path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
+// path is a bbolt file or a postgres:// URL.
+func openFleetDB(path string, readOnly bool, env *Env) (fleet.DB, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := pgstore.OpenDB(ctx, path, fleet.StoreOptions{ReadOnly: readOnly, Now: env.Now})
 	if err != nil {
 		if errors.Is(err, fleet.ErrLocked) {
 			return nil, withHint(err, "a running 'lampi-pkg serve' or 'fleet collect' holds it: read through its API with 'fleet report --server URL', or stop that process")

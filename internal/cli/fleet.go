@@ -41,8 +41,27 @@ type fleetSource struct {
 
 func (f *fleetSource) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "read from the fleet API of a running server or collector at `URL` (e.g. http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&f.db, "db", "fleet.db", "read the fleet database at `PATH` (when no --server)")
+	cmd.Flags().StringVar(&f.db, "db", "fleet.db", "read the fleet database at `PATH`, or a postgres:// URL (when no --server)")
+	fleetDBAlias(cmd, &f.db)
 }
+
+// fleetDBAlias adds --fleet-db, serve's name for the fleet database, as
+// another name of a verb's --db.
+func fleetDBAlias(cmd *cobra.Command, db *string) {
+	cmd.Flags().Var(aliasFlag{db}, "fleet-db", "the same as --db: a fleet database `PATH` or postgres://user@host/db URL")
+}
+
+// aliasFlag sets the string of another flag.
+type aliasFlag struct{ p *string }
+
+func (a aliasFlag) String() string {
+	if a.p == nil {
+		return ""
+	}
+	return *a.p
+}
+func (a aliasFlag) Set(v string) error { *a.p = v; return nil }
+func (a aliasFlag) Type() string       { return "string" }
 
 // open returns the reader the flags name and what closes it.
 func (f *fleetSource) open(env *Env) (fleet.Reader, func(), error) {
@@ -175,6 +194,14 @@ func reportText(w io.Writer, r *fleet.Report) error {
 		}
 		tw.Flush()
 	}
+	if len(r.DuplicateDevices) > 0 {
+		fmt.Fprintf(w, "\nids shared by several machines (%d, cloned SD cards? give each its own id):\n", len(r.DuplicateDevices))
+		tw := newTable(w)
+		for _, d := range r.DuplicateDevices {
+			fmt.Fprintf(tw, "  %s\tboot ids %s\tlast seen together %s\n", d.ID, strings.Join(d.Duplicate.Boots, ", "), timeText(d.Duplicate.Last))
+		}
+		tw.Flush()
+	}
 	if len(r.StaleViewDevices) > 0 {
 		fmt.Fprintf(w, "\nstale view of the repository (%d, newest accepted Release at least %s old):\n", len(r.StaleViewDevices), durationText(r.StaleView))
 		tw := newTable(w)
@@ -286,7 +313,11 @@ func runFleetDevices(ctx context.Context, o *fleetDevicesOptions) error {
 	fmt.Fprintln(tw, "ID\tSTATUS\tLAST SEEN\tRESULT\tPACKAGES")
 	now := env.Now()
 	for _, d := range devs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, onlineText(d.Online), ageText(d.LastSeen, now.Sub(d.LastSeen)),
+		id := d.ID
+		if d.Duplicate.Active(now) {
+			id += " (DUPLICATE)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, onlineText(d.Online), ageText(d.LastSeen, now.Sub(d.LastSeen)),
 			d.State.Result, packagesText(d.State.Packages))
 	}
 	return tw.Flush()
@@ -359,6 +390,16 @@ func runFleetDevice(ctx context.Context, o *fleetDeviceOptions) error {
 	fmt.Fprintf(tw, "reported at:\t%s\n", timeText(d.State.Time))
 	fmt.Fprintf(tw, "agent:\t%s\n", d.State.Agent)
 	fmt.Fprintf(tw, "arch:\t%s\n", d.State.Arch)
+	if len(d.State.Groups) > 0 {
+		fmt.Fprintf(tw, "groups:\t%s\n", strings.Join(d.State.Groups, ", "))
+	}
+	if d.State.BootID != "" {
+		fmt.Fprintf(tw, "boot id:\t%s\n", d.State.BootID)
+	}
+	if dup := d.Duplicate; dup.Active(o.env.Now()) {
+		fmt.Fprintf(tw, "duplicate:\t%d machines report under this id (boot ids %s), last seen together %s: give each its own id\n",
+			len(dup.Boots), strings.Join(dup.Boots, ", "), timeText(dup.Last))
+	}
 	fmt.Fprintf(tw, "last check:\t%s\n", timeText(d.State.LastCheck))
 	fmt.Fprintf(tw, "release date:\t%s\n", timeText(d.State.ReleaseDate))
 	fmt.Fprintf(tw, "result:\t%s\n", d.State.Result)

@@ -52,7 +52,8 @@ Stop with SIGINT or SIGTERM.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", fleet.DefaultBrokerAddr, "broker address `HOST:PORT`")
-	f.StringVar(&o.db, "db", "", "fleet database `PATH` holding the device and collector credentials")
+	f.StringVar(&o.db, "db", "", "fleet database `PATH` or postgres:// URL holding the device and collector credentials")
+	fleetDBAlias(cmd, &o.db)
 	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let clients without credentials connect (no topic restrictions; loopback only)")
 	f.IntVar(&o.maxPending, "max-pending-per-address", fleet.DefaultMaxPendingPerAddr, "connections of one address (IPv6: one /64) that may wait at the login at once, -1 for no limit (devices behind one NAT share an address; logged-in connections do not count)")
 	f.DurationVar(&o.connectTimeout, "connect-timeout", fleet.DefaultConnectTimeout, "close a connection that has not sent its CONNECT (TLS handshake included) within `D`")

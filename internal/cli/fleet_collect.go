@@ -41,8 +41,10 @@ killed and restarted loses nothing, the broker keeps what it did not
 acknowledge. 'lampi-pkg serve' runs the same collector inside the server.
 
 --group NAME uses the MQTT 5 shared subscription $share/NAME/… so several
-collectors (each with its own login, or --client-id, and database) split
-the load. The persistent session is named by the login (--username): a
+collectors (each with its own login, or --client-id) split the load: each
+with its own bbolt file, or all into one PostgreSQL database (--db
+postgres://user@host/fleet), where the newest seq of a device wins whichever
+collector receives it. The persistent session is named by the login (--username): a
 broker that binds client ids to logins, as lampi-pkg's does, refuses any
 other client id.
 --listen ADDR serves the fleet JSON API, for 'fleet report --server'.
@@ -55,7 +57,8 @@ Stop with SIGINT or SIGTERM.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.broker, "broker", "mqtt://"+fleet.DefaultBrokerAddr, "MQTT broker `URL` (mqtt:// or mqtts://)")
-	f.StringVar(&o.db, "db", "fleet.db", "fleet database `PATH`")
+	f.StringVar(&o.db, "db", "fleet.db", "fleet database `PATH`, or a postgres:// URL that the collectors of a group share")
+	fleetDBAlias(cmd, &o.db)
 	f.StringVar(&o.group, "group", "", "share the subscription with the other collectors of group `NAME`")
 	f.StringVar(&o.clientID, "client-id", "", "MQTT client id naming the persistent session (default: the --username, else lampi-collector-HOSTNAME[-GROUP])")
 	f.StringVar(&o.username, "username", "", "broker login (a collector credential: 'lampi-pkg device add --collector')")
@@ -127,7 +130,7 @@ func runCollect(ctx context.Context, o *collectOptions) error {
 		// garbage; collecting less often buys ingest throughput.
 		debug.SetGCPercent(400)
 	}
-	fmt.Fprintf(env.Err, "collecting from %s into %s (client id %s)\n", o.broker, o.db, o.clientID)
+	fmt.Fprintf(env.Err, "collecting from %s into %s (client id %s)\n", o.broker, s.Name(), o.clientID)
 	err = c.Run(ctx)
 	st := s.Stats()
 	fmt.Fprintf(env.Err, "stopped: %d devices; %d reports received, %d stored, %d stale, %d invalid, %d spoofed, %d rejected (seq from the future); %d status messages\n",

@@ -57,13 +57,35 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // has devices report through it, and reads the result back with the
 // query verbs, from the API (--server) and from the database (--db).
 func TestFleetCollectAndReport(t *testing.T) {
+	testFleetCollectAndReport(t, "--db", filepath.Join(t.TempDir(), "fleet.db"))
+}
+
+// TestFleetCollectAndReportPostgres is the same with the fleet database
+// on a private PostgreSQL, named with --fleet-db and a URL holding a
+// password that nothing may print.
+func TestFleetCollectAndReportPostgres(t *testing.T) {
+	p := testutil.StartPostgres(t)
+	dsn := p.CreateDB(t, "fleet")
+	dsn = strings.Replace(dsn, "postgres://lampi@", "postgres://lampi:pw-never-printed@", 1)
+	errb := testFleetCollectAndReport(t, "--fleet-db", dsn)
+	if strings.Contains(errb, "pw-never-printed") {
+		t.Errorf("the database password was printed:\n%s", errb)
+	}
+	if _, stderr, code := runCLI(t, "fleet", "report", "--fleet-db", strings.Replace(dsn, "/fleet?", "/nosuchdb?", 1)); code == 0 ||
+		strings.Contains(stderr, "pw-never-printed") || !strings.Contains(stderr, "nosuchdb") {
+		t.Errorf("report from a missing database: %d\n%s", code, stderr)
+	}
+}
+
+// testFleetCollectAndReport runs the test with the fleet database db
+// named by dbFlag, and returns what the collector wrote to stderr.
+func testFleetCollectAndReport(t *testing.T, dbFlag, db string) string {
 	broker := fleetMosquitto(t)
-	db := filepath.Join(t.TempDir(), "fleet.db")
 	var errb syncBuffer
 	env := &Env{Out: &bytes.Buffer{}, Err: &errb, In: strings.NewReader(""), Getenv: func(string) string { return "" },
 		Now: time.Now, IsTerminal: func(any) bool { return false }}
 	root := NewRootCmd(env)
-	root.SetArgs([]string{"fleet", "collect", "--broker", broker, "--db", db, "--client-id", "cli-test", "--listen", "127.0.0.1:0"})
+	root.SetArgs([]string{"fleet", "collect", "--broker", broker, dbFlag, db, "--client-id", "cli-test", "--listen", "127.0.0.1:0"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
@@ -148,7 +170,7 @@ func TestFleetCollectAndReport(t *testing.T) {
 	if !strings.Contains(errb.String(), "stopped: 6 devices; 12 reports received, 6 stored, 6 stale") {
 		t.Errorf("collector summary:\n%s", errb.String())
 	}
-	out, stderr, code = runCLI(t, "fleet", "report", "--db", db, "--json", "--newest", "hi=0.2")
+	out, stderr, code = runCLI(t, "fleet", "report", dbFlag, db, "--json", "--newest", "hi=0.2")
 	if code != 0 {
 		t.Fatalf("report: %d %s", code, stderr)
 	}
@@ -167,7 +189,7 @@ func TestFleetCollectAndReport(t *testing.T) {
 	if len(rep.FailedDevices) != 1 || rep.FailedDevices[0].ID != "lamp3" || rep.FailedDevices[0].Error != sent["lamp3"].Error {
 		t.Errorf("failed: %+v", rep.FailedDevices)
 	}
-	out, _, code = runCLI(t, "fleet", "devices", "--db", db, "--json")
+	out, _, code = runCLI(t, "fleet", "devices", dbFlag, db, "--json")
 	var devs []fleet.Device
 	if err := json.Unmarshal([]byte(out), &devs); err != nil || code != 0 || len(devs) != 6 {
 		t.Fatalf("devices: %d %v\n%s", code, err, out)
@@ -177,21 +199,22 @@ func TestFleetCollectAndReport(t *testing.T) {
 			t.Errorf("%s: got %+v, sent %+v", d.ID, d.State, sent[d.ID])
 		}
 	}
-	out, _, _ = runCLI(t, "fleet", "report", "--db", db, "--newest", "hi=0.2")
+	out, _, _ = runCLI(t, "fleet", "report", dbFlag, db, "--newest", "hi=0.2")
 	for _, line := range []string{"6 devices: 6 online, 0 offline", "hi (newest 0.2): 6 installed, 4 up to date, 2 behind", "  0.1  2  33.3%",
 		"failed (1):", "  lamp3  failed  dpkg: error processing package hi"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("report text lacks %q:\n%s", line, out)
 		}
 	}
-	out, _, _ = runCLI(t, "fleet", "report", "--db", db, "--csv", "--newest", "hi=0.2")
+	out, _, _ = runCLI(t, "fleet", "report", dbFlag, db, "--csv", "--newest", "hi=0.2")
 	if !strings.Contains(out, "package,version,count,share,newest,behind\nhi,0.2,4,0.6667,0.2,false\nhi,0.1,2,0.3333,0.2,true\n") {
 		t.Errorf("csv:\n%s", out)
 	}
-	out, _, _ = runCLI(t, "fleet", "history", "lamp3", "--db", db)
+	out, _, _ = runCLI(t, "fleet", "history", "lamp3", dbFlag, db)
 	for _, line := range []string{"#2  hi 0.2 installed", "#2  update failed (hi=0.3): dpkg: error processing package hi"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("history lacks %q:\n%s", line, out)
 		}
 	}
+	return errb.String()
 }

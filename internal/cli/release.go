@@ -21,6 +21,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/internal/netutil"
 	"github.com/lampi-pkg/lampi-pkg/release"
 	"github.com/lampi-pkg/lampi-pkg/repo"
+	"github.com/lampi-pkg/lampi-pkg/rollout"
 	"github.com/lampi-pkg/lampi-pkg/server/upload"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
@@ -86,6 +87,10 @@ type releaseOptions struct {
 	allowDirty                   bool
 	commit, noCommit, tag, noTag bool
 	dryRun, json                 bool
+	// rollout is --rollout PLAN; fleet is where its start reads the
+	// previous version's numbers.
+	rollout string
+	fleet   rolloutFleet
 }
 
 func newReleaseCmd(env *Env, runF runFunc[releaseOptions]) *cobra.Command {
@@ -165,7 +170,11 @@ distribution the token may upload to.`,
 	f.BoolVar(&o.noTag, "no-tag", false, "do not tag, whatever the configuration says")
 	f.BoolVarP(&o.dryRun, "dry-run", "n", false, "show what would be released; change nothing")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.StringVar(&o.rollout, "rollout", "", "start a rollout with this `PLAN` for every package published (see lampi-pkg rollout --help): published at its first step, the previous version pinned for a revert")
+	f.StringVar(&o.fleet.server, "fleet-server", "", "with --rollout: read the fleet from the fleet API of the running server at `URL` (needed while serve holds the fleet database)")
+	f.StringVar(&o.fleet.db, "fleet-db", "", "with --rollout: the fleet database at `PATH` (default REPO/db/fleet.db)")
 	cmd.MarkFlagsMutuallyExclusive("repo", "to")
+	cmd.MarkFlagsMutuallyExclusive("rollout", "to")
 	cmd.MarkFlagsMutuallyExclusive("commit", "no-commit")
 	cmd.MarkFlagsMutuallyExclusive("tag", "no-tag")
 	return cmd
@@ -186,9 +195,38 @@ func runRelease(ctx context.Context, o *releaseOptions) error {
 		}
 		defer fmt.Fprint(env.Err, "\r\033[K")
 	}
+	var (
+		plan       rollout.Plan
+		fl         rollout.Fleet
+		closeFleet = func() {}
+	)
+	if o.rollout != "" {
+		// The plan and the fleet before anything changes.
+		if plan, err = rollout.ParsePlan(o.rollout); err != nil {
+			return usageErrorf("release: --rollout: %v", err)
+		}
+		if !o.dryRun {
+			if fl, closeFleet, err = o.fleet.open(env, o.repoDir); err != nil {
+				return fmt.Errorf("release: --rollout: %w", err)
+			}
+		}
+		pct := plan.Steps[0].Percent
+		opts.Phase = &pct
+		opts.PinPrevious = func(codename, pkg, version string) string {
+			r := rollout.Rollout{Distribution: codename, Package: pkg, Version: version}
+			return "rollout " + r.Key()
+		}
+	}
+	defer closeFleet()
 	rep, err := release.Run(ctx, opts)
 	if err != nil {
 		return releaseHint(fmt.Errorf("release: %w", err))
+	}
+	var started []*rollout.Rollout
+	if o.rollout != "" && !o.dryRun {
+		if started, err = startReleaseRollouts(ctx, opts.Repo, fl, env, rep, plan); err != nil {
+			return err
+		}
 	}
 	out := env.Out
 	for _, p := range rep.Packages {
@@ -199,10 +237,42 @@ func runRelease(ctx context.Context, o *releaseOptions) error {
 		}
 	}
 	if o.json {
-		return writeJSON(out, rep)
+		if o.rollout == "" {
+			return writeJSON(out, rep)
+		}
+		if started == nil {
+			started = []*rollout.Rollout{}
+		}
+		return writeJSON(out, struct {
+			*release.Report
+			Rollouts []*rollout.Rollout `json:"rollouts"`
+		}{rep, started})
 	}
 	writeReleaseReport(out, rep)
+	for _, r := range started {
+		fmt.Fprintf(out, "rollout %s started at %d%% (previous %s): %s\n", r.Key(), r.Percent(), orNone(r.Previous), r.Plan)
+	}
 	return nil
+}
+
+// startReleaseRollouts records a rollout of each package the release
+// published (already at the plan's first percentage, its previous
+// version pinned, in the release's own publish).
+func startReleaseRollouts(ctx context.Context, rp *repo.Repo, fl rollout.Fleet, env *Env, rep *release.Report, plan rollout.Plan) ([]*rollout.Rollout, error) {
+	c := newRolloutController(rp, fl, env)
+	var out []*rollout.Rollout
+	for _, p := range rep.Packages {
+		if p.Status != release.StatusPublished {
+			continue
+		}
+		r, err := c.Start(ctx, rollout.Rollout{Distribution: rep.Codename, Package: p.Package, Version: p.Version, Previous: p.Previous, Plan: plan})
+		if err != nil {
+			return out, withHint(fmt.Errorf("release: %s %s is published at %d%%, but its rollout did not start: %w", p.Package, p.Version, plan.Steps[0].Percent, repoError(err)),
+				fmt.Sprintf("start it with 'lampi-pkg rollout -b %s start %s %s %s --plan %q'", rp.Base, rep.Codename, p.Package, p.Version, plan.String()))
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // releaseRunOptions checks the flags and turns them into release's
@@ -242,8 +312,8 @@ func releaseRunOptions(ctx context.Context, o *releaseOptions) (release.Options,
 	} else {
 		ro := &repoOptions{basedir: o.repoDir, lockTimeout: o.lockTimeout, waitForLock: -1, export: "changed",
 			byHashKeep: 24 * time.Hour, passphraseFile: o.passphraseFile, set: map[string]bool{"lock-timeout": o.lockTimeoutSet}}
-		// Opened as before: unlike the modifying repo verbs, release does
-		// not check its publish targets before it starts.
+		// Opened as a non-modifying verb: release.Run checks the
+		// publish targets itself before anything changes.
 		rp, err = ro.open(ctx, env, false)
 		if err != nil {
 			return none, fmt.Errorf("release: %w", repoError(err))

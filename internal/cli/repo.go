@@ -30,18 +30,23 @@ type repoOptions struct {
 	export                                 string
 	keepUnreferenced                       bool
 	plainFileIO                            bool
-	verbose                                int
-	silent                                 bool
-	passphraseFile                         string
-	byHashKeep                             time.Duration
-	target                                 targetFlags // repo_target.go
+	// reprepro: the repo command's verbs, which follow reprepro's
+	// version rules unless strict; release and rollout, which open the
+	// repository with options of their own, keep the strict ones.
+	reprepro, strict     bool
+	delete               int
+	verbose, veryVerbose int
+	silent               bool
+	passphraseFile       string
+	byHashKeep           time.Duration
+	target               targetFlags // repo_target.go
 	// set holds the names of the flags above that the command line gave
 	// (nil: none); open lets conf/options decide the others.
 	set map[string]bool
 }
 
 func newRepoCmd(env *Env) *cobra.Command {
-	o := &repoOptions{}
+	o := &repoOptions{reprepro: true}
 	cmd := &cobra.Command{
 		Use:   "repo [-b BASEDIR] VERB …",
 		Short: "Manage a reprepro-compatible apt repository (includedeb, remove, list, export…)",
@@ -58,10 +63,14 @@ apt never sees a half-written repository ("Hash Sum mismatch"). One writer
 at a time: others wait for the lock (up to --lock-timeout); readers (list,
 check) never wait for a whole command.
 
-Differences from reprepro: an older version, or the same version with
-other bytes, is refused with an error (reprepro skips the older one and
-exits 0); Limit: N keeps N versions; Acquire-By-Hash and SHA512 are
-written; listfilter compares Version as dpkg does.`,
+Version rules are reprepro's: an older version is skipped with a note
+and exit 0 (Limit: N keeps N versions, and then an older version that is
+among the N newest is added); copy and move may downgrade. --strict (or
+'strict' in conf/options) keeps lampi-pkg's stricter rules, those of
+'lampi-pkg release' and the upload API: an older version, and a name that
+remove or copy cannot find, fail the command. The same version with other
+bytes is always refused. Differences from reprepro: Acquire-By-Hash and
+SHA512 are written; listfilter compares Version as dpkg does.`,
 		Example: `  lampi-pkg repo init /srv/repo --codename bookworm --suite stable --architectures armhf,arm64 --sign-with signing-key.asc
   lampi-pkg repo -b /srv/repo includedeb bookworm hi_0.2_all.deb
   lampi-pkg repo -b /srv/repo list bookworm
@@ -75,6 +84,10 @@ written; listfilter compares Version as dpkg does.`,
 		newRepoPhaseCmd(env, o, nil), newRepoCheckCmd(env, o, nil), newRepoCheckPoolCmd(env, o, nil),
 		newRepoDumpUnreferencedCmd(env, o, nil), newRepoDeleteUnreferencedCmd(env, o, nil),
 		newRepoCreateSymlinksCmd(env, o, nil), newRepoInitCmd(env, o, nil),
+		newRepoLsCmd(env, o, nil), newRepoListCodenamesCmd(env, o, nil), newRepoMoveCmd(env, o, nil),
+		newRepoPickCmd(env, o, "copymatched", nil), newRepoPickCmd(env, o, "movematched", nil),
+		newRepoPickCmd(env, o, "copyfilter", nil), newRepoPickCmd(env, o, "movefilter", nil),
+		newRepoPickCmd(env, o, "removefilter", nil), newRepoClearVanishedCmd(env, o, nil),
 	)
 	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	return cmd
@@ -99,10 +112,13 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.export, "export", "changed", "when to publish: changed (default) or never (also: lookedat, normal, force as changed)")
 	f.BoolVar(&o.keepUnreferenced, "keepunreferencedfiles", false, "keep pool files nothing needs any more (deleteunreferenced removes them)")
 	f.CountVarP(&o.verbose, "verbose", "v", "say more (repeatable)")
+	f.CountVarP(&o.veryVerbose, "very-verbose", "V", "reprepro's -V: as -v (repeatable)")
 	f.BoolVarP(&o.silent, "silent", "s", false, "print only errors")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+" or a prompt)")
 	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
 	f.BoolVar(&o.plainFileIO, "plain-file-io", false, "read packages and write pool files through ordinary system calls: for a repository or packages on NFS, SMB or FUSE")
+	f.BoolVar(&o.strict, "strict", false, "lampi-pkg's version rules instead of reprepro's: refuse an older version, and a name to remove or copy that is not there (conf/options: strict)")
+	f.CountVar(&o.delete, "delete", "clearvanished: also forget package lists that still hold packages")
 	o.target.flags(f) // publish targets: repo_target.go
 	cmd.PersistentPreRunE = func(verb *cobra.Command, _ []string) error {
 		o.set = nil
@@ -114,6 +130,12 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 				o.set[fl.Name] = true
 			}
 		})
+		o.verbose += o.veryVerbose
+		if o.delete > 0 && verb.Name() != "clearvanished" {
+			// reprepro's --delete also deletes the files includedeb and
+			// include added; lampi-pkg leaves its input alone.
+			return usageErrorf("repo %s: --delete is only implemented for clearvanished; delete the input files yourself", verb.Name())
+		}
 		return nil
 	}
 }
@@ -156,7 +178,7 @@ func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo
 	opts := repo.Options{
 		OutDir: rel(o.outdir), DBDir: rel(o.dbdir), LogDir: rel(o.logdir), KeyDir: rel(o.keydir),
 		Now: env.Now, LockTimeout: timeout, KeepUnreferenced: o.keepUnreferenced, ByHashRetention: o.byHashKeep,
-		PlainFileIO: o.plainFileIO,
+		PlainFileIO: o.plainFileIO, RepreproRules: o.reprepro && !o.strict,
 		Warn: func(msg string) {
 			if !o.silent {
 				fmt.Fprintf(env.Err, "warning: %s\n", msg)
@@ -204,6 +226,9 @@ func (o *repoOptions) applyConf(conf *repo.Config) {
 	if cs.PlainFileIO && !o.set["plain-file-io"] {
 		o.plainFileIO = true
 	}
+	if cs.Strict && !o.set["strict"] {
+		o.strict = true
+	}
 	if cs.WaitForLock != nil && !o.set["waitforlock"] && !o.set["lock-timeout"] {
 		o.waitForLock = *cs.WaitForLock
 	}
@@ -227,14 +252,16 @@ func (o *repoOptions) change(ctx context.Context, env *Env, json bool, do func(r
 	if err != nil {
 		return repoError(err)
 	}
-	return o.printResult(env.Out, res, json)
+	return o.printResult(env, res, json)
 }
 
 // printResult reports a modifying command's changes, one line each.
-func (o *repoOptions) printResult(out io.Writer, res *repo.Result, json bool) error {
+func (o *repoOptions) printResult(env *Env, res *repo.Result, json bool) error {
 	if res == nil {
 		return nil
 	}
+	o.printSkips(env.Err, res)
+	out := env.Out
 	if json {
 		return writeJSON(out, res)
 	}
@@ -259,6 +286,9 @@ func (o *repoOptions) printResult(out io.Writer, res *repo.Result, json bool) er
 			}
 		}
 	}
+	for _, t := range res.Vanished {
+		fmt.Fprintf(w, "forgot vanished package list %s\n", t)
+	}
 	for _, d := range res.Exported {
 		fmt.Fprintf(w, "exported %s\n", d)
 	}
@@ -268,6 +298,23 @@ func (o *repoOptions) printResult(out io.Writer, res *repo.Result, json bool) er
 		}
 	}
 	return nil
+}
+
+// printSkips tells on standard error, in reprepro's words, what a
+// command left alone under reprepro's rules: versions skipped and names
+// not found. Scripts read standard output; these are for people.
+func (o *repoOptions) printSkips(w io.Writer, res *repo.Result) {
+	if o.silent {
+		return
+	}
+	for _, c := range res.Changes {
+		if c.Action == "skip" {
+			fmt.Fprintf(w, "Skipping inclusion of '%s' '%s' in '%s', as it has already '%s'.\n", c.Package, c.Version, c.Target, c.OldVersion)
+		}
+	}
+	if len(res.NotFound) > 0 {
+		fmt.Fprintf(w, "Not found, so nothing done for: %s\n", strings.Join(res.NotFound, ", "))
+	}
 }
 
 // repoError adds a hint to the repository errors users can act on.

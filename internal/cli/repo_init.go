@@ -83,7 +83,7 @@ func runRepoInit(ctx context.Context, o *repoInitOptions) error {
 	if !ro.silent {
 		fmt.Fprintf(o.env.Out, "created %s/conf/distributions\n", o.dir)
 	}
-	return ro.printResult(o.env.Out, res, false)
+	return ro.printResult(o.env, res, false)
 }
 
 // splitList accepts both "a,b" and "a b".

@@ -1,10 +1,16 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
 )
 
 // TestRepoConfOptionsErrors: a conf/options value that does not parse
@@ -53,5 +59,28 @@ func TestRepoFlagsOverConfOptions(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(base, "pub", "dists", "bookworm", "Release")); err != nil {
 		t.Errorf("conf/options outdir +b/pub not applied: %v", err)
+	}
+}
+
+// TestOnlyRepoVerbsFollowReprepro: the repo verbs skip an older version as
+// reprepro does, but release and rollout, which open the repository with
+// repoOptions of their own, keep lampi-pkg's strict rules.
+func TestOnlyRepoVerbsFollowReprepro(t *testing.T) {
+	base, hi1, hi2 := targetRepo(t)
+	if _, errs, code := runEnv(t, nil, "repo", "-b", base, "includedeb", "bookworm", hi2); code != 0 {
+		t.Fatalf("includedeb 0.2: %s", errs)
+	}
+	if _, errs, code := runEnv(t, nil, "repo", "-b", base, "includedeb", "bookworm", hi1); code != 0 || !strings.Contains(errs, "Skipping inclusion of 'hi' '0.1'") {
+		t.Fatalf("repo includedeb 0.1: exit %d\n%s", code, errs)
+	}
+	// As release and rollout open it.
+	env := &Env{Out: io.Discard, Err: io.Discard, Getenv: func(string) string { return "" }, Now: time.Now}
+	ro := &repoOptions{basedir: base, lockTimeout: time.Minute, waitForLock: -1, export: "changed", byHashKeep: time.Hour}
+	r, err := ro.open(context.Background(), env, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.IncludeDeb(context.Background(), "bookworm", []string{hi1}, repo.IncludeOptions{}); !errors.Is(err, repo.ErrOlderVersion) {
+		t.Errorf("release's repository took an older version: %v", err)
 	}
 }

@@ -33,8 +33,11 @@ The component is -C, or guessed from the package's Section as reprepro does
 (the first component otherwise); Architecture: all packages go into every
 architecture of the distribution (or those given with -A). The same file
 again changes nothing; a newer version replaces the older one (Limit: N in
-conf/distributions keeps N versions); an older version, or the same
-version with different bytes, is refused. Every file is checked before
+conf/distributions keeps N versions, Limit: -1 all). An older version is
+skipped with a note on standard error when Limit versions newer than it
+are there, and added otherwise (exit 0), as reprepro does; with --strict
+(or 'strict' in conf/options) any older version is refused. The same
+version with different bytes is refused. Every file is checked before
 anything changes: one bad file leaves the repository untouched.`,
 		Example: `  lampi-pkg repo -b /srv/repo includedeb bookworm hi_0.2_all.deb
   lampi-pkg repo -b /srv/repo -C contrib includedeb bookworm build/*.deb`,
@@ -100,14 +103,18 @@ type repoRemoveOptions struct {
 func newRepoRemoveCmd(env *Env, ro *repoOptions, runF runFunc[repoRemoveOptions]) *cobra.Command {
 	o := &repoRemoveOptions{env: env, repo: ro}
 	cmd := &cobra.Command{
-		Use:   "remove CODENAME PACKAGE…",
-		Short: "Remove packages (every version) from a distribution and publish it",
-		Long: `Remove every version of the named packages from a distribution (limited
-with -C and -A), then publish it and delete the pool files nothing needs
-any more. A name that is not in the distribution fails the command and
-nothing is removed.`,
-		Example: `  lampi-pkg repo -b /srv/repo remove bookworm hi`,
-		Args:    cobra.MinimumNArgs(2),
+		Use:   "remove CODENAME PACKAGE[=VERSION]…",
+		Short: "Remove packages from a distribution and publish it",
+		Long: `Remove packages from a distribution (limited with -C and -A), then publish
+it and delete the pool files nothing needs any more. PACKAGE removes the
+newest version of PACKAGE from each component and architecture,
+PACKAGE=VERSION that version. A name that is not in the distribution is
+reported on standard error and the others are removed (exit 0), as
+reprepro does; with --strict it fails the command and nothing is removed.
+To remove every version, use removefilter 'Package (= NAME)'.`,
+		Example: `  lampi-pkg repo -b /srv/repo remove bookworm hi
+  lampi-pkg repo -b /srv/repo remove bookworm hi=0.1`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.codename, o.packages = args[0], args[1:]
 			return runVerb(cmd, runF, runRepoRemove, o)
@@ -129,18 +136,25 @@ type repoCopyOptions struct {
 	dest, src string
 	packages  []string
 	json      bool
+	// move: the move verb (repo_copymove.go), which removes from SRC
+	// what it copied.
+	move bool
 }
 
 func newRepoCopyCmd(env *Env, ro *repoOptions, runF runFunc[repoCopyOptions]) *cobra.Command {
 	o := &repoCopyOptions{env: env, repo: ro}
 	cmd := &cobra.Command{
-		Use:   "copy DEST-CODENAME SRC-CODENAME PACKAGE…",
+		Use:   "copy DEST-CODENAME SRC-CODENAME PACKAGE[=VERSION]…",
 		Short: "Copy packages from one distribution to another (promote)",
-		Long: `Copy the newest version of each named package from SRC to DEST, verbatim
-and sharing the pool file, into the components and architectures both
-distributions have, then publish DEST. DEST's version rules apply.`,
-		Example: `  lampi-pkg repo -b /srv/repo copy bookworm bookworm-testing hi`,
-		Args:    cobra.MinimumNArgs(3),
+		Long: `Copy packages from SRC to DEST, verbatim and sharing the pool file, into the
+components and architectures both distributions have, then publish DEST.
+PACKAGE copies its newest version, PACKAGE=VERSION that version. DEST's
+Limit applies; an older version replaces a newer one there, as reprepro
+does (with --strict it is refused). A name not in SRC is reported on
+standard error (with --strict it fails the command).`,
+		Example: `  lampi-pkg repo -b /srv/repo copy bookworm bookworm-testing hi
+  lampi-pkg repo -b /srv/repo copy bookworm bookworm-testing hi=0.2`,
+		Args: cobra.MinimumNArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.dest, o.src, o.packages = args[0], args[1], args[2:]
 			return runVerb(cmd, runF, runRepoCopy, o)
@@ -152,6 +166,9 @@ distributions have, then publish DEST. DEST's version rules apply.`,
 
 func runRepoCopy(ctx context.Context, o *repoCopyOptions) error {
 	return o.repo.change(ctx, o.env, o.json, func(r *repo.Repo) (*repo.Result, error) {
+		if o.move {
+			return r.Move(ctx, o.dest, o.src, o.repo.selection(), o.packages)
+		}
 		return r.Copy(ctx, o.dest, o.src, o.repo.selection(), o.packages)
 	})
 }

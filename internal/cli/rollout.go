@@ -2,16 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
-	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/rollout"
+	"github.com/lampi-pkg/lampi-pkg/server"
 )
 
 func newRolloutCmd(env *Env) *cobra.Command {
@@ -37,6 +39,11 @@ step by step, and moves on only while the fleet's reports stay healthy:
 repository served statically (a directory, S3), run "rollout tick" from
 cron. Rollouts, their decisions and the controller's lease are kept in
 BASEDIR/db/rollouts.db. A rollout is named CODENAME/PACKAGE/VERSION.
+"lampi-pkg release --rollout PLAN" releases and starts one in one step.
+
+With --server URL and a token of scope rollouts (--token-file F or
+$LAMPI_TOKEN), start, status, pause, resume, abort and revert act on the
+running server through its rollout API instead of the local files.
 
 A plan is a preset (default, quick) or steps PERCENT[%][:SOAK][/DEVICES]
 separated by commas, then rules: max-failed=5% max-failed-ratio=2
@@ -46,6 +53,7 @@ max-stuck=25% auto-revert (these are the defaults, auto-revert off).`,
   lampi-pkg rollout -b /srv/repo status
   lampi-pkg rollout -b /srv/repo abort bookworm/hi/1.4.1 --reason "lamps flicker"
   lampi-pkg rollout -b /srv/repo revert bookworm/hi/1.4.1
+  lampi-pkg rollout abort bookworm/hi/1.4.1 --server https://repo.example.org --token-file ops.token
   */5 * * * *  lampi-pkg rollout -b /srv/repo tick --server http://127.0.0.1:8080`,
 	}
 	ro.flags(cmd)
@@ -62,7 +70,8 @@ type rolloutFleet struct{ fleetSource }
 
 func (f *rolloutFleet) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "read the fleet from the fleet API of a running server at `URL` (needed while serve holds the fleet database)")
-	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` (default BASEDIR/db/fleet.db, when no --server)")
+	cmd.Flags().StringVar(&f.db, "db", "", "read the fleet database at `PATH` or postgres:// URL (default BASEDIR/db/fleet.db, when no --server)")
+	fleetDBAlias(cmd, &f.db)
 }
 
 // open returns the fleet the flags name: the database counts a version
@@ -75,7 +84,7 @@ func (f *rolloutFleet) open(env *Env, base string) (rollout.Fleet, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	if s, ok := rd.(*fleet.Store); ok {
+	if s, ok := rd.(rollout.Fleet); ok { // a database counts a version itself
 		return s, closeFleet, nil
 	}
 	return rollout.ReaderFleet{Reader: rd}, closeFleet, nil
@@ -88,6 +97,12 @@ func rolloutController(ctx context.Context, env *Env, ro *repoOptions, fl rollou
 	if err != nil {
 		return nil, err
 	}
+	return newRolloutController(r, fl, env), nil
+}
+
+// newRolloutController is the controller of the command line over the
+// repository r.
+func newRolloutController(r *repo.Repo, fl rollout.Fleet, env *Env) *rollout.Controller {
 	host, _ := os.Hostname()
 	return &rollout.Controller{
 		Store:     &rollout.BoltStore{Path: repo.Layout{Base: r.Base}.Rollouts()},
@@ -96,13 +111,14 @@ func rolloutController(ctx context.Context, env *Env, ro *repoOptions, fl rollou
 		Holder:    fmt.Sprintf("%s/%d (rollout tick)", host, os.Getpid()),
 		LeaseTTL:  2 * time.Minute,
 		Now:       env.Now,
-	}, nil
+	}
 }
 
 type rolloutStartOptions struct {
 	env                    *Env
 	repo                   *repoOptions
 	fleet                  rolloutFleet
+	api                    apiAccess // server: fleet.server
 	codename, pkg, version string
 	plan, previous         string
 	json                   bool
@@ -128,6 +144,7 @@ relative stop rule.`,
 	cmd.Flags().StringVar(&o.previous, "previous", "", "the last good `VERSION`, what a revert publishes again (default: the newest published below VERSION)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the rollout as JSON")
 	o.fleet.flags(cmd)
+	o.api.tokenFlags(cmd)
 	return cmd
 }
 
@@ -138,6 +155,17 @@ func runRolloutStart(ctx context.Context, o *rolloutStartOptions) error {
 	}
 	if _, err := deb.ParseVersion(o.version); err != nil {
 		return usageErrorf("rollout start: %v", err)
+	}
+	o.api.server = o.fleet.server
+	if c, err := o.api.rolloutClient(o.env, false); err != nil || c != nil {
+		if err != nil {
+			return err
+		}
+		r, err := c.Start(ctx, rollout.StartRequest{Distribution: o.codename, Package: o.pkg, Version: o.version, Previous: o.previous, Plan: o.plan})
+		if err != nil {
+			return rolloutAPIError(o.api.server, err)
+		}
+		return printStarted(o.env, r, o.json)
 	}
 	fl, closeFleet, err := o.fleet.open(o.env, o.repo.basedirOr(o.env))
 	if err != nil {
@@ -154,21 +182,80 @@ func runRolloutStart(ctx context.Context, o *rolloutStartOptions) error {
 		if err != nil {
 			return repoError(err)
 		}
-		for _, v := range have {
-			if deb.CompareLoose(v, o.version) < 0 && (prev == "" || deb.CompareLoose(v, prev) > 0) {
-				prev = v
-			}
-		}
+		prev = rollout.PreviousVersion(have, o.version)
 	}
 	r, err := c.Start(ctx, rollout.Rollout{Distribution: o.codename, Package: o.pkg, Version: o.version, Previous: prev, Plan: plan})
 	if err != nil {
 		return repoError(err)
 	}
-	if o.json {
-		return writeJSON(o.env.Out, r)
+	return printStarted(o.env, r, o.json)
+}
+
+func printStarted(env *Env, r *rollout.Rollout, asJSON bool) error {
+	if asJSON {
+		return writeJSON(env.Out, r)
 	}
-	fmt.Fprintf(o.env.Out, "started %s at %d%% (previous %s): %s\n", r.Key(), r.Percent(), orNone(r.Previous), r.Plan)
+	fmt.Fprintf(env.Out, "started %s at %d%% (previous %s): %s\n", r.Key(), r.Percent(), orNone(r.Previous), r.Plan)
 	return nil
+}
+
+// tokenFlags binds --token-file and --ca; --server is the verb's own.
+func (a *apiAccess) tokenFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.tokenFile, "token-file", "", "with --server: manage the rollout through the server's rollout API with the token in `FILE` (scope "+server.ScopeRollouts+"; default $"+TokenEnv+")")
+	cmd.Flags().StringVar(&a.ca, "ca", "", "trust the CA certificates in `FILE` (PEM) for an https --server")
+}
+
+// flags binds --server, --token-file and --ca of the verbs that manage
+// rollouts through a running server's rollout API.
+func (a *apiAccess) rolloutFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.server, "server", "", "manage the rollouts of the running 'lampi-pkg serve' at `URL` through its rollout API (a token with scope "+server.ScopeRollouts+")")
+	a.tokenFlags(cmd)
+}
+
+// rolloutClient is the rollout API's client when --server is given with
+// a token (required: without one it is an error; else, for start and
+// its fleet-reading --server, nil), nil without --server.
+func (a *apiAccess) rolloutClient(env *Env, required bool) (*rollout.Client, error) {
+	if a.server == "" {
+		if a.tokenFile != "" || a.ca != "" {
+			return nil, usageErrorf("rollout: --token-file and --ca go with --server")
+		}
+		return nil, nil
+	}
+	if !required {
+		tok, err := a.token(env, "rollout", server.ScopeRollouts)
+		if err != nil || tok == "" {
+			return nil, err
+		}
+	}
+	token, hc, err := a.client(env, "rollout", server.ScopeRollouts)
+	if err != nil {
+		return nil, err
+	}
+	return &rollout.Client{Base: a.server, Token: token, HTTP: hc}, nil
+}
+
+// rolloutAPIError adds a true hint to a refusal of a server's rollout API.
+func rolloutAPIError(serverURL string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *rollout.APIError
+	if !errors.As(err, &ae) {
+		return withHint(fmt.Errorf("rollout: %w", err), "is 'lampi-pkg serve' running at "+serverURL+"? check --server")
+	}
+	err = fmt.Errorf("rollout: %s: %w", serverURL, err)
+	switch {
+	case ae.Status == http.StatusUnauthorized:
+		return withHint(err, "the server does not know the token: check --token-file/$"+TokenEnv+", or create one on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeRollouts+"'")
+	case ae.Code == "revoked":
+		return withHint(err, "the token was revoked: create a new one with 'lampi-pkg token create --scope "+server.ScopeRollouts+"'")
+	case ae.Code == "forbidden":
+		return withHint(err, "upload and device tokens cannot manage rollouts: use a token created with --scope "+server.ScopeRollouts)
+	case ae.Status == http.StatusNotFound && ae.Code != "not_found":
+		return withHint(err, "the server has no rollout API: is it 'lampi-pkg serve' with its fleet side on (not --no-fleet)?")
+	}
+	return err
 }
 
 func orNone(s string) string {
@@ -181,6 +268,7 @@ func orNone(s string) string {
 type rolloutStatusOptions struct {
 	env  *Env
 	repo *repoOptions
+	api  apiAccess
 	key  string
 	json bool
 }
@@ -199,13 +287,24 @@ func newRolloutStatusCmd(env *Env, ro *repoOptions, runF runFunc[rolloutStatusOp
 		},
 	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	o.api.rolloutFlags(cmd)
 	return cmd
 }
 
 func runRolloutStatus(ctx context.Context, o *rolloutStatusOptions) error {
+	cl, err := o.api.rolloutClient(o.env, true)
+	if err != nil {
+		return err
+	}
 	st := &rollout.BoltStore{Path: repo.Layout{Base: o.repo.basedirOr(o.env)}.Rollouts()}
 	if o.key == "" {
-		list, err := st.List(ctx)
+		var list []rollout.Rollout
+		if cl != nil {
+			list, err = cl.List(ctx)
+			err = rolloutAPIError(o.api.server, err)
+		} else {
+			list, err = st.List(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -224,19 +323,20 @@ func runRolloutStatus(ctx context.Context, o *rolloutStatusOptions) error {
 		}
 		return w.Flush()
 	}
-	r, err := st.Get(ctx, o.key)
-	if err != nil {
-		return withHint(err, "list the rollouts with lampi-pkg rollout status")
+	var status *rollout.Status
+	if cl != nil {
+		if status, err = cl.Status(ctx, o.key); err != nil {
+			return rolloutAPIError(o.api.server, err)
+		}
+	} else {
+		c := rollout.Controller{Store: st}
+		if status, err = c.Status(ctx, o.key); err != nil {
+			return withHint(err, "list the rollouts with lampi-pkg rollout status")
+		}
 	}
-	log, err := st.Log(ctx, o.key)
-	if err != nil {
-		return err
-	}
+	r, log := status.Rollout, status.Decisions
 	if o.json {
-		return writeJSON(o.env.Out, struct {
-			*rollout.Rollout
-			Decisions []rollout.Decision `json:"decisions"`
-		}{r, log})
+		return writeJSON(o.env.Out, status)
 	}
 	fmt.Fprintf(o.env.Out, "%s: %s at %d%%, step %d of %d, plan %s\n", r.Key(), r.State, r.Percent(), r.Step+1, len(r.Plan.Steps), r.Plan)
 	w := newTable(o.env.Out)
@@ -251,6 +351,7 @@ func runRolloutStatus(ctx context.Context, o *rolloutStatusOptions) error {
 type rolloutChangeOptions struct {
 	env    *Env
 	repo   *repoOptions
+	api    apiAccess
 	action string
 	key    string
 	reason string
@@ -277,20 +378,28 @@ func newRolloutChangeCmd(env *Env, ro *repoOptions, action string, runF runFunc[
 	}
 	cmd.Flags().StringVar(&o.reason, "reason", "by hand", "why, for the audit log")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the rollout as JSON")
+	o.api.rolloutFlags(cmd)
 	return cmd
 }
 
 func runRolloutChange(ctx context.Context, o *rolloutChangeOptions) error {
-	c, err := rolloutController(ctx, o.env, o.repo, nil)
+	cl, err := o.api.rolloutClient(o.env, true)
 	if err != nil {
 		return err
 	}
-	do := map[string]func(context.Context, string, string) (*rollout.Rollout, error){
-		"pause": c.Pause, "resume": c.Resume, "abort": c.Abort, "revert": c.Revert,
-	}[o.action]
-	r, err := do(ctx, o.key, o.reason)
-	if err != nil {
-		return withHint(repoError(err), "see lampi-pkg rollout status "+o.key)
+	var r *rollout.Rollout
+	if cl != nil {
+		if r, err = cl.Change(ctx, o.action, o.key, o.reason); err != nil {
+			return withHint(rolloutAPIError(o.api.server, err), "see lampi-pkg rollout status "+o.key+" --server "+o.api.server)
+		}
+	} else {
+		c, err := rolloutController(ctx, o.env, o.repo, nil)
+		if err != nil {
+			return err
+		}
+		if r, err = c.Action(o.action)(ctx, o.key, o.reason); err != nil {
+			return withHint(repoError(err), "see lampi-pkg rollout status "+o.key)
+		}
 	}
 	if o.json {
 		return writeJSON(o.env.Out, r)

@@ -38,6 +38,7 @@ type serveOptions struct {
 	cpuProfile                               string
 	renewInterval                            time.Duration
 	rolloutInterval                          time.Duration
+	rolloutWebhook, rolloutWebhookFile       string
 	maxConns, maxConnsPerIP                  int
 	maxConnsSet                              bool // --max-conns given (else it follows the open-file limit)
 	maxValidations                           int
@@ -108,6 +109,8 @@ SIGINT or SIGTERM stop the server gracefully.`,
 	f.StringVar(&o.addrFile, "addr-file", "", "write the address actually listened on to this file (for --listen 127.0.0.1:0)")
 	f.DurationVar(&o.renewInterval, "renew-interval", 10*time.Minute, "how often to check whether Release files need re-signing before Valid-Until (0: never)")
 	f.DurationVar(&o.rolloutInterval, "rollout-interval", time.Minute, "how often the rollout controller walks the running rollouts on the fleet's reports (0: never; needs the fleet side)")
+	f.StringVar(&o.rolloutWebhook, "rollout-webhook", "", "`URL` (http or https) that gets a JSON POST when a rollout halts, completes or is reverted (only its scheme and host are logged)")
+	f.StringVar(&o.rolloutWebhookFile, "rollout-webhook-file", "", "read the --rollout-webhook URL from this `file` (keeps a secret in the URL out of the process list)")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns, "most connections open at once, 0 for no limit (lowered to half the open-file limit unless given)")
 	f.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerAddr, "most connections open at once from one client address (IPv6: one /64), 0 for no limit; raise it behind a proxy")
 	f.IntVar(&o.maxValidations, "max-validations", server.DefaultMaxValidations, "most uploads checked at once; each check's memory is bounded by --max-control-size (0: the default)")
@@ -166,6 +169,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		// The controller decides on the fleet's reports: with --no-fleet
 		// there are none, and it does not run.
 		cfg.RolloutInterval = o.rolloutInterval
+	}
+	if cfg.RolloutWebhook, err = o.webhookURL(); err != nil {
+		return err
 	}
 	srv, err := updateserver.New(cfg)
 	if err != nil {
@@ -418,4 +424,24 @@ func openAccessLog(env *Env, where string) (io.Writer, func(), error) {
 			file.Close()
 		}
 	}, nil
+}
+
+// webhookURL is --rollout-webhook, or the first line of
+// --rollout-webhook-file; the errors never quote the URL.
+func (o *serveOptions) webhookURL() (string, error) {
+	if o.rolloutWebhookFile == "" {
+		return o.rolloutWebhook, nil
+	}
+	if o.rolloutWebhook != "" {
+		return "", usageErrorf("serve: give --rollout-webhook or --rollout-webhook-file, not both")
+	}
+	b, err := os.ReadFile(o.rolloutWebhookFile)
+	if err != nil {
+		return "", fmt.Errorf("serve: --rollout-webhook-file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", usageErrorf("serve: --rollout-webhook-file %s is empty; put the webhook's URL on its first line", o.rolloutWebhookFile)
+	}
+	return line, nil
 }

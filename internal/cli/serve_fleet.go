@@ -35,7 +35,7 @@ type serveFleetOptions struct {
 func (o *serveFleetOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.BoolVar(&o.disabled, "no-fleet", false, "serve the repository only: no MQTT broker, collector or dashboard")
-	f.StringVar(&o.db, "fleet-db", "", "fleet database `PATH` (default REPO/db/fleet.db)")
+	f.StringVar(&o.db, "fleet-db", "", "fleet database `PATH` (default REPO/db/fleet.db), or a postgres://user@host/db URL shared with other servers and collectors")
 	f.StringVar(&o.broker, "broker", "", "collect from an external MQTT broker at `URL` (mqtt:// or mqtts://) instead of the embedded one")
 	f.StringVar(&o.mqttListen, "mqtt-listen", fleet.DefaultBrokerAddr, "address of the embedded MQTT broker")
 	f.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "let MQTT clients without credentials connect to the embedded broker (no topic restrictions)")

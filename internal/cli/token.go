@@ -28,7 +28,9 @@ func newTokenCmd(env *Env) *cobra.Command {
 (POST /api/v1/repos/CODENAME/packages with "Authorization: Bearer TOKEN").
 A token has scopes: upload:CODENAME, upload:SUITE or upload:* (every
 distribution), and devices (issue, list and revoke the devices' MQTT
-credentials on a running server: lampi-pkg device … --server URL). Only a SHA-256 of each token is stored, in REPO/db/tokens.db
+credentials on a running server: lampi-pkg device … --server URL), and
+rollouts (start, pause, abort, revert rollouts on a running server:
+lampi-pkg rollout … --server URL). Only a SHA-256 of each token is stored, in REPO/db/tokens.db
 (or --tokens FILE); the token itself is printed once, by "token create".
 Tokens take effect at once, also on a running server.`,
 	}
@@ -78,7 +80,7 @@ in your CI's secret store or a file only the uploader can read.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerb(cmd, runF, runTokenCreate, o) },
 	}
 	cmd.Flags().StringVar(&o.name, "name", "", "name of the token (who uses it, e.g. ci)")
-	cmd.Flags().StringArrayVar(&o.scopes, "scope", nil, "upload:CODENAME, upload:SUITE, upload:* or devices (repeatable)")
+	cmd.Flags().StringArrayVar(&o.scopes, "scope", nil, "upload:CODENAME, upload:SUITE, upload:*, devices or rollouts (repeatable)")
 	return cmd
 }
 

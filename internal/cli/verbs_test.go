@@ -58,7 +58,7 @@ func TestUnknownVerbSuggestion(t *testing.T) {
 	if code := Main([]string{"repo", "lst"}, env); code != ExitUsage {
 		t.Fatalf("exit %d", code)
 	}
-	if !strings.Contains(errb.String(), "did you mean list?") {
+	if !strings.Contains(errb.String(), "did you mean list or ls?") {
 		t.Errorf("stderr %q: no suggestion", errb.String())
 	}
 }

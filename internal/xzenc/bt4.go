@@ -67,12 +67,14 @@ func newBT4(buf []byte, window, nice, depth int) *bt4 {
 	}
 }
 
+//go:norace
 func hash4(b []byte, mask uint32) uint32 {
 	b = b[:4]
 	t := crcTable[b[0]] ^ uint32(b[1]) ^ uint32(b[2])<<8
 	return (t ^ crcTable[b[3]]<<5) & mask
 }
 
+//go:norace
 func hash23(b []byte) (h2, h3 uint32) {
 	b = b[:3]
 	t := crcTable[b[0]] ^ uint32(b[1])
@@ -81,6 +83,8 @@ func hash23(b []byte) (h2, h3 uint32) {
 
 // matchLen returns how many bytes at a and b agree, from n up to limit,
 // comparing eight at a time.
+//
+//go:norace
 func matchLen(buf []byte, a, b, n, limit int) int {
 	x, y := buf[a:a+limit], buf[b:b+limit]
 	for n+8 <= limit {
@@ -99,6 +103,8 @@ func matchLen(buf []byte, a, b, n, limit int) int {
 // tree and appends to out the matches longer than 3 bytes found on the
 // way, of increasing length; the longest, when it reaches nice, is
 // extended up to maxMatchLen.
+//
+//go:norace
 func (f *bt4) insert(out []match, pos int, h, next uint32) []match {
 	limit := min(len(f.buf)-pos, f.nice)
 	cur := uint32(pos) + f.offset
@@ -114,6 +120,8 @@ func (f *bt4) insert(out []match, pos int, h, next uint32) []match {
 
 // tree walks the binary tree from the node next, re-rooting it at pos,
 // and appends every match longer than the last one found.
+//
+//go:norace
 func (f *bt4) tree(out []match, pos int, cur, next uint32, limit int) []match {
 	son, buf, cyclic, lim := f.son, f.buf, f.cyclic, f.limit
 	cp := (cur - f.offset) % cyclic

@@ -143,6 +143,8 @@ func (f *finder) fill(scanned <-chan *window) {
 // long repeats: a position where the repeat just left or the longest short
 // match goes on for nice bytes or more starts a repeat, and the positions
 // after it, up to its end, are left out of the trees.
+//
+//go:norace
 func (f *finder) scan(w *window) {
 	buf, lim, nice := f.buf, f.bt.limit, f.bt.nice
 	h2t, h3t := &f.h2t, f.h3t
@@ -190,6 +192,8 @@ func (f *finder) scan(w *window) {
 // (limit = nice bytes ahead are there): the last one's distance and the
 // longest short match are tried (a table of longer hashes found a few
 // more, for a cache miss a position: no faster).
+//
+//go:norace
 func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 	nice := f.bt.nice
 	if limit < nice {
@@ -211,6 +215,8 @@ func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 }
 
 // work inserts the window's positions of worker k's buckets.
+//
+//go:norace
 func (f *finder) work(w *window, k int) {
 	buf, bt := f.buf, f.bt
 	flat := w.flat[k][:0]

@@ -83,6 +83,7 @@ func encodeLZMA2(out, buf []byte, o Options) []byte {
 	return out
 }
 
+//go:norace
 func encodeLiteralAt(m *model, rc *rangeEncoder, buf []byte, pos int) {
 	var prev, mb byte
 	if pos > 0 {
@@ -97,6 +98,8 @@ func encodeLiteralAt(m *model, rc *rangeEncoder, buf []byte, pos int) {
 // encodeDistance codes l bytes at distance dist+1: as a rep when the
 // model has that distance, else as a match (a single byte not at rep 0
 // as a literal).
+//
+//go:norace
 func encodeDistance(m *model, rc *rangeEncoder, buf []byte, pos int, dist, l uint32) {
 	for i := uint32(0); i < 4; i++ {
 		if m.reps[i] == dist && (l > 1 || i == 0) {

@@ -32,6 +32,7 @@ const (
 	lenPriceEvery  = 64         // lengths between refreshes of a length price table
 )
 
+//go:norace
 func updateLiteral(s uint8) uint8 {
 	switch {
 	case s < 4:
@@ -42,6 +43,7 @@ func updateLiteral(s uint8) uint8 {
 	return s - 6
 }
 
+//go:norace
 func updateMatch(s uint8) uint8 {
 	if s < 7 {
 		return 7
@@ -49,6 +51,7 @@ func updateMatch(s uint8) uint8 {
 	return 10
 }
 
+//go:norace
 func updateLongRep(s uint8) uint8 {
 	if s < 7 {
 		return 8
@@ -56,6 +59,7 @@ func updateLongRep(s uint8) uint8 {
 	return 11
 }
 
+//go:norace
 func updateShortRep(s uint8) uint8 {
 	if s < 7 {
 		return 9
@@ -63,6 +67,7 @@ func updateShortRep(s uint8) uint8 {
 	return 11
 }
 
+//go:norace
 func distSlot(dist uint32) uint32 {
 	if dist < startPosModel {
 		return dist
@@ -82,6 +87,7 @@ type lengthCoder struct {
 	tableSize       int
 }
 
+//go:norace
 func (c *lengthCoder) reset(tableSize int) {
 	c.choice, c.choice2 = probInit, probInit
 	for ps := range c.low {
@@ -98,6 +104,7 @@ func (c *lengthCoder) reset(tableSize int) {
 	}
 }
 
+//go:norace
 func (c *lengthCoder) encode(e *rangeEncoder, l uint32, ps int) {
 	l -= minMatchLen
 	switch {
@@ -119,6 +126,7 @@ func (c *lengthCoder) encode(e *rangeEncoder, l uint32, ps int) {
 	}
 }
 
+//go:norace
 func (c *lengthCoder) updatePrices(ps int) {
 	a0, a1 := price0(c.choice), price1(c.choice)
 	b0, b1 := a1+price0(c.choice2), a1+price1(c.choice2)
@@ -136,6 +144,7 @@ func (c *lengthCoder) updatePrices(ps int) {
 	c.counters[ps] = lenPriceEvery
 }
 
+//go:norace
 func (c *lengthCoder) price(l uint32, ps int) uint32 { return c.prices[ps][l-minMatchLen] }
 
 // model is the state of an LZMA encoder between symbols.
@@ -164,6 +173,7 @@ type model struct {
 	niceLen     int
 }
 
+//go:norace
 func (m *model) reset() {
 	m.state, m.reps = 0, [4]uint32{}
 	fill := func(p []prob) {
@@ -191,6 +201,7 @@ func (m *model) reset() {
 	m.updateAlignPrices()
 }
 
+//go:norace
 func (m *model) literalProbs(prevByte byte) []prob {
 	i := int(prevByte>>(8-lc)) * literalCoder
 	return m.literal[i : i+literalCoder]
@@ -198,6 +209,8 @@ func (m *model) literalProbs(prevByte byte) []prob {
 
 // encodeLiteral codes b after prevByte; matchByte is the byte at rep0,
 // used when the previous symbol was a match.
+//
+//go:norace
 func (m *model) encodeLiteral(e *rangeEncoder, pos int, b, prevByte, matchByte byte) {
 	ps := pos & pbMask
 	e.bit(&m.isMatch[m.state][ps], 0)
@@ -225,6 +238,8 @@ func (m *model) encodeLiteral(e *rangeEncoder, pos int, b, prevByte, matchByte b
 }
 
 // literalPrice is the price of b as the next literal in state s.
+//
+//go:norace
 func (m *model) literalPrice(s uint8, b, prevByte, matchByte byte) uint32 {
 	probs := m.literalProbs(prevByte)
 	if s < 7 {
@@ -250,6 +265,8 @@ func (m *model) literalPrice(s uint8, b, prevByte, matchByte byte) uint32 {
 }
 
 // encodeMatch codes a match of length l at distance dist+1.
+//
+//go:norace
 func (m *model) encodeMatch(e *rangeEncoder, pos int, dist, l uint32) {
 	ps := pos & pbMask
 	e.bit(&m.isMatch[m.state][ps], 1)
@@ -283,6 +300,8 @@ func (m *model) encodeMatch(e *rangeEncoder, pos int, dist, l uint32) {
 
 // encodeRep codes a match of length l at reps[i]; l == 1 with i == 0 is
 // a "short rep" (one byte at rep0).
+//
+//go:norace
 func (m *model) encodeRep(e *rangeEncoder, pos int, i, l uint32) {
 	ps := pos & pbMask
 	s := m.state
@@ -312,12 +331,15 @@ func (m *model) encodeRep(e *rangeEncoder, pos int, i, l uint32) {
 	m.state = updateLongRep(s)
 }
 
+//go:norace
 func (m *model) shortRepPrice(s uint8, ps int) uint32 {
 	return price0(m.isRepG0[s]) + price0(m.isRep0Long[s][ps])
 }
 
 // repPrice is the price of choosing rep i (without isMatch, isRep and the
 // length) for a long rep match.
+//
+//go:norace
 func (m *model) repPrice(i uint32, s uint8, ps int) uint32 {
 	if i == 0 {
 		return price0(m.isRepG0[s]) + price1(m.isRep0Long[s][ps])
@@ -329,6 +351,7 @@ func (m *model) repPrice(i uint32, s uint8, ps int) uint32 {
 	return p + price1(m.isRepG1[s]) + priceBit(m.isRepG2[s], i-2)
 }
 
+//go:norace
 func (m *model) distPrice(dist, l uint32) uint32 {
 	ls := min(l-minMatchLen, distStates-1)
 	if dist < fullDistances {
@@ -337,6 +360,7 @@ func (m *model) distPrice(dist, l uint32) uint32 {
 	return m.slotPrices[ls][distSlot(dist)] + m.alignPrices[dist&(alignSize-1)]
 }
 
+//go:norace
 func (m *model) updateDistPrices() {
 	m.matchCount = 0
 	for ls := 0; ls < distStates; ls++ {
@@ -360,6 +384,7 @@ func (m *model) updateDistPrices() {
 	}
 }
 
+//go:norace
 func (m *model) updateAlignPrices() {
 	m.alignCount = 0
 	for i := uint32(0); i < alignSize; i++ {

@@ -28,6 +28,8 @@ var probPrices = func() (t [1 << (probBits - 4)]uint32) {
 // log2x16 is floor(16·log2(v)) for 1 ≤ v < 1<<16: the integer part from the top
 // bit, four fractional bits by squaring the mantissa (a bit is set each
 // time the square reaches 2).
+//
+//go:norace
 func log2x16(v uint32) uint32 {
 	n := uint32(bits.Len32(v)) - 1
 	x := uint64(v) << (16 - n) // mantissa in [1, 2) as Q16
@@ -43,8 +45,13 @@ func log2x16(v uint32) uint32 {
 	return n<<priceShift | frac
 }
 
+//go:norace
 func price0(p prob) uint32 { return probPrices[p>>4] }
+
+//go:norace
 func price1(p prob) uint32 { return probPrices[((1<<probBits)-p)>>4] }
+
+//go:norace
 func priceBit(p prob, bit uint32) uint32 {
 	if bit == 0 {
 		return price0(p)
@@ -61,11 +68,13 @@ type rangeEncoder struct {
 	out       []byte
 }
 
+//go:norace
 func (e *rangeEncoder) reset() {
 	e.low, e.rng, e.cache, e.cacheSize = 0, 0xFFFFFFFF, 0, 1
 	e.out = e.out[:0]
 }
 
+//go:norace
 func (e *rangeEncoder) shiftLow() {
 	if uint32(e.low) < 0xFF000000 || e.low>>32 != 0 {
 		carry := byte(e.low >> 32)
@@ -84,6 +93,7 @@ func (e *rangeEncoder) shiftLow() {
 	e.low = (e.low & 0x00FFFFFF) << 8
 }
 
+//go:norace
 func (e *rangeEncoder) bit(p *prob, bit uint32) {
 	bound := (e.rng >> probBits) * uint32(*p)
 	if bit == 0 {
@@ -101,6 +111,8 @@ func (e *rangeEncoder) bit(p *prob, bit uint32) {
 }
 
 // direct writes the n low bits of v, high bit first, at probability 1/2.
+//
+//go:norace
 func (e *rangeEncoder) direct(v uint32, n int) {
 	for i := n - 1; i >= 0; i-- {
 		e.rng >>= 1
@@ -114,6 +126,7 @@ func (e *rangeEncoder) direct(v uint32, n int) {
 	}
 }
 
+//go:norace
 func (e *rangeEncoder) flush() {
 	for i := 0; i < 5; i++ {
 		e.shiftLow()
@@ -121,9 +134,13 @@ func (e *rangeEncoder) flush() {
 }
 
 // pending is the number of bytes the coder will have written after flush.
+//
+//go:norace
 func (e *rangeEncoder) pending() int { return len(e.out) + e.cacheSize + 4 }
 
 // treeEncode codes the n-bit symbol high bit first through probs[1:].
+//
+//go:norace
 func (e *rangeEncoder) tree(probs []prob, n int, sym uint32) {
 	m := uint32(1)
 	for i := n - 1; i >= 0; i-- {
@@ -134,6 +151,8 @@ func (e *rangeEncoder) tree(probs []prob, n int, sym uint32) {
 }
 
 // reverseTree codes the n-bit symbol low bit first through probs[1:].
+//
+//go:norace
 func (e *rangeEncoder) reverseTree(probs []prob, n int, sym uint32) {
 	m := uint32(1)
 	for i := 0; i < n; i++ {
@@ -144,6 +163,7 @@ func (e *rangeEncoder) reverseTree(probs []prob, n int, sym uint32) {
 	}
 }
 
+//go:norace
 func treePrice(probs []prob, n int, sym uint32) uint32 {
 	var price uint32
 	m := uint32(1)
@@ -155,6 +175,7 @@ func treePrice(probs []prob, n int, sym uint32) uint32 {
 	return price
 }
 
+//go:norace
 func reverseTreePrice(probs []prob, n int, sym uint32) uint32 {
 	var price uint32
 	m := uint32(1)

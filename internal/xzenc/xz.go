@@ -18,6 +18,16 @@
 // The input is held whole in memory, with 8 bytes of tree per byte of
 // window: callers cut large inputs into blocks (as "xz -T" does). Only
 // lc=3, lp=0, pb=2 (xz's defaults) are written.
+//
+// The compute loops — the match finder's scan and tree insertion, the
+// parser, the model's prices and the range coder — are marked
+// //go:norace: under the race detector they would run 25–40 times slower
+// (every test that builds an xz .deb with -race paid for it), and the race
+// detector does not watch the memory they touch. What hands data between
+// goroutines (the finder's windows and channels, Compress) stays
+// instrumented, and TestWorkersDoNotChangeOutput checks that any number of
+// workers writes the same bytes. A change to how the workers share the
+// trees needs a run with the directives removed.
 package xzenc
 
 import (

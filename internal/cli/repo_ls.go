@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
+)
+
+// The read-only verbs that look across distributions: ls and
+// _listcodenames. Scripts capture their standard output, so it carries
+// exactly reprepro's lines and nothing else.
+
+type repoLsOptions struct {
+	env  *Env
+	repo *repoOptions
+	pkg  string
+	json bool
+}
+
+func newRepoLsCmd(env *Env, ro *repoOptions, runF runFunc[repoLsOptions]) *cobra.Command {
+	o := &repoLsOptions{env: env, repo: ro}
+	cmd := &cobra.Command{
+		Use:   "ls PACKAGE",
+		Short: "Show every version of a package in every distribution",
+		Long: `Show every version of PACKAGE in every distribution (limited with -C and
+-A), one line per version and distribution, as reprepro prints them:
+
+  hello |  2.9-2 | bookworm | amd64, armhf
+  hello | 2.9-10 |  testing | amd64
+
+Distributions come in conf/distributions order, versions newest first.
+Nothing found prints nothing and is not an error.`,
+		Example: `  lampi-pkg repo -b /srv/repo ls hi`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.pkg = args[0]
+			return runVerb(cmd, runF, runRepoLs, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the lines as JSON")
+	return cmd
+}
+
+func runRepoLs(ctx context.Context, o *repoLsOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	lines, err := r.Ls(ctx, o.repo.selection(), o.pkg)
+	if err != nil {
+		return repoError(err)
+	}
+	if o.json {
+		if lines == nil {
+			lines = []repo.LsLine{}
+		}
+		return writeJSON(o.env.Out, lines)
+	}
+	return writeLs(o.env.Out, o.pkg, lines)
+}
+
+// writeLs prints ls lines with reprepro's alignment: versions and
+// codenames right-aligned to the widest of each.
+func writeLs(out io.Writer, pkg string, lines []repo.LsLine) error {
+	vw, cw := 0, 0
+	for _, l := range lines {
+		vw, cw = max(vw, len(l.Version)), max(cw, len(l.Codename))
+	}
+	w := bufio.NewWriter(out)
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s | %*s | %*s | %s\n", pkg, vw, l.Version, cw, l.Codename, strings.Join(l.Architectures, ", "))
+	}
+	return w.Flush()
+}
+
+type repoListCodenamesOptions struct {
+	env  *Env
+	repo *repoOptions
+}
+
+func newRepoListCodenamesCmd(env *Env, ro *repoOptions, runF runFunc[repoListCodenamesOptions]) *cobra.Command {
+	o := &repoListCodenamesOptions{env: env, repo: ro}
+	return &cobra.Command{
+		Use:   "_listcodenames",
+		Short: "Print the Codename of every distribution, one per line",
+		Long: `Print the Codename of every distribution of conf/distributions, one per
+line, in the file's order (for scripts and shell completion).`,
+		Example: `  lampi-pkg repo -b /srv/repo _listcodenames`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerb(cmd, runF, runRepoListCodenames, o)
+		},
+	}
+}
+
+func runRepoListCodenames(ctx context.Context, o *repoListCodenamesOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(o.env.Out)
+	for _, d := range r.Conf.Distributions {
+		fmt.Fprintln(w, d.Codename)
+	}
+	return w.Flush()
+}
