@@ -48,7 +48,14 @@ func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, er
 		filekey string
 	}
 	var all []stanza
+	srcs, err := r.readAdoptedSources(ctx, d) // source_adopt.go
+	if err != nil {
+		return 0, err
+	}
 	for _, t := range d.Targets() {
+		if t.IsSource() {
+			continue
+		}
 		ps, err := r.readPublished(ctx, d, t)
 		if err != nil {
 			return 0, err
@@ -69,6 +76,9 @@ func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, er
 		sums[s.filekey] = c
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if err := putAdoptedSources(tx, srcs); err != nil {
+			return err
+		}
 		for _, s := range all {
 			b, err := targetBucket(tx, s.t, true)
 			if err != nil {
@@ -99,10 +109,10 @@ func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("adopt %s: %w", d.Codename, err)
 	}
-	if len(all) > 0 {
-		r.opts.Warn(fmt.Sprintf("adopted %d package entries of %s from its published indices (dists/%s)", len(all), d.Codename, d.Codename))
+	if n := len(all) + len(srcs); n > 0 {
+		r.opts.Warn(fmt.Sprintf("adopted %d package entries of %s from its published indices (dists/%s)", n, d.Codename, d.Codename))
 	}
-	return len(all), nil
+	return len(all) + len(srcs), nil
 }
 
 // readPublished reads a target's published Packages index, in whichever

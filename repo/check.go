@@ -46,16 +46,18 @@ func (r *Repo) Check(ctx context.Context, codenames ...string) ([]string, error)
 					return err
 				}
 				for _, e := range es {
-					if _, ok, err := fileSums(tx, e.File); err != nil || !ok {
-						problems = append(problems, fmt.Sprintf("%s: %s %s: pool file %s is not registered", t, e.Package, e.Version, e.File))
+					for _, file := range e.Files() {
+						if _, ok, err := fileSums(tx, file); err != nil || !ok {
+							problems = append(problems, fmt.Sprintf("%s: %s %s: pool file %s is not registered", t, e.Package, e.Version, file))
+						}
+						if refs.Get(refKey(file, t)) == nil {
+							problems = append(problems, fmt.Sprintf("%s: %s %s: no reference to %s", t, e.Package, e.Version, file))
+						}
+						need[file] = true
 					}
-					if refs.Get(refKey(e.File, t)) == nil {
-						problems = append(problems, fmt.Sprintf("%s: %s %s: no reference to %s", t, e.Package, e.Version, e.File))
-					}
-					if f := stanzaField(e.Stanza, "Filename"); f != e.File {
+					if f := stanzaField(e.Stanza, "Filename"); f != e.File && !t.IsSource() {
 						problems = append(problems, fmt.Sprintf("%s: %s %s: Filename %q differs from %s", t, e.Package, e.Version, f, e.File))
 					}
-					need[e.File] = true
 					used[d.Codename] = true
 				}
 			}

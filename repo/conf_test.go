@@ -52,7 +52,7 @@ Log: bookworm.log
 		t.Errorf("unknown field not kept: %+v", d.Fields)
 	}
 	warnings := strings.Join(c.Warnings, "\n")
-	for _, w := range []string{`distributions:12: unknown field "X-Custom"`, "distributions:13: Contents: not implemented", ".bz2", "source packages",
+	for _, w := range []string{`distributions:12: unknown field "X-Custom"`, "distributions:13: Contents: not implemented", ".bz2",
 		"notification scripts", `options:3: option "bogus-option"`} {
 		if !strings.Contains(warnings, w) {
 			t.Errorf("no warning %q in:\n%s", w, warnings)
@@ -158,10 +158,18 @@ func TestFixtureConf(t *testing.T) {
 		t.Errorf("trixie %+v", tr)
 	}
 	w := strings.Join(c.Warnings, "\n")
-	for _, want := range []string{"UDebComponents: not implemented", "Contents: not implemented", "Update: not implemented", "source packages are not supported"} {
+	for _, want := range []string{"UDebComponents: not implemented", "Contents: not implemented", "Update: not implemented"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("no warning %q in\n%s", want, w)
 		}
+	}
+	// Source packages are supported: no warning, and a source target
+	// after each component's architectures.
+	if strings.Contains(w, "source") {
+		t.Errorf("warning about source packages:\n%s", w)
+	}
+	if ts := tr.Targets(); len(ts) != 4 || ts[3] != (Target{"trixie", "main", SourceArch}) || ts[3].Dir() != "dists/trixie/main/source" {
+		t.Errorf("trixie targets %v", ts)
 	}
 	if c.Options["waitforlock"] != "6" {
 		t.Errorf("options %v", c.Options)

@@ -149,9 +149,7 @@ func removeAndNote(tx *bolt.Tx, e Entry, res *Result, unref []string) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	if gone {
-		unref = append(unref, e.File)
-	}
+	unref = append(unref, gone...)
 	res.Changes = append(res.Changes, Change{Action: "remove", Target: e.Target, Package: e.Package, Version: e.Version, File: e.File})
 	return unref, nil
 }
@@ -267,7 +265,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 	}
 	return r.changeAll(ctx, dists, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
 		for _, t := range targets {
-			if !dd.HasComponent(t.Component) || !dd.HasArchitecture(t.Arch) {
+			if !dd.hasTarget(t.Component, t.Arch) {
 				continue
 			}
 			es, err := pick(tx, t)

@@ -25,6 +25,8 @@ import (
 //	byhash        by-hash path → time it stopped being current (0: current)
 //	pins          codename "\x00" package "\x00" version → reason (kept
 //	              whatever Limit says; see Pin)
+//	tracking      codename "\x00" source "\x00" version → tracking record
+//	              (tracking.go)
 const (
 	bMeta         = "meta"
 	bPackages     = "packages"
@@ -35,6 +37,7 @@ const (
 	bExported     = "exported"
 	bByHash       = "byhash"
 	bPins         = "pins"
+	// bTracking: see tracking.go.
 )
 
 // bucket returns a top-level bucket (they all exist once openDB succeeded).
@@ -53,7 +56,7 @@ const fillPercent = 0.9
 const schemaVersion = "1"
 
 func allBuckets() []string {
-	return []string{bMeta, bPackages, bFiles, bRefs, bUnreferenced, bDirty, bExported, bByHash, bPins}
+	return []string{bMeta, bPackages, bFiles, bRefs, bUnreferenced, bDirty, bExported, bByHash, bPins, bTracking}
 }
 
 // openDB opens the state database, waiting up to timeout for bbolt's own
@@ -180,10 +183,16 @@ func refKey(filekey string, t Target) []byte { return []byte(filekey + "\x00" + 
 
 // addRef records that t needs filekey.
 func addRef(tx *bolt.Tx, filekey string, t Target) error {
+	return addHolderRef(tx, filekey, t.String())
+}
+
+// addHolderRef records that holder (a target, or a tracking record:
+// trackHolder) needs filekey.
+func addHolderRef(tx *bolt.Tx, filekey, holder string) error {
 	if err := bucket(tx, bUnreferenced).Delete([]byte(filekey)); err != nil {
 		return err
 	}
-	return bucket(tx, bRefs).Put(refKey(filekey, t), nil)
+	return bucket(tx, bRefs).Put([]byte(filekey+"\x00"+holder), nil)
 }
 
 // dropRef removes t's reference to filekey; when it was the last one the
@@ -203,6 +212,45 @@ func dropRefOf(tx *bolt.Tx, filekey, target string) (bool, error) {
 		return false, nil
 	}
 	return true, bucket(tx, bUnreferenced).Put([]byte(filekey), nil)
+}
+
+// dropEntryRefs drops t's references to the files of a package entry
+// called name that was just deleted from t, and returns the files that
+// lost their last reference. In a source target, versions of a source
+// package share files (the original tarball): those another entry of
+// name still lists stay referenced.
+func dropEntryRefs(tx *bolt.Tx, t Target, name string, files []string) ([]string, error) {
+	var inUse map[string]bool
+	if t.IsSource() {
+		b, err := targetBucket(tx, t, false)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			inUse = map[string]bool{}
+			prefix := []byte(name + "\x00")
+			c := b.Cursor()
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				for _, f := range entryFiles(v) {
+					inUse[f] = true
+				}
+			}
+		}
+	}
+	var gone []string
+	for _, f := range files {
+		if inUse[f] {
+			continue
+		}
+		last, err := dropRef(tx, f, t)
+		if err != nil {
+			return nil, err
+		}
+		if last {
+			gone = append(gone, f)
+		}
+	}
+	return gone, nil
 }
 
 func markDirty(tx *bolt.Tx, t Target) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"io"
 	"os"
 	"path/filepath"
@@ -111,6 +112,10 @@ type stager struct {
 	// spillValues: stanzas and checksums go to spill (a large batch).
 	spillValues bool
 	spill       spillFile
+	// before, when set, runs first in the transaction that adds the
+	// staged packages (include: the upload's source package); it returns
+	// the pool files that lost their last reference.
+	before func(tx *bolt.Tx) ([]string, error)
 	// journal names the pool files the command writes (orphans.go).
 	journal  writeJournal
 	madeRoot bool // DBDIR/tmp did not exist before

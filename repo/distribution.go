@@ -32,6 +32,10 @@ type Distribution struct {
 	ValidFor time.Duration
 	// DebIndices says which Packages files to export.
 	DebIndices Indices
+	// DscIndices says which Sources files to export (when HasSource).
+	DscIndices Indices
+	// Tracking is the parsed Tracking field (zero: no tracking).
+	Tracking Tracking
 	// Limit is how many versions of a package to keep per component and
 	// architecture; ≤ 0 keeps every version. The default is 1.
 	Limit int
@@ -45,6 +49,13 @@ type Distribution struct {
 	// File and Line locate the paragraph.
 	File string
 	Line int
+}
+
+// defaultDscIndices is reprepro's default for source targets: "Sources
+// Release . .gz" (reprepro writes only .gz; we write both, as for
+// Packages).
+func defaultDscIndices() Indices {
+	return Indices{Name: "Sources", Release: "Release", Uncompressed: true, Gzip: true}
 }
 
 // Indices is a parsed DebIndices field: "Packages Release . .gz .xz".
@@ -77,16 +88,36 @@ func (t Target) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 // Dir is the index directory relative to the repository root:
 // "dists/bookworm/main/binary-amd64".
 func (t Target) Dir() string {
-	return "dists/" + t.Codename + "/" + t.Component + "/binary-" + t.Arch
+	return "dists/" + t.Codename + "/" + t.IndexDir()
 }
 
+// IndexDir is the index directory relative to dists/CODENAME:
+// "main/binary-amd64", or "main/source" for a source target.
+func (t Target) IndexDir() string {
+	if t.IsSource() {
+		return t.Component + "/source"
+	}
+	return t.Component + "/binary-" + t.Arch
+}
+
+// IsSource reports whether t is a source target ("bookworm|main|source").
+func (t Target) IsSource() bool { return t.Arch == SourceArch }
+
+// SourceArch is the architecture word of source targets.
+const SourceArch = "source"
+
 // Targets lists the distribution's targets, component-major, in
-// configuration order (the order reprepro exports them in).
+// configuration order (the order reprepro exports them in): each
+// component's architectures, then its source target when Architectures
+// lists "source".
 func (d *Distribution) Targets() []Target {
 	var out []Target
 	for _, c := range d.Components {
 		for _, a := range d.Architectures {
 			out = append(out, Target{d.Codename, c, a})
+		}
+		if d.HasSource {
+			out = append(out, Target{d.Codename, c, SourceArch})
 		}
 	}
 	return out
@@ -94,6 +125,15 @@ func (d *Distribution) Targets() []Target {
 
 // HasComponent reports whether d lists component c.
 func (d *Distribution) HasComponent(c string) bool { return contains(d.Components, c) }
+
+// hasTarget reports whether d has a target for component and arch
+// (SourceArch: its source target).
+func (d *Distribution) hasTarget(component, arch string) bool {
+	if arch == SourceArch {
+		return d.HasSource && d.HasComponent(component)
+	}
+	return d.HasComponent(component) && d.HasArchitecture(arch)
+}
 
 // HasArchitecture reports whether d lists architecture a.
 func (d *Distribution) HasArchitecture(a string) bool { return contains(d.Architectures, a) }
@@ -109,7 +149,7 @@ func contains(list []string, s string) bool {
 
 // newDistribution checks one paragraph of conf/distributions.
 func newDistribution(p *confParagraph) (*Distribution, []string, error) {
-	d := &Distribution{File: p.file, Line: p.line, Fields: p.fields, DebIndices: defaultIndices(), Limit: 1}
+	d := &Distribution{File: p.file, Line: p.line, Fields: p.fields, DebIndices: defaultIndices(), DscIndices: defaultDscIndices(), Limit: 1}
 	var warns []string
 	for _, f := range p.fields {
 		at := fmt.Sprintf("%s:%d", p.file, f.Line)
@@ -181,6 +221,21 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 			warns = append(warns, fmt.Sprintf("%s: DebIndices: %s", at, w))
 		}
 		d.DebIndices = ix
+	case "dscindices":
+		ix, w, err := parseIndices(v)
+		if err != nil {
+			return nil, err.Error()
+		}
+		if w != "" {
+			warns = append(warns, fmt.Sprintf("%s: DscIndices: %s", at, w))
+		}
+		d.DscIndices = ix
+	case "tracking":
+		t, err := parseTracking(v)
+		if err != nil {
+			return nil, err.Error()
+		}
+		d.Tracking = t
 	case "limit":
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -195,8 +250,8 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		if strings.TrimSpace(rest) != "" {
 			warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at))
 		}
-	case "udebcomponents", "ddebcomponents", "udebindices", "dscindices", "ddebindices",
-		"update", "pull", "tracking", "deboverride", "udeboverride", "dscoverride",
+	case "udebcomponents", "ddebcomponents", "udebindices", "ddebindices",
+		"update", "pull", "deboverride", "udeboverride", "dscoverride",
 		"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
 		"snapshots", "archive":
@@ -207,14 +262,16 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 	return warns, ""
 }
 
-// setArchitectures reads an Architectures field: "source" is warned
-// about, "all" and duplicates are refused.
+// setArchitectures reads an Architectures field: "source" adds source
+// targets, "all" and duplicates are refused.
 func (d *Distribution) setArchitectures(v, at string) (warns []string, why string) {
 	for _, a := range strings.Fields(v) {
 		switch {
 		case a == "source":
+			if d.HasSource {
+				return nil, "\"source\" is listed twice"
+			}
 			d.HasSource = true
-			warns = append(warns, fmt.Sprintf("%s: Architectures: source packages are not supported; no Sources index is exported", at))
 		case a == "all":
 			return nil, "\"all\" cannot be listed: Architecture: all packages go into every binary-<arch> index; list the real architectures (e.g. armhf arm64 amd64)"
 		default:

@@ -26,6 +26,12 @@
 // [Repo.CreateSymlinks], [Repo.Phase] and [Repo.Renew]. [Init] writes a new
 // conf/distributions.
 //
+// Source packages (distributions whose Architectures list "source"):
+// [Repo.IncludeDsc], [Repo.IncludeChanges] (a whole upload),
+// [Repo.RemoveSource], [Repo.CopySource]; [Repo.DumpTracks] reads the
+// records of a Tracking field. A source entry lives in its component's
+// source target and references several pool files ([Entry.Files]).
+//
 //	r, err := repo.Open("/srv/repo", repo.Options{Now: time.Now, LockTimeout: time.Minute})
 //	res, err := r.IncludeDeb(ctx, "bookworm", []string{"hi_0.2_all.deb"}, repo.IncludeOptions{})
 //

@@ -31,6 +31,9 @@ var (
 	// the package (by default; with Options.RepreproRules such a package
 	// is skipped or added as reprepro does).
 	ErrOlderVersion = errors.New("older than the version in the distribution")
+	// ErrChecksum: a file named by a .dsc or .changes does not have the
+	// size or a checksum the listing gives.
+	ErrChecksum = errors.New("file does not match its listing")
 	// ErrVersionClash: the same name, version and architecture is
 	// already in the repository with different content. Bump the
 	// version: apt never reinstalls a version it already has.

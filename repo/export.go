@@ -33,8 +33,8 @@ type indexFile struct {
 // index is always listed (reprepro does, and apt uses its checksum to
 // verify the decompressed data), even when only compressed forms exist.
 func indexNames(d *Distribution, t Target) []indexName {
-	ix := d.DebIndices
-	dir := t.Component + "/binary-" + t.Arch + "/"
+	ix := d.indices(t)
+	dir := t.IndexDir() + "/"
 	out := []indexName{{dir + ix.Name, ix.Uncompressed}}
 	if ix.Gzip {
 		out = append(out, indexName{dir + ix.Name + ".gz", true})
@@ -364,7 +364,7 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) 
 			f := indexFile{rel: n.rel, written: n.written}
 			var err error
 			switch {
-			case strings.HasSuffix(n.rel, "/"+d.DebIndices.Name):
+			case strings.HasSuffix(n.rel, "/"+d.indices(t).Name):
 				f.byHash = n.written
 				if f.sums, err = packages.sums(); err == nil {
 					if sf := packages.spooled(); sf != nil {

@@ -120,12 +120,7 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
 	}
-	sort.SliceStable(debs, func(i, j int) bool {
-		if debs[i].name != debs[j].name {
-			return debs[i].name < debs[j].name
-		}
-		return debs[i].version.Compare(debs[j].version) < 0
-	})
+	sortIncoming(debs)
 	if err := w.openDB(); err != nil {
 		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
@@ -137,6 +132,16 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	}
 	r.log(d, logLines(d, res.Changes))
 	return res, r.finish(ctx, w, []*Distribution{d}, unref, res)
+}
+
+// sortIncoming orders staged packages by name, then version.
+func sortIncoming(debs []*incoming) {
+	sort.SliceStable(debs, func(i, j int) bool {
+		if debs[i].name != debs[j].name {
+			return debs[i].name < debs[j].name
+		}
+		return debs[i].version.Compare(debs[j].version) < 0
+	})
 }
 
 // checkInclude refuses an include into a read-only distribution, or with
@@ -163,6 +168,7 @@ func checkInclude(d *Distribution, o IncludeOptions) error {
 func (r *Repo) includeCommit(ctx context.Context, db *bolt.DB, d *Distribution, debs []*incoming, staging *stager, res *Result) ([]string, error) {
 	var unref, written, unused []string
 	bulk, err := r.bulkEligible(db, debs)
+	bulk = bulk && staging.before == nil && d.Tracking.Mode == ""
 	if err != nil {
 		r.undoPool(ctx, staging, debs, nil)
 		return nil, err
@@ -171,6 +177,13 @@ func (r *Repo) includeCommit(ctx context.Context, db *bolt.DB, d *Distribution, 
 		written, err = r.includeBatch(ctx, db, debs, staging, res)
 	} else if err = staging.unspill(debs); err == nil {
 		err = db.Update(func(tx *bolt.Tx) error {
+			if staging.before != nil {
+				gone, err := staging.before(tx)
+				if err != nil {
+					return err
+				}
+				unref = append(unref, gone...)
+			}
 			var toWrite []*incoming
 			for _, in := range debs {
 				added, gone, err := r.addPackage(tx, d, in, res)
@@ -303,6 +316,8 @@ type existing struct {
 	key     []byte
 	version deb.Version
 	filekey string
+	files   []string // every pool file (entryFiles)
+	value   []byte   // the stored value (for tracking)
 }
 
 func versionsOf(b *bolt.Bucket, name string) ([]existing, error) {
@@ -316,7 +331,7 @@ func versionsOf(b *bolt.Bucket, name string) ([]existing, error) {
 			return nil, fmt.Errorf("%w: package %s has version %q: %w", ErrState, name, ver, err)
 		}
 		fk, _ := splitPkgValue(v)
-		out = append(out, existing{append([]byte(nil), k...), pv, fk})
+		out = append(out, existing{append([]byte(nil), k...), pv, fk, entryFiles(v), append([]byte(nil), v...)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version.Compare(out[j].version) < 0 })
 	return out, nil
@@ -374,6 +389,9 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 		if err := addRef(tx, in.filekey, t); err != nil {
 			return false, nil, err
 		}
+		if err := trackAdd(tx, d, t, in.name, in.vers, in.value); err != nil {
+			return false, nil, err
+		}
 		if err := markDirty(tx, t); err != nil {
 			return false, nil, err
 		}
@@ -391,6 +409,11 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 				if last {
 					gone = append(gone, e.filekey)
 				}
+				untracked, err := trackRemove(tx, t, in.name, e.version.String(), e.value)
+				if err != nil {
+					return false, nil, err
+				}
+				gone = append(gone, untracked...)
 				ch.Action, ch.OldVersion = "replace", e.version.String()
 			}
 		}

@@ -26,6 +26,9 @@ type Entry struct {
 type Selection struct {
 	Components    []string
 	Architectures []string
+	// Types are reprepro's -T package types: "deb" (binary package
+	// lists), "dsc" (source package lists).
+	Types []string
 }
 
 func (s Selection) targets(d *Distribution) ([]Target, error) {
@@ -35,8 +38,13 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 		}
 	}
 	for _, a := range s.Architectures {
-		if !d.HasArchitecture(a) {
+		if !d.HasArchitecture(a) && !(a == SourceArch && d.HasSource) {
 			return nil, fmt.Errorf("%s: %w: %q (Architectures: %s)", d.Codename, ErrArchitecture, a, strings.Join(d.Architectures, " "))
+		}
+	}
+	for _, ty := range s.Types {
+		if ty != "deb" && ty != "dsc" {
+			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb and dsc package lists", d.Codename, ErrArchitecture, ty)
 		}
 	}
 	var out []Target
@@ -51,7 +59,17 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 // matches reports whether t is among the selected targets.
 func (s Selection) matches(t Target) bool {
 	return (len(s.Components) == 0 || contains(s.Components, t.Component)) &&
-		(len(s.Architectures) == 0 || contains(s.Architectures, t.Arch))
+		(len(s.Architectures) == 0 || contains(s.Architectures, t.Arch)) &&
+		(len(s.Types) == 0 || contains(s.Types, typeOf(t)))
+}
+
+// typeOf is a target's package type as -T names it: "dsc" for a source
+// list, "deb" otherwise.
+func typeOf(t Target) string {
+	if t.IsSource() {
+		return "dsc"
+	}
+	return "deb"
 }
 
 // LsLine is one line of "reprepro ls": a version of a package in one

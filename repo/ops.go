@@ -56,20 +56,25 @@ func (r *Repo) changeAll(ctx context.Context, dists []*Distribution, log bool, f
 	return res, r.finish(ctx, w, dists, unref, res)
 }
 
-// removeEntry deletes one package version from its target and reports
-// whether its pool file lost its last reference.
-func removeEntry(tx *bolt.Tx, e Entry) (bool, error) {
+// removeEntry deletes one package version from its target and returns
+// its pool files that lost their last reference.
+func removeEntry(tx *bolt.Tx, e Entry) ([]string, error) {
 	b, err := targetBucket(tx, e.Target, false)
 	if err != nil || b == nil {
-		return false, err
+		return nil, err
 	}
 	if err := b.Delete(pkgKey(e.Package, e.Version)); err != nil {
-		return false, err
+		return nil, err
 	}
 	if err := markDirty(tx, e.Target); err != nil {
-		return false, err
+		return nil, err
 	}
-	return dropRef(tx, e.File, e.Target)
+	gone, err := dropEntryRefs(tx, e.Target, e.Package, e.Files())
+	if err != nil {
+		return nil, err
+	}
+	untracked, err := trackRemove(tx, e.Target, e.Package, e.Version, pkgValue(e.File, e.Stanza))
+	return append(gone, untracked...), err
 }
 
 // newestOnly keeps the highest version of each package name.
@@ -126,7 +131,12 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 	if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, e.Stanza)); err != nil {
 		return nil, err
 	}
-	if err := addRef(tx, e.File, t); err != nil {
+	for _, f := range e.Files() {
+		if err := addRef(tx, f, t); err != nil {
+			return nil, err
+		}
+	}
+	if err := trackAdd(tx, d, t, e.Package, e.Version, pkgValue(e.File, e.Stanza)); err != nil {
 		return nil, err
 	}
 	if err := markDirty(tx, t); err != nil {
@@ -139,13 +149,16 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 			if err := b.Delete(x.key); err != nil {
 				return nil, err
 			}
-			last, err := dropRef(tx, x.filekey, t)
+			last, err := dropEntryRefs(tx, t, e.Package, x.files)
 			if err != nil {
 				return nil, err
 			}
-			if last {
-				gone = append(gone, x.filekey)
+			gone = append(gone, last...)
+			untracked, err := trackRemove(tx, t, e.Package, x.version.String(), x.value)
+			if err != nil {
+				return nil, err
 			}
+			gone = append(gone, untracked...)
 			ch.Action, ch.OldVersion = "replace", x.version.String()
 		}
 	}

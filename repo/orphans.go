@@ -38,8 +38,8 @@ import (
 //     versions that kept no journal. dumpunreferenced lists them,
 //     deleteunreferenced deletes them, check and checkpool warn about them.
 //
-// Neither ever deletes a file that a Packages index published under dists/
-// names (publishedPoolFiles), for any distribution found there, configured
+// Neither ever deletes a file that a Packages or Sources index published
+// under dists/ names (publishedPoolFiles), for any distribution found there, configured
 // or not: a pool shared with distributions this database does not know
 // keeps their files.
 
@@ -298,8 +298,8 @@ func (r *Repo) publishedOnce() func(context.Context) (map[string]bool, error) {
 	}
 }
 
-// publishedPoolFiles returns the pool files that the Packages indices now
-// published under dists/ name — of every distribution there, configured
+// publishedPoolFiles returns the pool files that the Packages and Sources
+// indices now published under dists/ name — of every distribution there, configured
 // or not — reading one form of each index (uncompressed, else .gz, else
 // .xz). Superseded by-hash generations are not read.
 func (r *Repo) publishedPoolFiles(ctx context.Context) (map[string]bool, error) {
@@ -307,15 +307,16 @@ func (r *Repo) publishedPoolFiles(ctx context.Context) (map[string]bool, error) 
 	if err != nil {
 		return nil, fmt.Errorf("list dists/: %w", err)
 	}
-	indexNames := map[string]bool{"Packages": true}
+	indexNames := map[string]bool{"Packages": true, "Sources": true}
 	for _, d := range r.Conf.Distributions {
 		indexNames[d.DebIndices.Name] = true
+		indexNames[d.DscIndices.Name] = true
 	}
 	rank := map[string]int{"": 0, ".gz": 1, ".xz": 2}
 	type index struct{ dir, name string }
 	best := map[index]string{}
 	for _, n := range listed {
-		if isByHashPath(n) || !strings.Contains(n, "/binary-") {
+		if isByHashPath(n) || !strings.Contains(n, "/binary-") && !strings.Contains(n, "/source/") {
 			continue
 		}
 		dir, base := path.Split(n)
@@ -340,7 +341,9 @@ func (r *Repo) publishedPoolFiles(ctx context.Context) (map[string]bool, error) 
 	return out, nil
 }
 
-// scanFilenames adds the Filename fields of a published index to out.
+// scanFilenames adds the pool files a published index names to out: the
+// Filename fields of a Packages index, and Directory joined with each
+// Files line of a Sources index.
 func (r *Repo) scanFilenames(ctx context.Context, name string, out map[string]bool) error {
 	in, err := r.openIndex(ctx, name)
 	if errors.Is(err, fs.ErrNotExist) { // replaced since the listing
@@ -352,11 +355,37 @@ func (r *Repo) scanFilenames(ctx context.Context, name string, out map[string]bo
 	defer in.Close()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	// A Sources stanza gives Directory before or after Files.
+	var dir string
+	var listed []string
+	inFiles := false
+	flush := func() {
+		for _, f := range listed {
+			out[dir+"/"+f] = true
+		}
+		dir, listed = "", nil
+	}
 	for sc.Scan() {
-		if f, ok := bytes.CutPrefix(sc.Bytes(), []byte("Filename: ")); ok {
+		line := sc.Bytes()
+		if f, ok := bytes.CutPrefix(line, []byte("Filename: ")); ok {
 			out[string(bytes.TrimSpace(f))] = true
 		}
+		switch {
+		case len(bytes.TrimSpace(line)) == 0:
+			flush()
+			inFiles = false
+		case inFiles && (line[0] == ' ' || line[0] == '\t'):
+			if f := bytes.Fields(line); len(f) == 3 {
+				listed = append(listed, string(f[2]))
+			}
+		default:
+			inFiles = bytes.HasPrefix(line, []byte("Files:"))
+			if d, ok := bytes.CutPrefix(line, []byte("Directory: ")); ok {
+				dir = string(bytes.TrimSpace(d))
+			}
+		}
 	}
+	flush()
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read published index %s: %w", name, err)
 	}

@@ -79,15 +79,7 @@ func isIndexField(name string) bool {
 func makeStanza(ctl *deb.Paragraph, section, priority, filename string, sums Checksums) []byte {
 	var b bytes.Buffer
 	b.Grow(512 + len(ctl.Get("Description")))
-	write := func(name, value string) {
-		b.WriteString(name)
-		b.WriteByte(':')
-		if value != "" && value[0] != '\n' {
-			b.WriteByte(' ')
-		}
-		b.WriteString(value)
-		b.WriteByte('\n')
-	}
+	write := func(name, value string) { writeStanzaField(&b, name, value) }
 	inserted := false
 	insert := func() {
 		write(fPriority, priority)
@@ -113,6 +105,19 @@ func makeStanza(ctl *deb.Paragraph, section, priority, filename string, sums Che
 		insert()
 	}
 	return b.Bytes()
+}
+
+// writeStanzaField writes "Name: value" as a control file holds it (a
+// value starting with a line break, a multi-line field's, follows the
+// colon directly).
+func writeStanzaField(b *bytes.Buffer, name, value string) {
+	b.WriteString(name)
+	b.WriteByte(':')
+	if value != "" && value[0] != '\n' {
+		b.WriteByte(' ')
+	}
+	b.WriteString(value)
+	b.WriteByte('\n')
 }
 
 // stanzaField returns the value of a field in a stanza as stored (single

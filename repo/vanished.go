@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -49,12 +50,16 @@ func (r *Repo) ClearVanished(ctx context.Context, del bool) (*Result, error) {
 				continue
 			}
 			err := b.ForEach(func(k, v []byte) error {
-				fk, _ := splitPkgValue(v)
-				last, err := dropRefOf(tx, fk, name)
-				if last {
-					unref = append(unref, fk)
+				for _, fk := range entryFiles(v) {
+					last, err := dropRefOf(tx, fk, name)
+					if err != nil {
+						return err
+					}
+					if last {
+						unref = append(unref, fk)
+					}
 				}
-				return err
+				return nil
 			})
 			if err != nil {
 				return err
@@ -66,6 +71,31 @@ func (r *Repo) ClearVanished(ctx context.Context, del bool) (*Result, error) {
 				return err
 			}
 			res.Vanished = append(res.Vanished, name)
+		}
+		// Tracking records of codenames no longer configured.
+		codenames := map[string]bool{}
+		for _, d := range r.Conf.Distributions {
+			codenames[d.Codename] = true
+		}
+		var gone []string
+		if tb := bucket(tx, bTracking); tb != nil {
+			err := tb.ForEach(func(k, _ []byte) error {
+				c, _, _ := strings.Cut(string(k), "\x00")
+				if !codenames[c] && (len(gone) == 0 || gone[len(gone)-1] != c) {
+					gone = append(gone, c)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		for _, c := range gone {
+			released, err := dropTracking(tx, c)
+			if err != nil {
+				return err
+			}
+			unref = append(unref, released...)
 		}
 		return nil
 	})

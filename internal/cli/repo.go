@@ -89,6 +89,7 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 		newRepoPickCmd(env, o, "copyfilter", nil), newRepoPickCmd(env, o, "movefilter", nil),
 		newRepoPickCmd(env, o, "removefilter", nil), newRepoClearVanishedCmd(env, o, nil),
 	)
+	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	return cmd
 }
 
@@ -103,7 +104,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.keydir, "keydir", "", "where SignWith fingerprints are looked up (default BASEDIR/conf/keys)")
 	f.StringSliceVarP(&o.components, "component", "C", nil, "limit to these components (also: where includedeb puts packages)")
 	f.StringSliceVarP(&o.architectures, "architecture", "A", nil, "limit to these architectures")
-	f.StringSliceVarP(&o.types, "type", "T", nil, "package type; only deb is supported")
+	f.StringSliceVarP(&o.types, "type", "T", nil, "limit to these package types: deb (binary), dsc (source)")
 	f.StringVarP(&o.section, "section", "S", "", "includedeb: Section to record (overrides the package's)")
 	f.StringVarP(&o.priority, "priority", "P", "", "includedeb: Priority to record (overrides the package's)")
 	f.IntVar(&o.waitForLock, "waitforlock", -1, "reprepro's lock wait: retry COUNT times, 10 s each (0: fail at once)")
@@ -154,8 +155,8 @@ func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo
 	}
 	o.applyConf(conf)
 	for _, t := range o.types {
-		if t != "deb" {
-			return nil, usageErrorf("repo: -T %s: only deb packages are supported", t)
+		if t != "deb" && t != "dsc" {
+			return nil, usageErrorf("repo: -T %s: lampi-pkg has deb and dsc packages (no udeb or ddeb lists)", t)
 		}
 	}
 	timeout := o.lockTimeout
@@ -237,7 +238,7 @@ func (o *repoOptions) applyConf(conf *repo.Config) {
 }
 
 func (o *repoOptions) selection() repo.Selection {
-	return repo.Selection{Components: o.components, Architectures: o.architectures}
+	return repo.Selection{Components: o.components, Architectures: o.architectures, Types: o.types}
 }
 
 // change is the body of a verb that changes the repository: open it, run
