@@ -175,61 +175,33 @@ func newDistribution(p *confParagraph) (*Distribution, []string, error) {
 // at, "file:line"). It returns warnings about what is ignored, or why the
 // value is wrong and what to write.
 func (d *Distribution) setField(f deb.Field, at string) (warns []string, why string) {
-	v := f.Value
-	switch strings.ToLower(f.Name) {
+	v, name := f.Value, strings.ToLower(f.Name)
+	if field, ok := textFields[name]; ok {
+		*field(d) = v
+		return nil, ""
+	}
+	switch name {
 	case "codename", "suite":
 		if err := checkName(v); err != nil {
 			return nil, err.Error()
 		}
-		if strings.EqualFold(f.Name, "codename") {
+		if name == "codename" {
 			d.Codename = v
 		} else {
 			d.Suite = v
 		}
-	case "version":
-		d.Version = v
-	case "origin":
-		d.Origin = v
-	case "label":
-		d.Label = v
-	case "description":
-		d.Description = v
 	case "architectures":
 		return d.setArchitectures(v, at)
 	case "components":
 		return nil, d.setComponents(v)
-	case "signwith":
-		d.SignWith = v
-	case "signed-by":
-		d.SignedBy = v
-	case "notautomatic":
-		d.NotAutomatic = v
-	case "butautomaticupgrades":
-		d.ButAutomaticUpgrades = v
 	case "validfor":
 		dur, err := parseValidFor(v)
 		if err != nil {
 			return nil, err.Error()
 		}
 		d.ValidFor = dur
-	case "debindices":
-		ix, w, err := parseIndices(v)
-		if err != nil {
-			return nil, err.Error()
-		}
-		if w != "" {
-			warns = append(warns, fmt.Sprintf("%s: DebIndices: %s", at, w))
-		}
-		d.DebIndices = ix
-	case "dscindices":
-		ix, w, err := parseIndices(v)
-		if err != nil {
-			return nil, err.Error()
-		}
-		if w != "" {
-			warns = append(warns, fmt.Sprintf("%s: DscIndices: %s", at, w))
-		}
-		d.DscIndices = ix
+	case "debindices", "dscindices":
+		return d.setIndices(name, v, at)
 	case "tracking":
 		t, err := parseTracking(v)
 		if err != nil {
@@ -259,6 +231,36 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 	default:
 		warns = append(warns, fmt.Sprintf("%s: unknown field %q; kept but ignored (check its spelling)", at, f.Name))
 	}
+	return warns, ""
+}
+
+// textFields are the fields of conf/distributions kept as they are
+// written, by lower-case name.
+var textFields = map[string]func(d *Distribution) *string{
+	"version":              func(d *Distribution) *string { return &d.Version },
+	"origin":               func(d *Distribution) *string { return &d.Origin },
+	"label":                func(d *Distribution) *string { return &d.Label },
+	"description":          func(d *Distribution) *string { return &d.Description },
+	"signwith":             func(d *Distribution) *string { return &d.SignWith },
+	"signed-by":            func(d *Distribution) *string { return &d.SignedBy },
+	"notautomatic":         func(d *Distribution) *string { return &d.NotAutomatic },
+	"butautomaticupgrades": func(d *Distribution) *string { return &d.ButAutomaticUpgrades },
+}
+
+// setIndices reads a DebIndices or DscIndices field (name in lower case).
+func (d *Distribution) setIndices(name, v, at string) (warns []string, why string) {
+	ix, w, err := parseIndices(v)
+	if err != nil {
+		return nil, err.Error()
+	}
+	field, dst := "DebIndices", &d.DebIndices
+	if name == "dscindices" {
+		field, dst = "DscIndices", &d.DscIndices
+	}
+	if w != "" {
+		warns = append(warns, fmt.Sprintf("%s: %s: %s", at, field, w))
+	}
+	*dst = ix
 	return warns, ""
 }
 

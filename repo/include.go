@@ -360,18 +360,9 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 		if err != nil {
 			return false, nil, err
 		}
-		same := false
-		for _, e := range have {
-			switch cmp := e.version.Compare(in.version); {
-			case cmp == 0 && e.filekey == in.filekey:
-				same = true
-			case cmp == 0:
-				return false, nil, fmt.Errorf("%s: %w: %s already has %s %s as %s; give the new build a new version",
-					in.src, ErrVersionClash, t, in.name, e.version, e.filekey)
-			case cmp > 0 && !r.opts.RepreproRules:
-				return false, nil, fmt.Errorf("%s: %w: %s already has %s %s, newer than %s; remove it first to go back (lampi-pkg repo remove), or publish a higher version",
-					in.src, ErrOlderVersion, t, in.name, e.version, in.version)
-			}
+		same, err := r.judgeVersions(in, t, have)
+		if err != nil {
+			return false, nil, err
 		}
 		ch := Change{Action: "unchanged", Target: t, Package: in.name, Version: in.vers, File: in.filekey}
 		if same {
@@ -398,24 +389,12 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 		added = true
 		ch.Action = "add"
 		if over := overLimit(tx, d, in.name, have); len(over) > 0 {
-			for _, e := range over {
-				if err := b.Delete(e.key); err != nil {
-					return false, nil, err
-				}
-				last, err := dropRef(tx, e.filekey, t)
-				if err != nil {
-					return false, nil, err
-				}
-				if last {
-					gone = append(gone, e.filekey)
-				}
-				untracked, err := trackRemove(tx, t, in.name, e.version.String(), e.value)
-				if err != nil {
-					return false, nil, err
-				}
-				gone = append(gone, untracked...)
-				ch.Action, ch.OldVersion = "replace", e.version.String()
+			dropped, err := dropVersions(tx, b, t, in.name, over)
+			if err != nil {
+				return false, nil, err
 			}
+			gone = append(gone, dropped...)
+			ch.Action, ch.OldVersion = "replace", over[len(over)-1].version.String()
 		}
 		res.Changes = append(res.Changes, ch)
 	}
@@ -425,4 +404,48 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 	err = bucket(tx, bFiles).Put([]byte(in.filekey), in.sums.encode())
 	in.sums = nil // recorded; a big batch need not keep the strings
 	return true, gone, err
+}
+
+// judgeVersions compares an incoming package with the versions target t
+// has of it: same when this very file is there already; an error for
+// another file under the same version, and (under lampi-pkg's own rules)
+// for a newer version already there.
+func (r *Repo) judgeVersions(in *incoming, t Target, have []existing) (same bool, err error) {
+	for _, e := range have {
+		switch cmp := e.version.Compare(in.version); {
+		case cmp == 0 && e.filekey == in.filekey:
+			same = true
+		case cmp == 0:
+			return false, fmt.Errorf("%s: %w: %s already has %s %s as %s; give the new build a new version",
+				in.src, ErrVersionClash, t, in.name, e.version, e.filekey)
+		case cmp > 0 && !r.opts.RepreproRules:
+			return false, fmt.Errorf("%s: %w: %s already has %s %s, newer than %s; remove it first to go back (lampi-pkg repo remove), or publish a higher version",
+				in.src, ErrOlderVersion, t, in.name, e.version, in.version)
+		}
+	}
+	return same, nil
+}
+
+// dropVersions removes the versions over (beyond Limit) of package name
+// from target t's bucket b, with their file references and tracking; it
+// returns the pool files nothing holds any more.
+func dropVersions(tx *bolt.Tx, b *bolt.Bucket, t Target, name string, over []existing) (gone []string, err error) {
+	for _, e := range over {
+		if err := b.Delete(e.key); err != nil {
+			return nil, err
+		}
+		last, err := dropRef(tx, e.filekey, t)
+		if err != nil {
+			return nil, err
+		}
+		if last {
+			gone = append(gone, e.filekey)
+		}
+		untracked, err := trackRemove(tx, t, name, e.version.String(), e.value)
+		if err != nil {
+			return nil, err
+		}
+		gone = append(gone, untracked...)
+	}
+	return gone, nil
 }
