@@ -355,7 +355,22 @@ func buildAggregates(tx *bolt.Tx) error {
 // devices from the offline, failed and release-date indexes, each of
 // them decoded and judged as a scan judges it.
 func reportFromAggregates(tx *bolt.Tx, b *reportBuilder) error {
-	counts, devs := tx.Bucket(bucketCounts), tx.Bucket(bucketDevices)
+	if err := countFromCounters(tx, b); err != nil {
+		return err
+	}
+	behindFromIndex(tx, b)
+	ids, err := indexedDeviceIDs(tx, b)
+	if err != nil {
+		return err
+	}
+	return listIndexed(tx, b, ids)
+}
+
+// countFromCounters fills the version counts and the device, online and
+// offline totals of b from the aggregate counters (of b's package when
+// the report names one).
+func countFromCounters(tx *bolt.Tx, b *reportBuilder) error {
+	counts := tx.Bucket(bucketCounts)
 	rep, pkg := b.rep, b.opts.Package
 	prefix := "v"
 	if pkg != "" {
@@ -383,7 +398,13 @@ func reportFromAggregates(tx *bolt.Tx, b *reportBuilder) error {
 		rep.Online = countOf(counts.Get([]byte("p" + pkg)))
 	}
 	rep.Offline = rep.Devices - rep.Online
+	return nil
+}
 
+// behindFromIndex fills b.behind, for each counted package with a newest
+// version, with the sorted devices running an older version, read from
+// the version index.
+func behindFromIndex(tx *bolt.Tx, b *reportBuilder) {
 	for name, versions := range b.counts {
 		if b.opts.Newest[name] == "" {
 			continue
@@ -396,7 +417,13 @@ func reportFromAggregates(tx *bolt.Tx, b *reportBuilder) error {
 		}
 		b.behind[name] = mergeSorted(runs)
 	}
+}
 
+// indexedDeviceIDs returns the devices the report may list, unsorted and
+// possibly repeated: those offline long enough, failed, with a release
+// date at least StaleView old, and duplicated.
+func indexedDeviceIDs(tx *bolt.Tx, b *reportBuilder) ([]string, error) {
+	devs := tx.Bucket(bucketDevices)
 	var ids []string
 	err := tx.Bucket(bucketOffline).ForEach(func(k, _ []byte) error {
 		r := record(devs.Get(k))
@@ -409,25 +436,31 @@ func reportFromAggregates(tx *bolt.Tx, b *reportBuilder) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	err = tx.Bucket(bucketFailed).ForEach(func(k, _ []byte) error {
 		ids = append(ids, string(k))
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if rep.StaleView > 0 {
+	if b.rep.StaleView > 0 {
 		// Every date at least StaleView old has a key up to the cutoff's;
 		// list judges each exactly.
-		cutoff := releaseKey(b.now.Add(-rep.StaleView))
+		cutoff := releaseKey(b.now.Add(-b.rep.StaleView))
 		c := tx.Bucket(bucketRelease).Cursor()
 		for k, _ := c.First(); k != nil && len(k) > 8 && bytes.Compare(k[:8], cutoff) <= 0; k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}
 	}
-	ids = append(ids, duplicatedIDs(tx, b.now)...)
+	return append(ids, duplicatedIDs(tx, b.now)...), nil
+}
+
+// listIndexed decodes each device of ids once, in order, and lists it in
+// b if the report's filters include it.
+func listIndexed(tx *bolt.Tx, b *reportBuilder, ids []string) error {
+	devs := tx.Bucket(bucketDevices)
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
 		r := record(devs.Get([]byte(id)))

@@ -165,81 +165,12 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 	out := make([]Outcome, len(ps))
 	var after Stats
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		devs := tx.Bucket(bucketDevices)
-		added := 0
-		hist := tx.Bucket(bucketHistory)
-		agg := newAggTx(tx)
-		// Several messages of one device may share a batch: the newest
-		// record written in this transaction is read back from bbolt.
-		for i := range ps {
-			p := &ps[i]
-			out[i] = p.outcome
-			switch p.outcome {
-			case OutcomeStatus:
-				key := []byte(p.id)
-				old := record(devs.Get(key))
-				var r record
-				if old.valid() {
-					if p.retain && old.statusTime() != 0 && old.online() == p.online {
-						continue // re-delivered retained status: nothing new
-					}
-					r = make(record, len(old))
-					copy(r, old)
-				} else {
-					r = newRecord(0, 0, 0, nil, nil)
-					added++
-				}
-				r.setStatus(p.recv, p.online)
-				if err := agg.status(p.id, old, r); err != nil {
-					return err
-				}
-				if err := devs.Put(key, r); err != nil {
-					return err
-				}
-			case OutcomeStored:
-				key := []byte(p.id)
-				old := record(devs.Get(key))
-				if !old.valid() {
-					added++
-				}
-				var stored uint64
-				if old.hasState() {
-					stored = old.seq()
-				}
-				if err := noteBoot(tx, p.id, p.st.BootID, p.st.Seq, stored, p.recv); err != nil {
-					return err
-				}
-				if old.valid() && old.seq() >= p.st.Seq {
-					out[i] = OutcomeStale
-					continue
-				}
-				// A record may hold a state with seq 0: one reset by the
-				// operator (ResetSeq).
-				// The fingerprint covers what the audit log and the
-				// aggregates read.
-				if !old.hasState() || old.fingerprint() != p.fp {
-					prev := stateOf(old)
-					if err := s.appendHistory(hist, p.id, prev, &p.st); err != nil {
-						return err
-					}
-					if err := agg.state(p.id, old, prev, &p.st); err != nil {
-						return err
-					}
-				}
-				if err := devs.Put(key, newRecord(p.st.Seq, p.recv, p.fp, p.payload, old)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := agg.flush(); err != nil {
-			return err
-		}
-		after = s.statsAfter(out, added)
-		b, err := json.Marshal(after)
+		added, err := s.applyBatch(tx, ps, out)
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketMeta).Put([]byte("stats"), b)
+		after = s.statsAfter(out, added)
+		return putStats(tx, after)
 	})
 	if err != nil {
 		return nil, err
@@ -248,6 +179,109 @@ func (s *Store) applyPrepared(ps []prepared) ([]Outcome, error) {
 	s.stats = after
 	s.mu.Unlock()
 	return out, nil
+}
+
+// applyBatch writes the messages of ps in order in tx, sets out[i] to the
+// outcome of ps[i], flushes the aggregates and returns how many devices
+// it added.
+func (s *Store) applyBatch(tx *bolt.Tx, ps []prepared, out []Outcome) (int, error) {
+	added := 0
+	agg := newAggTx(tx)
+	// Several messages of one device may share a batch: the newest
+	// record written in this transaction is read back from bbolt.
+	for i := range ps {
+		p := &ps[i]
+		out[i] = p.outcome
+		var isNew bool
+		var err error
+		switch p.outcome {
+		case OutcomeStatus:
+			isNew, err = applyStatus(tx, agg, p)
+		case OutcomeStored:
+			out[i], isNew, err = s.applyState(tx, agg, p)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if isNew {
+			added++
+		}
+	}
+	if err := agg.flush(); err != nil {
+		return 0, err
+	}
+	return added, nil
+}
+
+// applyStatus writes the online status message p to its device's record
+// and the aggregates, and reports whether the device is new. A
+// re-delivered retained status that changes nothing is skipped.
+func applyStatus(tx *bolt.Tx, agg *aggTx, p *prepared) (bool, error) {
+	devs := tx.Bucket(bucketDevices)
+	key := []byte(p.id)
+	old := record(devs.Get(key))
+	var r record
+	isNew := false
+	if old.valid() {
+		if p.retain && old.statusTime() != 0 && old.online() == p.online {
+			return false, nil // re-delivered retained status: nothing new
+		}
+		r = make(record, len(old))
+		copy(r, old)
+	} else {
+		r = newRecord(0, 0, 0, nil, nil)
+		isNew = true
+	}
+	r.setStatus(p.recv, p.online)
+	if err := agg.status(p.id, old, r); err != nil {
+		return isNew, err
+	}
+	return isNew, devs.Put(key, r)
+}
+
+// applyState writes the state message p: it notes the device's boot,
+// drops a state no newer than the stored one (OutcomeStale), and
+// otherwise stores it, with a history entry and aggregate change when
+// its fingerprint differs. It returns p's outcome and whether the device
+// is new.
+func (s *Store) applyState(tx *bolt.Tx, agg *aggTx, p *prepared) (Outcome, bool, error) {
+	devs := tx.Bucket(bucketDevices)
+	key := []byte(p.id)
+	old := record(devs.Get(key))
+	isNew := !old.valid()
+	var stored uint64
+	if old.hasState() {
+		stored = old.seq()
+	}
+	if err := noteBoot(tx, p.id, p.st.BootID, p.st.Seq, stored, p.recv); err != nil {
+		return p.outcome, isNew, err
+	}
+	if old.valid() && old.seq() >= p.st.Seq {
+		return OutcomeStale, isNew, nil
+	}
+	// A record may hold a state with seq 0: one reset by the
+	// operator (ResetSeq).
+	// The fingerprint covers what the audit log and the
+	// aggregates read.
+	if !old.hasState() || old.fingerprint() != p.fp {
+		prev := stateOf(old)
+		if err := s.appendHistory(tx.Bucket(bucketHistory), p.id, prev, &p.st); err != nil {
+			return p.outcome, isNew, err
+		}
+		if err := agg.state(p.id, old, prev, &p.st); err != nil {
+			return p.outcome, isNew, err
+		}
+	}
+	return p.outcome, isNew, devs.Put(key, newRecord(p.st.Seq, p.recv, p.fp, p.payload, old))
+}
+
+// putStats stores the counters st in the meta bucket of tx.
+func putStats(tx *bolt.Tx, st Stats) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put([]byte("stats"), b)
 }
 
 // statsAfter returns the counters with the outcomes and new devices added.

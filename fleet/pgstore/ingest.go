@@ -121,6 +121,9 @@ func fetchKeys(items []fleet.Item) ([]string, []*int64) {
 	return ids, out
 }
 
+// commitOnce is one attempt of Commit: it locks the batch's devices,
+// applies the items to their rows, then writes the rows, the audit log
+// and the aggregates in one round trip and commits.
 func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Outcome, error) {
 	out := make([]fleet.Outcome, len(items))
 	ids, fps := fetchKeys(items)
@@ -130,49 +133,88 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
-	rows := map[string]*devRow{}
-	added := 0
-	if len(ids) > 0 {
-		// New devices get an empty row first, so that every row of the
-		// batch can be locked; in id order, as the locks below.
-		tag, err := tx.Exec(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, ids)
-		if err != nil {
-			return nil, fmt.Errorf("insert new devices: %w", err)
-		}
-		added = int(tag.RowsAffected())
-		// The state JSON only where a report changes the fingerprint:
-		// in a fleet's steady state, none.
-		rs, err := tx.Query(ctx, `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
-				CASE WHEN u.fp IS NULL OR u.fp <> d.fingerprint THEN d.state::text END
-			FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id
-			ORDER BY d.id FOR UPDATE OF d`, ids, fps)
-		if err != nil {
-			return nil, fmt.Errorf("lock devices: %w", err)
-		}
-		for rs.Next() {
-			var (
-				id      string
-				seq, fp int64
-				r       devRow
-				js      *string
-			)
-			if err := rs.Scan(&id, &seq, &fp, &r.online, &r.status, &r.received, &r.hasState, &js); err != nil {
-				rs.Close()
-				return nil, fmt.Errorf("read devices: %w", err)
-			}
-			r.seq, r.fp, r.initialFP, r.initialOn = uint64(seq), uint64(fp), uint64(fp), r.online
-			if js != nil {
-				r.payload = []byte(*js)
-				r.initial = r.payload
-			}
-			r.exists, r.initialHadState = r.hasState || r.status != nil, r.hasState
-			rows[id] = &r
-		}
-		if err := rs.Err(); err != nil {
-			return nil, fmt.Errorf("read devices: %w", err)
-		}
+	rows, added, err := lockDevices(ctx, tx, ids, fps)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := applyItems(items, rows, out)
+	if err != nil {
+		return nil, err
 	}
 
+	batch := &pgx.Batch{}
+	var agg aggregates
+	if err := s.queueDevices(batch, rows, &agg); err != nil {
+		return nil, err
+	}
+	hist.queue(batch)
+	agg.devices = added
+	agg.queue(batch, s.writer, out)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("write batch: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return out, nil
+}
+
+// lockDevices creates the rows of the devices ids that are new, then
+// locks and reads every row of ids in id order (with the state JSON
+// where fps says a report changes the fingerprint). It returns the rows
+// by id and how many devices it created.
+func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (map[string]*devRow, int, error) {
+	rows := map[string]*devRow{}
+	if len(ids) == 0 {
+		return rows, 0, nil
+	}
+	// New devices get an empty row first, so that every row of the
+	// batch can be locked; in id order, as the locks below.
+	tag, err := tx.Exec(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, ids)
+	if err != nil {
+		return nil, 0, fmt.Errorf("insert new devices: %w", err)
+	}
+	added := int(tag.RowsAffected())
+	// The state JSON only where a report changes the fingerprint:
+	// in a fleet's steady state, none.
+	rs, err := tx.Query(ctx, `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
+			CASE WHEN u.fp IS NULL OR u.fp <> d.fingerprint THEN d.state::text END
+		FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id
+		ORDER BY d.id FOR UPDATE OF d`, ids, fps)
+	if err != nil {
+		return nil, 0, fmt.Errorf("lock devices: %w", err)
+	}
+	for rs.Next() {
+		var (
+			id      string
+			seq, fp int64
+			r       devRow
+			js      *string
+		)
+		if err := rs.Scan(&id, &seq, &fp, &r.online, &r.status, &r.received, &r.hasState, &js); err != nil {
+			rs.Close()
+			return nil, 0, fmt.Errorf("read devices: %w", err)
+		}
+		r.seq, r.fp, r.initialFP, r.initialOn = uint64(seq), uint64(fp), uint64(fp), r.online
+		if js != nil {
+			r.payload = []byte(*js)
+			r.initial = r.payload
+		}
+		r.exists, r.initialHadState = r.hasState || r.status != nil, r.hasState
+		rows[id] = &r
+	}
+	if err := rs.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read devices: %w", err)
+	}
+	return rows, added, nil
+}
+
+// applyItems applies items in order to their devices' rows, sets out[i]
+// to the outcome of items[i] (a state no newer than the row's is
+// OutcomeStale) and returns the audit-log events of the states that
+// change a fingerprint. A re-delivered retained status that changes
+// nothing is skipped.
+func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome) (historyRows, error) {
 	var hist historyRows
 	for i := range items {
 		it := &items[i]
@@ -193,7 +235,7 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 			if !r.hasState || r.fp != it.Fingerprint {
 				for _, e := range fleet.HistoryEvents(r.prevState(), it.State) {
 					if err := hist.add(it.Device, it.Received, e); err != nil {
-						return nil, err
+						return hist, err
 					}
 				}
 			}
@@ -202,42 +244,14 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 			r.exists, r.hasState, r.stateDirty = true, true, true
 		}
 	}
-
-	batch := &pgx.Batch{}
-	var agg aggregates
-	if err := s.queueDevices(batch, rows, &agg); err != nil {
-		return nil, err
-	}
-	hist.queue(batch)
-	agg.devices = added
-	agg.queue(batch, s.writer, out)
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return nil, fmt.Errorf("write batch: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	return out, nil
+	return hist, nil
 }
 
 // queueDevices queues the update of every changed row, the installed
 // versions of devices whose packages changed, and counts the changes of
 // the aggregates.
 func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *aggregates) error {
-	var (
-		ids                      []string
-		seqs, fps                []int64
-		statuses, receiveds, rds []*time.Time
-		onlines                  []bool
-		agents, archs, results   []string
-		errs                     []string
-		states                   []*string
-		stIDs                    []string // status changes only
-		stTimes                  []*time.Time
-		stOnlines                []bool
-		delDev, delPkg           []string
-		insDev, insPkg, insVer   []string
-	)
+	var w deviceWrites
 	for _, id := range slices.Sorted(maps.Keys(rows)) {
 		r := rows[id]
 		if r.online != r.initialOn {
@@ -249,77 +263,119 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 		}
 		if !r.stateDirty {
 			if r.statusDirty {
-				stIDs, stTimes, stOnlines = append(stIDs, id), append(stTimes, r.status), append(stOnlines, r.online)
+				w.addStatus(id, r)
 			}
 			continue
 		}
-		st := r.st // the report stored last
-		j := string(r.payload)
-		ids = append(ids, id)
-		seqs, fps = append(seqs, int64(r.seq)), append(fps, int64(r.fp))
-		statuses, receiveds, onlines = append(statuses, r.status), append(receiveds, r.received), append(onlines, r.online)
-		var rd *time.Time
-		if !st.ReleaseDate.IsZero() {
-			t := st.ReleaseDate
-			rd = &t
-		}
-		agents, archs, results, errs, rds, states = append(agents, st.Agent), append(archs, st.Arch),
-			append(results, st.Result), append(errs, st.Error), append(rds, rd), append(states, &j)
+		w.addState(id, r)
 		// Installed versions: only when the fingerprint (which covers
 		// the packages) changed; then the old state was read.
 		if r.initial == nil && r.initialHadState && r.fp == r.initialFP {
 			continue
 		}
-		var old map[string]string
-		if r.initial != nil {
-			var prev state.State
-			if json.Unmarshal(r.initial, &prev) == nil {
-				old = prev.Packages
-			}
-		}
-		// Only what changed: a report usually moves one package.
-		for _, p := range slices.Sorted(maps.Keys(old)) {
-			if _, ok := st.Packages[p]; !ok {
-				agg.add(p, old[p], -1)
-				delDev, delPkg = append(delDev, id), append(delPkg, p)
-			}
-		}
-		for _, p := range slices.Sorted(maps.Keys(st.Packages)) {
-			v := st.Packages[p]
-			was, had := old[p]
-			if had && was == v {
-				continue
-			}
-			if had {
-				agg.add(p, was, -1)
-			}
-			agg.add(p, v, 1)
-			insDev, insPkg, insVer = append(insDev, id), append(insPkg, p), append(insVer, v)
+		w.diffInstalled(id, r, agg)
+	}
+	w.queue(batch)
+	return nil
+}
+
+// deviceWrites are a batch's writes to the devices and installed tables,
+// column by column.
+type deviceWrites struct {
+	ids                      []string // rows with a new state
+	seqs, fps                []int64
+	statuses, receiveds, rds []*time.Time
+	onlines                  []bool
+	agents, archs, results   []string
+	errs                     []string
+	states                   []*string
+	stIDs                    []string // status changes only
+	stTimes                  []*time.Time
+	stOnlines                []bool
+	delDev, delPkg           []string
+	insDev, insPkg, insVer   []string
+}
+
+// addStatus adds the update of the status of row r, which has no new
+// state.
+func (w *deviceWrites) addStatus(id string, r *devRow) {
+	w.stIDs, w.stTimes, w.stOnlines = append(w.stIDs, id), append(w.stTimes, r.status), append(w.stOnlines, r.online)
+}
+
+// addState adds the update of row r with the report it stored last.
+func (w *deviceWrites) addState(id string, r *devRow) {
+	st := r.st // the report stored last
+	j := string(r.payload)
+	w.ids = append(w.ids, id)
+	w.seqs, w.fps = append(w.seqs, int64(r.seq)), append(w.fps, int64(r.fp))
+	w.statuses, w.receiveds, w.onlines = append(w.statuses, r.status), append(w.receiveds, r.received), append(w.onlines, r.online)
+	var rd *time.Time
+	if !st.ReleaseDate.IsZero() {
+		t := st.ReleaseDate
+		rd = &t
+	}
+	w.agents, w.archs, w.results, w.errs, w.rds, w.states = append(w.agents, st.Agent), append(w.archs, st.Arch),
+		append(w.results, st.Result), append(w.errs, st.Error), append(w.rds, rd), append(w.states, &j)
+}
+
+// diffInstalled adds the installed versions that the new state of row r
+// removes, adds or changes against the state before the batch, and
+// counts them in agg.
+func (w *deviceWrites) diffInstalled(id string, r *devRow, agg *aggregates) {
+	st := r.st
+	var old map[string]string
+	if r.initial != nil {
+		var prev state.State
+		if json.Unmarshal(r.initial, &prev) == nil {
+			old = prev.Packages
 		}
 	}
-	if len(ids) > 0 {
+	// Only what changed: a report usually moves one package.
+	for _, p := range slices.Sorted(maps.Keys(old)) {
+		if _, ok := st.Packages[p]; !ok {
+			agg.add(p, old[p], -1)
+			w.delDev, w.delPkg = append(w.delDev, id), append(w.delPkg, p)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(st.Packages)) {
+		v := st.Packages[p]
+		was, had := old[p]
+		if had && was == v {
+			continue
+		}
+		if had {
+			agg.add(p, was, -1)
+		}
+		agg.add(p, v, 1)
+		w.insDev, w.insPkg, w.insVer = append(w.insDev, id), append(w.insPkg, p), append(w.insVer, v)
+	}
+}
+
+// queue queues the statements of w that have rows: state updates, status
+// updates, installed deletions, installed upserts, in that order.
+func (w *deviceWrites) queue(batch *pgx.Batch) {
+	if len(w.ids) > 0 {
 		batch.Queue(`UPDATE devices d SET seq = u.seq, fingerprint = u.fp, status_time = u.status_time, received = u.received,
 		online = u.online, agent = u.agent, arch = u.arch, result = u.result, error = u.error, release_date = u.release_date,
 		state = u.state::json
 		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
 			$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
 			AS u(id, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state)
-		WHERE d.id = u.id`, ids, seqs, fps, statuses, receiveds, onlines, agents, archs, results, errs, rds, states)
+		WHERE d.id = u.id`, w.ids, w.seqs, w.fps, w.statuses, w.receiveds, w.onlines, w.agents, w.archs, w.results, w.errs, w.rds, w.states)
 	}
-	if len(stIDs) > 0 {
+	if len(w.stIDs) > 0 {
 		batch.Queue(`UPDATE devices d SET status_time = u.status_time, online = u.online
 		FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) AS u(id, status_time, online) WHERE d.id = u.id`,
-			stIDs, stTimes, stOnlines)
+			w.stIDs, w.stTimes, w.stOnlines)
 	}
-	if len(delDev) > 0 {
+	if len(w.delDev) > 0 {
 		batch.Queue(`DELETE FROM installed i USING unnest($1::text[], $2::text[]) AS u(device, package)
-			WHERE i.device = u.device AND i.package = u.package`, delDev, delPkg)
+			WHERE i.device = u.device AND i.package = u.package`, w.delDev, w.delPkg)
 	}
-	if len(insDev) > 0 {
+	if len(w.insDev) > 0 {
 		batch.Queue(`INSERT INTO installed (device, package, version) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-			ON CONFLICT (device, package) DO UPDATE SET version = excluded.version`, insDev, insPkg, insVer)
+			ON CONFLICT (device, package) DO UPDATE SET version = excluded.version`, w.insDev, w.insPkg, w.insVer)
 	}
-	return nil
 }
 
 // historyRows are the audit-log events of a batch, in order.

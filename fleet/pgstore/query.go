@@ -142,8 +142,36 @@ func (s *Store) Report(ctx context.Context, opts fleet.ReportOptions) (*fleet.Re
 	}
 	defer tx.Rollback(context.Background())
 
-	// The listed devices: fleet.BuildReport makes the lists from them
-	// exactly as the bbolt store does.
+	listed, err := s.listedDevices(ctx, tx, opts.Package, at, staleView)
+	if err != nil {
+		return nil, err
+	}
+	lo := opts
+	lo.Newest = nil
+	rep := fleet.BuildReport(listed, lo, at)
+
+	devices, online, err := s.countDevices(ctx, tx, opts.Package)
+	if err != nil {
+		return nil, err
+	}
+	rep.Devices, rep.Online, rep.Offline = int(devices), int(online), int(devices-online)
+
+	counts, err := s.versionCounts(ctx, tx, opts.Package)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Packages, err = s.packageReports(ctx, tx, counts, opts.Newest); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// listedDevices reads, in id order, the devices a report may list
+// (offline, failed, rolled back, held back, or with a release date at
+// least staleView before at), of package pkg when it is not empty:
+// fleet.BuildReport makes the lists from them exactly as the bbolt store
+// does.
+func (s *Store) listedDevices(ctx context.Context, tx pgx.Tx, pkg string, at time.Time, staleView time.Duration) ([]fleet.Device, error) {
 	var listed []fleet.Device
 	seen := map[string]bool{}
 	add := func(d *fleet.Device) {
@@ -159,8 +187,8 @@ func (s *Store) Report(ctx context.Context, opts fleet.ReportOptions) (*fleet.Re
 		where += ` OR release_date <= $1`
 	}
 	where += `)`
-	if opts.Package != "" {
-		args = append(args, opts.Package)
+	if pkg != "" {
+		args = append(args, pkg)
 		where += fmt.Sprintf(` AND EXISTS (SELECT 1 FROM installed i WHERE i.device = devices.id AND i.package = $%d)`, len(args))
 	}
 	rows, err := tx.Query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE `+where+` ORDER BY id`, args...)
@@ -178,29 +206,33 @@ func (s *Store) Report(ctx context.Context, opts fleet.ReportOptions) (*fleet.Re
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("fleet database %s: %w", s.name, err)
 	}
-	lo := opts
-	lo.Newest = nil
-	rep := fleet.BuildReport(listed, lo, at)
+	return listed, nil
+}
 
-	// Counts.
-	var devices, online int64
-	if opts.Package == "" {
+// countDevices returns how many devices there are and how many are
+// online: all of them from the writers' counters, or those with package
+// pkg installed when it is not empty.
+func (s *Store) countDevices(ctx context.Context, tx pgx.Tx, pkg string) (devices, online int64, err error) {
+	if pkg == "" {
 		err = tx.QueryRow(ctx, `SELECT coalesce(sum(devices), 0)::bigint, coalesce(sum(online), 0)::bigint FROM device_counts`).Scan(&devices, &online)
 	} else {
 		err = tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE d.online) FROM installed i JOIN devices d ON d.id = i.device
-			WHERE i.package = $1`, opts.Package).Scan(&devices, &online)
+			WHERE i.package = $1`, pkg).Scan(&devices, &online)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fleet database %s: count devices: %w", s.name, err)
+		return 0, 0, fmt.Errorf("fleet database %s: count devices: %w", s.name, err)
 	}
-	rep.Devices, rep.Online, rep.Offline = int(devices), int(online), int(devices-online)
+	return devices, online, nil
+}
 
-	// Versions.
+// versionCounts returns, per package (only pkg when it is not empty) and
+// version, how many devices run it, summed over the writers' counters.
+func (s *Store) versionCounts(ctx context.Context, tx pgx.Tx, pkg string) (map[string]map[string]int, error) {
 	vq := `SELECT package, version, sum(devices)::bigint FROM version_counts GROUP BY package, version HAVING sum(devices) > 0`
 	var vargs []any
-	if opts.Package != "" {
+	if pkg != "" {
 		vq = `SELECT package, version, sum(devices)::bigint FROM version_counts WHERE package = $1 GROUP BY package, version HAVING sum(devices) > 0`
-		vargs = append(vargs, opts.Package)
+		vargs = append(vargs, pkg)
 	}
 	vrows, err := tx.Query(ctx, vq, vargs...)
 	if err != nil {
@@ -222,20 +254,26 @@ func (s *Store) Report(ctx context.Context, opts fleet.ReportOptions) (*fleet.Re
 	if err := vrows.Err(); err != nil {
 		return nil, fmt.Errorf("fleet database %s: versions: %w", s.name, err)
 	}
-	rep.Packages = []fleet.PackageReport{}
+	return counts, nil
+}
+
+// packageReports returns the report of each package of counts, by name,
+// judged against its newest version in newest.
+func (s *Store) packageReports(ctx context.Context, tx pgx.Tx, counts map[string]map[string]int, newest map[string]string) ([]fleet.PackageReport, error) {
+	prs := []fleet.PackageReport{}
 	names := make([]string, 0, len(counts))
 	for p := range counts {
 		names = append(names, p)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		pr, err := s.packageReport(ctx, tx, name, counts[name], opts.Newest[name])
+		pr, err := s.packageReport(ctx, tx, name, counts[name], newest[name])
 		if err != nil {
 			return nil, err
 		}
-		rep.Packages = append(rep.Packages, pr)
+		prs = append(prs, pr)
 	}
-	return rep, nil
+	return prs, nil
 }
 
 // packageReport is one package's distribution, newest version first
