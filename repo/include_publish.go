@@ -120,6 +120,31 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 	}
 
 	step(StepInclude)
+	res, err := r.includeInto(ctx, inner, snap, codename, files, o)
+	if err != nil {
+		return nil, err
+	}
+
+	step(StepPublish)
+	published, err := inner.exportLocked(ctx, d)
+	if err != nil {
+		return nil, r.rollback(ctx, snap, res, err)
+	}
+	if published {
+		res.Exported = append(res.Exported, codename)
+	}
+	// The release is out; what follows only tidies up.
+	if !r.opts.KeepUnreferenced {
+		r.deleteNewlyUnreferenced(ctx, inner, codename, before, res)
+	}
+	return res, r.syncTargets(ctx, nil) // publish targets (target_sync.go)
+}
+
+// includeInto applies the pins of o and includes files into the inner
+// repository (then its phase, when o sets one); on failure, or when ctx
+// is done by then, it rolls the repository back to snap and returns the
+// rollback's error.
+func (r *Repo) includeInto(ctx context.Context, inner *Repo, snap *snapshot, codename string, files []string, o PublishOptions) (*Result, error) {
 	for _, p := range o.Pins {
 		p.Codename = codename
 		if err := inner.Pin(ctx, p); err != nil {
@@ -138,36 +163,30 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 	if err := ctx.Err(); err != nil {
 		return nil, r.rollback(ctx, snap, res, err)
 	}
+	return res, nil
+}
 
-	step(StepPublish)
-	published, err := inner.exportLocked(ctx, d)
+// deleteNewlyUnreferenced deletes, after a release is out, the pool files
+// of inner that lost their last reference in it (those not in before),
+// recording them in res.Deleted; a failure is only a warning.
+func (r *Repo) deleteNewlyUnreferenced(ctx context.Context, inner *Repo, codename string, before []string, res *Result) {
+	after, err := inner.knownUnreferenced()
+	if err == nil {
+		old := make(map[string]bool, len(before))
+		for _, n := range before {
+			old[n] = true
+		}
+		var unref []string
+		for _, n := range after {
+			if !old[n] {
+				unref = append(unref, n)
+			}
+		}
+		res.Deleted, err = inner.deleteUnref(ctx, unref)
+	}
 	if err != nil {
-		return nil, r.rollback(ctx, snap, res, err)
+		r.opts.Warn(fmt.Sprintf("release %s: published, but removing pool files nothing needs any more failed: %v (lampi-pkg repo deleteunreferenced retries)", codename, err))
 	}
-	if published {
-		res.Exported = append(res.Exported, codename)
-	}
-	// The release is out; what follows only tidies up.
-	if !r.opts.KeepUnreferenced {
-		after, err := inner.knownUnreferenced()
-		if err == nil {
-			old := make(map[string]bool, len(before))
-			for _, n := range before {
-				old[n] = true
-			}
-			var unref []string
-			for _, n := range after {
-				if !old[n] {
-					unref = append(unref, n)
-				}
-			}
-			res.Deleted, err = inner.deleteUnref(ctx, unref)
-		}
-		if err != nil {
-			r.opts.Warn(fmt.Sprintf("release %s: published, but removing pool files nothing needs any more failed: %v (lampi-pkg repo deleteunreferenced retries)", codename, err))
-		}
-	}
-	return res, r.syncTargets(ctx, nil) // publish targets (target_sync.go)
 }
 
 // phaseIncluded sets the Phased-Update-Percentage of the versions res

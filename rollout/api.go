@@ -90,86 +90,121 @@ type OpenController func(ctx context.Context) (c *Controller, done func(), err e
 // Refusals are APIError: 404 not_found, 409 exists or state, 400 plan or
 // bad_request, 500 internal.
 func APIHandlers(open OpenController) map[string]http.Handler {
-	with := func(w http.ResponseWriter, r *http.Request, fn func(c *Controller) (any, int, error)) {
-		c, done, err := open(r.Context())
-		if err != nil {
-			apiError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
-			return
-		}
-		defer done()
-		out, status, err := fn(c)
-		if err != nil {
-			st, code := apiRefusal(err)
-			apiError(w, st, code, err.Error())
-			return
-		}
-		apiJSON(w, status, out)
-	}
-	key := func(r *http.Request) string {
-		return r.PathValue("dist") + "/" + r.PathValue("pkg") + "/" + r.PathValue("version")
-	}
 	return map[string]http.Handler{
-		"GET " + APIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			with(w, r, func(c *Controller) (any, int, error) {
-				list, err := c.Store.List(r.Context())
-				if list == nil {
-					list = []Rollout{}
-				}
-				return list, http.StatusOK, err
-			})
-		}),
-		"GET " + APIPath + "/{dist}/{pkg}/{version}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			with(w, r, func(c *Controller) (any, int, error) {
-				st, err := c.Status(r.Context(), key(r))
-				return st, http.StatusOK, err
-			})
-		}),
-		"POST " + APIPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req StartRequest
-			if !decodeRequest(w, r, &req, `{"distribution":"bookworm","package":"hi","version":"1.4.1","plan":"quick"}`) {
-				return
-			}
-			plan, err := ParsePlan(orDefault(req.Plan))
-			if err != nil {
-				apiError(w, http.StatusBadRequest, "plan", err.Error())
-				return
-			}
-			if _, err := deb.ParseVersion(req.Version); err != nil {
-				apiError(w, http.StatusBadRequest, "bad_request", err.Error())
-				return
-			}
-			with(w, r, func(c *Controller) (any, int, error) {
-				prev := req.Previous
-				if prev == "" {
-					have, err := c.Publisher.Versions(r.Context(), req.Distribution, req.Package)
-					if err != nil {
-						return nil, 0, err
-					}
-					prev = PreviousVersion(have, req.Version)
-				}
-				ro, err := c.Start(r.Context(), Rollout{Distribution: req.Distribution, Package: req.Package, Version: req.Version, Previous: prev, Plan: plan})
-				return ro, http.StatusCreated, err
-			})
-		}),
-		"POST " + APIPath + "/{dist}/{pkg}/{version}/{action}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req ChangeRequest
-			if !decodeRequest(w, r, &req, `{"reason":"why"}`) {
-				return
-			}
-			action := r.PathValue("action")
-			with(w, r, func(c *Controller) (any, int, error) {
-				do := c.Action(action)
-				if do == nil {
-					return nil, 0, fmt.Errorf("%w: no action %q (use pause, resume, abort or revert)", ErrNotFound, action)
-				}
-				if req.Reason == "" {
-					req.Reason = "by hand"
-				}
-				ro, err := do(r.Context(), key(r), req.Reason)
-				return ro, http.StatusOK, err
-			})
-		}),
+		"GET " + APIPath: open.handle(listRollouts),
+		"GET " + APIPath + "/{dist}/{pkg}/{version}": open.handle(rolloutStatus),
+		"POST " + APIPath: http.HandlerFunc(open.startRollout),
+		"POST " + APIPath + "/{dist}/{pkg}/{version}/{action}": http.HandlerFunc(open.changeRollout),
 	}
+}
+
+// apiCall is the work of one API request with the controller: the value
+// to answer, its status on success, or a refusal.
+type apiCall func(c *Controller, r *http.Request) (any, int, error)
+
+// handle is the handler that runs fn for each request.
+func (open OpenController) handle(fn apiCall) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		open.with(w, r, func(c *Controller) (any, int, error) { return fn(c, r) })
+	})
+}
+
+// with opens the controller for r (503 unavailable when it cannot), runs
+// fn with it and answers its value, or the refusal of its error.
+func (open OpenController) with(w http.ResponseWriter, r *http.Request, fn func(c *Controller) (any, int, error)) {
+	c, done, err := open(r.Context())
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	}
+	defer done()
+	out, status, err := fn(c)
+	if err != nil {
+		st, code := apiRefusal(err)
+		apiError(w, st, code, err.Error())
+		return
+	}
+	apiJSON(w, status, out)
+}
+
+// rolloutKey is the key of the rollout named by the path of r.
+func rolloutKey(r *http.Request) string {
+	return r.PathValue("dist") + "/" + r.PathValue("pkg") + "/" + r.PathValue("version")
+}
+
+// listRollouts answers every rollout (an empty list, not null, when none).
+func listRollouts(c *Controller, r *http.Request) (any, int, error) {
+	list, err := c.Store.List(r.Context())
+	if list == nil {
+		list = []Rollout{}
+	}
+	return list, http.StatusOK, err
+}
+
+// rolloutStatus answers the rollout of the path with its audit log.
+func rolloutStatus(c *Controller, r *http.Request) (any, int, error) {
+	st, err := c.Status(r.Context(), rolloutKey(r))
+	return st, http.StatusOK, err
+}
+
+// startRollout serves POST of a StartRequest: it checks the plan and the
+// version before it opens the controller, then starts the rollout (201).
+func (open OpenController) startRollout(w http.ResponseWriter, r *http.Request) {
+	var req StartRequest
+	if !decodeRequest(w, r, &req, `{"distribution":"bookworm","package":"hi","version":"1.4.1","plan":"quick"}`) {
+		return
+	}
+	plan, err := ParsePlan(orDefault(req.Plan))
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "plan", err.Error())
+		return
+	}
+	if _, err := deb.ParseVersion(req.Version); err != nil {
+		apiError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	open.with(w, r, func(c *Controller) (any, int, error) {
+		prev, err := previousOf(c, r, req)
+		if err != nil {
+			return nil, 0, err
+		}
+		ro, err := c.Start(r.Context(), Rollout{Distribution: req.Distribution, Package: req.Package, Version: req.Version, Previous: prev, Plan: plan})
+		return ro, http.StatusCreated, err
+	})
+}
+
+// previousOf is the version a rollout of req reverts to: the one the
+// request names, else the newest published below its version.
+func previousOf(c *Controller, r *http.Request, req StartRequest) (string, error) {
+	if req.Previous != "" {
+		return req.Previous, nil
+	}
+	have, err := c.Publisher.Versions(r.Context(), req.Distribution, req.Package)
+	if err != nil {
+		return "", err
+	}
+	return PreviousVersion(have, req.Version), nil
+}
+
+// changeRollout serves POST of a ChangeRequest to the action of the
+// path (pause, resume, abort or revert; the reason "by hand" when none).
+func (open OpenController) changeRollout(w http.ResponseWriter, r *http.Request) {
+	var req ChangeRequest
+	if !decodeRequest(w, r, &req, `{"reason":"why"}`) {
+		return
+	}
+	action := r.PathValue("action")
+	open.with(w, r, func(c *Controller) (any, int, error) {
+		do := c.Action(action)
+		if do == nil {
+			return nil, 0, fmt.Errorf("%w: no action %q (use pause, resume, abort or revert)", ErrNotFound, action)
+		}
+		if req.Reason == "" {
+			req.Reason = "by hand"
+		}
+		ro, err := do(r.Context(), rolloutKey(r), req.Reason)
+		return ro, http.StatusOK, err
+	})
 }
 
 func orDefault(plan string) string {
