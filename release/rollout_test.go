@@ -64,7 +64,7 @@ func TestReleasePhasedWithPin(t *testing.T) {
 	if p := rep.Packages[0]; p.Version != "0.2" || p.Previous != "0.1" {
 		t.Fatalf("report: %+v", p)
 	}
-	if got := strings.Join(versions(t, r, "hi"), " "); got != "amd64:0.1 amd64:0.2 armhf:0.1 armhf:0.2" {
+	if got := strings.Join(versions(t, r, "hi"), " "); got != "amd64:0.2 amd64:0.1 armhf:0.2 armhf:0.1" { // newest first, as reprepro lists
 		t.Errorf("repository holds %s (Limit 1 took the pinned 0.1?)", got)
 	}
 	pins, err := r.Pins(context.Background())
