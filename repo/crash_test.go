@@ -129,7 +129,17 @@ func TestKillDuringWrites(t *testing.T) {
 		t.Fatalf("final checkpool: %v %v", problems, err)
 	}
 	apt.Update()
-	apt.MustRun("install", fmt.Sprintf("pkg%d", next%7))
+	// files[k] is pkg(k+1)%7 version 1.(k+1): install what the final
+	// include published — the version proves apt saw that publish. (The
+	// test used to install pkg(next%7), the package of the last trial's
+	// include: when every include of that name was killed, as happens when
+	// commands slow down under load after span was measured, apt rightly
+	// knew no such package.)
+	name, version := fmt.Sprintf("pkg%d", (next+1)%7), fmt.Sprintf("1.%d", next+1)
+	apt.MustRun("install", name+"="+version)
+	if out, err := apt.Dpkg("-s", name); err != nil || !strings.Contains(out, "\nVersion: "+version+"\n") {
+		t.Errorf("after the final include, dpkg -s %s: %v\n%s", name, err, out)
+	}
 	if stale, _ := filepath.Glob(filepath.Join(r.Base, "db", "tmp", "*")); len(stale) != 0 {
 		t.Errorf("stale staging directories: %v", stale)
 	}
