@@ -120,16 +120,23 @@ func deviceError(o *deviceOptions, err error) error {
 		}
 		return err
 	}
-	err = fmt.Errorf("device: %s: %w", o.server, err)
+	return apiRefusal(fmt.Errorf("device: %s: %w", o.server, err), ae.Status, ae.Code, server.ScopeDevices, "device", "upload tokens cannot manage devices")
+}
+
+// apiRefusal adds a true hint to err, a refusal (HTTP status, JSON code)
+// by one of a running server's token-guarded APIs: api names it ("device",
+// "rollout"), scope is the token scope it needs, and forbidden says which
+// tokens it refuses.
+func apiRefusal(err error, status int, code, scope, api, forbidden string) error {
 	switch {
-	case ae.Status == http.StatusUnauthorized:
-		return withHint(err, "the server does not know the token: check --token-file/$"+TokenEnv+", or create one on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeDevices+"'")
-	case ae.Code == "revoked":
-		return withHint(err, "the token was revoked: create a new one with 'lampi-pkg token create --scope "+server.ScopeDevices+"'")
-	case ae.Code == "forbidden":
-		return withHint(err, "upload tokens cannot manage devices: use a token created with --scope "+server.ScopeDevices)
-	case ae.Status == http.StatusNotFound && ae.Code != "not_found":
-		return withHint(err, "the server has no device API: is it 'lampi-pkg serve' with its fleet side on (not --no-fleet)?")
+	case status == http.StatusUnauthorized:
+		return withHint(err, "the server does not know the token: check --token-file/$"+TokenEnv+", or create one on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+scope+"'")
+	case code == "revoked":
+		return withHint(err, "the token was revoked: create a new one with 'lampi-pkg token create --scope "+scope+"'")
+	case code == "forbidden":
+		return withHint(err, forbidden+": use a token created with --scope "+scope)
+	case status == http.StatusNotFound && code != "not_found":
+		return withHint(err, "the server has no "+api+" API: is it 'lampi-pkg serve' with its fleet side on (not --no-fleet)?")
 	}
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -244,18 +243,7 @@ func rolloutAPIError(serverURL string, err error) error {
 	if !errors.As(err, &ae) {
 		return withHint(fmt.Errorf("rollout: %w", err), "is 'lampi-pkg serve' running at "+serverURL+"? check --server")
 	}
-	err = fmt.Errorf("rollout: %s: %w", serverURL, err)
-	switch {
-	case ae.Status == http.StatusUnauthorized:
-		return withHint(err, "the server does not know the token: check --token-file/$"+TokenEnv+", or create one on the server with 'lampi-pkg token create --repo DIR --name ops --scope "+server.ScopeRollouts+"'")
-	case ae.Code == "revoked":
-		return withHint(err, "the token was revoked: create a new one with 'lampi-pkg token create --scope "+server.ScopeRollouts+"'")
-	case ae.Code == "forbidden":
-		return withHint(err, "upload and device tokens cannot manage rollouts: use a token created with --scope "+server.ScopeRollouts)
-	case ae.Status == http.StatusNotFound && ae.Code != "not_found":
-		return withHint(err, "the server has no rollout API: is it 'lampi-pkg serve' with its fleet side on (not --no-fleet)?")
-	}
-	return err
+	return apiRefusal(fmt.Errorf("rollout: %s: %w", serverURL, err), ae.Status, ae.Code, server.ScopeRollouts, "rollout", "upload and device tokens cannot manage rollouts")
 }
 
 func orNone(s string) string {
