@@ -209,3 +209,23 @@ func (r *running) newestInReport(t *testing.T, pkg string) (newest string, behin
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// includeHi opens the server's repository and includes the hi package at
+// each version into bookworm, in order; it returns the repository.
+func includeHi(t *testing.T, ctx context.Context, s *Server, versions ...string) *repo.Repo {
+	t.Helper()
+	r, err := s.openRepo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range versions {
+		p := filepath.Join(t.TempDir(), "hi_"+v+"_all.deb")
+		if err := os.WriteFile(p, buildDeb(t, "hi", v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.IncludeDeb(ctx, "bookworm", []string{p}, repo.IncludeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}

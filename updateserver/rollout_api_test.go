@@ -31,19 +31,7 @@ func TestRolloutAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0, err := s.openRepo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"0.1", "0.2"} {
-		p := filepath.Join(t.TempDir(), "hi_"+v+"_all.deb")
-		if err := os.WriteFile(p, buildDeb(t, "hi", v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r0.IncludeDeb(ctx, "bookworm", []string{p}, repo.IncludeOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	includeHi(t, ctx, s, "0.1", "0.2")
 	run := start(t, s)
 	tokens := s.tokens()
 	token := func(name string, scopes ...string) string {

@@ -6,15 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
-	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/rollout"
 )
 
@@ -51,19 +48,7 @@ func TestServerRolloutVisibility(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0, err := s.openRepo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"0.1", "0.2"} {
-		p := filepath.Join(t.TempDir(), "hi_"+v+"_all.deb")
-		if err := os.WriteFile(p, buildDeb(t, "hi", v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r0.IncludeDeb(ctx, "bookworm", []string{p}, repo.IncludeOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r0 := includeHi(t, ctx, s, "0.1", "0.2")
 	run := start(t, s)
 	plan, err := rollout.ParsePlan("@canary:1h/3,50%:1h/3,100%")
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
-	"github.com/lampi-pkg/lampi-pkg/repo"
 	"github.com/lampi-pkg/lampi-pkg/rollout"
 )
 
@@ -63,19 +60,7 @@ func TestServerWalksRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0, err := s.openRepo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"0.1", "0.2"} {
-		p := filepath.Join(t.TempDir(), "hi_"+v+"_all.deb")
-		if err := os.WriteFile(p, buildDeb(t, "hi", v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r0.IncludeDeb(ctx, "bookworm", []string{p}, repo.IncludeOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r0 := includeHi(t, ctx, s, "0.1", "0.2")
 	run := start(t, s)
 	plan, err := rollout.ParsePlan("50%:0s/1,100% min-attempts=1")
 	if err != nil {
