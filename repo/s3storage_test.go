@@ -246,6 +246,7 @@ func TestS3PublishWhileClientsFetch(t *testing.T) {
 // indices it names by hash match); the next command completes the
 // upload, and check --publish-to finds the bucket clean at the end.
 func TestS3KillDuringUpload(t *testing.T) {
+	testutil.Heavy(t, "compiles lampi-pkg and kills it with SIGKILL while it uploads to a real MinIO")
 	t.Parallel()
 	bin := buildBinary(t)
 	pt, base, m := s3Target(t)

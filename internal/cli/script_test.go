@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,13 +20,34 @@ import (
 // process, with real files, real exit codes and real standard streams.
 func TestMain(m *testing.M) {
 	testutil.FastRaceExit()
-	testscript.Main(m, map[string]func(){
+	commands := map[string]func(){
 		"lampi-pkg": func() { os.Exit(Main(os.Args[1:], StdIO())) },
 		// The device side and a real broker, for the end-to-end scenarios
 		// (e2e-*.txtar).
 		"lampi-agent":    func() { os.Exit(agentcli.Main(os.Args[1:], agentcli.StdIO())) },
 		"test-mosquitto": testMosquittoMain,
-	})
+	}
+	if commands[filepath.Base(os.Args[0])] == nil {
+		waitBoundParallel()
+	}
+	testscript.Main(m, commands)
+}
+
+// waitBoundParallel raises the number of parallel tests from GOMAXPROCS
+// to four times that, unless -parallel was given. The tests of this
+// package are scenarios that mostly wait: on the child processes they
+// run, and on the publish rule that dates each replaced index a whole
+// second after the one before (repo/storage.DateAfter), so a scenario
+// of fifty publishes sleeps for tens of seconds while using little CPU.
+// With only GOMAXPROCS of them at a time the package took most of the
+// wall time of "go test -short ./..." on a 2-core machine.
+func waitBoundParallel() {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0)))
+	}
 }
 
 // TestScripts runs every scenario under testdata/script at the top of the
