@@ -109,14 +109,6 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	if sec == nil {
 		return nil, fmt.Errorf("%s: %w: no [bumpversion] section: add one with current_version = …", name, ErrConfig)
 	}
-	get := func(s *iniSection, key string) (string, int, bool, error) {
-		o := s.option(key)
-		if o == nil {
-			return "", 0, false, nil
-		}
-		v, err := ini.get(s, o)
-		return v, o.line, true, err
-	}
 	vals := map[string]string{}
 	for _, o := range sec.opts {
 		v, err := ini.get(sec, o)
@@ -125,6 +117,26 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 		vals[o.key] = v
 	}
+	if err := c.setMainOptions(sec, vals); err != nil {
+		return nil, err
+	}
+	if err := c.setMainVersion(sec, vals); err != nil {
+		return nil, err
+	}
+	if err := c.addSections(ini); err != nil {
+		return nil, err
+	}
+	if v, ok := vals[deprecatedFilesOp]; ok {
+		for _, p := range strings.Split(v, " ") {
+			c.files = append(c.files, fileSpec{path: p, cfg: name, section: "bumpversion", line: optLine(sec, deprecatedFilesOp), vc: c.main})
+		}
+	}
+	return c, nil
+}
+
+// setMainOptions sets the versions, the commit and tag options and their
+// templates from the [bumpversion] section sec, whose values are vals.
+func (c *Config) setMainOptions(sec *iniSection, vals map[string]string) error {
 	c.CurrentVersion = vals["current_version"]
 	if o := sec.option("current_version"); o != nil {
 		c.CurrentLine = o.line
@@ -142,15 +154,20 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 		b, known := map[string]bool{"1": true, "yes": true, "true": true, "on": true, "0": false, "no": false, "false": false, "off": false}[strings.ToLower(v)]
 		if !known {
-			return nil, fmt.Errorf("%s:%d: %w: %s = %q is not a boolean: use True or False", name, sec.option(key).line, ErrConfig, key, v)
+			return fmt.Errorf("%s:%d: %w: %s = %q is not a boolean: use True or False", c.Path, sec.option(key).line, ErrConfig, key, v)
 		}
 		*dst = b
 	}
 	_, c.CommitSet = vals["commit"]
 	_, c.TagSet = vals["tag"]
+	return nil
+}
 
-	// Without parse, versions are whole Debian versions (DebianParse);
-	// without serialize either, they are written as they are.
+// setMainVersion sets how versions are parsed, written, searched for and
+// replaced, from the [bumpversion] section sec. Without parse, versions
+// are whole Debian versions (DebianParse); without serialize either, they
+// are written as they are.
+func (c *Config) setMainVersion(sec *iniSection, vals map[string]string) error {
 	mainParse, hasParse := vals["parse"]
 	mainSerialize, hasSerialize := []string{DefaultSerialize}, false
 	if v, ok := vals["serialize"]; ok {
@@ -169,13 +186,21 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	if v, ok := vals["replace"]; ok {
 		c.main.replace = v
 	}
-	if err := c.main.check(name, sec.line, "[bumpversion]"); err != nil {
-		return nil, err
+	if err := c.main.check(c.Path, sec.line, "[bumpversion]"); err != nil {
+		return err
 	}
+	var err error
 	if c.main.parse, err = compileParse(c.main.parseSrc); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w: %w", name, optLine(sec, "parse"), ErrConfig, err)
+		return fmt.Errorf("%s:%d: %w: %w", c.Path, optLine(sec, "parse"), ErrConfig, err)
 	}
+	return nil
+}
 
+// addSections reads the [bumpversion:part:…] sections into the main
+// configuration's parts and the [bumpversion:file:…] and
+// [bumpversion:glob:…] sections into the files to change.
+func (c *Config) addSections(ini *iniFile) error {
+	name := c.Path
 	for _, s := range ini.sections {
 		m := sectionType.FindStringSubmatch(s.name)
 		if m == nil {
@@ -184,14 +209,16 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		value := m[sectionType.SubexpIndex("value")]
 		opts := map[string]string{}
 		for _, o := range s.opts {
-			if opts[o.key], err = ini.get(s, o); err != nil {
-				return nil, err
+			v, err := ini.get(s, o)
+			if err != nil {
+				return err
 			}
+			opts[o.key] = v
 		}
 		if m[sectionType.SubexpIndex("part")] != "" {
 			pc, err := newPartConfig(opts)
 			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %w: [%s]: %w", name, s.line, ErrConfig, s.name, err)
+				return fmt.Errorf("%s:%d: %w: [%s]: %w", name, s.line, ErrConfig, s.name, err)
 			}
 			c.main.parts[value] = pc
 			continue
@@ -200,21 +227,16 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		for key, v := range opts {
 			i := slices.IndexFunc(fileOptions, func(o fileOption) bool { return o.key == key })
 			if i < 0 {
-				return nil, fmt.Errorf("%s:%d: %w: [%s]: unknown option %q (a file section takes %s)", name, optLine(s, key), ErrConfig, s.name, key, fileOptionKeys())
+				return fmt.Errorf("%s:%d: %w: [%s]: unknown option %q (a file section takes %s)", name, optLine(s, key), ErrConfig, s.name, key, fileOptionKeys())
 			}
 			fileOptions[i].set(&vc, v)
 		}
 		if err := vc.check(name, s.line, "["+s.name+"]"); err != nil {
-			return nil, err
+			return err
 		}
 		c.files = append(c.files, fileSpec{path: value, cfg: name, glob: m[sectionType.SubexpIndex("file")] == "glob", section: s.name, line: s.line, vc: &vc})
 	}
-	if v, _, ok, _ := get(sec, deprecatedFilesOp); ok {
-		for _, p := range strings.Split(v, " ") {
-			c.files = append(c.files, fileSpec{path: p, cfg: name, section: "bumpversion", line: optLine(sec, deprecatedFilesOp), vc: c.main})
-		}
-	}
-	return c, nil
+	return nil
 }
 
 // fileOption is an option of a [bumpversion:file:…] section and how it

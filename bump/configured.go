@@ -21,97 +21,14 @@ func (p *Plan) prepareConfigured(o Options, cfg *Config, ws *workspace, control 
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	p.ConfigOld, p.ConfigNew = cfg.CurrentVersion, cfg.CurrentVersion
-	var nv *version
-	upstream := true
-	order := cfg.main.order()
-	debianOld, _ := deb.ParseVersion(cfg.CurrentVersion) // read by readVersion
-	given := o.NewVersion
-	if given == "" {
-		given = cfg.NewVersion
+	nv, upstream, err := p.newConfiguredVersion(o, cfg, cur, control, tctx)
+	if err != nil {
+		return err
 	}
-	switch {
-	case given != "":
-		// The version asked for goes into current_version and, through
-		// the main serialize, into the files: exactly, or not at all.
-		p.ConfigNew = given
-		if nv, err = cfg.readVersion(given, "the new version"); err != nil {
-			return err
-		}
-		if s, err := cfg.main.render(nv, tctx.lookup); err != nil {
-			return fmt.Errorf("%s: %w: serialize: %w", cfg.Path, ErrConfig, err)
-		} else if s != given {
-			return fmt.Errorf("%s: %w: the new version %s would be written %q: ask for --new-version %s, or change serialize so that one of its templates writes %s (the configuration has %s)", cfg.Path, ErrSerialize, given, s, s, given, cfg.main.describe())
-		}
-	case cfg.main.debian && slices.Contains(DebianParts, o.Part) && (o.Part != Revision || control == nil || debianOld.Revision != ""):
-		// Without parse the parts step as without a configuration (Next):
-		// patch from 1.5.0~rc1 is 1.5.0, pre from 1.4.10 is 1.4.11~rc1;
-		// revision steps current_version when it has a revision.
-		next, err := Next(debianOld, o.Part)
-		if err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		target, err := parseDebianVersion(next.String())
-		if err != nil {
-			return fmt.Errorf("%s: %w: %w", where, ErrVersion, err)
-		}
-		if p.ConfigNew, err = cfg.renderNew(cfg.main, target, tctx.lookup); err != nil {
-			return fmt.Errorf("%s: %w", cfg.Path, err)
-		}
-		if nv, err = cfg.readVersion(p.ConfigNew, "the new version"); err != nil {
-			return fmt.Errorf("%s: %w", cfg.Path, err)
-		}
-	case !cfg.main.debian && cur.parts[o.Part] != nil && slices.Contains(order, o.Part):
-		if nv, _, err = cur.bump(o.Part, order); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		if p.ConfigNew, err = cfg.main.render(nv, tctx.lookup); err != nil {
-			return fmt.Errorf("%s: %w: serialize %s: %w", cfg.Path, ErrConfig, strings.Join(cfg.main.serialize, " | "), err)
-		}
-		// bump2version reads the files' new version back from this
-		// string (as if given with --new-version), so the parts get their
-		// configuration again: the files may show it differently.
-		if nv = cfg.main.parseVersion(p.ConfigNew); nv == nil {
-			return fmt.Errorf("%s: %w: the new version %q does not match the parse pattern %q: make serialize and parse agree", cfg.Path, ErrConfig, p.ConfigNew, cfg.main.parseSrc)
-		}
-		if _, err := cfg.readVersion(p.ConfigNew, "the new version"); err != nil {
-			return err
-		}
-	case o.Part == Revision && control != nil:
-		// The configuration knows the upstream version only: the Debian
-		// revision lives in DEBIAN/control alone.
-		upstream = false
-	case cfg.main.debian:
-		return fmt.Errorf("%s: %w: unknown part %q: without parse in [bumpversion], the parts are %s (as without a configuration), or give --new-version", cfg.Path, ErrPart, o.Part, strings.Join(DebianParts, ", "))
-	default:
-		hint := ""
-		if o.Part == Pre || o.Part == Final {
-			hint = "; for Debian pre-releases remove parse and serialize from [bumpversion] (the default then steps pre and final), or give parse a pre-release group, e.g. (~(?P<release>rc)(?P<rc>\\d+))?, and a [bumpversion:part:release] with values rc and final"
-		}
-		return fmt.Errorf("%s: %w: %q is not a part of %s (parse %q, serialize %q): use one of %s, or --new-version%s", cfg.Path, ErrPart, o.Part, cfg.CurrentVersion, cfg.main.parseSrc, cfg.main.serialize[0], strings.Join(order, ", "), hint)
-	}
-
 	if upstream {
-		if err := checkConfigOrder(cfg, where, p.ConfigNew); err != nil {
+		if err := p.changeConfiguredFiles(cfg, ws, cur, nv, tctx); err != nil {
 			return err
 		}
-		files, err := p.configuredFiles(cfg, ws)
-		if err != nil {
-			return err
-		}
-		for _, cf := range files {
-			if err := cf.check(cur, tctx); err != nil {
-				return err
-			}
-		}
-		for _, cf := range files {
-			if err := cf.replace(cfg, ws, cur, nv, tctx); err != nil {
-				return err
-			}
-		}
-		if err := rewriteConfig(cfg, ws, p.ConfigNew); err != nil {
-			return err
-		}
-		p.Git.Paths = append(p.Git.Paths, cfg.Path)
 	}
 
 	p.Old, p.New = p.ConfigOld, p.ConfigNew
@@ -130,6 +47,110 @@ func (p *Plan) prepareConfigured(o Options, cfg *Config, ws *workspace, control 
 			msgCtx.set("new_"+l, nv.parts[l].value())
 		}
 	}
+	return nil
+}
+
+// newConfiguredVersion sets p.ConfigNew to the version current_version
+// steps to (or is given) and returns it as read by the main configuration;
+// upstream is false when only DEBIAN/control's revision steps.
+func (p *Plan) newConfiguredVersion(o Options, cfg *Config, cur *version, control *workFile, tctx *tmplContext) (nv *version, upstream bool, err error) {
+	where := fmt.Sprintf("%s:%d", cfg.Path, cfg.CurrentLine)
+	order := cfg.main.order()
+	debianOld, _ := deb.ParseVersion(cfg.CurrentVersion) // read by readVersion
+	given := o.NewVersion
+	if given == "" {
+		given = cfg.NewVersion
+	}
+	switch {
+	case given != "":
+		// The version asked for goes into current_version and, through
+		// the main serialize, into the files: exactly, or not at all.
+		p.ConfigNew = given
+		if nv, err = cfg.readVersion(given, "the new version"); err != nil {
+			return nil, false, err
+		}
+		if s, err := cfg.main.render(nv, tctx.lookup); err != nil {
+			return nil, false, fmt.Errorf("%s: %w: serialize: %w", cfg.Path, ErrConfig, err)
+		} else if s != given {
+			return nil, false, fmt.Errorf("%s: %w: the new version %s would be written %q: ask for --new-version %s, or change serialize so that one of its templates writes %s (the configuration has %s)", cfg.Path, ErrSerialize, given, s, s, given, cfg.main.describe())
+		}
+	case cfg.main.debian && slices.Contains(DebianParts, o.Part) && (o.Part != Revision || control == nil || debianOld.Revision != ""):
+		// Without parse the parts step as without a configuration (Next):
+		// patch from 1.5.0~rc1 is 1.5.0, pre from 1.4.10 is 1.4.11~rc1;
+		// revision steps current_version when it has a revision.
+		next, err := Next(debianOld, o.Part)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", where, err)
+		}
+		target, err := parseDebianVersion(next.String())
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w: %w", where, ErrVersion, err)
+		}
+		if p.ConfigNew, err = cfg.renderNew(cfg.main, target, tctx.lookup); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+		if nv, err = cfg.readVersion(p.ConfigNew, "the new version"); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+	case !cfg.main.debian && cur.parts[o.Part] != nil && slices.Contains(order, o.Part):
+		if nv, _, err = cur.bump(o.Part, order); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", where, err)
+		}
+		if p.ConfigNew, err = cfg.main.render(nv, tctx.lookup); err != nil {
+			return nil, false, fmt.Errorf("%s: %w: serialize %s: %w", cfg.Path, ErrConfig, strings.Join(cfg.main.serialize, " | "), err)
+		}
+		// bump2version reads the files' new version back from this
+		// string (as if given with --new-version), so the parts get their
+		// configuration again: the files may show it differently.
+		if nv = cfg.main.parseVersion(p.ConfigNew); nv == nil {
+			return nil, false, fmt.Errorf("%s: %w: the new version %q does not match the parse pattern %q: make serialize and parse agree", cfg.Path, ErrConfig, p.ConfigNew, cfg.main.parseSrc)
+		}
+		if _, err := cfg.readVersion(p.ConfigNew, "the new version"); err != nil {
+			return nil, false, err
+		}
+	case o.Part == Revision && control != nil:
+		// The configuration knows the upstream version only: the Debian
+		// revision lives in DEBIAN/control alone.
+		return nil, false, nil
+	case cfg.main.debian:
+		return nil, false, fmt.Errorf("%s: %w: unknown part %q: without parse in [bumpversion], the parts are %s (as without a configuration), or give --new-version", cfg.Path, ErrPart, o.Part, strings.Join(DebianParts, ", "))
+	default:
+		hint := ""
+		if o.Part == Pre || o.Part == Final {
+			hint = "; for Debian pre-releases remove parse and serialize from [bumpversion] (the default then steps pre and final), or give parse a pre-release group, e.g. (~(?P<release>rc)(?P<rc>\\d+))?, and a [bumpversion:part:release] with values rc and final"
+		}
+		return nil, false, fmt.Errorf("%s: %w: %q is not a part of %s (parse %q, serialize %q): use one of %s, or --new-version%s", cfg.Path, ErrPart, o.Part, cfg.CurrentVersion, cfg.main.parseSrc, cfg.main.serialize[0], strings.Join(order, ", "), hint)
+	}
+
+	return nv, true, nil
+}
+
+// changeConfiguredFiles writes the new version into the configured files
+// and into the configuration itself, after checking every file shows the
+// current one.
+func (p *Plan) changeConfiguredFiles(cfg *Config, ws *workspace, cur, nv *version, tctx *tmplContext) error {
+	where := fmt.Sprintf("%s:%d", cfg.Path, cfg.CurrentLine)
+	if err := checkConfigOrder(cfg, where, p.ConfigNew); err != nil {
+		return err
+	}
+	files, err := p.configuredFiles(cfg, ws)
+	if err != nil {
+		return err
+	}
+	for _, cf := range files {
+		if err := cf.check(cur, tctx); err != nil {
+			return err
+		}
+	}
+	for _, cf := range files {
+		if err := cf.replace(cfg, ws, cur, nv, tctx); err != nil {
+			return err
+		}
+	}
+	if err := rewriteConfig(cfg, ws, p.ConfigNew); err != nil {
+		return err
+	}
+	p.Git.Paths = append(p.Git.Paths, cfg.Path)
 	return nil
 }
 

@@ -21,66 +21,16 @@ type APIOptions struct {
 // newest, if not nil, returns the newest published version of each
 // package, for the "behind" lists. Only GET and HEAD are allowed.
 func APIHandler(store StatsReader, newest func() map[string]string, opts ...APIOptions) http.Handler {
-	var o APIOptions
+	a := &fleetAPI{store: store, newest: newest}
 	if len(opts) > 0 {
-		o = opts[0]
+		a.o = opts[0]
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if a.o.Now == nil {
+		a.o.Now = time.Now
 	}
 	mux := http.NewServeMux()
-	stale := func(r *http.Request) (time.Duration, error) {
-		s := r.URL.Query().Get("stale")
-		if s == "" {
-			return 0, nil
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return 0, fmt.Errorf("stale=%q: want a duration such as 24h", s)
-		}
-		return d, nil
-	}
-	mux.HandleFunc("GET /api/v1/fleet/report", func(w http.ResponseWriter, r *http.Request) {
-		d, err := stale(r)
-		if err != nil {
-			apiError(w, http.StatusBadRequest, err)
-			return
-		}
-		ro := ReportOptions{Package: r.URL.Query().Get("package"), Stale: d, Now: o.Now, StaleView: o.StaleView}
-		if sv := r.URL.Query().Get("stale_view"); sv != "" {
-			v, err := time.ParseDuration(sv)
-			if err != nil || v < 0 {
-				apiError(w, http.StatusBadRequest, fmt.Errorf("stale_view=%q: want a duration such as 336h, or 0 for no list", sv))
-				return
-			}
-			ro.StaleView = v
-			if v == 0 {
-				ro.StaleView = -1
-			}
-		}
-		if newest != nil {
-			ro.Newest = newest()
-		}
-		rep, err := store.Report(r.Context(), ro)
-		if err != nil {
-			apiError(w, http.StatusInternalServerError, err)
-			return
-		}
-		apiJSON(w, rep)
-	})
-	mux.HandleFunc("GET /api/v1/fleet/devices", func(w http.ResponseWriter, r *http.Request) {
-		d, err := stale(r)
-		if err != nil {
-			apiError(w, http.StatusBadRequest, err)
-			return
-		}
-		devs, err := store.Devices(r.Context(), 0)
-		if err != nil {
-			apiError(w, http.StatusInternalServerError, err)
-			return
-		}
-		apiJSON(w, FilterStale(devs, d, o.Now()))
-	})
+	mux.HandleFunc("GET /api/v1/fleet/report", a.report)
+	mux.HandleFunc("GET /api/v1/fleet/devices", a.devices)
 	mux.HandleFunc("GET /api/v1/fleet/devices/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := store.Device(r.Context(), r.PathValue("id"))
 		if err != nil {
@@ -101,6 +51,70 @@ func APIHandler(store StatsReader, newest func() map[string]string, opts ...APIO
 		apiJSON(w, store.Stats())
 	})
 	return mux
+}
+
+// fleetAPI holds what the handlers of APIHandler share.
+type fleetAPI struct {
+	store  StatsReader
+	newest func() map[string]string
+	o      APIOptions
+}
+
+// queryDuration reads the duration query parameter name (zero when
+// absent); hint says what a valid value looks like.
+func queryDuration(r *http.Request, name, hint string) (time.Duration, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q: want %s", name, s, hint)
+	}
+	return d, nil
+}
+
+func (a *fleetAPI) report(w http.ResponseWriter, r *http.Request) {
+	d, err := queryDuration(r, "stale", "a duration such as 24h")
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	ro := ReportOptions{Package: r.URL.Query().Get("package"), Stale: d, Now: a.o.Now, StaleView: a.o.StaleView}
+	if r.URL.Query().Get("stale_view") != "" {
+		v, err := queryDuration(r, "stale_view", "a duration such as 336h, or 0 for no list")
+		if err != nil {
+			apiError(w, http.StatusBadRequest, err)
+			return
+		}
+		ro.StaleView = v
+		if v == 0 {
+			ro.StaleView = -1
+		}
+	}
+	if a.newest != nil {
+		ro.Newest = a.newest()
+	}
+	rep, err := a.store.Report(r.Context(), ro)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err)
+		return
+	}
+	apiJSON(w, rep)
+}
+
+func (a *fleetAPI) devices(w http.ResponseWriter, r *http.Request) {
+	d, err := queryDuration(r, "stale", "a duration such as 24h")
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err)
+		return
+	}
+	devs, err := a.store.Devices(r.Context(), 0)
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err)
+		return
+	}
+	apiJSON(w, FilterStale(devs, d, a.o.Now()))
 }
 
 // FilterStale keeps the devices not seen for at least d (all when d ≤ 0).

@@ -228,8 +228,25 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.once.Do(func() { close(c.ready) })
 		return c.pipeline(ctx, c.in)
 	}
-	log := c.opts.Logger
 	in := make(chan incoming, 65536)
+	cfg := c.clientConfig(ctx, in)
+	cm, err := autopaho.NewConnection(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("collector: %w: %w", ErrBroker, err)
+	}
+
+	err = c.pipeline(ctx, in)
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer dcancel()
+	cm.Disconnect(dctx)
+	return err
+}
+
+// clientConfig is the MQTT client of Run: a persistent session (clean
+// start off, the configured expiry), manual acknowledgement, and every
+// received report handed to in until ctx ends.
+func (c *Collector) clientConfig(ctx context.Context, in chan<- incoming) autopaho.ClientConfig {
+	log := c.opts.Logger
 	expiry := uint32(min(c.opts.SessionExpiry/time.Second, 0xFFFFFFFF))
 	recvMax := c.opts.ReceiveMaximum
 	subs := make([]paho.SubscribeOptions, 0, 2)
@@ -238,7 +255,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		// subscription, not on every reconnect of a persistent session.
 		subs = append(subs, paho.SubscribeOptions{Topic: f, QoS: 1, RetainHandling: 1})
 	}
-	cfg := autopaho.ClientConfig{
+	return autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{c.url},
 		TlsCfg:                        c.opts.TLS,
 		KeepAlive:                     uint16(max(1, c.opts.KeepAlive/time.Second)),
@@ -295,16 +312,6 @@ func (c *Collector) Run(ctx context.Context) error {
 			},
 		},
 	}
-	cm, err := autopaho.NewConnection(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("collector: %w: %w", ErrBroker, err)
-	}
-
-	err = c.pipeline(ctx, in)
-	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer dcancel()
-	cm.Disconnect(dctx)
-	return err
 }
 
 // subscribe subscribes on a new connection, then says Ready. mochi

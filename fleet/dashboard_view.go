@@ -198,78 +198,89 @@ func buildPackageView(p *PackageReport, maxRows int) dashPackage {
 		v.BehindMore = len(v.Behind) - maxRows
 		v.Behind = v.Behind[:maxRows]
 	}
+	v.Bars = versionBars(p)
+	v.ChartH = max(len(v.Bars), 1) * dashRowH
+	return v
+}
 
-	// Chart the dashMaxBars-1 most common versions in their (newest first)
-	// order and fold the rest into one bar; always keep the newest.
-	shown := p.Versions
-	var other []VersionShare
-	if len(p.Versions) > dashMaxBars {
-		idx := make([]int, len(p.Versions))
-		for i := range idx {
-			idx[i] = i
+// chartedVersions splits p's versions into those charted as bars of their
+// own — the dashMaxBars-1 most common, in their (newest first) order,
+// always with the newest — and the rest, folded into one bar.
+func chartedVersions(p *PackageReport) (shown, other []VersionShare) {
+	if len(p.Versions) <= dashMaxBars {
+		return p.Versions, nil
+	}
+	idx := make([]int, len(p.Versions))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		va, vb := p.Versions[idx[a]], p.Versions[idx[b]]
+		if (va.Version == p.Newest) != (vb.Version == p.Newest) {
+			return va.Version == p.Newest
 		}
-		sort.SliceStable(idx, func(a, b int) bool {
-			va, vb := p.Versions[idx[a]], p.Versions[idx[b]]
-			if (va.Version == p.Newest) != (vb.Version == p.Newest) {
-				return va.Version == p.Newest
-			}
-			return va.Count > vb.Count
-		})
-		keep := make([]bool, len(p.Versions))
-		for _, i := range idx[:dashMaxBars-1] {
-			keep[i] = true
-		}
-		shown = nil
-		for i, vs := range p.Versions {
-			if keep[i] {
-				shown = append(shown, vs)
-			} else {
-				other = append(other, vs)
-			}
+		return va.Count > vb.Count
+	})
+	keep := make([]bool, len(p.Versions))
+	for _, i := range idx[:dashMaxBars-1] {
+		keep[i] = true
+	}
+	for i, vs := range p.Versions {
+		if keep[i] {
+			shown = append(shown, vs)
+		} else {
+			other = append(other, vs)
 		}
 	}
-	maxCount := 1
+	return shown, other
+}
+
+// versionBars lays out the bar chart of p's versions: one row per charted
+// version, widths relative to the largest bar.
+func versionBars(p *PackageReport) []dashBar {
+	shown, other := chartedVersions(p)
+	maxCount, otherCount := 1, 0
 	for _, vs := range p.Versions {
 		maxCount = max(maxCount, vs.Count)
 	}
-	otherCount := 0
 	for _, vs := range other {
 		otherCount += vs.Count
 	}
 	maxCount = max(maxCount, otherCount)
+	var bars []dashBar
 	color := 0
-	addBar := func(b dashBar) {
-		row := len(v.Bars)
-		b.LabelX, b.X = dashLabelX, dashBarX
-		b.Y = row*dashRowH + (dashRowH-dashBarH)/2
-		b.TextY = row*dashRowH + dashRowH/2 + 5
-		w := float64(b.Count) / float64(maxCount) * dashBarMaxW
-		if b.Count > 0 {
-			w = max(w, 2) // one device stays visible
-		}
-		b.W = fmt.Sprintf("%.1f", w)
-		b.TextX = fmt.Sprintf("%.1f", dashBarX+w+6)
-		if p.Installed > 0 {
-			b.Share = dashPercent(float64(b.Count) / float64(p.Installed))
-		}
-		v.Bars = append(v.Bars, b)
-	}
 	for _, vs := range shown {
 		b := dashBar{Version: vs.Version, Label: dashShort(vs.Version, dashVersionCh), Count: vs.Count}
-		switch {
-		case p.Newest != "" && vs.Version == p.Newest:
+		if p.Newest != "" && vs.Version == p.Newest {
 			b.Newest, b.Color = true, dashNewestColor
-		default:
+		} else {
 			b.Color = dashPalette[color%len(dashPalette)]
 			color++
 		}
-		addBar(b)
+		bars = append(bars, placeBar(b, len(bars), maxCount, p.Installed))
 	}
 	if len(other) > 0 {
-		addBar(dashBar{Label: fmt.Sprintf("%d other versions", len(other)), Count: otherCount, Color: dashOtherColor, OtherGroups: len(other)})
+		b := dashBar{Label: fmt.Sprintf("%d other versions", len(other)), Count: otherCount, Color: dashOtherColor, OtherGroups: len(other)}
+		bars = append(bars, placeBar(b, len(bars), maxCount, p.Installed))
 	}
-	v.ChartH = max(len(v.Bars), 1) * dashRowH
-	return v
+	return bars
+}
+
+// placeBar sets the geometry of bar b in chart row row.
+func placeBar(b dashBar, row, maxCount, installed int) dashBar {
+	b.LabelX, b.X = dashLabelX, dashBarX
+	b.Y = row*dashRowH + (dashRowH-dashBarH)/2
+	b.TextY = row*dashRowH + dashRowH/2 + 5
+	w := float64(b.Count) / float64(maxCount) * dashBarMaxW
+	if b.Count > 0 {
+		w = max(w, 2) // one device stays visible
+	}
+	b.W = fmt.Sprintf("%.1f", w)
+	b.TextX = fmt.Sprintf("%.1f", dashBarX+w+6)
+	if installed > 0 {
+		b.Share = dashPercent(float64(b.Count) / float64(installed))
+	}
+	return b
 }
 
 func buildSummaries(in []DeviceSummary, now time.Time, maxRows int) ([]dashSummary, int) {
