@@ -174,65 +174,17 @@ func ParseSourcesList(r io.Reader, file string) ([]Source, error) {
 		if text == "" {
 			continue
 		}
-		errf := func(format string, a ...any) error {
-			return fmt.Errorf("%w: %s:%d: %s", ErrConfig, file, line, fmt.Sprintf(format, a...))
-		}
 		typ, rest, _ := strings.Cut(text, " ")
 		switch typ {
 		case "deb-src":
 			continue
 		case "deb":
 		default:
-			return nil, errf("unknown entry type %q; expected \"deb\"", typ)
+			return nil, fmt.Errorf("%w: %s:%d: unknown entry type %q; expected \"deb\"", ErrConfig, file, line, typ)
 		}
-		rest = strings.TrimSpace(rest)
-		src := Source{File: file, Line: line}
-		if strings.HasPrefix(rest, "[") {
-			end := strings.IndexByte(rest, ']')
-			if end < 0 {
-				return nil, errf("options start with '[' but have no ']'")
-			}
-			for _, opt := range strings.Fields(rest[1:end]) {
-				k, v, ok := strings.Cut(opt, "=")
-				if !ok {
-					return nil, errf("option %q is not key=value", opt)
-				}
-				switch strings.ToLower(k) {
-				case "signed-by":
-					src.SignedBy = v
-				case "arch":
-					src.Architectures = strings.Split(v, ",")
-				case "by-hash":
-					bh, err := parseByHash(v)
-					if err != nil {
-						return nil, errf("by-hash: %v", err)
-					}
-					src.ByHash = bh
-				case "trusted":
-					if v == "yes" {
-						return nil, errf("trusted=yes turns signature checks off; lampi-agent refuses it")
-					}
-				}
-			}
-			rest = rest[end+1:]
-		}
-		words := strings.Fields(rest)
-		if len(words) < 2 {
-			return nil, errf("expected \"deb [options] URI SUITE [COMPONENT…]\"")
-		}
-		base, err := parseRepoURI(words[0])
+		src, err := parseSourceEntry(strings.TrimSpace(rest), file, line)
 		if err != nil {
-			return nil, errf("%v", err)
-		}
-		src.URI, src.Suite, src.Components = base, words[1], words[2:]
-		if src.SignedBy == "" {
-			return nil, errf("no signed-by= option: lampi-agent trusts only the key named by the source; add [signed-by=/usr/share/keyrings/KEYRING.gpg]")
-		}
-		if err := checkKeyPath(src.SignedBy, nil); err != nil {
-			return nil, errf("signed-by: %v", err)
-		}
-		if err := checkSuite(&src); err != nil {
-			return nil, errf("%v", err)
+			return nil, fmt.Errorf("%w: %s:%d: %v", ErrConfig, file, line, err)
 		}
 		out = append(out, src)
 	}
@@ -243,6 +195,69 @@ func ParseSourcesList(r io.Reader, file string) ([]Source, error) {
 		return nil, fmt.Errorf("%w: %s: no \"deb\" entry", ErrConfig, file)
 	}
 	return out, nil
+}
+
+// parseSourceEntry reads what follows "deb" on a line of a sources.list:
+// "[options] URI SUITE [COMPONENT…]".
+func parseSourceEntry(rest, file string, line int) (Source, error) {
+	src := Source{File: file, Line: line}
+	if strings.HasPrefix(rest, "[") {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return src, fmt.Errorf("options start with '[' but have no ']'")
+		}
+		if err := setSourceOptions(&src, strings.Fields(rest[1:end])); err != nil {
+			return src, err
+		}
+		rest = rest[end+1:]
+	}
+	words := strings.Fields(rest)
+	if len(words) < 2 {
+		return src, fmt.Errorf("expected \"deb [options] URI SUITE [COMPONENT…]\"")
+	}
+	base, err := parseRepoURI(words[0])
+	if err != nil {
+		return src, err
+	}
+	src.URI, src.Suite, src.Components = base, words[1], words[2:]
+	if src.SignedBy == "" {
+		return src, fmt.Errorf("no signed-by= option: lampi-agent trusts only the key named by the source; add [signed-by=/usr/share/keyrings/KEYRING.gpg]")
+	}
+	if err := checkKeyPath(src.SignedBy, nil); err != nil {
+		return src, fmt.Errorf("signed-by: %v", err)
+	}
+	if err := checkSuite(&src); err != nil {
+		return src, err
+	}
+	return src, nil
+}
+
+// setSourceOptions sets the [key=value …] options of a sources.list entry
+// on src; options apt has and lampi-agent does not use are left alone.
+func setSourceOptions(src *Source, opts []string) error {
+	for _, opt := range opts {
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok {
+			return fmt.Errorf("option %q is not key=value", opt)
+		}
+		switch strings.ToLower(k) {
+		case "signed-by":
+			src.SignedBy = v
+		case "arch":
+			src.Architectures = strings.Split(v, ",")
+		case "by-hash":
+			bh, err := parseByHash(v)
+			if err != nil {
+				return fmt.Errorf("by-hash: %v", err)
+			}
+			src.ByHash = bh
+		case "trusted":
+			if v == "yes" {
+				return fmt.Errorf("trusted=yes turns signature checks off; lampi-agent refuses it")
+			}
+		}
+	}
+	return nil
 }
 
 func parseRepoURI(s string) (string, error) {

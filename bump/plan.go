@@ -135,35 +135,14 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		p.Part = ""
 	}
 	ws := newWorkspace(dir)
-
-	var cfg *Config
-	if name, ok, err := FindConfig(dir); err != nil {
-		return nil, err
-	} else if ok {
-		f, err := ws.load(name)
-		if err != nil {
-			return nil, err
-		}
-		if cfg, err = ParseConfig(name, f.orig); err != nil {
-			return nil, err
-		}
-		p.ConfigFile = name
-	}
-	control, err := ws.load(ControlPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		control = nil
-	} else if err != nil {
+	cfg, control, err := p.loadInputs(ws)
+	if err != nil {
 		return nil, err
 	}
-
 	p.Git.Repo = g.isRepo(ctx)
 	if p.Git.Repo && !o.AllowDirty && (cfg == nil || !cfg.AllowDirty) {
-		lines, err := g.dirty(ctx)
-		if err != nil {
+		if err := refuseDirty(ctx, g); err != nil {
 			return nil, err
-		}
-		if len(lines) > 0 {
-			return nil, fmt.Errorf("%w: commit or stash these changes first, or use --allow-dirty:\n  %s", ErrDirty, strings.Join(lines, "\n  "))
 		}
 	}
 	var vcs func() map[string]any
@@ -191,6 +170,45 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// loadInputs reads the tree's bumpversion configuration, if it has one,
+// and DEBIAN/control (nil when absent) into ws.
+func (p *Plan) loadInputs(ws *workspace) (*Config, *workFile, error) {
+	var cfg *Config
+	if name, ok, err := FindConfig(p.dir); err != nil {
+		return nil, nil, err
+	} else if ok {
+		f, err := ws.load(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg, err = ParseConfig(name, f.orig); err != nil {
+			return nil, nil, err
+		}
+		p.ConfigFile = name
+	}
+	control, err := ws.load(ControlPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, control, nil
+}
+
+// refuseDirty fails when the git work tree has uncommitted changes,
+// listing them.
+func refuseDirty(ctx context.Context, g *gitRunner) error {
+	lines, err := g.dirty(ctx)
+	if err != nil {
+		return err
+	}
+	if len(lines) > 0 {
+		return fmt.Errorf("%w: commit or stash these changes first, or use --allow-dirty:\n  %s", ErrDirty, strings.Join(lines, "\n  "))
+	}
+	return nil
 }
 
 // prepareDebian is the plan without a configuration: DEBIAN/control alone.

@@ -334,29 +334,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if api != nil {
 		tracker = startTracker(context.WithoutCancel(ctx), api, res.Collector.Before, opts.Now)
 	}
-	runCtx, cancel := context.WithTimeout(ctx, opts.Duration)
-	defer cancel()
-	done := make(chan struct{})
-	var poll *poller
-	if serverURL != nil && opts.PollInterval > 0 {
-		poll = newPoller(serverURL, &opts)
-		go func() { poll.run(runCtx, start); done <- struct{}{} }()
-	}
-	if pub != nil {
-		go func() {
-			pub.run(runCtx, start)
-			cancel() // MaxReports reached (or every connection lost): the run is over
-			done <- struct{}{}
-		}()
-	}
-	stopProgress := make(chan struct{})
-	if opts.Progress != nil {
-		go progressLoop(&opts, start, pub, poll, stopProgress)
-	}
-	for range btoi(poll != nil) + btoi(pub != nil) {
-		<-done
-	}
-	close(stopProgress)
+	poll := runLoad(ctx, &opts, serverURL, pub, start)
 	elapsed := opts.Now().Sub(start)
 	res.Duration = elapsed
 	// Cancelling ctx only ends the load phase early: the teardown and the
@@ -380,6 +358,37 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.SuccessRate = res.successRate()
 	return res, nil
+}
+
+// runLoad is the load phase: pub publishes and, with a server and a poll
+// interval, a poller fetches from the server, until opts.Duration has
+// passed, ctx ends or pub is done; progress is reported meanwhile. It
+// returns the poller (nil without one) for its result.
+func runLoad(ctx context.Context, opts *Options, serverURL *url.URL, pub *publisher, start time.Time) *poller {
+	runCtx, cancel := context.WithTimeout(ctx, opts.Duration)
+	defer cancel()
+	done := make(chan struct{})
+	var poll *poller
+	if serverURL != nil && opts.PollInterval > 0 {
+		poll = newPoller(serverURL, opts)
+		go func() { poll.run(runCtx, start); done <- struct{}{} }()
+	}
+	if pub != nil {
+		go func() {
+			pub.run(runCtx, start)
+			cancel() // MaxReports reached (or every connection lost): the run is over
+			done <- struct{}{}
+		}()
+	}
+	stopProgress := make(chan struct{})
+	if opts.Progress != nil {
+		go progressLoop(opts, start, pub, poll, stopProgress)
+	}
+	for range btoi(poll != nil) + btoi(pub != nil) {
+		<-done
+	}
+	close(stopProgress)
+	return poll
 }
 
 func btoi(b bool) int {

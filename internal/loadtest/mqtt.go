@@ -151,21 +151,7 @@ func connect(ctx context.Context, u *url.URL, opts *Options) (*publisher, error)
 		p.perDevice = (opts.MaxReports + int64(opts.Devices) - 1) / int64(opts.Devices)
 	}
 	perDevice := opts.Connections == opts.Devices
-	p.conns = make([]*mqttConn, opts.Connections)
-	for k := range p.conns {
-		c := &mqttConn{p: p}
-		if perDevice {
-			c.clientID = deviceID(opts.IDPrefix, k, opts.Devices)
-		} else {
-			c.clientID = fmt.Sprintf("%sconn%d", opts.IDPrefix, k)
-		}
-		p.conns[k] = c
-	}
-	for d := 0; d < opts.Devices; d++ {
-		c := p.conns[d%opts.Connections]
-		c.devices = append(c.devices, d)
-	}
-
+	p.planConns(perDevice)
 	if u.Scheme == "mqtt" || u.Scheme == "tcp" {
 		p.startReactors(min(runtime.GOMAXPROCS(0), reactorsMax, len(p.conns)))
 	}
@@ -193,11 +179,45 @@ func connect(ctx context.Context, u *url.URL, opts *Options) (*publisher, error)
 		return nil, fmt.Errorf("%w %s: %w", ErrConnect, p.broker, errs[0])
 	}
 
+	p.startWorkers()
+	p.stopPing = make(chan struct{})
+	go p.pingLoop()
+	if opts.Status {
+		p.announce(ctx, state.Online)
+	}
+	return p, nil
+}
+
+// planConns makes the publisher's connections and deals the devices out
+// over them, round robin; with perDevice each connection is one device
+// and has its id.
+func (p *publisher) planConns(perDevice bool) {
+	opts := p.opts
+	p.conns = make([]*mqttConn, opts.Connections)
+	for k := range p.conns {
+		c := &mqttConn{p: p}
+		if perDevice {
+			c.clientID = deviceID(opts.IDPrefix, k, opts.Devices)
+		} else {
+			c.clientID = fmt.Sprintf("%sconn%d", opts.IDPrefix, k)
+		}
+		p.conns[k] = c
+	}
+	for d := 0; d < opts.Devices; d++ {
+		c := p.conns[d%opts.Connections]
+		c.devices = append(c.devices, d)
+	}
+}
+
+// startWorkers gives each connected connection up to Inflight workers,
+// each sending for its share of the connection's devices, and attaches
+// the connections to their clients.
+func (p *publisher) startWorkers() {
 	for _, c := range p.conns {
 		if c.client == nil {
 			continue
 		}
-		n := min(len(c.devices), opts.Inflight)
+		n := min(len(c.devices), p.opts.Inflight)
 		for w := 0; w < n; w++ {
 			wk := &worker{conn: c, index: len(p.workers)}
 			for i := w; i < len(c.devices); i += n {
@@ -215,12 +235,6 @@ func connect(ctx context.Context, u *url.URL, opts *Options) (*publisher, error)
 			c.client.attach(c)
 		}
 	}
-	p.stopPing = make(chan struct{})
-	go p.pingLoop()
-	if opts.Status {
-		p.announce(ctx, state.Online)
-	}
-	return p, nil
 }
 
 // pingLoop keeps idle connections alive (a slow rate leaves a device
