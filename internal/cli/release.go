@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lampi-pkg/lampi-pkg/bump"
 	"github.com/lampi-pkg/lampi-pkg/deb"
@@ -98,7 +99,26 @@ func newReleaseCmd(env *Env, runF runFunc[releaseOptions]) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "release [DIR…] (--repo REPO | --to URL --token-file F)",
 		Short: "Bump, build, sign and publish package trees in one all-or-nothing step",
-		Long: `Release the package trees DIR… (default: the current directory) into the
+		Long:  releaseLong,
+		Example: `  lampi-pkg release hi --repo /srv/repo --bump minor
+  lampi-pkg release ui bluetooth hardware --repo /srv/repo --codename bookworm --bump patch --sign-deb
+  lampi-pkg release --repo /srv/repo --dry-run --json
+  lampi-pkg release hi --to https://repo.example.org/ --token-file ci.token --bump minor`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.dirs, o.lockTimeoutSet = args, cmd.Flags().Changed("lock-timeout")
+			return runVerb(cmd, runF, runRelease, o)
+		},
+	}
+	addReleaseFlags(cmd.Flags(), o)
+	cmd.MarkFlagsMutuallyExclusive("repo", "to")
+	cmd.MarkFlagsMutuallyExclusive("rollout", "to")
+	cmd.MarkFlagsMutuallyExclusive("commit", "no-commit")
+	cmd.MarkFlagsMutuallyExclusive("tag", "no-tag")
+	return cmd
+}
+
+// releaseLong is the help text of release.
+const releaseLong = `Release the package trees DIR… (default: the current directory) into the
 repository REPO, in one step that either completes or changes nothing:
 
   bump      with --bump PART, as 'lampi-pkg bump' (DEBIAN/control and the files
@@ -138,17 +158,10 @@ server's key stays on the server), check (the server's dry run: new, already
 published, version clash, older), commit, upload (the server includes and
 publishes every new package in one transaction, or none). A refusal at any
 step puts the trees and git back as locally. --codename defaults to the only
-distribution the token may upload to.`,
-		Example: `  lampi-pkg release hi --repo /srv/repo --bump minor
-  lampi-pkg release ui bluetooth hardware --repo /srv/repo --codename bookworm --bump patch --sign-deb
-  lampi-pkg release --repo /srv/repo --dry-run --json
-  lampi-pkg release hi --to https://repo.example.org/ --token-file ci.token --bump minor`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.dirs, o.lockTimeoutSet = args, cmd.Flags().Changed("lock-timeout")
-			return runVerb(cmd, runF, runRelease, o)
-		},
-	}
-	f := cmd.Flags()
+distribution the token may upload to.`
+
+// addReleaseFlags defines release's flags on f, bound to o.
+func addReleaseFlags(f *pflag.FlagSet, o *releaseOptions) {
 	f.StringVar(&o.repoDir, "repo", "", "repository base directory (holding conf/distributions)")
 	f.StringVar(&o.to, "to", "", "publish through the upload API of the lampi-pkg server at this URL (instead of --repo)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the upload token for --to (else $"+TokenEnv+")")
@@ -173,11 +186,6 @@ distribution the token may upload to.`,
 	f.StringVar(&o.rollout, "rollout", "", "start a rollout with this `PLAN` for every package published (see lampi-pkg rollout --help): published at its first step, the previous version pinned for a revert")
 	f.StringVar(&o.fleet.server, "fleet-server", "", "with --rollout: read the fleet from the fleet API of the running server at `URL` (needed while serve holds the fleet database)")
 	f.StringVar(&o.fleet.db, "fleet-db", "", "with --rollout: the fleet database at `PATH` (default REPO/db/fleet.db)")
-	cmd.MarkFlagsMutuallyExclusive("repo", "to")
-	cmd.MarkFlagsMutuallyExclusive("rollout", "to")
-	cmd.MarkFlagsMutuallyExclusive("commit", "no-commit")
-	cmd.MarkFlagsMutuallyExclusive("tag", "no-tag")
-	return cmd
 }
 
 func runRelease(ctx context.Context, o *releaseOptions) error {
