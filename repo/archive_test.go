@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // An Archive field must name another distribution by its codename, and
@@ -372,5 +377,43 @@ func TestArchiveSource(t *testing.T) {
 	tracks, err := r.DumpTracks(ctx, "old")
 	if err != nil || len(tracks) != 1 || len(tracks[0].Files) != 3 || tracks[0].Files[0].Type != "s" {
 		t.Fatalf("old's records %+v %v", tracks, err)
+	}
+}
+
+// The archive distribution is published and signed like any other: a
+// real apt-get reads both distributions over HTTP without a warning
+// (gpgv checks each InRelease against the key) and installs the
+// archived version from the archive.
+func TestArchiveApt(t *testing.T) {
+	t.Parallel()
+	secret, pub := testKeyFile(t)
+	conf := fmt.Sprintf("Origin: Lampi\nCodename: stable-archive\nArchitectures: amd64\nComponents: main\nLimit: -1\nSignWith: %s\n\n"+
+		"Origin: Lampi\nCodename: stable\nArchitectures: amd64\nComponents: main\nArchive: stable-archive\nSignWith: %s\n", secret, secret)
+	r := newTestRepo(t, conf, Options{})
+	if _, err := r.Export(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(r.Base)))
+	defer srv.Close()
+	debs := t.TempDir()
+	for _, v := range []string{"0.1", "0.2", "0.3"} {
+		mustInclude(t, r, "stable", buildDeb(t, debs, pkgSpec{name: "hi", version: v}))
+	}
+	apt := newAptRoot(t, fmt.Sprintf("deb [signed-by=%s] %s/ stable main\ndeb [signed-by=%[1]s] %[2]s/ stable-archive main\n", pub, srv.URL))
+	apt.Update()
+	out, err := exec.Command("apt-cache", append(testutil.AptOptions(apt.Root, "amd64"), "madison", "hi")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("apt-cache madison: %v\n%s", err, out)
+	}
+	for _, want := range []string{"hi |        0.3 | " + srv.URL + " stable/main amd64 Packages",
+		"hi |        0.2 | " + srv.URL + " stable-archive/main amd64 Packages",
+		"hi |        0.1 | " + srv.URL + " stable-archive/main amd64 Packages"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("apt-cache madison lacks %q:\n%s", want, out)
+		}
+	}
+	apt.MustRun("install", "hi=0.1")
+	if got := readFile(t, filepath.Join(apt.Root, "usr/share/hi/data")); got != "hi 0.1\n" {
+		t.Fatalf("installed data %q", got)
 	}
 }
