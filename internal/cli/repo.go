@@ -315,8 +315,11 @@ func (o *repoOptions) printSkips(w io.Writer, res *repo.Result) {
 		return
 	}
 	for _, c := range res.Changes {
-		if c.Action == "skip" {
+		switch {
+		case c.Action == "skip":
 			fmt.Fprintf(w, "Skipping inclusion of '%s' '%s' in '%s', as it has already '%s'.\n", c.Package, c.Version, c.Target, c.OldVersion)
+		case c.Action == "unchanged" && c.ArchivedFrom != "":
+			fmt.Fprintf(w, "Skipping inclusion of '%s' '%s' in '%s', as this version already exists.\n", c.Package, c.Version, c.Target)
 		}
 	}
 	if len(res.NotFound) > 0 {
