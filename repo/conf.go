@@ -249,6 +249,11 @@ func LoadConfig(confdir string) (*Config, error) {
 	if len(c.Distributions) == 0 {
 		return nil, fmt.Errorf("%s: %w: no distribution defined; add a paragraph with Codename, Architectures and Components", dpath, ErrConfig)
 	}
+	warns, err := checkArchives(c.Distributions) // archive.go
+	if err != nil {
+		return nil, err
+	}
+	c.Warnings = append(c.Warnings, warns...)
 	opath := filepath.Join(confdir, "options")
 	data, err := os.ReadFile(opath)
 	switch {

@@ -39,6 +39,12 @@ type Distribution struct {
 	// Limit is how many versions of a package to keep per component and
 	// architecture; ≤ 0 keeps every version. The default is 1.
 	Limit int
+	// Archive is the codename of the distribution that keeps the
+	// versions Limit pushes out of this one (reprepro 5.4's Archive
+	// field; see archive.go); "" when they just go.
+	Archive string
+	// ArchiveAt is where the Archive field was read ("file:line").
+	ArchiveAt string
 	// ReadOnly refuses every change.
 	ReadOnly bool
 	// Log is the file (relative to the log directory) that additions and
@@ -216,6 +222,11 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		d.Limit = n
 	case "readonly":
 		d.ReadOnly = true
+	case "archive":
+		if err := checkName(v); err != nil {
+			return nil, fmt.Sprintf("%v; give the Codename of the one distribution that keeps the versions Limit pushes out", err)
+		}
+		d.Archive, d.ArchiveAt = v, at
 	case "log":
 		first, rest, _ := strings.Cut(v, "\n")
 		d.Log = strings.TrimSpace(first)
@@ -226,7 +237,7 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		"update", "pull", "deboverride", "udeboverride", "dscoverride",
 		"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
-		"snapshots", "archive":
+		"snapshots":
 		warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at, f.Name))
 	default:
 		warns = append(warns, fmt.Sprintf("%s: unknown field %q; kept but ignored (check its spelling)", at, f.Name))

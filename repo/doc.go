@@ -48,7 +48,9 @@
 // unless Options.RepreproRules asks for reprepro's rules, under which it
 // is skipped when Limit newer versions are there and added otherwise, and
 // copy and move may downgrade. Versions of a name are listed newest
-// first, as dpkg orders them.
+// first, as dpkg orders them. A distribution's Archive field names
+// another distribution that receives the versions Limit pushes out,
+// under its own Limit (reprepro 5.4's archive distributions).
 //
 // Publishing is incremental and ordered so that apt never sees a
 // half-updated repository: only the indices whose package lists changed

@@ -35,6 +35,10 @@ type Change struct {
 	OldVersion string `json:"old_version,omitempty"`
 	// File is the pool file of Version.
 	File string `json:"file,omitempty"`
+	// ArchivedFrom names the package list ("buster|main|amd64") Limit
+	// pushed Version out of, for a change in its distribution's Archive
+	// (archive.go).
+	ArchivedFrom string `json:"archived_from,omitempty"`
 }
 
 // Result reports what a modifying command did.
@@ -389,11 +393,15 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 		added = true
 		ch.Action = "add"
 		if over := overLimit(tx, d, in.name, have); len(over) > 0 {
+			archived, err := r.archiveOut(tx, d, t, in.name, over, res)
+			if err != nil {
+				return false, nil, err
+			}
 			dropped, err := dropVersions(tx, b, t, in.name, over)
 			if err != nil {
 				return false, nil, err
 			}
-			gone = append(gone, dropped...)
+			gone = append(append(gone, archived...), dropped...)
 			ch.Action, ch.OldVersion = "replace", over[len(over)-1].version.String()
 		}
 		res.Changes = append(res.Changes, ch)
@@ -434,13 +442,11 @@ func dropVersions(tx *bolt.Tx, b *bolt.Bucket, t Target, name string, over []exi
 		if err := b.Delete(e.key); err != nil {
 			return nil, err
 		}
-		last, err := dropRef(tx, e.filekey, t)
+		last, err := dropEntryRefs(tx, t, name, e.files)
 		if err != nil {
 			return nil, err
 		}
-		if last {
-			gone = append(gone, e.filekey)
-		}
+		gone = append(gone, last...)
 		untracked, err := trackRemove(tx, t, name, e.version.String(), e.value)
 		if err != nil {
 			return nil, err

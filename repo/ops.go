@@ -145,22 +145,16 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 	ch.Action = "add"
 	var gone []string
 	if over := overLimit(tx, d, e.Package, have); len(over) > 0 {
-		for _, x := range over {
-			if err := b.Delete(x.key); err != nil {
-				return nil, err
-			}
-			last, err := dropEntryRefs(tx, t, e.Package, x.files)
-			if err != nil {
-				return nil, err
-			}
-			gone = append(gone, last...)
-			untracked, err := trackRemove(tx, t, e.Package, x.version.String(), x.value)
-			if err != nil {
-				return nil, err
-			}
-			gone = append(gone, untracked...)
-			ch.Action, ch.OldVersion = "replace", x.version.String()
+		archived, err := r.archiveOut(tx, d, t, e.Package, over, res)
+		if err != nil {
+			return nil, err
 		}
+		dropped, err := dropVersions(tx, b, t, e.Package, over)
+		if err != nil {
+			return nil, err
+		}
+		gone = append(append(gone, archived...), dropped...)
+		ch.Action, ch.OldVersion = "replace", over[len(over)-1].version.String()
 	}
 	res.Changes = append(res.Changes, ch)
 	return gone, nil

@@ -20,6 +20,11 @@ import (
 // published index ever names a deleted file.
 func (r *Repo) finish(ctx context.Context, w *writer, dists []*Distribution, unref []string, res *Result) (err error) {
 	defer func() { err = r.mirrorAfter(ctx, w.db, err) }() // publish targets (target_sync.go)
+	// Archive distributions that received packages (archive.go).
+	for _, a := range r.archivesChanged(dists, res) {
+		r.log(a, logLines(a, res.Changes))
+		dists = append(dists[:len(dists):len(dists)], a)
+	}
 	if r.opts.Export != ExportNever {
 		for _, d := range dists {
 			did, err := r.exportDist(ctx, w.db, d, false, false)

@@ -271,6 +271,13 @@ func (o *repoOptions) printResult(env *Env, res *repo.Result, json bool) error {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	for _, c := range res.Changes {
+		if c.ArchivedFrom != "" && (c.Action == "add" || c.Action == "replace") {
+			// Limit pushed it out of ArchivedFrom into its Archive.
+			fmt.Fprintf(w, "archived %s %s from %s in %s\n", c.Package, c.Version, c.ArchivedFrom, c.Target)
+			if c.Action == "add" {
+				continue
+			}
+		}
 		switch c.Action {
 		case "add":
 			fmt.Fprintf(w, "added %s %s to %s\n", c.Package, c.Version, c.Target)
@@ -308,8 +315,11 @@ func (o *repoOptions) printSkips(w io.Writer, res *repo.Result) {
 		return
 	}
 	for _, c := range res.Changes {
-		if c.Action == "skip" {
+		switch {
+		case c.Action == "skip":
 			fmt.Fprintf(w, "Skipping inclusion of '%s' '%s' in '%s', as it has already '%s'.\n", c.Package, c.Version, c.Target, c.OldVersion)
+		case c.Action == "unchanged" && c.ArchivedFrom != "":
+			fmt.Fprintf(w, "Skipping inclusion of '%s' '%s' in '%s', as this version already exists.\n", c.Package, c.Version, c.Target)
 		}
 	}
 	if len(res.NotFound) > 0 {
