@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lampi-pkg/lampi-pkg/repo"
+)
+
+// listmatched and removematched: list and remove by a shell glob on the
+// package name, as reprepro's verbs of these names.
+
+type repoMatchedOptions struct {
+	env      *Env
+	repo     *repoOptions
+	remove   bool
+	codename string
+	glob     string
+	json     bool
+}
+
+func newRepoMatchedCmd(env *Env, ro *repoOptions, remove bool, runF runFunc[repoMatchedOptions]) *cobra.Command {
+	o := &repoMatchedOptions{env: env, repo: ro, remove: remove}
+	cmd := &cobra.Command{
+		Use:   "listmatched CODENAME GLOB",
+		Short: "List the packages whose name matches a shell glob",
+		Long: `List the packages of a distribution (limited with -C, -A and -T) whose name
+matches GLOB (*, ? and [...]), in the format of list.`,
+		Example: "  lampi-pkg repo -b /srv/repo listmatched bookworm 'lampi-*'",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.codename, o.glob = args[0], args[1]
+			return runVerb(cmd, runF, runRepoMatched, o)
+		},
+	}
+	if remove {
+		cmd.Use = "removematched CODENAME GLOB"
+		cmd.Short = "Remove the packages whose name matches a shell glob"
+		cmd.Long = `Remove every version of every package of a distribution (limited with -C,
+-A and -T) whose name matches GLOB (*, ? and [...]) — what listmatched
+with the same arguments lists —, publish it and delete the pool files
+nothing needs any more. Nothing matching is not an error.`
+		cmd.Example = "  lampi-pkg repo -b /srv/repo removematched bookworm 'lampi-*'"
+	}
+	what := "packages"
+	if remove {
+		what = "changes"
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the "+what+" as JSON")
+	return cmd
+}
+
+func runRepoMatched(ctx context.Context, o *repoMatchedOptions) error {
+	match, err := repo.GlobMatch(o.glob)
+	if err != nil {
+		return &usageError{err}
+	}
+	if o.remove {
+		return o.repo.change(ctx, o.env, o.json, func(r *repo.Repo) (*repo.Result, error) {
+			return r.RemoveFilter(ctx, o.codename, o.repo.selection(), match)
+		})
+	}
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	es, err := r.List(ctx, o.codename, o.repo.selection(), nil, match)
+	if err != nil {
+		return repoError(err)
+	}
+	return printEntries(o.env, es, o.json)
+}
