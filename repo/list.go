@@ -78,6 +78,8 @@ type LsLine struct {
 	Codename      string   `json:"codename"`
 	Version       string   `json:"version"`
 	Architectures []string `json:"architectures"`
+	// Component is set by LsByComponent only.
+	Component string `json:"component,omitempty"`
 }
 
 // Ls finds every version of the package name in every distribution, as
