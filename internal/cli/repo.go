@@ -89,8 +89,9 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 		newRepoPickCmd(env, o, "copyfilter", nil), newRepoPickCmd(env, o, "movefilter", nil),
 		newRepoPickCmd(env, o, "removefilter", nil), newRepoClearVanishedCmd(env, o, nil),
 	)
-	cmd.AddCommand(repoSourceCmds(env, o)...)                                                                                         // repo_source.go
-	cmd.AddCommand(newRepoMatchedCmd(env, o, false, nil), newRepoMatchedCmd(env, o, true, nil), newRepoLsByComponentCmd(env, o, nil)) // repo_matched.go
+	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
+	cmd.AddCommand(newRepoMatchedCmd(env, o, false, nil), newRepoMatchedCmd(env, o, true, nil), newRepoLsByComponentCmd(env, o, nil),
+		newRepoDumpReferencesCmd(env, o, nil)) // repo_matched.go
 	return cmd
 }
 

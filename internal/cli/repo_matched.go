@@ -128,3 +128,52 @@ func runRepoLsByComponent(ctx context.Context, o *repoLsByComponentOptions) erro
 	}
 	return w.Flush()
 }
+
+type repoDumpReferencesOptions struct {
+	env  *Env
+	repo *repoOptions
+	json bool
+}
+
+func newRepoDumpReferencesCmd(env *Env, ro *repoOptions, runF runFunc[repoDumpReferencesOptions]) *cobra.Command {
+	o := &repoDumpReferencesOptions{env: env, repo: ro}
+	cmd := &cobra.Command{
+		Use:   "dumpreferences",
+		Short: "Print which pool files are needed by what",
+		Long: `Print every reference the database holds, one per line, as reprepro prints
+them: the holder (a package list, or with Tracking a tracked source
+version) and the pool file, by file:
+
+  bookworm hello 2.9-1 pool/main/h/hello/hello_2.9-1.dsc
+  bookworm|main|source pool/main/h/hello/hello_2.9-1.dsc`,
+		Example: `  lampi-pkg repo -b /srv/repo dumpreferences`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerb(cmd, runF, runRepoDumpReferences, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the references as JSON")
+	return cmd
+}
+
+func runRepoDumpReferences(ctx context.Context, o *repoDumpReferencesOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	refs, err := r.References(ctx)
+	if err != nil {
+		return repoError(err)
+	}
+	if o.json {
+		if refs == nil {
+			refs = []repo.Reference{}
+		}
+		return writeJSON(o.env.Out, refs)
+	}
+	w := bufio.NewWriter(o.env.Out)
+	for _, ref := range refs {
+		fmt.Fprintf(w, "%s %s\n", ref.Holder, ref.File)
+	}
+	return w.Flush()
+}
