@@ -88,6 +88,7 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 		newRepoPickCmd(env, o, "copymatched", nil), newRepoPickCmd(env, o, "movematched", nil),
 		newRepoPickCmd(env, o, "copyfilter", nil), newRepoPickCmd(env, o, "movefilter", nil),
 		newRepoPickCmd(env, o, "removefilter", nil), newRepoClearVanishedCmd(env, o, nil),
+		newRepoUpdateCmd(env, o, false, nil), newRepoUpdateCmd(env, o, true, nil), // repo_update.go
 	)
 	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	return cmd
@@ -120,6 +121,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.strict, "strict", false, "lampi-pkg's version rules instead of reprepro's: refuse an older version, and a name to remove or copy that is not there (conf/options: strict)")
 	f.CountVar(&o.delete, "delete", "clearvanished: also forget package lists that still hold packages; createsymlinks: replace links that point elsewhere")
 	o.target.flags(f) // publish targets: repo_target.go
+	updateFlags(f)    // repo_update.go
 	cmd.PersistentPreRunE = func(verb *cobra.Command, _ []string) error {
 		o.set = nil
 		f.VisitAll(func(fl *pflag.Flag) {
