@@ -100,7 +100,10 @@ func (r *Repo) Update(ctx context.Context, codenames []string, o UpdateOptions) 
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(staging)
+	defer func() {
+		os.RemoveAll(staging)
+		os.Remove(r.tmpRoot) // only if empty, as after a snapshot
+	}()
 	if err := f.download(ctx, staging, plans); err != nil {
 		return nil, err
 	}
