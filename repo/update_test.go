@@ -231,6 +231,9 @@ func TestUpdateRefusesTamperedUpstream(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, good), data, 0o644)
 			return dir
 		}, fpr, ErrUpdate},
+		{"deb is another package", func(t *testing.T) string {
+			return craftedUpstream(t, key, buildDeb(t, t.TempDir(), pkgSpec{name: "ho", version: "0.1"}), good)
+		}, fpr, ErrUpdate},
 		{"Filename with ..", func(t *testing.T) string {
 			dir := craftedUpstream(t, key, hi, "../../outside/hi.deb")
 			return dir
