@@ -332,8 +332,12 @@ func repoError(err error) error {
 		return withHint(err, "use a Codename from conf/distributions (lampi-pkg repo init creates one)")
 	case errors.Is(err, repo.ErrLocked):
 		return withHint(err, "another lampi-pkg is writing; wait for it or raise --lock-timeout / --waitforlock")
+	case errors.Is(err, repo.ErrUpdateSignature):
+		return withHint(err, "give the upstream's public key with --keyring FILE and name it (fingerprint or 16-digit key id) in VerifyRelease of conf/updates")
+	case errors.Is(err, repo.ErrUpdate):
+		return withHint(err, "the upstream does not match its own signed listing: nothing was changed; retry later or tell its maintainer")
 	case errors.Is(err, repo.ErrConfig):
-		return withHint(err, "fix conf/distributions at the place shown")
+		return withHint(err, "fix the configuration file at the place shown")
 	case errors.Is(err, repo.ErrArchitecture):
 		return withHint(err, "add the architecture to Architectures in conf/distributions, or build for a listed one")
 	case errors.Is(err, errNoPassphrase):
