@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/signing"
@@ -141,6 +142,8 @@ func (u *upstream) fetchVerified(ctx context.Context, rel string, want Checksums
 type upstreamRelease struct {
 	suite string
 	files map[string]Checksums // path below dists/SUITE → size and SHA256
+	// validUntil is the Release's Valid-Until (zero: none).
+	validUntil time.Time
 	// signer is the fingerprint of the key that signed it ("" with
 	// blindtrust).
 	signer string
@@ -210,6 +213,11 @@ func (r *Repo) fetchRelease(ctx context.Context, u *upstream, rule *UpdateRule, 
 	if err != nil {
 		return nil, err
 	}
+	if !rel.validUntil.IsZero() && !r.opts.Now().Before(rel.validUntil) {
+		// apt refuses it too: an upstream (or whoever stands between)
+		// replaying an old signed Release must not roll the mirror back.
+		return nil, fmt.Errorf("%w: rule %s: %s/%sRelease expired (Valid-Until %s): refused", ErrUpdate, rule.Name, u.method, base, releaseDate(rel.validUntil))
+	}
 	rel.suite, rel.signer = suite, signer
 	return rel, nil
 }
@@ -273,6 +281,13 @@ func parseUpstreamRelease(text []byte, where string) (*upstreamRelease, error) {
 		return nil, fmt.Errorf("%w: %s has no SHA256 list (MD5 and SHA1 are not trusted)", ErrUpdate, where)
 	}
 	rel := &upstreamRelease{files: map[string]Checksums{}}
+	if v, ok := p.Lookup("Valid-Until"); ok {
+		until, err := parseReleaseTime(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: Valid-Until: %w", ErrUpdate, where, err)
+		}
+		rel.validUntil = until
+	}
 	for _, line := range strings.Split(list, "\n") {
 		w := strings.Fields(line)
 		if len(w) == 0 {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 	"github.com/lampi-pkg/lampi-pkg/signing"
@@ -148,7 +149,7 @@ func TestUpdateMirrorsSignedUpstream(t *testing.T) {
 // one Packages index listing stanza (FILENAME replaced by filename, the
 // size and SHA256 by those of deb) — whose InRelease is clearsigned by
 // key, so that the test can make it say what a hostile upstream says.
-func craftedUpstream(t testing.TB, key *signing.Key, deb, filename string) string {
+func craftedUpstream(t testing.TB, key *signing.Key, deb, filename string, releaseFields ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	data, err := os.ReadFile(deb)
@@ -170,7 +171,7 @@ func craftedUpstream(t testing.TB, key *signing.Key, deb, filename string) strin
 		t.Fatal(err)
 	}
 	isum := sha256.Sum256([]byte(pkgs))
-	rel := fmt.Sprintf("Codename: x\nComponents: main\nArchitectures: amd64\nSHA256:\n %s %d main/binary-amd64/Packages\n", hex.EncodeToString(isum[:]), len(pkgs))
+	rel := fmt.Sprintf("Codename: x\n%sComponents: main\nArchitectures: amd64\nSHA256:\n %s %d main/binary-amd64/Packages\n", strings.Join(releaseFields, ""), hex.EncodeToString(isum[:]), len(pkgs))
 	s, err := signing.NewSigner(key, signing.SignOptions{Now: fixedNow})
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +231,12 @@ func TestUpdateRefusesTamperedUpstream(t *testing.T) {
 			data, _ := os.ReadFile(evil)
 			os.WriteFile(filepath.Join(dir, good), data, 0o644)
 			return dir
+		}, fpr, ErrUpdate},
+		{"valid", func(t *testing.T) string {
+			return craftedUpstream(t, key, hi, good, "Valid-Until: "+releaseDate(testNow.Add(time.Minute))+"\n")
+		}, fpr, nil},
+		{"expired Release", func(t *testing.T) string {
+			return craftedUpstream(t, key, hi, good, "Valid-Until: "+releaseDate(testNow)+"\n")
 		}, fpr, ErrUpdate},
 		{"deb is another package", func(t *testing.T) string {
 			return craftedUpstream(t, key, buildDeb(t, t.TempDir(), pkgSpec{name: "ho", version: "0.1"}), good)
