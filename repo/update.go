@@ -426,40 +426,27 @@ func (r *Repo) updatePublish(ctx context.Context, d *Distribution, items []Updat
 	groups := map[updateGroup][]UpdateItem{}
 	var order []updateGroup
 	for _, it := range items {
-		g := updateGroup{it.Target.Component, it.Target.Arch, it.section, it.priority}
-		if groups[g] == nil {
-			order = append(order, g)
+		k := updateGroup{it.Target.Component, it.Target.Arch, it.section, it.priority}
+		if groups[k] == nil {
+			order = append(order, k)
 		}
-		groups[g] = append(groups[g], it)
+		groups[k] = append(groups[k], it)
 	}
-	w, err := r.lock(ctx)
+	g, err := r.guard(ctx, d, signer, "update")
 	if err != nil {
 		return nil, err
 	}
-	defer w.close()
-	snap, err := r.snapshot(ctx, d)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot before update: %w", err)
-	}
-	defer snap.discard()
-	before, err := r.knownUnreferenced()
-	if err != nil {
-		return nil, err
-	}
-	inner, err := r.innerRepo(snap.dir, d.Codename, signer)
-	if err != nil {
-		return nil, err
-	}
+	defer g.close()
 	res := &Result{}
-	for _, g := range order {
+	for _, grp := range order {
 		var files []string
 		want := map[string]bool{}
-		for _, it := range groups[g] {
+		for _, it := range groups[grp] {
 			files = append(files, it.local)
 			want[it.Package+" "+it.Version] = true
 		}
-		one, err := inner.IncludeDeb(ctx, d.Codename, files, IncludeOptions{
-			Component: g.component, Architectures: []string{g.arch}, Section: g.section, Priority: g.priority,
+		one, err := g.inner.IncludeDeb(ctx, d.Codename, files, IncludeOptions{
+			Component: grp.component, Architectures: []string{grp.arch}, Section: grp.section, Priority: grp.priority,
 		})
 		if one != nil {
 			res.Changes = append(res.Changes, one.Changes...)
@@ -471,20 +458,10 @@ func (r *Repo) updatePublish(ctx context.Context, d *Distribution, items []Updat
 			err = ctx.Err()
 		}
 		if err != nil {
-			return nil, r.rollback(ctx, snap, res, err)
+			return nil, r.rollback(ctx, g.snap, res, err)
 		}
 	}
-	published, err := inner.exportLocked(ctx, d)
-	if err != nil {
-		return nil, r.rollback(ctx, snap, res, err)
-	}
-	if published {
-		res.Exported = append(res.Exported, d.Codename)
-	}
-	if !r.opts.KeepUnreferenced {
-		r.deleteNewlyUnreferenced(ctx, inner, d.Codename, before, res)
-	}
-	return res, r.syncTargets(ctx, nil)
+	return r.publishGuarded(ctx, g, d, res)
 }
 
 // checkIncluded refuses a .deb that is not the package its upstream
