@@ -296,8 +296,7 @@ func (f *updateFetcher) consider(rule *UpdateRule, t Target, fromArch string, p 
 		}
 		return fmt.Errorf("%w: rule %s: %s %s in the %s index has Architecture %s", ErrUpdate, rule.Name, name, vs, fromArch, arch)
 	}
-	stanza := []byte(p.String())
-	if rule.Filter != nil && !rule.Filter.Match(&Entry{Target: t, Package: name, Version: vs, Architecture: arch, Stanza: stanza}) {
+	if rule.Filter != nil && !rule.Filter.Match(&Entry{Target: t, Package: name, Version: vs, Architecture: arch, Stanza: []byte(p.String())}) {
 		return nil
 	}
 	have, present := local[name]

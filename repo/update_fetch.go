@@ -337,5 +337,6 @@ func (r *Repo) fetchPackages(ctx context.Context, u *upstream, rel *upstreamRele
 	return nil, false, nil
 }
 
-// maxIndexSize bounds a compressed upstream Packages file.
-const maxIndexSize = 1 << 30
+// maxIndexSize bounds a compressed upstream Packages file (Debian's
+// largest, main/binary-amd64/Packages.xz, is about 10 MB).
+const maxIndexSize = 256 << 20
