@@ -183,6 +183,12 @@ func craftedUpstream(t testing.TB, key *signing.Key, deb, filename string, relea
 	if err := os.WriteFile(filepath.Join(dir, "dists/x/InRelease"), in, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	det, err := s.SignDetachedArmored(context.Background(), strings.NewReader(rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "dists/x/Release"), []byte(rel), 0o644)
+	os.WriteFile(filepath.Join(dir, "dists/x/Release.gpg"), det, 0o644)
 	return dir
 }
 
@@ -208,50 +214,63 @@ func TestUpdateRefusesTamperedUpstream(t *testing.T) {
 		up      func(t *testing.T) string // the upstream directory
 		verify  string
 		wantErr error
+		rule    string // more fields of the rule
 	}{
-		{"good", func(t *testing.T) string { return craftedUpstream(t, key, hi, good) }, fpr, nil},
-		{"signed by another key", func(t *testing.T) string { return craftedUpstream(t, other, hi, good) }, fpr, signing.ErrUnknownKey},
-		{"key not named by VerifyRelease", func(t *testing.T) string { return craftedUpstream(t, key, hi, good) }, other.Fingerprint(), ErrUpdateSignature},
+		{"good", func(t *testing.T) string { return craftedUpstream(t, key, hi, good) }, fpr, nil, ""},
+		{"Release.gpg", func(t *testing.T) string { return craftedUpstream(t, key, hi, good) }, fpr, nil, "GetInRelease: no\n"},
+		{"Release not as signed by Release.gpg", func(t *testing.T) string {
+			dir := craftedUpstream(t, key, hi, good)
+			p := filepath.Join(dir, "dists/x/Release")
+			os.WriteFile(p, []byte(strings.Replace(readFile(t, p), "Codename: x", "Codename: y", 1)), 0o644)
+			return dir
+		}, fpr, signing.ErrBadSignature, "GetInRelease: no\n"},
+		{"no Release.gpg", func(t *testing.T) string {
+			dir := craftedUpstream(t, key, hi, good)
+			os.Remove(filepath.Join(dir, "dists/x/Release.gpg"))
+			return dir
+		}, fpr, ErrUpdateSignature, "GetInRelease: no\n"},
+		{"signed by another key", func(t *testing.T) string { return craftedUpstream(t, other, hi, good) }, fpr, signing.ErrUnknownKey, ""},
+		{"key not named by VerifyRelease", func(t *testing.T) string { return craftedUpstream(t, key, hi, good) }, other.Fingerprint(), ErrUpdateSignature, ""},
 		{"forged InRelease", func(t *testing.T) string {
 			dir := craftedUpstream(t, key, hi, good)
 			p := filepath.Join(dir, "dists/x/InRelease")
 			data := readFile(t, p)
 			os.WriteFile(p, []byte(strings.Replace(data, "Codename: x", "Codename: y", 1)), 0o644)
 			return dir
-		}, fpr, signing.ErrBadSignature},
+		}, fpr, signing.ErrBadSignature, ""},
 		{"index not as signed", func(t *testing.T) string {
 			dir := craftedUpstream(t, key, hi, good)
 			p := filepath.Join(dir, "dists/x/main/binary-amd64/Packages")
 			data := readFile(t, p)
 			os.WriteFile(p, []byte(strings.Replace(data, "Priority: optional", "Priority: required", 1)), 0o644)
 			return dir
-		}, fpr, ErrUpdate},
+		}, fpr, ErrUpdate, ""},
 		{"deb not as indexed", func(t *testing.T) string {
 			dir := craftedUpstream(t, key, hi, good)
 			data, _ := os.ReadFile(evil)
 			os.WriteFile(filepath.Join(dir, good), data, 0o644)
 			return dir
-		}, fpr, ErrUpdate},
+		}, fpr, ErrUpdate, ""},
 		{"valid", func(t *testing.T) string {
 			return craftedUpstream(t, key, hi, good, "Valid-Until: "+releaseDate(testNow.Add(time.Minute))+"\n")
-		}, fpr, nil},
+		}, fpr, nil, ""},
 		{"expired Release", func(t *testing.T) string {
 			return craftedUpstream(t, key, hi, good, "Valid-Until: "+releaseDate(testNow)+"\n")
-		}, fpr, ErrUpdate},
+		}, fpr, ErrUpdate, ""},
 		{"deb is another package", func(t *testing.T) string {
 			return craftedUpstream(t, key, buildDeb(t, t.TempDir(), pkgSpec{name: "ho", version: "0.1"}), good)
-		}, fpr, ErrUpdate},
+		}, fpr, ErrUpdate, ""},
 		{"Filename with ..", func(t *testing.T) string {
 			dir := craftedUpstream(t, key, hi, "../../outside/hi.deb")
 			return dir
-		}, fpr, ErrUpdate},
-		{"absolute Filename", func(t *testing.T) string { return craftedUpstream(t, key, hi, hi) }, fpr, ErrUpdate},
+		}, fpr, ErrUpdate, ""},
+		{"absolute Filename", func(t *testing.T) string { return craftedUpstream(t, key, hi, hi) }, fpr, ErrUpdate, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			upDir := c.up(t)
-			updates := fmt.Sprintf("Name: base\nMethod: file://%s\nSuite: x\nVerifyRelease: %s\n", upDir, c.verify)
+			updates := fmt.Sprintf("Name: base\nMethod: file://%s\nSuite: x\nVerifyRelease: %s\n%s", upDir, c.verify, c.rule)
 			m, _ := updateMirror(t, updates, "Log: mirror.log\n")
 			ctx := context.Background()
 			if _, err := m.Export(ctx); err != nil {
