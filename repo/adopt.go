@@ -150,20 +150,36 @@ func (r *Repo) openIndex(ctx context.Context, name string) (io.ReadCloser, error
 	if err != nil {
 		return nil, err
 	}
-	var in io.Reader
-	switch {
-	case strings.HasSuffix(name, ".gz"):
-		in, err = gzip.NewReader(rc)
-	case strings.HasSuffix(name, ".xz"):
-		in, err = xz.NewReader(rc)
-	default:
-		return rc, nil
-	}
+	in, err := decompressIndex(name, rc)
 	if err != nil {
 		rc.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
+	}
+	if in == io.Reader(rc) {
+		return rc, nil
 	}
 	return readCloser{in, rc}, nil
+}
+
+// decompressIndex decompresses an index read from r by its name's
+// ending (.gz, .xz; anything else is read as it is).
+func decompressIndex(name string, r io.Reader) (io.Reader, error) {
+	var (
+		in  io.Reader
+		err error
+	)
+	switch {
+	case strings.HasSuffix(name, ".gz"):
+		in, err = gzip.NewReader(r)
+	case strings.HasSuffix(name, ".xz"):
+		in, err = xz.NewReader(r)
+	default:
+		return r, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return in, nil
 }
 
 // readCloser reads from a decompressor and closes what it reads from.

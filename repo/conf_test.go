@@ -158,10 +158,14 @@ func TestFixtureConf(t *testing.T) {
 		t.Errorf("trixie %+v", tr)
 	}
 	w := strings.Join(c.Warnings, "\n")
-	for _, want := range []string{"UDebComponents: not implemented", "Contents: not implemented", "Update: not implemented"} {
+	for _, want := range []string{"UDebComponents: not implemented", "Contents: not implemented"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("no warning %q in\n%s", want, w)
 		}
+	}
+	// Update names conf/updates rules, which "update" applies.
+	if strings.Contains(w, "Update:") || strings.Join(tr.Update, " ") != "debian" {
+		t.Errorf("Update: warned about or not read (%q):\n%s", tr.Update, w)
 	}
 	// Source packages are supported: no warning, and a source target
 	// after each component's architectures.

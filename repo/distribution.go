@@ -50,6 +50,11 @@ type Distribution struct {
 	// Log is the file (relative to the log directory) that additions and
 	// removals are logged to, as reprepro does; "" for none.
 	Log string
+	// Update names the conf/updates rules "update" applies, in order
+	// (the Update field; see update.go).
+	Update []string
+	// UpdateAt is where the Update field was read ("file:line").
+	UpdateAt string
 	// Fields are all fields as written, known or not, in file order.
 	Fields []deb.Field
 	// File and Line locate the paragraph.
@@ -233,8 +238,10 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		if strings.TrimSpace(rest) != "" {
 			warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at))
 		}
+	case "update":
+		d.Update, d.UpdateAt = strings.Fields(v), at
 	case "udebcomponents", "ddebcomponents", "udebindices", "ddebindices",
-		"update", "pull", "deboverride", "udeboverride", "dscoverride",
+		"pull", "deboverride", "udeboverride", "dscoverride",
 		"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
 		"snapshots":

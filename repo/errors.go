@@ -60,6 +60,14 @@ var (
 	// ErrState: the state database is missing, from a newer lampi-pkg or
 	// damaged.
 	ErrState = errors.New("repository state database problem")
+	// ErrUpdate: update could not mirror an upstream: a file is
+	// missing, or does not match the size and SHA256 its signed listing
+	// gives, or names a path outside the repository. Nothing changed.
+	ErrUpdate = errors.New("update from upstream failed")
+	// ErrUpdateSignature: an upstream's Release file is not signed by a
+	// key its rule's VerifyRelease names (or no keyring holds that key).
+	// Nothing of the upstream was trusted and nothing changed.
+	ErrUpdateSignature = errors.New("upstream Release signature not trusted")
 	// ErrTarget: a publish target cannot be used (unreachable endpoint,
 	// missing bucket, refused credentials, bad configuration). It is
 	// storage.ErrTarget, so either matches.

@@ -100,42 +100,74 @@ func (r *Repo) IncludePublish(ctx context.Context, codename string, files []stri
 			return nil, err
 		}
 	}
-	w, err := r.lock(ctx)
+	g, err := r.guard(ctx, d, signer, "release")
 	if err != nil {
 		return nil, err
 	}
-	defer w.close()
-	snap, err := r.snapshot(ctx, d)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot before release: %w", err)
-	}
-	defer snap.discard()
-	before, err := r.knownUnreferenced()
-	if err != nil {
-		return nil, err
-	}
-	inner, err := r.innerRepo(snap.dir, codename, signer)
-	if err != nil {
-		return nil, err
-	}
+	defer g.close()
 
 	step(StepInclude)
-	res, err := r.includeInto(ctx, inner, snap, codename, files, o)
+	res, err := r.includeInto(ctx, g.inner, g.snap, codename, files, o)
 	if err != nil {
 		return nil, err
 	}
 
 	step(StepPublish)
-	published, err := inner.exportLocked(ctx, d)
+	return r.publishGuarded(ctx, g, d, res)
+}
+
+// guarded is an all-or-nothing change of one distribution under way:
+// the lock, the snapshot a failure rolls back to, the pool files that
+// were unreferenced before, and the inner repository that makes the
+// change (see IncludePublish).
+type guarded struct {
+	w      *writer
+	snap   *snapshot
+	before []string
+	inner  *Repo
+}
+
+// guard takes the lock and snapshots d for an all-or-nothing change
+// named what; the caller closes it.
+func (r *Repo) guard(ctx context.Context, d *Distribution, signer Signer, what string) (*guarded, error) {
+	w, err := r.lock(ctx)
 	if err != nil {
-		return nil, r.rollback(ctx, snap, res, err)
+		return nil, err
+	}
+	g := &guarded{w: w}
+	if g.snap, err = r.snapshot(ctx, d); err != nil {
+		w.close()
+		return nil, fmt.Errorf("snapshot before %s: %w", what, err)
+	}
+	if g.before, err = r.knownUnreferenced(); err == nil {
+		g.inner, err = r.innerRepo(g.snap.dir, d.Codename, signer)
+	}
+	if err != nil {
+		g.close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *guarded) close() {
+	g.snap.discard()
+	g.w.close()
+}
+
+// publishGuarded publishes d after the change g made (res), rolling
+// everything back if that fails; then deletes the pool files the change
+// left unreferenced and brings the publish targets up to date.
+func (r *Repo) publishGuarded(ctx context.Context, g *guarded, d *Distribution, res *Result) (*Result, error) {
+	published, err := g.inner.exportLocked(ctx, d)
+	if err != nil {
+		return nil, r.rollback(ctx, g.snap, res, err)
 	}
 	if published {
-		res.Exported = append(res.Exported, codename)
+		res.Exported = append(res.Exported, d.Codename)
 	}
-	// The release is out; what follows only tidies up.
+	// The change is out; what follows only tidies up.
 	if !r.opts.KeepUnreferenced {
-		r.deleteNewlyUnreferenced(ctx, inner, codename, before, res)
+		r.deleteNewlyUnreferenced(ctx, g.inner, d.Codename, g.before, res)
 	}
 	return res, r.syncTargets(ctx, nil) // publish targets (target_sync.go)
 }

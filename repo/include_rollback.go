@@ -30,13 +30,14 @@ type snapshot struct {
 	dbMode   fs.FileMode
 	dbMtime  time.Time
 
-	dists    string   // "dists/<codename>"
-	names    []string // files under dists/<codename>, storage names
-	logPath  string   // the Log: file, "" when none
-	logSize  int64    // its size before, -1 when it did not exist
-	logMtime time.Time
-	topDirs  []string // storage.DirStorage: pool/ and dists/ if they did not exist
-	dirStore *storage.DirStorage
+	dists     string   // "dists/<codename>"
+	names     []string // files under dists/<codename>, storage names
+	logPath   string   // the Log: file, "" when none
+	logSize   int64    // its size before, -1 when it did not exist
+	logNewDir bool     // its directory did not exist either
+	logMtime  time.Time
+	topDirs   []string // storage.DirStorage: pool/ and dists/ if they did not exist
+	dirStore  *storage.DirStorage
 }
 
 func (s *snapshot) discard() {
@@ -122,6 +123,8 @@ func (r *Repo) snapshot(ctx context.Context, d *Distribution) (*snapshot, error)
 		if st, err := os.Stat(s.logPath); err == nil {
 			s.logSize, s.logMtime = st.Size(), st.ModTime()
 		}
+		_, err := os.Stat(filepath.Dir(s.logPath))
+		s.logNewDir = errors.Is(err, fs.ErrNotExist)
 	}
 	ok = true
 	return s, nil
@@ -252,7 +255,9 @@ func (s *snapshot) restoreLog() error {
 	switch {
 	case err != nil:
 	case s.logSize < 0:
-		err = os.Remove(s.logPath)
+		if err = os.Remove(s.logPath); err == nil && s.logNewDir {
+			os.Remove(filepath.Dir(s.logPath)) // only if empty
+		}
 	case st.Size() != s.logSize:
 		if err = os.Truncate(s.logPath, s.logSize); err == nil {
 			err = os.Chtimes(s.logPath, s.logMtime, s.logMtime)

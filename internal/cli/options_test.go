@@ -91,6 +91,12 @@ func TestVerbOptions(t *testing.T) {
 	includeDeb, remove, list := captureRepo(newRepoIncludeDebCmd), captureRepo(newRepoRemoveCmd), captureRepo(newRepoListCmd)
 	listFilter, copyVerb, phase := captureRepo(newRepoListFilterCmd), captureRepo(newRepoCopyCmd), captureRepo(newRepoPhaseCmd)
 	export, check, checkPool := captureRepo(newRepoExportCmd), captureRepo(newRepoCheckCmd), captureRepo(newRepoCheckPoolCmd)
+	update := captureRepo(func(env *Env, ro *repoOptions, runF runFunc[repoUpdateOptions]) *cobra.Command {
+		return newRepoUpdateCmd(env, ro, false, runF)
+	})
+	checkUpdate := captureRepo(func(env *Env, ro *repoOptions, runF runFunc[repoUpdateOptions]) *cobra.Command {
+		return newRepoUpdateCmd(env, ro, true, runF)
+	})
 	dumpUnref, symlinks, repoInit := captureRepo(newRepoDumpUnreferencedCmd), captureRepo(newRepoCreateSymlinksCmd), captureRepo(newRepoInitCmd)
 	repoAll := &repoOptions{basedir: "/srv", outdir: "o", dbdir: "d", logdir: "l", keydir: "k", components: []string{"contrib"},
 		architectures: []string{"armhf", "arm64"}, types: []string{"deb"}, section: "admin", priority: "optional", waitForLock: 3,
@@ -161,6 +167,11 @@ func TestVerbOptions(t *testing.T) {
 		{"device add server", deviceAdd, "device --server https://s --token-file t --ca ca.pem add a",
 			&deviceAddOptions{env: env, where: &deviceOptions{server: "https://s", tokenFile: "t", ca: "ca.pem"}, ids: []string{"a"}}, ""},
 		{"device add nobody", deviceAdd, "device add --db f.db", nil, "requires at least 1 arg"},
+		{"repo update", update, "repo -b /srv --noskipold update mirror other --keyring k1 --keyring k2 --fetch-timeout 1m --json",
+			&repoUpdateOptions{env: env, repo: repoFlags("/srv", "basedir", "noskipold"), codenames: []string{"mirror", "other"}, keyrings: []string{"k1", "k2"}, timeout: time.Minute, json: true}, ""},
+		{"repo checkupdate defaults", checkUpdate, "repo --skipold checkupdate",
+			&repoUpdateOptions{env: env, repo: repoFlags("", "skipold"), codenames: []string{}, timeout: 30 * time.Minute, check: true}, ""},
+		{"repo update unknown flag", update, "repo update --no-such-flag", nil, "unknown flag: --no-such-flag"},
 		{"repo includedeb", includeDeb, "repo -b /srv includedeb bookworm a.deb b.deb",
 			&repoIncludeDebOptions{env: env, repo: repoFlags("/srv", "basedir"), codename: "bookworm", files: []string{"a.deb", "b.deb"}}, ""},
 		{"repo includedeb flags", includeDeb, "repo -b /srv --outdir o --dbdir d --logdir l --keydir k -C contrib -A armhf,arm64 -T deb -S admin -P optional --waitforlock 3 --lock-timeout 5s --export never --keepunreferencedfiles -vv --silent --passphrase-file p --byhash-keep 1h --plain-file-io includedeb bookworm a.deb --json",

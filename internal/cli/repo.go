@@ -88,6 +88,7 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 		newRepoPickCmd(env, o, "copymatched", nil), newRepoPickCmd(env, o, "movematched", nil),
 		newRepoPickCmd(env, o, "copyfilter", nil), newRepoPickCmd(env, o, "movefilter", nil),
 		newRepoPickCmd(env, o, "removefilter", nil), newRepoClearVanishedCmd(env, o, nil),
+		newRepoUpdateCmd(env, o, false, nil), newRepoUpdateCmd(env, o, true, nil), // repo_update.go
 	)
 	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	cmd.AddCommand(newRepoMatchedCmd(env, o, false, nil), newRepoMatchedCmd(env, o, true, nil), newRepoLsByComponentCmd(env, o, nil),
@@ -122,6 +123,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.BoolVar(&o.strict, "strict", false, "lampi-pkg's version rules instead of reprepro's: refuse an older version, and a name to remove or copy that is not there (conf/options: strict)")
 	f.CountVar(&o.delete, "delete", "clearvanished: also forget package lists that still hold packages; createsymlinks: replace links that point elsewhere")
 	o.target.flags(f) // publish targets: repo_target.go
+	updateFlags(f)    // repo_update.go
 	cmd.PersistentPreRunE = func(verb *cobra.Command, _ []string) error {
 		o.set = nil
 		f.VisitAll(func(fl *pflag.Flag) {
@@ -342,8 +344,12 @@ func repoError(err error) error {
 		return withHint(err, "use a Codename from conf/distributions (lampi-pkg repo init creates one)")
 	case errors.Is(err, repo.ErrLocked):
 		return withHint(err, "another lampi-pkg is writing; wait for it or raise --lock-timeout / --waitforlock")
+	case errors.Is(err, repo.ErrUpdateSignature):
+		return withHint(err, "give the upstream's public key with --keyring FILE and name it (fingerprint or 16-digit key id) in VerifyRelease of conf/updates")
+	case errors.Is(err, repo.ErrUpdate):
+		return withHint(err, "the upstream does not match its own signed listing: nothing was changed; retry later or tell its maintainer")
 	case errors.Is(err, repo.ErrConfig):
-		return withHint(err, "fix conf/distributions at the place shown")
+		return withHint(err, "fix the configuration file at the place shown")
 	case errors.Is(err, repo.ErrArchitecture):
 		return withHint(err, "add the architecture to Architectures in conf/distributions, or build for a listed one")
 	case errors.Is(err, errNoPassphrase):
