@@ -180,27 +180,8 @@ func (u *UpdateRule) setField(file string, f deb.Field) error {
 			u.Architectures = m
 		}
 	case "verifyrelease":
-		u.VerifyRelease, u.BlindTrust = nil, false
-		if strings.EqualFold(v, "blindtrust") {
-			u.BlindTrust = true
-			return nil
-		}
-		for _, k := range strings.FieldsFunc(v, func(r rune) bool { return r == '|' || r == ' ' || r == '\t' || r == '\n' }) {
-			ks := KeySpec{}
-			if strings.HasSuffix(k, "+") {
-				k, ks.Subkeys = strings.TrimSuffix(k, "+"), true
-			}
-			if strings.HasSuffix(k, "!") {
-				return bad(fmt.Sprintf("%q: accepting revoked or expired keys (\"!\") is not implemented; renew the key or name a valid one", k+"!"))
-			}
-			ks.ID = strings.ToUpper(strings.TrimPrefix(strings.TrimPrefix(k, "0x"), "0X"))
-			if !keyIDPattern.MatchString(ks.ID) {
-				return bad(fmt.Sprintf("%q is neither a 16-digit key id nor a 40-digit fingerprint (or blindtrust)", k))
-			}
-			u.VerifyRelease = append(u.VerifyRelease, ks)
-		}
-		if len(u.VerifyRelease) == 0 {
-			return bad("empty: name the signing key, or write blindtrust to check nothing")
+		if err := u.setVerifyRelease(v); err != nil {
+			return bad(err.Error())
 		}
 	case "getinrelease":
 		b, err := parseYesNo(v)
@@ -228,6 +209,35 @@ func (u *UpdateRule) setField(file string, f deb.Field) error {
 			return bad(err.Error())
 		}
 		u.FilterList = fl
+	}
+	return nil
+}
+
+// setVerifyRelease reads VerifyRelease: blindtrust, or the keys (ids or
+// fingerprints, "+" for their subkeys too) one of which must have signed
+// the upstream's Release.
+func (u *UpdateRule) setVerifyRelease(v string) error {
+	u.VerifyRelease, u.BlindTrust = nil, false
+	if strings.EqualFold(v, "blindtrust") {
+		u.BlindTrust = true
+		return nil
+	}
+	for _, k := range strings.FieldsFunc(v, func(r rune) bool { return r == '|' || r == ' ' || r == '\t' || r == '\n' }) {
+		ks := KeySpec{}
+		if strings.HasSuffix(k, "+") {
+			k, ks.Subkeys = strings.TrimSuffix(k, "+"), true
+		}
+		if strings.HasSuffix(k, "!") {
+			return fmt.Errorf("%q: accepting revoked or expired keys (\"!\") is not implemented; renew the key or name a valid one", k+"!")
+		}
+		ks.ID = strings.ToUpper(strings.TrimPrefix(strings.TrimPrefix(k, "0x"), "0X"))
+		if !keyIDPattern.MatchString(ks.ID) {
+			return fmt.Errorf("%q is neither a 16-digit key id nor a 40-digit fingerprint (or blindtrust)", k)
+		}
+		u.VerifyRelease = append(u.VerifyRelease, ks)
+	}
+	if len(u.VerifyRelease) == 0 {
+		return fmt.Errorf("empty: name the signing key, or write blindtrust to check nothing")
 	}
 	return nil
 }
