@@ -75,6 +75,7 @@ func newFinder(buf []byte, o Options) *finder {
 func (f *finder) close() {
 	close(f.stop)
 	f.wg.Wait()
+	f.bt.release()
 }
 
 func (f *finder) produce() {
