@@ -12,11 +12,16 @@
 // workers. Positions inside a repeat of nice length or more are left out
 // of the trees (the parser takes such a match whole): a third to three
 // quarters of the positions of real packages, for 0.1–0.3 % of size.
+// So are the positions of 4 KiB blocks whose byte counts are nearly even
+// (compressed files in a tar: 13 % of sudo's), for a size change of
+// ±0.3 %.
 //
 // # Caveats
 //
 // The input is held whole in memory, with 8 bytes of tree per byte of
-// window: callers cut large inputs into blocks (as "xz -T" does). Only
+// window (mapped in 2 MB pages on Linux, see internal/hugemem: the trees
+// are read at random): callers cut large inputs into blocks (as "xz -T"
+// does). Only
 // lc=3, lp=0, pb=2 (xz's defaults) are written.
 //
 // The compute loops — the match finder's scan and tree insertion, the
