@@ -12,6 +12,8 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/ulikunitz/xz"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/hugemem"
 )
 
 // indexFile is one file of a target's index directory.
@@ -101,7 +103,7 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, spool f
 			}
 		}
 	}
-	out, release := hugeBuffer(size)
+	out, release := hugemem.Buffer(size)
 	free.add(release)
 	s.expect(size)
 	dropped, handed := 0, 0
@@ -396,7 +398,7 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) 
 // level compresses Packages files about as well as zlib's default,
 // several times faster.
 func gzipStream(s *pkgStream, free *freeList) ([]byte, error) {
-	buf, release := hugeBuffer(s.expected()/3 + 64)
+	buf, release := hugemem.Buffer(s.expected()/3 + 64)
 	free.add(release)
 	b := bytes.NewBuffer(buf)
 	zw, err := kgzip.NewWriterLevel(b, kgzip.BestSpeed)
@@ -428,7 +430,7 @@ func xzStream(s *pkgStream) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// freeList collects the release functions of hugeBuffers.
+// freeList collects the release functions of hugemem buffers.
 type freeList struct {
 	mu  sync.Mutex
 	fns []func()

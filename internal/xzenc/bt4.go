@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"math/bits"
+
+	"github.com/lampi-pkg/lampi-pkg/internal/hugemem"
 )
 
 // The match finder: for each position, the matches of increasing length
@@ -41,6 +43,7 @@ type bt4 struct {
 	mask4  uint32
 	son    []uint32
 	offset uint32 // stored positions are pos+offset, so 0 means "empty"
+	free   []func()
 }
 
 func newBT4(buf []byte, window, nice, depth int) *bt4 {
@@ -60,11 +63,24 @@ func newBT4(buf []byte, window, nice, depth int) *bt4 {
 	// forgotten: a worker running ahead by up to a window never
 	// overwrites a node another worker may still visit.
 	cyclic := uint32(min(w+1+windowSize, len(buf)+1))
+	// The tables (8 bytes a position of the window, and the heads) are
+	// read at random: in 2 MB pages, a read misses the TLB and a first
+	// write faults 512 times less often.
+	hash4, freeHash := hugemem.Uint32s(int(h) + 1)
+	son, freeSon := hugemem.Uint32s(2 * int(cyclic))
 	return &bt4{
 		buf: buf, limit: uint32(w + 1), cyclic: cyclic, depth: depth, nice: nice,
-		hash4: make([]uint32, h+1), mask4: h,
-		son: make([]uint32, 2*cyclic), offset: cyclic,
+		hash4: hash4, mask4: h, son: son, offset: cyclic,
+		free: []func(){freeHash, freeSon},
 	}
+}
+
+// release frees the tables; f may not be used afterwards.
+func (f *bt4) release() {
+	for _, free := range f.free {
+		free()
+	}
+	f.hash4, f.son, f.free = nil, nil, nil
 }
 
 //go:norace

@@ -48,6 +48,7 @@ type finder struct {
 	h3t        []uint32
 	repeatDist uint32 // distance of the last repeat found
 	repeatEnd  int    // its end: positions before it are left out
+	flatEnd    int    // end of the last incompressible block found
 }
 
 func newFinder(buf []byte, o Options) *finder {
@@ -59,12 +60,18 @@ func newFinder(buf []byte, o Options) *finder {
 	}
 	n := max(min(windowSize, len(buf)), 1) // small inputs need small windows
 	for i := 0; i < cap(f.free); i++ {
-		f.free <- &window{
+		w := &window{
 			ref: make([]uint32, n), count: make([]uint16, n),
 			owner: make([]uint8, n), short: make([][2]match, n),
 			repeat: make([]uint32, n), skip: make([]bool, n),
 			flat: make([][]match, o.Workers),
 		}
+		// Room for two tree matches a position, so that the lists
+		// seldom grow by copies.
+		for k := range w.flat {
+			w.flat[k] = make([]match, 0, 2*n/o.Workers+64)
+		}
+		f.free <- w
 	}
 	f.wg.Add(2) // produce and fill
 	go f.produce()
@@ -75,6 +82,7 @@ func newFinder(buf []byte, o Options) *finder {
 func (f *finder) close() {
 	close(f.stop)
 	f.wg.Wait()
+	f.bt.release()
 }
 
 func (f *finder) produce() {
@@ -149,6 +157,9 @@ func (f *finder) scan(w *window) {
 	buf, lim, nice := f.buf, f.bt.limit, f.bt.nice
 	h2t, h3t := &f.h2t, f.h3t
 	for pos := w.start; pos < w.end; pos++ {
+		if pos%flatBlock == 0 && incompressible(buf[pos:min(pos+flatBlock, len(buf))]) {
+			f.flatEnd = pos + flatBlock
+		}
 		i := pos - w.start
 		s := &w.short[i]
 		*s = [2]match{}
@@ -185,7 +196,37 @@ func (f *finder) scan(w *window) {
 			s[n-1].len = uint32(l)
 		}
 		f.repeatAt(w, i, pos, limit, s[max(n-1, 0)])
+		// Positions of incompressible blocks are left out of the trees:
+		// what follows seldom matches them, and their own matches are
+		// too short to pay. The short matches and repeats are kept (a
+		// copy of a compressed file is still found).
+		w.skip[i] = pos < f.flatEnd
 	}
+}
+
+// flatBlock is the size of the blocks judged incompressible or not.
+const flatBlock = 4096
+
+// incompressible says whether b (a whole flatBlock) looks like random
+// bytes (compressed or encrypted data): its byte counts are nearly even.
+// The sum of the squared counts is about n²/256 + n for random bytes
+// (69,632 for 4 KiB) and several times that for text or code; the line is
+// drawn at n²/180. Integers only: the same answer on every machine.
+//
+//go:norace
+func incompressible(b []byte) bool {
+	if len(b) < flatBlock {
+		return false
+	}
+	var counts [256]uint32
+	for _, c := range b {
+		counts[c]++
+	}
+	var sum uint64
+	for _, c := range counts {
+		sum += uint64(c) * uint64(c)
+	}
+	return 180*sum < uint64(len(b))*uint64(len(b))
 }
 
 // repeatAt looks for a long repeat at pos, outside the last one found

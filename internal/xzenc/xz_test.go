@@ -173,3 +173,36 @@ func TestRepeatsLeftOutOfTrees(t *testing.T) {
 		t.Errorf("%d bytes of random data twice: %d compressed, want about %d", len(half), n, len(half))
 	}
 }
+
+// TestIncompressibleLeftOutOfTrees: the positions of blocks of random
+// bytes (a compressed file in a tar) are not inserted into the trees,
+// those of text are; the text after them compresses as well as alone.
+func TestIncompressibleLeftOutOfTrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := make([]byte, 128<<10)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	text := corpus()["text"][:64<<10]
+	data := append(append([]byte{}, random...), text...)
+	f := newFinder(data, Preset(6).withDefaults())
+	defer f.close()
+	skipped := [2]int{}
+	for start := 0; start < len(data); start += windowSize {
+		f.release(start)
+		f.at(start)
+		w := f.held[len(f.held)-1]
+		for i := range w.end - w.start {
+			if w.skip[i] {
+				skipped[min((w.start+i)/len(random), 1)]++
+			}
+		}
+	}
+	if skipped[0] < len(random)*99/100 || skipped[1] > len(text)/2 {
+		t.Errorf("left out of the trees: %d of %d random positions (want all), %d of %d of text (want few)", skipped[0], len(random), skipped[1], len(text))
+	}
+	alone := len(Compress(text, Options{}))
+	if n := len(Compress(data, Options{})); n > len(random)+alone+alone/50 {
+		t.Errorf("%d random bytes and text (%d bytes alone): %d bytes", len(random), alone, n)
+	}
+}
