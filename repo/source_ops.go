@@ -35,35 +35,7 @@ func bySource(source string, versions []string) func(*Entry) bool {
 // version. Nothing found is not an error: it is reported through
 // Options.Warn and nothing changes.
 func (r *Repo) RemoveSource(ctx context.Context, codename, source, version string) (*Result, error) {
-	d, err := r.writable("removesrc", codename)
-	if err != nil {
-		return nil, err
-	}
-	var versions []string
-	if version != "" {
-		versions = []string{version}
-	}
-	match := bySource(source, versions)
-	return r.change(ctx, d, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
-		for _, t := range d.Targets() {
-			es, err := listTarget(tx, t, nil, match)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range es {
-				gone, err := removeEntry(tx, e)
-				if err != nil {
-					return nil, err
-				}
-				unref = append(unref, gone...)
-				res.Changes = append(res.Changes, Change{Action: "remove", Target: t, Package: e.Package, Version: e.Version, File: e.File})
-			}
-		}
-		if len(res.Changes) == 0 {
-			r.opts.Warn(fmt.Sprintf("removesrc %s: nothing of source package %s%s found", codename, source, versionNote(versions)))
-		}
-		return unref, nil
-	})
+	return r.removeSources(ctx, "removesrc", codename, []SourceSpec{{Name: source, Version: version}})
 }
 
 func versionNote(versions []string) string {

@@ -92,7 +92,7 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 	)
 	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	cmd.AddCommand(newRepoMatchedCmd(env, o, false, nil), newRepoMatchedCmd(env, o, true, nil), newRepoLsByComponentCmd(env, o, nil),
-		newRepoDumpReferencesCmd(env, o, nil)) // repo_matched.go
+		newRepoDumpReferencesCmd(env, o, nil), newRepoRemoveSrcsCmd(env, o, nil)) // repo_matched.go
 	return cmd
 }
 

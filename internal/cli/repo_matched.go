@@ -177,3 +177,43 @@ func runRepoDumpReferences(ctx context.Context, o *repoDumpReferencesOptions) er
 	}
 	return w.Flush()
 }
+
+type repoRemoveSrcsOptions struct {
+	env      *Env
+	repo     *repoOptions
+	codename string
+	specs    []repo.SourceSpec
+	json     bool
+}
+
+func newRepoRemoveSrcsCmd(env *Env, ro *repoOptions, runF runFunc[repoRemoveSrcsOptions]) *cobra.Command {
+	o := &repoRemoveSrcsOptions{env: env, repo: ro}
+	cmd := &cobra.Command{
+		Use:   "removesrcs CODENAME SOURCE[=VERSION]…",
+		Short: "Remove several source packages and every binary built from them",
+		Long: `As removesrc for each SOURCE (with =VERSION: only that source version), in
+one change and one publish; the pool files nothing needs any more are
+deleted. A SOURCE with nothing found is not an error (a warning says so).`,
+		Example: `  lampi-pkg repo -b /srv/repo removesrcs bookworm hello=2.9-1 sl`,
+		Args:    cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.codename, o.specs = args[0], nil
+			for _, a := range args[1:] {
+				name, version, _ := strings.Cut(a, "=")
+				if name == "" || strings.Contains(version, "=") {
+					return usageErrorf("removesrcs: %q: want SOURCE or SOURCE=VERSION", a)
+				}
+				o.specs = append(o.specs, repo.SourceSpec{Name: name, Version: version})
+			}
+			return runVerb(cmd, runF, runRepoRemoveSrcs, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
+	return cmd
+}
+
+func runRepoRemoveSrcs(ctx context.Context, o *repoRemoveSrcsOptions) error {
+	return o.repo.change(ctx, o.env, o.json, func(r *repo.Repo) (*repo.Result, error) {
+		return r.RemoveSources(ctx, o.codename, o.specs)
+	})
+}
