@@ -222,9 +222,12 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		if strings.TrimSpace(rest) != "" {
 			warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at))
 		}
+	case "uploaders":
+		// Read by processincoming (incoming_uploaders.go).
+		warns = append(warns, fmt.Sprintf("%s: Uploaders: checked by processincoming only; include and includedeb do not check signatures", at))
 	case "udebcomponents", "ddebcomponents", "udebindices", "ddebindices",
 		"update", "pull", "deboverride", "udeboverride", "dscoverride",
-		"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
+		"alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
 		"snapshots", "archive":
 		warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at, f.Name))

@@ -68,4 +68,8 @@ var (
 	// could not be brought up to date; the next command (or export)
 	// completes it.
 	ErrTargetBehind = errors.New("publish target is behind the local repository")
+	// ErrUpload: processincoming refused an upload: no distribution of
+	// its rule takes it, its uploader may not upload there, its
+	// signature is bad, or including it failed (the error says which).
+	ErrUpload = errors.New("upload refused")
 )
