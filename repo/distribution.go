@@ -223,8 +223,7 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 			warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at))
 		}
 	case "uploaders":
-		// Read by processincoming (incoming_uploaders.go).
-		warns = append(warns, fmt.Sprintf("%s: Uploaders: checked by processincoming only; include and includedeb do not check signatures", at))
+		// Read by include and processincoming (incoming_uploaders.go).
 	case "udebcomponents", "ddebcomponents", "udebindices", "ddebindices",
 		"update", "pull", "deboverride", "udeboverride", "dscoverride",
 		"alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",

@@ -68,8 +68,9 @@ var (
 	// could not be brought up to date; the next command (or export)
 	// completes it.
 	ErrTargetBehind = errors.New("publish target is behind the local repository")
-	// ErrUpload: processincoming refused an upload: no distribution of
-	// its rule takes it, its uploader may not upload there, its
-	// signature is bad, or including it failed (the error says which).
+	// ErrUpload: an upload (.changes) was refused: the distribution's
+	// Uploaders file does not allow its signer, its signature is bad, or
+	// (processincoming) no distribution of the rule takes it or
+	// including it failed. The error says which.
 	ErrUpload = errors.New("upload refused")
 )

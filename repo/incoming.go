@@ -160,7 +160,7 @@ func (r *Repo) processUpload(ctx context.Context, ir *IncomingRule, in, tmp, nam
 	defer func() { cleanup(out.Err == nil) }()
 
 	fail := func(err error) UploadOutcome {
-		out.Err = fmt.Errorf("%s: %w", name, err)
+		out.Err = err
 		return out
 	}
 	changes := filepath.Join(work, name)
@@ -305,7 +305,7 @@ func (r *Repo) uploadDestinations(ctx context.Context, ir *IncomingRule, ch *deb
 		if u.permits(ch.Source, *sig) != 0 {
 			return true
 		}
-		refused = append(refused, fmt.Sprintf("%s (its Uploaders file %s allows no upload of %s %s)", codename, u.file, ch.Source, sig))
+		refused = append(refused, u.refusal(codename, ch.Source, *sig))
 		return false
 	}
 	into := ir.destinations(ch.Distribution, accept)

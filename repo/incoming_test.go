@@ -326,7 +326,11 @@ func TestProcessIncomingUploaders(t *testing.T) {
 			}
 			os.Remove(filepath.Join(in, c))
 		}
+		// include checks the same file, as reprepro's include does.
 		c := queueUpload(t, in, "1", "buster")
+		if _, err := r.IncludeChanges(ctx, "buster", filepath.Join(in, c), IncludeOptions{}); !errors.Is(err, ErrUpload) {
+			t.Fatalf("include of an unsigned upload: %v, want ErrUpload", err)
+		}
 		sign(t, good, filepath.Join(in, c))
 		tampered := bytes.Replace([]byte(readFile(t, filepath.Join(in, c))), []byte("urgency=medium"), []byte("urgency=high"), 1)
 		if err := os.WriteFile(filepath.Join(in, "bad.changes"), tampered, 0o644); err != nil {

@@ -165,6 +165,28 @@ func (u *uploaders) permits(source string, s uploadSignature) int {
 	return 0
 }
 
+// refusal says why u refuses an upload of source with signature s.
+func (u *uploaders) refusal(codename, source string, s uploadSignature) string {
+	return fmt.Sprintf("%s (its Uploaders file %s allows no upload of %s %s)", codename, u.file, source, s)
+}
+
+// checkUploaders refuses (ErrUpload) an upload of source, the .changes
+// at file, into d when d has an Uploaders file that does not allow it.
+func (r *Repo) checkUploaders(ctx context.Context, d *Distribution, file, source string) error {
+	u, err := r.uploadersOf(d)
+	if err != nil || u == nil {
+		return err
+	}
+	s, err := r.uploadSignatureOf(ctx, file)
+	if err != nil {
+		return err
+	}
+	if u.permits(source, s) == 0 {
+		return fmt.Errorf("%w: not allowed into %s", ErrUpload, u.refusal(d.Codename, source, s))
+	}
+	return nil
+}
+
 // uploadersOf returns the uploaders file of d (its Uploaders field,
 // relative to the conf directory unless absolute, "~/", "+b/" or "+c/"),
 // or nil when d has none.

@@ -63,6 +63,9 @@ func runRepoProcessIncoming(ctx context.Context, o *repoIncomingOptions) error {
 	}
 	res, err := r.ProcessIncoming(ctx, o.rule, o.changes)
 	if res == nil {
+		if errors.Is(err, repo.ErrConfig) {
+			return withHint(err, "fix conf/incoming (or the file named) at the place shown")
+		}
 		return repoError(err)
 	}
 	if o.json {
@@ -84,6 +87,9 @@ func runRepoProcessIncoming(ctx context.Context, o *repoIncomingOptions) error {
 		if len(res.Uploads) == 0 && !o.repo.silent {
 			fmt.Fprintln(o.env.Err, "no .changes to process")
 		}
+	}
+	if errors.Is(err, repo.ErrConfig) {
+		return withHint(err, "fix conf/incoming (or the file named) at the place shown")
 	}
 	if errors.Is(err, repo.ErrUpload) {
 		return withHint(err, "the messages above say why; fix the upload or conf/incoming and run processincoming again (refused uploads stay in IncomingDir unless Cleanup says on_deny or on_error)")
