@@ -136,7 +136,7 @@ func (r *Repo) processUpload(ctx context.Context, ir *IncomingRule, in, tmp, nam
 		del := []string{name}
 		for _, lf := range listed {
 			role := uploadRole(lf)
-			if !processed || role == fileUsed || ir.CleanupUnused || role == fileBuildinfo && ir.CleanupBuildinfo {
+			if !processed || role == fileUsed || ir.LogDir != "" || ir.CleanupUnused || role == fileBuildinfo && ir.CleanupBuildinfo {
 				del = append(del, lf.Name)
 			}
 		}
@@ -187,7 +187,7 @@ func (r *Repo) processUpload(ctx context.Context, ir *IncomingRule, in, tmp, nam
 		if err := checkPlainName(lf.Name); err != nil {
 			return fail(fmt.Errorf("%w: Files: %w; an upload's files must be in the incoming directory", ErrBadPackage, err))
 		}
-		if uploadRole(lf) == fileUnused && !ir.PermitUnused {
+		if uploadRole(lf) == fileUnused && !ir.PermitUnused && ir.LogDir == "" {
 			return fail(fmt.Errorf("%w: %s is listed but is no package or source part: add \"Permit: unused_files\" to rule %s (%s:%d) to accept it (and \"Cleanup: unused_files\" to delete it)",
 				ErrBadPackage, lf.Name, ir.Name, ir.File, ir.Line))
 		}
@@ -213,7 +213,49 @@ func (r *Repo) processUpload(ctx context.Context, ir *IncomingRule, in, tmp, nam
 		out.Result.Exported = append(out.Result.Exported, res.Exported...)
 		out.Result.Deleted = append(out.Result.Deleted, res.Deleted...)
 	}
+	if ir.LogDir != "" {
+		if err := keepLogs(ir.dir(r.Base, ir.LogDir), work, name, ch); err != nil {
+			return fail(fmt.Errorf("included into %s, but: %w", strings.Join(out.Into, ", "), err))
+		}
+	}
 	return out
+}
+
+// keepLogs copies the .changes (name) and the files of ch that no
+// package uses (.buildinfo, build logs, byhand files), from the upload's
+// copy in work, into a new directory of logDir named as reprepro names
+// it: SOURCE_VERSION_ARCH1+ARCH2.0000000, the number raised until the
+// name is free.
+func keepLogs(logDir, work, name string, ch *deb.Changes) error {
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("create LogDir: %w", err)
+	}
+	stem := filepath.Join(logDir, ch.Source+"_"+ch.Version.WithoutEpoch()+"_"+strings.Join(ch.Architectures, "+"))
+	var dir string
+	for n := 0; dir == ""; n++ {
+		if n > 9999999 {
+			return fmt.Errorf("LogDir: every directory %s.NNNNNNN exists", stem)
+		}
+		d := fmt.Sprintf("%s.%07d", stem, n)
+		switch err := os.Mkdir(d, 0o755); {
+		case err == nil:
+			dir = d
+		case !errors.Is(err, os.ErrExist):
+			return fmt.Errorf("LogDir: %w", err)
+		}
+	}
+	files := []string{name}
+	for _, lf := range ch.Files {
+		if uploadRole(lf) != fileUsed {
+			files = append(files, lf.Name)
+		}
+	}
+	for _, f := range files {
+		if err := copyLocal(filepath.Join(work, f), filepath.Join(dir, f), 0o644); err != nil {
+			return fmt.Errorf("LogDir: keep %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // uploadRole says how a processed upload uses a listed file: packages,

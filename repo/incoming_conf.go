@@ -17,6 +17,11 @@ type IncomingRule struct {
 	// of an upload is copied before it is read. Both are absolute, or
 	// relative to the repository's base directory.
 	IncomingDir, TempDir string
+	// LogDir, when set, keeps the .changes, .buildinfo, build logs and
+	// byhand files of each processed upload in a directory of its own
+	// there, SOURCE_VERSION_ARCHS.NNNNNNN (absolute, or relative to the
+	// base directory).
+	LogDir string
 	// Allow maps the words of a .changes' Distribution field to the
 	// codenames that take them, in configuration order.
 	Allow []AllowItem
@@ -51,13 +56,12 @@ type AllowItem struct{ From, Into string }
 // implements, by lower-case name.
 var incomingFields = map[string]bool{
 	"name": true, "incomingdir": true, "tempdir": true, "allow": true, "default": true,
-	"multiple": true, "options": true, "permit": true, "cleanup": true,
+	"multiple": true, "options": true, "permit": true, "cleanup": true, "logdir": true,
 }
 
 // notImplementedIncoming says what to do instead of a conf/incoming field
 // reprepro knows and lampi-pkg does not implement.
 var notImplementedIncoming = map[string]string{
-	"logdir":        "remove it (the .changes, .buildinfo and .log files of processed uploads are not kept)",
 	"morguedir":     "remove it (Cleanup deletes files instead of moving them)",
 	"uploadershook": "remove it (no hooks are run)",
 }
@@ -100,7 +104,7 @@ func (c *Config) newIncomingRule(p *confParagraph) (*IncomingRule, error) {
 			return nil, fmt.Errorf("%s: %w: %s: not implemented by lampi-pkg; %s", at, ErrConfig, f.Name, todo)
 		}
 		if !incomingFields[lname] {
-			return nil, fmt.Errorf("%s: %w: unknown field %q in conf/incoming (known: Name, IncomingDir, TempDir, Allow, Default, Multiple, Options, Permit, Cleanup); check its spelling", at, ErrConfig, f.Name)
+			return nil, fmt.Errorf("%s: %w: unknown field %q in conf/incoming (known: Name, IncomingDir, TempDir, LogDir, Allow, Default, Multiple, Options, Permit, Cleanup); check its spelling", at, ErrConfig, f.Name)
 		}
 		if err := c.setIncomingField(r, lname, f.Value); err != nil {
 			return nil, fmt.Errorf("%s: %w: %s: %w", at, ErrConfig, f.Name, err)
@@ -134,6 +138,8 @@ func (c *Config) setIncomingField(r *IncomingRule, name, v string) error {
 		r.IncomingDir = v
 	case "tempdir":
 		r.TempDir = v
+	case "logdir":
+		r.LogDir = v
 	case "default":
 		if len(words) != 1 {
 			return fmt.Errorf("give one distribution, not %q", v)

@@ -222,9 +222,7 @@ func TestProcessIncomingStaysInside(t *testing.T) {
 func TestProcessIncomingConfRefused(t *testing.T) {
 	base := "Name: up\nIncomingDir: incoming\nTempDir: tmp\nAllow: buster\n"
 	for _, tc := range []struct{ extra, want string }{
-		{"LogDir: logs\n", "incoming:5: repository configuration error: LogDir: not implemented"},
-		{"Logdir: logs\n", "Logdir: not implemented"},
-		{"MorgueDir: m\n", "MorgueDir: not implemented"},
+		{"MorgueDir: m\n", "incoming:5: repository configuration error: MorgueDir: not implemented"},
 		{"Frobnicate: yes\n", `incoming:5: repository configuration error: unknown field "Frobnicate"`},
 		{"Permit: unlisted_binaries\n", "unlisted_binaries is not implemented"},
 		{"Permit: older_versions\n", `unknown word "older_versions"`},
@@ -376,5 +374,58 @@ func TestProcessIncomingUploaders(t *testing.T) {
 		if msg := res.Uploads[0].Error; !strings.Contains(msg, "uploaders:2: repository configuration error") || !strings.Contains(msg, bad.want) {
 			t.Errorf("%q: %s, want uploaders:2 and %q", bad.line, msg, bad.want)
 		}
+	}
+}
+
+// Files no package uses: a .buildinfo is tolerated and left in the queue
+// (Cleanup: unused_buildinfo_files deletes it); a build log refuses the
+// upload unless Permit: unused_files; with LogDir both are kept, with
+// the .changes, in LOGDIR/SOURCE_VERSION_ARCHS.0000000.
+func TestProcessIncomingUnusedAndLogDir(t *testing.T) {
+	ctx := context.Background()
+	put := func(t *testing.T, in string, extra ...string) string {
+		deb := buildDeb(t, in, pkgSpec{name: "hi", version: "1"})
+		files := []string{deb}
+		for _, e := range extra {
+			p := filepath.Join(in, e)
+			if err := os.WriteFile(p, []byte(e+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, p)
+		}
+		return changesFor(t, in, "hi", "1", "buster", files)
+	}
+	rule := "Name: up\nIncomingDir: incoming\nTempDir: tmp\nAllow: buster\n"
+
+	r, in := incomingRepo(t, incomingDistributions, rule)
+	c := put(t, in, "hi_1_amd64.buildinfo")
+	if _, err := r.ProcessIncoming(ctx, "up", c); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(dirNames(t, in), " "); got != "hi_1_amd64.buildinfo" {
+		t.Errorf("incoming: %q, want the .buildinfo left", got)
+	}
+
+	r, in = incomingRepo(t, incomingDistributions, rule)
+	c = put(t, in, "hi_1_amd64.log")
+	res, err := r.ProcessIncoming(ctx, "up", c)
+	if !errors.Is(err, ErrUpload) || !strings.Contains(res.Uploads[0].Error, `hi_1_amd64.log is listed but is no package or source part: add "Permit: unused_files"`) {
+		t.Fatalf("a build log: %v %+v", err, res)
+	}
+
+	r, in = incomingRepo(t, incomingDistributions, rule+"LogDir: logs\n")
+	c = put(t, in, "hi_1_amd64.buildinfo", "hi_1_amd64.log")
+	if _, err := r.ProcessIncoming(ctx, "up", c); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirNames(t, in); len(got) != 0 {
+		t.Errorf("incoming: %v, want empty", got)
+	}
+	kept := filepath.Join(r.Base, "logs", "hi_1_all.0000000")
+	if got := strings.Join(dirNames(t, kept), " "); got != "hi_1_all.changes hi_1_amd64.buildinfo hi_1_amd64.log" {
+		t.Errorf("%s: %q", kept, got)
+	}
+	if got := listVersions(t, r, "buster"); got != "hi 1" {
+		t.Errorf("buster: %q", got)
 	}
 }
