@@ -122,7 +122,7 @@ func (r *Repo) IncludeChanges(ctx context.Context, codename, file string, o Incl
 		return nil, err
 	}
 	ch := up.changes
-	if err := r.checkUploaders(ctx, d, file, ch.Source); err != nil {
+	if err := r.checkUploaders(ctx, d, file, ch); err != nil {
 		return nil, err
 	}
 	var sp *sourcePackage

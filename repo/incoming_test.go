@@ -345,6 +345,24 @@ func TestProcessIncomingUploaders(t *testing.T) {
 		if got := listVersions(t, r, "buster"); got != "hi 1" {
 			t.Errorf("buster: %q", got)
 		}
+
+		// A .dsc whose own signature is bad, in an upload whose .changes
+		// is signed well and lists it with the right checksums: refused.
+		deb := buildDeb(t, in, pkgSpec{name: "hi", version: "2"})
+		dsc := filepath.Join(in, "hi_2.dsc")
+		if err := os.WriteFile(dsc, []byte("Format: 3.0 (native)\nSource: hi\nVersion: 2\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sign(t, good, dsc)
+		if err := os.WriteFile(dsc, bytes.Replace([]byte(readFile(t, dsc)), []byte("Version: 2"), []byte("Version: 3"), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c = changesFor(t, in, "hi", "2", "buster", []string{deb, dsc})
+		sign(t, good, filepath.Join(in, c))
+		res, err = r.ProcessIncoming(ctx, "up", c)
+		if !errors.Is(err, ErrUpload) || !strings.Contains(res.Uploads[0].Error, "signature of hi_2.dsc: bad signature") {
+			t.Fatalf("bad .dsc signature: %v %+v", err, res)
+		}
 	})
 	t.Run("by unsigned", func(t *testing.T) {
 		r, in := setup(t, "allow source 'h*' by unsigned\n")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lampi-pkg/lampi-pkg/deb"
 	"github.com/lampi-pkg/lampi-pkg/signing"
 )
 
@@ -170,9 +171,12 @@ func (u *uploaders) refusal(codename, source string, s uploadSignature) string {
 	return fmt.Sprintf("%s (its Uploaders file %s allows no upload of %s %s)", codename, u.file, source, s)
 }
 
-// checkUploaders refuses (ErrUpload) an upload of source, the .changes
-// at file, into d when d has an Uploaders file that does not allow it.
-func (r *Repo) checkUploaders(ctx context.Context, d *Distribution, file, source string) error {
+// checkUploaders refuses (ErrUpload) an upload, the .changes ch read
+// from file, into d when d has an Uploaders file that does not allow it.
+// A clearsigned .dsc of the upload is checked too: its bytes are covered
+// by the .changes' checksums, but a signature on it by a key of the
+// keyring must be good.
+func (r *Repo) checkUploaders(ctx context.Context, d *Distribution, file string, ch *deb.Changes) error {
 	u, err := r.uploadersOf(d)
 	if err != nil || u == nil {
 		return err
@@ -181,8 +185,16 @@ func (r *Repo) checkUploaders(ctx context.Context, d *Distribution, file, source
 	if err != nil {
 		return err
 	}
-	if u.permits(source, s) == 0 {
-		return fmt.Errorf("%w: not allowed into %s", ErrUpload, u.refusal(d.Codename, source, s))
+	if u.permits(ch.Source, s) == 0 {
+		return fmt.Errorf("%w: not allowed into %s", ErrUpload, u.refusal(d.Codename, ch.Source, s))
+	}
+	for _, lf := range ch.Files {
+		if deb.ClassifyFile(lf.Name) != deb.UploadDsc {
+			continue
+		}
+		if _, err := r.uploadSignatureOf(ctx, filepath.Join(filepath.Dir(file), lf.Name)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
