@@ -62,8 +62,7 @@ var incomingFields = map[string]bool{
 // notImplementedIncoming says what to do instead of a conf/incoming field
 // reprepro knows and lampi-pkg does not implement.
 var notImplementedIncoming = map[string]string{
-	"morguedir":     "remove it (Cleanup deletes files instead of moving them)",
-	"uploadershook": "remove it (no hooks are run)",
+	"morguedir": "remove it (Cleanup deletes files instead of moving them)",
 }
 
 // LoadIncoming reads the rule named name from confdir/incoming (a file
@@ -164,9 +163,9 @@ func (c *Config) setIncomingField(r *IncomingRule, name, v string) error {
 		}
 	case "multiple":
 		switch strings.ToLower(v) {
-		case "", "yes", "true":
+		case "", "yes", "true", "1":
 			r.Multiple = true
-		case "no", "false":
+		case "no", "false", "0":
 		default:
 			return fmt.Errorf("%q: write yes or no (or Options: multiple_distributions)", v)
 		}
