@@ -106,7 +106,9 @@ func listedValue(v string) string {
 // must be next to the .changes with the listed size and checksums; every
 // binary must be named in Binary and built from the .changes' Source.
 // Section and priority are o's, else the .changes line's, else the
-// package's own. All of it is added in one transaction, or nothing.
+// package's own. A distribution with an Uploaders file takes only what
+// it allows (ErrUpload). All of it is added in one transaction, or
+// nothing.
 func (r *Repo) IncludeChanges(ctx context.Context, codename, file string, o IncludeOptions) (*Result, error) {
 	d, err := r.Conf.Distribution(codename)
 	if err != nil {
@@ -120,6 +122,9 @@ func (r *Repo) IncludeChanges(ctx context.Context, codename, file string, o Incl
 		return nil, err
 	}
 	ch := up.changes
+	if err := r.checkUploaders(ctx, d, file, ch); err != nil {
+		return nil, err
+	}
 	var sp *sourcePackage
 	if up.dsc != nil {
 		if err := checkSourceInclude("include", d, o); err != nil {

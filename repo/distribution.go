@@ -240,9 +240,11 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		}
 	case "update":
 		d.Update, d.UpdateAt = strings.Fields(v), at
+	case "uploaders":
+		// Read by include and processincoming (incoming_uploaders.go).
 	case "udebcomponents", "ddebcomponents", "udebindices", "ddebindices",
 		"pull", "deboverride", "udeboverride", "dscoverride",
-		"uploaders", "alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
+		"alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
 		"snapshots":
 		warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at, f.Name))

@@ -31,6 +31,10 @@
 // [Repo.RemoveSource], [Repo.CopySource]; [Repo.DumpTracks] reads the
 // records of a Tracking field. A source entry lives in its component's
 // source target and references several pool files ([Entry.Files]).
+// [Repo.ProcessIncoming] includes the uploads of an incoming queue
+// (conf/incoming, [Config.LoadIncoming]); IncludeChanges and it honour a
+// distribution's Uploaders file, checking signatures against the keys in
+// Options.KeyDir.
 //
 //	r, err := repo.Open("/srv/repo", repo.Options{Now: time.Now, LockTimeout: time.Minute})
 //	res, err := r.IncludeDeb(ctx, "bookworm", []string{"hi_0.2_all.deb"}, repo.IncludeOptions{})

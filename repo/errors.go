@@ -76,4 +76,9 @@ var (
 	// could not be brought up to date; the next command (or export)
 	// completes it.
 	ErrTargetBehind = errors.New("publish target is behind the local repository")
+	// ErrUpload: an upload (.changes) was refused: the distribution's
+	// Uploaders file does not allow its signer, its signature is bad, or
+	// (processincoming) no distribution of the rule takes it or
+	// including it failed. The error says which.
+	ErrUpload = errors.New("upload refused")
 )

@@ -361,6 +361,9 @@ func (r *Repo) addSource(ctx context.Context, tx *bolt.Tx, d *Distribution, sp *
 			fresh = append(fresh, f)
 		}
 	}
+	if skipped, err := r.skipOlderSource(tx, d, sp, res); skipped || err != nil {
+		return nil, nil, err
+	}
 	n := len(res.Changes)
 	gone, err := r.putEntry(tx, d, Target{d.Codename, sp.component, SourceArch}, sp.entry(d), res)
 	if err != nil {

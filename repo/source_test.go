@@ -131,3 +131,41 @@ func TestIncludeDscOriginalFromPool(t *testing.T) {
 		t.Errorf("no original anywhere: %v", err)
 	}
 }
+
+// An older source package is skipped under Limit as an older binary is
+// (reprepro's rule): includedsc of 1.0-1 after 1.0-2 with Limit 1 keeps
+// 1.0-2 and writes nothing; with Limit 2 it is added.
+func TestIncludeDscOlderUnderLimit(t *testing.T) {
+	ctx := context.Background()
+	opts := IncludeOptions{Section: "utils", Priority: "optional"}
+	for _, tc := range []struct{ limit, want string }{{"1", "2"}, {"2", "2 1"}} {
+		r := newTestRepo(t, "Codename: c\nArchitectures: amd64 source\nComponents: main\nLimit: "+tc.limit+"\n", Options{RepreproRules: true})
+		if _, err := r.IncludeDsc(ctx, "c", writeDsc(t, t.TempDir(), "hello", "1.0", "2"), opts); err != nil {
+			t.Fatal(err)
+		}
+		res, err := r.IncludeDsc(ctx, "c", writeDsc(t, t.TempDir(), "hello", "1.0", "1"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := r.List(ctx, "c", Selection{}, []string{"hello"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, strings.TrimPrefix(e.Version, "1.0-"))
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("Limit %s: versions %v, want %s", tc.limit, got, tc.want)
+		}
+		_, err = os.Stat(filepath.Join(r.Base, "pool/main/h/hello/hello_1.0-1.dsc"))
+		if tc.limit == "1" {
+			if len(res.Changes) != 1 || res.Changes[0].Action != "skip" || res.Changes[0].OldVersion != "1.0-2" {
+				t.Errorf("Limit 1: changes %+v, want one skip", res.Changes)
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the skipped .dsc is in the pool: %v", err)
+			}
+		}
+	}
+}

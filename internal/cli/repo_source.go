@@ -174,7 +174,7 @@ func repoSourceCmds(env *Env, ro *repoOptions) []*cobra.Command {
 	return []*cobra.Command{
 		newRepoIncludeDscCmd(env, ro, nil), newRepoIncludeChangesCmd(env, ro, nil),
 		newRepoRemoveSrcCmd(env, ro, nil), newRepoCopySrcCmd(env, ro, nil),
-		newRepoDumpTracksCmd(env, ro, nil),
+		newRepoDumpTracksCmd(env, ro, nil), newRepoProcessIncomingCmd(env, ro, nil),
 	}
 }
 
