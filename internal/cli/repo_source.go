@@ -143,8 +143,16 @@ type repoCopySrcOptions struct {
 	json      bool
 }
 
-// newRepoCopySrcCmd is copysrc or (verb "movesrc") movesrc.
-func newRepoCopySrcCmd(env *Env, ro *repoOptions, verb string, runF runFunc[repoCopySrcOptions]) *cobra.Command {
+func newRepoCopySrcCmd(env *Env, ro *repoOptions, runF runFunc[repoCopySrcOptions]) *cobra.Command {
+	return newRepoBySourceCmd(env, ro, "copysrc", runF)
+}
+
+func newRepoMoveSrcCmd(env *Env, ro *repoOptions, runF runFunc[repoCopySrcOptions]) *cobra.Command {
+	return newRepoBySourceCmd(env, ro, "movesrc", runF)
+}
+
+// newRepoBySourceCmd is copysrc or (verb "movesrc") movesrc.
+func newRepoBySourceCmd(env *Env, ro *repoOptions, verb string, runF runFunc[repoCopySrcOptions]) *cobra.Command {
 	o := &repoCopySrcOptions{env: env, repo: ro, verb: verb}
 	cmd := &cobra.Command{
 		Use:   verb + " DEST-CODENAME SRC-CODENAME SOURCE [VERSION…]",
@@ -190,9 +198,8 @@ func runRepoCopySrc(ctx context.Context, o *repoCopySrcOptions) error {
 // repoSourceCmds are the verbs of this file.
 func repoSourceCmds(env *Env, ro *repoOptions) []*cobra.Command {
 	return []*cobra.Command{
-		newRepoIncludeDscCmd(env, ro, nil), newRepoIncludeChangesCmd(env, ro, nil),
-		newRepoRemoveSrcCmd(env, ro, nil), newRepoCopySrcCmd(env, ro, "copysrc", nil),
-		newRepoCopySrcCmd(env, ro, "movesrc", nil),
+		newRepoIncludeDscCmd(env, ro, nil), newRepoIncludeChangesCmd(env, ro, nil), newRepoMoveSrcCmd(env, ro, nil),
+		newRepoRemoveSrcCmd(env, ro, nil), newRepoCopySrcCmd(env, ro, nil),
 		newRepoDumpTracksCmd(env, ro, nil),
 	}
 }
