@@ -72,12 +72,13 @@ func refuseField(f deb.Field) string {
 // optionRefusals says, for reprepro's options that lampi-pkg does not
 // honour in conf/options, what to do instead.
 var optionRefusals = map[string]string{
-	"basedir":   "lampi-pkg finds conf/ through the base directory, so it cannot be set here; give -b (or $REPREPRO_BASE_DIR) and remove the line",
-	"confdir":   "the configuration directory cannot be set from inside it; give --confdir (or $REPREPRO_CONFIG_DIR) and remove the line",
-	"distdir":   "lampi-pkg publishes dists/ under the output directory; set outdir instead and remove the line",
-	"morguedir": "lampi-pkg deletes pool files nothing references (or keeps them all with keepunreferencedfiles); remove the line",
-	"gnupghome": "lampi-pkg signs with key files, not a GnuPG home: point SignWith at a key file or use keydir, and remove the line",
-	"ignore":    "lampi-pkg ignores no errors; fix what it reports and remove the line",
+	"basedir":            "lampi-pkg finds conf/ through the base directory, so it cannot be set here; give -b (or $REPREPRO_BASE_DIR) and remove the line",
+	"confdir":            "the configuration directory cannot be set from inside it; give --confdir (or $REPREPRO_CONFIG_DIR) and remove the line",
+	"distdir":            "lampi-pkg publishes dists/ under the output directory; set outdir instead and remove the line",
+	"morguedir":          "lampi-pkg deletes pool files nothing references (or keeps them all with keepunreferencedfiles); remove the line",
+	"gnupghome":          "lampi-pkg signs with key files, not a GnuPG home: point SignWith at a key file or use keydir, and remove the line",
+	"ignore":             "lampi-pkg ignores no errors; fix what it reports and remove the line",
+	"keepunusednewfiles": "lampi-pkg checks every input before it writes to the pool; remove the line",
 }
 
 // refuseOption returns why conf/options entry name is refused, or "" when

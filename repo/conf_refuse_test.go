@@ -62,6 +62,7 @@ func TestConfRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"# comment\nnothingiserror\n", `options:2: repository configuration error: option "nothingiserror": not implemented`},
 		{"list-format ${package}\n", `option "list-format": not implemented`},
 		{"listdir +b/lists\n", `option "listdir": not implemented`},
+		{"keepunusednewfiles\n", `option "keepunusednewfiles": not implemented by lampi-pkg: lampi-pkg checks every input`},
 	} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "distributions"), []byte(head), 0o644)
