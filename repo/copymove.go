@@ -238,10 +238,11 @@ func (r *Repo) copyNamed(ctx context.Context, verb, dest, src string, sel Select
 	})
 }
 
-// copyPicked copies (verb "copy") or moves ("move") to dest what pick
+// copyPicked copies (verb "copy…") or moves ("move…") to dest what pick
 // selects in each selected target of src that dest has too; then done,
 // if set, judges what was not found.
 func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selection, pick func(*bolt.Tx, Target) ([]Entry, error), done func(*Result) error) (*Result, error) {
+	move := strings.HasPrefix(verb, "move")
 	dd, err := r.writable(verb, dest)
 	if err != nil {
 		return nil, err
@@ -250,7 +251,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 	if err != nil {
 		return nil, err
 	}
-	if verb == "move" {
+	if move {
 		if sd, err = r.writable(verb, src); err != nil {
 			return nil, err
 		}
@@ -260,7 +261,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 		return nil, err
 	}
 	dists := []*Distribution{dd}
-	if verb == "move" && sd != dd {
+	if move && sd != dd {
 		dists = append(dists, sd)
 	}
 	return r.changeAll(ctx, dists, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
@@ -288,7 +289,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 					return nil, fmt.Errorf("%s %s to %s: %w", verb, e, dest, err)
 				}
 				unref = append(unref, gone...)
-				if verb == "move" && dt != t {
+				if move && dt != t {
 					if unref, err = removeAndNote(tx, e, res, unref); err != nil {
 						return nil, err
 					}

@@ -164,6 +164,9 @@ func newDistribution(p *confParagraph) (*Distribution, []string, error) {
 	var warns []string
 	for _, f := range p.fields {
 		at := fmt.Sprintf("%s:%d", p.file, f.Line)
+		if why := refuseField(f); why != "" { // conf_refuse.go
+			return nil, nil, fmt.Errorf("%s: %w: %s: %s", at, ErrConfig, f.Name, why)
+		}
 		warn, why := d.setField(f, at)
 		if why != "" {
 			return nil, nil, fmt.Errorf("%s: %w: %s: %s", at, ErrConfig, f.Name, why)

@@ -53,9 +53,8 @@ func (c *Config) parseOptions(data []byte, filename string) error {
 		}
 		value = strings.TrimSpace(value)
 		c.Options[name] = value
-		if !isKnownOption(name) {
-			c.Warnings = append(c.Warnings, fmt.Sprintf("%s:%d: option %q is not implemented by lampi-pkg; ignored", filename, i+1, name))
-			continue
+		if why := refuseOption(name); why != "" { // conf_refuse.go
+			return fmt.Errorf("%s:%d: %w: option %q: %s", filename, i+1, ErrConfig, name, why)
 		}
 		if why := c.Settings.set(name, value); why != "" {
 			return fmt.Errorf("%s:%d: %w: option %s: %s", filename, i+1, ErrConfig, name, why)

@@ -52,41 +52,29 @@ func versionNote(versions []string) string {
 // sharing the pool files, under dest's version rules. Nothing found is
 // reported through Options.Warn and is not an error.
 func (r *Repo) CopySource(ctx context.Context, dest, src string, sel Selection, source string, versions []string) (*Result, error) {
-	dd, err := r.writable("copysrc", dest)
-	if err != nil {
-		return nil, err
-	}
-	sd, err := r.Conf.Distribution(src)
-	if err != nil {
-		return nil, err
-	}
-	targets, err := sel.targets(sd)
-	if err != nil {
-		return nil, err
-	}
+	return r.copyBySource(ctx, "copysrc", dest, src, sel, source, versions)
+}
+
+// MoveSource is CopySource, then the copied entries are removed from src
+// ("reprepro movesrc").
+func (r *Repo) MoveSource(ctx context.Context, dest, src string, sel Selection, source string, versions []string) (*Result, error) {
+	return r.copyBySource(ctx, "movesrc", dest, src, sel, source, versions)
+}
+
+// copyBySource is copysrc and movesrc: copyPicked with the entries of
+// one source package.
+func (r *Repo) copyBySource(ctx context.Context, verb, dest, src string, sel Selection, source string, versions []string) (*Result, error) {
 	match := bySource(source, versions)
-	return r.change(ctx, dd, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
-		found := false
-		for _, t := range targets {
-			if !dd.hasTarget(t.Component, t.Arch) {
-				continue
-			}
-			es, err := listTarget(tx, t, nil, match)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range es {
-				found = true
-				gone, err := r.putEntry(tx, dd, Target{dd.Codename, t.Component, t.Arch}, e, res)
-				if err != nil {
-					return nil, fmt.Errorf("copysrc %s to %s: %w", e, dest, err)
-				}
-				unref = append(unref, gone...)
-			}
-		}
+	found := false
+	pick := func(tx *bolt.Tx, t Target) ([]Entry, error) {
+		es, err := listTarget(tx, t, nil, match)
+		found = found || len(es) > 0
+		return es, err
+	}
+	return r.copyPicked(ctx, verb, dest, src, sel, pick, func(*Result) error {
 		if !found {
-			r.opts.Warn(fmt.Sprintf("copysrc %s %s: nothing of source package %s%s found in %s", dest, src, source, versionNote(versions), src))
+			r.opts.Warn(fmt.Sprintf("%s %s %s: nothing of source package %s%s found in %s", verb, dest, src, source, versionNote(versions), src))
 		}
-		return unref, nil
+		return nil
 	})
 }

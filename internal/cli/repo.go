@@ -38,6 +38,7 @@ type repoOptions struct {
 	verbose, veryVerbose int
 	silent               bool
 	passphraseFile       string
+	confdir              string // --confdir: repo_refuse.go
 	byHashKeep           time.Duration
 	target               targetFlags // repo_target.go
 	// set holds the names of the flags above that the command line gave
@@ -78,6 +79,7 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
   lampi-pkg repo -b /srv/repo phase bookworm hi 10`,
 	}
 	o.flags(cmd)
+	cmd.SetFlagErrorFunc(unknownRepoFlag) // repo_refuse.go
 	cmd.AddCommand(
 		newRepoIncludeDebCmd(env, o, nil), newRepoRemoveCmd(env, o, nil), newRepoListCmd(env, o, nil),
 		newRepoListFilterCmd(env, o, nil), newRepoExportCmd(env, o, nil), newRepoCopyCmd(env, o, nil),
@@ -120,6 +122,7 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "passphrase of a protected signing key (else $"+PassphraseEnv+" or a prompt)")
 	f.DurationVar(&o.byHashKeep, "byhash-keep", 24*time.Hour, "how long superseded by-hash indices stay for clients with an older InRelease")
 	f.BoolVar(&o.plainFileIO, "plain-file-io", false, "read packages and write pool files through ordinary system calls: for a repository or packages on NFS, SMB or FUSE")
+	o.refuseFlags(f) // reprepro options refused, and --confdir: repo_refuse.go
 	f.BoolVar(&o.strict, "strict", false, "lampi-pkg's version rules instead of reprepro's: refuse an older version, and a name to remove or copy that is not there (conf/options: strict)")
 	f.CountVar(&o.delete, "delete", "clearvanished: also forget package lists that still hold packages; createsymlinks: replace links that point elsewhere")
 	o.target.flags(f) // publish targets: repo_target.go
@@ -135,6 +138,9 @@ func (o *repoOptions) flags(cmd *cobra.Command) {
 			}
 		})
 		o.verbose += o.veryVerbose
+		if err := o.checkRefused(verb); err != nil {
+			return err
+		}
 		if o.delete > 0 && verb.Name() != "clearvanished" && verb.Name() != "createsymlinks" {
 			// reprepro's --delete also deletes the files includedeb and
 			// include added; lampi-pkg leaves its input alone.
@@ -153,7 +159,7 @@ const repoMemoryLimit = 24 << 20
 // modifying verb first checks that its publish targets are usable.
 func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo.Repo, error) {
 	base := o.basedirOr(env)
-	conf, err := repo.LoadConfig(repo.Layout{Base: base}.Conf())
+	conf, err := repo.LoadConfig(o.confDir(env, base))
 	if err != nil {
 		return nil, repoError(err)
 	}
@@ -198,7 +204,7 @@ func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo
 	}
 	keyDir := opts.KeyDir
 	if keyDir == "" {
-		keyDir = repo.Layout{Base: base}.KeyDir()
+		keyDir = filepath.Join(conf.Dir, "keys")
 	}
 	opts.Signer = repo.KeyDirSigners(keyDir, env.Now, func(fpr string) ([]byte, error) {
 		return readPassphrase(env, o.passphraseFile, "Passphrase for signing key "+fpr+": ", false)
@@ -220,6 +226,7 @@ func (o *repoOptions) applyConf(conf *repo.Config) {
 			*d.dir = v
 		}
 	}
+	o.applyConfVerbosity(conf) // repo_refuse.go
 	cs := conf.Settings
 	if cs.Export != "" && !o.set["export"] {
 		o.export = cs.Export

@@ -11,7 +11,7 @@ import (
 )
 
 // The verbs of source packages and uploads: includedsc, include,
-// removesrc, copysrc and dumptracks.
+// removesrc, copysrc, movesrc and dumptracks.
 
 type repoIncludeSourceOptions struct {
 	env      *Env
@@ -136,6 +136,7 @@ func runRepoRemoveSrc(ctx context.Context, o *repoRemoveSrcOptions) error {
 type repoCopySrcOptions struct {
 	env       *Env
 	repo      *repoOptions
+	verb      string // "copysrc" or "movesrc"
 	dest, src string
 	source    string
 	versions  []string
@@ -143,9 +144,18 @@ type repoCopySrcOptions struct {
 }
 
 func newRepoCopySrcCmd(env *Env, ro *repoOptions, runF runFunc[repoCopySrcOptions]) *cobra.Command {
-	o := &repoCopySrcOptions{env: env, repo: ro}
+	return newRepoBySourceCmd(env, ro, "copysrc", runF)
+}
+
+func newRepoMoveSrcCmd(env *Env, ro *repoOptions, runF runFunc[repoCopySrcOptions]) *cobra.Command {
+	return newRepoBySourceCmd(env, ro, "movesrc", runF)
+}
+
+// newRepoBySourceCmd is copysrc or (verb "movesrc") movesrc.
+func newRepoBySourceCmd(env *Env, ro *repoOptions, verb string, runF runFunc[repoCopySrcOptions]) *cobra.Command {
+	o := &repoCopySrcOptions{env: env, repo: ro, verb: verb}
 	cmd := &cobra.Command{
-		Use:   "copysrc DEST-CODENAME SRC-CODENAME SOURCE [VERSION…]",
+		Use:   verb + " DEST-CODENAME SRC-CODENAME SOURCE [VERSION…]",
 		Short: "Copy a source package and every binary built from it to another distribution",
 		Long: `Copy from SRC to DEST the source package SOURCE and every binary package
 built from it (with VERSIONs: only those of these source versions), into
@@ -159,12 +169,28 @@ Nothing found is not an error (a warning says so).`,
 			return runVerb(cmd, runF, runRepoCopySrc, o)
 		},
 	}
+	if verb == "movesrc" {
+		cmd.Short = "Move a source package and every binary built from it to another distribution"
+		cmd.Long = `Move from SRC to DEST the source package SOURCE and every binary package
+built from it (with VERSIONs: only those of these source versions, as dpkg
+compares them): each is copied into the package list of DEST with the same
+component and architecture (limited with -C, -A and -T; lists DEST lacks
+are left alone), under DEST's version rules (it may downgrade, as move
+does), then removed from SRC; both are published. Nothing found is not an
+error (a warning says so). As in reprepro, SOURCE=VERSION is not a form
+of this verb: give the version as its own argument.`
+		cmd.Example = `  lampi-pkg repo -b /srv/repo movesrc bookworm bookworm-proposed hello
+  lampi-pkg repo -b /srv/repo movesrc bookworm bookworm-proposed hello 2.9-2`
+	}
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the changes as JSON")
 	return cmd
 }
 
 func runRepoCopySrc(ctx context.Context, o *repoCopySrcOptions) error {
 	return o.repo.change(ctx, o.env, o.json, func(r *repo.Repo) (*repo.Result, error) {
+		if o.verb == "movesrc" {
+			return r.MoveSource(ctx, o.dest, o.src, o.repo.selection(), o.source, o.versions)
+		}
 		return r.CopySource(ctx, o.dest, o.src, o.repo.selection(), o.source, o.versions)
 	})
 }
@@ -172,7 +198,7 @@ func runRepoCopySrc(ctx context.Context, o *repoCopySrcOptions) error {
 // repoSourceCmds are the verbs of this file.
 func repoSourceCmds(env *Env, ro *repoOptions) []*cobra.Command {
 	return []*cobra.Command{
-		newRepoIncludeDscCmd(env, ro, nil), newRepoIncludeChangesCmd(env, ro, nil),
+		newRepoIncludeDscCmd(env, ro, nil), newRepoIncludeChangesCmd(env, ro, nil), newRepoMoveSrcCmd(env, ro, nil),
 		newRepoRemoveSrcCmd(env, ro, nil), newRepoCopySrcCmd(env, ro, nil),
 		newRepoDumpTracksCmd(env, ro, nil), newRepoProcessIncomingCmd(env, ro, nil),
 	}
