@@ -190,12 +190,13 @@ type pkgStream struct {
 	// handed on.
 	marks []int
 	keys  [][]byte
+	every int // see chunkStart
 }
 
 // mark notes that the stanza of key starts at off, recording a chunk
 // start when it starts one.
 func (s *pkgStream) mark(off int, key []byte) {
-	if off != 0 && !chunkStart(key) {
+	if off != 0 && !chunkStart(key, s.every) {
 		return
 	}
 	s.mu.Lock()

@@ -30,17 +30,17 @@ import (
 // digests' states at each chunk start are kept in a chunkTable). A full
 // export writes the same bytes, so patched and rebuilt indices are equal.
 
-// chunkEvery: a stanza starts a chunk when the FNV-1a hash of its key is
-// a multiple of it (about 128 stanzas, 80 KB of a typical index, per
+// chunkEvery is the default of Repo.chunkEvery: a stanza starts a chunk
+// when the FNV-1a hash of its key is a multiple of it (about 128 stanzas, 80 KB of a typical index, per
 // chunk; compressing chunks on their own costs well under 1% in size).
 const chunkEvery = 128
 
-// chunkStart tells whether the stanza of key starts a chunk (the first
-// stanza of an index always does).
-func chunkStart(key []byte) bool {
+// chunkStart tells whether the stanza of key starts a chunk, one in
+// every on average (the first stanza of an index always does).
+func chunkStart(key []byte, every int) bool {
 	h := fnv.New32a()
 	h.Write(key)
-	return h.Sum32()%chunkEvery == 0
+	return h.Sum32()%uint32(max(every, 1)) == 0
 }
 
 // gzHeader is the gzip header of every index: no name, no time, OS

@@ -164,8 +164,8 @@ type patchChunk struct {
 // ones as p says (see the top of this file). It returns nil files, and
 // no error, when the published files do not match the table: the caller
 // rebuilds.
-func patchIndex(ctx context.Context, tx *bolt.Tx, st storage.Storage, d *Distribution, t Target, p *patchPlan, free *freeList) ([]indexFile, *chunkTable, error) {
-	tbl := p.table
+func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t Target, p *patchPlan, free *freeList) ([]indexFile, *chunkTable, error) {
+	tbl, st := p.table, r.storage
 	names := indexNames(d, t)
 	oldPkg, closePkg, err := openPublished(ctx, st, d.Codename, names[0].rel, tbl.packages)
 	if err != nil {
@@ -184,7 +184,7 @@ func patchIndex(ctx context.Context, tx *bolt.Tx, st storage.Storage, d *Distrib
 	if err != nil || b == nil {
 		return nil, nil, err
 	}
-	chunks, first := patchChunks(b, tbl, p.keys)
+	chunks, first := patchChunks(b, tbl, p.keys, r.chunkEvery)
 	if err := compressChunks(chunks[first:]); err != nil {
 		return nil, nil, fmt.Errorf("index %s: %w", t, err)
 	}
@@ -358,7 +358,7 @@ func tableFits(tbl *chunkTable, gz io.ReaderAt) bool {
 // stanzas of the others read anew from b and cut into chunks (to
 // compress). first is the index of the first new chunk (len(chunks)
 // when none is new: the changed ones all went).
-func patchChunks(b *bolt.Bucket, tbl *chunkTable, keys [][]byte) (chunks []patchChunk, first int) {
+func patchChunks(b *bolt.Bucket, tbl *chunkTable, keys [][]byte, every int) (chunks []patchChunk, first int) {
 	n := len(tbl.chunks)
 	// A changed key lies in the chunk whose range holds it; when it was
 	// the key that started a chunk, that start may be gone, and the
@@ -393,7 +393,7 @@ func patchChunks(b *bolt.Bucket, tbl *chunkTable, keys [][]byte) (chunks []patch
 		if first < 0 {
 			first = len(chunks)
 		}
-		chunks = append(chunks, readChunks(b, tbl, a, i)...)
+		chunks = append(chunks, readChunks(b, tbl, a, i, every)...)
 	}
 	if first < 0 {
 		first = len(chunks)
@@ -404,7 +404,7 @@ func patchChunks(b *bolt.Bucket, tbl *chunkTable, keys [][]byte) (chunks []patch
 // readChunks reads the stanzas of old chunks a to z (inclusive) anew
 // from b — from the first key of a (the start of the list for 0) to
 // that of z+1 (the end for the last) — and cuts them into chunks.
-func readChunks(b *bolt.Bucket, tbl *chunkTable, a, z int) []patchChunk {
+func readChunks(b *bolt.Bucket, tbl *chunkTable, a, z, every int) []patchChunk {
 	c := b.Cursor()
 	var k, v []byte
 	if a == 0 {
@@ -418,7 +418,7 @@ func readChunks(b *bolt.Bucket, tbl *chunkTable, a, z int) []patchChunk {
 	}
 	var out []patchChunk
 	for ; k != nil && (end == nil || bytes.Compare(k, end) < 0); k, v = c.Next() {
-		if len(out) == 0 || chunkStart(k) {
+		if len(out) == 0 || chunkStart(k, every) {
 			out = append(out, patchChunk{key: bytes.Clone(k)})
 		}
 		cur := &out[len(out)-1]
@@ -428,8 +428,8 @@ func readChunks(b *bolt.Bucket, tbl *chunkTable, a, z int) []patchChunk {
 	return out
 }
 
-// compressChunks compresses the chunks that have no compressed form,
-// on every core.
+// compressChunks compresses the new chunks (those with content) on every
+// core.
 func compressChunks(chunks []patchChunk) error {
 	jobs := make(chan *patchChunk)
 	var mu sync.Mutex
@@ -455,7 +455,7 @@ func compressChunks(chunks []patchChunk) error {
 		}()
 	}
 	for i := range chunks {
-		if chunks[i].z == nil {
+		if chunks[i].raw != nil && chunks[i].z == nil {
 			jobs <- &chunks[i]
 		}
 	}

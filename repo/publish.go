@@ -169,17 +169,19 @@ func (e *distExport) plan(tx *bolt.Tx, force bool) error {
 func (e *distExport) build(ctx context.Context, tx *bolt.Tx) error {
 	for i, t := range e.regen {
 		if p := e.patches[t]; p != nil {
-			files, tbl, err := patchIndex(ctx, tx, e.r.storage, e.d, t, p, &e.buffers)
+			files, tbl, err := e.r.patchIndex(ctx, tx, e.d, t, p, &e.buffers)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", t, err)
 			}
 			if files != nil {
 				e.built[t], e.tables[t] = files, tbl
+				e.r.patchRuns++
 				continue
 			}
 		}
 		hint := e.hints[i]
 		s := newPkgStream()
+		s.every = e.r.chunkEvery
 		build := func() {
 			defer e.wg.Done()
 			files, tbl, err := buildIndex(e.d, t, s, &e.buffers)
