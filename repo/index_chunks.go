@@ -270,9 +270,11 @@ func newDigests() [4]hash.Hash {
 	return [4]hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
 }
 
-// indexContent is an index's content: in memory, or in a (spool) file.
+// indexContent is an index's content: in memory (data, from offset
+// base on), or in a (spool) file.
 type indexContent struct {
 	data []byte
+	base int64
 	file io.ReaderAt
 }
 
@@ -283,7 +285,7 @@ func (c indexContent) feed(h hash.Hash, from, to int64, buf []byte) error {
 		return nil
 	}
 	if c.data != nil {
-		h.Write(c.data[from:to])
+		h.Write(c.data[from-c.base : to-c.base])
 		return nil
 	}
 	_, err := io.CopyBuffer(h, io.NewSectionReader(c.file, from, to-from), buf)

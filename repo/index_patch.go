@@ -117,11 +117,16 @@ func (r *Repo) saveChunkTable(t Target, tbl *chunkTable) {
 	}
 }
 
-// openPublished opens a published index file by its SHA256 by-hash name
-// for reading at offsets, checking its size: the local file for a
-// storage.DirStorage, else the content read into memory. close releases
-// it.
-func openPublished(ctx context.Context, st storage.Storage, codename string, rel string, c Checksums) (r io.ReaderAt, close func(), err error) {
+// publishedFile is a published index file read back.
+type publishedFile interface {
+	io.ReaderAt
+	io.ReadSeeker
+}
+
+// openPublished opens a published index file by its SHA256 by-hash name,
+// checking its size: the local file for a storage.DirStorage, else the
+// content read into memory. close releases it.
+func openPublished(ctx context.Context, st storage.Storage, codename string, rel string, c Checksums) (r publishedFile, close func(), err error) {
 	name, _ := byHashNames(codename, indexFile{rel: rel, sums: c})
 	if ds, ok := st.(*storage.DirStorage); ok {
 		p, err := ds.Path(name)
@@ -164,7 +169,14 @@ type patchChunk struct {
 // ones as p says (see the top of this file). It returns nil files, and
 // no error, when the published files do not match the table: the caller
 // rebuilds.
-func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t Target, p *patchPlan, free *freeList) ([]indexFile, *chunkTable, error) {
+//
+// The new Packages and Packages.gz are written to files of the staging
+// directory, which the publish moves into place: the part before the
+// first changed chunk is the same bytes at the same offsets as in the
+// published files and is copied file to file (copy_file_range: it never
+// passes through the process); the rest is made in memory, where CRC-32
+// and the digests resume from their states at the first changed chunk.
+func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t Target, p *patchPlan, spool *indexSpool) ([]indexFile, *chunkTable, error) {
 	tbl, st := p.table, r.storage
 	names := indexNames(d, t)
 	oldPkg, closePkg, err := openPublished(ctx, st, d.Codename, names[0].rel, tbl.packages)
@@ -189,48 +201,9 @@ func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t T
 		return nil, nil, fmt.Errorf("index %s: %w", t, err)
 	}
 
-	// The new Packages and Packages.gz, and where their chunks start;
-	// the unchanged chunks are read from the published files straight
-	// into place, each run of them in one read.
-	size, zsize := int64(0), int64(len(gzHeader)+gzTailLen)
-	for _, c := range chunks {
-		size += c.n + int64(len(c.raw))
-		zsize += c.zn + int64(len(c.z))
-	}
-	pkg, release := hugeBuffer(int(size))
-	free.add(release)
-	gz, releaseGz := hugeBuffer(int(zsize))
-	free.add(releaseGz)
-	pkg, gz = pkg[:size], append(gz[:0], gzHeader...)[:zsize]
+	// Where the unchanged part ends, and the states there.
 	ntbl := &chunkTable{chunks: make([]chunkInfo, len(chunks))}
-	offs, zoffs := make([]int64, len(chunks)), make([]int64, len(chunks))
-	var run, zrun span
-	var at, zat int64 = 0, int64(len(gzHeader))
-	for i, c := range chunks {
-		offs[i], zoffs[i] = at, zat
-		ntbl.chunks[i] = chunkInfo{key: c.key, off: at, zoff: zat}
-		if c.raw != nil {
-			at += int64(copy(pkg[at:], c.raw))
-			zat += int64(copy(gz[zat:], c.z))
-			continue
-		}
-		if i < first {
-			ntbl.chunks[i].states, ntbl.chunks[i].crc = tbl.chunks[i].states, tbl.chunks[i].crc
-		}
-		if err := run.add(oldPkg, pkg, c.off, at, c.n); err != nil {
-			return nil, nil, nil
-		}
-		if err := zrun.add(oldGz, gz, c.zoff, zat, c.zn); err != nil {
-			return nil, nil, nil
-		}
-		at, zat = at+c.n, zat+c.zn
-	}
-	if run.flush(oldPkg, pkg) != nil || zrun.flush(oldGz, gz) != nil {
-		return nil, nil, nil
-	}
-
-	// CRC-32 and digests from the first changed chunk on, their states
-	// there being the old ones (the content before it did not change).
+	copy(ntbl.chunks, tbl.chunks[:first])
 	var start, zstart int64
 	var crc uint32
 	var resume *[8][]byte
@@ -238,24 +211,57 @@ func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t T
 		c := &tbl.chunks[first]
 		start, zstart, crc, resume = c.off, c.zoff, c.crc, &c.states
 	}
-	for i := first; i < len(chunks); i++ {
-		ntbl.chunks[i].crc = crc
-		end := size
-		if i+1 < len(chunks) {
-			end = offs[i+1]
-		}
-		crc = crc32.Update(crc, crc32.IEEETable, pkg[offs[i]:end])
+	size, zsize := start, zstart+gzTailLen
+	if resume == nil {
+		zsize += int64(len(gzHeader))
 	}
-	copy(gz[zsize-gzTailLen:], gzTail(crc, size))
+	for _, c := range chunks[first:] {
+		size += c.n + int64(len(c.raw))
+		zsize += c.zn + int64(len(c.z))
+	}
+
+	// The rest, in memory: new chunks copied, unchanged ones read from
+	// the published files (each run of them in one read).
+	tail, ztail := make([]byte, size-start), make([]byte, zsize-zstart)
+	offs, zoffs := make([]int64, len(chunks)-first), make([]int64, len(chunks)-first)
+	at, zat := int64(0), int64(0)
+	if resume == nil {
+		zat = int64(copy(ztail, gzHeader))
+	}
+	var run, zrun span
+	for i, c := range chunks[first:] {
+		offs[i], zoffs[i] = start+at, zstart+zat
+		ntbl.chunks[first+i] = chunkInfo{key: c.key, off: offs[i], zoff: zoffs[i], crc: crc}
+		if c.raw != nil {
+			crc = crc32.Update(crc, crc32.IEEETable, c.raw)
+			at += int64(copy(tail[at:], c.raw))
+			zat += int64(copy(ztail[zat:], c.z))
+			continue
+		}
+		if run.add(oldPkg, tail, c.off, at, c.n) != nil || zrun.add(oldGz, ztail, c.zoff, zat, c.zn) != nil {
+			return nil, nil, nil
+		}
+		if run.flush(oldPkg, tail) != nil {
+			return nil, nil, nil
+		}
+		crc = crc32.Update(crc, crc32.IEEETable, tail[at:at+c.n])
+		at, zat = at+c.n, zat+c.zn
+	}
+	if zrun.flush(oldGz, ztail) != nil {
+		return nil, nil, nil
+	}
+	copy(ztail[zat:], gzTail(crc, size))
+
+	// Digests, resumed.
 	states := make([][8][]byte, len(chunks)-first)
 	var wg sync.WaitGroup
 	var zerr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ntbl.gz, zerr = sumsFrom(indexContent{data: gz}, zsize, zstart, resume, zoffs[first:], states, 4)
+		ntbl.gz, zerr = sumsFrom(indexContent{data: ztail, base: zstart}, zsize, zstart, resume, zoffs, states, 4)
 	}()
-	ntbl.packages, err = sumsFrom(indexContent{data: pkg}, size, start, resume, offs[first:], states, 0)
+	ntbl.packages, err = sumsFrom(indexContent{data: tail, base: start}, size, start, resume, offs, states, 0)
 	wg.Wait()
 	if err == nil {
 		err = zerr
@@ -267,15 +273,28 @@ func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t T
 		ntbl.chunks[first+i].states = s
 	}
 
+	// The files: the unchanged part copied, then the rest.
+	pkgPath, err := writePatched(spool, oldPkg, start, tail)
+	if err != nil {
+		return nil, nil, fmt.Errorf("index %s: %w", t, err)
+	}
+	gzPath, err := writePatched(spool, oldGz, zstart, ztail)
+	if err != nil {
+		return nil, nil, fmt.Errorf("index %s: %w", t, err)
+	}
 	out := make([]indexFile, len(names))
 	for i, n := range names {
 		f := indexFile{rel: n.rel, written: n.written, byHash: true}
 		switch {
 		case i == 0:
-			f.data, f.sums = pkg, ntbl.packages
+			f.path, f.sums = pkgPath, ntbl.packages
 		case i == 1:
-			f.data, f.sums = gz, ntbl.gz
+			f.path, f.sums = gzPath, ntbl.gz
 		case strings.HasSuffix(n.rel, ".xz"):
+			pkg, err := os.ReadFile(pkgPath)
+			if err != nil {
+				return nil, nil, fmt.Errorf("index %s: %w", t, err)
+			}
 			s := newPkgStream()
 			s.expect(len(pkg))
 			s.finish(pkg, nil)
@@ -290,6 +309,29 @@ func (r *Repo) patchIndex(ctx context.Context, tx *bolt.Tx, d *Distribution, t T
 		out[i] = f
 	}
 	return out, ntbl, nil
+}
+
+// writePatched writes a patched index to a new file of spool: the first
+// n bytes of old, then tail; it returns the file's name.
+func writePatched(spool *indexSpool, old publishedFile, n int64, tail []byte) (string, error) {
+	f, err := spool.file()
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if n > 0 {
+		if _, err := old.Seek(0, io.SeekStart); err != nil {
+			return "", err
+		}
+		// *os.File.ReadFrom copies file to file in the kernel.
+		if k, err := f.ReadFrom(io.LimitReader(old, n)); err != nil || k != n {
+			return "", fmt.Errorf("copy %d bytes of the published index: %d, %v", n, k, err)
+		}
+	}
+	if _, err := f.Write(tail); err != nil {
+		return "", err
+	}
+	return f.Name(), f.Close()
 }
 
 // span is a run of bytes to read from a published file into place.

@@ -169,7 +169,7 @@ func (e *distExport) plan(tx *bolt.Tx, force bool) error {
 func (e *distExport) build(ctx context.Context, tx *bolt.Tx) error {
 	for i, t := range e.regen {
 		if p := e.patches[t]; p != nil {
-			files, tbl, err := e.r.patchIndex(ctx, tx, e.d, t, p, &e.buffers)
+			files, tbl, err := e.r.patchIndex(ctx, tx, e.d, t, p, &e.spool)
 			if err != nil {
 				return fmt.Errorf("export %s: %w", t, err)
 			}
@@ -321,6 +321,11 @@ func (s *indexSpool) create(size int) (*os.File, error) {
 	if size < s.r.spoolMin {
 		return nil, nil
 	}
+	return s.file()
+}
+
+// file returns a new spool file.
+func (s *indexSpool) file() (*os.File, error) {
 	if s.dir == "" {
 		_, err := os.Stat(s.r.tmpRoot)
 		made := os.IsNotExist(err)
