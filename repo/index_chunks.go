@@ -2,10 +2,7 @@ package repo
 
 import (
 	"bytes"
-	"crypto/md5"
-	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding"
 	"encoding/binary"
 	"encoding/hex"
@@ -263,11 +260,6 @@ func (r *tableReader) bytes() []byte {
 	v := r.b[:n]
 	r.b = r.b[n:]
 	return v
-}
-
-// newDigests returns the four digests of Checksums, in their order.
-func newDigests() [4]hash.Hash {
-	return [4]hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
 }
 
 // indexContent is an index's content: in memory (data, from offset
