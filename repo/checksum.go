@@ -67,6 +67,11 @@ func (h *hasher) sums() Checksums {
 	}
 }
 
+// newDigests returns the four digests of Checksums, in their order.
+func newDigests() [4]hash.Hash {
+	return [4]hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
+}
+
 // parallelHashMin is the size from which sumBytes hashes on several cores.
 const parallelHashMin = 256 << 10
 
@@ -89,7 +94,7 @@ func sumBytes(data []byte) Checksums {
 // own goroutine (feed is called once per digest); size is the content's
 // size.
 func sumParallel(size int64, feed func(hash.Hash) error) (Checksums, error) {
-	hs := []hash.Hash{md5.New(), sha1.New(), sha256.New(), sha512.New()}
+	hs := newDigests()
 	out := make([]string, len(hs))
 	errs := make([]error, len(hs))
 	var wg sync.WaitGroup

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +20,9 @@ import (
 //	files         pool file key ("pool/main/h/hi/hi_0.1_all.deb") → Checksums
 //	references    pool file key "\x00" target → "" (who needs the file)
 //	unreferenced  pool file key → "" (known files nothing needs any more)
-//	dirty         target → "" (package list changed since its last export)
+//	dirty         target → "" (package list changed since its last
+//	              export), or "k" and the changed package keys (each
+//	              length-prefixed) when only those changed (index_patch.go)
 //	exported      path under dists/ ("bookworm/main/binary-amd64/Packages.gz")
 //	              → Checksums of the file as last published
 //	byhash        by-hash path → time it stopped being current (0: current)
@@ -253,8 +256,76 @@ func dropEntryRefs(tx *bolt.Tx, t Target, name string, files []string) ([]string
 	return gone, nil
 }
 
+// markDirty marks a target's whole package list as changed: its next
+// export rebuilds its indices from the database.
 func markDirty(tx *bolt.Tx, t Target) error {
 	return bucket(tx, bDirty).Put([]byte(t.String()), nil)
+}
+
+// putPkg stores a package entry of target t under key and marks the key
+// changed (markChanged).
+func putPkg(tx *bolt.Tx, b *bolt.Bucket, t Target, key, value []byte) error {
+	if err := b.Put(key, value); err != nil {
+		return err
+	}
+	return markChanged(tx, t, key)
+}
+
+// deletePkg deletes the package entry key of target t and marks the key
+// changed (markChanged).
+func deletePkg(tx *bolt.Tx, b *bolt.Bucket, t Target, key []byte) error {
+	if err := b.Delete(key); err != nil {
+		return err
+	}
+	return markChanged(tx, t, key)
+}
+
+// maxChangedKeys is how many changed keys a target's dirty mark lists;
+// past it the whole list counts as changed (markDirty).
+const maxChangedKeys = 256
+
+// markChanged records that the package entry key of target t was
+// added, replaced or deleted, so that the next export can patch the
+// target's indices (index_patch.go) instead of rebuilding them. A target
+// already marked wholly changed stays so.
+func markChanged(tx *bolt.Tx, t Target, key []byte) error {
+	dirty := bucket(tx, bDirty)
+	name := []byte(t.String())
+	old := dirty.Get(name)
+	if old != nil && len(old) == 0 {
+		return nil // wholly changed already
+	}
+	keys := decodeChangedKeys(old)
+	if len(keys) >= maxChangedKeys {
+		return markDirty(tx, t)
+	}
+	v := make([]byte, 0, len(old)+len(key)+binary.MaxVarintLen32+1)
+	if old == nil {
+		v = append(v, 'k')
+	} else {
+		v = append(v, old...)
+	}
+	v = binary.AppendUvarint(v, uint64(len(key)))
+	return dirty.Put(name, append(v, key...))
+}
+
+// decodeChangedKeys reads the changed keys of a dirty mark; nil: none
+// listed (the whole list changed, or a malformed mark, which counts the
+// same).
+func decodeChangedKeys(v []byte) [][]byte {
+	if len(v) == 0 || v[0] != 'k' {
+		return nil
+	}
+	var keys [][]byte
+	for rest := v[1:]; len(rest) > 0; {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return nil
+		}
+		keys = append(keys, rest[w:w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	return keys
 }
 
 func fileSums(tx *bolt.Tx, filekey string) (Checksums, bool, error) {

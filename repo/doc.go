@@ -58,7 +58,12 @@
 //
 // Publishing is incremental and ordered so that apt never sees a
 // half-updated repository: only the indices whose package lists changed
-// are regenerated (from the database; nothing re-reads the pool), each is
+// are regenerated (from the database; nothing re-reads the pool) — and
+// when the commands that changed them listed the changed packages, the
+// published Packages and Packages.gz are patched instead, to the same
+// bytes (index_patch.go: Packages.gz is compressed in chunks cut at
+// stanzas chosen by their key, and only the chunks holding changed
+// packages are read and compressed anew) — each is
 // written first under by-hash/SHA256 and by-hash/SHA512 (content
 // addressed, never overwritten), then renamed into place under its name,
 // then Release, Release.gpg and InRelease last. The Release file says

@@ -3,13 +3,13 @@ package repo
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"os"
 	"strings"
 	"sync"
 
-	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/ulikunitz/xz"
 	bolt "go.etcd.io/bbolt"
 
@@ -108,6 +108,7 @@ func readPackages(tx *bolt.Tx, t Target, sizeHint int64, free *freeList, spool f
 	s.expect(size)
 	dropped, handed := 0, 0
 	err = b.ForEach(func(k, v []byte) error {
+		s.mark(len(out), k)
 		out = append(out, pkgStanza(v)...)
 		out = append(out, '\n')
 		if len(out)-handed >= streamChunk {
@@ -149,6 +150,7 @@ func spoolPackages(tx *bolt.Tx, b *bolt.Bucket, s *pkgStream) error {
 		return nil
 	}
 	err := b.ForEach(func(k, v []byte) error {
+		s.mark(written+len(chunk), k)
 		chunk = append(chunk, pkgStanza(v)...)
 		chunk = append(chunk, '\n')
 		if len(chunk) >= streamChunk {
@@ -185,6 +187,34 @@ type pkgStream struct {
 	// before the expected size is known); n bytes of it are written.
 	file *os.File
 	n    int
+	// marks are the offsets where chunks start (index_chunks.go), keys
+	// their first stanzas' keys; each is recorded before its bytes are
+	// handed on.
+	marks []int
+	keys  [][]byte
+	every int // see chunkStart
+}
+
+// mark notes that the stanza of key starts at off, recording a chunk
+// start when it starts one.
+func (s *pkgStream) mark(off int, key []byte) {
+	if off != 0 && !chunkStart(key, s.every) {
+		return
+	}
+	s.mu.Lock()
+	s.marks = append(s.marks, off)
+	s.keys = append(s.keys, bytes.Clone(key))
+	s.mu.Unlock()
+}
+
+// markAt returns the i-th chunk start, if it is known yet.
+func (s *pkgStream) markAt(i int) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < len(s.marks) {
+		return s.marks[i], true
+	}
+	return 0, false
 }
 
 // spoolTo makes f hold the content instead of memory; called before
@@ -353,11 +383,16 @@ func (s *pkgStream) sums() (Checksums, error) {
 
 // buildIndex makes a target's index files from its Packages content,
 // compressing and hashing the forms concurrently, and while the content
-// is still being read.
-func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) ([]indexFile, error) {
+// is still being read. For a target whose indices can be patched
+// (patchable) it returns their chunk table too.
+func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) ([]indexFile, *chunkTable, error) {
 	names := indexNames(d, t)
 	out := make([]indexFile, len(names))
 	errs := make([]error, len(names))
+	chunked := patchable(d, t)
+	var pkgStates, gzStates [][8][]byte
+	var zoffs []int64
+	var crcs []uint32
 	var wg sync.WaitGroup
 	for i, n := range names {
 		wg.Add(1)
@@ -366,6 +401,9 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) 
 			f := indexFile{rel: n.rel, written: n.written}
 			var err error
 			switch {
+			case strings.HasSuffix(n.rel, "/"+d.indices(t).Name) && chunked:
+				f.byHash = true
+				f.sums, pkgStates, err = sumsChunked(packages, &f)
 			case strings.HasSuffix(n.rel, "/"+d.indices(t).Name):
 				f.byHash = n.written
 				if f.sums, err = packages.sums(); err == nil {
@@ -376,8 +414,12 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) 
 					}
 				}
 			case strings.HasSuffix(n.rel, ".gz"):
-				f.data, err = gzipStream(packages, free)
+				f.data, zoffs, crcs, err = gzipStream(packages, free)
 				f.byHash = true
+				if chunked && err == nil {
+					gzStates = make([][8][]byte, len(zoffs))
+					f.sums, err = sumsFrom(indexContent{data: f.data}, int64(len(f.data)), 0, nil, zoffs, gzStates, 4)
+				}
 			case strings.HasSuffix(n.rel, ".xz"):
 				f.data, err = xzStream(packages)
 				f.byHash = true
@@ -391,27 +433,76 @@ func buildIndex(d *Distribution, t Target, packages *pkgStream, free *freeList) 
 		}()
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil || !chunked {
+		return out, nil, err
+	}
+	tbl := &chunkTable{packages: out[0].sums, gz: out[1].sums, chunks: make([]chunkInfo, len(packages.marks))}
+	if len(gzStates) != len(tbl.chunks) || len(pkgStates) != len(tbl.chunks) {
+		return nil, nil, fmt.Errorf("index %s: %d chunks, %d compressed", t, len(tbl.chunks), len(gzStates))
+	}
+	for i := range tbl.chunks {
+		c := &tbl.chunks[i]
+		c.key, c.off, c.zoff, c.crc = packages.keys[i], int64(packages.marks[i]), zoffs[i], crcs[i]
+		copy(c.states[:4], pkgStates[i][:4])
+		copy(c.states[4:], gzStates[i][4:])
+	}
+	return out, tbl, nil
 }
 
-// gzipStream compresses an index as it is read. klauspost's fastest
-// level compresses Packages files about as well as zlib's default,
-// several times faster.
-func gzipStream(s *pkgStream, free *freeList) ([]byte, error) {
+// patchable tells whether a target's indices are published in the forms
+// an export can patch (index_patch.go): the uncompressed index and gzip.
+func patchable(d *Distribution, t Target) bool {
+	ix := d.indices(t)
+	return ix.Uncompressed && ix.Gzip
+}
+
+// sumsChunked waits for the whole content of packages, notes in f where
+// it is (data, or the spool file) and hashes it, recording the digests'
+// states at its chunk starts.
+func sumsChunked(packages *pkgStream, f *indexFile) (Checksums, [][8][]byte, error) {
+	n, err := packages.length()
+	if err != nil {
+		return Checksums{}, nil, err
+	}
+	var src indexContent
+	if sf := packages.spooled(); sf != nil {
+		f.path, src.file = sf.Name(), sf
+	} else {
+		if f.data, err = packages.all(); err != nil {
+			return Checksums{}, nil, err
+		}
+		src.data = f.data
+	}
+	packages.mu.Lock()
+	offs := make([]int64, len(packages.marks))
+	for i, m := range packages.marks {
+		offs[i] = int64(m)
+	}
+	packages.mu.Unlock()
+	states := make([][8][]byte, len(offs))
+	sums, err := sumsFrom(src, int64(n), 0, nil, offs, states, 0)
+	return sums, states, err
+}
+
+// gzipStream compresses an index as it is read, chunk by chunk
+// (index_chunks.go); it returns the offsets of the compressed chunks too.
+func gzipStream(s *pkgStream, free *freeList) ([]byte, []int64, []uint32, error) {
 	buf, release := hugemem.Buffer(s.expected()/3 + 64)
 	free.add(release)
 	b := bytes.NewBuffer(buf)
-	zw, err := kgzip.NewWriterLevel(b, kgzip.BestSpeed)
+	b.Write(gzHeader)
+	dfl, err := newChunkDeflater()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	if err := s.copyTo(zw); err != nil {
-		return nil, err
+	g := &chunkGzip{out: b, dfl: dfl, marks: s.markAt}
+	if err := s.copyTo(g); err != nil {
+		return nil, nil, nil, err
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
+	if err := g.close(); err != nil {
+		return nil, nil, nil, err
 	}
-	return b.Bytes(), nil
+	return b.Bytes(), g.zoffs, g.crcs, nil
 }
 
 func xzStream(s *pkgStream) ([]byte, error) {

@@ -378,16 +378,13 @@ func (r *Repo) addPackage(tx *bolt.Tx, d *Distribution, in *incoming, res *Resul
 			res.Changes = append(res.Changes, ch)
 			continue
 		}
-		if err := b.Put(pkgKey(in.name, in.vers), in.value); err != nil {
+		if err := putPkg(tx, b, t, pkgKey(in.name, in.vers), in.value); err != nil {
 			return false, nil, err
 		}
 		if err := addRef(tx, in.filekey, t); err != nil {
 			return false, nil, err
 		}
 		if err := trackAdd(tx, d, t, in.name, in.vers, in.value); err != nil {
-			return false, nil, err
-		}
-		if err := markDirty(tx, t); err != nil {
 			return false, nil, err
 		}
 		added = true
@@ -439,7 +436,7 @@ func (r *Repo) judgeVersions(in *incoming, t Target, have []existing) (same bool
 // returns the pool files nothing holds any more.
 func dropVersions(tx *bolt.Tx, b *bolt.Bucket, t Target, name string, over []existing) (gone []string, err error) {
 	for _, e := range over {
-		if err := b.Delete(e.key); err != nil {
+		if err := deletePkg(tx, b, t, e.key); err != nil {
 			return nil, err
 		}
 		last, err := dropEntryRefs(tx, t, name, e.files)

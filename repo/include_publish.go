@@ -261,6 +261,7 @@ func (r *Repo) innerRepo(snapDir, codename string, signer Signer) (*Repo, error)
 	}
 	inner.opts.Warn = r.opts.Warn
 	inner.lockDir = filepath.Join(snapDir, "lock")
+	inner.chunkEvery = r.chunkEvery
 	return inner, nil
 }
 

@@ -63,10 +63,7 @@ func removeEntry(tx *bolt.Tx, e Entry) ([]string, error) {
 	if err != nil || b == nil {
 		return nil, err
 	}
-	if err := b.Delete(pkgKey(e.Package, e.Version)); err != nil {
-		return nil, err
-	}
-	if err := markDirty(tx, e.Target); err != nil {
+	if err := deletePkg(tx, b, e.Target, pkgKey(e.Package, e.Version)); err != nil {
 		return nil, err
 	}
 	gone, err := dropEntryRefs(tx, e.Target, e.Package, e.Files())
@@ -128,7 +125,7 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 			return nil, fmt.Errorf("%w: %s already has %s %s, newer than %s", ErrOlderVersion, t, e.Package, x.version, v)
 		}
 	}
-	if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, e.Stanza)); err != nil {
+	if err := putPkg(tx, b, t, pkgKey(e.Package, e.Version), pkgValue(e.File, e.Stanza)); err != nil {
 		return nil, err
 	}
 	for _, f := range e.Files() {
@@ -137,9 +134,6 @@ func (r *Repo) putEntry(tx *bolt.Tx, d *Distribution, t Target, e Entry, res *Re
 		}
 	}
 	if err := trackAdd(tx, d, t, e.Package, e.Version, pkgValue(e.File, e.Stanza)); err != nil {
-		return nil, err
-	}
-	if err := markDirty(tx, t); err != nil {
 		return nil, err
 	}
 	ch.Action = "add"

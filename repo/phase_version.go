@@ -67,10 +67,7 @@ func (r *Repo) setPhase(ctx context.Context, codename string, sel Selection, wha
 				for _, k := range slices.Sorted(maps.Keys(extra)) {
 					stanza = setStanzaField(stanza, k, extra[k])
 				}
-				if err := b.Put(pkgKey(e.Package, e.Version), pkgValue(e.File, stanza)); err != nil {
-					return nil, err
-				}
-				if err := markDirty(tx, t); err != nil {
+				if err := putPkg(tx, b, t, pkgKey(e.Package, e.Version), pkgValue(e.File, stanza)); err != nil {
 					return nil, err
 				}
 				res.Changes = append(res.Changes, Change{Action: "phase", Target: t, Package: e.Package, Version: e.Version, File: e.File})

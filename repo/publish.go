@@ -49,14 +49,14 @@ func byHashNames(codename string, f indexFile) (sha256, sha512 string) {
 // by-hash, because superseded by-hash files are kept for
 // Options.ByHashRetention.
 func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, force, resign bool) (bool, error) {
-	e := &distExport{d: d, stored: map[string]Checksums{}, built: map[Target][]indexFile{},
-		spool: indexSpool{r: r}}
+	e := &distExport{r: r, d: d, stored: map[string]Checksums{}, built: map[Target][]indexFile{},
+		patches: map[Target]*patchPlan{}, tables: map[Target]*chunkTable{}, spool: indexSpool{r: r}}
 	defer e.cleanup()
 	err := db.View(func(tx *bolt.Tx) error {
 		if err := e.plan(tx, force); err != nil {
 			return err
 		}
-		return e.build(tx)
+		return e.build(ctx, tx)
 	})
 	e.wg.Wait()
 	if err != nil {
@@ -81,16 +81,24 @@ func (r *Repo) exportDist(ctx context.Context, db *bolt.DB, d *Distribution, for
 	if err := recordExport(db, e); err != nil {
 		return false, fmt.Errorf("export %s: record: %w", d.Codename, err)
 	}
+	for _, t := range e.regen {
+		r.saveChunkTable(t, e.tables[t])
+	}
 	return true, nil
 }
 
 // distExport is one export of a distribution, step by step.
 type distExport struct {
+	r *Repo
 	d *Distribution
 	// regen lists the targets whose indices are rebuilt, hints the size
 	// of each one's Packages as last published (0: never published).
 	regen []Target
 	hints []int64
+	// patches has the targets of regen whose indices can be patched
+	// (index_patch.go), tables the chunk tables of the new indices.
+	patches map[Target]*patchPlan
+	tables  map[Target]*chunkTable
 	// stored has the published index files of the other targets.
 	stored map[string]Checksums
 	// built has the new index files of each target of regen, buildErr
@@ -120,7 +128,13 @@ func (e *distExport) plan(tx *bolt.Tx, force bool) error {
 	d := e.d
 	dirty, exp := bucket(tx, bDirty), bucket(tx, bExported)
 	for _, t := range d.Targets() {
-		need := force || dirty.Get([]byte(t.String())) != nil
+		mark := dirty.Get([]byte(t.String()))
+		need := force || mark != nil
+		if !force && mark != nil {
+			if p := e.r.planPatch(tx, d, t, mark); p != nil {
+				e.patches[t] = p
+			}
+		}
 		for _, n := range indexNames(d, t) {
 			if need {
 				break
@@ -152,19 +166,31 @@ func (e *distExport) plan(tx *bolt.Tx, force bool) error {
 
 // build reads the package list of every target of the plan and builds
 // its index files in a goroutine each (wait for them with e.wg).
-func (e *distExport) build(tx *bolt.Tx) error {
+func (e *distExport) build(ctx context.Context, tx *bolt.Tx) error {
 	for i, t := range e.regen {
+		if p := e.patches[t]; p != nil {
+			files, tbl, err := e.r.patchIndex(ctx, tx, e.d, t, p, &e.spool)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", t, err)
+			}
+			if files != nil {
+				e.built[t], e.tables[t] = files, tbl
+				e.r.patchRuns++
+				continue
+			}
+		}
 		hint := e.hints[i]
 		s := newPkgStream()
+		s.every = e.r.chunkEvery
 		build := func() {
 			defer e.wg.Done()
-			files, err := buildIndex(e.d, t, s, &e.buffers)
+			files, tbl, err := buildIndex(e.d, t, s, &e.buffers)
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if err != nil && e.buildErr == nil {
 				e.buildErr = fmt.Errorf("export %s: %w", t, err)
 			}
-			e.built[t] = files
+			e.built[t], e.tables[t] = files, tbl
 		}
 		e.wg.Add(1)
 		// An index published before is built while it is read (an add
@@ -250,6 +276,21 @@ func recordExport(db *bolt.DB, e *distExport) error {
 			if err := dirty.Delete([]byte(t.String())); err != nil {
 				return err
 			}
+			// A new generation of the package list's indices: chunk
+			// tables of earlier ones no longer apply (index_patch.go).
+			b, err := targetBucket(tx, t, false)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				gen := b.Sequence() + 1
+				if err := b.SetSequence(gen); err != nil {
+					return err
+				}
+				if tbl := e.tables[t]; tbl != nil {
+					tbl.gen = gen
+				}
+			}
 			for _, f := range e.built[t] {
 				if err := exp.Put([]byte(e.d.Codename+"/"+f.rel), f.sums.encode()); err != nil {
 					return err
@@ -280,6 +321,11 @@ func (s *indexSpool) create(size int) (*os.File, error) {
 	if size < s.r.spoolMin {
 		return nil, nil
 	}
+	return s.file()
+}
+
+// file returns a new spool file.
+func (s *indexSpool) file() (*os.File, error) {
 	if s.dir == "" {
 		_, err := os.Stat(s.r.tmpRoot)
 		made := os.IsNotExist(err)

@@ -103,6 +103,10 @@ type Repo struct {
 	// spoolMin is the size from which a first Packages index is spooled
 	// to a file rather than held in memory (see readPackages).
 	spoolMin int
+	// chunkEvery is how often a stanza starts an index chunk (see
+	// chunkStart); patchRuns counts the indices exports patched (for
+	// tests).
+	chunkEvery, patchRuns int
 }
 
 // Open reads BASEDIR/conf and returns the repository. It neither locks
@@ -157,7 +161,7 @@ func OpenConfig(base string, conf *Config, opts Options) (*Repo, error) {
 		dbPath:  filepath.Join(opts.DBDir, "lampi.db"),
 		lockDir: opts.DBDir,
 		tmpRoot: filepath.Join(opts.DBDir, "tmp"),
-		bulkMin: bulkMin, bulkChunk: bulkChunk, spoolMin: spoolMin,
+		bulkMin: bulkMin, bulkChunk: bulkChunk, spoolMin: spoolMin, chunkEvery: chunkEvery,
 	}
 	for _, w := range conf.Warnings {
 		opts.Warn(w)
