@@ -82,7 +82,7 @@ func unknownArchive(dists []*Distribution, name string) string {
 // sharesTarget reports whether a has at least one package list of d.
 func sharesTarget(d, a *Distribution) bool {
 	for _, t := range d.Targets() {
-		if a.hasTarget(t.Component, t.Arch) {
+		if a.hasTarget(t) {
 			return true
 		}
 	}
@@ -113,7 +113,7 @@ func (r *Repo) archiveOut(tx *bolt.Tx, d *Distribution, t Target, name string, o
 	if err != nil {
 		return nil, fmt.Errorf("%s: Archive: %w", d.ArchiveAt, err)
 	}
-	if !a.hasTarget(t.Component, t.Arch) {
+	if !a.hasTarget(t) {
 		for i := len(over) - 1; i >= 0; i-- {
 			_, version := splitPkgKey(over[i].key)
 			r.opts.Warn(fmt.Sprintf("cannot archive '%s=%s' from '%s' to '%s' since '%s' has no matching component/architecture/packagetype; it is removed",
@@ -125,7 +125,7 @@ func (r *Repo) archiveOut(tx *bolt.Tx, d *Distribution, t Target, name string, o
 		return nil, fmt.Errorf("archive %s from %s: %w: %s (ReadOnly in %s:%d) is the Archive of %s (%s); make it writable or remove the Archive field",
 			name, t, ErrReadOnly, a.Codename, a.File, a.Line, d.Codename, d.ArchiveAt)
 	}
-	at := Target{a.Codename, t.Component, t.Arch}
+	at := Target{a.Codename, t.Component, t.Arch, t.Type}
 	var gone []string
 	for i := len(over) - 1; i >= 0; i-- {
 		g, err := r.archiveOne(tx, a, at, t, name, over[i], res)

@@ -153,7 +153,7 @@ func TestArchiveLimit(t *testing.T) {
 			res := mustInclude(t, r, "buster", deb("2"))
 			want("buster", "2")
 			want("buster-archive", "1")
-			archived := Change{Action: "add", Target: Target{"buster-archive", "main", "amd64"}, Package: "hello", Version: "1",
+			archived := Change{Action: "add", Target: Target{Codename: "buster-archive", Component: "main", Arch: "amd64"}, Package: "hello", Version: "1",
 				File: "pool/main/h/hello/hello_1_amd64.deb", ArchivedFrom: "buster|main|amd64"}
 			if len(res.Changes) != 2 || res.Changes[0] != archived || res.Changes[1].Action != "replace" || res.Changes[1].OldVersion != "1" {
 				t.Fatalf("changes %+v", res.Changes)
@@ -244,7 +244,7 @@ func TestArchiveSkipsOlder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	skip := Change{Action: "skip", Target: Target{"buster-archive", "main", "amd64"}, Package: "hello", Version: "2",
+	skip := Change{Action: "skip", Target: Target{Codename: "buster-archive", Component: "main", Arch: "amd64"}, Package: "hello", Version: "2",
 		File: "pool/main/h/hello/hello_2_amd64.deb", OldVersion: "3", ArchivedFrom: "buster|main|amd64"}
 	if res.Changes[0] != skip {
 		t.Fatalf("changes %+v", res.Changes)

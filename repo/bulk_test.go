@@ -227,7 +227,7 @@ func testBulkInterruptedIsDropped(t *testing.T, withList bool) {
 		if err := bucket(tx, bFiles).Put([]byte(ghost), Checksums{Size: 1, MD5: "a", SHA1: "b", SHA256: "c", SHA512: "d"}.encode()); err != nil {
 			return err
 		}
-		return bucket(tx, bRefs).Put(refKey(ghost, Target{"bulk", "main", "amd64"}), nil)
+		return bucket(tx, bRefs).Put(refKey(ghost, Target{Codename: "bulk", Component: "main", Arch: "amd64"}), nil)
 	})
 	db.Close()
 	if err != nil {

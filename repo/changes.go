@@ -48,9 +48,9 @@ func readChanges(path string) (*upload, error) {
 		}
 		kind := deb.ClassifyFile(lf.Name)
 		switch kind {
-		case deb.UploadUdeb, deb.UploadDdeb:
-			return nil, fmt.Errorf("%s: %w: %s: %s packages are not supported by lampi-pkg repo (no UDebComponents/DDebComponents targets); remove it from the upload",
-				path, ErrBadPackage, lf.Name, strings.TrimPrefix(filepath.Ext(lf.Name), "."))
+		case deb.UploadUdeb:
+			return nil, fmt.Errorf("%s: %w: %s: udeb packages are not supported by lampi-pkg repo (no UDebComponents lists); remove it from the upload",
+				path, ErrBadPackage, lf.Name)
 		case deb.UploadUnknown:
 			return nil, fmt.Errorf("%s: %w: %s is not a package, source part, buildinfo or log; remove it from the upload", path, ErrBadPackage, lf.Name)
 		}
@@ -58,7 +58,7 @@ func readChanges(path string) (*upload, error) {
 			return nil, err
 		}
 		switch kind {
-		case deb.UploadDeb:
+		case deb.UploadDeb, deb.UploadDdeb:
 			p := filepath.Join(dir, lf.Name)
 			up.debs = append(up.debs, p)
 			up.listed[p] = lf
@@ -151,6 +151,7 @@ func (r *Repo) IncludeChanges(ctx context.Context, codename, file string, o Incl
 		}
 		lo := o
 		lf := up.listed[in.src]
+		in.ddeb = deb.ClassifyFile(lf.Name) == deb.UploadDdeb
 		lo.Section, lo.Priority = firstNonEmpty(o.Section, listedValue(lf.Section)), firstNonEmpty(o.Priority, listedValue(lf.Priority))
 		return in.place(d, lo, staging)
 	})

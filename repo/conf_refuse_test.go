@@ -11,13 +11,15 @@ import (
 // TestConfRefusesWhatItDoesNotHonour: every field of conf/distributions
 // and every conf/options entry lampi-pkg does not implement stops
 // LoadConfig with file:line, the name and what to do. They used to be
-// read with a warning (or, DDebComponents, without a word) and ignored,
-// so a repository lost its debug packages or Contents files silently.
+// read with a warning (or, DDebComponents before it worked, without a
+// word) and ignored, so a repository lost its udebs or Contents files
+// silently. A DDebComponents naming a component the distribution lacks is
+// refused too.
 func TestConfRefusesWhatItDoesNotHonour(t *testing.T) {
 	t.Parallel()
 	const head = "Codename: buster\nArchitectures: amd64 source\nComponents: main non-free\n"
 	for _, c := range []struct{ field, want string }{
-		{"DDebComponents: main non-free", "distributions:4: repository configuration error: DDebComponents: not implemented by lampi-pkg: lampi-pkg has no debug (ddeb) package lists; remove the field"},
+		{"DDebComponents: main contrib", `distributions:1: repository configuration error: distribution "buster": DDebComponents names "contrib", which Components (main non-free) does not list`},
 		{"UDebComponents: main", "distributions:4: repository configuration error: UDebComponents: not implemented"},
 		{"DDebIndices: Packages Release . .gz", "distributions:4: repository configuration error: DDebIndices: not implemented"},
 		{"Contents: . .gz", "distributions:4: repository configuration error: Contents: not implemented by lampi-pkg: lampi-pkg writes no Contents files"},

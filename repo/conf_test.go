@@ -157,7 +157,7 @@ func TestFixtureConf(t *testing.T) {
 	if strings.Contains(w, "source") {
 		t.Errorf("warning about source packages:\n%s", w)
 	}
-	if ts := tr.Targets(); len(ts) != 4 || ts[3] != (Target{"trixie", "main", SourceArch}) || ts[3].Dir() != "dists/trixie/main/source" {
+	if ts := tr.Targets(); len(ts) != 4 || ts[3] != (Target{Codename: "trixie", Component: "main", Arch: SourceArch}) || ts[3].Dir() != "dists/trixie/main/source" {
 		t.Errorf("trixie targets %v", ts)
 	}
 	if c.Options["waitforlock"] != "6" {

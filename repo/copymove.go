@@ -266,7 +266,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 	}
 	return r.changeAll(ctx, dists, true, func(tx *bolt.Tx, res *Result) (unref []string, err error) {
 		for _, t := range targets {
-			if !dd.hasTarget(t.Component, t.Arch) {
+			if !dd.hasTarget(t) {
 				continue
 			}
 			es, err := pick(tx, t)
@@ -282,7 +282,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 				}
 				return es[i].Version > es[j].Version
 			})
-			dt := Target{dd.Codename, t.Component, t.Arch}
+			dt := Target{dd.Codename, t.Component, t.Arch, t.Type}
 			for _, e := range es {
 				gone, err := r.putEntry(tx, dd, dt, e, res)
 				if err != nil {

@@ -130,9 +130,9 @@ type stager struct {
 
 // targets returns the targets of a package of architecture arch going
 // into component, shared with every other such package (arches: the
-// architectures of the command).
-func (s *stager) targets(d *Distribution, component, arch string, arches []string) []Target {
-	key := component + "\x00" + arch
+// architectures of the command); ptype is the lists' Type.
+func (s *stager) targets(d *Distribution, component, arch string, arches []string, ptype string) []Target {
+	key := component + "\x00" + arch + "\x00" + ptype
 	s.shared.Lock()
 	defer s.shared.Unlock()
 	if ts, ok := s.shared.targets[key]; ok {
@@ -141,10 +141,10 @@ func (s *stager) targets(d *Distribution, component, arch string, arches []strin
 	var ts []Target
 	if arch == "all" {
 		for _, a := range arches {
-			ts = append(ts, Target{d.Codename, component, a})
+			ts = append(ts, Target{Codename: d.Codename, Component: component, Arch: a, Type: ptype})
 		}
 	} else {
-		ts = []Target{{d.Codename, component, strings.Clone(arch)}}
+		ts = []Target{{Codename: d.Codename, Component: component, Arch: strings.Clone(arch), Type: ptype}}
 	}
 	if s.shared.targets == nil {
 		s.shared.targets = map[string][]Target{}

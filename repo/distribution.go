@@ -19,6 +19,9 @@ type Distribution struct {
 	HasSource bool
 	// Components in configuration order; the first is the default.
 	Components []string
+	// DDebComponents are the components with debug package (.ddeb)
+	// lists (reprepro 5.4's DDebComponents): COMPONENT/debug/binary-ARCH.
+	DDebComponents []string
 	// SignWith names the signing key: a key file, a fingerprint or key
 	// ID found in the key directory, or "yes"/"default" for the only key
 	// there. Empty: the distribution is not signed.
@@ -89,9 +92,21 @@ func defaultIndices() Indices {
 // architecture, written "bookworm|main|amd64" as reprepro does.
 type Target struct {
 	Codename, Component, Arch string
+	// Type is the package type of a binary list: "" for .deb, DDeb for
+	// debug packages ("d|bookworm|main|amd64", as reprepro writes it).
+	Type string
 }
 
-func (t Target) String() string { return t.Codename + "|" + t.Component + "|" + t.Arch }
+// DDeb is the Type of debug package lists.
+const DDeb = "ddeb"
+
+func (t Target) String() string {
+	s := t.Codename + "|" + t.Component + "|" + t.Arch
+	if t.Type == DDeb {
+		return "d|" + s
+	}
+	return s
+}
 
 // MarshalText writes the target as String does.
 func (t Target) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
@@ -107,6 +122,9 @@ func (t Target) Dir() string {
 func (t Target) IndexDir() string {
 	if t.IsSource() {
 		return t.Component + "/source"
+	}
+	if t.Type == DDeb {
+		return t.Component + "/debug/binary-" + t.Arch
 	}
 	return t.Component + "/binary-" + t.Arch
 }
@@ -124,11 +142,15 @@ const SourceArch = "source"
 func (d *Distribution) Targets() []Target {
 	var out []Target
 	for _, c := range d.Components {
+		ddeb := contains(d.DDebComponents, c)
 		for _, a := range d.Architectures {
-			out = append(out, Target{d.Codename, c, a})
+			out = append(out, Target{Codename: d.Codename, Component: c, Arch: a})
+			if ddeb {
+				out = append(out, Target{Codename: d.Codename, Component: c, Arch: a, Type: DDeb})
+			}
 		}
 		if d.HasSource {
-			out = append(out, Target{d.Codename, c, SourceArch})
+			out = append(out, Target{Codename: d.Codename, Component: c, Arch: SourceArch})
 		}
 	}
 	return out
@@ -137,13 +159,17 @@ func (d *Distribution) Targets() []Target {
 // HasComponent reports whether d lists component c.
 func (d *Distribution) HasComponent(c string) bool { return contains(d.Components, c) }
 
-// hasTarget reports whether d has a target for component and arch
-// (SourceArch: its source target).
-func (d *Distribution) hasTarget(component, arch string) bool {
-	if arch == SourceArch {
-		return d.HasSource && d.HasComponent(component)
+// hasTarget reports whether d has target t's package list: its
+// component and architecture (SourceArch: its source target), a debug
+// list when DDebComponents names the component.
+func (d *Distribution) hasTarget(t Target) bool {
+	switch {
+	case t.Arch == SourceArch:
+		return d.HasSource && d.HasComponent(t.Component)
+	case t.Type == DDeb:
+		return contains(d.DDebComponents, t.Component) && d.HasArchitecture(t.Arch)
 	}
-	return d.HasComponent(component) && d.HasArchitecture(arch)
+	return d.HasComponent(t.Component) && d.HasArchitecture(t.Arch)
 }
 
 // HasArchitecture reports whether d lists architecture a.
@@ -182,6 +208,11 @@ func newDistribution(p *confParagraph) (*Distribution, []string, error) {
 	case len(d.Components) == 0:
 		return nil, nil, fmt.Errorf("%s: %w: distribution %q: Components is missing or empty (e.g. \"Components: main\")", where, ErrConfig, d.Codename)
 	}
+	for _, c := range d.DDebComponents {
+		if !d.HasComponent(c) {
+			return nil, nil, fmt.Errorf("%s: %w: distribution %q: DDebComponents names %q, which Components (%s) does not list; debug lists go with a component's packages", where, ErrConfig, d.Codename, c, strings.Join(d.Components, " "))
+		}
+	}
 	return d, warns, nil
 }
 
@@ -208,6 +239,8 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		return d.setArchitectures(v, at)
 	case "components":
 		return nil, d.setComponents(v)
+	case "ddebcomponents":
+		d.DDebComponents = strings.Fields(v)
 	case "validfor":
 		dur, err := parseValidFor(v)
 		if err != nil {
@@ -245,7 +278,7 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		d.Update, d.UpdateAt = strings.Fields(v), at
 	case "uploaders":
 		// Read by include and processincoming (incoming_uploaders.go).
-	case "udebcomponents", "ddebcomponents", "udebindices", "ddebindices",
+	case "udebcomponents", "udebindices", "ddebindices",
 		"pull", "deboverride", "udeboverride", "dscoverride",
 		"alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",

@@ -7,9 +7,9 @@ import (
 
 func TestFilter(t *testing.T) {
 	t.Parallel()
-	hi := &Entry{Target: Target{"bookworm", "main", "armhf"}, Package: "hi", Version: "0.10",
+	hi := &Entry{Target: Target{Codename: "bookworm", Component: "main", Arch: "armhf"}, Package: "hi", Version: "0.10",
 		Stanza: []byte("Package: hi\nVersion: 0.10\nArchitecture: all\nSection: admin\nDescription: x\n")}
-	lib := &Entry{Target: Target{"bookworm", "contrib", "armhf"}, Package: "libfoo1", Version: "1:1.0-1",
+	lib := &Entry{Target: Target{Codename: "bookworm", Component: "contrib", Arch: "armhf"}, Package: "libfoo1", Version: "1:1.0-1",
 		Stanza: []byte("Package: libfoo1\nSource: libfoo (1.0-1)\nVersion: 1:1.0-1\nArchitecture: armhf\nSection: libs\nDescription: x\n")}
 	for _, c := range []struct {
 		formula string

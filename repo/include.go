@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
 	bolt "go.etcd.io/bbolt"
@@ -21,6 +22,9 @@ type IncludeOptions struct {
 	// Section and Priority replace the packages' own (reprepro needs both
 	// in every Packages stanza; a package lacking one needs these).
 	Section, Priority string
+	// DDeb: the files are debug packages (.ddeb), for the debug lists of
+	// their component (DDebComponents), as "reprepro includeddeb".
+	DDeb bool
 }
 
 // Change is one effect of a command on a package list.
@@ -68,6 +72,9 @@ type incoming struct {
 	vers    string
 	value   []byte // pool file key "\x00" Packages stanza
 	targets []Target
+	// ddeb: a debug package (.ddeb) of an upload, for the debug lists
+	// of its component (DDebComponents).
+	ddeb bool
 	// spillAt, spillLen and sumsLen: value and sums are in the stager's
 	// spill file instead (see spilled; spillLen 0: not spilled).
 	spillAt  int64
@@ -109,6 +116,7 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	defer staging.remove()
 	staging.spillValues = len(files) >= r.bulkMin
 	debs, err := r.stageAll(ctx, files, staging, func(in *incoming) error {
+		in.ddeb = o.DDeb
 		if err := in.place(d, o, staging); err != nil {
 			return err
 		}
@@ -263,6 +271,10 @@ func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
 	if component == "" {
 		component = guessComponent(d, section)
 	}
+	if in.ddeb && !contains(d.DDebComponents, component) {
+		return fmt.Errorf("%s: %w: %s is a debug package (.ddeb) for component %s, but %s has no debug list there (DDebComponents: %s, %s:%d); add %s to DDebComponents",
+			in.src, ErrComponent, in.name, component, d.Codename, strings.Join(d.DDebComponents, " "), d.File, d.Line, component)
+	}
 	arches := d.Architectures
 	if len(o.Architectures) > 0 {
 		arches = o.Architectures
@@ -271,8 +283,12 @@ func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
 		return fmt.Errorf("%s: %w: %s %s is for %s, but %s has Architectures: %v (%s:%d); add %s there or build the package for one of them",
 			in.src, ErrArchitecture, in.name, in.version, in.arch, d.Codename, arches, d.File, d.Line, in.arch)
 	}
-	in.targets = st.targets(d, component, in.arch, arches)
-	filekey := PoolPath(component, sourceName(in.control, in.name), in.name, in.version, in.arch)
+	ptype, ext := "", ".deb"
+	if in.ddeb {
+		ptype, ext = DDeb, ".ddeb"
+	}
+	in.targets = st.targets(d, component, in.arch, arches, ptype)
+	filekey := strings.TrimSuffix(PoolPath(component, sourceName(in.control, in.name), in.name, in.version, in.arch), ".deb") + ext
 	in.value = pkgValue(filekey, makeStanza(in.control, section, priority, filekey, *in.sums))
 	// Only the stanza is needed from here on. The strings kept are
 	// copied into the stager's arena: those parsed from the control file

@@ -43,8 +43,8 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 		}
 	}
 	for _, ty := range s.Types {
-		if ty != "deb" && ty != "dsc" {
-			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb and dsc package lists", d.Codename, ErrArchitecture, ty)
+		if ty != "deb" && ty != "dsc" && ty != DDeb {
+			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb, ddeb and dsc package lists", d.Codename, ErrArchitecture, ty)
 		}
 	}
 	var out []Target
@@ -64,10 +64,13 @@ func (s Selection) matches(t Target) bool {
 }
 
 // typeOf is a target's package type as -T names it: "dsc" for a source
-// list, "deb" otherwise.
+// list, "ddeb" for a debug list, "deb" otherwise.
 func typeOf(t Target) string {
-	if t.IsSource() {
+	switch {
+	case t.IsSource():
 		return "dsc"
+	case t.Type == DDeb:
+		return DDeb
 	}
 	return "deb"
 }

@@ -207,7 +207,7 @@ func (sp *sourcePackage) stanza() []byte {
 // entry is the source package as an entry of its target in d.
 func (sp *sourcePackage) entry(d *Distribution) Entry {
 	return Entry{
-		Target:  Target{d.Codename, sp.component, SourceArch},
+		Target:  Target{Codename: d.Codename, Component: sp.component, Arch: SourceArch},
 		Package: sp.name, Version: sp.version.String(), Architecture: SourceArch,
 		File: sp.files[0].filekey, Stanza: sp.stanza(),
 	}
@@ -365,7 +365,7 @@ func (r *Repo) addSource(ctx context.Context, tx *bolt.Tx, d *Distribution, sp *
 		return nil, nil, err
 	}
 	n := len(res.Changes)
-	gone, err := r.putEntry(tx, d, Target{d.Codename, sp.component, SourceArch}, sp.entry(d), res)
+	gone, err := r.putEntry(tx, d, Target{Codename: d.Codename, Component: sp.component, Arch: SourceArch}, sp.entry(d), res)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", sp.name, sp.version, err)
 	}

@@ -13,7 +13,7 @@ func (r *Repo) skipOlderSource(tx *bolt.Tx, d *Distribution, sp *sourcePackage, 
 	if !r.opts.RepreproRules {
 		return false, nil
 	}
-	t := Target{d.Codename, sp.component, SourceArch}
+	t := Target{Codename: d.Codename, Component: sp.component, Arch: SourceArch}
 	b, err := targetBucket(tx, t, false)
 	if err != nil || b == nil {
 		return false, err

@@ -55,7 +55,7 @@ Files:
 	if got := entryFiles(pkgValue("pool/main/h/hi/hi_1_all.deb", []byte("Package: hi\n"))); len(got) != 1 || got[0] != "pool/main/h/hi/hi_1_all.deb" {
 		t.Errorf("binary entryFiles = %v", got)
 	}
-	src, ver := entrySource(Entry{Target: Target{"s", "main", "amd64"}, Package: "libfoo1", Version: "1:2.0-3+b1", Stanza: []byte("Package: libfoo1\nSource: libfoo (1:2.0-3)\n")})
+	src, ver := entrySource(Entry{Target: Target{Codename: "s", Component: "main", Arch: "amd64"}, Package: "libfoo1", Version: "1:2.0-3+b1", Stanza: []byte("Package: libfoo1\nSource: libfoo (1:2.0-3)\n")})
 	if src != "libfoo" || ver != "1:2.0-3" {
 		t.Errorf("entrySource = %s %s", src, ver)
 	}

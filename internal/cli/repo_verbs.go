@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,10 +21,15 @@ type repoIncludeDebOptions struct {
 	codename string
 	files    []string
 	json     bool
+	ddeb     bool // includeddeb: debug packages (.ddeb)
 }
 
 func newRepoIncludeDebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions]) *cobra.Command {
-	o := &repoIncludeDebOptions{env: env, repo: ro}
+	return includeDebCmd(env, ro, runF, false)
+}
+
+func includeDebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions], ddeb bool) *cobra.Command {
+	o := &repoIncludeDebOptions{env: env, repo: ro, ddeb: ddeb}
 	cmd := &cobra.Command{
 		Use:   "includedeb CODENAME FILE.deb…",
 		Short: "Add .deb files to a distribution and publish it",
@@ -57,10 +63,38 @@ anything changes: one bad file leaves the repository untouched.`,
 	return cmd
 }
 
+// newRepoIncludeDdebCmd is includeddeb: includedeb for debug packages.
+func newRepoIncludeDdebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions]) *cobra.Command {
+	cmd := includeDebCmd(env, ro, runF, true)
+	cmd.Use = "includeddeb CODENAME FILE.ddeb…"
+	cmd.Short = "Add debug packages (.ddeb) to a distribution and publish it"
+	cmd.Long = `Add debug packages (.ddeb files) to the debug lists of a distribution
+(COMPONENT/debug/binary-ARCH, for the components DDebComponents names in
+conf/distributions), then publish it; otherwise as includedeb. A file not
+ending in .ddeb is refused.`
+	cmd.Example = `  lampi-pkg repo -b /srv/repo -C main includeddeb bookworm hi-dbgsym_0.2_armhf.ddeb`
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		for _, f := range args[1:] {
+			if !strings.HasSuffix(f, ".ddeb") {
+				return usageErrorf("includeddeb: %s does not end in .ddeb (use includedeb for .deb files)", f)
+			}
+		}
+		return run(c, args)
+	}
+	cmd.PreRunE = func(c *cobra.Command, args []string) error {
+		if len(ro.components) > 1 {
+			return usageErrorf("includeddeb: give one component with -C, not %d", len(ro.components))
+		}
+		return nil
+	}
+	return cmd
+}
+
 func runRepoIncludeDeb(ctx context.Context, o *repoIncludeDebOptions) error {
 	env, ro := o.env, o.repo
 	return ro.change(ctx, env, o.json, func(r *repo.Repo) (*repo.Result, error) {
-		inc := repo.IncludeOptions{Architectures: ro.architectures, Section: ro.section, Priority: ro.priority}
+		inc := repo.IncludeOptions{Architectures: ro.architectures, Section: ro.section, Priority: ro.priority, DDeb: o.ddeb}
 		if len(ro.components) == 1 {
 			inc.Component = ro.components[0]
 		}
