@@ -17,10 +17,11 @@ import (
 // exactly reprepro's lines and nothing else.
 
 type repoLsOptions struct {
-	env  *Env
-	repo *repoOptions
-	pkg  string
-	json bool
+	env         *Env
+	repo        *repoOptions
+	pkg         string
+	json        bool
+	byComponent bool // lsbycomponent
 }
 
 func newRepoLsCmd(env *Env, ro *repoOptions, runF runFunc[repoLsOptions]) *cobra.Command {
@@ -47,12 +48,36 @@ Nothing found prints nothing and is not an error.`,
 	return cmd
 }
 
+// newRepoLsByComponentCmd is lsbycomponent: ls with a line per component.
+func newRepoLsByComponentCmd(env *Env, ro *repoOptions, runF runFunc[repoLsOptions]) *cobra.Command {
+	cmd := newRepoLsCmd(env, ro, func(ctx context.Context, o *repoLsOptions) error {
+		o.byComponent = true
+		if runF != nil {
+			return runF(ctx, o)
+		}
+		return runRepoLs(ctx, o)
+	})
+	cmd.Use = "lsbycomponent PACKAGE"
+	cmd.Short = "Show every version of a package in every distribution and component"
+	cmd.Long = `As ls, one line per version, distribution and component, with the component
+named, as reprepro prints them:
+
+  kvm | 1.2 | buster |     main | amd64
+  kvm | 1.2 | buster | non-free | amd64`
+	cmd.Example = `  lampi-pkg repo -b /srv/repo lsbycomponent hi`
+	return cmd
+}
+
 func runRepoLs(ctx context.Context, o *repoLsOptions) error {
 	r, err := o.repo.open(ctx, o.env, false)
 	if err != nil {
 		return err
 	}
-	lines, err := r.Ls(ctx, o.repo.selection(), o.pkg)
+	ls := r.Ls
+	if o.byComponent {
+		ls = r.LsByComponent
+	}
+	lines, err := ls(ctx, o.repo.selection(), o.pkg)
 	if err != nil {
 		return repoError(err)
 	}
@@ -65,16 +90,20 @@ func runRepoLs(ctx context.Context, o *repoLsOptions) error {
 	return writeLs(o.env.Out, o.pkg, lines)
 }
 
-// writeLs prints ls lines with reprepro's alignment: versions and
-// codenames right-aligned to the widest of each.
+// writeLs prints ls lines with reprepro's alignment: versions, codenames
+// and (lsbycomponent) components right-aligned to the widest of each.
 func writeLs(out io.Writer, pkg string, lines []repo.LsLine) error {
-	vw, cw := 0, 0
+	vw, cw, mw := 0, 0, 0
 	for _, l := range lines {
-		vw, cw = max(vw, len(l.Version)), max(cw, len(l.Codename))
+		vw, cw, mw = max(vw, len(l.Version)), max(cw, len(l.Codename)), max(mw, len(l.Component))
 	}
 	w := bufio.NewWriter(out)
 	for _, l := range lines {
-		fmt.Fprintf(w, "%s | %*s | %*s | %s\n", pkg, vw, l.Version, cw, l.Codename, strings.Join(l.Architectures, ", "))
+		comp := ""
+		if l.Component != "" {
+			comp = fmt.Sprintf("%*s | ", mw, l.Component)
+		}
+		fmt.Fprintf(w, "%s | %*s | %*s | %s%s\n", pkg, vw, l.Version, cw, l.Codename, comp, strings.Join(l.Architectures, ", "))
 	}
 	return w.Flush()
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // listmatched and removematched (list and remove by a shell glob on the
-// package name) and lsbycomponent, as reprepro's verbs of these names.
+// package name), dumpreferences and removesrcs, as reprepro's verbs of
+// these names.
 
 type repoMatchedOptions struct {
 	env      *Env
@@ -73,60 +74,6 @@ func runRepoMatched(ctx context.Context, o *repoMatchedOptions) error {
 		return repoError(err)
 	}
 	return printEntries(o.env, es, o.json)
-}
-
-type repoLsByComponentOptions struct {
-	env  *Env
-	repo *repoOptions
-	pkg  string
-	json bool
-}
-
-func newRepoLsByComponentCmd(env *Env, ro *repoOptions, runF runFunc[repoLsByComponentOptions]) *cobra.Command {
-	o := &repoLsByComponentOptions{env: env, repo: ro}
-	cmd := &cobra.Command{
-		Use:   "lsbycomponent PACKAGE",
-		Short: "Show every version of a package in every distribution and component",
-		Long: `As ls, one line per version, distribution and component, with the component
-named, as reprepro prints them:
-
-  kvm | 1.2 | buster |     main | amd64
-  kvm | 1.2 | buster | non-free | amd64`,
-		Example: `  lampi-pkg repo -b /srv/repo lsbycomponent hi`,
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.pkg = args[0]
-			return runVerb(cmd, runF, runRepoLsByComponent, o)
-		},
-	}
-	cmd.Flags().BoolVar(&o.json, "json", false, "print the lines as JSON")
-	return cmd
-}
-
-func runRepoLsByComponent(ctx context.Context, o *repoLsByComponentOptions) error {
-	r, err := o.repo.open(ctx, o.env, false)
-	if err != nil {
-		return err
-	}
-	lines, err := r.LsByComponent(ctx, o.repo.selection(), o.pkg)
-	if err != nil {
-		return repoError(err)
-	}
-	if o.json {
-		if lines == nil {
-			lines = []repo.LsLine{}
-		}
-		return writeJSON(o.env.Out, lines)
-	}
-	vw, cw, mw := 0, 0, 0
-	for _, l := range lines {
-		vw, cw, mw = max(vw, len(l.Version)), max(cw, len(l.Codename)), max(mw, len(l.Component))
-	}
-	w := bufio.NewWriter(o.env.Out)
-	for _, l := range lines {
-		fmt.Fprintf(w, "%s | %*s | %*s | %*s | %s\n", o.pkg, vw, l.Version, cw, l.Codename, mw, l.Component, strings.Join(l.Architectures, ", "))
-	}
-	return w.Flush()
 }
 
 type repoDumpReferencesOptions struct {
