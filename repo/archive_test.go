@@ -306,6 +306,34 @@ func TestArchiveMoveBack(t *testing.T) {
 	}
 }
 
+// Moving a version out of an archive whose own Limit then pushes that
+// same version out (it takes the version the move displaced): the final
+// lists are right and the move reports no removal of what was already
+// gone (it used to report "remove hello 1 from arch" a second time).
+func TestArchiveMoveOutPushedByArchiveLimit(t *testing.T) {
+	t.Parallel()
+	conf := "Codename: arch\nArchitectures: amd64\nComponents: main\nLimit: 1\n\n" +
+		"Codename: stable\nArchitectures: amd64\nComponents: main\nLimit: 1\nArchive: arch\n"
+	r := newTestRepo(t, conf, Options{RepreproRules: true})
+	debs := t.TempDir()
+	mustInclude(t, r, "arch", buildDeb(t, debs, pkgSpec{name: "hello", version: "1", arch: "amd64", plain: true}))
+	mustInclude(t, r, "stable", buildDeb(t, debs, pkgSpec{name: "hello", version: "2", arch: "amd64", plain: true}))
+	res, err := r.Move(context.Background(), "stable", "arch", Selection{}, []string{"hello=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for codename, want := range map[string][]string{"stable": {"1"}, "arch": {"2"}} {
+		if got := versionsIn(t, r, codename, "hello"); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %v, want %v", codename, got, want)
+		}
+	}
+	for _, c := range res.Changes {
+		if c.Action == "remove" {
+			t.Errorf("move reported %+v, but the archive's Limit had replaced that version already", c)
+		}
+	}
+}
+
 // An archive without the package list (component and architecture) a
 // version leaves: it cannot be archived, is removed, and the command says
 // so.

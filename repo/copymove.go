@@ -145,6 +145,17 @@ func (r *Repo) RemoveFilter(ctx context.Context, codename string, sel Selection,
 // removeAndNote removes e, records the change and adds its pool file to
 // unref when that lost its last reference.
 func removeAndNote(tx *bolt.Tx, e Entry, res *Result, unref []string) ([]string, error) {
+	// Moving a version out of an archive distribution can have the
+	// archive's own Limit push that very version out already (when it
+	// takes the version the move displaced): then there is nothing left
+	// to remove, and nothing to report.
+	b, err := targetBucket(tx, e.Target, false)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil || b.Get(pkgKey(e.Package, e.Version)) == nil {
+		return unref, nil
+	}
 	gone, err := removeEntry(tx, e)
 	if err != nil {
 		return nil, err
