@@ -48,9 +48,6 @@ func readChanges(path string) (*upload, error) {
 		}
 		kind := deb.ClassifyFile(lf.Name)
 		switch kind {
-		case deb.UploadUdeb:
-			return nil, fmt.Errorf("%s: %w: %s: udeb packages are not supported by lampi-pkg repo (no UDebComponents lists); remove it from the upload",
-				path, ErrBadPackage, lf.Name)
 		case deb.UploadUnknown:
 			return nil, fmt.Errorf("%s: %w: %s is not a package, source part, buildinfo or log; remove it from the upload", path, ErrBadPackage, lf.Name)
 		}
@@ -58,7 +55,7 @@ func readChanges(path string) (*upload, error) {
 			return nil, err
 		}
 		switch kind {
-		case deb.UploadDeb, deb.UploadDdeb:
+		case deb.UploadDeb, deb.UploadDdeb, deb.UploadUdeb:
 			p := filepath.Join(dir, lf.Name)
 			up.debs = append(up.debs, p)
 			up.listed[p] = lf
@@ -151,7 +148,12 @@ func (r *Repo) IncludeChanges(ctx context.Context, codename, file string, o Incl
 		}
 		lo := o
 		lf := up.listed[in.src]
-		in.ddeb = deb.ClassifyFile(lf.Name) == deb.UploadDdeb
+		switch deb.ClassifyFile(lf.Name) {
+		case deb.UploadDdeb:
+			in.ptype = DDeb
+		case deb.UploadUdeb:
+			in.ptype = UDeb
+		}
 		lo.Section, lo.Priority = firstNonEmpty(o.Section, listedValue(lf.Section)), firstNonEmpty(o.Priority, listedValue(lf.Priority))
 		return in.place(d, lo, staging)
 	})

@@ -21,14 +21,13 @@ var distFields = map[string]bool{
 	"description": true, "architectures": true, "components": true, "signwith": true,
 	"signed-by": true, "notautomatic": true, "butautomaticupgrades": true, "validfor": true,
 	"debindices": true, "dscindices": true, "tracking": true, "limit": true, "readonly": true,
-	"log": true, "archive": true, "update": true, "uploaders": true, "ddebcomponents": true,
+	"log": true, "archive": true, "update": true, "uploaders": true, "ddebcomponents": true, "udebcomponents": true,
 }
 
 // refusedFields says, for reprepro's fields that lampi-pkg does not
 // implement, what to do instead (by lower-case name).
 var refusedFields = map[string]string{
-	"udebcomponents":        "lampi-pkg has no udeb package lists; remove the field (and the .udeb files from uploads)",
-	"udebindices":           "lampi-pkg has no udeb package lists; remove the field",
+	"udebindices":           "lampi-pkg writes the installer package lists as reprepro's default (Packages, .gz); remove the field",
 	"ddebindices":           "lampi-pkg writes the debug package lists as DebIndices says; remove the field",
 	"contents":              "lampi-pkg writes no Contents files; remove the field (apt-file then finds nothing in this repository)",
 	"contentsarchitectures": "lampi-pkg writes no Contents files; remove the field",

@@ -13,15 +13,16 @@ import (
 // LoadConfig with file:line, the name and what to do. They used to be
 // read with a warning (or, DDebComponents before it worked, without a
 // word) and ignored, so a repository lost its udebs or Contents files
-// silently. A DDebComponents naming a component the distribution lacks is
-// refused too.
+// silently. A DDebComponents or UDebComponents naming a component the
+// distribution lacks is refused too.
 func TestConfRefusesWhatItDoesNotHonour(t *testing.T) {
 	t.Parallel()
 	const head = "Codename: buster\nArchitectures: amd64 source\nComponents: main non-free\n"
 	for _, c := range []struct{ field, want string }{
 		{"DDebComponents: main contrib", `distributions:1: repository configuration error: distribution "buster": DDebComponents names "contrib", which Components (main non-free) does not list`},
-		{"UDebComponents: main", "distributions:4: repository configuration error: UDebComponents: not implemented"},
+		{"UDebComponents: main contrib", `distributions:1: repository configuration error: distribution "buster": UDebComponents names "contrib", which Components (main non-free) does not list`},
 		{"DDebIndices: Packages Release . .gz", "distributions:4: repository configuration error: DDebIndices: not implemented"},
+		{"UDebIndices: Packages . .gz", "distributions:4: repository configuration error: UDebIndices: not implemented"},
 		{"Contents: . .gz", "distributions:4: repository configuration error: Contents: not implemented by lampi-pkg: lampi-pkg writes no Contents files"},
 		{"Pull: from-testing", "Pull: not implemented by lampi-pkg: lampi-pkg has no pull verb"},
 		{"DebOverride: override.buster", "DebOverride: not implemented by lampi-pkg: lampi-pkg reads no override files"},

@@ -22,6 +22,9 @@ type Distribution struct {
 	// DDebComponents are the components with debug package (.ddeb)
 	// lists (reprepro 5.4's DDebComponents): COMPONENT/debug/binary-ARCH.
 	DDebComponents []string
+	// UDebComponents are the components with installer package (.udeb)
+	// lists: COMPONENT/debian-installer/binary-ARCH.
+	UDebComponents []string
 	// SignWith names the signing key: a key file, a fingerprint or key
 	// ID found in the key directory, or "yes"/"default" for the only key
 	// there. Empty: the distribution is not signed.
@@ -93,17 +96,24 @@ func defaultIndices() Indices {
 type Target struct {
 	Codename, Component, Arch string
 	// Type is the package type of a binary list: "" for .deb, DDeb for
-	// debug packages ("d|bookworm|main|amd64", as reprepro writes it).
+	// debug packages, UDeb for installer packages; reprepro writes their
+	// lists "d|bookworm|main|amd64" and "u|bookworm|main|amd64".
 	Type string
 }
 
-// DDeb is the Type of debug package lists.
-const DDeb = "ddeb"
+// The Types of package lists other than .deb and source.
+const (
+	DDeb = "ddeb"
+	UDeb = "udeb"
+)
 
 func (t Target) String() string {
 	s := t.Codename + "|" + t.Component + "|" + t.Arch
-	if t.Type == DDeb {
+	switch t.Type {
+	case DDeb:
 		return "d|" + s
+	case UDeb:
+		return "u|" + s
 	}
 	return s
 }
@@ -123,8 +133,11 @@ func (t Target) IndexDir() string {
 	if t.IsSource() {
 		return t.Component + "/source"
 	}
-	if t.Type == DDeb {
+	switch t.Type {
+	case DDeb:
 		return t.Component + "/debug/binary-" + t.Arch
+	case UDeb:
+		return t.Component + "/debian-installer/binary-" + t.Arch
 	}
 	return t.Component + "/binary-" + t.Arch
 }
@@ -142,9 +155,12 @@ const SourceArch = "source"
 func (d *Distribution) Targets() []Target {
 	var out []Target
 	for _, c := range d.Components {
-		ddeb := contains(d.DDebComponents, c)
+		udeb, ddeb := contains(d.UDebComponents, c), contains(d.DDebComponents, c)
 		for _, a := range d.Architectures {
 			out = append(out, Target{Codename: d.Codename, Component: c, Arch: a})
+			if udeb {
+				out = append(out, Target{Codename: d.Codename, Component: c, Arch: a, Type: UDeb})
+			}
 			if ddeb {
 				out = append(out, Target{Codename: d.Codename, Component: c, Arch: a, Type: DDeb})
 			}
@@ -161,13 +177,16 @@ func (d *Distribution) HasComponent(c string) bool { return contains(d.Component
 
 // hasTarget reports whether d has target t's package list: its
 // component and architecture (SourceArch: its source target), a debug
-// list when DDebComponents names the component.
+// or installer list when DDebComponents or UDebComponents names the
+// component.
 func (d *Distribution) hasTarget(t Target) bool {
 	switch {
 	case t.Arch == SourceArch:
 		return d.HasSource && d.HasComponent(t.Component)
 	case t.Type == DDeb:
 		return contains(d.DDebComponents, t.Component) && d.HasArchitecture(t.Arch)
+	case t.Type == UDeb:
+		return contains(d.UDebComponents, t.Component) && d.HasArchitecture(t.Arch)
 	}
 	return d.HasComponent(t.Component) && d.HasArchitecture(t.Arch)
 }
@@ -208,9 +227,11 @@ func newDistribution(p *confParagraph) (*Distribution, []string, error) {
 	case len(d.Components) == 0:
 		return nil, nil, fmt.Errorf("%s: %w: distribution %q: Components is missing or empty (e.g. \"Components: main\")", where, ErrConfig, d.Codename)
 	}
-	for _, c := range d.DDebComponents {
-		if !d.HasComponent(c) {
-			return nil, nil, fmt.Errorf("%s: %w: distribution %q: DDebComponents names %q, which Components (%s) does not list; debug lists go with a component's packages", where, ErrConfig, d.Codename, c, strings.Join(d.Components, " "))
+	for field, cs := range map[string][]string{"DDebComponents": d.DDebComponents, "UDebComponents": d.UDebComponents} {
+		for _, c := range cs {
+			if !d.HasComponent(c) {
+				return nil, nil, fmt.Errorf("%s: %w: distribution %q: %s names %q, which Components (%s) does not list; debug and installer lists go with a component's packages", where, ErrConfig, d.Codename, field, c, strings.Join(d.Components, " "))
+			}
 		}
 	}
 	return d, warns, nil
@@ -241,6 +262,8 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		return nil, d.setComponents(v)
 	case "ddebcomponents":
 		d.DDebComponents = strings.Fields(v)
+	case "udebcomponents":
+		d.UDebComponents = strings.Fields(v)
 	case "validfor":
 		dur, err := parseValidFor(v)
 		if err != nil {
@@ -278,7 +301,7 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		d.Update, d.UpdateAt = strings.Fields(v), at
 	case "uploaders":
 		// Read by include and processincoming (incoming_uploaders.go).
-	case "udebcomponents", "udebindices", "ddebindices",
+	case "udebindices", "ddebindices",
 		"pull", "deboverride", "udeboverride", "dscoverride",
 		"alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
 		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",

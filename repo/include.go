@@ -22,9 +22,11 @@ type IncludeOptions struct {
 	// Section and Priority replace the packages' own (reprepro needs both
 	// in every Packages stanza; a package lacking one needs these).
 	Section, Priority string
-	// DDeb: the files are debug packages (.ddeb), for the debug lists of
-	// their component (DDebComponents), as "reprepro includeddeb".
-	DDeb bool
+	// Type is the files' package type: "" for .deb files, DDeb for debug
+	// packages (.ddeb, "reprepro includeddeb"), UDeb for installer
+	// packages (.udeb, "reprepro includeudeb"); they go into the lists
+	// of that type of their component (DDebComponents, UDebComponents).
+	Type string
 }
 
 // Change is one effect of a command on a package list.
@@ -72,9 +74,8 @@ type incoming struct {
 	vers    string
 	value   []byte // pool file key "\x00" Packages stanza
 	targets []Target
-	// ddeb: a debug package (.ddeb) of an upload, for the debug lists
-	// of its component (DDebComponents).
-	ddeb bool
+	// ptype is the package type ("", DDeb, UDeb): the lists it goes in.
+	ptype string
 	// spillAt, spillLen and sumsLen: value and sums are in the stager's
 	// spill file instead (see spilled; spillLen 0: not spilled).
 	spillAt  int64
@@ -116,7 +117,7 @@ func (r *Repo) IncludeDeb(ctx context.Context, codename string, files []string, 
 	defer staging.remove()
 	staging.spillValues = len(files) >= r.bulkMin
 	debs, err := r.stageAll(ctx, files, staging, func(in *incoming) error {
-		in.ddeb = o.DDeb
+		in.ptype = o.Type
 		if err := in.place(d, o, staging); err != nil {
 			return err
 		}
@@ -271,9 +272,8 @@ func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
 	if component == "" {
 		component = guessComponent(d, section)
 	}
-	if in.ddeb && !contains(d.DDebComponents, component) {
-		return fmt.Errorf("%s: %w: %s is a debug package (.ddeb) for component %s, but %s has no debug list there (DDebComponents: %s, %s:%d); add %s to DDebComponents",
-			in.src, ErrComponent, in.name, component, d.Codename, strings.Join(d.DDebComponents, " "), d.File, d.Line, component)
+	if err := checkTypeComponent(d, in, component); err != nil {
+		return err
 	}
 	arches := d.Architectures
 	if len(o.Architectures) > 0 {
@@ -283,12 +283,11 @@ func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
 		return fmt.Errorf("%s: %w: %s %s is for %s, but %s has Architectures: %v (%s:%d); add %s there or build the package for one of them",
 			in.src, ErrArchitecture, in.name, in.version, in.arch, d.Codename, arches, d.File, d.Line, in.arch)
 	}
-	ptype, ext := "", ".deb"
-	if in.ddeb {
-		ptype, ext = DDeb, ".ddeb"
+	in.targets = st.targets(d, component, in.arch, arches, in.ptype)
+	filekey := PoolPath(component, sourceName(in.control, in.name), in.name, in.version, in.arch)
+	if in.ptype != "" {
+		filekey = strings.TrimSuffix(filekey, ".deb") + "." + in.ptype
 	}
-	in.targets = st.targets(d, component, in.arch, arches, ptype)
-	filekey := strings.TrimSuffix(PoolPath(component, sourceName(in.control, in.name), in.name, in.version, in.arch), ".deb") + ext
 	in.value = pkgValue(filekey, makeStanza(in.control, section, priority, filekey, *in.sums))
 	// Only the stanza is needed from here on. The strings kept are
 	// copied into the stager's arena: those parsed from the control file
@@ -305,6 +304,26 @@ func (in *incoming) place(d *Distribution, o IncludeOptions, st *stager) error {
 	}
 	in.version, in.arch = v, st.arena.intern(in.arch)
 	return nil
+}
+
+// checkTypeComponent refuses a debug or installer package for a
+// component without lists of its type.
+func checkTypeComponent(d *Distribution, in *incoming, component string) error {
+	var have []string
+	what, field := "", ""
+	switch in.ptype {
+	case DDeb:
+		have, what, field = d.DDebComponents, "a debug package (.ddeb)", "DDebComponents"
+	case UDeb:
+		have, what, field = d.UDebComponents, "an installer package (.udeb)", "UDebComponents"
+	default:
+		return nil
+	}
+	if contains(have, component) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %s is %s for component %s, but %s has no such list there (%s: %s, %s:%d); add %s to %s",
+		in.src, ErrComponent, in.name, what, component, d.Codename, field, strings.Join(have, " "), d.File, d.Line, component, field)
 }
 
 // tooOld applies reprepro's rule for an older version (Options.RepreproRules;

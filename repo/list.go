@@ -43,8 +43,8 @@ func (s Selection) targets(d *Distribution) ([]Target, error) {
 		}
 	}
 	for _, ty := range s.Types {
-		if ty != "deb" && ty != "dsc" && ty != DDeb {
-			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb, ddeb and dsc package lists", d.Codename, ErrArchitecture, ty)
+		if ty != "deb" && ty != "dsc" && ty != DDeb && ty != UDeb {
+			return nil, fmt.Errorf("%s: %w: package type %q; lampi-pkg has deb, udeb, ddeb and dsc package lists", d.Codename, ErrArchitecture, ty)
 		}
 	}
 	var out []Target
@@ -64,13 +64,13 @@ func (s Selection) matches(t Target) bool {
 }
 
 // typeOf is a target's package type as -T names it: "dsc" for a source
-// list, "ddeb" for a debug list, "deb" otherwise.
+// list, "ddeb" and "udeb" for debug and installer lists, "deb" otherwise.
 func typeOf(t Target) string {
 	switch {
 	case t.IsSource():
 		return "dsc"
-	case t.Type == DDeb:
-		return DDeb
+	case t.Type != "":
+		return t.Type
 	}
 	return "deb"
 }

@@ -430,8 +430,12 @@ func (r *Repo) copyToPool(ctx context.Context, f sourceFile, st *stager) error {
 // indices returns which index files t gets: DscIndices for a source
 // target, DebIndices otherwise.
 func (d *Distribution) indices(t Target) Indices {
-	if t.IsSource() {
+	switch {
+	case t.IsSource():
 		return d.DscIndices
+	case t.Type == UDeb:
+		// reprepro's default for installer lists: no Release file.
+		return Indices{Name: "Packages", Uncompressed: true, Gzip: true}
 	}
 	return d.DebIndices
 }

@@ -144,7 +144,7 @@ func desiredPool(tx *bolt.Tx, t *storage.PublishTarget, covered map[string]bool,
 			prefix := append(append([]byte{}, k...), 0)
 			c := refs.Cursor()
 			for rk, _ := c.Seek(prefix); rk != nil && bytes.HasPrefix(rk, prefix); rk, _ = c.Next() {
-				holder := strings.TrimPrefix(string(rk[len(prefix):]), "d|")
+				holder := strings.TrimPrefix(strings.TrimPrefix(string(rk[len(prefix):]), "d|"), "u|")
 				codename, _, _ := strings.Cut(holder, "|")
 				if covered[codename] {
 					used = true

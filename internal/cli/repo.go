@@ -94,7 +94,8 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 	)
 	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	cmd.AddCommand(newRepoMatchedCmd(env, o, false, nil), newRepoMatchedCmd(env, o, true, nil), newRepoLsByComponentCmd(env, o, nil),
-		newRepoDumpReferencesCmd(env, o, nil), newRepoRemoveSrcsCmd(env, o, nil), newRepoIncludeDdebCmd(env, o, nil)) // repo_matched.go
+		newRepoDumpReferencesCmd(env, o, nil), newRepoRemoveSrcsCmd(env, o, nil), newRepoIncludeTypedCmd(env, o, repo.DDeb, nil),
+		newRepoIncludeTypedCmd(env, o, repo.UDeb, nil)) // repo_matched.go
 	return cmd
 }
 
@@ -165,8 +166,8 @@ func (o *repoOptions) open(ctx context.Context, env *Env, modifying bool) (*repo
 	}
 	o.applyConf(conf)
 	for _, t := range o.types {
-		if t != "deb" && t != "dsc" && t != repo.DDeb {
-			return nil, usageErrorf("repo: -T %s: lampi-pkg has deb, ddeb and dsc packages (no udeb lists)", t)
+		if t != "deb" && t != "dsc" && t != repo.DDeb && t != repo.UDeb {
+			return nil, usageErrorf("repo: -T %s: lampi-pkg has deb, udeb, ddeb and dsc packages", t)
 		}
 	}
 	timeout := o.lockTimeout

@@ -70,9 +70,9 @@ used), in one step: every file must be next to the .changes with the size
 and checksums it lists, every binary must be named in its Binary field and
 built from its Source. Section and Priority are -S and -P, else those of
 the .changes line, else the package's own. Build logs and .buildinfo files
-are not added (a note says so); .ddeb files go into the debug lists of
-their component (DDebComponents; none there fails the command); .udeb
-files are refused.`,
+are not added (a note says so); .ddeb and .udeb files go into the debug
+and installer lists of their component (DDebComponents, UDebComponents;
+none there fails the command).`,
 		Example: `  lampi-pkg repo -b /srv/repo -C main include bookworm hello_2.9-1_amd64.changes`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

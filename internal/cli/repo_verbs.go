@@ -21,15 +21,15 @@ type repoIncludeDebOptions struct {
 	codename string
 	files    []string
 	json     bool
-	ddeb     bool // includeddeb: debug packages (.ddeb)
+	ptype    string // includeddeb, includeudeb: repo.DDeb, repo.UDeb
 }
 
 func newRepoIncludeDebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions]) *cobra.Command {
-	return includeDebCmd(env, ro, runF, false)
+	return includeDebCmd(env, ro, runF, "")
 }
 
-func includeDebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions], ddeb bool) *cobra.Command {
-	o := &repoIncludeDebOptions{env: env, repo: ro, ddeb: ddeb}
+func includeDebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions], ptype string) *cobra.Command {
+	o := &repoIncludeDebOptions{env: env, repo: ro, ptype: ptype}
 	cmd := &cobra.Command{
 		Use:   "includedeb CODENAME FILE.deb…",
 		Short: "Add .deb files to a distribution and publish it",
@@ -63,28 +63,35 @@ anything changes: one bad file leaves the repository untouched.`,
 	return cmd
 }
 
-// newRepoIncludeDdebCmd is includeddeb: includedeb for debug packages.
-func newRepoIncludeDdebCmd(env *Env, ro *repoOptions, runF runFunc[repoIncludeDebOptions]) *cobra.Command {
-	cmd := includeDebCmd(env, ro, runF, true)
-	cmd.Use = "includeddeb CODENAME FILE.ddeb…"
-	cmd.Short = "Add debug packages (.ddeb) to a distribution and publish it"
-	cmd.Long = `Add debug packages (.ddeb files) to the debug lists of a distribution
-(COMPONENT/debug/binary-ARCH, for the components DDebComponents names in
-conf/distributions), then publish it; otherwise as includedeb. A file not
-ending in .ddeb is refused.`
-	cmd.Example = `  lampi-pkg repo -b /srv/repo -C main includeddeb bookworm hi-dbgsym_0.2_armhf.ddeb`
+// newRepoIncludeTypedCmd is includeddeb (ptype repo.DDeb: debug
+// packages) or includeudeb (repo.UDeb: installer packages): includedeb
+// into the lists of that type.
+func newRepoIncludeTypedCmd(env *Env, ro *repoOptions, ptype string, runF runFunc[repoIncludeDebOptions]) *cobra.Command {
+	verb, ext := "include"+ptype, "."+ptype
+	cmd := includeDebCmd(env, ro, runF, ptype)
+	cmd.Use = verb + " CODENAME FILE" + ext + "…"
+	what, field, dir := "debug packages", "DDebComponents", "debug"
+	if ptype == repo.UDeb {
+		what, field, dir = "installer packages", "UDebComponents", "debian-installer"
+	}
+	cmd.Short = "Add " + what + " (" + ext + ") to a distribution and publish it"
+	cmd.Long = "Add " + what + " (" + ext + " files) to their lists in a distribution\n" +
+		"(COMPONENT/" + dir + "/binary-ARCH, for the components " + field + " names in\n" +
+		"conf/distributions), then publish it; otherwise as includedeb. A file not\n" +
+		"ending in " + ext + " is refused."
+	cmd.Example = "  lampi-pkg repo -b /srv/repo -C main " + verb + " bookworm hi_0.2_armhf" + ext
 	run := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		for _, f := range args[1:] {
-			if !strings.HasSuffix(f, ".ddeb") {
-				return usageErrorf("includeddeb: %s does not end in .ddeb (use includedeb for .deb files)", f)
+			if !strings.HasSuffix(f, ext) {
+				return usageErrorf("%s: %s does not end in %s (use includedeb for .deb files)", verb, f, ext)
 			}
 		}
 		return run(c, args)
 	}
 	cmd.PreRunE = func(c *cobra.Command, args []string) error {
 		if len(ro.components) > 1 {
-			return usageErrorf("includeddeb: give one component with -C, not %d", len(ro.components))
+			return usageErrorf("%s: give one component with -C, not %d", verb, len(ro.components))
 		}
 		return nil
 	}
@@ -94,7 +101,7 @@ ending in .ddeb is refused.`
 func runRepoIncludeDeb(ctx context.Context, o *repoIncludeDebOptions) error {
 	env, ro := o.env, o.repo
 	return ro.change(ctx, env, o.json, func(r *repo.Repo) (*repo.Result, error) {
-		inc := repo.IncludeOptions{Architectures: ro.architectures, Section: ro.section, Priority: ro.priority, DDeb: o.ddeb}
+		inc := repo.IncludeOptions{Architectures: ro.architectures, Section: ro.section, Priority: ro.priority, Type: o.ptype}
 		if len(ro.components) == 1 {
 			inc.Component = ro.components[0]
 		}
