@@ -174,7 +174,11 @@ func (e *distExport) build(ctx context.Context, tx *bolt.Tx) error {
 				return fmt.Errorf("export %s: %w", t, err)
 			}
 			if files != nil {
+				// Builds of other targets started above write these
+				// maps from their goroutines.
+				e.mu.Lock()
 				e.built[t], e.tables[t] = files, tbl
+				e.mu.Unlock()
 				e.r.patchRuns++
 				continue
 			}
