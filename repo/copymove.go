@@ -87,7 +87,7 @@ func (r *Repo) Remove(ctx context.Context, codename string, sel Selection, names
 	if err != nil {
 		return nil, err
 	}
-	targets, err := sel.targets(d)
+	targets, err := sel.Targets(d)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func (r *Repo) RemoveFilter(ctx context.Context, codename string, sel Selection,
 	if err != nil {
 		return nil, err
 	}
-	targets, err := sel.targets(d)
+	targets, err := sel.Targets(d)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (r *Repo) copyPicked(ctx context.Context, verb, dest, src string, sel Selec
 			return nil, err
 		}
 	}
-	targets, err := sel.targets(sd)
+	targets, err := sel.Targets(sd)
 	if err != nil {
 		return nil, err
 	}

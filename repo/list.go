@@ -31,7 +31,10 @@ type Selection struct {
 	Types []string
 }
 
-func (s Selection) targets(d *Distribution) ([]Target, error) {
+// Targets lists the package lists of d that s selects, in configuration
+// order; a component, architecture or type s names that d does not have
+// is an error.
+func (s Selection) Targets(d *Distribution) ([]Target, error) {
 	for _, c := range s.Components {
 		if !d.HasComponent(c) {
 			return nil, fmt.Errorf("%s: %w: %q (Components: %s)", d.Codename, ErrComponent, c, strings.Join(d.Components, " "))
@@ -141,7 +144,7 @@ func (r *Repo) List(ctx context.Context, codename string, sel Selection, names [
 	if err != nil {
 		return nil, err
 	}
-	targets, err := sel.targets(d)
+	targets, err := sel.Targets(d)
 	if err != nil {
 		return nil, err
 	}

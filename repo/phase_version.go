@@ -47,7 +47,7 @@ func (r *Repo) setPhase(ctx context.Context, codename string, sel Selection, wha
 	if err != nil {
 		return nil, err
 	}
-	targets, err := sel.targets(d)
+	targets, err := sel.Targets(d)
 	if err != nil {
 		return nil, err
 	}

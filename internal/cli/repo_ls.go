@@ -139,3 +139,56 @@ func runRepoListCodenames(ctx context.Context, o *repoListCodenamesOptions) erro
 	}
 	return w.Flush()
 }
+
+type repoListConfIDsOptions struct {
+	env       *Env
+	repo      *repoOptions
+	codenames []string
+}
+
+func newRepoListConfIDsCmd(env *Env, ro *repoOptions, runF runFunc[repoListConfIDsOptions]) *cobra.Command {
+	o := &repoListConfIDsOptions{env: env, repo: ro}
+	return &cobra.Command{
+		Use:   "_listconfidentifiers [CODENAME…]",
+		Short: "Print the package lists conf/distributions defines, one per line",
+		Long: `Print the identifier of every package list conf/distributions defines (of
+the named distributions, else of all, limited with -C, -A and -T), in
+configuration order, as reprepro does: "bookworm|main|amd64",
+"bookworm|main|source", "d|bookworm|main|amd64" for a debug list,
+"u|bookworm|main|amd64" for an installer list.`,
+		Example: `  lampi-pkg repo -b /srv/repo _listconfidentifiers bookworm`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.codenames = args
+			return runVerb(cmd, runF, runRepoListConfIDs, o)
+		},
+	}
+}
+
+func runRepoListConfIDs(ctx context.Context, o *repoListConfIDsOptions) error {
+	r, err := o.repo.open(ctx, o.env, false)
+	if err != nil {
+		return err
+	}
+	dists := r.Conf.Distributions
+	if len(o.codenames) > 0 {
+		dists = nil
+		for _, c := range o.codenames {
+			d, err := r.Conf.Distribution(c)
+			if err != nil {
+				return repoError(err)
+			}
+			dists = append(dists, d)
+		}
+	}
+	w := bufio.NewWriter(o.env.Out)
+	for _, d := range dists {
+		ts, err := o.repo.selection().Targets(d)
+		if err != nil {
+			return repoError(err)
+		}
+		for _, t := range ts {
+			fmt.Fprintln(w, t.String())
+		}
+	}
+	return w.Flush()
+}
