@@ -356,8 +356,14 @@ func (w *fleetWorld) startDevices() {
 		t.Cleanup(func() {
 			cmd.Process.Kill()
 			cmd.Wait()
-			if t.Failed() && testing.Verbose() {
-				t.Logf("agent %s said:\n%s", id, log.String())
+			if t.Failed() {
+				// The end of each agent's log, for the next diagnosis
+				// (all of it with -v).
+				out := log.String()
+				if lines := strings.Split(out, "\n"); !testing.Verbose() && len(lines) > 25 {
+					out = "…\n" + strings.Join(lines[len(lines)-25:], "\n")
+				}
+				t.Logf("agent %s said:\n%s", id, out)
 			}
 		})
 	}
