@@ -50,6 +50,33 @@ func TestPostinstFailsRollsBack(t *testing.T) {
 	}
 }
 
+// TestRollbackWithoutCachedPrevious: a device whose first check already
+// finds an update has no .deb of its installed version cached (it was
+// installed by other means). When the update's health check fails, the
+// agent still rolls back: it fetches the installed version from the
+// repository, which still lists it, before installing. It stayed on 0.2 before
+// (no package to roll back to), as the rollout fleet test saw under load.
+func TestRollbackWithoutCachedPrevious(t *testing.T) {
+	t.Parallel()
+	clock := at.NewClock(at.Start)
+	debs := t.TempDir()
+	// Limit 2 keeps 0.1 listed beside 0.2, as a rollout's pin does.
+	r := at.NewRepo(t, clock, at.RepoOptions{Limit: 2})
+	hi01 := at.BuildHi(t, debs, "0.1", at.HiOptions{})
+	r.Publish(hi01)
+	r.Publish(at.BuildHi(t, debs, "0.2", at.HiOptions{}))
+	d := at.NewDevice(t, r, "lamp-nocache", "health_check = grep -qx 0.1 \"$LAMPI_ROOT/opt/hi/__VERSION__\"\n")
+	d.InstallDeb(hi01)
+	a := newAgent(t, d, clock, agent.Options{})
+	o := a.Once(context.Background())
+	if o.Result != state.ResultRolledBack || !errors.Is(o.Err, agent.ErrHealthCheck) {
+		t.Fatalf("outcome %s %v", o.Result, o.Err)
+	}
+	if v := d.Version("hi"); v != "0.1" {
+		t.Fatalf("hi is %q after the failed update", v)
+	}
+}
+
 // TestHealthCheckFailsRollsBack: 0.2 installs, but the health check fails
 // for it; the agent rolls back to 0.1, where the check passes.
 func TestHealthCheckFailsRollsBack(t *testing.T) {

@@ -36,7 +36,7 @@ func (a *Agent) plan(ctx, fctx context.Context, inv *Inventory, cands []Candidat
 			Err: fmt.Errorf("outside the maintenance window %s; next opening %s", a.cfg.Window, a.cfg.Window.Next(now).Format("2006-01-02 15:04"))}
 	}
 	// Download and verify everything before touching dpkg.
-	if err := a.fetchAll(fctx, ch.ups); err != nil {
+	if err := a.fetchAll(fctx, ch.ups, cands); err != nil {
 		return &Outcome{Result: state.ResultFailed, Err: err, Target: target, Installed: managed, attempted: true, undelivered: true}
 	}
 	return a.install(ctx, ch.ups, &Outcome{Result: state.ResultUpdated, Target: target, Installed: managed, attempted: true})
@@ -155,17 +155,33 @@ func (ch *choice) noUpdate(managed map[string]string) *Outcome {
 	return o
 }
 
-// fetchAll downloads and verifies each update's .deb and finds the cached
-// .deb of the version it replaces (for a rollback).
-func (a *Agent) fetchAll(fctx context.Context, ups []*update) error {
+// fetchAll downloads and verifies each update's .deb and finds the .deb
+// of the version it replaces (for a rollback): cached, or else fetched
+// now when the repository still lists it (cands) — a device whose
+// installed version came from elsewhere, or whose first check already
+// found an update, has none cached yet.
+func (a *Agent) fetchAll(fctx context.Context, ups []*update, cands []Candidate) error {
 	for _, u := range ups {
 		p, err := a.fetchDeb(fctx, u.cand)
 		if err != nil {
 			return err
 		}
 		u.deb = p
-		if u.from != "" {
-			u.prev = a.cachedDeb(u.cand.Package, u.from)
+		if u.from == "" {
+			continue
+		}
+		if u.prev = a.cachedDeb(u.cand.Package, u.from); u.prev != "" {
+			continue
+		}
+		for _, c := range cands {
+			if c.Package == u.cand.Package && c.Version == u.from && c.Architecture == u.cand.Architecture && c.Err == nil {
+				if prev, err := a.fetchDeb(fctx, c); err == nil {
+					u.prev = prev
+				} else {
+					a.opts.Logf("cannot fetch %s %s for a rollback: %v", c.Package, c.Version, err)
+				}
+				break
+			}
 		}
 	}
 	return nil

@@ -82,6 +82,8 @@ type RepoOptions struct {
 	// TLS serves it over HTTPS with httptest's certificate (agents then
 	// need Repo.Server.Client() as their HTTP client).
 	TLS bool
+	// Limit is conf/distributions' Limit (0: the default, one version).
+	Limit int
 }
 
 // NewKey makes a signing key valid from before Start.
@@ -122,6 +124,9 @@ func NewRepo(t testing.TB, clock *Clock, o RepoOptions) *Repo {
 		"Description: agent test\nSignWith: " + secPath + "\nDebIndices: Packages Release . .gz .xz\n"
 	if o.ValidFor != "" {
 		conf += "ValidFor: " + o.ValidFor + "\n"
+	}
+	if o.Limit != 0 {
+		conf += fmt.Sprintf("Limit: %d\n", o.Limit)
 	}
 	if err := os.MkdirAll(filepath.Join(base, "conf"), 0o755); err != nil {
 		t.Fatal(err)
