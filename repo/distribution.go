@@ -292,23 +292,17 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		}
 		d.Archive, d.ArchiveAt = v, at
 	case "log":
-		first, rest, _ := strings.Cut(v, "\n")
+		// Notification script lines are refused (refuseField).
+		first, _, _ := strings.Cut(v, "\n")
 		d.Log = strings.TrimSpace(first)
-		if strings.TrimSpace(rest) != "" {
-			warns = append(warns, fmt.Sprintf("%s: Log: notification scripts are not run by lampi-pkg; only the log file is written", at))
-		}
 	case "update":
 		d.Update, d.UpdateAt = strings.Fields(v), at
 	case "uploaders":
 		// Read by include and processincoming (incoming_uploaders.go).
-	case "udebindices", "ddebindices",
-		"pull", "deboverride", "udeboverride", "dscoverride",
-		"alsoacceptfor", "byhandhooks", "contents", "contentsarchitectures",
-		"contentscomponents", "contentsucomponents", "fakecomponentprefix", "exportoptions",
-		"snapshots":
-		warns = append(warns, fmt.Sprintf("%s: %s: not implemented by lampi-pkg; the field is kept but has no effect", at, f.Name))
 	default:
-		warns = append(warns, fmt.Sprintf("%s: unknown field %q; kept but ignored (check its spelling)", at, f.Name))
+		// refuseField (conf_refuse.go) stops every field not handled
+		// above before it gets here.
+		return nil, fmt.Sprintf("field %q is not handled", f.Name)
 	}
 	return warns, ""
 }
