@@ -95,16 +95,33 @@ type LsLine struct {
 // over) first show them, newest first within a list. It never waits for
 // a writer's command.
 func (r *Repo) Ls(ctx context.Context, sel Selection, name string) ([]LsLine, error) {
+	return r.ls(sel, name, false)
+}
+
+// LsByComponent is Ls grouped by component as "reprepro lsbycomponent":
+// in each distribution (configuration order), one line per version and
+// component, with the component named (LsLine.Component).
+func (r *Repo) LsByComponent(ctx context.Context, sel Selection, name string) ([]LsLine, error) {
+	return r.ls(sel, name, true)
+}
+
+// ls is the one walk behind Ls and LsByComponent: the lines of a
+// distribution merge the architectures of one version, within one
+// component when byComponent is set.
+func (r *Repo) ls(sel Selection, name string, byComponent bool) ([]LsLine, error) {
 	var out []LsLine
 	err := r.view(func(tx *bolt.Tx) error {
 		if tx == nil {
 			return nil
 		}
 		for _, d := range r.Conf.Distributions {
-			first := len(out)
+			first, comp := len(out), ""
 			for _, t := range d.Targets() {
 				if !sel.matches(t) {
 					continue
+				}
+				if byComponent && t.Component != comp {
+					first, comp = len(out), t.Component
 				}
 				es, err := listTarget(tx, t, []string{name}, nil)
 				if err != nil {
@@ -112,6 +129,9 @@ func (r *Repo) Ls(ctx context.Context, sel Selection, name string) ([]LsLine, er
 				}
 				for _, e := range es {
 					out = addLsArch(out, first, d.Codename, e.Version, t.Arch)
+				}
+				for i := first; byComponent && i < len(out); i++ {
+					out[i].Component = comp
 				}
 			}
 		}
