@@ -22,6 +22,44 @@ import (
 // this, the first command would publish indices holding only the new
 // packages. It reports how many packages it adopted.
 func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, error) {
+	known, err := distKnown(db, d)
+	if err != nil || known {
+		return 0, err
+	}
+	if ok, err := r.storage.Exists(ctx, "dists/"+d.Codename+"/Release"); err != nil || !ok {
+		return 0, err
+	}
+	srcs, err := r.readAdoptedSources(ctx, d) // source_adopt.go
+	if err != nil {
+		return 0, err
+	}
+	all, sums, err := r.readAdoptedBinaries(ctx, d)
+	if err != nil {
+		return 0, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := putAdoptedSources(tx, srcs); err != nil {
+			return err
+		}
+		for _, s := range all {
+			if err := putAdopted(tx, s, sums[s.filekey]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("adopt %s: %w", d.Codename, err)
+	}
+	if n := len(all) + len(srcs); n > 0 {
+		r.opts.Warn(fmt.Sprintf("adopted %d package entries of %s from its published indices (dists/%s)", n, d.Codename, d.Codename))
+	}
+	return len(all) + len(srcs), nil
+}
+
+// distKnown tells whether the database already knows anything of d: an
+// exported index or a package list of one of its targets.
+func distKnown(db *bolt.DB, d *Distribution) (bool, error) {
 	known := false
 	err := db.View(func(tx *bolt.Tx) error {
 		exp := bucket(tx, bExported)
@@ -36,32 +74,31 @@ func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, er
 		}
 		return nil
 	})
-	if err != nil || known {
-		return 0, err
-	}
-	if ok, err := r.storage.Exists(ctx, "dists/"+d.Codename+"/Release"); err != nil || !ok {
-		return 0, err
-	}
-	type stanza struct {
-		t       Target
-		p       *deb.Paragraph
-		filekey string
-	}
-	var all []stanza
-	srcs, err := r.readAdoptedSources(ctx, d) // source_adopt.go
-	if err != nil {
-		return 0, err
-	}
+	return known, err
+}
+
+// adoptedStanza is one published binary package entry found by adopt.
+type adoptedStanza struct {
+	t       Target
+	p       *deb.Paragraph
+	filekey string
+}
+
+// readAdoptedBinaries reads the published binary indices of d and checks
+// every pool file they name against its entry, giving the entries and the
+// checksums of each pool file.
+func (r *Repo) readAdoptedBinaries(ctx context.Context, d *Distribution) ([]adoptedStanza, map[string]Checksums, error) {
+	var all []adoptedStanza
 	for _, t := range d.Targets() {
 		if t.IsSource() {
 			continue
 		}
 		ps, err := r.readPublished(ctx, d, t)
 		if err != nil {
-			return 0, err
+			return nil, nil, err
 		}
 		for _, p := range ps {
-			all = append(all, stanza{t, p, p.Get("Filename")})
+			all = append(all, adoptedStanza{t, p, p.Get("Filename")})
 		}
 	}
 	sums := map[string]Checksums{}
@@ -71,48 +108,37 @@ func (r *Repo) adopt(ctx context.Context, db *bolt.DB, d *Distribution) (int, er
 		}
 		c, err := r.verifyAdopted(ctx, s.t, s.p)
 		if err != nil {
-			return 0, err
+			return nil, nil, err
 		}
 		sums[s.filekey] = c
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if err := putAdoptedSources(tx, srcs); err != nil {
-			return err
-		}
-		for _, s := range all {
-			b, err := targetBucket(tx, s.t, true)
-			if err != nil {
-				return err
-			}
-			v, err := deb.ParseVersion(s.p.Get("Version"))
-			if err != nil {
-				return fmt.Errorf("adopt %s: %s: %w", s.t, s.p.Get("Package"), err)
-			}
-			c := sums[s.filekey]
-			s.p.Delete("SHA512")
-			s.p.SetAfter("Size", "SHA512", c.SHA512)
-			if err := b.Put(pkgKey(s.p.Get("Package"), v.String()), pkgValue(s.filekey, []byte(s.p.String()))); err != nil {
-				return err
-			}
-			if err := addRef(tx, s.filekey, s.t); err != nil {
-				return err
-			}
-			if err := bucket(tx, bFiles).Put([]byte(s.filekey), c.encode()); err != nil {
-				return err
-			}
-			if err := markDirty(tx, s.t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return all, sums, nil
+}
+
+// putAdopted records one adopted entry: its package list entry (with
+// SHA512 added), the pool file's reference and checksums, and its target
+// marked for export.
+func putAdopted(tx *bolt.Tx, s adoptedStanza, c Checksums) error {
+	b, err := targetBucket(tx, s.t, true)
 	if err != nil {
-		return 0, fmt.Errorf("adopt %s: %w", d.Codename, err)
+		return err
 	}
-	if n := len(all) + len(srcs); n > 0 {
-		r.opts.Warn(fmt.Sprintf("adopted %d package entries of %s from its published indices (dists/%s)", n, d.Codename, d.Codename))
+	v, err := deb.ParseVersion(s.p.Get("Version"))
+	if err != nil {
+		return fmt.Errorf("adopt %s: %s: %w", s.t, s.p.Get("Package"), err)
 	}
-	return len(all) + len(srcs), nil
+	s.p.Delete("SHA512")
+	s.p.SetAfter("Size", "SHA512", c.SHA512)
+	if err := b.Put(pkgKey(s.p.Get("Package"), v.String()), pkgValue(s.filekey, []byte(s.p.String()))); err != nil {
+		return err
+	}
+	if err := addRef(tx, s.filekey, s.t); err != nil {
+		return err
+	}
+	if err := bucket(tx, bFiles).Put([]byte(s.filekey), c.encode()); err != nil {
+		return err
+	}
+	return markDirty(tx, s.t)
 }
 
 // readPublished reads a target's published Packages index, in whichever

@@ -108,74 +108,19 @@ func (r *Repo) includeBulk(db *bolt.DB, debs []*incoming, st *stager, res *Resul
 	r.bulkRuns++
 	for start := 0; start < len(debs); start += r.bulkChunk {
 		chunk := debs[start:min(start+r.bulkChunk, len(debs))]
-		err := db.Update(func(tx *bolt.Tx) error {
-			pending, err := tx.CreateBucketIfNotExists([]byte(bPending))
-			if err != nil {
-				return err
-			}
-			files, refs := bucket(tx, bFiles), bucket(tx, bRefs)
-			lists := map[Target]*bolt.Bucket{}
-			// The pages read to append are mapped with their freshly
-			// written neighbours (the kernel's fault-around): drop them
-			// each chunk, or the whole new list would count as resident.
-			defer dropMapped(tx)
-			return st.values(chunk, func(in *incoming, value, sums []byte) error {
-				for _, t := range in.targets {
-					b := lists[t]
-					if b == nil {
-						if b, err = pending.CreateBucketIfNotExists([]byte(t.String())); err != nil {
-							return err
-						}
-						b.FillPercent = 1 // keys come in order
-						lists[t] = b
-					}
-					if err := b.Put(pkgKey(in.name, in.vers), value); err != nil {
-						return err
-					}
-					if err := refs.Put(refKey(in.filekey, t), nil); err != nil {
-						return err
-					}
-				}
-				return files.Put([]byte(in.filekey), sums)
-			})
-		})
-		if err != nil {
+		if err := db.Update(func(tx *bolt.Tx) error { return putPendingChunk(tx, chunk, st) }); err != nil {
 			return fmt.Errorf("bulk import: %w", err)
 		}
 		for _, in := range chunk {
 			in.value = nil // committed: only the database holds it now
 		}
 	}
-	n := 0
-	err := db.Update(func(tx *bolt.Tx) error {
-		defer dropMapped(tx) // deleting bPending reads all its pages
-		pending := tx.Bucket([]byte(bPending))
-		pk := bucket(tx, bPackages)
-		moved := map[Target]bool{}
-		for _, in := range debs {
-			n += len(in.targets)
-			for _, t := range in.targets {
-				if !moved[t] {
-					key := []byte(t.String())
-					if pk.Bucket(key) != nil { // empty, as bulkEligible saw
-						if err := pk.DeleteBucket(key); err != nil {
-							return err
-						}
-					}
-					if err := pending.MoveBucket(key, pk); err != nil {
-						return fmt.Errorf("bulk import: move %s into place: %w", t, err)
-					}
-					if err := markDirty(tx, t); err != nil {
-						return err
-					}
-					moved[t] = true
-				}
-			}
-		}
-		return tx.DeleteBucket([]byte(bPending))
-	})
-	if err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { return movePendingLists(tx, debs) }); err != nil {
 		return err
+	}
+	n := 0
+	for _, in := range debs {
+		n += len(in.targets)
 	}
 	res.Changes = slices.Grow(res.Changes, n)
 	for _, in := range debs {
@@ -184,6 +129,72 @@ func (r *Repo) includeBulk(db *bolt.DB, debs []*incoming, st *stager, res *Resul
 		}
 	}
 	return nil
+}
+
+// putPendingChunk writes one chunk of a bulk import in tx: its entries
+// into the package lists being built under bPending, its pool files'
+// references and records.
+func putPendingChunk(tx *bolt.Tx, chunk []*incoming, st *stager) error {
+	pending, err := tx.CreateBucketIfNotExists([]byte(bPending))
+	if err != nil {
+		return err
+	}
+	files, refs := bucket(tx, bFiles), bucket(tx, bRefs)
+	lists := map[Target]*bolt.Bucket{}
+	// The pages read to append are mapped with their freshly written
+	// neighbours (the kernel's fault-around): drop them each chunk, or
+	// the whole new list would count as resident.
+	defer dropMapped(tx)
+	return st.values(chunk, func(in *incoming, value, sums []byte) error {
+		for _, t := range in.targets {
+			b := lists[t]
+			if b == nil {
+				if b, err = pending.CreateBucketIfNotExists([]byte(t.String())); err != nil {
+					return err
+				}
+				b.FillPercent = 1 // keys come in order
+				lists[t] = b
+			}
+			if err := b.Put(pkgKey(in.name, in.vers), value); err != nil {
+				return err
+			}
+			if err := refs.Put(refKey(in.filekey, t), nil); err != nil {
+				return err
+			}
+		}
+		return files.Put([]byte(in.filekey), sums)
+	})
+}
+
+// movePendingLists moves the package lists a bulk import built under
+// bPending into place (replacing the empty ones bulkEligible saw), marks
+// their targets for export and drops bPending.
+func movePendingLists(tx *bolt.Tx, debs []*incoming) error {
+	defer dropMapped(tx) // deleting bPending reads all its pages
+	pending := tx.Bucket([]byte(bPending))
+	pk := bucket(tx, bPackages)
+	moved := map[Target]bool{}
+	for _, in := range debs {
+		for _, t := range in.targets {
+			if moved[t] {
+				continue
+			}
+			key := []byte(t.String())
+			if pk.Bucket(key) != nil { // empty, as bulkEligible saw
+				if err := pk.DeleteBucket(key); err != nil {
+					return err
+				}
+			}
+			if err := pending.MoveBucket(key, pk); err != nil {
+				return fmt.Errorf("bulk import: move %s into place: %w", t, err)
+			}
+			if err := markDirty(tx, t); err != nil {
+				return err
+			}
+			moved[t] = true
+		}
+	}
+	return tx.DeleteBucket([]byte(bPending))
 }
 
 // dropPending undoes what a killed bulk import left: the package lists it
