@@ -193,7 +193,7 @@ type candidate struct {
 }
 
 // plan computes the packages to install into d and, when its Update
-// field has "-", those to delete (see planDeletions).
+// field has "-", those to delete (see targetOffers.items).
 func (f *updateFetcher) plan(ctx context.Context, d *Distribution, rules map[string]*UpdateRule) ([]UpdateItem, error) {
 	entries, err := f.r.List(ctx, d.Codename, Selection{Types: []string{"deb"}}, nil, nil)
 	if err != nil {
