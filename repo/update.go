@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -35,21 +34,29 @@ type UpdateItem struct {
 	// OldVersion is the newest local version before ("" when new).
 	OldVersion string `json:"old_version,omitempty"`
 	Rule       string `json:"rule"`
-	// URL is where the .deb is fetched from.
-	URL string `json:"url"`
+	// URL is where the .deb is fetched from ("" for a deletion).
+	URL string `json:"url,omitempty"`
+	// Delete marks a deletion ("Update: -"): OldVersion is removed and
+	// Version is "".
+	Delete bool `json:"delete,omitempty"`
+	// Also is set on a package taken only because another one
+	// depends on it (WithDependencies): the package that needs it.
+	Also string `json:"also,omitempty"`
 
 	section, priority string
 	filename          string
 	sums              Checksums
 	up                *upstream
 	local             string // the downloaded, verified file
+	downgrade         bool   // under "-": replaces a newer local version
 }
 
 // UpdateResult reports what Update did.
 type UpdateResult struct {
 	Result
-	// Items are the packages fetched from upstreams (with Check: those
-	// that would be), in target and name order.
+	// Items are the packages fetched from upstreams and, under
+	// "Update: -", those deleted (with Check: those that would be), in
+	// target and name order.
 	Items []UpdateItem
 }
 
@@ -68,7 +75,8 @@ type UpdateResult struct {
 // newer than the newest local one: its .deb is fetched — its Filename
 // must stay below the upstream, and size and SHA256 must match the
 // verified index — into the repository's private staging directory.
-// Nothing is deleted (an Update field with "-" is refused).
+// A "-" in the Update field deletes what the rules after it do not
+// offer (see update_delete.go); without it nothing is deleted.
 //
 // Only when every file of every distribution has been fetched and
 // verified does anything change; each distribution is then included
@@ -82,7 +90,7 @@ func (r *Repo) Update(ctx context.Context, codenames []string, o UpdateOptions) 
 	if err != nil {
 		return nil, err
 	}
-	f := &updateFetcher{r: r, o: o, releases: map[string]*upstreamRelease{}, lists: map[string][]*deb.Paragraph{}, ups: map[string]*upstream{}}
+	f := &updateFetcher{r: r, o: o, releases: map[string]*upstreamRelease{}, lists: map[string]fetchedList{}, ups: map[string]*upstream{}}
 	res := &UpdateResult{}
 	var plans [][]UpdateItem
 	for _, d := range dists {
@@ -152,10 +160,7 @@ func (r *Repo) updateDists(codenames []string, rules map[string]*UpdateRule, che
 			return nil, fmt.Errorf("update %s: %w (ReadOnly in %s:%d)", d.Codename, ErrReadOnly, d.File, d.Line)
 		}
 		for _, name := range d.Update {
-			if name == "-" {
-				return nil, fmt.Errorf("%s: %w: Update: \"-\" (delete what no rule provides) is not implemented: lampi-pkg's update never deletes; remove the \"-\" and use removefilter", d.UpdateAt, ErrConfig)
-			}
-			if rules[name] == nil {
+			if name != "-" && rules[name] == nil {
 				return nil, fmt.Errorf("%s: %w: Update: no rule %q in conf/updates", d.UpdateAt, ErrConfig, name)
 			}
 		}
@@ -170,16 +175,25 @@ type updateFetcher struct {
 	o        UpdateOptions
 	ups      map[string]*upstream
 	releases map[string]*upstreamRelease
-	lists    map[string][]*deb.Paragraph
+	lists    map[string]fetchedList
+}
+
+// fetchedList is one upstream Packages index; listed is false when the
+// Release lists no such index.
+type fetchedList struct {
+	ps     []*deb.Paragraph
+	listed bool
 }
 
 // candidate is the newest version the rules offer of one name.
 type candidate struct {
 	version deb.Version
 	item    UpdateItem
+	stanza  *deb.Paragraph // the upstream's, for its dependencies
 }
 
-// plan computes the packages to install into d.
+// plan computes the packages to install into d and, when its Update
+// field has "-", those to delete (see targetOffers.items).
 func (f *updateFetcher) plan(ctx context.Context, d *Distribution, rules map[string]*UpdateRule) ([]UpdateItem, error) {
 	entries, err := f.r.List(ctx, d.Codename, Selection{Types: []string{"deb"}}, nil, nil)
 	if err != nil {
@@ -200,39 +214,30 @@ func (f *updateFetcher) plan(ctx context.Context, d *Distribution, rules map[str
 			m[e.Package] = v
 		}
 	}
+	names, deleting := activeRules(d.Update)
 	var items []UpdateItem
 	for _, t := range d.Targets() {
 		if t.IsSource() {
 			continue
 		}
-		cands := map[string]*candidate{}
-		for _, name := range d.Update {
-			if err := f.offer(ctx, d, t, rules[name], local[t], cands); err != nil {
+		to := &targetOffers{local: local[t], cands: map[string]*candidate{}, held: map[string]bool{}, deleting: deleting}
+		for _, name := range names {
+			if err := f.offer(ctx, d, t, rules[name], to); err != nil {
 				return nil, err
 			}
 		}
-		names := make([]string, 0, len(cands))
-		for n := range cands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			c := cands[n]
-			have, ok := local[t][n]
-			if ok && have.Compare(c.version) >= 0 {
-				continue
+		for _, name := range names {
+			if err := f.addDependencies(t, rules[name], to); err != nil {
+				return nil, err
 			}
-			if ok {
-				c.item.OldVersion = have.String()
-			}
-			items = append(items, c.item)
 		}
+		items = append(items, to.items(t)...)
 	}
 	return items, nil
 }
 
-// offer adds to cands what rule offers for target t of d.
-func (f *updateFetcher) offer(ctx context.Context, d *Distribution, t Target, rule *UpdateRule, local map[string]deb.Version, cands map[string]*candidate) error {
+// offer adds to to.cands what rule offers for target t of d.
+func (f *updateFetcher) offer(ctx context.Context, d *Distribution, t Target, rule *UpdateRule, to *targetOffers) error {
 	suite := rule.Suite
 	switch {
 	case suite == "" || suite == "*":
@@ -267,12 +272,15 @@ func (f *updateFetcher) offer(ctx context.Context, d *Distribution, t Target, ru
 			if a.To != t.Arch {
 				continue
 			}
-			ps, err := f.list(ctx, rule, suite, c.From, a.From)
+			ps, listed, err := f.list(ctx, rule, suite, c.From, a.From)
 			if err != nil {
 				return err
 			}
+			if !listed {
+				to.incomplete = true
+			}
 			for _, p := range ps {
-				if err := f.consider(rule, t, a.From, p, local, cands); err != nil {
+				if err := f.consider(rule, t, a.From, p, to); err != nil {
 					return err
 				}
 			}
@@ -282,8 +290,8 @@ func (f *updateFetcher) offer(ctx context.Context, d *Distribution, t Target, ru
 }
 
 // consider applies rule's filters to one upstream stanza and keeps it in
-// cands when it is the newest offer of its name.
-func (f *updateFetcher) consider(rule *UpdateRule, t Target, fromArch string, p *deb.Paragraph, local map[string]deb.Version, cands map[string]*candidate) error {
+// to.cands when it is the newest offer of its name.
+func (f *updateFetcher) consider(rule *UpdateRule, t Target, fromArch string, p *deb.Paragraph, to *targetOffers) error {
 	u := f.ups[rule.Method]
 	name, vs, arch := p.Get("Package"), p.Get("Version"), p.Get("Architecture")
 	v, err := deb.ParseVersion(vs)
@@ -296,33 +304,53 @@ func (f *updateFetcher) consider(rule *UpdateRule, t Target, fromArch string, p 
 		}
 		return fmt.Errorf("%w: rule %s: %s %s in the %s index has Architecture %s", ErrUpdate, rule.Name, name, vs, fromArch, arch)
 	}
+	if rule.WithDependencies != "" {
+		to.addToPool(rule.Name, name, v, p)
+	}
 	if rule.Filter != nil && !rule.Filter.Match(&Entry{Target: t, Package: name, Version: vs, Architecture: arch, Stanza: []byte(p.String())}) {
 		return nil
 	}
-	have, present := local[name]
+	have, present := to.local[name]
+	// Under "-" every local package is up for deletion, so reprepro
+	// asks the FilterList about every offer of a local name, not only
+	// about newer ones.
+	asked := !present || have.Compare(v) < 0 || to.deleting
 	if rule.FilterList != nil {
 		switch rule.FilterList.action(name, vs) {
-		case "deinstall", "purge", "hold":
+		case "deinstall", "purge":
+			return nil
+		case "hold":
+			if present {
+				to.held[name] = true
+			}
 			return nil
 		case "upgradeonly":
 			if !present {
 				return nil
 			}
 		case "warning":
-			if !present || have.Compare(v) < 0 {
+			if asked {
 				f.r.opts.Warn(fmt.Sprintf("update %s: rule %s offers %s %s (FilterList says warning: not installed)", t, rule.Name, name, vs))
 			}
 			return nil
 		case "error":
-			if !present || have.Compare(v) < 0 {
+			if asked {
 				return fmt.Errorf("%w: rule %s offers %s %s, which its FilterList marks error", ErrUpdate, rule.Name, name, vs)
 			}
 			return nil
 		}
 	}
-	if c := cands[name]; c != nil && c.version.Compare(v) >= 0 {
+	return f.offerStanza(rule, t, name, v, p, to)
+}
+
+// offerStanza makes the stanza p (name at version v) of rule's upstream
+// the candidate for name unless a candidate as new is there already.
+func (f *updateFetcher) offerStanza(rule *UpdateRule, t Target, name string, v deb.Version, p *deb.Paragraph, to *targetOffers) error {
+	if c := to.cands[name]; c != nil && c.version.Compare(v) >= 0 {
 		return nil
 	}
+	u := f.ups[rule.Method]
+	vs := p.Get("Version")
 	filename := p.Get("Filename")
 	if err := checkRemotePath(filename); err != nil {
 		return fmt.Errorf("rule %s: %s %s: %w", rule.Name, name, vs, err)
@@ -332,7 +360,7 @@ func (f *updateFetcher) consider(rule *UpdateRule, t Target, fromArch string, p 
 	if err != nil || size < 0 || len(sum) != 64 {
 		return fmt.Errorf("%w: rule %s: %s %s: the index gives no usable Size and SHA256 to check the file by", ErrUpdate, rule.Name, name, vs)
 	}
-	cands[name] = &candidate{version: v, item: UpdateItem{
+	to.cands[name] = &candidate{version: v, stanza: p, item: UpdateItem{
 		Target: t, Package: name, Version: vs, Rule: rule.Name, URL: u.method + "/" + filename,
 		section: p.Get("Section"), priority: p.Get("Priority"), filename: filename,
 		sums: Checksums{Size: size, SHA256: sum}, up: u,
@@ -340,8 +368,9 @@ func (f *updateFetcher) consider(rule *UpdateRule, t Target, fromArch string, p 
 	return nil
 }
 
-// list returns the verified stanzas of comp/binary-arch of the upstream.
-func (f *updateFetcher) list(ctx context.Context, rule *UpdateRule, suite, comp, arch string) ([]*deb.Paragraph, error) {
+// list returns the verified stanzas of comp/binary-arch of the upstream;
+// listed is false when its Release lists no such index.
+func (f *updateFetcher) list(ctx context.Context, rule *UpdateRule, suite, comp, arch string) (ps []*deb.Paragraph, listed bool, err error) {
 	u := f.ups[rule.Method]
 	if u == nil {
 		u = newUpstream(rule.Method, f.o.HTTPClient)
@@ -352,25 +381,24 @@ func (f *updateFetcher) list(ctx context.Context, rule *UpdateRule, suite, comp,
 	rkey := rule.Name + "\x00" + suite
 	rel := f.releases[rkey]
 	if rel == nil {
-		var err error
 		if rel, err = f.r.fetchRelease(ctx, u, rule, suite, f.o.Keyring); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		f.releases[rkey] = rel
 	}
 	lkey := rkey + "\x00" + comp + "\x00" + arch
-	if ps, ok := f.lists[lkey]; ok {
-		return ps, nil
+	if l, ok := f.lists[lkey]; ok {
+		return l.ps, l.listed, nil
 	}
-	ps, listed, err := f.r.fetchPackages(ctx, u, rel, comp, arch)
+	ps, listed, err = f.r.fetchPackages(ctx, u, rel, comp, arch)
 	if err != nil {
-		return nil, fmt.Errorf("rule %s: %w", rule.Name, err)
+		return nil, false, fmt.Errorf("rule %s: %w", rule.Name, err)
 	}
 	if !listed {
-		f.r.opts.Warn(fmt.Sprintf("update: rule %s: %s/dists/%s/Release lists no %s/binary-%s/Packages; nothing to take from there", rule.Name, u.method, suite, comp, arch))
+		f.r.opts.Warn(fmt.Sprintf("update: rule %s: %s/dists/%s/Release lists no %s/binary-%s/Packages; nothing to take from there (and, under \"Update: -\", nothing is deleted from the package lists it feeds)", rule.Name, u.method, suite, comp, arch))
 	}
-	f.lists[lkey] = ps
-	return ps, nil
+	f.lists[lkey] = fetchedList{ps, listed}
+	return ps, listed, nil
 }
 
 // download fetches every planned .deb once into staging, checking each
@@ -380,6 +408,9 @@ func (f *updateFetcher) download(ctx context.Context, staging string, plans [][]
 	for _, items := range plans {
 		for i := range items {
 			it := &items[i]
+			if it.Delete {
+				continue
+			}
 			if p, ok := got[it.URL]; ok {
 				it.local = p
 				continue
@@ -425,6 +456,9 @@ func (r *Repo) updatePublish(ctx context.Context, d *Distribution, items []Updat
 	groups := map[updateGroup][]UpdateItem{}
 	var order []updateGroup
 	for _, it := range items {
+		if it.Delete {
+			continue
+		}
 		k := updateGroup{it.Target.Component, it.Target.Arch, it.section, it.priority}
 		if groups[k] == nil {
 			order = append(order, k)
@@ -436,7 +470,10 @@ func (r *Repo) updatePublish(ctx context.Context, d *Distribution, items []Updat
 		return nil, err
 	}
 	defer g.close()
-	res := &Result{}
+	res, err := updateRemovals(ctx, g.inner, d.Codename, items)
+	if err != nil {
+		return nil, r.rollback(ctx, g.snap, res, err)
+	}
 	for _, grp := range order {
 		var files []string
 		want := map[string]bool{}

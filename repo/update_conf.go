@@ -39,6 +39,11 @@ type UpdateRule struct {
 	Filter *Filter
 	// FilterList, if set, is the parsed FilterList.
 	FilterList *FilterList
+	// WithDependencies is "WithDependencies:", a lampi-pkg extension:
+	// "" (no), "depends" (yes: Pre-Depends and Depends) or "recommends"
+	// (also Recommends) — what the packages the filters select need is
+	// taken too (see update_deps.go).
+	WithDependencies string
 	// File and Line locate the paragraph.
 	File string
 	Line int
@@ -65,6 +70,7 @@ var updateFields = map[string]bool{
 	"name": true, "from": true, "method": true, "suite": true, "components": true,
 	"architectures": true, "verifyrelease": true, "getinrelease": true,
 	"ignorerelease": true, "filterformula": true, "filterlist": true,
+	"withdependencies": true,
 }
 
 var keyIDPattern = regexp.MustCompile(`^(?:[0-9A-F]{16}|[0-9A-F]{40})$`)
@@ -86,7 +92,7 @@ func LoadUpdateRules(confdir string) (map[string]*UpdateRule, error) {
 	for _, p := range ps {
 		for _, f := range p.fields {
 			if !updateFields[strings.ToLower(f.Name)] {
-				return nil, fmt.Errorf("%s:%d: %w: %s: not implemented by lampi-pkg's update (implemented: Name, From, Method, Suite, Components, Architectures, VerifyRelease, GetInRelease, FilterFormula, FilterList); remove the field or mirror with reprepro", p.file, f.Line, ErrConfig, f.Name)
+				return nil, fmt.Errorf("%s:%d: %w: %s: not implemented by lampi-pkg's update (implemented: Name, From, Method, Suite, Components, Architectures, VerifyRelease, GetInRelease, FilterFormula, FilterList, and lampi-pkg's WithDependencies); remove the field or mirror with reprepro", p.file, f.Line, ErrConfig, f.Name)
 			}
 		}
 		nf, ok := p.get("name")
@@ -209,6 +215,12 @@ func (u *UpdateRule) setField(file string, f deb.Field) error {
 			return bad(err.Error())
 		}
 		u.FilterList = fl
+	case "withdependencies":
+		level, err := parseWithDependencies(v)
+		if err != nil {
+			return bad(err.Error())
+		}
+		u.WithDependencies = level
 	}
 	return nil
 }

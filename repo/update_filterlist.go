@@ -23,7 +23,7 @@ type listAction struct {
 
 // filterActions are the implemented FilterList actions. reprepro's
 // "supersede" (delete a local package the upstream has caught up with)
-// is refused: update deletes nothing.
+// is refused; "Update: -" is the way to delete what upstreams dropped.
 var filterActions = map[string]bool{
 	"install": true, "upgradeonly": true, "deinstall": true, "purge": true,
 	"hold": true, "warning": true, "error": true,
@@ -31,7 +31,7 @@ var filterActions = map[string]bool{
 
 func checkFilterAction(a string) error {
 	if a == "supersede" {
-		return fmt.Errorf("action supersede is not implemented (lampi-pkg's update never deletes)")
+		return fmt.Errorf("action supersede is not implemented (to delete what the upstreams no longer offer, start the distribution's Update field with \"-\")")
 	}
 	if !filterActions[a] {
 		return fmt.Errorf("unknown action %q (install, upgradeonly, deinstall, purge, hold, warning, error or \"= VERSION\")", a)

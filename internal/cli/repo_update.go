@@ -108,12 +108,19 @@ func runRepoUpdate(ctx context.Context, o *repoUpdateOptions) error {
 			fmt.Fprintf(w, "Updates needed for '%s':\n", it.Target)
 			last = it.Target
 		}
-		if it.OldVersion == "" {
+		switch {
+		case it.Delete:
+			fmt.Fprintf(w, "'%s': '%s' will be deleted (no longer available or superseded)\n", it.Package, it.OldVersion)
+			continue
+		case it.OldVersion == "":
 			fmt.Fprintf(w, "'%s': newly installed as '%s' (from '%s'):\n", it.Package, it.Version, it.Rule)
-		} else {
+		default:
 			fmt.Fprintf(w, "'%s': '%s' will be upgraded to '%s' (from '%s'):\n", it.Package, it.OldVersion, it.Version, it.Rule)
 		}
 		fmt.Fprintf(w, " files needed: %s\n", it.URL)
+		if it.Also != "" {
+			fmt.Fprintf(w, " needed by: '%s' (WithDependencies)\n", it.Also)
+		}
 	}
 	return nil
 }
