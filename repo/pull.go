@@ -93,12 +93,12 @@ func (r *Repo) Pull(ctx context.Context, codenames []string, o PullOptions) (*Pu
 		return nil, err
 	}
 	res := &PullResult{}
-	if o.Check {
-		err := r.view(func(tx *bolt.Tx) error {
-			res.Targets, err = r.pullPlan(tx, dists, rules, o.Selection)
-			return err
-		})
-		return res, err
+	err = r.view(func(tx *bolt.Tx) error {
+		res.Targets, err = r.pullPlan(tx, dists, rules, o.Selection)
+		return err
+	})
+	if err != nil || o.Check || !pullChanges(res.Targets) {
+		return res, err // nothing to change: nothing is written
 	}
 	for _, d := range dists {
 		if _, err := r.PublishSigner(ctx, d.Codename); err != nil {
@@ -117,6 +117,19 @@ func (r *Repo) Pull(ctx context.Context, codenames []string, o PullOptions) (*Pu
 		res.Result = *one
 	}
 	return res, err
+}
+
+// pullChanges reports whether plans change anything.
+func pullChanges(plans []PullTarget) bool {
+	for _, p := range plans {
+		for _, it := range p.Items {
+			switch it.Action {
+			case PullAdd, PullUpgrade, PullDelete:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pullDists returns the distributions to pull into, in configuration
@@ -200,6 +213,9 @@ func (c *pullCand) version() string {
 
 // pullTarget applies d's Pull field to target t.
 func (r *Repo) pullTarget(tx *bolt.Tx, d *Distribution, t Target, rules map[string]*PullRule) ([]PullItem, error) {
+	if tx == nil {
+		return nil, nil // no database yet: no packages anywhere
+	}
 	have, err := listTarget(tx, t, nil, nil)
 	if err != nil {
 		return nil, err
