@@ -56,12 +56,12 @@ func runRepoPull(ctx context.Context, o *repoPullOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.check && !o.repo.silent && !o.json {
-		fmt.Fprintln(o.env.Err, "Calculating packages to get...")
-	}
 	res, err := r.Pull(ctx, o.codenames, repo.PullOptions{Selection: o.repo.selection(), Check: o.check})
 	if err != nil {
 		return repoError(err)
+	}
+	if o.check && !o.repo.silent && !o.json {
+		fmt.Fprintln(o.env.Err, "Calculating packages to get...")
 	}
 	if !o.check {
 		return o.repo.printResult(o.env, &res.Result, o.json)
