@@ -105,7 +105,7 @@ func (r *Repo) Pull(ctx context.Context, codenames []string, o PullOptions) (*Pu
 			return nil, fmt.Errorf("pull %s: %w", d.Codename, err)
 		}
 	}
-	one, err := r.changeAll(ctx, dists, true, func(tx *bolt.Tx, out *Result) ([]string, error) {
+	one, err := r.pullPublish(ctx, dists, func(tx *bolt.Tx, out *Result) ([]string, error) {
 		plans, err := r.pullPlan(tx, dists, rules, o.Selection)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -245,13 +246,7 @@ func TestPullAllOrNothing(t *testing.T) {
 				t.Fatalf("pull: %v, want an error with %q", err, c.want)
 			}
 			if after := repoState(t, r); after != before {
-				b, a := strings.Split(before, "\n"), strings.Split(after, "\n")
-				for i := range a {
-					if i >= len(b) || a[i] != b[i] {
-						t.Fatalf("the failed pull changed the repository at %q (before %q)", a[i], b[min(i, len(b)-1)])
-					}
-				}
-				t.Fatal("the failed pull changed the repository")
+				t.Fatalf("the failed pull changed the repository:\n%s", lineDiff(before, after))
 			}
 			wantListed(t, r, "stable", "stable|main|amd64: hello 1.0")
 		})
@@ -273,4 +268,59 @@ func TestPullUsesStateBefore(t *testing.T) {
 	mustPull(t, r, PullOptions{})
 	wantListed(t, r, "stable", "stable|main|amd64: hello 2.0")
 	wantListed(t, r, "testing", "testing|main|amd64: hello 3.0")
+}
+
+// TestPullPublishFailureRollsBack: the second distribution cannot be
+// published (a file stands where its component directory must go);
+// the first, already published, and the database are put back as they
+// were.
+func TestPullPublishFailureRollsBack(t *testing.T) {
+	t.Parallel()
+	conf := pullDists + "Pull: fromtesting\n\nCodename: other\nArchitectures: amd64\nComponents: main\nPull: fromtesting\n"
+	r := pullRepo(t, conf, map[string]string{"pulls": "Name: fromtesting\nFrom: testing\n"})
+	dir := t.TempDir()
+	includeC(t, r, "stable", "main", buildDeb(t, dir, pkgSpec{name: "hello", version: "1.0", arch: "amd64"}))
+	includeC(t, r, "other", "main", buildDeb(t, dir, pkgSpec{name: "hello", version: "1.0", arch: "amd64"}))
+	includeC(t, r, "testing", "main", buildDeb(t, dir, pkgSpec{name: "hello", version: "2.0", arch: "amd64"}))
+	blocker := filepath.Join(r.Base, "dists", "other", "main")
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blocker, []byte("not a directory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := repoState(t, r)
+	if _, err := r.Pull(context.Background(), nil, PullOptions{}); err == nil {
+		t.Fatal("pull published into a blocked directory")
+	}
+	if after := repoState(t, r); after != before {
+		t.Fatalf("the failed pull changed the repository:\n%s", lineDiff(before, after))
+	}
+	wantListed(t, r, "stable", "stable|main|amd64: hello 1.0")
+	wantListed(t, r, "other", "other|main|amd64: hello 1.0")
+}
+
+// lineDiff lists the lines only one of a and b has.
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for l := range ma {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range mb {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
