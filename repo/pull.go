@@ -79,10 +79,11 @@ type PullResult struct {
 //
 // Everything is computed from the state before the command — a
 // distribution pulled into is not seen by another pulling from it in the
-// same command, as reprepro computes every list first — and changed in
-// one database transaction: an error anywhere (a FilterList "error", a
-// version clash, a signing key that cannot be loaded) leaves every
-// distribution as it was. The changed distributions are then published.
+// same command, as reprepro computes every list first — then changed in
+// one database transaction and published all or nothing (pullPublish):
+// an error anywhere (a FilterList "error", a signing key that cannot be
+// loaded, a failed export) leaves the database, dists/ and the Log:
+// files of every distribution as they were. Nothing to do writes nothing.
 func (r *Repo) Pull(ctx context.Context, codenames []string, o PullOptions) (*PullResult, error) {
 	rules, err := LoadPullRules(r.Conf.Dir)
 	if err != nil {
@@ -94,7 +95,7 @@ func (r *Repo) Pull(ctx context.Context, codenames []string, o PullOptions) (*Pu
 	}
 	res := &PullResult{}
 	err = r.view(func(tx *bolt.Tx) error {
-		res.Targets, err = r.pullPlan(tx, dists, rules, o.Selection)
+		res.Targets, err = r.pullPlan(tx, dists, rules, o.Selection, r.opts.Warn)
 		return err
 	})
 	if err != nil || o.Check || !pullChanges(res.Targets) {
@@ -106,7 +107,7 @@ func (r *Repo) Pull(ctx context.Context, codenames []string, o PullOptions) (*Pu
 		}
 	}
 	one, err := r.pullPublish(ctx, dists, func(tx *bolt.Tx, out *Result) ([]string, error) {
-		plans, err := r.pullPlan(tx, dists, rules, o.Selection)
+		plans, err := r.pullPlan(tx, dists, rules, o.Selection, func(string) {}) // warned above
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +174,7 @@ func (r *Repo) pullDists(codenames []string, rules map[string]*PullRule, check b
 
 // pullPlan decides, from the state tx shows, what every selected package
 // list of dists gets.
-func (r *Repo) pullPlan(tx *bolt.Tx, dists []*Distribution, rules map[string]*PullRule, sel Selection) ([]PullTarget, error) {
+func (r *Repo) pullPlan(tx *bolt.Tx, dists []*Distribution, rules map[string]*PullRule, sel Selection, warn func(string)) ([]PullTarget, error) {
 	var out []PullTarget
 	for _, d := range dists {
 		ts := d.Targets()
@@ -182,7 +183,7 @@ func (r *Repo) pullPlan(tx *bolt.Tx, dists []*Distribution, rules map[string]*Pu
 			if !sel.matches(t) {
 				continue
 			}
-			items, err := r.pullTarget(tx, d, t, rules)
+			items, err := r.pullTarget(tx, d, t, rules, warn)
 			if err != nil {
 				return nil, fmt.Errorf("pull %s: %w", t, err)
 			}
@@ -212,7 +213,7 @@ func (c *pullCand) version() string {
 }
 
 // pullTarget applies d's Pull field to target t.
-func (r *Repo) pullTarget(tx *bolt.Tx, d *Distribution, t Target, rules map[string]*PullRule) ([]PullItem, error) {
+func (r *Repo) pullTarget(tx *bolt.Tx, d *Distribution, t Target, rules map[string]*PullRule, warn func(string)) ([]PullItem, error) {
 	if tx == nil {
 		return nil, nil // no database yet: no packages anywhere
 	}
@@ -246,7 +247,7 @@ func (r *Repo) pullTarget(tx *bolt.Tx, d *Distribution, t Target, rules map[stri
 				if !t.IsSource() && e.Architecture != "all" && e.Architecture != t.Arch {
 					continue // reprepro's pull skips these too
 				}
-				if err := r.pullTry(t, rule, e, cands); err != nil {
+				if err := pullTry(t, rule, e, cands, warn); err != nil {
 					return nil, err
 				}
 			}
@@ -339,12 +340,12 @@ const (
 
 // pullTry considers the offer e of rule for target t, as reprepro's
 // upgradelist does.
-func (r *Repo) pullTry(t Target, rule *PullRule, e *Entry, cands map[string]*pullCand) error {
+func pullTry(t Target, rule *PullRule, e *Entry, cands map[string]*pullCand, warn func(string)) error {
 	c := cands[e.Package]
 	v := looseVersion(e.Version)
 	if c == nil {
 		dec, err := rule.decide(t, e, false)
-		if err != nil || !r.pullDecided(t, e, dec) {
+		if err != nil || !pullDecided(t, e, dec, warn) {
 			return err
 		}
 		cands[e.Package] = &pullCand{chosen: e, rule: rule, best: e.Version}
@@ -364,7 +365,7 @@ func (r *Repo) pullTry(t Target, rule *PullRule, e *Entry, cands map[string]*pul
 	if err != nil {
 		return err
 	}
-	if !r.pullDecided(t, e, dec) {
+	if !pullDecided(t, e, dec, warn) {
 		if dec == pullHold {
 			c.deleted = false
 		}
@@ -391,9 +392,9 @@ func (r *Repo) pullTry(t Target, rule *PullRule, e *Entry, cands map[string]*pul
 }
 
 // pullDecided reports whether dec installs e, warning about a loud no.
-func (r *Repo) pullDecided(t Target, e *Entry, dec int) bool {
+func pullDecided(t Target, e *Entry, dec int, warn func(string)) bool {
 	if dec == pullLoudNo {
-		r.opts.Warn(fmt.Sprintf("Loudly rejecting '%s' '%s' to enter '%s'!", e.Package, e.Version, t))
+		warn(fmt.Sprintf("Loudly rejecting '%s' '%s' to enter '%s'!", e.Package, e.Version, t))
 	}
 	return dec == pullYes
 }

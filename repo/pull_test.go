@@ -324,3 +324,27 @@ func lineDiff(a, b string) string {
 	sort.Strings(out)
 	return strings.Join(out, "\n")
 }
+
+// TestPullWarnsOnce: a FilterList "warning" prints reprepro's "Loudly
+// rejecting" once per package and pull, and the package stays out.
+func TestPullWarnsOnce(t *testing.T) {
+	t.Parallel()
+	var warns []string
+	base := t.TempDir()
+	writeConf(t, base, pullDists+"Pull: fromtesting\n")
+	os.WriteFile(filepath.Join(base, "conf", "pulls"), []byte("Name: fromtesting\nFrom: testing\nFilterList: install warn.list\n"), 0o644)
+	os.WriteFile(filepath.Join(base, "conf", "warn.list"), []byte("warnme warning\n"), 0o644)
+	r, err := Open(base, Options{Now: fixedNow, Warn: func(s string) { warns = append(warns, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	includeC(t, r, "testing", "main", buildDeb(t, dir, pkgSpec{name: "warnme", version: "1.0", arch: "amd64"}),
+		buildDeb(t, dir, pkgSpec{name: "hello", version: "1.0", arch: "amd64"}))
+	mustPull(t, r, PullOptions{})
+	wantListed(t, r, "stable", "stable|main|amd64: hello 1.0")
+	want := "Loudly rejecting 'warnme' '1.0' to enter 'stable|main|amd64'!"
+	if len(warns) != 1 || warns[0] != want {
+		t.Fatalf("warnings %q, want once %q", warns, want)
+	}
+}
