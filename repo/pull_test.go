@@ -348,3 +348,28 @@ func TestPullWarnsOnce(t *testing.T) {
 		t.Fatalf("warnings %q, want once %q", warns, want)
 	}
 }
+
+// FuzzLoadPullRules: whatever conf/pulls holds, LoadPullRules returns
+// rules or an error wrapping ErrConfig, and never panics.
+func FuzzLoadPullRules(f *testing.F) {
+	f.Add([]byte("Name: a\nFrom: testing\nComponents: main\nArchitectures: amd64 amd64>i386\nFilterFormula: Package (!= x)\n"))
+	f.Add([]byte("Name: a\nFrom: t\nFilterList: install hold.list\nFilterSrcList: deinstall hold.list\n\nName: b\nFrom: t\nUDebComponents:\n"))
+	f.Add([]byte("Name: -\nFrom: t\nComponents: a>b\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "pulls"), data, 0o644)
+		os.WriteFile(filepath.Join(dir, "hold.list"), []byte("x hold\n"), 0o644)
+		rules, err := LoadPullRules(dir)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) && !strings.Contains(err.Error(), "read") {
+				t.Fatalf("error without ErrConfig: %v", err)
+			}
+			return
+		}
+		for name, r := range rules {
+			if name == "" || name != r.Name || r.From == "" {
+				t.Fatalf("rule %q: %+v", name, r)
+			}
+		}
+	})
+}
