@@ -15,13 +15,13 @@ import (
 // lampi-pkg does with each.
 
 // distFields are the fields of conf/distributions that lampi-pkg reads
-// (lower case). Archive and Update are read by their own verbs' code.
+// (lower case). Archive, Update and Pull are read by their own verbs' code.
 var distFields = map[string]bool{
 	"codename": true, "suite": true, "version": true, "origin": true, "label": true,
 	"description": true, "architectures": true, "components": true, "signwith": true,
 	"signed-by": true, "notautomatic": true, "butautomaticupgrades": true, "validfor": true,
 	"debindices": true, "dscindices": true, "tracking": true, "limit": true, "readonly": true,
-	"log": true, "archive": true, "update": true, "uploaders": true, "ddebcomponents": true, "udebcomponents": true,
+	"log": true, "archive": true, "update": true, "pull": true, "uploaders": true, "ddebcomponents": true, "udebcomponents": true,
 }
 
 // refusedFields says, for reprepro's fields that lampi-pkg does not
@@ -33,7 +33,6 @@ var refusedFields = map[string]string{
 	"contentsarchitectures": "lampi-pkg writes no Contents files; remove the field",
 	"contentscomponents":    "lampi-pkg writes no Contents files; remove the field",
 	"contentsucomponents":   "lampi-pkg writes no Contents files; remove the field",
-	"pull":                  "lampi-pkg has no pull verb; copy between distributions with copy, copysrc, copymatched or copyfilter, and remove the field",
 	"deboverride":           "lampi-pkg reads no override files; set Section and Priority in the packages (or with -S and -P) and remove the field",
 	"udeboverride":          "lampi-pkg reads no override files; remove the field",
 	"dscoverride":           "lampi-pkg reads no override files; set Section and Priority with -S and -P and remove the field",

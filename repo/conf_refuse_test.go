@@ -24,7 +24,7 @@ func TestConfRefusesWhatItDoesNotHonour(t *testing.T) {
 		{"DDebIndices: Packages Release . .gz", "distributions:4: repository configuration error: DDebIndices: not implemented"},
 		{"UDebIndices: Packages . .gz", "distributions:4: repository configuration error: UDebIndices: not implemented"},
 		{"Contents: . .gz", "distributions:4: repository configuration error: Contents: not implemented by lampi-pkg: lampi-pkg writes no Contents files"},
-		{"Pull: from-testing", "Pull: not implemented by lampi-pkg: lampi-pkg has no pull verb"},
+		{"AlsoAcceptFor: unstable", "AlsoAcceptFor: not implemented by lampi-pkg"},
 		{"DebOverride: override.buster", "DebOverride: not implemented by lampi-pkg: lampi-pkg reads no override files"},
 		{"DscOverride: override.src", "DscOverride: not implemented"},
 		{"FakeComponentPrefix: buster", "FakeComponentPrefix: not implemented"},

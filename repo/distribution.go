@@ -61,6 +61,11 @@ type Distribution struct {
 	Update []string
 	// UpdateAt is where the Update field was read ("file:line").
 	UpdateAt string
+	// Pull names the conf/pulls rules "pull" applies, in order ("-":
+	// delete what the rules after it do not offer; see pull.go).
+	Pull []string
+	// PullAt is where the Pull field was read ("file:line").
+	PullAt string
 	// Fields are all fields as written, known or not, in file order.
 	Fields []deb.Field
 	// File and Line locate the paragraph.
@@ -297,6 +302,8 @@ func (d *Distribution) setField(f deb.Field, at string) (warns []string, why str
 		d.Log = strings.TrimSpace(first)
 	case "update":
 		d.Update, d.UpdateAt = strings.Fields(v), at
+	case "pull":
+		d.Pull, d.PullAt = strings.Fields(v), at
 	case "uploaders":
 		// Read by include and processincoming (incoming_uploaders.go).
 	default:

@@ -117,9 +117,9 @@
 //
 // # Caveats
 //
-// Only binary packages (.deb) are managed: "source" in Architectures,
-// udebs, Contents files, update/pull rules, tracking and override files
-// are reported as warnings and ignored. An existing reprepro database
+// Contents files, override files and the other reprepro fields
+// docs/repo.md lists as refused stop every command with the file and
+// line (conf_refuse.go) rather than being ignored. An existing reprepro database
 // (db/*.db, Berkeley DB) is not read; instead, the first writing command
 // adopts every distribution the state database does not know yet from its
 // published indices (dists/…/Packages), after checking each pool file

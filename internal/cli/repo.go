@@ -91,6 +91,7 @@ SHA512 are written; listfilter compares Version as dpkg does.`,
 		newRepoPickCmd(env, o, "copyfilter", nil), newRepoPickCmd(env, o, "movefilter", nil),
 		newRepoPickCmd(env, o, "removefilter", nil), newRepoClearVanishedCmd(env, o, nil),
 		newRepoUpdateCmd(env, o, false, nil), newRepoUpdateCmd(env, o, true, nil), // repo_update.go
+		newRepoPullCmd(env, o, false, nil), newRepoPullCmd(env, o, true, nil), // repo_pull.go
 	)
 	cmd.AddCommand(repoSourceCmds(env, o)...) // repo_source.go
 	cmd.AddCommand(newRepoMatchedCmd(env, o, false, nil), newRepoMatchedCmd(env, o, true, nil), newRepoLsByComponentCmd(env, o, nil),
