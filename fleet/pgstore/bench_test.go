@@ -152,7 +152,13 @@ func BenchmarkCommitSteady(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bolt.Close()
-	p := testutil.StartPostgres(b, "fsync=on", "synchronous_commit=on", "full_page_writes=on", "shared_buffers=256MB")
+	settings := []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on", "shared_buffers=256MB"}
+	profile := os.Getenv("FLEET_BENCH_PG_STATEMENTS") != ""
+	if profile {
+		settings = append(settings, "shared_preload_libraries=pg_stat_statements,auto_explain", "track_io_timing=on",
+			"auto_explain.log_min_duration=300ms", "auto_explain.log_analyze=on", "auto_explain.log_buffers=on", "auto_explain.log_wal=on")
+	}
+	p := testutil.StartPostgres(b, settings...)
 	dsn := p.CreateDB(b, "bench")
 	pg1, err := Open(b.Context(), dsn, Options{})
 	if err != nil {
@@ -170,8 +176,22 @@ func BenchmarkCommitSteady(b *testing.B) {
 	if os.Getenv("FLEET_BENCH_PG_WRITERS") == "1" {
 		pgs = pgs[:1]
 	}
+	if profile {
+		if _, err := pg1.pool.Exec(b.Context(), `CREATE EXTENSION pg_stat_statements`); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pg1.pool.Exec(b.Context(), `SELECT pg_stat_statements_reset()`); err != nil {
+			b.Fatal(err)
+		}
+	}
 	pgRate := run(pgs)
 	b.StopTimer()
+	if profile {
+		logStatements(b, pg1)
+		if err := os.WriteFile(os.Getenv("FLEET_BENCH_PG_STATEMENTS"), []byte(p.Log()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if st := pg1.Stats(); st.Received != uint64(total) || st.Devices != nDev {
 		b.Fatalf("postgres stats %+v", st)
 	}
@@ -179,4 +199,24 @@ func BenchmarkCommitSteady(b *testing.B) {
 	b.ReportMetric(pgRate, "postgres-reports/s")
 	b.ReportMetric(pgRate/boltRate, "postgres/bbolt")
 	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (%d writers) %.0f/s, ratio %.2f", nDev, rounds, boltRate, len(pgs), pgRate, pgRate/boltRate)
+}
+
+// logStatements logs where the server's time went, statement by
+// statement (pg_stat_statements, FLEET_BENCH_PG_STATEMENTS=1).
+func logStatements(b *testing.B, s *Store) {
+	rows, err := s.pool.Query(b.Context(), `SELECT calls, round(total_exec_time)::bigint, rows, shared_blks_dirtied, wal_records, wal_bytes::bigint,
+		left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var calls, ms, n, dirtied, walRecs, walBytes int64
+		var q string
+		if err := rows.Scan(&calls, &ms, &n, &dirtied, &walRecs, &walBytes, &q); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%6d calls %7d ms %8d rows %7d dirtied %8d WAL records %10d WAL bytes  %s", calls, ms, n, dirtied, walRecs, walBytes, q)
+	}
 }

@@ -21,11 +21,13 @@ func (s *Store) Apply(prefix string, msgs []fleet.Message) ([]fleet.Outcome, err
 	return s.Commit(context.Background(), fleet.PrepareBatch(prefix, msgs, s.opts.Now))
 }
 
-// Commit stores a batch in one transaction (fleet.Sink): the rows of its
-// devices are created if new, then locked in id order, so that a batch
-// of another collector touching the same devices waits, and the highest
-// seq wins whichever commits first. A transaction that deadlocks with
-// another is run again.
+// Commit stores a batch in one transaction (fleet.Sink). The rows of
+// its devices are read without a lock and the batch applied to them; each
+// changed row is then written only if it still holds what was read (a
+// compare-and-swap on seq, fingerprint, status and receive times), so
+// that a device another writer got to first is read again, under a lock,
+// and its items applied again: the highest seq wins whichever commits
+// first. A transaction that deadlocks with another is run again.
 func (s *Store) Commit(ctx context.Context, b *fleet.Batch) ([]fleet.Outcome, error) {
 	items := make([]fleet.Item, b.Len())
 	for i := range items {
@@ -58,15 +60,23 @@ type devRow struct {
 	initial   []byte // the state JSON before the batch, read only when needed
 	initialFP uint64
 	initialOn bool
+	// initialSeq, initialStatus: what the row held before the batch,
+	// compared when it is written.
+	initialSeq    uint64
+	initialStatus *time.Time
+	// firstSeq is the seq of the batch's first report stored.
+	firstSeq uint64
 	// initialHadState: the row held a state before the batch.
 	initialHadState bool
 	// stateDirty: a new state is stored; statusDirty: a new status.
 	stateDirty, statusDirty bool
+	// events are the audit-log events of the batch's reports, in order.
+	events []historyEvent
 }
 
 // prevState decodes the stored state (nil if none or unreadable). The
-// stored JSON is read (commitOnce) whenever a report of the batch changes
-// the fingerprint, the only time the audit log needs it.
+// stored JSON is read (readDevices) whenever a report of the batch
+// changes the fingerprint, the only time the audit log needs it.
 func (r *devRow) prevState() *state.State {
 	if r.st != nil {
 		return r.st
@@ -121,33 +131,115 @@ func fetchKeys(items []fleet.Item) ([]string, []*int64) {
 	return ids, out
 }
 
-// commitOnce is one attempt of Commit: it locks the batch's devices,
-// applies the items to their rows, then writes the rows, the audit log
-// and the aggregates in one round trip and commits.
+// unchanged returns the devices of items that have state reports only,
+// none with seq 0, all of one fingerprint, with that fingerprint.
+func unchanged(items []fleet.Item) map[string]uint64 {
+	fps := map[string]uint64{}
+	other := map[string]bool{}
+	for i := range items {
+		it := &items[i]
+		switch {
+		case it.Outcome == fleet.OutcomeStatus || it.Outcome == fleet.OutcomeStored && it.State.Seq == 0:
+			other[it.Device] = true
+		case it.Outcome == fleet.OutcomeStored:
+			if fp, ok := fps[it.Device]; ok && fp != it.Fingerprint {
+				other[it.Device] = true
+			}
+			fps[it.Device] = it.Fingerprint
+		}
+	}
+	for id := range other {
+		delete(fps, id)
+	}
+	return fps
+}
+
+// commitOnce is one attempt of Commit: it reads the batch's devices,
+// creates the new ones, applies the items, writes the changed rows with
+// a compare-and-swap, applies again under a lock the devices another
+// writer changed meanwhile, then writes the audit log, installed
+// versions and aggregates and commits.
 func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Outcome, error) {
 	out := make([]fleet.Outcome, len(items))
 	ids, fps := fetchKeys(items)
+
+	// Devices whose reports all keep the stored fingerprint (a fleet's
+	// steady state) are not read: their rows are written if the stored
+	// seq is below the batch's first report and the fingerprint is the
+	// one they report, and read only if not.
+	fast := unchanged(items)
+	var readIDs []string
+	var readFPs []*int64
+	for i, id := range ids {
+		if _, ok := fast[id]; !ok {
+			readIDs, readFPs = append(readIDs, id), append(readFPs, fps[i])
+		}
+	}
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
-	rows, added, err := lockDevices(ctx, tx, ids, fps)
+	rows, err := readDevices(ctx, tx, readIDs, readFPs, false)
 	if err != nil {
 		return nil, err
 	}
-	hist, err := applyItems(items, rows, out)
+	for id, fp := range fast {
+		rows[id] = &devRow{exists: true, hasState: true, fp: fp, initialFP: fp, initialHadState: true}
+	}
+	added, again, err := createDevices(ctx, tx, readIDs, rows)
 	if err != nil {
 		return nil, err
+	}
+	if err := applyItems(items, rows, out, nil); err != nil {
+		return nil, err
+	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	lost, err := writeDevices(ctx, tx, rows, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return again[id] }))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range lost {
+		again[id] = true
+	}
+	for round := 0; len(again) > 0; round++ {
+		if round == 3 {
+			return nil, fmt.Errorf("write devices: %d rows changed under a lock", len(again))
+		}
+		// Another writer got to these devices first, or they were not
+		// read: read them, locked this time, and apply their items
+		// again.
+		ids, fps := fetchKeys(slices.DeleteFunc(slices.Clone(items), func(it fleet.Item) bool { return !again[it.Device] }))
+		fresh, err := readDevices(ctx, tx, ids, fps, true)
+		if err != nil {
+			return nil, err
+		}
+		n, created, err := createDevices(ctx, tx, ids, fresh)
+		if err != nil {
+			return nil, err
+		}
+		added += n
+		maps.Copy(rows, fresh)
+		if err := applyItems(items, rows, out, again); err != nil {
+			return nil, err
+		}
+		lost, err := writeDevices(ctx, tx, rows, slices.DeleteFunc(ids, func(id string) bool { return created[id] }))
+		if err != nil {
+			return nil, err
+		}
+		again = created
+		for _, id := range lost {
+			again[id] = true
+		}
 	}
 
 	batch := &pgx.Batch{}
 	var agg aggregates
-	if err := s.queueDevices(batch, rows, &agg); err != nil {
-		return nil, err
-	}
-	hist.queue(batch)
+	queueHistory(batch, rows)
+	s.queueInstalled(batch, rows, &agg)
 	agg.devices = added
 	agg.queue(batch, s.writer, out)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
@@ -159,31 +251,27 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 	return out, nil
 }
 
-// lockDevices creates the rows of the devices ids that are new, then
-// locks and reads every row of ids in id order (with the state JSON
-// where fps says a report changes the fingerprint). It returns the rows
-// by id and how many devices it created.
-func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (map[string]*devRow, int, error) {
-	rows := map[string]*devRow{}
+// readDevices reads the rows of the devices ids (sorted) that exist,
+// with the state JSON where fps says a report changes the fingerprint;
+// lock: locked for update, in id order.
+func readDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64, lock bool) (map[string]*devRow, error) {
+	rows := make(map[string]*devRow, len(ids))
 	if len(ids) == 0 {
-		return rows, 0, nil
+		return rows, nil
 	}
-	// New devices get an empty row first, so that every row of the
-	// batch can be locked; in id order, as the locks below.
-	tag, err := tx.Exec(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, ids)
-	if err != nil {
-		return nil, 0, fmt.Errorf("insert new devices: %w", err)
-	}
-	added := int(tag.RowsAffected())
 	// The state JSON only where a report changes the fingerprint:
 	// in a fleet's steady state, none.
-	rs, err := tx.Query(ctx, `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
+	q := `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
 			CASE WHEN u.fp IS NULL OR u.fp <> d.fingerprint THEN d.state::text END
-		FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id
-		ORDER BY d.id FOR UPDATE OF d`, ids, fps)
-	if err != nil {
-		return nil, 0, fmt.Errorf("lock devices: %w", err)
+		FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id`
+	if lock {
+		q += ` ORDER BY d.id FOR UPDATE OF d`
 	}
+	rs, err := tx.Query(ctx, q, ids, fps)
+	if err != nil {
+		return nil, fmt.Errorf("read devices: %w", err)
+	}
+	defer rs.Close()
 	for rs.Next() {
 		var (
 			id      string
@@ -192,10 +280,10 @@ func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (ma
 			js      *string
 		)
 		if err := rs.Scan(&id, &seq, &fp, &r.online, &r.status, &r.received, &r.hasState, &js); err != nil {
-			rs.Close()
-			return nil, 0, fmt.Errorf("read devices: %w", err)
+			return nil, fmt.Errorf("read devices: %w", err)
 		}
-		r.seq, r.fp, r.initialFP, r.initialOn = uint64(seq), uint64(fp), uint64(fp), r.online
+		r.seq, r.fp = uint64(seq), uint64(fp)
+		r.initialSeq, r.initialFP, r.initialOn, r.initialStatus = r.seq, r.fp, r.online, r.status
 		if js != nil {
 			r.payload = []byte(*js)
 			r.initial = r.payload
@@ -204,20 +292,55 @@ func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (ma
 		rows[id] = &r
 	}
 	if err := rs.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read devices: %w", err)
+		return nil, fmt.Errorf("read devices: %w", err)
 	}
-	return rows, added, nil
+	return rows, nil
 }
 
-// applyItems applies items in order to their devices' rows, sets out[i]
-// to the outcome of items[i] (a state no newer than the row's is
-// OutcomeStale) and returns the audit-log events of the states that
-// change a fingerprint. A re-delivered retained status that changes
-// nothing is skipped.
-func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome) (historyRows, error) {
-	var hist historyRows
+// createDevices gives the devices of ids that have no row in rows an
+// empty one, in the database and in rows. It returns how many rows it
+// created, and the devices whose row another writer created meanwhile
+// (to be read again).
+func createDevices(ctx context.Context, tx pgx.Tx, ids []string, rows map[string]*devRow) (int, map[string]bool, error) {
+	again := map[string]bool{}
+	var missing []string
+	for _, id := range ids {
+		if rows[id] == nil {
+			rows[id] = &devRow{}
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return 0, again, nil
+	}
+	rs, err := tx.Query(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING id`, missing)
+	if err != nil {
+		return 0, nil, fmt.Errorf("insert new devices: %w", err)
+	}
+	created, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	if err != nil {
+		return 0, nil, fmt.Errorf("insert new devices: %w", err)
+	}
+	for _, id := range missing {
+		again[id] = true
+	}
+	for _, id := range created {
+		delete(again, id)
+	}
+	return len(created), again, nil
+}
+
+// applyItems applies items in order to their devices' rows (only the
+// devices in only, if not nil), sets out[i] to the outcome of items[i]
+// (a state no newer than the row's is OutcomeStale) and adds to each row
+// the audit-log events of the states that change its fingerprint. A
+// re-delivered retained status that changes nothing is skipped.
+func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome, only map[string]bool) error {
 	for i := range items {
 		it := &items[i]
+		if only != nil && !only[it.Device] {
+			continue
+		}
 		out[i] = it.Outcome
 		r := rows[it.Device]
 		switch it.Outcome {
@@ -234,24 +357,100 @@ func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome
 			}
 			if !r.hasState || r.fp != it.Fingerprint {
 				for _, e := range fleet.HistoryEvents(r.prevState(), it.State) {
-					if err := hist.add(it.Device, it.Received, e); err != nil {
-						return hist, err
+					b, err := json.Marshal(e)
+					if err != nil {
+						return err
 					}
+					r.events = append(r.events, historyEvent{it.Received, string(b)})
 				}
+			}
+			if !r.stateDirty {
+				r.firstSeq = it.State.Seq
 			}
 			t := it.Received
 			r.seq, r.fp, r.received, r.payload, r.st = it.State.Seq, it.Fingerprint, &t, it.Payload, it.State
 			r.exists, r.hasState, r.stateDirty = true, true, true
 		}
 	}
-	return hist, nil
+	return nil
 }
 
-// queueDevices queues the update of every changed row, the installed
-// versions of devices whose packages changed, and counts the changes of
-// the aggregates.
-func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *aggregates) error {
+// writeLock is the advisory lock under which writers update devices
+// ("lampiwri" in ASCII).
+const writeLock = 0x6c616d7069777269
+
+// writeDevices writes the changed rows among ids (sorted) in one
+// statement, each only if the database still holds what was read (seq,
+// fingerprint, online, status and receive times), and returns the ids
+// of the rows another writer changed since. Rows are updated in id order
+// (no hash join), as every writer does: two writers wait for each other
+// rather than deadlock.
+func writeDevices(ctx context.Context, tx pgx.Tx, rows map[string]*devRow, ids []string) ([]string, error) {
 	var w deviceWrites
+	for _, id := range ids {
+		if r := rows[id]; r.stateDirty || r.statusDirty {
+			w.add(id, r)
+		}
+	}
+	if len(w.ids) == 0 {
+		return nil, nil
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT pg_advisory_xact_lock($1), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`, int64(writeLock))
+	batch.Queue(`UPDATE devices d SET
+		seq = CASE WHEN u.is_report THEN u.seq ELSE d.seq END,
+		fingerprint = CASE WHEN u.is_report THEN u.fp ELSE d.fingerprint END,
+		received = CASE WHEN u.is_report THEN u.received ELSE d.received END,
+		agent = CASE WHEN u.is_report THEN u.agent ELSE d.agent END,
+		arch = CASE WHEN u.is_report THEN u.arch ELSE d.arch END,
+		result = CASE WHEN u.is_report THEN u.result ELSE d.result END,
+		error = CASE WHEN u.is_report THEN u.error ELSE d.error END,
+		release_date = CASE WHEN u.is_report THEN u.release_date ELSE d.release_date END,
+		state = CASE WHEN u.is_report THEN u.state::json ELSE d.state END,
+		status_time = CASE WHEN u.is_status THEN u.status_time ELSE d.status_time END,
+		online = CASE WHEN u.is_status THEN u.online ELSE d.online END
+		FROM unnest($1::text[], $2::boolean[], $3::boolean[], $4::bigint[], $5::bigint[], $6::timestamptz[], $7::timestamptz[], $8::boolean[],
+			$9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[],
+			$15::bigint[], $16::bigint[], $17::bigint[], $18::boolean[], $19::boolean[], $20::timestamptz[])
+			AS u(id, is_report, is_status, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state,
+				old_seq, first_seq, old_fp, old_has_state, old_online, old_status_time)
+		WHERE d.id = u.id
+			AND (NOT u.is_report OR (d.fingerprint = u.old_fp AND (d.state IS NOT NULL) = u.old_has_state
+				AND d.seq >= u.old_seq AND d.seq < u.first_seq))
+			AND (NOT u.is_status OR (d.online = u.old_online AND d.status_time IS NOT DISTINCT FROM u.old_status_time))
+		RETURNING d.id`,
+		w.ids, w.isReport, w.isStatus, w.seqs, w.fps, w.statuses, w.receiveds, w.onlines, w.agents, w.archs, w.results, w.errs, w.rds, w.states,
+		w.oldSeqs, w.firstSeqs, w.oldFPs, w.oldHasState, w.oldOnlines, w.oldStatuses)
+	br := tx.SendBatch(ctx, batch)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("write devices: %w", err)
+	}
+	rs, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("write devices: %w", err)
+	}
+	written, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("write devices: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("write devices: %w", err)
+	}
+	if len(written) == len(w.ids) {
+		return nil, nil
+	}
+	ok := make(map[string]bool, len(written))
+	for _, id := range written {
+		ok[id] = true
+	}
+	return slices.DeleteFunc(w.ids, func(id string) bool { return ok[id] }), nil
+}
+
+// queueInstalled queues the installed versions of devices whose packages
+// changed, and counts the changes of the aggregates.
+func (s *Store) queueInstalled(batch *pgx.Batch, rows map[string]*devRow, agg *aggregates) {
+	var w installedWrites
 	for _, id := range slices.Sorted(maps.Keys(rows)) {
 		r := rows[id]
 		if r.online != r.initialOn {
@@ -261,54 +460,49 @@ func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *agg
 				agg.online--
 			}
 		}
-		if !r.stateDirty {
-			if r.statusDirty {
-				w.addStatus(id, r)
-			}
-			continue
-		}
-		w.addState(id, r)
 		// Installed versions: only when the fingerprint (which covers
 		// the packages) changed; then the old state was read.
-		if r.initial == nil && r.initialHadState && r.fp == r.initialFP {
+		if !r.stateDirty || r.initial == nil && r.initialHadState && r.fp == r.initialFP {
 			continue
 		}
-		w.diffInstalled(id, r, agg)
+		w.diff(id, r, agg)
 	}
 	w.queue(batch)
-	return nil
 }
 
-// deviceWrites are a batch's writes to the devices and installed tables,
-// column by column.
+// deviceWrites are a batch's writes to the devices table, column by
+// column, with what each row held when read.
 type deviceWrites struct {
-	ids                      []string // rows with a new state
+	ids                      []string
+	isReport, isStatus       []bool // a new state; a new status
 	seqs, fps                []int64
 	statuses, receiveds, rds []*time.Time
 	onlines                  []bool
 	agents, archs, results   []string
 	errs                     []string
 	states                   []*string
-	stIDs                    []string // status changes only
-	stTimes                  []*time.Time
-	stOnlines                []bool
-	delDev, delPkg           []string
-	insDev, insPkg, insVer   []string
+	oldSeqs, firstSeqs       []int64
+	oldFPs                   []int64
+	oldHasState, oldOnlines  []bool
+	oldStatuses              []*time.Time
 }
 
-// addStatus adds the update of the status of row r, which has no new
-// state.
-func (w *deviceWrites) addStatus(id string, r *devRow) {
-	w.stIDs, w.stTimes, w.stOnlines = append(w.stIDs, id), append(w.stTimes, r.status), append(w.stOnlines, r.online)
-}
-
-// addState adds the update of row r with the report it stored last.
-func (w *deviceWrites) addState(id string, r *devRow) {
+// add adds the update of row r: its status if it has a new one, and the
+// report it stored last if it stored one.
+func (w *deviceWrites) add(id string, r *devRow) {
+	w.ids, w.isReport, w.isStatus = append(w.ids, id), append(w.isReport, r.stateDirty), append(w.isStatus, r.statusDirty)
+	w.statuses, w.onlines = append(w.statuses, r.status), append(w.onlines, r.online)
+	w.oldSeqs, w.firstSeqs, w.oldFPs = append(w.oldSeqs, int64(r.initialSeq)), append(w.firstSeqs, int64(r.firstSeq)), append(w.oldFPs, int64(r.initialFP))
+	w.oldHasState, w.oldOnlines, w.oldStatuses = append(w.oldHasState, r.initialHadState), append(w.oldOnlines, r.initialOn), append(w.oldStatuses, r.initialStatus)
+	if !r.stateDirty {
+		w.seqs, w.fps, w.receiveds = append(w.seqs, 0), append(w.fps, 0), append(w.receiveds, nil)
+		w.agents, w.archs, w.results, w.errs, w.rds, w.states = append(w.agents, ""), append(w.archs, ""),
+			append(w.results, ""), append(w.errs, ""), append(w.rds, nil), append(w.states, nil)
+		return
+	}
 	st := r.st // the report stored last
 	j := string(r.payload)
-	w.ids = append(w.ids, id)
-	w.seqs, w.fps = append(w.seqs, int64(r.seq)), append(w.fps, int64(r.fp))
-	w.statuses, w.receiveds, w.onlines = append(w.statuses, r.status), append(w.receiveds, r.received), append(w.onlines, r.online)
+	w.seqs, w.fps, w.receiveds = append(w.seqs, int64(r.seq)), append(w.fps, int64(r.fp)), append(w.receiveds, r.received)
 	var rd *time.Time
 	if !st.ReleaseDate.IsZero() {
 		t := st.ReleaseDate
@@ -318,10 +512,16 @@ func (w *deviceWrites) addState(id string, r *devRow) {
 		append(w.results, st.Result), append(w.errs, st.Error), append(w.rds, rd), append(w.states, &j)
 }
 
-// diffInstalled adds the installed versions that the new state of row r
-// removes, adds or changes against the state before the batch, and
-// counts them in agg.
-func (w *deviceWrites) diffInstalled(id string, r *devRow, agg *aggregates) {
+// installedWrites are a batch's writes to the installed table.
+type installedWrites struct {
+	delDev, delPkg         []string
+	insDev, insPkg, insVer []string
+}
+
+// diff adds the installed versions that the new state of row r removes,
+// adds or changes against the state before the batch, and counts them in
+// agg.
+func (w *installedWrites) diff(id string, r *devRow, agg *aggregates) {
 	st := r.st
 	var old map[string]string
 	if r.initial != nil {
@@ -351,23 +551,9 @@ func (w *deviceWrites) diffInstalled(id string, r *devRow, agg *aggregates) {
 	}
 }
 
-// queue queues the statements of w that have rows: state updates, status
-// updates, installed deletions, installed upserts, in that order.
-func (w *deviceWrites) queue(batch *pgx.Batch) {
-	if len(w.ids) > 0 {
-		batch.Queue(`UPDATE devices d SET seq = u.seq, fingerprint = u.fp, status_time = u.status_time, received = u.received,
-		online = u.online, agent = u.agent, arch = u.arch, result = u.result, error = u.error, release_date = u.release_date,
-		state = u.state::json
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
-			AS u(id, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state)
-		WHERE d.id = u.id`, w.ids, w.seqs, w.fps, w.statuses, w.receiveds, w.onlines, w.agents, w.archs, w.results, w.errs, w.rds, w.states)
-	}
-	if len(w.stIDs) > 0 {
-		batch.Queue(`UPDATE devices d SET status_time = u.status_time, online = u.online
-		FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) AS u(id, status_time, online) WHERE d.id = u.id`,
-			w.stIDs, w.stTimes, w.stOnlines)
-	}
+// queue queues the statements of w that have rows: deletions, then
+// upserts.
+func (w *installedWrites) queue(batch *pgx.Batch) {
 	if len(w.delDev) > 0 {
 		batch.Queue(`DELETE FROM installed i USING unnest($1::text[], $2::text[]) AS u(device, package)
 			WHERE i.device = u.device AND i.package = u.package`, w.delDev, w.delPkg)
@@ -378,29 +564,28 @@ func (w *deviceWrites) queue(batch *pgx.Batch) {
 	}
 }
 
-// historyRows are the audit-log events of a batch, in order.
-type historyRows struct {
-	devs   []string
-	times  []time.Time
-	events []string
+// historyEvent is one audit-log event of a device.
+type historyEvent struct {
+	received time.Time
+	event    string // JSON
 }
 
-func (h *historyRows) add(id string, recv time.Time, e fleet.Event) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
+// queueHistory queues the audit-log events of rows, device by device in
+// id order, each device's in the order of its reports.
+func queueHistory(batch *pgx.Batch, rows map[string]*devRow) {
+	var devs, events []string
+	var times []time.Time
+	for _, id := range slices.Sorted(maps.Keys(rows)) {
+		for _, e := range rows[id].events {
+			devs, times, events = append(devs, id), append(times, e.received), append(events, e.event)
+		}
 	}
-	h.devs, h.times, h.events = append(h.devs, id), append(h.times, recv), append(h.events, string(b))
-	return nil
-}
-
-func (h *historyRows) queue(batch *pgx.Batch) {
-	if len(h.devs) == 0 {
+	if len(devs) == 0 {
 		return
 	}
 	batch.Queue(`INSERT INTO history (device, received, event)
 		SELECT d, r, e::json FROM unnest($1::text[], $2::timestamptz[], $3::text[]) WITH ORDINALITY AS u(d, r, e, n) ORDER BY n`,
-		h.devs, h.times, h.events)
+		devs, times, events)
 }
 
 // aggregates are a batch's changes to this writer's counters.

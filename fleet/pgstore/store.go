@@ -60,6 +60,10 @@ type Store struct {
 	name   string
 	writer string // this process's rows of counters and aggregates
 
+	// beforeWrite, if set (tests only), runs in Commit after the rows
+	// were read and before they are written.
+	beforeWrite func()
+
 	mu     sync.Mutex
 	months map[string]bool // history partitions known to exist
 	stats  fleet.Stats     // the last counters read
