@@ -206,14 +206,16 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 		again[id] = true
 	}
 	for round := 0; len(again) > 0; round++ {
-		if round == 3 {
+		if round == 4 {
 			return nil, fmt.Errorf("write devices: %d rows changed under a lock", len(again))
 		}
 		// Another writer got to these devices first, or they were not
-		// read: read them, locked this time, and apply their items
-		// again.
+		// read: read them and apply their items again. This
+		// transaction holds writeLock now, so no other collector
+		// writes them before it commits; from the second time on they
+		// are locked, against any other change.
 		ids, fps := fetchKeys(slices.DeleteFunc(slices.Clone(items), func(it fleet.Item) bool { return !again[it.Device] }))
-		fresh, err := readDevices(ctx, tx, ids, fps, true)
+		fresh, err := readDevices(ctx, tx, ids, fps, round > 0)
 		if err != nil {
 			return nil, err
 		}
