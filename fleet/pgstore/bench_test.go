@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +90,9 @@ func BenchmarkStoreSize(b *testing.B) {
 // and time change, versions do not) in the collector's batches of 4096;
 // PostgreSQL through two writers at once (two collectors of a group, each
 // batch holding reports of every device; FLEET_BENCH_PG_WRITERS=1: one),
-// bbolt through its one.
+// bbolt through its one. FLEET_BENCH_PG_STATEMENTS=FILE logs where the
+// server's time went (pg_stat_statements) and writes the server's log,
+// with the plans of statements slower than 300 ms (auto_explain), to FILE.
 func BenchmarkCommitSteady(b *testing.B) {
 	nDev := 4000
 	if v, err := strconv.Atoi(os.Getenv("FLEET_BENCH_DEVICES")); err == nil && v > 0 {
@@ -153,6 +156,9 @@ func BenchmarkCommitSteady(b *testing.B) {
 	}
 	defer bolt.Close()
 	settings := []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on", "shared_buffers=256MB"}
+	// FLEET_BENCH_PG_SETTINGS: more server settings, for example
+	// "synchronous_commit=off commit_delay=1000", to compare.
+	settings = append(settings, strings.Fields(os.Getenv("FLEET_BENCH_PG_SETTINGS"))...)
 	profile := os.Getenv("FLEET_BENCH_PG_STATEMENTS") != ""
 	if profile {
 		settings = append(settings, "shared_preload_libraries=pg_stat_statements,auto_explain", "track_io_timing=on",
@@ -192,13 +198,15 @@ func BenchmarkCommitSteady(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if st := pg1.Stats(); st.Received != uint64(total) || st.Devices != nDev {
+	st := pg1.Stats()
+	if st.Received != uint64(total) || st.Devices != nDev {
 		b.Fatalf("postgres stats %+v", st)
 	}
 	b.ReportMetric(boltRate, "bbolt-reports/s")
 	b.ReportMetric(pgRate, "postgres-reports/s")
 	b.ReportMetric(pgRate/boltRate, "postgres/bbolt")
-	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (%d writers) %.0f/s, ratio %.2f", nDev, rounds, boltRate, len(pgs), pgRate, pgRate/boltRate)
+	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (%d writers) %.0f/s, ratio %.2f (PostgreSQL: %d stored, %d stale)",
+		nDev, rounds, boltRate, len(pgs), pgRate, pgRate/boltRate, st.Stored, st.Stale)
 }
 
 // logStatements logs where the server's time went, statement by

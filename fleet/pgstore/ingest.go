@@ -382,11 +382,16 @@ func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome
 const writeLock = 0x6c616d7069777269
 
 // writeDevices writes the changed rows among ids (sorted) in one
-// statement, each only if the database still holds what was read (seq,
-// fingerprint, online, status and receive times), and returns the ids
-// of the rows another writer changed since. Rows are updated in id order
-// (no hash join), as every writer does: two writers wait for each other
-// rather than deadlock.
+// statement and returns the ids of the rows it did not write because they
+// no longer hold what the batch assumed: for a new report, a stored seq
+// at least the one read and below the batch's first report of the device,
+// the fingerprint and whether a state is stored; for a new status, the
+// status read. It first takes writeLock, held until the transaction ends:
+// writers take turns from here to their commit, and the statement's
+// snapshot already holds what the previous writer committed (no row waits
+// for another writer's commit, nor is re-checked after it). Rows are
+// updated in id order (no hash or merge join) against other processes
+// that lock them.
 func writeDevices(ctx context.Context, tx pgx.Tx, rows map[string]*devRow, ids []string) ([]string, error) {
 	var w deviceWrites
 	for _, id := range ids {

@@ -51,9 +51,9 @@ type Options struct {
 // Store is the fleet database on PostgreSQL. Several processes may
 // write it at once (collectors of one $share group on one or several
 // brokers, servers): each keeps its own rows of counters and aggregates,
-// and a device's row is locked while a batch that touches it commits, so
-// the report with the highest seq wins whoever receives it. Safe for
-// concurrent use.
+// and a batch writes a device's row only if nobody changed it since the
+// batch read it (reading and applying it again otherwise), so the report
+// with the highest seq wins whoever receives it. Safe for concurrent use.
 type Store struct {
 	pool   *pgxpool.Pool
 	opts   Options
