@@ -72,6 +72,8 @@ type devRow struct {
 	stateDirty, statusDirty bool
 	// events are the audit-log events of the batch's reports, in order.
 	events []historyEvent
+	// isNew: the device had no row when read; it is inserted.
+	isNew bool
 }
 
 // prevState decodes the stored state (nil if none or unreadable). The
@@ -155,10 +157,10 @@ func unchanged(items []fleet.Item) map[string]uint64 {
 }
 
 // commitOnce is one attempt of Commit: it reads the batch's devices,
-// creates the new ones, applies the items, writes the changed rows with
-// a compare-and-swap, applies again under a lock the devices another
-// writer changed meanwhile, then writes the audit log, installed
-// versions and aggregates and commits.
+// applies the items, inserts the new devices and writes the changed rows
+// with a compare-and-swap, reads and applies again the devices another
+// writer created or changed meanwhile, then writes the audit log,
+// installed versions and aggregates and commits.
 func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Outcome, error) {
 	out := make([]fleet.Outcome, len(items))
 	ids, fps := fetchKeys(items)
@@ -188,20 +190,18 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 	for id, fp := range fast {
 		rows[id] = &devRow{exists: true, hasState: true, fp: fp, initialFP: fp, initialHadState: true}
 	}
-	added, again, err := createDevices(ctx, tx, readIDs, rows)
-	if err != nil {
-		return nil, err
-	}
+	newRows(readIDs, rows)
 	if err := applyItems(items, rows, out, nil); err != nil {
 		return nil, err
 	}
 	if s.beforeWrite != nil {
 		s.beforeWrite()
 	}
-	lost, err := writeDevices(ctx, tx, rows, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return again[id] }))
+	added, lost, err := writeDevices(ctx, tx, rows, ids)
 	if err != nil {
 		return nil, err
 	}
+	again := map[string]bool{}
 	for _, id := range lost {
 		again[id] = true
 	}
@@ -219,20 +219,17 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 		if err != nil {
 			return nil, err
 		}
-		n, created, err := createDevices(ctx, tx, ids, fresh)
-		if err != nil {
-			return nil, err
-		}
-		added += n
+		newRows(ids, fresh)
 		maps.Copy(rows, fresh)
 		if err := applyItems(items, rows, out, again); err != nil {
 			return nil, err
 		}
-		lost, err := writeDevices(ctx, tx, rows, slices.DeleteFunc(ids, func(id string) bool { return created[id] }))
+		n, lost, err := writeDevices(ctx, tx, rows, ids)
 		if err != nil {
 			return nil, err
 		}
-		again = created
+		added += n
+		clear(again)
 		for _, id := range lost {
 			again[id] = true
 		}
@@ -299,37 +296,14 @@ func readDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64, loc
 	return rows, nil
 }
 
-// createDevices gives the devices of ids that have no row in rows an
-// empty one, in the database and in rows. It returns how many rows it
-// created, and the devices whose row another writer created meanwhile
-// (to be read again).
-func createDevices(ctx context.Context, tx pgx.Tx, ids []string, rows map[string]*devRow) (int, map[string]bool, error) {
-	again := map[string]bool{}
-	var missing []string
+// newRows gives each device of ids without a row in rows a new one,
+// to be inserted (writeDevices).
+func newRows(ids []string, rows map[string]*devRow) {
 	for _, id := range ids {
 		if rows[id] == nil {
-			rows[id] = &devRow{}
-			missing = append(missing, id)
+			rows[id] = &devRow{isNew: true}
 		}
 	}
-	if len(missing) == 0 {
-		return 0, again, nil
-	}
-	rs, err := tx.Query(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING id`, missing)
-	if err != nil {
-		return 0, nil, fmt.Errorf("insert new devices: %w", err)
-	}
-	created, err := pgx.CollectRows(rs, pgx.RowTo[string])
-	if err != nil {
-		return 0, nil, fmt.Errorf("insert new devices: %w", err)
-	}
-	for _, id := range missing {
-		again[id] = true
-	}
-	for _, id := range created {
-		delete(again, id)
-	}
-	return len(created), again, nil
 }
 
 // applyItems applies items in order to their devices' rows (only the
@@ -382,8 +356,10 @@ func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome
 const writeLock = 0x6c616d7069777269
 
 // writeDevices writes the changed rows among ids (sorted) in one
-// statement and returns the ids of the rows it did not write because they
-// no longer hold what the batch assumed: for a new report, a stored seq
+// statement — inserting the new devices, unless another writer created
+// them meanwhile — and returns how many devices it created and the ids of
+// the rows it did not write because they exist now or no longer hold
+// what the batch assumed: for a new report, a stored seq
 // at least the one read and below the batch's first report of the device,
 // the fingerprint and whether a state is stored; for a new status, the
 // status read. It first takes writeLock, held until the transaction ends:
@@ -392,19 +368,33 @@ const writeLock = 0x6c616d7069777269
 // for another writer's commit, nor is re-checked after it). Rows are
 // updated in id order (no hash or merge join) against other processes
 // that lock them.
-func writeDevices(ctx context.Context, tx pgx.Tx, rows map[string]*devRow, ids []string) ([]string, error) {
-	var w deviceWrites
+func writeDevices(ctx context.Context, tx pgx.Tx, rows map[string]*devRow, ids []string) (added int, lost []string, err error) {
+	var ins, upd deviceWrites
 	for _, id := range ids {
-		if r := rows[id]; r.stateDirty || r.statusDirty {
-			w.add(id, r)
+		switch r := rows[id]; {
+		case r.isNew:
+			ins.add(id, r)
+		case r.stateDirty || r.statusDirty:
+			upd.add(id, r)
 		}
 	}
-	if len(w.ids) == 0 {
-		return nil, nil
+	if len(ins.ids)+len(upd.ids) == 0 {
+		return 0, nil, nil
 	}
 	batch := &pgx.Batch{}
 	batch.Queue(`SELECT pg_advisory_xact_lock($1), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`, int64(writeLock))
-	batch.Queue(`UPDATE devices d SET
+	if len(ins.ids) > 0 {
+		// New devices, unless another writer created them meanwhile.
+		batch.Queue(`INSERT INTO devices (id, seq, fingerprint, received, agent, arch, result, error, release_date, state, status_time, online)
+			SELECT id, seq, fp, received, agent, arch, result, error, release_date, state::json, status_time, online
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
+				$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
+				AS u(id, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state)
+			ON CONFLICT (id) DO NOTHING RETURNING id`,
+			ins.ids, ins.seqs, ins.fps, ins.statuses, ins.receiveds, ins.onlines, ins.agents, ins.archs, ins.results, ins.errs, ins.rds, ins.states)
+	}
+	if len(upd.ids) > 0 {
+		batch.Queue(`UPDATE devices d SET
 		seq = CASE WHEN u.is_report THEN u.seq ELSE d.seq END,
 		fingerprint = CASE WHEN u.is_report THEN u.fp ELSE d.fingerprint END,
 		received = CASE WHEN u.is_report THEN u.received ELSE d.received END,
@@ -426,32 +416,45 @@ func writeDevices(ctx context.Context, tx pgx.Tx, rows map[string]*devRow, ids [
 				AND d.seq >= u.old_seq AND d.seq < u.first_seq))
 			AND (NOT u.is_status OR (d.online = u.old_online AND d.status_time IS NOT DISTINCT FROM u.old_status_time))
 		RETURNING d.id`,
-		w.ids, w.isReport, w.isStatus, w.seqs, w.fps, w.statuses, w.receiveds, w.onlines, w.agents, w.archs, w.results, w.errs, w.rds, w.states,
-		w.oldSeqs, w.firstSeqs, w.oldFPs, w.oldHasState, w.oldOnlines, w.oldStatuses)
+			upd.ids, upd.isReport, upd.isStatus, upd.seqs, upd.fps, upd.statuses, upd.receiveds, upd.onlines, upd.agents, upd.archs, upd.results, upd.errs, upd.rds, upd.states,
+			upd.oldSeqs, upd.firstSeqs, upd.oldFPs, upd.oldHasState, upd.oldOnlines, upd.oldStatuses)
+	}
 	br := tx.SendBatch(ctx, batch)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("write devices: %w", err)
+		return 0, nil, fmt.Errorf("write devices: %w", err)
 	}
-	rs, err := br.Query()
-	if err != nil {
-		return nil, fmt.Errorf("write devices: %w", err)
-	}
-	written, err := pgx.CollectRows(rs, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("write devices: %w", err)
+	written := map[string]bool{}
+	for _, w := range []*deviceWrites{&ins, &upd} {
+		if len(w.ids) == 0 {
+			continue
+		}
+		rs, err := br.Query()
+		if err != nil {
+			return 0, nil, fmt.Errorf("write devices: %w", err)
+		}
+		got, err := pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
+			return 0, nil, fmt.Errorf("write devices: %w", err)
+		}
+		if w == &ins {
+			added = len(got)
+		}
+		for _, id := range got {
+			written[id] = true
+		}
 	}
 	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("write devices: %w", err)
+		return 0, nil, fmt.Errorf("write devices: %w", err)
 	}
-	if len(written) == len(w.ids) {
-		return nil, nil
+	for _, w := range []*deviceWrites{&ins, &upd} {
+		for _, id := range w.ids {
+			if !written[id] {
+				lost = append(lost, id)
+			}
+		}
 	}
-	ok := make(map[string]bool, len(written))
-	for _, id := range written {
-		ok[id] = true
-	}
-	return slices.DeleteFunc(w.ids, func(id string) bool { return ok[id] }), nil
+	return added, lost, nil
 }
 
 // queueInstalled queues the installed versions of devices whose packages
