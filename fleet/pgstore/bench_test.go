@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +90,9 @@ func BenchmarkStoreSize(b *testing.B) {
 // and time change, versions do not) in the collector's batches of 4096;
 // PostgreSQL through two writers at once (two collectors of a group, each
 // batch holding reports of every device; FLEET_BENCH_PG_WRITERS=1: one),
-// bbolt through its one.
+// bbolt through its one. FLEET_BENCH_PG_STATEMENTS=FILE logs where the
+// server's time went (pg_stat_statements) and writes the server's log,
+// with the plans of statements slower than 300 ms (auto_explain), to FILE.
 func BenchmarkCommitSteady(b *testing.B) {
 	nDev := 4000
 	if v, err := strconv.Atoi(os.Getenv("FLEET_BENCH_DEVICES")); err == nil && v > 0 {
@@ -152,7 +155,16 @@ func BenchmarkCommitSteady(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bolt.Close()
-	p := testutil.StartPostgres(b, "fsync=on", "synchronous_commit=on", "full_page_writes=on", "shared_buffers=256MB")
+	settings := []string{"fsync=on", "synchronous_commit=on", "full_page_writes=on", "shared_buffers=256MB"}
+	// FLEET_BENCH_PG_SETTINGS: more server settings, for example
+	// "synchronous_commit=off commit_delay=1000", to compare.
+	settings = append(settings, strings.Fields(os.Getenv("FLEET_BENCH_PG_SETTINGS"))...)
+	profile := os.Getenv("FLEET_BENCH_PG_STATEMENTS") != ""
+	if profile {
+		settings = append(settings, "shared_preload_libraries=pg_stat_statements,auto_explain", "track_io_timing=on",
+			"auto_explain.log_min_duration=300ms", "auto_explain.log_analyze=on", "auto_explain.log_buffers=on", "auto_explain.log_wal=on")
+	}
+	p := testutil.StartPostgres(b, settings...)
 	dsn := p.CreateDB(b, "bench")
 	pg1, err := Open(b.Context(), dsn, Options{})
 	if err != nil {
@@ -170,13 +182,49 @@ func BenchmarkCommitSteady(b *testing.B) {
 	if os.Getenv("FLEET_BENCH_PG_WRITERS") == "1" {
 		pgs = pgs[:1]
 	}
+	if profile {
+		if _, err := pg1.pool.Exec(b.Context(), `CREATE EXTENSION pg_stat_statements`); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pg1.pool.Exec(b.Context(), `SELECT pg_stat_statements_reset()`); err != nil {
+			b.Fatal(err)
+		}
+	}
 	pgRate := run(pgs)
 	b.StopTimer()
-	if st := pg1.Stats(); st.Received != uint64(total) || st.Devices != nDev {
+	if profile {
+		logStatements(b, pg1)
+		if err := os.WriteFile(os.Getenv("FLEET_BENCH_PG_STATEMENTS"), []byte(p.Log()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st := pg1.Stats()
+	if st.Received != uint64(total) || st.Devices != nDev {
 		b.Fatalf("postgres stats %+v", st)
 	}
 	b.ReportMetric(boltRate, "bbolt-reports/s")
 	b.ReportMetric(pgRate, "postgres-reports/s")
 	b.ReportMetric(pgRate/boltRate, "postgres/bbolt")
-	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (%d writers) %.0f/s, ratio %.2f", nDev, rounds, boltRate, len(pgs), pgRate, pgRate/boltRate)
+	b.Logf("%d devices × %d reports: bbolt %.0f/s, PostgreSQL (%d writers) %.0f/s, ratio %.2f (PostgreSQL: %d stored, %d stale)",
+		nDev, rounds, boltRate, len(pgs), pgRate, pgRate/boltRate, st.Stored, st.Stale)
+}
+
+// logStatements logs where the server's time went, statement by
+// statement (pg_stat_statements, FLEET_BENCH_PG_STATEMENTS=1).
+func logStatements(b *testing.B, s *Store) {
+	rows, err := s.pool.Query(b.Context(), `SELECT calls, round(total_exec_time)::bigint, rows, shared_blks_dirtied, wal_records, wal_bytes::bigint,
+		left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+		FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var calls, ms, n, dirtied, walRecs, walBytes int64
+		var q string
+		if err := rows.Scan(&calls, &ms, &n, &dirtied, &walRecs, &walBytes, &q); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%6d calls %7d ms %8d rows %7d dirtied %8d WAL records %10d WAL bytes  %s", calls, ms, n, dirtied, walRecs, walBytes, q)
+	}
 }

@@ -28,13 +28,20 @@
 //     row), summed by a report; Open folds them into one row.
 //   - credentials: broker logins, a salted hash of each secret.
 //
-// A collector's batch is one transaction: the rows of its devices are
-// created if new and locked in id order, the batch is applied as the bbolt
-// store applies it (the highest seq wins, a version change or result is
-// logged), then all writes go in one round trip and commit; the collector
-// acknowledges the batch only after that. Two collectors that touch the
-// same device wait for each other, so the newest seq wins across
-// collectors; a deadlock between them is retried.
+// A collector's batch is one transaction. The rows of its devices are
+// read without a lock — not at all for a device whose reports all keep
+// the stored fingerprint, a fleet's steady state — and the batch is
+// applied to them as the bbolt store applies it (the highest seq wins, a
+// version change or result is logged). Every changed row is then written
+// in one statement, each only if it still holds what was assumed (a
+// compare-and-swap: stored seq below the batch's first report, same
+// fingerprint, same status); a device another writer changed meanwhile is
+// read again and its items applied again, so the newest seq wins across
+// collectors and the log and aggregates stay exact. Writers take turns
+// (a transaction-level advisory lock) from their first write to their
+// commit, so that batches holding the same devices do not wait on each
+// other row by row. The collector acknowledges the batch only after the
+// commit; a transaction that deadlocks with another is retried.
 //
 // # Caveats
 //

@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,11 +20,13 @@ func (s *Store) Apply(prefix string, msgs []fleet.Message) ([]fleet.Outcome, err
 	return s.Commit(context.Background(), fleet.PrepareBatch(prefix, msgs, s.opts.Now))
 }
 
-// Commit stores a batch in one transaction (fleet.Sink): the rows of its
-// devices are created if new, then locked in id order, so that a batch
-// of another collector touching the same devices waits, and the highest
-// seq wins whichever commits first. A transaction that deadlocks with
-// another is run again.
+// Commit stores a batch in one transaction (fleet.Sink). The rows of
+// its devices are read without a lock and the batch applied to them; each
+// changed row is then written only if it still holds what was read (a
+// compare-and-swap on seq, fingerprint, status and receive times), so
+// that a device another writer got to first is read again, under a lock,
+// and its items applied again: the highest seq wins whichever commits
+// first. A transaction that deadlocks with another is run again.
 func (s *Store) Commit(ctx context.Context, b *fleet.Batch) ([]fleet.Outcome, error) {
 	items := make([]fleet.Item, b.Len())
 	for i := range items {
@@ -58,15 +59,25 @@ type devRow struct {
 	initial   []byte // the state JSON before the batch, read only when needed
 	initialFP uint64
 	initialOn bool
+	// initialSeq, initialStatus: what the row held before the batch,
+	// compared when it is written.
+	initialSeq    uint64
+	initialStatus *time.Time
+	// firstSeq is the seq of the batch's first report stored.
+	firstSeq uint64
 	// initialHadState: the row held a state before the batch.
 	initialHadState bool
 	// stateDirty: a new state is stored; statusDirty: a new status.
 	stateDirty, statusDirty bool
+	// events are the audit-log events of the batch's reports, in order.
+	events []historyEvent
+	// isNew: the device had no row when read; it is inserted.
+	isNew bool
 }
 
 // prevState decodes the stored state (nil if none or unreadable). The
-// stored JSON is read (commitOnce) whenever a report of the batch changes
-// the fingerprint, the only time the audit log needs it.
+// stored JSON is read (readDevices) whenever a report of the batch
+// changes the fingerprint, the only time the audit log needs it.
 func (r *devRow) prevState() *state.State {
 	if r.st != nil {
 		return r.st
@@ -121,33 +132,84 @@ func fetchKeys(items []fleet.Item) ([]string, []*int64) {
 	return ids, out
 }
 
-// commitOnce is one attempt of Commit: it locks the batch's devices,
-// applies the items to their rows, then writes the rows, the audit log
-// and the aggregates in one round trip and commits.
+// unchanged returns the devices of items that have state reports only,
+// none with seq 0, all of one fingerprint, with that fingerprint.
+func unchanged(items []fleet.Item) map[string]uint64 {
+	fps := map[string]uint64{}
+	other := map[string]bool{}
+	for i := range items {
+		it := &items[i]
+		switch {
+		case it.Outcome == fleet.OutcomeStatus || it.Outcome == fleet.OutcomeStored && it.State.Seq == 0:
+			other[it.Device] = true
+		case it.Outcome == fleet.OutcomeStored:
+			if fp, ok := fps[it.Device]; ok && fp != it.Fingerprint {
+				other[it.Device] = true
+			}
+			fps[it.Device] = it.Fingerprint
+		}
+	}
+	for id := range other {
+		delete(fps, id)
+	}
+	return fps
+}
+
+// commitOnce is one attempt of Commit: it reads the batch's devices,
+// applies the items, inserts the new devices and writes the changed rows
+// with a compare-and-swap, reads and applies again the devices another
+// writer created or changed meanwhile, then writes the audit log,
+// installed versions and aggregates and commits.
 func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Outcome, error) {
 	out := make([]fleet.Outcome, len(items))
 	ids, fps := fetchKeys(items)
+
+	// Devices whose reports all keep the stored fingerprint (a fleet's
+	// steady state) are not read: their rows are written if the stored
+	// seq is below the batch's first report and the fingerprint is the
+	// one they report, and read only if not.
+	fast := unchanged(items)
+	var readIDs []string
+	var readFPs []*int64
+	for i, id := range ids {
+		if _, ok := fast[id]; !ok {
+			readIDs, readFPs = append(readIDs, id), append(readFPs, fps[i])
+		}
+	}
 
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.Background())
-	rows, added, err := lockDevices(ctx, tx, ids, fps)
+	rows, err := readDevices(ctx, tx, readIDs, readFPs, false)
 	if err != nil {
 		return nil, err
 	}
-	hist, err := applyItems(items, rows, out)
+	for id, fp := range fast {
+		rows[id] = &devRow{exists: true, hasState: true, fp: fp, initialFP: fp, initialHadState: true}
+	}
+	newRows(readIDs, rows)
+	if err := applyItems(items, rows, out, nil); err != nil {
+		return nil, err
+	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	added, lost, err := writeDevices(ctx, tx, rows, ids)
 	if err != nil {
 		return nil, err
 	}
+	n, err := rewriteLost(ctx, tx, items, rows, out, lost)
+	if err != nil {
+		return nil, err
+	}
+	added += n
 
 	batch := &pgx.Batch{}
 	var agg aggregates
-	if err := s.queueDevices(batch, rows, &agg); err != nil {
-		return nil, err
-	}
-	hist.queue(batch)
+	queueHistory(batch, rows)
+	s.queueInstalled(batch, rows, &agg)
 	agg.devices = added
 	agg.queue(batch, s.writer, out)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
@@ -159,31 +221,66 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) ([]fleet.Out
 	return out, nil
 }
 
-// lockDevices creates the rows of the devices ids that are new, then
-// locks and reads every row of ids in id order (with the state JSON
-// where fps says a report changes the fingerprint). It returns the rows
-// by id and how many devices it created.
-func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (map[string]*devRow, int, error) {
-	rows := map[string]*devRow{}
+// rewriteLost reads again the devices lost names (another writer got to
+// them first, or they were not read), applies their items again and
+// writes them, until every row is written; it returns how many devices
+// it created. The transaction holds writeLock by now, so no other
+// collector writes them before it commits; from the second round on they
+// are read locked, against any other change.
+func rewriteLost(ctx context.Context, tx pgx.Tx, items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome, lost []string) (int, error) {
+	added := 0
+	again := map[string]bool{}
+	for _, id := range lost {
+		again[id] = true
+	}
+	for round := 0; len(again) > 0; round++ {
+		if round == 4 {
+			return 0, fmt.Errorf("write devices: %d rows changed under a lock", len(again))
+		}
+		ids, fps := fetchKeys(slices.DeleteFunc(slices.Clone(items), func(it fleet.Item) bool { return !again[it.Device] }))
+		fresh, err := readDevices(ctx, tx, ids, fps, round > 0)
+		if err != nil {
+			return 0, err
+		}
+		newRows(ids, fresh)
+		maps.Copy(rows, fresh)
+		if err := applyItems(items, rows, out, again); err != nil {
+			return 0, err
+		}
+		n, lost, err := writeDevices(ctx, tx, rows, ids)
+		if err != nil {
+			return 0, err
+		}
+		added += n
+		clear(again)
+		for _, id := range lost {
+			again[id] = true
+		}
+	}
+	return added, nil
+}
+
+// readDevices reads the rows of the devices ids (sorted) that exist,
+// with the state JSON where fps says a report changes the fingerprint;
+// lock: locked for update, in id order.
+func readDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64, lock bool) (map[string]*devRow, error) {
+	rows := make(map[string]*devRow, len(ids))
 	if len(ids) == 0 {
-		return rows, 0, nil
+		return rows, nil
 	}
-	// New devices get an empty row first, so that every row of the
-	// batch can be locked; in id order, as the locks below.
-	tag, err := tx.Exec(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, ids)
-	if err != nil {
-		return nil, 0, fmt.Errorf("insert new devices: %w", err)
-	}
-	added := int(tag.RowsAffected())
 	// The state JSON only where a report changes the fingerprint:
 	// in a fleet's steady state, none.
-	rs, err := tx.Query(ctx, `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
+	q := `SELECT d.id, d.seq, d.fingerprint, d.online, d.status_time, d.received, d.state IS NOT NULL,
 			CASE WHEN u.fp IS NULL OR u.fp <> d.fingerprint THEN d.state::text END
-		FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id
-		ORDER BY d.id FOR UPDATE OF d`, ids, fps)
-	if err != nil {
-		return nil, 0, fmt.Errorf("lock devices: %w", err)
+		FROM devices d JOIN unnest($1::text[], $2::bigint[]) AS u(id, fp) ON d.id = u.id`
+	if lock {
+		q += ` ORDER BY d.id FOR UPDATE OF d`
 	}
+	rs, err := tx.Query(ctx, q, ids, fps)
+	if err != nil {
+		return nil, fmt.Errorf("read devices: %w", err)
+	}
+	defer rs.Close()
 	for rs.Next() {
 		var (
 			id      string
@@ -192,10 +289,10 @@ func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (ma
 			js      *string
 		)
 		if err := rs.Scan(&id, &seq, &fp, &r.online, &r.status, &r.received, &r.hasState, &js); err != nil {
-			rs.Close()
-			return nil, 0, fmt.Errorf("read devices: %w", err)
+			return nil, fmt.Errorf("read devices: %w", err)
 		}
-		r.seq, r.fp, r.initialFP, r.initialOn = uint64(seq), uint64(fp), uint64(fp), r.online
+		r.seq, r.fp = uint64(seq), uint64(fp)
+		r.initialSeq, r.initialFP, r.initialOn, r.initialStatus = r.seq, r.fp, r.online, r.status
 		if js != nil {
 			r.payload = []byte(*js)
 			r.initial = r.payload
@@ -204,20 +301,32 @@ func lockDevices(ctx context.Context, tx pgx.Tx, ids []string, fps []*int64) (ma
 		rows[id] = &r
 	}
 	if err := rs.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read devices: %w", err)
+		return nil, fmt.Errorf("read devices: %w", err)
 	}
-	return rows, added, nil
+	return rows, nil
 }
 
-// applyItems applies items in order to their devices' rows, sets out[i]
-// to the outcome of items[i] (a state no newer than the row's is
-// OutcomeStale) and returns the audit-log events of the states that
-// change a fingerprint. A re-delivered retained status that changes
-// nothing is skipped.
-func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome) (historyRows, error) {
-	var hist historyRows
+// newRows gives each device of ids without a row in rows a new one,
+// to be inserted (writeDevices).
+func newRows(ids []string, rows map[string]*devRow) {
+	for _, id := range ids {
+		if rows[id] == nil {
+			rows[id] = &devRow{isNew: true}
+		}
+	}
+}
+
+// applyItems applies items in order to their devices' rows (only the
+// devices in only, if not nil), sets out[i] to the outcome of items[i]
+// (a state no newer than the row's is OutcomeStale) and adds to each row
+// the audit-log events of the states that change its fingerprint. A
+// re-delivered retained status that changes nothing is skipped.
+func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome, only map[string]bool) error {
 	for i := range items {
 		it := &items[i]
+		if only != nil && !only[it.Device] {
+			continue
+		}
 		out[i] = it.Outcome
 		r := rows[it.Device]
 		switch it.Outcome {
@@ -234,236 +343,20 @@ func applyItems(items []fleet.Item, rows map[string]*devRow, out []fleet.Outcome
 			}
 			if !r.hasState || r.fp != it.Fingerprint {
 				for _, e := range fleet.HistoryEvents(r.prevState(), it.State) {
-					if err := hist.add(it.Device, it.Received, e); err != nil {
-						return hist, err
+					b, err := json.Marshal(e)
+					if err != nil {
+						return err
 					}
+					r.events = append(r.events, historyEvent{it.Received, string(b)})
 				}
+			}
+			if !r.stateDirty {
+				r.firstSeq = it.State.Seq
 			}
 			t := it.Received
 			r.seq, r.fp, r.received, r.payload, r.st = it.State.Seq, it.Fingerprint, &t, it.Payload, it.State
 			r.exists, r.hasState, r.stateDirty = true, true, true
 		}
 	}
-	return hist, nil
-}
-
-// queueDevices queues the update of every changed row, the installed
-// versions of devices whose packages changed, and counts the changes of
-// the aggregates.
-func (s *Store) queueDevices(batch *pgx.Batch, rows map[string]*devRow, agg *aggregates) error {
-	var w deviceWrites
-	for _, id := range slices.Sorted(maps.Keys(rows)) {
-		r := rows[id]
-		if r.online != r.initialOn {
-			if r.online {
-				agg.online++
-			} else {
-				agg.online--
-			}
-		}
-		if !r.stateDirty {
-			if r.statusDirty {
-				w.addStatus(id, r)
-			}
-			continue
-		}
-		w.addState(id, r)
-		// Installed versions: only when the fingerprint (which covers
-		// the packages) changed; then the old state was read.
-		if r.initial == nil && r.initialHadState && r.fp == r.initialFP {
-			continue
-		}
-		w.diffInstalled(id, r, agg)
-	}
-	w.queue(batch)
 	return nil
-}
-
-// deviceWrites are a batch's writes to the devices and installed tables,
-// column by column.
-type deviceWrites struct {
-	ids                      []string // rows with a new state
-	seqs, fps                []int64
-	statuses, receiveds, rds []*time.Time
-	onlines                  []bool
-	agents, archs, results   []string
-	errs                     []string
-	states                   []*string
-	stIDs                    []string // status changes only
-	stTimes                  []*time.Time
-	stOnlines                []bool
-	delDev, delPkg           []string
-	insDev, insPkg, insVer   []string
-}
-
-// addStatus adds the update of the status of row r, which has no new
-// state.
-func (w *deviceWrites) addStatus(id string, r *devRow) {
-	w.stIDs, w.stTimes, w.stOnlines = append(w.stIDs, id), append(w.stTimes, r.status), append(w.stOnlines, r.online)
-}
-
-// addState adds the update of row r with the report it stored last.
-func (w *deviceWrites) addState(id string, r *devRow) {
-	st := r.st // the report stored last
-	j := string(r.payload)
-	w.ids = append(w.ids, id)
-	w.seqs, w.fps = append(w.seqs, int64(r.seq)), append(w.fps, int64(r.fp))
-	w.statuses, w.receiveds, w.onlines = append(w.statuses, r.status), append(w.receiveds, r.received), append(w.onlines, r.online)
-	var rd *time.Time
-	if !st.ReleaseDate.IsZero() {
-		t := st.ReleaseDate
-		rd = &t
-	}
-	w.agents, w.archs, w.results, w.errs, w.rds, w.states = append(w.agents, st.Agent), append(w.archs, st.Arch),
-		append(w.results, st.Result), append(w.errs, st.Error), append(w.rds, rd), append(w.states, &j)
-}
-
-// diffInstalled adds the installed versions that the new state of row r
-// removes, adds or changes against the state before the batch, and
-// counts them in agg.
-func (w *deviceWrites) diffInstalled(id string, r *devRow, agg *aggregates) {
-	st := r.st
-	var old map[string]string
-	if r.initial != nil {
-		var prev state.State
-		if json.Unmarshal(r.initial, &prev) == nil {
-			old = prev.Packages
-		}
-	}
-	// Only what changed: a report usually moves one package.
-	for _, p := range slices.Sorted(maps.Keys(old)) {
-		if _, ok := st.Packages[p]; !ok {
-			agg.add(p, old[p], -1)
-			w.delDev, w.delPkg = append(w.delDev, id), append(w.delPkg, p)
-		}
-	}
-	for _, p := range slices.Sorted(maps.Keys(st.Packages)) {
-		v := st.Packages[p]
-		was, had := old[p]
-		if had && was == v {
-			continue
-		}
-		if had {
-			agg.add(p, was, -1)
-		}
-		agg.add(p, v, 1)
-		w.insDev, w.insPkg, w.insVer = append(w.insDev, id), append(w.insPkg, p), append(w.insVer, v)
-	}
-}
-
-// queue queues the statements of w that have rows: state updates, status
-// updates, installed deletions, installed upserts, in that order.
-func (w *deviceWrites) queue(batch *pgx.Batch) {
-	if len(w.ids) > 0 {
-		batch.Queue(`UPDATE devices d SET seq = u.seq, fingerprint = u.fp, status_time = u.status_time, received = u.received,
-		online = u.online, agent = u.agent, arch = u.arch, result = u.result, error = u.error, release_date = u.release_date,
-		state = u.state::json
-		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[], $6::boolean[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[])
-			AS u(id, seq, fp, status_time, received, online, agent, arch, result, error, release_date, state)
-		WHERE d.id = u.id`, w.ids, w.seqs, w.fps, w.statuses, w.receiveds, w.onlines, w.agents, w.archs, w.results, w.errs, w.rds, w.states)
-	}
-	if len(w.stIDs) > 0 {
-		batch.Queue(`UPDATE devices d SET status_time = u.status_time, online = u.online
-		FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) AS u(id, status_time, online) WHERE d.id = u.id`,
-			w.stIDs, w.stTimes, w.stOnlines)
-	}
-	if len(w.delDev) > 0 {
-		batch.Queue(`DELETE FROM installed i USING unnest($1::text[], $2::text[]) AS u(device, package)
-			WHERE i.device = u.device AND i.package = u.package`, w.delDev, w.delPkg)
-	}
-	if len(w.insDev) > 0 {
-		batch.Queue(`INSERT INTO installed (device, package, version) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-			ON CONFLICT (device, package) DO UPDATE SET version = excluded.version`, w.insDev, w.insPkg, w.insVer)
-	}
-}
-
-// historyRows are the audit-log events of a batch, in order.
-type historyRows struct {
-	devs   []string
-	times  []time.Time
-	events []string
-}
-
-func (h *historyRows) add(id string, recv time.Time, e fleet.Event) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	h.devs, h.times, h.events = append(h.devs, id), append(h.times, recv), append(h.events, string(b))
-	return nil
-}
-
-func (h *historyRows) queue(batch *pgx.Batch) {
-	if len(h.devs) == 0 {
-		return
-	}
-	batch.Queue(`INSERT INTO history (device, received, event)
-		SELECT d, r, e::json FROM unnest($1::text[], $2::timestamptz[], $3::text[]) WITH ORDINALITY AS u(d, r, e, n) ORDER BY n`,
-		h.devs, h.times, h.events)
-}
-
-// aggregates are a batch's changes to this writer's counters.
-type aggregates struct {
-	devices, online int
-	versions        map[[2]string]int
-}
-
-func (a *aggregates) add(pkg, version string, n int) {
-	if a.versions == nil {
-		a.versions = map[[2]string]int{}
-	}
-	a.versions[[2]string{pkg, version}] += n
-}
-
-func (a *aggregates) queue(batch *pgx.Batch, writer string, out []fleet.Outcome) {
-	var pkgs, vers []string
-	var ns []int64
-	for _, k := range slices.SortedFunc(maps.Keys(a.versions), func(x, y [2]string) int {
-		if x[0] != y[0] {
-			return cmp.Compare(x[0], y[0])
-		}
-		return cmp.Compare(x[1], y[1])
-	}) {
-		if n := a.versions[k]; n != 0 {
-			pkgs, vers, ns = append(pkgs, k[0]), append(vers, k[1]), append(ns, int64(n))
-		}
-	}
-	if len(pkgs) > 0 {
-		batch.Queue(`INSERT INTO version_counts (writer, package, version, devices)
-			SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[])
-			ON CONFLICT (writer, package, version) DO UPDATE SET devices = version_counts.devices + excluded.devices`,
-			writer, pkgs, vers, ns)
-	}
-	if a.devices != 0 || a.online != 0 {
-		batch.Queue(`INSERT INTO device_counts (writer, devices, online) VALUES ($1, $2, $3)
-			ON CONFLICT (writer) DO UPDATE SET devices = device_counts.devices + excluded.devices, online = device_counts.online + excluded.online`,
-			writer, a.devices, a.online)
-	}
-	var c [7]int64 // received stored stale invalid spoofed rejected status
-	for _, o := range out {
-		switch o {
-		case fleet.OutcomeStatus:
-			c[6]++
-			continue
-		case fleet.OutcomeStored:
-			c[1]++
-		case fleet.OutcomeStale:
-			c[2]++
-		case fleet.OutcomeInvalid:
-			c[3]++
-		case fleet.OutcomeSpoofed:
-			c[4]++
-		case fleet.OutcomeRejected:
-			c[5]++
-		}
-		c[0]++
-	}
-	batch.Queue(`INSERT INTO collector_stats (writer, received, stored, stale, invalid, spoofed, rejected, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (writer) DO UPDATE SET received = collector_stats.received + excluded.received,
-			stored = collector_stats.stored + excluded.stored, stale = collector_stats.stale + excluded.stale,
-			invalid = collector_stats.invalid + excluded.invalid, spoofed = collector_stats.spoofed + excluded.spoofed,
-			rejected = collector_stats.rejected + excluded.rejected, status = collector_stats.status + excluded.status`,
-		writer, c[0], c[1], c[2], c[3], c[4], c[5], c[6])
 }

@@ -51,14 +51,18 @@ type Options struct {
 // Store is the fleet database on PostgreSQL. Several processes may
 // write it at once (collectors of one $share group on one or several
 // brokers, servers): each keeps its own rows of counters and aggregates,
-// and a device's row is locked while a batch that touches it commits, so
-// the report with the highest seq wins whoever receives it. Safe for
-// concurrent use.
+// and a batch writes a device's row only if nobody changed it since the
+// batch read it (reading and applying it again otherwise), so the report
+// with the highest seq wins whoever receives it. Safe for concurrent use.
 type Store struct {
 	pool   *pgxpool.Pool
 	opts   Options
 	name   string
 	writer string // this process's rows of counters and aggregates
+
+	// beforeWrite, if set (tests only), runs in Commit after the rows
+	// were read and before they are written.
+	beforeWrite func()
 
 	mu     sync.Mutex
 	months map[string]bool // history partitions known to exist
