@@ -31,7 +31,12 @@ type window struct {
 	repeat     []uint32  // per position: distance of the long repeat there, 0 if none
 	skip       []bool    // per position: inside a repeat, left out of the trees
 	flat       [][]match // per worker
+	// per worker: the positions of its buckets to insert (offsets in the
+	// window) and their 4-byte hashes, hashed once by the scan
+	todo [][]insertion
 }
+
+type insertion struct{ i, h uint32 }
 
 type finder struct {
 	bt      *bt4
@@ -49,6 +54,7 @@ type finder struct {
 	repeatDist uint32 // distance of the last repeat found
 	repeatEnd  int    // its end: positions before it are left out
 	flatEnd    int    // end of the last incompressible block found
+	shift      uint   // buckets go to workers by their top bits
 }
 
 func newFinder(buf []byte, o Options) *finder {
@@ -58,18 +64,21 @@ func newFinder(buf []byte, o Options) *finder {
 		merged: make([]match, 0, maxMatchLen),
 		h3t:    make([]uint32, hash3Size),
 	}
+	// Buckets go to workers by their top bits (no division per position).
+	f.shift = uint(bits.Len32(f.bt.mask4))
 	n := max(min(windowSize, len(buf)), 1) // small inputs need small windows
 	for i := 0; i < cap(f.free); i++ {
 		w := &window{
 			ref: make([]uint32, n), count: make([]uint16, n),
 			owner: make([]uint8, n), short: make([][2]match, n),
 			repeat: make([]uint32, n), skip: make([]bool, n),
-			flat: make([][]match, o.Workers),
+			flat: make([][]match, o.Workers), todo: make([][]insertion, o.Workers),
 		}
 		// Room for two tree matches a position, so that the lists
 		// seldom grow by copies.
 		for k := range w.flat {
 			w.flat[k] = make([]match, 0, 2*n/o.Workers+64)
+			w.todo[k] = make([]insertion, 0, n/o.Workers+64)
 		}
 		f.free <- w
 	}
@@ -154,8 +163,11 @@ func (f *finder) fill(scanned <-chan *window) {
 //
 //go:norace
 func (f *finder) scan(w *window) {
-	buf, lim, nice := f.buf, f.bt.limit, f.bt.nice
+	buf, lim, nice, mask4 := f.buf, f.bt.limit, f.bt.nice, f.bt.mask4
 	h2t, h3t := &f.h2t, f.h3t
+	for k := range w.todo {
+		w.todo[k] = w.todo[k][:0]
+	}
 	for pos := w.start; pos < w.end; pos++ {
 		if pos%flatBlock == 0 && incompressible(buf[pos:min(pos+flatBlock, len(buf))]) {
 			f.flatEnd = pos + flatBlock
@@ -201,6 +213,11 @@ func (f *finder) scan(w *window) {
 		// too short to pay. The short matches and repeats are kept (a
 		// copy of a compressed file is still found).
 		w.skip[i] = pos < f.flatEnd
+		if !w.skip[i] {
+			h := hash4(buf[pos:], mask4)
+			k := int(uint64(h) * uint64(f.workers) >> f.shift)
+			w.todo[k] = append(w.todo[k], insertion{uint32(i), h})
+		}
 	}
 }
 
@@ -255,43 +272,30 @@ func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 	}
 }
 
-// work inserts the window's positions of worker k's buckets.
+// work inserts the positions of worker k's buckets the scan listed.
 //
 //go:norace
 func (f *finder) work(w *window, k int) {
-	buf, bt := f.buf, f.bt
+	bt := f.bt
 	flat := w.flat[k][:0]
-	last := len(buf) - 4
-	// Buckets go to workers by their top bits (no division per position).
-	shift := uint(bits.Len32(bt.mask4))
+	todo := w.todo[k]
 	// Each position's bucket head is read one insertion ahead, so that
 	// its cache miss overlaps the tree walk of the position before.
-	prev, prevH, prevHead := -1, uint32(0), uint32(0)
-	insert := func() {
+	var head uint32
+	if len(todo) > 0 {
+		head = bt.hash4[todo[0].h]
+	}
+	for j, t := range todo {
+		next := head
+		if j+1 < len(todo) {
+			head = bt.hash4[todo[j+1].h]
+		}
 		off := len(flat)
-		flat = bt.insert(flat, prev, prevH, prevHead)
-		i := prev - w.start
-		w.ref[i], w.count[i], w.owner[i] = uint32(off), uint16(len(flat)-off), uint8(k)
-	}
-	for pos := w.start; pos < w.end && pos <= last; pos++ {
-		if w.skip[pos-w.start] {
-			continue
+		flat = bt.insert(flat, w.start+int(t.i), t.h, next)
+		if j+1 < len(todo) && todo[j+1].h == t.h {
+			head = uint32(w.start+int(t.i)) + bt.offset
 		}
-		h := hash4(buf[pos:], bt.mask4)
-		if int(uint64(h)*uint64(f.workers)>>shift) != k {
-			continue
-		}
-		head := bt.hash4[h]
-		if prev >= 0 {
-			insert()
-			if h == prevH {
-				head = uint32(prev) + bt.offset
-			}
-		}
-		prev, prevH, prevHead = pos, h, head
-	}
-	if prev >= 0 {
-		insert()
+		w.ref[t.i], w.count[t.i], w.owner[t.i] = uint32(off), uint16(len(flat)-off), uint8(k)
 	}
 	w.flat[k] = flat
 }
