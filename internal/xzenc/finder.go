@@ -55,6 +55,7 @@ type finder struct {
 	repeatEnd  int    // its end: positions before it are left out
 	flatEnd    int    // end of the last incompressible block found
 	shift      uint   // buckets go to workers by their top bits
+	long       int    // a repeat this long leaves the positions inside it out of the trees
 }
 
 func newFinder(buf []byte, o Options) *finder {
@@ -62,7 +63,7 @@ func newFinder(buf []byte, o Options) *finder {
 		bt: newBT4(buf, o.DictSize, o.NiceLen, o.Depth), buf: buf, workers: o.Workers,
 		ready: make(chan *window, 2), free: make(chan *window, 4), stop: make(chan struct{}),
 		merged: make([]match, 0, maxMatchLen),
-		h3t:    make([]uint32, hash3Size),
+		h3t:    make([]uint32, hash3Size), long: o.LongLen,
 	}
 	// Buckets go to workers by their top bits (no division per position).
 	f.shift = uint(bits.Len32(f.bt.mask4))
@@ -253,10 +254,11 @@ func incompressible(b []byte) bool {
 //
 //go:norace
 func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
-	nice := f.bt.nice
-	if limit < nice {
+	long := f.long
+	if limit < long {
 		return
 	}
+	limit = long
 	found := func(d uint32, l int) {
 		w.repeat[i], f.repeatDist, f.repeatEnd = d, d, pos+l
 	}
@@ -267,7 +269,7 @@ func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 			return
 		}
 	}
-	if int(short.len) >= nice {
+	if int(short.len) >= long {
 		found(short.dist+1, int(short.len))
 	}
 }

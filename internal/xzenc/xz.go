@@ -48,6 +48,10 @@ type Options struct {
 	// NiceLen: a match this long is taken without looking further (xz's
 	// nice_len, 8 to 273).
 	NiceLen int
+	// LongLen (8 to NiceLen): the positions inside a repeat this long
+	// are left out of the match finder's trees (the repeat's
+	// continuation is their match).
+	LongLen int
 	// Depth bounds the match finder's tree walk per position.
 	Depth int
 	// Workers finding matches (0 = 1); the output does not depend on it.
@@ -63,9 +67,10 @@ type Options struct {
 func Preset(level int) Options {
 	dicts := []int{256 << 10, 1 << 20, 2 << 20, 4 << 20, 4 << 20, 8 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20}
 	nice := []int{8, 16, 16, 16, 16, 24, 24, 64, 64, 64}
+	long := []int{8, 16, 16, 16, 16, 16, 16, 64, 64, 64}
 	depth := []int{4, 8, 12, 16, 16, 16, 16, 48, 48, 48}
 	level = max(0, min(level, 9))
-	return Options{DictSize: dicts[level], NiceLen: nice[level], Depth: depth[level]}
+	return Options{DictSize: dicts[level], NiceLen: nice[level], LongLen: long[level], Depth: depth[level]}
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +84,10 @@ func (o Options) withDefaults() Options {
 	if o.Depth <= 0 {
 		o.Depth = d.Depth
 	}
+	if o.LongLen <= 0 {
+		o.LongLen = d.LongLen
+	}
+	o.LongLen = max(8, min(o.LongLen, o.NiceLen))
 	o.Workers = max(1, min(o.Workers, 64))
 	return o
 }
