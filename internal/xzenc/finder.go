@@ -8,17 +8,18 @@ import (
 // finder runs the match finder ahead of the parser, in windows of
 // windowSize positions, as a pipeline: the producer goroutine scans a
 // window alone (the 2- and 3-byte matches, and the long repeats: matches
-// of nice length or more); then the workers find the tree matches of
+// of Options.LongLen or more); then the workers find the tree matches of
 // their buckets, while the producer scans the next window; then the
 // window goes to the parser, which reads matches of any position in the
 // windows it holds. The parser holds at most two windows (a parse looks
 // less than a window ahead), so four windows keep every stage busy.
 //
 // Positions inside a long repeat are left out of the trees: the parser
-// takes a match of nice length whole, so it seldom looks at them (a third
-// to three quarters of the positions of real packages). Should it land
-// there, it gets the repeat's continuation as its match. What is left out
-// depends on the input only, never on the number of workers.
+// takes a match of nice length whole, and seldom chooses to start a match
+// inside one of LongLen bytes or more (a third to three quarters of the
+// positions of real packages are left out). Should it land there, it gets
+// the repeat's continuation as its match. What is left out depends on the
+// input only, never on the number of workers.
 
 const windowSize = 1 << 16
 
@@ -159,7 +160,7 @@ func (f *finder) fill(scanned <-chan *window) {
 
 // scan finds the 2- and 3-byte matches of the window's positions and its
 // long repeats: a position where the repeat just left or the longest short
-// match goes on for nice bytes or more starts a repeat, and the positions
+// match goes on for LongLen bytes or more starts a repeat, and the positions
 // after it, up to its end, are left out of the trees.
 //
 //go:norace
@@ -247,10 +248,10 @@ func incompressible(b []byte) bool {
 	return 180*sum < uint64(len(b))*uint64(len(b))
 }
 
-// repeatAt looks for a long repeat at pos, outside the last one found
-// (limit = nice bytes ahead are there): the last one's distance and the
-// longest short match are tried (a table of longer hashes found a few
-// more, for a cache miss a position: no faster).
+// repeatAt looks for a repeat of LongLen bytes or more at pos, outside
+// the last one found (limit bytes ahead are there, nice at most): the last
+// one's distance and the longest short match are tried (a table of longer
+// hashes found a few more, for a cache miss a position: no faster).
 //
 //go:norace
 func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
