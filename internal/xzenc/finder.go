@@ -8,17 +8,18 @@ import (
 // finder runs the match finder ahead of the parser, in windows of
 // windowSize positions, as a pipeline: the producer goroutine scans a
 // window alone (the 2- and 3-byte matches, and the long repeats: matches
-// of nice length or more); then the workers find the tree matches of
+// of Options.LongLen or more); then the workers find the tree matches of
 // their buckets, while the producer scans the next window; then the
 // window goes to the parser, which reads matches of any position in the
 // windows it holds. The parser holds at most two windows (a parse looks
 // less than a window ahead), so four windows keep every stage busy.
 //
 // Positions inside a long repeat are left out of the trees: the parser
-// takes a match of nice length whole, so it seldom looks at them (a third
-// to three quarters of the positions of real packages). Should it land
-// there, it gets the repeat's continuation as its match. What is left out
-// depends on the input only, never on the number of workers.
+// takes a match of nice length whole, and seldom chooses to start a match
+// inside one of LongLen bytes or more (a third to three quarters of the
+// positions of real packages are left out). Should it land there, it gets
+// the repeat's continuation as its match. What is left out depends on the
+// input only, never on the number of workers.
 
 const windowSize = 1 << 16
 
@@ -31,7 +32,12 @@ type window struct {
 	repeat     []uint32  // per position: distance of the long repeat there, 0 if none
 	skip       []bool    // per position: inside a repeat, left out of the trees
 	flat       [][]match // per worker
+	// per worker: the positions of its buckets to insert (offsets in the
+	// window) and their 4-byte hashes, hashed once by the scan
+	todo [][]insertion
 }
+
+type insertion struct{ i, h uint32 }
 
 type finder struct {
 	bt      *bt4
@@ -49,6 +55,8 @@ type finder struct {
 	repeatDist uint32 // distance of the last repeat found
 	repeatEnd  int    // its end: positions before it are left out
 	flatEnd    int    // end of the last incompressible block found
+	shift      uint   // buckets go to workers by their top bits
+	long       int    // a repeat this long leaves the positions inside it out of the trees
 }
 
 func newFinder(buf []byte, o Options) *finder {
@@ -56,20 +64,23 @@ func newFinder(buf []byte, o Options) *finder {
 		bt: newBT4(buf, o.DictSize, o.NiceLen, o.Depth), buf: buf, workers: o.Workers,
 		ready: make(chan *window, 2), free: make(chan *window, 4), stop: make(chan struct{}),
 		merged: make([]match, 0, maxMatchLen),
-		h3t:    make([]uint32, hash3Size),
+		h3t:    make([]uint32, hash3Size), long: o.LongLen,
 	}
+	// Buckets go to workers by their top bits (no division per position).
+	f.shift = uint(bits.Len32(f.bt.mask4))
 	n := max(min(windowSize, len(buf)), 1) // small inputs need small windows
 	for i := 0; i < cap(f.free); i++ {
 		w := &window{
 			ref: make([]uint32, n), count: make([]uint16, n),
 			owner: make([]uint8, n), short: make([][2]match, n),
 			repeat: make([]uint32, n), skip: make([]bool, n),
-			flat: make([][]match, o.Workers),
+			flat: make([][]match, o.Workers), todo: make([][]insertion, o.Workers),
 		}
 		// Room for two tree matches a position, so that the lists
 		// seldom grow by copies.
 		for k := range w.flat {
 			w.flat[k] = make([]match, 0, 2*n/o.Workers+64)
+			w.todo[k] = make([]insertion, 0, n/o.Workers+64)
 		}
 		f.free <- w
 	}
@@ -149,13 +160,16 @@ func (f *finder) fill(scanned <-chan *window) {
 
 // scan finds the 2- and 3-byte matches of the window's positions and its
 // long repeats: a position where the repeat just left or the longest short
-// match goes on for nice bytes or more starts a repeat, and the positions
+// match goes on for LongLen bytes or more starts a repeat, and the positions
 // after it, up to its end, are left out of the trees.
 //
 //go:norace
 func (f *finder) scan(w *window) {
-	buf, lim, nice := f.buf, f.bt.limit, f.bt.nice
+	buf, lim, nice, mask4 := f.buf, f.bt.limit, f.bt.nice, f.bt.mask4
 	h2t, h3t := &f.h2t, f.h3t
+	for k := range w.todo {
+		w.todo[k] = w.todo[k][:0]
+	}
 	for pos := w.start; pos < w.end; pos++ {
 		if pos%flatBlock == 0 && incompressible(buf[pos:min(pos+flatBlock, len(buf))]) {
 			f.flatEnd = pos + flatBlock
@@ -201,6 +215,11 @@ func (f *finder) scan(w *window) {
 		// too short to pay. The short matches and repeats are kept (a
 		// copy of a compressed file is still found).
 		w.skip[i] = pos < f.flatEnd
+		if !w.skip[i] {
+			h := hash4(buf[pos:], mask4)
+			k := int(uint64(h) * uint64(f.workers) >> f.shift)
+			w.todo[k] = append(w.todo[k], insertion{uint32(i), h})
+		}
 	}
 }
 
@@ -229,17 +248,18 @@ func incompressible(b []byte) bool {
 	return 180*sum < uint64(len(b))*uint64(len(b))
 }
 
-// repeatAt looks for a long repeat at pos, outside the last one found
-// (limit = nice bytes ahead are there): the last one's distance and the
-// longest short match are tried (a table of longer hashes found a few
-// more, for a cache miss a position: no faster).
+// repeatAt looks for a repeat of LongLen bytes or more at pos, outside
+// the last one found (limit bytes ahead are there, nice at most): the last
+// one's distance and the longest short match are tried (a table of longer
+// hashes found a few more, for a cache miss a position: no faster).
 //
 //go:norace
 func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
-	nice := f.bt.nice
-	if limit < nice {
+	long := f.long
+	if limit < long {
 		return
 	}
+	limit = long
 	found := func(d uint32, l int) {
 		w.repeat[i], f.repeatDist, f.repeatEnd = d, d, pos+l
 	}
@@ -250,48 +270,35 @@ func (f *finder) repeatAt(w *window, i, pos, limit int, short match) {
 			return
 		}
 	}
-	if int(short.len) >= nice {
+	if int(short.len) >= long {
 		found(short.dist+1, int(short.len))
 	}
 }
 
-// work inserts the window's positions of worker k's buckets.
+// work inserts the positions of worker k's buckets the scan listed.
 //
 //go:norace
 func (f *finder) work(w *window, k int) {
-	buf, bt := f.buf, f.bt
+	bt := f.bt
 	flat := w.flat[k][:0]
-	last := len(buf) - 4
-	// Buckets go to workers by their top bits (no division per position).
-	shift := uint(bits.Len32(bt.mask4))
+	todo := w.todo[k]
 	// Each position's bucket head is read one insertion ahead, so that
 	// its cache miss overlaps the tree walk of the position before.
-	prev, prevH, prevHead := -1, uint32(0), uint32(0)
-	insert := func() {
+	var head uint32
+	if len(todo) > 0 {
+		head = bt.hash4[todo[0].h]
+	}
+	for j, t := range todo {
+		next := head
+		if j+1 < len(todo) {
+			head = bt.hash4[todo[j+1].h]
+		}
 		off := len(flat)
-		flat = bt.insert(flat, prev, prevH, prevHead)
-		i := prev - w.start
-		w.ref[i], w.count[i], w.owner[i] = uint32(off), uint16(len(flat)-off), uint8(k)
-	}
-	for pos := w.start; pos < w.end && pos <= last; pos++ {
-		if w.skip[pos-w.start] {
-			continue
+		flat = bt.insert(flat, w.start+int(t.i), t.h, next)
+		if j+1 < len(todo) && todo[j+1].h == t.h {
+			head = uint32(w.start+int(t.i)) + bt.offset
 		}
-		h := hash4(buf[pos:], bt.mask4)
-		if int(uint64(h)*uint64(f.workers)>>shift) != k {
-			continue
-		}
-		head := bt.hash4[h]
-		if prev >= 0 {
-			insert()
-			if h == prevH {
-				head = uint32(prev) + bt.offset
-			}
-		}
-		prev, prevH, prevHead = pos, h, head
-	}
-	if prev >= 0 {
-		insert()
+		w.ref[t.i], w.count[t.i], w.owner[t.i] = uint32(off), uint16(len(flat)-off), uint8(k)
 	}
 	w.flat[k] = flat
 }

@@ -2,6 +2,7 @@ package xzenc
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -171,6 +172,61 @@ func TestRepeatsLeftOutOfTrees(t *testing.T) {
 	}
 	if n := len(Compress(data, Options{})); n > len(half)+len(half)/100 {
 		t.Errorf("%d bytes of random data twice: %d compressed, want about %d", len(half), n, len(half))
+	}
+}
+
+// TestLongLenLeavesShorterRepeatsOut: repeats of LongLen bytes or more,
+// shorter than the nice length, leave the positions inside them out of
+// the trees (level 6: 16 bytes), and only those: with LongLen at the nice
+// length they are all inserted. Either way the output decodes.
+func TestLongLenLeavesShorterRepeatsOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	letter := func() byte { return byte('0' + rng.IntN(64)) } // not "incompressible"
+	var data []byte
+	for range 40 << 10 {
+		data = append(data, letter())
+	}
+	const copies, n = 1000, 20
+	for range copies {
+		at := rng.IntN(40<<10 - n)
+		data = append(data, data[at:at+n]...)
+		for range 12 {
+			data = append(data, letter())
+		}
+	}
+	skipped := func(o Options) int {
+		f := newFinder(data, o.withDefaults())
+		defer f.close()
+		count := 0
+		for start := 0; start < len(data); start += windowSize {
+			f.release(start)
+			f.at(start)
+			w := f.held[len(f.held)-1]
+			for i := range w.end - w.start {
+				if w.skip[i] {
+					count++
+				}
+			}
+		}
+		return count
+	}
+	o := Preset(6)
+	if o.LongLen != 16 || o.NiceLen != 24 {
+		t.Fatalf("level 6: LongLen %d, NiceLen %d; this test expects 16 and 24", o.LongLen, o.NiceLen)
+	}
+	if got := skipped(o); got < copies*(n-16)/2 {
+		t.Errorf("LongLen 16: %d positions left out of the trees, want most of the %d inside %d repeats of %d bytes", got, copies*(n-1), copies, n)
+	}
+	o.LongLen = o.NiceLen
+	if got := skipped(o); got > copies {
+		t.Errorf("LongLen = NiceLen (24): %d positions left out of the trees, want about none (no repeat of 24 bytes)", got)
+	}
+	r, err := xz.NewReader(bytes.NewReader(Compress(data, Options{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("decoded: %v, equal %v", err, bytes.Equal(got, data))
 	}
 }
 
