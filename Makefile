@@ -5,10 +5,11 @@ FUZZTIME ?= 5s
 # Compute-heavy tests kept out of the race detector's build (files tagged
 # !race: the xz round trips and the real Debian packages rebuilt and judged
 # by dpkg-deb and lintian, 10-40 times slower under it; the rollout fleet of
-# 30 real agent processes, 3 times slower): a second pass runs them.
-HEAVY_TESTS := ^(TestXZSizeNearXZ6OnRealPackages|TestMultiBlockXZAcceptedByDpkg|TestRoundTrip|TestChunks|TestRebuildRealPackages|TestRebuiltRealPackagesLintian|TestInfoMatchesDpkgDebOnRealPackages|TestExtractControlLikeRawExtract|TestRolloutFleet)$$
+# 30 real agent processes, 3 times slower; the fleet aggregate model tests,
+# pure CPU in one goroutine, 10 times slower): a second pass runs them.
+HEAVY_TESTS := ^(TestXZSizeNearXZ6OnRealPackages|TestMultiBlockXZAcceptedByDpkg|TestRoundTrip|TestChunks|TestRebuildRealPackages|TestRebuiltRealPackagesLintian|TestInfoMatchesDpkgDebOnRealPackages|TestExtractControlLikeRawExtract|TestRolloutFleet|TestAggregatesMatchScan|TestAggregatesMigration)$$
 
-.PHONY: all build demo test check fuzz bench soak deps dist clean conformance
+.PHONY: all build demo test test-short check fuzz bench soak deps dist clean conformance
 
 all: build
 
@@ -31,8 +32,15 @@ test: deps
 	@$(GO) run ./scripts/lencheck
 	@scripts/doclinks.sh .
 	$(GO) test -race -count=1 -timeout 30m ./...
-	$(GO) test -count=1 -timeout 30m -run '$(HEAVY_TESTS)' ./deb/ ./internal/xzenc/ ./internal/cli/
+	$(GO) test -count=1 -timeout 30m -run '$(HEAVY_TESTS)' ./deb/ ./internal/xzenc/ ./internal/cli/ ./fleet/
 	@scripts/fuzz.sh $(FUZZTIME)
+
+# The fast edit loop: every package's tests without the heavy ones
+# (testutil.Heavy: real apt-get/dpkg roots, reprepro, lintian, Mosquitto,
+# MinIO, the end-to-end scenarios, large fuzz-like loops). Not a
+# substitute for "make test", which runs everything with -race.
+test-short: deps
+	$(GO) test -short -count=1 ./...
 
 fuzz: deps
 	@scripts/fuzz.sh 2m

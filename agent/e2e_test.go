@@ -9,6 +9,7 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/agent"
 	at "github.com/lampi-pkg/lampi-pkg/agent/agenttest"
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // newAgent builds the library agent for a device on the test clock.
@@ -35,6 +36,8 @@ func newAgent(t testing.TB, d *at.Device, clock *at.Clock, opts agent.Options) *
 // TestDeb822InlineKey: the device's source is a deb822 .sources file with
 // the repository key inline in Signed-By; install with dpkg.
 func TestDeb822InlineKey(t *testing.T) {
+	// The package's end to end under -short: poll, verify, install with dpkg.
+	testutil.KeepInShort(t)
 	t.Parallel()
 	clock := at.NewClock(at.Start)
 	r := at.NewRepo(t, clock, at.RepoOptions{})

@@ -52,6 +52,7 @@ func artifactDir(t *testing.T) string {
 // a screenshot is kept.
 func TestDashboardInChromium(t *testing.T) {
 	testutil.Heavy(t, "loads the dashboard in a real Chromium")
+	t.Parallel() // Chromium mostly waits on its own processes
 	h := newTestDashboard(t, sampleFleet(), DashboardOptions{Title: "LAMPi fleet"})
 	srv := httptest.NewServer(h) // 127.0.0.1 only
 	defer srv.Close()

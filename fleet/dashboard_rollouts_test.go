@@ -64,6 +64,7 @@ func TestRolloutPanel(t *testing.T) {
 // kept.
 func TestRolloutPanelInChromium(t *testing.T) {
 	testutil.Heavy(t, "loads the dashboard in a real Chromium")
+	t.Parallel() // Chromium mostly waits on its own processes
 	srv := httptest.NewServer(newTestDashboard(t, sampleFleet(), DashboardOptions{Title: "LAMPi fleet", Rollouts: sampleRollouts}))
 	defer srv.Close()
 	dom := string(chromium(t, srv.URL+"/", "--dump-dom"))

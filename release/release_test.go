@@ -29,6 +29,7 @@ import (
 // the report tells old → new, the file's size and SHA256, the pool path
 // and the steps.
 func TestReleaseBumpAndPublish(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	r := newRepo(t, dir, repo.Options{})
@@ -85,6 +86,7 @@ func TestReleaseBumpAndPublish(t *testing.T) {
 // a second release finds the package published and changes nothing;
 // changed content under the same version is refused.
 func TestReleaseAgainPublishesNothing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	r := newRepo(t, dir, repo.Options{})
@@ -134,6 +136,7 @@ func TestReleaseAgainPublishesNothing(t *testing.T) {
 // TestReleaseSignedIdempotent: with --sign-deb the pool file carries an
 // origin signature; a second run recognises the same content.
 func TestReleaseSignDeb(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	r := newRepo(t, dir, repo.Options{})
@@ -176,6 +179,7 @@ func (c countingSigner) Clearsign(ctx context.Context, r io.Reader) ([]byte, err
 // TestReleaseSeveralTrees: two trees bumped, built and published in one
 // signed publish.
 func TestReleaseSeveralTrees(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	svc := newTree(t, dir, "lampi-hw", "1.4")
@@ -219,6 +223,7 @@ func TestReleaseSeveralTrees(t *testing.T) {
 
 // TestReleaseDryRun changes nothing, yet builds what would be published.
 func TestReleaseDryRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	gitInit(t, hi)
@@ -263,6 +268,7 @@ func (failingSigner) Clearsign(context.Context, io.Reader) ([]byte, error) {
 // (every file of db/, pool/, dists/, logs/) must be as before, and the
 // message must name the failing step.
 func TestReleaseFailuresChangeNothing(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "releases with git and a signed repository once per injected failure")
 	cases := []struct {
 		name string
@@ -361,6 +367,7 @@ func TestReleaseFailuresChangeNothing(t *testing.T) {
 // TestReleaseBumpRefusals: a dirty work tree stops the release before
 // anything is written.
 func TestReleaseDirtyTree(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	gitInit(t, hi)
@@ -405,6 +412,7 @@ func withoutTimes(s map[string]string) map[string]string {
 // DEBIAN/control is bumped; a file holding just the old version is named
 // in a warning (the course's __VERSION__ would still say 0.1).
 func TestReleaseWarnsOfStaleVersionFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	must(t, os.Remove(filepath.Join(hi, ".bumpversion.cfg")))
@@ -429,6 +437,7 @@ func TestReleaseWarnsOfStaleVersionFile(t *testing.T) {
 // file that would show the candidate as the release stops the release
 // before anything changes.
 func TestReleasePreReleases(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "builds and releases pre-release versions judged by dpkg and dpkg-deb")
 	dpkgDeb := testutil.RequireTool(t, "dpkg-deb")
 	dpkg := testutil.RequireTool(t, "dpkg")

@@ -71,6 +71,7 @@ func remoteOptions(c *upload.Client, dirs ...string) release.Options {
 // server's pool path and checksum; again without a bump (even with new
 // file times) nothing is uploaded.
 func TestRemoteReleaseBumpAndPublish(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	r := newRepo(t, dir, repo.Options{})
@@ -131,6 +132,7 @@ func TestRemoteReleaseBumpAndPublish(t *testing.T) {
 // TestRemoteReleaseSeveralTrees: two trees go out in one upload and one
 // publish; with --sign-deb (and a key) both carry an origin signature.
 func TestRemoteReleaseSeveralTrees(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	svc := newTree(t, dir, "lampi-service", "1.0")
@@ -193,6 +195,7 @@ func signer(t *testing.T) *signing.Signer {
 // before or after the git commit, the tree, git and the repository are
 // as before, and the error names the step.
 func TestRemoteReleaseFailuresChangeNothing(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "releases through a server with git once per injected failure")
 	var failUploads atomic.Bool
 	busy := func(h http.Handler) http.Handler {
@@ -299,6 +302,7 @@ func TestRemoteReleaseFailuresChangeNothing(t *testing.T) {
 // TestRemoteReleaseRefusesPlainHTTP: the token never crosses the network
 // in clear.
 func TestRemoteReleaseRefusesPlainHTTP(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	before := state(t, hi)
@@ -313,6 +317,7 @@ func TestRemoteReleaseRefusesPlainHTTP(t *testing.T) {
 // drops before its answer arrives; the release asks again, finds every
 // package published, and keeps the bump and the commit.
 func TestRemoteReleaseLostAnswer(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	gitInit(t, hi)
@@ -377,6 +382,7 @@ func TestRemoteReleaseLostAnswer(t *testing.T) {
 // TestRemoteReleaseDryRun: the server's verdicts, nothing changed
 // anywhere.
 func TestRemoteReleaseDryRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	r := newRepo(t, dir, repo.Options{})

@@ -19,6 +19,7 @@ import (
 // were. Before the check, the bump, build, include and local publish ran
 // and only the target's sync failed.
 func TestReleaseChecksTargetsFirst(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	r := newRepo(t, dir, repo.Options{})
@@ -47,6 +48,7 @@ func TestReleaseChecksTargetsFirst(t *testing.T) {
 // stanza carries it), and pins the previous version first, so that a
 // Limit of 1 — which would delete it in that include — keeps it.
 func TestReleasePhasedWithPin(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hi := newTree(t, dir, "hi", "0.1")
 	base := filepath.Join(dir, "srv")

@@ -61,6 +61,8 @@ func signedRepo(t testing.TB, now func() time.Time) (*Repo, string) {
 // apt-get: update without warnings, install, then upgrade after a newer
 // version was included; once as apt chooses and once with by-hash forced.
 func TestAptInstallAndUpgrade(t *testing.T) {
+	// The package's end to end under -short: a real apt-get.
+	testutil.KeepInShort(t)
 	t.Parallel()
 	for _, byHash := range []string{"", " by-hash=force"} {
 		t.Run("byhash="+strings.TrimSpace(byHash), func(t *testing.T) {

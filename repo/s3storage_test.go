@@ -26,8 +26,12 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/repo/storage"
 )
 
-// TestMain stops the MinIO the tests share (testutil.SharedMinIO).
+// TestMain stops the MinIO the tests share (testutil.SharedMinIO). The
+// tests mostly wait — on apt-get, reprepro and child processes, and on the
+// publish rule's whole seconds (storage.DateAfter) — so more of them run
+// at once than there are cores (testutil.WaitBoundParallel).
 func TestMain(m *testing.M) {
+	testutil.WaitBoundParallel()
 	code := m.Run()
 	testutil.StopSharedMinIO()
 	os.Exit(code)

@@ -34,6 +34,7 @@ func (p *interleaved) Phase(ctx context.Context, distribution, pkg, version stri
 // compared revisions, the tick overwrote the pause and the rollout went
 // on at the next step.
 func TestPauseDuringTickWins(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "publishes a real repository several times, each a whole second after the last")
 	w := newWorld(t)
 	ctx := context.Background()

@@ -131,6 +131,7 @@ func (w *world) tick() []Decision {
 // published. Every decision is in the audit log; the state survives a new
 // controller on the same store.
 func TestControllerWalksAndHalts(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "publishes a real repository a dozen times, each a whole second after the last")
 	w := newWorld(t)
 	ctx := context.Background()
@@ -229,6 +230,7 @@ func TestControllerWalksAndHalts(t *testing.T) {
 // TestOneControllerActs: with two controllers on one store, only the
 // lease holder evaluates; the other takes over once the lease expires.
 func TestOneControllerActs(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	other := &Controller{Store: w.c.Store, Fleet: w.fleet, Publisher: w.c.Publisher, Holder: "other", Now: w.c.Now, LeaseTTL: time.Minute}
 	if _, held, err := w.c.Tick(context.Background()); err != nil || !held {
@@ -248,6 +250,7 @@ func TestOneControllerActs(t *testing.T) {
 // at 100 %, 0.2 stays at phase 0, the rollout is closed and 0.1 is no
 // longer pinned. With auto-revert in the plan the halt does it by itself.
 func TestRevert(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "publishes a real repository several times and reads the packages with dpkg-deb")
 	for _, auto := range []bool{false, true} {
 		t.Run(map[bool]string{false: "by hand", true: "automatic"}[auto], func(t *testing.T) {

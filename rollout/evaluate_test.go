@@ -20,6 +20,7 @@ func running(t *testing.T, plan string) *Rollout {
 // TestWalk: a healthy release holds while it soaks and while too few
 // devices run it, then walks every step to 100 % and completes.
 func TestWalk(t *testing.T) {
+	t.Parallel()
 	r := running(t, "10%:1h/2,50%:1h/5,100%:30m/10")
 	now := t0
 	healthy := func(updated int) Stats {
@@ -58,6 +59,7 @@ func TestWalk(t *testing.T) {
 // soak too — and names its numbers; healthy numbers just below each
 // threshold do not.
 func TestStopRules(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		stats Stats
@@ -94,6 +96,7 @@ func TestStopRules(t *testing.T) {
 }
 
 func TestPausedIsNotEvaluated(t *testing.T) {
+	t.Parallel()
 	r := running(t, "10%,100%")
 	r.State = Paused
 	d := Evaluate(r, Stats{Attempted: 10, Failed: 10}, t0)

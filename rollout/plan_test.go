@@ -9,6 +9,7 @@ import (
 )
 
 func TestParsePlan(t *testing.T) {
+	t.Parallel()
 	p, err := ParsePlan("1%:1h/2,25:2h30m/10,100% max-failed=2% auto-revert stuck-polls=4")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,7 @@ func TestParsePlan(t *testing.T) {
 // group at 0 % for everyone else, then two more groups) reads, writes back
 // and names its steps; the groups stay offered at the later steps.
 func TestParsePlanGroups(t *testing.T) {
+	t.Parallel()
 	p, err := ParsePlan("@canary:30m/2,@building-3+lab:1h,10%:2h/5,100% max-failed=2%")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +70,7 @@ func TestParsePlanGroups(t *testing.T) {
 }
 
 func TestParsePlanErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ plan, msg string }{
 		{"", "empty plan"},
 		{"10%,5%,100%", "step 2: 5% must be above the previous step's 10%"},

@@ -11,6 +11,7 @@ import (
 )
 
 func TestBoltStore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := &BoltStore{Path: filepath.Join(t.TempDir(), "db", "rollouts.db")}
 	if list, err := s.List(ctx); err != nil || len(list) != 0 {
@@ -66,6 +67,7 @@ func TestBoltStore(t *testing.T) {
 // is renewed by its holder; under contention from several controllers
 // at once, never two hold it at the same instant.
 func TestLease(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "rollouts.db")
 	a, b := &BoltStore{Path: path}, &BoltStore{Path: path}
@@ -129,6 +131,7 @@ func TestLease(t *testing.T) {
 // sees an empty store, not "bad file descriptor" from bbolt trying to
 // initialise a file it opened read-only.
 func TestBoltStoreReadWhileCreated(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	for i := range 200 {

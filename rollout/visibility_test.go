@@ -105,6 +105,7 @@ func (l *logLines) check(t *testing.T) string {
 // The metrics and views show the halted rollout with the numbers of its
 // latest evaluation; no log line holds the URL's secrets.
 func TestRolloutVisibility(t *testing.T) {
+	t.Parallel()
 	testutil.Heavy(t, "publishes a real repository several times")
 	w := newWorld(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -207,6 +208,7 @@ func TestRolloutVisibility(t *testing.T) {
 // that is gone is given up after the attempts — without a secret in the
 // logs.
 func TestWebhookNeverBlocks(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var once sync.Once
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

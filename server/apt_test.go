@@ -108,6 +108,8 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 // (asserted on the server's metrics); a download cut mid-file is resumed
 // with a Range request answered 206.
 func TestAptThroughServer(t *testing.T) {
+	// The package's end to end under -short: a real apt-get.
+	testutil.KeepInShort(t)
 	t.Parallel()
 	tr := newTestRepo(t)
 	payload := string(randomBytes(t, 96<<10))

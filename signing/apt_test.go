@@ -47,6 +47,8 @@ SHA256:
 // it (NO_PUBKEY, "is not signed", non-zero exit) when another key signed
 // it.
 func TestAptAcceptsOurRepository(t *testing.T) {
+	// The package's end to end under -short: a real apt-get.
+	testutil.KeepInShort(t)
 	ours := sharedKey(t, Ed25519)
 	other := readFixture(t, "other.sec.asc")
 	cases := []struct {

@@ -12,12 +12,16 @@ import (
 	"github.com/lampi-pkg/lampi-pkg/agent/state"
 	"github.com/lampi-pkg/lampi-pkg/fleet"
 	"github.com/lampi-pkg/lampi-pkg/internal/agentcli"
+	"github.com/lampi-pkg/lampi-pkg/internal/testutil"
 )
 
 // TestEndToEndEmbeddedBroker: the same update as TestEndToEnd, reported
 // to the fleet's embedded broker with a device credential, collected into
 // the fleet store; the fleet report shows the device on 0.2.
 func TestEndToEndEmbeddedBroker(t *testing.T) {
+	// The package's end to end under -short: lampi-agent once, a real
+	// apt-get and dpkg, the embedded broker, the fleet store.
+	testutil.KeepInShort(t)
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

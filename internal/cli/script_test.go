@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -28,26 +25,11 @@ func TestMain(m *testing.M) {
 		"test-mosquitto": testMosquittoMain,
 	}
 	if commands[filepath.Base(os.Args[0])] == nil {
-		waitBoundParallel()
+		// Scenarios mostly wait on the processes they run and on the
+		// publish rule's whole seconds.
+		testutil.WaitBoundParallel()
 	}
 	testscript.Main(m, commands)
-}
-
-// waitBoundParallel raises the number of parallel tests from GOMAXPROCS
-// to four times that, unless -parallel was given. The tests of this
-// package are scenarios that mostly wait: on the child processes they
-// run, and on the publish rule that dates each replaced index a whole
-// second after the one before (repo/storage.DateAfter), so a scenario
-// of fifty publishes sleeps for tens of seconds while using little CPU.
-// With only GOMAXPROCS of them at a time the package took most of the
-// wall time of "go test -short ./..." on a 2-core machine.
-func waitBoundParallel() {
-	flag.Parse()
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
-	if !set {
-		_ = flag.Set("test.parallel", strconv.Itoa(4*runtime.GOMAXPROCS(0)))
-	}
 }
 
 // TestScripts runs every scenario under testdata/script at the top of the
@@ -90,6 +72,18 @@ var heavyScripts = map[string]string{
 	"e2e-mosquitto": "runs the whole system with a real Mosquitto: serve, apt-get and dpkg on a device root, lampi-agent",
 	"release":       "releases into a repository that apt-get and dpkg install from in an isolated root",
 	"real-debs":     "works on the real Debian packages scripts/deps.sh downloads (megabytes each)",
+	// The repo verbs beyond the first: "repo" (init, include, list,
+	// remove, export, one real apt-get) stays in -short; these judge the
+	// rest with dpkg's source tools, reprepro and apt-get in isolated roots.
+	"repo-incoming":  "builds uploads with dpkg-source and dpkg-genchanges, signs them with gpg, installs with apt-get",
+	"repo-source":    "builds source packages with dpkg-source and dpkg-genchanges, reads them with apt-get source",
+	"repo-movesrc":   "builds source packages with dpkg-source, installs and fetches them with apt-get",
+	"repo-matched":   "runs the real reprepro on the same operations and apt-cache on the result",
+	"repo-archive":   "judges two distributions with dpkg-deb, gpgv, apt-get and apt-cache",
+	"repo-reprepro":  "judges several versions of a package with apt-get and apt-cache in isolated roots",
+	"repo-ddeb-udeb": "runs the real reprepro and apt-get on debug and installer packages",
+	"repo-update":    "mirrors a signed upstream and installs from the mirror with apt-get",
+	"repo-options":   "installs with apt-get from repositories configured by reprepro's options",
 }
 
 // shortScripts lists the scenarios in dir except heavyScripts, which it
