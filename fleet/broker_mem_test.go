@@ -45,25 +45,7 @@ func BenchmarkBrokerIdleMemory(b *testing.B) {
 		b.Logf("%d idle connections: mosquitto VmRSS %d → %d KiB", n, before, after)
 	})
 	b.Run("embedded", func(b *testing.B) {
-		auth, err := Open(filepath.Join(b.TempDir(), "fleet.db"), StoreOptions{NoSync: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer auth.Close()
-		ids := make([]string, n)
-		for i := range ids {
-			ids[i] = idleID(i)
-		}
-		creds, err := auth.IssueCredentials(b.Context(), RoleDevice, ids...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		br, err := StartBroker(context.Background(), BrokerOptions{Addr: "127.0.0.1:0", Auth: auth, MaxPendingPerAddr: n})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer br.Close()
-		srv := br.engine.(*mqtt.Server)
+		br, srv, _, creds := startIdleBroker(b, n)
 		if os.Getenv("FLEET_BENCH_HEAPPROFILE") != "" {
 			runtime.MemProfileRate = 1
 		}
@@ -114,21 +96,7 @@ func BenchmarkBrokerIdleMemory(b *testing.B) {
 // BENCHMARKS.md).
 func TestIdleConnectionMemory(t *testing.T) {
 	const n = 400
-	auth := openTestStore(t, StoreOptions{NoSync: true})
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = idleID(i)
-	}
-	creds, err := auth.IssueCredentials(t.Context(), RoleDevice, ids...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := StartBroker(context.Background(), BrokerOptions{Addr: "127.0.0.1:0", Auth: auth, MaxPendingPerAddr: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer br.Close()
-	srv := br.engine.(*mqtt.Server)
+	br, srv, ids, creds := startIdleBroker(t, n)
 	// Once, so that the pooled buffer and mochi's first allocations are
 	// not counted against the idle connections.
 	first := dialIdle(t, br.URL(), 1, creds)
@@ -170,6 +138,28 @@ func TestIdleConnectionMemory(t *testing.T) {
 // readBufferSize is the size of mochi's read buffer of a client.
 func readBufferSize(cl *mqtt.Client) int {
 	return reflect.ValueOf(cl).Elem().FieldByName("Net").FieldByName("bconn").Elem().FieldByName("buf").Len()
+}
+
+// startIdleBroker starts an embedded broker, closed when tb ends, with a
+// device credential for each of idleID(0) … idleID(n-1), which may all
+// wait at the login from one address.
+func startIdleBroker(tb testing.TB, n int) (*Broker, *mqtt.Server, []string, []Issued) {
+	tb.Helper()
+	auth := openTestStore(tb, StoreOptions{NoSync: true})
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = idleID(i)
+	}
+	creds, err := auth.IssueCredentials(tb.Context(), RoleDevice, ids...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	br, err := StartBroker(context.Background(), BrokerOptions{Addr: "127.0.0.1:0", Auth: auth, MaxPendingPerAddr: n})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { br.Close() })
+	return br, br.engine.(*mqtt.Server), ids, creds
 }
 
 func idleID(i int) string { return fmt.Sprintf("idle%05d", i) }
