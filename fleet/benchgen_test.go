@@ -366,13 +366,16 @@ func (d *benchDevice) send(pkt []byte) error {
 	return nil
 }
 
-// finish waits for every outstanding PUBACK.
-func (d *benchDevice) finish(timeout time.Duration) error {
-	d.conn.SetReadDeadline(time.Now().Add(timeout))
+// finish waits for every outstanding PUBACK. The deadline bounds a broker that stopped answering: it is renewed
+// whenever acknowledgements come, however long the whole wait takes (on
+// a loaded machine, a fixed minute for all of a device's window was not
+// always enough).
+func (d *benchDevice) finish(stall time.Duration) error {
 	defer d.conn.SetReadDeadline(time.Time{})
 	for d.inflight > 0 {
+		d.conn.SetReadDeadline(time.Now().Add(stall))
 		if err := d.collect(true); err != nil {
-			return fmt.Errorf("%s: %d reports unacknowledged: %w", d.id, d.inflight, err)
+			return fmt.Errorf("%s: %d reports unacknowledged, none for %v: %w", d.id, d.inflight, stall, err)
 		}
 	}
 	return nil
@@ -406,7 +409,7 @@ func sendAll(devs []*benchDevice, packets [][][]byte, rate float64, senders int,
 				}
 			}
 			for i := s; i < n; i += senders {
-				if err := devs[i].finish(time.Minute); err != nil {
+				if err := devs[i].finish(5 * time.Minute); err != nil {
 					return err
 				}
 			}

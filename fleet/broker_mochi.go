@@ -34,15 +34,16 @@ func startMochi(ln net.Listener, guard *guardListener, pol *policy, opts BrokerO
 	// one CONNECT header announcing 256 MiB had it allocate and fill
 	// 256 MiB before any credential was checked).
 	caps.MaximumPacketSize = uint32(opts.MaxPacketSize)
-	// The read buffer is allocated for every connection and kept while
-	// it lasts: mochi's default (2 KiB) holds several state reports, and
-	// larger packets are read around it.
+	// mochi allocates the read buffer for every connection and keeps it
+	// while the connection lasts: it gets the smallest (16 bytes), and
+	// the connection under it reads into a pooled 2 KiB buffer only while
+	// data waits (see peekedConn), so an idle device holds none.
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
 		Logger:                   opts.Logger,
 		InlineClient:             false,
 		ClientNetWriteBufferSize: 32 << 10,
-		ClientNetReadBufferSize:  2 << 10,
+		ClientNetReadBufferSize:  16,
 	})
 	if err := srv.AddHook(&mochiHook{srv: srv, pol: pol, deliver: opts.Deliver, log: opts.Logger}, nil); err != nil {
 		return nil, err

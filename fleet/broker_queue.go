@@ -46,7 +46,7 @@ func (q *queueSizer) establish(conn net.Conn, listener string, establish func(st
 		conn.Close()
 		return err
 	}
-	pc := &peekedConn{Conn: conn, r: io.MultiReader(bytes.NewReader(prefix), conn)}
+	pc := &peekedConn{Conn: conn, pending: prefix, wait: readableWaiter(conn)}
 	q.mu.Lock()
 	pc.release = sync.OnceFunc(q.mu.Unlock)
 	q.caps.MaximumClientWritesPending = shallowWritesPending
@@ -96,13 +96,71 @@ func (q *queueSizer) peekConnect(conn net.Conn) (prefix []byte, deep bool, err e
 
 // peekedConn replays the bytes peekConnect read, then reads the
 // connection; mochi's first use of it ends the queueSizer's hold.
+//
+// It also buffers the reads, so that an idle connection holds no read
+// buffer: mochi keeps a buffer of ClientNetReadBufferSize for every
+// connection, as long as it lasts (2 KiB each, a third of an idle
+// device's heap), so the broker gives it the smallest (16 bytes) and
+// this connection reads into a pooled buffer once the socket has data,
+// and gives it back as soon as mochi took all it holds. (Without a way to
+// wait for data without reading, as under TLS, it reads mochi's buffer
+// directly; tls.Conn buffers records itself.)
 type peekedConn struct {
 	net.Conn
-	r       io.Reader
 	release func()
+	// wait blocks until the socket can be read (data, end of stream or
+	// an error) or its read deadline passes; nil if it cannot be done.
+	wait func() error
+	// pending is what was read and not yet handed on: the peeked CONNECT,
+	// then data in pooled (nil while the connection has none).
+	pending []byte
+	pooled  *[]byte
 }
 
-func (c *peekedConn) Read(b []byte) (int, error) { c.release(); return c.r.Read(b) }
+// readChunk is the pooled read buffer: several state reports.
+const readChunk = 2 << 10
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
+func (c *peekedConn) Read(b []byte) (int, error) {
+	c.release()
+	if len(c.pending) == 0 && c.wait != nil && len(b) < readChunk {
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
+	}
+	if len(c.pending) == 0 {
+		return c.Conn.Read(b)
+	}
+	n := copy(b, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil // the peeked CONNECT too
+		if c.pooled != nil {
+			readPool.Put(c.pooled)
+			c.pooled = nil
+		}
+	}
+	return n, nil
+}
+
+// fill waits for data without a buffer, then reads what came into a
+// pooled one.
+func (c *peekedConn) fill() error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	buf := readPool.Get().(*[]byte)
+	n, err := c.Conn.Read(*buf)
+	if n == 0 {
+		readPool.Put(buf)
+		return err
+	}
+	// A short read's error comes again with the next read.
+	c.pooled, c.pending = buf, (*buf)[:n]
+	return nil
+}
+
 func (c *peekedConn) Write(b []byte) (int, error) {
 	c.release()
 	return c.Conn.Write(b)

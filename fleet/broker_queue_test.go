@@ -1,9 +1,17 @@
 package fleet
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
 	"reflect"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
@@ -62,5 +70,89 @@ func TestWriteQueuePerLogin(t *testing.T) {
 			conn.Close()
 		}
 		b.Close()
+	}
+}
+
+// TestPeekedConnReads: what a client sends comes out of the listener's
+// connection unchanged, the peeked CONNECT first, whatever the sizes of
+// the client's writes and of mochi's reads (byte by byte through its
+// 16-byte buffer, and whole packets past it, smaller and larger than the
+// pooled buffer); once all that came is read, the connection holds no
+// buffer; and a read deadline still ends a read that waits.
+func TestPeekedConnReads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	prefix := []byte("peeked CONNECT")
+	pc := &peekedConn{Conn: server, pending: prefix, wait: readableWaiter(server), release: func() {}}
+	if pc.wait == nil {
+		t.Fatal("no readable waiter for a TCP connection")
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	sent := make([]byte, 256<<10)
+	for i := range sent {
+		sent[i] = byte(rng.Uint32())
+	}
+	go func() {
+		rng := rand.New(rand.NewPCG(3, 4)) // the writer's own
+		for rest := sent; len(rest) > 0; {
+			n := min(len(rest), 1+rng.IntN(3*readChunk))
+			if _, err := client.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+		}
+	}()
+	want := append(append([]byte{}, prefix...), sent...)
+	r := bufio.NewReaderSize(pc, 16)
+	var got []byte
+	for len(got) < len(want) {
+		if len(got)%3 == 0 {
+			c, err := r.ReadByte()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, c)
+			continue
+		}
+		p := make([]byte, min(len(want)-len(got), 1+rng.IntN(3*readChunk)))
+		if _, err := io.ReadFull(r, p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read differ from the bytes sent")
+	}
+	if r.Buffered() != 0 || pc.pooled != nil || pc.pending != nil {
+		t.Fatalf("everything read, yet %d bytes buffered, pooled buffer held %v, %d bytes pending", r.Buffered(), pc.pooled != nil, len(pc.pending))
+	}
+
+	if err := pc.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v, want %v", err, os.ErrDeadlineExceeded)
+	}
+	if pc.pooled != nil {
+		t.Fatal("a read that timed out holds the pooled buffer")
+	}
+	client.Close()
+	pc.SetReadDeadline(time.Time{})
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("read after the client closed: %v, want EOF", err)
 	}
 }
