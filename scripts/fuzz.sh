@@ -21,16 +21,20 @@ for pkg in $(go list ./...); do
   for target in $targets; do
     echo "fuzz: $pkg $target ($dur)"
     before=$(count "$dir/testdata/fuzz/$target")
-    for attempt in 1 2; do
+    for attempt in 1 2 3; do
       if (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^${target}\$" -test.fuzztime "$dur" -test.fuzzcachedir "$cache/$pkg" >"$bindir/log" 2>&1); then
         break
       fi
       cat "$bindir/log"
       after=$(count "$dir/testdata/fuzz/$target")
       # A failing input found by the fuzzer is always a failure. A fuzzing
-      # process that died without one (seen once under heavy load) gets one
-      # more run, said out loud.
-      if [ "$after" -ne "$before" ] || [ "$attempt" -eq 2 ]; then
+      # process that stopped without one gets one more run, said out loud;
+      # two more when it is Go's own coordinator race at the end of
+      # -fuzztime (golang/go#75804: a bare "context deadline exceeded" as
+      # the workers are stopped; seen about once per make test under load).
+      last=2
+      if grep -qx '    context deadline exceeded' "$bindir/log"; then last=3; fi
+      if [ "$after" -ne "$before" ] || [ "$attempt" -ge "$last" ]; then
         echo "fuzz: $pkg $target FAILED" >&2
         exit 1
       fi
