@@ -2,7 +2,8 @@ package repo
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/lampi-pkg/lampi-pkg/deb"
@@ -112,23 +113,13 @@ func (f *updateFetcher) addDependencies(t Target, rule *UpdateRule, to *targetOf
 		return nil
 	}
 	dr := &depResolver{f: f, t: t, rule: rule, to: to, pool: to.pool[rule.Name], provs: map[string][]provided{}, taken: map[string][]provided{}}
-	names := make([]string, 0, len(dr.pool))
-	for n := range dr.pool {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(dr.pool)) {
 		for _, e := range dr.pool[n] {
 			dr.indexProvides(dr.provs, n, e)
 		}
 	}
 	var queue []string
-	cnames := make([]string, 0, len(to.cands))
-	for n := range to.cands {
-		cnames = append(cnames, n)
-	}
-	sort.Strings(cnames)
-	for _, n := range cnames {
+	for _, n := range slices.Sorted(maps.Keys(to.cands)) {
 		c := to.cands[n]
 		dr.indexProvides(dr.taken, n, poolEntry{c.version, c.stanza})
 		if c.item.Rule == rule.Name {
